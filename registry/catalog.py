@@ -1,0 +1,189 @@
+"""Catalog queries and writes inside a caller's transaction. Nothing here commits."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from registry.errors import AlreadyExists, AmbiguousRef, InvalidName, NotFound, RefConflict
+from registry.models import DatasetRow, RefRow, SchemaVersionRow, SnapshotRow
+from registry.timeutil import utc_now
+
+__all__ = [
+    "DATASET_NAME",
+    "MAIN",
+    "TAG_NAME",
+    "add_tag",
+    "check_dataset_name",
+    "check_tag_name",
+    "get_dataset",
+    "get_ref",
+    "get_snapshot",
+    "key_columns",
+    "move_branch",
+    "parents_of",
+    "resolve",
+    "split_ref",
+]
+
+MAIN = "main"
+DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)?$")
+TAG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_HEX = re.compile(r"^[0-9a-f]{8,64}$")
+_ANCESTOR = re.compile(r"^(?P<base>.+?)~(?P<n>\d+)$")
+
+
+def check_dataset_name(name: str) -> str:
+    """Return ``name`` if it is a valid dataset name.
+
+    Raises:
+        InvalidName: it has characters other than lowercase letters, digits, ``.``, ``_``, ``-``
+            and at most one ``/``.
+    """
+    if len(name) > 200 or not DATASET_NAME.match(name):
+        raise InvalidName(
+            f"invalid dataset name {name!r}: use lowercase letters, digits, '.', '_', '-' and at most "
+            "one '/' for a namespace (e.g. vision/street-signs)"
+        )
+    return name
+
+
+def check_tag_name(tag: str) -> str:
+    """Return ``tag`` if it can name a tag (and cannot be mistaken for an id or ancestry).
+
+    Raises:
+        InvalidName: it is empty, has other characters, is ``main`` or looks like a snapshot id.
+    """
+    if not TAG_NAME.match(tag) or tag == MAIN or _HEX.match(tag):
+        raise InvalidName(
+            f"invalid tag name {tag!r}: use letters, digits, '.', '_', '-' (not 'main', and not 8+ hex "
+            "characters, which read as a snapshot id)"
+        )
+    return tag
+
+
+def split_ref(text: str) -> tuple[str, str]:
+    """``NAME[@REF]`` -> ``(NAME, REF)``; REF defaults to ``main``."""
+    name, _, ref = text.partition("@")
+    check_dataset_name(name)
+    if "@" in text and not ref:
+        raise InvalidName(f"{text!r}: nothing after '@'; write NAME@main, NAME@TAG or NAME@ID")
+    return name, ref or MAIN
+
+
+def get_dataset(session: Session, name: str) -> DatasetRow:
+    """The dataset called ``name``.
+
+    Raises:
+        NotFound: there is none (the message suggests `registry dataset list`).
+    """
+    row = session.exec(select(DatasetRow).where(DatasetRow.name == name)).first()
+    if row is None:
+        raise NotFound(f"unknown dataset {name!r}; `registry dataset list` shows the datasets")
+    return row
+
+
+def key_columns(dataset: DatasetRow) -> list[str]:
+    keys: list[str] = json.loads(dataset.key_columns)
+    return keys
+
+
+def parents_of(snapshot: SnapshotRow) -> list[str]:
+    parents: list[str] = json.loads(snapshot.parents)
+    return parents
+
+
+def get_snapshot(session: Session, snapshot_id: str) -> SnapshotRow:
+    row = session.get(SnapshotRow, snapshot_id)
+    if row is None:
+        raise NotFound(f"unknown snapshot {snapshot_id}")
+    return row
+
+
+def get_ref(session: Session, dataset: DatasetRow, name: str) -> RefRow | None:
+    return session.get(RefRow, (dataset.id, name))
+
+
+def resolve(session: Session, dataset: DatasetRow, ref: str) -> SnapshotRow:
+    """The snapshot ``ref`` names: a branch, a tag, ``REF~N``, or an id (prefix of 8+ hex chars).
+
+    Raises:
+        NotFound: nothing matches, or the dataset has no snapshots yet.
+        AmbiguousRef: an id prefix matches several snapshots (they are listed).
+    """
+    ancestry = _ANCESTOR.match(ref)
+    if ancestry:
+        snapshot = resolve(session, dataset, ancestry["base"])
+        for step in range(int(ancestry["n"])):
+            parents = parents_of(snapshot)
+            if not parents:
+                raise NotFound(f"{dataset.name}@{ref}: history has only {step + 1} snapshot(s) "
+                               f"back from {ancestry['base']}")
+            snapshot = get_snapshot(session, parents[0])
+        return snapshot
+    named = get_ref(session, dataset, ref)
+    if named is not None:
+        return get_snapshot(session, named.snapshot_id)
+    if _HEX.match(ref):
+        matches = session.exec(
+            select(SnapshotRow).where(SnapshotRow.dataset_id == dataset.id, col(SnapshotRow.id).startswith(ref))
+        ).all()
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            listed = ", ".join(sorted(m.id[:16] for m in matches))
+            raise AmbiguousRef(f"{dataset.name}@{ref} matches {len(matches)} snapshots ({listed}); "
+                               "give more characters")
+    if ref == MAIN:
+        raise NotFound(f"dataset {dataset.name!r} has no snapshots yet; commit one first")
+    raise NotFound(f"{dataset.name}@{ref}: no branch, tag or snapshot id by that name "
+                   f"(`registry log {dataset.name}` lists them)")
+
+
+def move_branch(session: Session, dataset: DatasetRow, branch: str, expected: str | None, new: str) -> None:
+    """Point ``branch`` at ``new`` if it still points at ``expected`` (compare-and-swap).
+
+    Raises:
+        RefConflict: another writer moved the branch first.
+    """
+    now = utc_now()
+    if expected is None:
+        if get_ref(session, dataset, branch) is not None:
+            raise RefConflict(f"{dataset.name}@{branch} was created by another writer; "
+                              "re-read and commit again")
+        session.add(RefRow(dataset_id=dataset.id, name=branch, kind="branch", snapshot_id=new, updated_at=now))
+        session.flush()
+        return
+    result = session.execute(
+        update(RefRow)
+        .where(col(RefRow.dataset_id) == dataset.id, col(RefRow.name) == branch,
+               col(RefRow.snapshot_id) == expected)
+        .values(snapshot_id=new, updated_at=now)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise RefConflict(f"{dataset.name}@{branch} moved since it was read (expected {expected[:12]}); "
+                          "another writer committed first: re-read and commit again")
+
+
+def add_tag(session: Session, dataset: DatasetRow, tag: str, snapshot_id: str) -> None:
+    """Create a tag; tags never move.
+
+    Raises:
+        AlreadyExists: a tag or branch of that name exists.
+    """
+    check_tag_name(tag)
+    existing = get_ref(session, dataset, tag)
+    if existing is not None:
+        raise AlreadyExists(f"{dataset.name}@{tag} exists already (pointing at {existing.snapshot_id[:12]}); "
+                            "tags never move: choose another name")
+    session.add(RefRow(dataset_id=dataset.id, name=tag, kind="tag", snapshot_id=snapshot_id, updated_at=utc_now()))
+
+
+def latest_schema_version(session: Session, dataset: DatasetRow) -> SchemaVersionRow | None:
+    return session.exec(
+        select(SchemaVersionRow).where(SchemaVersionRow.dataset_id == dataset.id)
+        .order_by(col(SchemaVersionRow.version).desc())
+    ).first()

@@ -1,0 +1,87 @@
+"""The open parts of one registry home: catalog engine, object store, index cache."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from registry.config import HOME_DIRNAME, RegistryPaths, Settings
+from registry.db import check_up_to_date, make_engine, upgrade
+from registry.errors import InvalidInput
+from registry.snapshots.layers import IndexCache
+from registry.storage import ObjectStore, open_store
+
+__all__ = ["Context", "create_home", "default_actor", "open_context"]
+
+_HOME_MARKER = "registry.json"
+
+
+@dataclass
+class Context:
+    """Everything a service function needs; one per process and home."""
+
+    paths: RegistryPaths
+    engine: Engine
+    store: ObjectStore
+    settings: Settings
+    cache: IndexCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.cache = IndexCache(self.store, self.paths.cache_dir / "index")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def default_actor(settings: Settings | None = None) -> str:
+    """Who acts when no author is given: ``REGISTRY_ACTOR``, else the OS user."""
+    settings = settings or Settings()
+    if settings.actor:
+        return settings.actor
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid:{os.getuid()}"
+
+
+def create_home(path: Path | None = None, settings: Settings | None = None) -> RegistryPaths:
+    """Create a registry home (default ``./.registry``) and bring its catalog to the newest schema.
+
+    Re-running on an existing home only applies pending migrations.
+
+    Raises:
+        InvalidInput: ``path`` exists and is a file, or is a non-empty folder that is not a home.
+    """
+    settings = settings or Settings()
+    home = (path or Path(HOME_DIRNAME)).expanduser()
+    marker = home / _HOME_MARKER
+    if home.exists() and not home.is_dir():
+        raise InvalidInput(f"{home} exists and is not a folder")
+    if home.is_dir() and any(home.iterdir()) and not marker.is_file():
+        raise InvalidInput(f"{home} is a non-empty folder that is not a registry home; choose another path")
+    home.mkdir(parents=True, exist_ok=True)
+    paths = RegistryPaths.for_home(home, settings)
+    upgrade(paths.database_url)
+    open_store(paths.storage_url)
+    if not marker.is_file():
+        marker.write_text(json.dumps({"format": 1}) + "\n")
+    return paths
+
+
+def open_context(home: Path, settings: Settings | None = None, check_schema: bool = True) -> Context:
+    """Open the catalog and store of an existing home.
+
+    Raises:
+        CatalogOutOfDate: the catalog needs `registry db upgrade`.
+    """
+    settings = settings or Settings()
+    paths = RegistryPaths.for_home(home, settings)
+    engine = make_engine(paths.database_url)
+    if check_schema:
+        check_up_to_date(engine)
+    return Context(paths=paths, engine=engine, store=open_store(paths.storage_url), settings=settings)

@@ -1,0 +1,98 @@
+"""Catalog engine, sessions and migration state.
+
+SQLite runs in WAL mode and every transaction starts with ``BEGIN IMMEDIATE`` so concurrent
+writers queue on the database lock instead of failing on lock upgrade; PostgreSQL runs with its
+default READ COMMITTED isolation, and ref moves are compare-and-swap ``UPDATE``s in both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session, create_engine
+
+from registry.errors import CatalogOutOfDate, StorageError
+
+__all__ = ["MIGRATIONS_DIR", "alembic_config", "check_up_to_date", "make_engine", "transaction", "upgrade"]
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for the catalog at ``url`` with the locking behaviour the registry relies on."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=60000")
+            cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Session]:
+    """One catalog transaction: commits on success, rolls back on any error."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def alembic_config(url: str) -> Any:
+    """An alembic ``Config`` pointing at ``migrations/`` and the catalog ``url``."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str) -> None:
+    """Apply every pending migration to the catalog at ``url``."""
+    from alembic import command
+
+    command.upgrade(alembic_config(url), "head")
+
+
+def check_up_to_date(engine: Engine) -> None:
+    """Refuse to work on a catalog whose schema is not at the newest migration.
+
+    Raises:
+        CatalogOutOfDate: the catalog is empty, older or newer than this code.
+    """
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config(str(engine.url))).get_current_head()
+    try:
+        with engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+    except OperationalError as exc:
+        raise StorageError(f"cannot open the catalog at {engine.url!r}: {exc.orig}") from exc
+    if current != head:
+        raise CatalogOutOfDate(
+            f"the catalog is at migration {current or 'none'} but this registry needs {head}; "
+            "run `registry db upgrade`"
+        )

@@ -1,0 +1,300 @@
+"""The commit use case: turn a new table (or a set of changes) into the next snapshot.
+
+Order of work (design invariant 2): validate everything in memory; write the change objects
+(temp file, fsync, rename); write the manifest; then one catalog transaction inserts the
+snapshot and moves ``main`` by compare-and-swap. A crash anywhere leaves the old state plus at
+most unreferenced objects, which ``gc`` removes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pyarrow as pa
+from sqlalchemy.exc import IntegrityError
+
+from registry import catalog
+from registry.context import Context, default_actor
+from registry.db import transaction
+from registry.errors import BreakingSchemaChange, InvalidInput, RefConflict
+from registry.models import SchemaVersionRow, SnapshotRow
+from registry.snapshots.hashing import key_hash, row_hash
+from registry.snapshots.layers import INDEX_DTYPE, in_sorted, write_parquet_object
+from registry.snapshots.manifest import Layer, Manifest, snapshot_id
+from registry.snapshots.reader import ManifestReader
+from registry.snapshots.schema import compare_schemas, fingerprint, schema_to_json
+from registry.snapshots.tables import check_keys, normalize, read_table_file
+from registry.timeutil import utc_now
+
+__all__ = ["CommitResult", "Mode", "commit", "load_manifest"]
+
+Mode = Literal["replace", "upsert"]
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    """What a commit did. ``created`` is False when the input changed nothing."""
+
+    dataset: str
+    snapshot_id: str
+    parent: str | None
+    created: bool
+    added: int
+    changed: int
+    removed: int
+    rows: int
+    bytes_written: int
+    schema_version: int
+    compatibility: str
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def load_manifest(ctx: Context, snapshot: SnapshotRow) -> Manifest:
+    return Manifest.from_bytes(ctx.store.read_bytes(snapshot.manifest_sha256), f"manifest of {snapshot.id}")
+
+
+def _as_table(source: pa.Table | str | Path, what: str) -> pa.Table:
+    if isinstance(source, pa.Table):
+        return source
+    if isinstance(source, (str, Path)):
+        return read_table_file(source)
+    raise InvalidInput(f"{what}: expected a pyarrow.Table or a file path, got {type(source).__name__}")
+
+
+def _index_of(kh: np.ndarray, rh: np.ndarray) -> np.ndarray:
+    index = np.empty(len(kh), INDEX_DTYPE)
+    index["kh"] = kh
+    index["rh"] = rh
+    return index
+
+
+def commit(
+    ctx: Context,
+    name: str,
+    source: pa.Table | str | Path | None,
+    *,
+    message: str = "",
+    author: str | None = None,
+    mode: Mode = "replace",
+    delete_keys: pa.Table | str | Path | None = None,
+    expect_parent: str | None = None,
+    allow_breaking: bool = False,
+    progress: Progress | None = None,
+) -> CommitResult:
+    """Commit ``source`` to the ``main`` branch of dataset ``name``.
+
+    ``replace``: ``source`` is the full new content. ``upsert``: its rows are merged by key into the
+    parent. ``delete_keys`` (upsert only): a table or file of keys to remove.
+
+    Raises:
+        NotFound: unknown dataset; ``expect_parent`` names no snapshot.
+        InvalidInput: unreadable file, missing key column, null/empty/duplicate keys, a key both
+            upserted and deleted, deleting keys that are not there, columns that do not match.
+        BreakingSchemaChange: the schema change is breaking and ``allow_breaking`` is False.
+        RefConflict: ``main`` is not at ``expect_parent``, or moved while committing.
+    """
+    note = progress or (lambda _msg: None)
+    author = author or default_actor(ctx.settings)
+    if mode not in ("replace", "upsert"):
+        raise InvalidInput(f"unknown mode {mode!r}; use replace or upsert")
+    if mode == "replace" and delete_keys is not None:
+        raise InvalidInput("--delete-keys goes with --mode upsert (in replace mode, leave the rows out instead)")
+    if source is None and delete_keys is None:
+        raise InvalidInput("nothing to commit: give a file of rows or --delete-keys")
+
+    with transaction(ctx.engine) as session:
+        dataset = catalog.get_dataset(session, name)
+        keys = catalog.key_columns(dataset)
+        head_ref = catalog.get_ref(session, dataset, catalog.MAIN)
+        parent = catalog.get_snapshot(session, head_ref.snapshot_id) if head_ref else None
+        latest_schema = catalog.latest_schema_version(session, dataset)
+        if expect_parent is not None:
+            current = parent.id if parent else None
+            if current is None or not current.startswith(expect_parent):
+                raise RefConflict(f"{name}@main is at {current[:12] if current else 'nothing'}, not at "
+                                  f"{expect_parent[:12]}; another writer committed first")
+        session.expunge_all()
+
+    note("reading input")
+    table = normalize(_as_table(source, "input")) if source is not None else None
+    parent_manifest = load_manifest(ctx, parent) if parent else None
+    parent_reader = ManifestReader(ctx.store, ctx.cache, parent_manifest) if parent_manifest else None
+
+    if table is None:
+        if parent is None:
+            raise InvalidInput(f"{name} has no snapshot yet; there is nothing to delete from")
+        assert parent_reader is not None
+        table = parent_reader.schema().empty_table()
+    if mode == "upsert" and parent is None:
+        mode = "replace"
+    if mode == "upsert" and latest_schema is not None and source is not None:
+        table = _conform_to(table, json.loads(latest_schema.arrow_schema), name)
+
+    schema_fp = fingerprint(table.schema) if source is not None else parent_manifest.schema_fingerprint  # type: ignore[union-attr]
+    schema_cols = schema_to_json(table.schema) if source is not None else json.loads(latest_schema.arrow_schema)  # type: ignore[union-attr]
+    changes = compare_schemas(json.loads(latest_schema.arrow_schema), schema_cols) if latest_schema else []
+    breaking = [c for c in changes if c.breaking]
+    if breaking and not allow_breaking:
+        listed = "; ".join(c.describe() for c in breaking)
+        raise BreakingSchemaChange(f"{name}: breaking schema change ({listed}); pass --allow-breaking to commit it")
+    compatibility = "initial" if latest_schema is None else ("breaking" if breaking else
+                                                             "compatible" if changes else "unchanged")
+
+    note("hashing rows")
+    kh = key_hash(table, keys) if source is not None else np.zeros(0, np.uint64)
+    order = check_keys(table, keys, kh, "input") if source is not None else np.zeros(0, np.int64)
+    kh = kh[order]
+    rh = row_hash(table)[order] if table.num_rows else np.zeros(0, np.uint64)
+
+    new_base = parent is None or (latest_schema is not None and latest_schema.fingerprint != schema_fp)
+    note("comparing with the parent")
+    removed_kh = np.zeros(0, np.uint64)
+    if new_base:
+        keep = np.ones(table.num_rows, bool)
+        added, changed = table.num_rows, 0
+        if parent_reader is not None:
+            old_kh = parent_reader.effective_index()[0]
+            still_there, _ = in_sorted(old_kh, kh)
+            removed_kh = old_kh[~still_there]
+            changed = int(still_there.sum())
+            added -= changed
+    elif mode == "replace":
+        assert parent_reader is not None
+        old_kh, old_rh, _ = parent_reader.effective_index()
+        present, pos = in_sorted(kh, old_kh)
+        same = present & (old_rh[pos] == rh)
+        keep = ~same
+        added, changed = int((~present).sum()), int((present & ~same).sum())
+        still_there, _ = in_sorted(old_kh, kh)
+        removed_kh = old_kh[~still_there]
+    else:
+        assert parent_reader is not None
+        found = parent_reader.lookup(kh)
+        same = found.present & (found.rh == rh)
+        keep = ~same
+        added, changed = int((~found.present).sum()), int((found.present & ~same).sum())
+        if delete_keys is not None:
+            removed_kh = _deleted_hashes(parent_reader, delete_keys, keys, kh)
+
+    if not new_base and not keep.any() and not removed_kh.size:
+        assert parent is not None
+        return CommitResult(name, parent.id, (catalog.parents_of(parent) or [None])[0], False, 0, 0, 0,
+                            parent.rows, 0, latest_schema.version if latest_schema else 0, "unchanged")
+    rows = table.num_rows if new_base or mode == "replace" else parent.rows + added - len(removed_kh)  # type: ignore[union-attr]
+
+    note("writing objects")
+    take = order[keep]
+    upserts = table if len(take) == table.num_rows and np.all(take[1:] > take[:-1]) else table.take(pa.array(take))
+    change = write_parquet_object(ctx.store, upserts)
+    ctx.cache.save(change.sha256, _index_of(kh[keep], rh[keep]))
+    bytes_written = change.size
+    deletes_sha: str | None = None
+    if removed_kh.size:
+        assert parent_reader is not None
+        deleted_rows = parent_reader.fetch(np.sort(removed_kh), columns=keys)
+        deletes = write_parquet_object(ctx.store, deleted_rows)
+        ctx.cache.save(deletes.sha256, np.sort(removed_kh))
+        deletes_sha = deletes.sha256
+        bytes_written += deletes.size
+
+    layer = Layer(rows=change.sha256, rows_count=upserts.num_rows, deletes=deletes_sha,
+                  deletes_count=int(removed_kh.size))
+    layers = (layer,) if new_base else (*parent_manifest.layers, layer)  # type: ignore[union-attr]
+    manifest = Manifest(key_columns=tuple(keys), schema_fingerprint=schema_fp, rows=rows, layers=layers)
+    manifest_info = ctx.store.put_bytes(manifest.to_bytes())
+    bytes_written += manifest_info.size
+
+    created_at = utc_now()
+    parents = [parent.id] if parent else []
+    new_id = snapshot_id(dataset=name, parents=parents, change_sha256=change.sha256, deletes_sha256=deletes_sha,
+                         schema_fingerprint=schema_fp, author=author, message=message, created_at=created_at)
+    note("recording the snapshot")
+    try:
+        with transaction(ctx.engine) as session:
+            dataset = catalog.get_dataset(session, name)
+            version = latest_schema.version if latest_schema else 0
+            current_schema = catalog.latest_schema_version(session, dataset)
+            if current_schema is None or current_schema.fingerprint != schema_fp:
+                version = (current_schema.version if current_schema else 0) + 1
+                session.add(SchemaVersionRow(
+                    dataset_id=dataset.id, version=version, fingerprint=schema_fp,
+                    arrow_schema=json.dumps(schema_cols), compatibility=compatibility,
+                    changes=json.dumps([asdict(c) for c in changes]), first_snapshot_id=new_id,
+                    created_at=created_at))
+            session.add(SnapshotRow(
+                id=new_id, dataset_id=dataset.id, seq=(parent.seq + 1) if parent else 1,
+                parents=json.dumps(parents), author=author, message=message, created_at=created_at,
+                schema_version=version, schema_fingerprint=schema_fp, change_sha256=change.sha256,
+                deletes_sha256=deletes_sha, manifest_sha256=manifest_info.sha256, rows=rows,
+                bytes_written=bytes_written, added=added, changed=changed, removed=int(removed_kh.size)))
+            session.flush()
+            catalog.move_branch(session, dataset, catalog.MAIN, parent.id if parent else None, new_id)
+    except IntegrityError as exc:
+        raise RefConflict(f"{name}@main was moved by another writer while committing; re-read and commit again") \
+            from exc
+    if len(layers) > ctx.settings.max_layers:
+        note("compacting layers")
+        from registry.snapshots.compact import compact_snapshot
+
+        with transaction(ctx.engine) as session:
+            compact_snapshot(ctx, catalog.get_snapshot(session, new_id), full=False)
+    return CommitResult(name, new_id, parent.id if parent else None, True, added, changed, int(removed_kh.size),
+                        rows, bytes_written, version, compatibility)
+
+
+def _conform_to(table: pa.Table, columns: list[dict[str, str]], name: str) -> pa.Table:
+    """Cast an upsert's columns to the dataset's current schema (same names required)."""
+    wanted = [c["name"] for c in columns]
+    missing = [c for c in wanted if c not in table.column_names]
+    extra = [c for c in table.column_names if c not in wanted]
+    if missing or extra:
+        parts = ([f"missing {', '.join(missing)}"] if missing else []) + ([f"unexpected {', '.join(extra)}"]
+                                                                           if extra else [])
+        raise InvalidInput(f"{name}: upsert rows must have the dataset's columns ({'; '.join(parts)}); "
+                           "use --mode replace to change the schema")
+    table = table.select(wanted)
+    target = pa.schema([pa.field(c["name"], _type_from_string(c["type"], table.schema.field(c["name"]).type))
+                        for c in columns])
+    try:
+        return table.cast(target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise InvalidInput(f"{name}: upsert rows do not fit the dataset's column types: {exc}") from exc
+
+
+def _type_from_string(text: str, current: pa.DataType) -> pa.DataType:
+    if str(current) == text:
+        return current
+    try:
+        return pa.type_for_alias(text)
+    except ValueError:
+        return current
+
+
+def _deleted_hashes(parent: ManifestReader, source: pa.Table | str | Path, keys: list[str],
+                    upsert_kh: np.ndarray) -> np.ndarray:
+    table = normalize(_as_table(source, "delete-keys"))
+    missing_cols = [k for k in keys if k not in table.column_names]
+    if missing_cols:
+        raise InvalidInput(f"delete-keys: missing key column(s) {', '.join(missing_cols)}")
+    table = table.select(keys)
+    kh = key_hash(table, keys)
+    check_keys(table, keys, kh, "delete-keys")
+    both, _ = in_sorted(kh, upsert_kh)
+    if both.any():
+        example = table.filter(pa.array(both)).slice(0, 3).to_pylist()
+        raise InvalidInput(f"delete-keys: {int(both.sum())} key(s) are also upserted, e.g. {example}; "
+                           "a key can be upserted or deleted in one commit, not both")
+    found = parent.lookup(kh)
+    if not found.present.all():
+        example = table.filter(pa.array(~found.present)).slice(0, 3).to_pylist()
+        raise InvalidInput(f"delete-keys: {int((~found.present).sum())} key(s) are not in the dataset, "
+                           f"e.g. {example}")
+    return np.sort(kh)

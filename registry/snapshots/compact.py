@@ -1,0 +1,116 @@
+"""Compaction: rewrite a snapshot's layers into fewer, without changing its id or content."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pyarrow as pa
+from sqlalchemy import update
+from sqlmodel import col
+
+from registry import catalog
+from registry.context import Context
+from registry.db import transaction
+from registry.errors import Conflict
+from registry.models import SnapshotRow
+from registry.snapshots.commit import load_manifest
+from registry.snapshots.history import resolve_ref
+from registry.snapshots.layers import INDEX_DTYPE, write_parquet_object
+from registry.snapshots.manifest import Layer, Manifest
+from registry.snapshots.reader import ManifestReader
+
+__all__ = ["CompactResult", "compact", "compact_snapshot"]
+
+
+@dataclass(frozen=True)
+class CompactResult:
+    """Layers before and after; the snapshot id is the same."""
+
+    dataset: str
+    snapshot_id: str
+    layers_before: int
+    layers_after: int
+    bytes_written: int
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _merge(ctx: Context, reader: ManifestReader, first: int) -> tuple[Layer, int]:
+    """One layer equal to layers ``first..`` of ``reader`` applied in order (rows and deletes)."""
+    layers = reader.manifest.layers
+    masks = reader.visible_masks()
+    parts, kh_parts, rh_parts = [], [], []
+    for number in range(first, len(layers)):
+        if not layers[number].rows:
+            continue
+        index = ctx.cache.rows_index(layers[number].rows, reader.keys)  # type: ignore[arg-type]
+        parts.append(reader._read_visible(number, masks[number], None))
+        kh_parts.append(np.asarray(index["kh"])[masks[number]])
+        rh_parts.append(np.asarray(index["rh"])[masks[number]])
+    kh = np.concatenate(kh_parts)
+    order = np.argsort(kh, kind="stable")
+    table = pa.concat_tables(parts)
+    table = table.take(pa.array(order)) if len(parts) > 1 else table
+    index = np.empty(len(order), INDEX_DTYPE)
+    index["kh"] = kh[order]
+    index["rh"] = np.concatenate(rh_parts)[order]
+    info = write_parquet_object(ctx.store, table)
+    ctx.cache.save(info.sha256, index)
+    written = info.size
+    deletes_sha, deletes_count = None, 0
+    if first > 0:
+        # Keys deleted above the base and not upserted again since: they still hide base rows.
+        upserted = index["kh"]
+        deleted = [np.asarray(ctx.cache.deletes_index(layer.deletes, reader.keys))
+                   for layer in layers[first:] if layer.deletes]
+        if deleted:
+            gone = np.unique(np.concatenate(deleted))
+            gone = gone[~np.isin(gone, upserted)]
+            base = ManifestReader(ctx.store, ctx.cache, Manifest(reader.manifest.key_columns,
+                                                                 reader.manifest.schema_fingerprint, 0,
+                                                                 layers[:first]))
+            gone = gone[base.lookup(gone).present]
+            if gone.size:
+                keys_table = base.fetch(gone, columns=list(reader.keys))
+                deletes_info = write_parquet_object(ctx.store, keys_table)
+                ctx.cache.save(deletes_info.sha256, gone)
+                deletes_sha, deletes_count = deletes_info.sha256, int(gone.size)
+                written += deletes_info.size
+    return Layer(info.sha256, table.num_rows, deletes_sha, deletes_count), written
+
+
+def compact_snapshot(ctx: Context, snapshot: SnapshotRow, full: bool = True) -> CompactResult:
+    """Rewrite ``snapshot``'s layers: all into one (``full``), or all above the base into one.
+
+    Raises:
+        Conflict: another process compacted the same snapshot meanwhile.
+    """
+    manifest = load_manifest(ctx, snapshot)
+    reader = ManifestReader(ctx.store, ctx.cache, manifest)
+    before = len(manifest.layers)
+    first = 0 if full else 1
+    if before - first <= 1:
+        return CompactResult("", snapshot.id, before, before, 0)
+    merged, written = _merge(ctx, reader, first)
+    layers = (*manifest.layers[:first], merged)
+    new = Manifest(manifest.key_columns, manifest.schema_fingerprint, manifest.rows, layers)
+    info = ctx.store.put_bytes(new.to_bytes())
+    with transaction(ctx.engine) as session:
+        result = session.execute(update(SnapshotRow).where(
+            col(SnapshotRow.id) == snapshot.id, col(SnapshotRow.manifest_sha256) == snapshot.manifest_sha256
+        ).values(manifest_sha256=info.sha256))
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise Conflict(f"snapshot {snapshot.id[:12]} was compacted by another process meanwhile")
+    return CompactResult("", snapshot.id, before, len(layers), written + info.size)
+
+
+def compact(ctx: Context, ref: str, full: bool = True) -> CompactResult:
+    """Compact the snapshot ``ref`` names (default the head of ``main``)."""
+    with transaction(ctx.engine) as session:
+        dataset, snapshot = resolve_ref(session, ref)
+        catalog.key_columns(dataset)
+    result = compact_snapshot(ctx, snapshot, full=full)
+    return CompactResult(dataset.name, result.snapshot_id, result.layers_before, result.layers_after,
+                         result.bytes_written)

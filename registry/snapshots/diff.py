@@ -1,0 +1,191 @@
+"""Keyed, row-level diffs between two snapshots.
+
+When one snapshot descends from the other, only the keys touched by the commits in between are
+looked at (their change objects name them), so the cost follows the change, not the table. Any
+other pair is compared through both snapshots' key-hash indexes. Rows are read only for keys that
+changed.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlmodel import Session
+
+from registry import catalog
+from registry.context import Context
+from registry.db import transaction
+from registry.errors import InvalidInput
+from registry.models import DatasetRow, SchemaVersionRow, SnapshotRow
+from registry.snapshots.commit import load_manifest
+from registry.snapshots.layers import in_sorted
+from registry.snapshots.reader import ManifestReader
+from registry.snapshots.schema import compare_schemas
+from registry.snapshots.history import resolve_ref
+
+__all__ = ["ChangeSet", "DiffResult", "change_set", "diff"]
+
+PATH_LIMIT_FRACTION = 0.25
+"""Walk history for touched keys only while they stay under this share of the rows."""
+
+
+@dataclass(frozen=True)
+class DiffResult:
+    """Counts, per-column changed cells, schema changes and example rows from ``a`` to ``b``."""
+
+    dataset: str
+    a: str
+    b: str
+    added: int
+    removed: int
+    changed: int
+    unchanged: int
+    changed_cells: dict[str, int]
+    schema_changes: list[dict[str, Any]]
+    examples: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ChangeSet:
+    """What turns ``a`` into ``b``: rows to upsert (added or changed) and keys to delete."""
+
+    upserts: pa.Table
+    deletes: pa.Table
+
+
+@dataclass
+class _Classified:
+    kh_added: np.ndarray
+    kh_removed: np.ndarray
+    kh_changed: np.ndarray
+    unchanged: int
+
+
+def _touched_between(session: Session, ctx: Context, older: SnapshotRow, newer: SnapshotRow, keys: list[str]
+                     ) -> np.ndarray | None:
+    """Key hashes touched by the commits after ``older`` up to ``newer``, or None if not cheap."""
+    limit = max(1000, int(max(older.rows, newer.rows) * PATH_LIMIT_FRACTION))
+    touched: list[np.ndarray] = []
+    size = 0
+    current = newer
+    while current.id != older.id:
+        size += current.added + current.changed + current.removed
+        if size > limit:
+            return None
+        touched.append(np.asarray(ctx.cache.rows_index(current.change_sha256, keys)["kh"]))
+        if current.deletes_sha256:
+            touched.append(np.asarray(ctx.cache.deletes_index(current.deletes_sha256, keys)))
+        parents = catalog.parents_of(current)
+        if not parents:
+            return None
+        current = catalog.get_snapshot(session, parents[0])
+    return np.unique(np.concatenate(touched)) if touched else np.zeros(0, np.uint64)
+
+
+def _classify(reader_a: ManifestReader, reader_b: ManifestReader, touched: np.ndarray | None,
+              rows_a: int) -> _Classified:
+    if touched is not None:
+        in_a, in_b = reader_a.lookup(touched), reader_b.lookup(touched)
+        changed = in_a.present & in_b.present & (in_a.rh != in_b.rh)
+        added = touched[~in_a.present & in_b.present]
+        removed = touched[in_a.present & ~in_b.present]
+        return _Classified(added, removed, touched[changed], rows_a - len(removed) - int(changed.sum()))
+    kh_a, rh_a, _ = reader_a.effective_index()
+    kh_b, rh_b, _ = reader_b.effective_index()
+    found, pos = in_sorted(kh_b, kh_a)
+    differs = found & (rh_a[pos] != rh_b)
+    still, _ = in_sorted(kh_a, kh_b)
+    return _Classified(kh_b[~found], kh_a[~still], kh_b[differs], int((found & ~differs).sum()))
+
+
+def _prepare(session: Session, ctx: Context, a_ref: str, b_ref: str
+             ) -> tuple[DatasetRow, SnapshotRow, SnapshotRow, ManifestReader, ManifestReader, _Classified]:
+    dataset, a = resolve_ref(session, a_ref)
+    other, b = resolve_ref(session, b_ref)
+    if other.id != dataset.id:
+        raise InvalidInput(f"cannot diff snapshots of two datasets ({dataset.name} and {other.name})")
+    keys = catalog.key_columns(dataset)
+    reader_a = ManifestReader(ctx.store, ctx.cache, load_manifest(ctx, a))
+    reader_b = ManifestReader(ctx.store, ctx.cache, load_manifest(ctx, b))
+    touched = None
+    if a.schema_fingerprint == b.schema_fingerprint:
+        touched = (_touched_between(session, ctx, a, b, keys) if b.seq >= a.seq
+                   else _touched_between(session, ctx, b, a, keys))
+    return dataset, a, b, reader_a, reader_b, _classify(reader_a, reader_b, touched, a.rows)
+
+
+def change_set(ctx: Context, a_ref: str, b_ref: str) -> ChangeSet:
+    """The full set of changes from ``a`` to ``b`` (applying it to ``a`` gives ``b``)."""
+    with transaction(ctx.engine) as session:
+        dataset, _, _, reader_a, reader_b, found = _prepare(session, ctx, a_ref, b_ref)
+        keys = catalog.key_columns(dataset)
+        upserts = reader_b.fetch(np.sort(np.concatenate([found.kh_added, found.kh_changed])))
+        deletes = reader_a.fetch(np.sort(found.kh_removed), columns=keys)
+        return ChangeSet(upserts, deletes)
+
+
+def _schema_of(session: Session, dataset: DatasetRow, snapshot: SnapshotRow) -> list[dict[str, Any]]:
+    row = session.get(SchemaVersionRow, (dataset.id, snapshot.schema_version))
+    columns: list[dict[str, Any]] = json.loads(row.arrow_schema) if row else []
+    return columns
+
+
+def _cell_changes(before: pa.Table, after: pa.Table, columns: list[str]) -> dict[str, np.ndarray]:
+    changed: dict[str, np.ndarray] = {}
+    for name in columns:
+        left, right = before.column(name), after.column(name)
+        if left.type != right.type:
+            try:
+                right = right.cast(left.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                left, right = left.cast(pa.string()), right.cast(pa.string())
+        both_null = pc.and_(pc.is_null(left), pc.is_null(right))
+        equal = pc.fill_null(pc.equal(left, right), False)
+        changed[name] = ~pc.or_(both_null, equal).to_numpy(zero_copy_only=False)
+    return changed
+
+
+def _key_of(row: dict[str, Any], keys: list[str]) -> Any:
+    return row[keys[0]] if len(keys) == 1 else {k: row[k] for k in keys}
+
+
+def diff(ctx: Context, a_ref: str, b_ref: str, rows: int = 10) -> DiffResult:
+    """Row-level diff from ``a_ref`` to ``b_ref`` with up to ``rows`` examples of each kind.
+
+    Raises:
+        NotFound: either ref names nothing.
+        InvalidInput: the refs belong to different datasets.
+    """
+    with transaction(ctx.engine) as session:
+        dataset, a, b, reader_a, reader_b, found = _prepare(session, ctx, a_ref, b_ref)
+        keys = catalog.key_columns(dataset)
+        schema_a, schema_b = _schema_of(session, dataset, a), _schema_of(session, dataset, b)
+    names_b = {c["name"] for c in schema_b}
+    common = [c["name"] for c in schema_a if c["name"] in names_b and c["name"] not in keys]
+    kh_changed = np.sort(found.kh_changed)
+    before = reader_a.fetch(kh_changed)
+    after = reader_b.fetch(kh_changed)
+    cells = _cell_changes(before, after, common) if len(kh_changed) else {}
+    changed_cells = {name: int(mask.sum()) for name, mask in cells.items()}
+    examples: list[dict[str, Any]] = []
+    if rows > 0:
+        for row_before, row_after in zip(before.slice(0, rows).to_pylist(), after.slice(0, rows).to_pylist(),
+                                         strict=True):
+            columns = [c for c in common if row_before.get(c) != row_after.get(c)]
+            examples.append({"kind": "changed", "key": _key_of(row_after, keys), "columns": columns,
+                             "before": row_before, "after": row_after})
+        for row in reader_b.fetch(np.sort(found.kh_added)[:rows]).to_pylist():
+            examples.append({"kind": "added", "key": _key_of(row, keys), "before": None, "after": row})
+        for row in reader_a.fetch(np.sort(found.kh_removed)[:rows]).to_pylist():
+            examples.append({"kind": "removed", "key": _key_of(row, keys), "before": row, "after": None})
+    schema_changes = [asdict(c) for c in compare_schemas(schema_a, schema_b)]
+    return DiffResult(dataset.name, a.id, b.id, len(found.kh_added), len(found.kh_removed), len(kh_changed),
+                      found.unchanged, changed_cells, schema_changes, examples)

@@ -1,0 +1,54 @@
+"""Reading a snapshot's rows and exporting them to a file."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pyarrow as pa
+
+from registry.context import Context
+from registry.db import transaction
+from registry.errors import InvalidInput
+from registry.snapshots.commit import load_manifest
+from registry.snapshots.history import resolve_ref
+from registry.snapshots.reader import ManifestReader
+from registry.snapshots.tables import write_table_file
+
+__all__ = ["export", "read"]
+
+
+def read(ctx: Context, ref: str, columns: Sequence[str] | None = None) -> pa.Table:
+    """Every row of the snapshot ``ref`` names (``NAME``, ``NAME@TAG``, ``NAME@ID``, ``NAME@main~2``).
+
+    Row order is the storage order (by key hash within each layer); sort by key if you need one.
+
+    Raises:
+        NotFound: the dataset or ref does not exist.
+        InvalidInput: a requested column does not exist.
+    """
+    with transaction(ctx.engine) as session:
+        _, snapshot = resolve_ref(session, ref)
+    reader = ManifestReader(ctx.store, ctx.cache, load_manifest(ctx, snapshot))
+    try:
+        return reader.read(columns)
+    except (pa.ArrowInvalid, KeyError) as exc:
+        raise InvalidInput(f"{ref}: cannot read columns {list(columns or [])}: {exc}") from exc
+
+
+def export(ctx: Context, ref: str, out: str | Path) -> int:
+    """Write the snapshot's rows to ``out`` (.parquet, .csv or .jsonl); returns the row count.
+
+    The file is written next to ``out`` first and renamed, so a failed export leaves nothing.
+    """
+    out = Path(out)
+    if out.suffix.lower() not in (".parquet", ".pq", ".csv", ".jsonl", ".ndjson"):
+        raise InvalidInput(f"{out}: cannot export to {out.suffix or '(no suffix)'}; use .parquet, .csv or .jsonl")
+    table = read(ctx, ref)
+    partial = out.with_name(f".{out.name}.partial{out.suffix}")
+    try:
+        write_table_file(table, partial)
+        partial.replace(out)
+    finally:
+        partial.unlink(missing_ok=True)
+    return table.num_rows

@@ -1,0 +1,182 @@
+"""Reading a snapshot through its manifest: key lookups, the effective index, materialisation.
+
+Layers apply oldest first: a row in a layer hides every row with the same key below it, and a
+deleted key hides it too. Lookups go top-down through each layer's sorted key-hash index, so
+looking up k keys costs O(k log n) per layer, never a scan of the rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from registry.snapshots.layers import IndexCache, in_sorted
+from registry.snapshots.manifest import Manifest
+from registry.storage import ObjectStore
+
+__all__ = ["Lookup", "ManifestReader"]
+
+ABSENT = -1
+
+
+@dataclass
+class Lookup:
+    """Where each looked-up key hash lives: layer number (ABSENT if not present), row, row hash."""
+
+    layer: np.ndarray
+    position: np.ndarray
+    rh: np.ndarray
+
+    @property
+    def present(self) -> np.ndarray:
+        return self.layer != ABSENT
+
+
+class ManifestReader:
+    """Reads one manifest's rows and indexes."""
+
+    def __init__(self, store: ObjectStore, cache: IndexCache, manifest: Manifest) -> None:
+        self.store = store
+        self.cache = cache
+        self.manifest = manifest
+        self.keys = manifest.key_columns
+
+    def _rows_index(self, layer_no: int) -> np.ndarray:
+        sha = self.manifest.layers[layer_no].rows
+        return self.cache.rows_index(sha, self.keys) if sha else np.zeros(0, self.cache_dtype)
+
+    @property
+    def cache_dtype(self) -> np.dtype:
+        from registry.snapshots.layers import INDEX_DTYPE
+
+        return INDEX_DTYPE
+
+    def _deletes_index(self, layer_no: int) -> np.ndarray:
+        sha = self.manifest.layers[layer_no].deletes
+        return self.cache.deletes_index(sha, self.keys) if sha else np.zeros(0, np.uint64)
+
+    def lookup(self, kh: np.ndarray) -> Lookup:
+        """Resolve each key hash to the layer and row holding its current value."""
+        n = len(kh)
+        result = Lookup(np.full(n, ABSENT, np.int64), np.zeros(n, np.int64), np.zeros(n, np.uint64))
+        pending = np.arange(n)
+        for layer_no in range(len(self.manifest.layers) - 1, -1, -1):
+            if not pending.size:
+                break
+            wanted = kh[pending]
+            deleted, _ = in_sorted(wanted, self._deletes_index(layer_no))
+            index = self._rows_index(layer_no)
+            found, pos = in_sorted(wanted, index["kh"])
+            hit = pending[found]
+            result.layer[hit] = layer_no
+            result.position[hit] = pos[found]
+            result.rh[hit] = index["rh"][pos[found]]
+            pending = pending[~(found | deleted)]
+        return result
+
+    def visible_masks(self) -> list[np.ndarray]:
+        """Per layer, which of its rows are visible (not hidden by a layer above)."""
+        layers = self.manifest.layers
+        masks: list[np.ndarray] = [np.zeros(0, bool)] * len(layers)
+        hidden = np.zeros(0, np.uint64)
+        for layer_no in range(len(layers) - 1, -1, -1):
+            index = self._rows_index(layer_no)
+            if hidden.size:
+                shadowed, _ = in_sorted(index["kh"], hidden)
+                masks[layer_no] = ~shadowed
+            else:
+                masks[layer_no] = np.ones(len(index), bool)
+            if layer_no:
+                hidden = np.union1d(hidden, np.union1d(index["kh"], self._deletes_index(layer_no)))
+        return masks
+
+    def effective_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(kh, rh, layer)`` of every visible row, sorted by ``kh``."""
+        layers = self.manifest.layers
+        if len(layers) == 1:
+            index = self._rows_index(0)
+            return np.asarray(index["kh"]), np.asarray(index["rh"]), np.zeros(len(index), np.int64)
+        parts_kh, parts_rh, parts_layer = [], [], []
+        for layer_no, mask in enumerate(self.visible_masks()):
+            index = self._rows_index(layer_no)
+            parts_kh.append(index["kh"][mask])
+            parts_rh.append(index["rh"][mask])
+            parts_layer.append(np.full(int(mask.sum()), layer_no, np.int64))
+        kh = np.concatenate(parts_kh)
+        order = np.argsort(kh, kind="stable")
+        return kh[order], np.concatenate(parts_rh)[order], np.concatenate(parts_layer)[order]
+
+    def schema(self) -> pa.Schema:
+        """The Arrow schema of the rows (from the base layer's Parquet footer)."""
+        return pq.read_schema(self.layer_path(0))
+
+    def layer_path(self, layer_no: int) -> str:
+        sha = self.manifest.layers[layer_no].rows
+        assert sha is not None
+        return str(self.store.local_path(sha))
+
+    def read(self, columns: Sequence[str] | None = None) -> pa.Table:
+        """Every visible row: each layer's visible rows in key-hash order, oldest layer first."""
+        layers = self.manifest.layers
+        cols = list(columns) if columns is not None else None
+        if len(layers) == 1 and layers[0].rows:
+            return pq.read_table(self.layer_path(0), columns=cols)
+        masks = self.visible_masks()
+        parts = [self._read_visible(n, mask, cols) for n, mask in enumerate(masks) if layers[n].rows]
+        return pa.concat_tables(parts) if parts else pa.table({})
+
+    def _read_visible(self, layer_no: int, mask: np.ndarray, columns: list[str] | None) -> pa.Table:
+        path = self.layer_path(layer_no)
+        if mask.all():
+            return pq.read_table(path, columns=columns)
+        parquet = pq.ParquetFile(path)
+        bounds = np.cumsum([0] + [parquet.metadata.row_group(i).num_rows
+                                  for i in range(parquet.metadata.num_row_groups)])
+
+        def one_group(group: int) -> pa.Table:
+            part = mask[bounds[group]:bounds[group + 1]]
+            if not part.any():
+                return parquet.schema_arrow.empty_table().select(columns) if columns else \
+                    parquet.schema_arrow.empty_table()
+            rows = parquet.read_row_group(group, columns=columns)
+            return rows if part.all() else rows.filter(pa.array(part))
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            groups = list(pool.map(one_group, range(parquet.metadata.num_row_groups)))
+        return pa.concat_tables(groups)
+
+    def fetch(self, kh: np.ndarray, columns: Sequence[str] | None = None) -> pa.Table:
+        """The current rows of the given key hashes (absent keys are skipped), in ``kh`` order.
+
+        Only the row groups that hold a wanted row are read.
+        """
+        found = self.lookup(kh)
+        parts: list[tuple[np.ndarray, pa.Table]] = []
+        for layer_no in np.unique(found.layer[found.present]):
+            which = np.flatnonzero(found.layer == layer_no)
+            positions = found.position[which]
+            parts.append((which, self._take(int(layer_no), positions, columns)))
+        if not parts:
+            empty = self.schema().empty_table()
+            return empty.select(list(columns)) if columns is not None else empty
+        order_in = np.concatenate([which for which, _ in parts])
+        table = pa.concat_tables([t for _, t in parts])
+        return table.take(pa.array(np.argsort(order_in, kind="stable")))
+
+    def _take(self, layer_no: int, positions: np.ndarray, columns: Sequence[str] | None) -> pa.Table:
+        parquet = pq.ParquetFile(self.layer_path(layer_no))
+        bounds = np.cumsum([0] + [parquet.metadata.row_group(i).num_rows
+                                  for i in range(parquet.metadata.num_row_groups)])
+        groups = np.unique(np.searchsorted(bounds, positions, side="right") - 1)
+        table = parquet.read_row_groups(groups.tolist(), columns=list(columns) if columns is not None else None)
+        starts = bounds[groups]
+        sizes = bounds[groups + 1] - starts
+        offsets = np.cumsum(np.concatenate([[0], sizes[:-1]]))
+        local = positions - starts[np.searchsorted(starts, positions, side="right") - 1]
+        local += offsets[np.searchsorted(starts, positions, side="right") - 1]
+        return table.take(pa.array(local))

@@ -1,0 +1,124 @@
+"""Reading commit inputs (Parquet, CSV, JSONL) and checking their keys."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from registry.errors import InvalidInput
+
+__all__ = ["SUPPORTED_SUFFIXES", "check_keys", "normalize", "read_table_file", "write_table_file"]
+
+SUPPORTED_SUFFIXES = (".parquet", ".pq", ".csv", ".jsonl", ".ndjson", ".json")
+
+
+def read_table_file(path: str | Path) -> pa.Table:
+    """Read a Parquet, CSV or JSON-lines file into Arrow.
+
+    Raises:
+        InvalidInput: the file is missing, of an unknown kind, or cannot be parsed.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise InvalidInput(f"{path}: no such file")
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise InvalidInput(f"{path}: unknown file kind {suffix or '(none)'}; use .parquet, .csv or .jsonl")
+    try:
+        if suffix in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            return pq.read_table(path)
+        if suffix == ".csv":
+            import pyarrow.csv as pacsv
+
+            return pacsv.read_csv(path)
+        import pyarrow.json as pajson
+
+        return pajson.read_json(path)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InvalidInput(f"{path}: cannot read as {suffix[1:]}: {first_line}") from exc
+
+
+def write_table_file(table: pa.Table, path: str | Path) -> None:
+    """Write ``table`` as Parquet, CSV or JSON lines, chosen by the suffix of ``path``.
+
+    Raises:
+        InvalidInput: the suffix names no supported kind.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, path, compression="zstd")
+    elif suffix == ".csv":
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(table, path)
+    elif suffix in (".jsonl", ".ndjson"):
+        import json
+
+        with open(path, "w", encoding="utf-8") as fh:
+            for batch in table.to_batches(max_chunksize=65536):
+                for row in batch.to_pylist():
+                    fh.write(json.dumps(row, default=str, ensure_ascii=False) + "\n")
+    else:
+        raise InvalidInput(f"{path}: cannot export to {suffix or '(no suffix)'}; use .parquet, .csv or .jsonl")
+
+
+def normalize(table: pa.Table) -> pa.Table:
+    """One canonical in-memory form: contiguous, dictionaries decoded, dates as date32.
+
+    The stored bytes are read back in this form, so hashes computed before writing equal hashes
+    recomputed from the object.
+    """
+    fields = []
+    for field in table.schema:
+        t = field.type
+        if pa.types.is_dictionary(t):
+            t = t.value_type
+        if pa.types.is_date64(t):
+            t = pa.date32()
+        fields.append(pa.field(field.name, t, nullable=True))
+    schema = pa.schema(fields)
+    if schema != table.schema:
+        table = table.cast(schema)
+    return table.replace_schema_metadata(None).combine_chunks()
+
+
+def check_keys(table: pa.Table, key_columns: Sequence[str], kh: np.ndarray, what: str) -> np.ndarray:
+    """Validate the key columns of ``table``; return the order that sorts it by key hash.
+
+    Raises:
+        InvalidInput: a key column is missing, or a key is null, empty or duplicated.
+    """
+    missing = [c for c in key_columns if c not in table.column_names]
+    if missing:
+        raise InvalidInput(f"{what}: missing key column(s) {', '.join(missing)} "
+                           f"(columns are: {', '.join(table.column_names)})")
+    for name in key_columns:
+        column = table.column(name)
+        if column.null_count:
+            first = pc.index(pc.is_null(column), True).as_py()
+            raise InvalidInput(f"{what}: key column {name!r} has {column.null_count} null value(s), "
+                               f"first at row {first + 1}")
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            empty = pc.equal(pc.utf8_length(column), 0)
+            if pc.any(empty).as_py():
+                first = pc.index(empty, True).as_py()
+                raise InvalidInput(f"{what}: key column {name!r} has an empty value at row {first + 1}")
+    order = np.argsort(kh, kind="stable")
+    sorted_kh = kh[order]
+    dup = np.flatnonzero(sorted_kh[1:] == sorted_kh[:-1])
+    if dup.size:
+        rows = order[dup[:5]]
+        keys = table.select(list(key_columns)).take(pa.array(rows)).to_pylist()
+        shown = ", ".join(str(tuple(k.values())) if len(k) > 1 else repr(next(iter(k.values()))) for k in keys)
+        raise InvalidInput(f"{what}: {dup.size} duplicate key(s), e.g. {shown}; keys must be unique")
+    return order

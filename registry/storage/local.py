@@ -1,0 +1,99 @@
+"""A local folder as an object store: ``objects/ab/cdef...``, written by temp file + fsync + rename."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from registry.errors import NotFound, StorageError
+from registry.storage.base import HashingFile, ObjectInfo
+
+__all__ = ["LocalObjectStore"]
+
+_TMP = "tmp"
+
+
+class LocalObjectStore:
+    """Content-addressed objects in a local folder (the embedded default)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.url = root.as_uri() if root.is_absolute() else str(root)
+        try:
+            (root / _TMP).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create object store folder {root}: {exc.strerror}") from exc
+
+    def _path(self, sha256: str) -> Path:
+        return self.root / sha256[:2] / sha256[2:]
+
+    @contextlib.contextmanager
+    def staging_file(self, suffix: str = "") -> Iterator[HashingFile]:
+        staged = HashingFile(self.root / _TMP / f"{uuid.uuid4().hex}{suffix}.tmp")
+        try:
+            yield staged
+        finally:
+            if not staged.closed:
+                staged.close()
+            with contextlib.suppress(FileNotFoundError):
+                staged.path.unlink()
+
+    def put(self, staged: HashingFile) -> ObjectInfo:
+        staged.close()
+        sha = staged.sha256
+        final = self._path(sha)
+        try:
+            if final.exists():
+                staged.path.unlink()
+            else:
+                final.parent.mkdir(exist_ok=True)
+                os.replace(staged.path, final)
+                _fsync_dir(final.parent)
+        except OSError as exc:
+            raise StorageError(f"cannot store object {sha[:12]} in {self.root}: {exc.strerror}") from exc
+        return ObjectInfo(sha, staged.size)
+
+    def put_bytes(self, data: bytes) -> ObjectInfo:
+        with self.staging_file() as staged:
+            staged.write(data)
+            return self.put(staged)
+
+    def local_path(self, sha256: str) -> Path:
+        path = self._path(sha256)
+        if not path.is_file():
+            raise NotFound(f"object {sha256} is missing from the store at {self.root}")
+        return path
+
+    def read_bytes(self, sha256: str) -> bytes:
+        return self.local_path(sha256).read_bytes()
+
+    def exists(self, sha256: str) -> bool:
+        return self._path(sha256).is_file()
+
+    def size(self, sha256: str) -> int:
+        return self.local_path(sha256).stat().st_size
+
+    def delete(self, sha256: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path(sha256).unlink()
+
+    def iter_objects(self) -> Iterator[ObjectInfo]:
+        for prefix in sorted(self.root.iterdir()):
+            if prefix.name == _TMP or not prefix.is_dir() or len(prefix.name) != 2:
+                continue
+            for item in sorted(prefix.iterdir()):
+                yield ObjectInfo(prefix.name + item.name, item.stat().st_size)
+
+    def iter_leftovers(self) -> Iterator[Path]:
+        yield from sorted((self.root / _TMP).glob("*.tmp"))
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
