@@ -1,0 +1,308 @@
+"""``registry``: the thin command-line edge. Parse, call one service function, print, map errors.
+
+Exit codes: 0 ok; 1 a check failed; 2 user error; 3 conflict; 4 internal error. The mapping from
+error classes lives in :data:`registry.errors.EXIT_CODES` and is applied only in :func:`main`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from registry.cli import output
+from registry.errors import RegistryError, exit_code_for
+
+__all__ = ["cli", "main"]
+
+INTERNAL_ERROR = 4
+
+
+class _State:
+    def __init__(self, home: str | None) -> None:
+        self.home = home
+        self._registry: Any = None
+
+    def registry(self) -> Any:
+        if self._registry is None:
+            from registry.registry import Registry
+
+            self._registry = Registry.open(self.home)
+        return self._registry
+
+
+pass_state = click.make_pass_decorator(_State)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--home", envvar="REGISTRY_HOME", type=click.Path(file_okay=False),
+              help="Registry home (default: $REGISTRY_HOME, else the nearest .registry folder upwards).")
+@click.version_option(package_name="dataset-registry")
+@click.pass_context
+def cli(ctx: click.Context, home: str | None) -> None:
+    """An immutable, incremental dataset registry: snapshots, diffs, verification."""
+    ctx.obj = _State(home)
+
+
+@cli.command()
+@click.argument("path", required=False, type=click.Path(file_okay=False))
+@click.pass_context
+def init(ctx: click.Context, path: str | None) -> None:
+    """Create a registry home at PATH (default ./.registry)."""
+    from registry.context import create_home
+
+    home = Path(path) if path else (Path(ctx.obj.home) if ctx.obj.home else None)
+    paths = create_home(home)
+    output.say(f"initialised registry home {paths.home}")
+
+
+@cli.group()
+def db() -> None:
+    """Catalog schema maintenance."""
+
+
+@db.command("upgrade")
+@pass_state
+def db_upgrade(state: _State) -> None:
+    """Apply pending catalog migrations."""
+    from registry.config import RegistryPaths, find_home
+    from registry.db import upgrade
+
+    paths = RegistryPaths.for_home(find_home(state.home))
+    upgrade(paths.database_url)
+    output.say(f"catalog of {paths.home} is up to date")
+
+
+@cli.group()
+def dataset() -> None:
+    """Create and list datasets."""
+
+
+@dataset.command("create")
+@click.argument("name")
+@click.option("--key", "key", required=True, help="Key column(s), comma-separated, e.g. sample_id.")
+@click.option("--description", default="", help="What the dataset holds.")
+@click.option("--owner", default=None, help="Owner (default: the acting user).")
+@json_option
+@pass_state
+def dataset_create(state: _State, name: str, key: str, description: str, owner: str | None, as_json: bool) -> None:
+    """Create dataset NAME keyed by --key."""
+    info = state.registry().create_dataset(name, key.split(","), description, owner)
+    output.emit(info.to_dict(), as_json, f"created dataset {info.name} (key: {', '.join(info.key_columns)})")
+
+
+@dataset.command("list")
+@json_option
+@pass_state
+def dataset_list(state: _State, as_json: bool) -> None:
+    """List datasets with their head snapshot."""
+    rows = [d.to_dict() for d in state.registry().datasets()]
+    if as_json:
+        output.print_json(rows)
+    else:
+        output.dataset_table(rows)
+
+
+@cli.command()
+@click.argument("name")
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option("-m", "--message", default="", help="What changed and why.")
+@click.option("--author", default=None, help="Who commits (default: $REGISTRY_ACTOR or the OS user).")
+@click.option("--mode", type=click.Choice(["replace", "upsert"]), default="replace", show_default=True,
+              help="replace: FILE is the full content; upsert: FILE's rows are merged by key.")
+@click.option("--delete-keys", type=click.Path(dir_okay=False), default=None,
+              help="A file of keys to remove (with --mode upsert).")
+@click.option("--expect-parent", default=None, help="Fail with exit 3 unless main is at this snapshot.")
+@click.option("--allow-breaking", is_flag=True, help="Accept a breaking schema change.")
+@json_option
+@pass_state
+def commit(state: _State, name: str, file: str | None, message: str, author: str | None, mode: str,
+           delete_keys: str | None, expect_parent: str | None, allow_breaking: bool, as_json: bool) -> None:
+    """Commit FILE (Parquet, CSV or JSONL) as the next snapshot of NAME."""
+    with output.status("committing") as note:
+        result = state.registry().commit(name, file, message=message, author=author, mode=mode,  # type: ignore[arg-type]
+                                         delete_keys=delete_keys, expect_parent=expect_parent,
+                                         allow_breaking=allow_breaking, progress=note)
+    data = result.to_dict()
+    if as_json:
+        output.print_json(data)
+    elif not result.created:
+        output.say(f"no change: {name}@main is still {result.snapshot_id}")
+    else:
+        output.say(result.snapshot_id)
+        output.note(f"{name}: +{result.added:,} ~{result.changed:,} -{result.removed:,} -> {result.rows:,} rows, "
+                    f"{result.bytes_written:,} bytes written")
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Show at most this many snapshots.")
+@json_option
+@pass_state
+def log(state: _State, name: str, limit: int | None, as_json: bool) -> None:
+    """History of NAME (or NAME@REF), newest first."""
+    entries = [s.to_dict() for s in state.registry().log(name, limit)]
+    if as_json:
+        output.print_json(entries)
+    else:
+        output.log_lines(entries)
+
+
+@cli.command()
+@click.argument("ref")
+@json_option
+@pass_state
+def show(state: _State, ref: str, as_json: bool) -> None:
+    """Details of the snapshot NAME@REF names."""
+    info = state.registry().show(ref).to_dict()
+    if as_json:
+        output.print_json(info)
+    else:
+        output.show_snapshot(info)
+
+
+@cli.command()
+@click.argument("ref")
+@click.argument("tag_name", metavar="TAG")
+@json_option
+@pass_state
+def tag(state: _State, ref: str, tag_name: str, as_json: bool) -> None:
+    """Tag the snapshot NAME@REF names as TAG (tags never move)."""
+    info = state.registry().tag(ref, tag_name)
+    output.emit({"dataset": info.dataset, "tag": tag_name, "snapshot_id": info.id}, as_json,
+                f"tagged {info.dataset}@{info.id[:12]} as {tag_name}")
+
+
+@cli.command()
+@click.argument("a")
+@click.argument("b")
+@click.option("--rows", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Example rows to show of each kind.")
+@json_option
+@pass_state
+def diff(state: _State, a: str, b: str, rows: int, as_json: bool) -> None:
+    """Row-level diff from NAME@A to NAME@B."""
+    if "@" not in b and "@" in a:
+        b = f"{a.split('@', 1)[0]}@{b}"
+    result = state.registry().diff(a, b, rows).to_dict()
+    if as_json:
+        output.print_json(result)
+    else:
+        output.diff_report(result)
+
+
+@cli.command()
+@click.argument("name")
+@json_option
+@pass_state
+def schema(state: _State, name: str, as_json: bool) -> None:
+    """Schema versions of NAME and whether each change was compatible or breaking."""
+    versions = [v.to_dict() for v in state.registry().schema(name)]
+    if as_json:
+        output.print_json(versions)
+    else:
+        output.schema_versions(versions)
+
+
+@cli.command()
+@click.argument("ref")
+@click.argument("out", type=click.Path(dir_okay=False))
+@json_option
+@pass_state
+def export(state: _State, ref: str, out: str, as_json: bool) -> None:
+    """Write the rows of NAME@REF to OUT (.parquet, .csv or .jsonl)."""
+    with output.status(f"exporting {ref}"):
+        count = state.registry().export(ref, out)
+    output.emit({"ref": ref, "out": out, "rows": count}, as_json, f"wrote {count:,} rows to {out}")
+
+
+@cli.command()
+@click.argument("name", required=False)
+@json_option
+@pass_state
+def verify(state: _State, name: str | None, as_json: bool) -> None:
+    """Recompute every object hash, manifest and snapshot id; exit 1 on the first mismatch."""
+    from registry.snapshots.verify import verify as run_verify
+
+    with output.progress_bar("verifying snapshots") as advance:
+        report = run_verify(state.registry().ctx, name, progress=advance)
+    if as_json:
+        output.print_json(report.to_dict())
+    elif report.ok:
+        output.say(f"ok: {report.snapshots} snapshot(s), {report.objects} object(s), {report.bytes:,} bytes verified")
+    if not report.ok:
+        if not as_json:
+            output.error(f"verify failed: {report.problems[0]}")
+            for problem in report.problems[1:]:
+                output.error(f"  also: {problem}")
+        raise SystemExit(1)
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="List what would be deleted; delete nothing.")
+@click.option("--min-age", type=click.FloatRange(min=0), default=3600, show_default=True,
+              help="Keep unreferenced objects younger than this many seconds (commits in flight).")
+@json_option
+@pass_state
+def gc(state: _State, dry_run: bool, min_age: float, as_json: bool) -> None:
+    """Delete objects no snapshot references."""
+    report = state.registry().gc(dry_run=dry_run, min_age=min_age)
+    verb = "would delete" if dry_run else "deleted"
+    output.emit(report.to_dict(), as_json,
+                f"{verb} {len(report.deleted)} object(s) ({report.deleted_bytes:,} bytes) and "
+                f"{len(report.leftovers)} temporary file(s); {report.referenced} referenced object(s) kept")
+
+
+@cli.command()
+@click.argument("ref")
+@json_option
+@pass_state
+def compact(state: _State, ref: str, as_json: bool) -> None:
+    """Merge the layers of NAME (or NAME@REF) into one; ids and content do not change."""
+    with output.status(f"compacting {ref}"):
+        result = state.registry().compact(ref)
+    output.emit(result.to_dict(), as_json,
+                f"{result.dataset}@{result.snapshot_id[:12]}: {result.layers_before} layer(s) -> "
+                f"{result.layers_after}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; every error becomes one line on stderr and its documented exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in args
+    try:
+        cli.main(args=args, prog_name="registry", standalone_mode=False)
+    except RegistryError as exc:
+        _report(exc.to_dict(), as_json)
+        return exit_code_for(exc)
+    except click.exceptions.Abort:
+        output.error("aborted")
+        return 130
+    except click.ClickException as exc:
+        _report({"error": {"code": "usage", "message": exc.format_message()}}, as_json)
+        return 2
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 0
+    except KeyboardInterrupt:
+        output.error("interrupted")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        _report({"error": {"code": "internal", "message": f"internal error: {type(exc).__name__}: {exc}"}}, as_json)
+        return INTERNAL_ERROR
+    return 0
+
+
+def _report(body: dict[str, dict[str, str]], as_json: bool) -> None:
+    if as_json:
+        sys.stderr.write(json.dumps(body) + "\n")
+    else:
+        output.error(f"error: {body['error']['message']}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

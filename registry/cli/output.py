@@ -1,0 +1,150 @@
+"""How the CLI prints: results on stdout, notes/progress/errors on stderr; JSON when asked."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = ["dataset_table", "diff_report", "emit", "error", "log_lines", "note", "print_json", "progress_bar",
+           "say", "schema_versions", "show_snapshot", "status"]
+
+
+def say(text: str) -> None:
+    """A result line on stdout."""
+    sys.stdout.write(text + "\n")
+
+
+def note(text: str) -> None:
+    """A human note on stderr (keeps stdout clean for scripts)."""
+    sys.stderr.write(text + "\n")
+
+
+def error(text: str) -> None:
+    sys.stderr.write(text + "\n")
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+def emit(value: Any, as_json: bool, text: str) -> None:
+    """JSON of ``value`` with ``--json``, else ``text``."""
+    if as_json:
+        print_json(value)
+    else:
+        say(text)
+
+
+def _interactive() -> bool:
+    return sys.stderr.isatty()
+
+
+@contextmanager
+def status(label: str) -> Iterator[Callable[[str], None]]:
+    """A spinner with the current step on a terminal; silent otherwise."""
+    if not _interactive():
+        yield lambda _msg: None
+        return
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    with console.status(label) as spinner:
+        yield lambda msg: spinner.update(f"{label}: {msg}")
+
+
+@contextmanager
+def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on a terminal, fed ``(done, total)``; silent otherwise."""
+    if not _interactive():
+        yield lambda _done, _total: None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True, console=None) as progress:
+        task = progress.add_task(label, total=None)
+        yield lambda done, total: progress.update(task, completed=done, total=total)
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    say("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    for row in rows:
+        say("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def dataset_table(rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        say("no datasets yet; create one with `registry dataset create NAME --key COLUMN`")
+        return
+    _table(["NAME", "KEY", "HEAD", "ROWS", "SNAPSHOTS", "LAST COMMIT"],
+           [[r["name"], ",".join(r["key_columns"]), (r["head"] or "-")[:12], f"{r['rows']:,}", str(r["snapshots"]),
+             r["last_commit_at"] or "-"] for r in rows])
+
+
+def log_lines(entries: list[dict[str, Any]]) -> None:
+    for entry in entries:
+        refs = [*entry["branches"], *(f"tag: {t}" for t in entry["tags"])]
+        decoration = f" ({', '.join(refs)})" if refs else ""
+        say(f"snapshot {entry['id']}{decoration}")
+        if entry["parents"]:
+            say(f"Parents: {' '.join(p[:12] for p in entry['parents'])}")
+        say(f"Author:  {entry['author']}")
+        say(f"Date:    {entry['created_at']}")
+        say(f"Rows:    {entry['rows']:,}  +{entry['added']:,} ~{entry['changed']:,} -{entry['removed']:,}")
+        say("")
+        say(f"    {entry['message'] or '(no message)'}")
+        say("")
+
+
+def show_snapshot(info: dict[str, Any]) -> None:
+    refs = [*info["branches"], *info["tags"]]
+    say(f"snapshot   {info['id']}")
+    say(f"dataset    {info['dataset']}")
+    say(f"parents    {' '.join(info['parents']) or '(none)'}")
+    say(f"refs       {', '.join(refs) or '-'}")
+    say(f"author     {info['author']}")
+    say(f"time       {info['created_at']}")
+    say(f"message    {info['message'] or '(no message)'}")
+    say(f"rows       {info['rows']:,}  (+{info['added']:,} ~{info['changed']:,} -{info['removed']:,})")
+    say(f"bytes      {info['bytes_written']:,} written by this commit")
+    say(f"schema     version {info['schema_version']}")
+    for column in info["schema"]:
+        say(f"  {column['name']:<24} {column['type']}")
+
+
+def diff_report(result: dict[str, Any]) -> None:
+    say(f"diff {result['dataset']} {result['a'][:12]} -> {result['b'][:12]}")
+    say(f"  added {result['added']:,}  removed {result['removed']:,}  changed {result['changed']:,}  "
+        f"unchanged {result['unchanged']:,}")
+    if result["schema_changes"]:
+        say("schema changes:")
+        for change in result["schema_changes"]:
+            flag = "breaking" if change["breaking"] else "compatible"
+            say(f"  {change['kind']:<20} {change['column']}: {change['before']} -> {change['after']} ({flag})")
+    if result["changed_cells"]:
+        say("changed cells by column:")
+        for column, count in sorted(result["changed_cells"].items(), key=lambda kv: -kv[1]):
+            say(f"  {column:<24} {count:,}")
+    if result["examples"]:
+        say("examples:")
+        for example in result["examples"]:
+            if example["kind"] == "changed":
+                cells = ", ".join(f"{c}: {example['before'][c]!r} -> {example['after'][c]!r}"
+                                  for c in example["columns"])
+                say(f"  ~ {example['key']!r}  {cells}")
+            elif example["kind"] == "added":
+                say(f"  + {example['key']!r}  {example['after']}")
+            else:
+                say(f"  - {example['key']!r}  {example['before']}")
+
+
+def schema_versions(versions: list[dict[str, Any]]) -> None:
+    for version in versions:
+        say(f"version {version['version']}  {version['fingerprint'][:16]}  {version['compatibility']}  "
+            f"(first in {version['first_snapshot_id'][:12]}, {version['created_at']})")
+        for change in version["changes"]:
+            say(f"    {change['kind']}: {change['column']} {change['before'] or ''} -> {change['after'] or ''}")
+        say("    columns: " + ", ".join(f"{c['name']} {c['type']}" for c in version["columns"]))

@@ -1,0 +1,1 @@
+"""Snapshots: commit, read, diff, refs, schema versions, verification, compaction."""
