@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from registry import catalog
 from registry.context import Context, default_actor
 from registry.db import transaction
+from registry.failpoints import failpoint
 from registry.errors import BreakingSchemaChange, InvalidInput, RefConflict
 from registry.models import SchemaVersionRow, SnapshotRow
 from registry.snapshots.hashing import key_hash, row_hash
@@ -195,6 +196,7 @@ def commit(
     upserts = table if len(take) == table.num_rows and np.all(take[1:] > take[:-1]) else table.take(pa.array(take))
     change = write_parquet_object(ctx.store, upserts)
     ctx.cache.save(change.sha256, _index_of(kh[keep], rh[keep]))
+    failpoint("commit:after-change-object")
     bytes_written = change.size
     deletes_sha: str | None = None
     if removed_kh.size:
@@ -209,7 +211,9 @@ def commit(
                   deletes_count=int(removed_kh.size))
     layers = (layer,) if new_base else (*parent_manifest.layers, layer)  # type: ignore[union-attr]
     manifest = Manifest(key_columns=tuple(keys), schema_fingerprint=schema_fp, rows=rows, layers=layers)
+    failpoint("commit:after-objects")
     manifest_info = ctx.store.put_bytes(manifest.to_bytes())
+    failpoint("commit:after-manifest")
     bytes_written += manifest_info.size
 
     created_at = utc_now()
@@ -237,9 +241,11 @@ def commit(
                 bytes_written=bytes_written, added=added, changed=changed, removed=int(removed_kh.size)))
             session.flush()
             catalog.move_branch(session, dataset, catalog.MAIN, parent.id if parent else None, new_id)
+            failpoint("commit:before-catalog-commit")
     except IntegrityError as exc:
         raise RefConflict(f"{name}@main was moved by another writer while committing; re-read and commit again") \
             from exc
+    failpoint("commit:after-catalog-commit")
     if len(layers) > ctx.settings.max_layers:
         note("compacting layers")
         from registry.snapshots.compact import compact_snapshot
