@@ -21,7 +21,17 @@ from registry.errors import CatalogOutOfDate, StorageError
 
 __all__ = ["MIGRATIONS_DIR", "alembic_config", "check_up_to_date", "make_engine", "transaction", "upgrade"]
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+def _migrations_dir() -> Path:
+    """``migrations/`` of a source checkout, else the installed ``registry_migrations`` package."""
+    source = Path(__file__).resolve().parent.parent / "migrations"
+    if (source / "env.py").is_file():
+        return source
+    import registry_migrations
+
+    return Path(registry_migrations.__file__).resolve().parent
+
+
+MIGRATIONS_DIR = _migrations_dir()
 
 
 def make_engine(url: str) -> Engine:

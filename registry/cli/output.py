@@ -115,6 +115,16 @@ def show_snapshot(info: dict[str, Any]) -> None:
         say(f"  {column['name']:<24} {column['type']}")
 
 
+def _value(value: Any) -> str:
+    if hasattr(value, "isoformat"):
+        return str(value.isoformat())
+    return repr(value)
+
+
+def _row(row: dict[str, Any]) -> str:
+    return "  ".join(f"{name}={_value(value)}" for name, value in row.items())
+
+
 def diff_report(result: dict[str, Any]) -> None:
     say(f"diff {result['dataset']} {result['a'][:12]} -> {result['b'][:12]}")
     say(f"  added {result['added']:,}  removed {result['removed']:,}  changed {result['changed']:,}  "
@@ -132,13 +142,13 @@ def diff_report(result: dict[str, Any]) -> None:
         say("examples:")
         for example in result["examples"]:
             if example["kind"] == "changed":
-                cells = ", ".join(f"{c}: {example['before'][c]!r} -> {example['after'][c]!r}"
+                cells = ", ".join(f"{c}: {_value(example['before'][c])} -> {_value(example['after'][c])}"
                                   for c in example["columns"])
-                say(f"  ~ {example['key']!r}  {cells}")
+                say(f"  ~ {_value(example['key'])}  {cells}")
             elif example["kind"] == "added":
-                say(f"  + {example['key']!r}  {example['after']}")
+                say(f"  + {_row(example['after'])}")
             else:
-                say(f"  - {example['key']!r}  {example['before']}")
+                say(f"  - {_row(example['before'])}")
 
 
 def schema_versions(versions: list[dict[str, Any]]) -> None:

@@ -1,0 +1,1 @@
+"""Alembic migrations of the registry catalog (installed as ``registry_migrations``)."""

@@ -1,0 +1,37 @@
+"""The distribution installs what it needs: every package, and the alembic migrations."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_every_registry_package_is_listed_in_pyproject() -> None:
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "registry").rglob("__init__.py")}
+    assert on_disk <= listed, f"add to [tool.setuptools] packages: {sorted(on_disk - listed)}"
+
+
+def test_installed_wheel_finds_its_migrations(tmp_path: Path) -> None:
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                    "-w", str(wheels), str(ROOT)], check=True, capture_output=True)
+    target = tmp_path / "site"
+    wheel = next(wheels.glob("*.whl"))
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
+                    str(wheel)], check=True, capture_output=True)
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    env.pop("REGISTRY_DATABASE_URL", None)
+    code = ("import registry, registry.db as db; from registry import Registry; "
+            "r = Registry.init('home'); print(registry.__file__); print(db.MIGRATIONS_DIR)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    module_file, migrations = proc.stdout.split()
+    assert module_file.startswith(str(target))
+    assert Path(migrations) == target / "registry_migrations"
+    assert (tmp_path / "home" / "catalog.db").is_file()
