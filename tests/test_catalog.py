@@ -174,8 +174,8 @@ def test_tags_never_move(reg: Registry) -> None:
         reg.tag(f"{NAME}@{second}", "v1")
     with pytest.raises(AlreadyExists):
         reg.tag(f"{NAME}@{first}", "v1")
-    with pytest.raises(AlreadyExists):
-        reg.tag(NAME, "main")  # main is a branch; also an invalid tag name
+    with pytest.raises(InvalidName):
+        reg.tag(NAME, "main")  # the branch's name can never become a tag
     assert reg.show(f"{NAME}@v1").id == first
     assert reg.show(NAME).id != first  # main did not move either
 

@@ -24,12 +24,12 @@ from registry.db import transaction
 from registry.failpoints import failpoint
 from registry.errors import BreakingSchemaChange, InvalidInput, RefConflict
 from registry.models import SchemaVersionRow, SnapshotRow
-from registry.snapshots.hashing import key_hash, row_hash
+from registry.snapshots.hashing import key_and_row_hash, key_hash
 from registry.snapshots.layers import INDEX_DTYPE, in_sorted, write_parquet_object
 from registry.snapshots.manifest import Layer, Manifest, snapshot_id
 from registry.snapshots.reader import ManifestReader
 from registry.snapshots.schema import compare_schemas, fingerprint, schema_to_json
-from registry.snapshots.tables import check_keys, normalize, read_table_file
+from registry.snapshots.tables import check_keys, normalize, read_table_file, require_key_columns
 from registry.timeutil import utc_now
 
 __all__ = ["CommitResult", "Mode", "commit", "load_manifest"]
@@ -150,10 +150,10 @@ def commit(
                                                              "compatible" if changes else "unchanged")
 
     note("hashing rows")
-    kh = key_hash(table, keys) if source is not None else np.zeros(0, np.uint64)
-    order = check_keys(table, keys, kh, "input") if source is not None else np.zeros(0, np.int64)
-    kh = kh[order]
-    rh = row_hash(table)[order] if table.num_rows else np.zeros(0, np.uint64)
+    require_key_columns(table, keys, "input")
+    kh, rh = key_and_row_hash(table, keys)
+    order = check_keys(table, keys, kh, "input")
+    kh, rh = kh[order], rh[order]
 
     new_base = parent is None or (latest_schema is not None and latest_schema.fingerprint != schema_fp)
     note("comparing with the parent")

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["HASH_VERSION", "column_hash", "key_hash", "row_hash"]
+__all__ = ["HASH_VERSION", "column_hash", "key_and_row_hash", "key_hash", "row_hash"]
 
 HASH_VERSION = 1
 
@@ -63,19 +63,35 @@ def _bytes_hash(arr: pa.Array) -> np.ndarray:
     # Every byte offset viewed as the start of a little-endian uint64 (unaligned reads are fine).
     words = np.ndarray(shape=(len(padded) - 7,), dtype="<u8", buffer=padded, offset=0, strides=(1,))
     h = _mix(lengths.astype(np.uint64) ^ _GOLDEN)
-    active = np.flatnonzero(lengths > 0)
-    step = 0
-    while active.size:
-        remaining = lengths[active] - 8 * step
-        word = words[starts[active] + 8 * step].copy()
+    rounds = int((int(lengths.max()) + 7) // 8) if n else 0
+    everyone = np.arange(n)
+    active = everyone[lengths > 0]
+    for step in range(rounds):
+        whole = active.size == n
+        rows = everyone if whole else active
+        remaining = (lengths if whole else lengths[rows]) - 8 * step
+        word = words[np.minimum((starts if whole else starts[rows]) + 8 * step, len(words) - 1)]
         short = remaining < 8
         if short.any():
-            bits = (remaining[short] * 8).astype(np.uint64)
+            bits = (np.clip(remaining[short], 0, 8) * 8).astype(np.uint64)
             word[short] &= (np.uint64(1) << bits) - np.uint64(1)
-        h[active] = _mix(h[active] ^ word) + _GOLDEN
-        active = active[remaining > 8]
-        step += 1
+        mixed = _mix((h if whole else h[rows]) ^ word) + _GOLDEN
+        if whole:
+            h = mixed
+        else:
+            h[rows] = mixed
+        keep = remaining > 8
+        if not keep.all():
+            active = rows[keep]
     return h
+
+
+def _is_low_cardinality(arr: pa.Array) -> bool:
+    """Whether a string column repeats values enough that hashing its dictionary is cheaper."""
+    if len(arr) < 4096:
+        return False
+    sample = arr.slice(0, 4096)
+    return len(pc.unique(sample)) <= 256
 
 
 def _python_hash(arr: pa.Array) -> np.ndarray:
@@ -91,7 +107,7 @@ def _value_words(arr: pa.Array) -> np.ndarray:
     """One uint64 per value before mixing; values under nulls are arbitrary."""
     t = arr.type
     if pa.types.is_dictionary(t):
-        dictionary = column_hash(arr.dictionary)
+        dictionary = _value_words(arr.dictionary)
         indices = arr.indices.fill_null(0).to_numpy(zero_copy_only=False)
         return dictionary[indices] if len(dictionary) else np.zeros(len(arr), np.uint64)
     if pa.types.is_null(t):
@@ -116,6 +132,8 @@ def _value_words(arr: pa.Array) -> np.ndarray:
     if (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t)
             or pa.types.is_large_binary(t) or pa.types.is_string_view(t) or pa.types.is_binary_view(t)):
         filled = arr.fill_null("" if "string" in str(t) else b"") if arr.null_count else arr
+        if _is_low_cardinality(filled):
+            return _value_words(pc.dictionary_encode(filled))
         return _bytes_hash(filled)
     return _python_hash(arr)
 
@@ -133,21 +151,42 @@ def column_hash(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return h
 
 
-def _combine(table: pa.Table, columns: Sequence[str]) -> np.ndarray:
-    total = np.zeros(table.num_rows, dtype=np.uint64)
-    for name in columns:
-        total += _mix(column_hash(table.column(name)) ^ _seed(name))
+def _column_hashes(table: pa.Table, columns: Sequence[str]) -> dict[str, np.ndarray]:
+    """``column_hash`` of each named column, two at a time (numpy releases the GIL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    unique = list(dict.fromkeys(columns))
+    if len(unique) == 1 or table.num_rows < 100_000:
+        return {name: column_hash(table.column(name)) for name in unique}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return dict(zip(unique, pool.map(lambda name: column_hash(table.column(name)), unique), strict=True))
+
+
+def _key_from(hashes: dict[str, np.ndarray], key_columns: Sequence[str], rows: int) -> np.ndarray:
+    total = np.zeros(rows, dtype=np.uint64)
+    for position, name in enumerate(key_columns):
+        total = _mix(total ^ _mix(hashes[name] ^ _seed(f"key:{position}")))
+    return total
+
+
+def _row_from(hashes: dict[str, np.ndarray], columns: Sequence[str], rows: int) -> np.ndarray:
+    total = np.zeros(rows, dtype=np.uint64)
+    for name in sorted(columns):
+        total += _mix(hashes[name] ^ _seed(name))
     return _mix(total)
 
 
 def key_hash(table: pa.Table, key_columns: Sequence[str]) -> np.ndarray:
     """The hash of each row's key (the declared key columns, in declared order)."""
-    total = np.zeros(table.num_rows, dtype=np.uint64)
-    for position, name in enumerate(key_columns):
-        total = _mix(total ^ _mix(column_hash(table.column(name)) ^ _seed(f"key:{position}")))
-    return total
+    return _key_from(_column_hashes(table, key_columns), key_columns, table.num_rows)
 
 
 def row_hash(table: pa.Table) -> np.ndarray:
     """The hash of each whole row: every column, by name, independent of column order."""
-    return _combine(table, sorted(table.column_names))
+    return _row_from(_column_hashes(table, table.column_names), table.column_names, table.num_rows)
+
+
+def key_and_row_hash(table: pa.Table, key_columns: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``(key_hash, row_hash)`` hashing each column once."""
+    hashes = _column_hashes(table, [*key_columns, *table.column_names])
+    return _key_from(hashes, key_columns, table.num_rows), _row_from(hashes, table.column_names, table.num_rows)

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from registry.snapshots.hashing import key_hash, row_hash
+from registry.snapshots.hashing import key_and_row_hash, key_hash
 from registry.storage import ObjectInfo, ObjectStore
 
 __all__ = ["INDEX_DTYPE", "ROW_GROUP_ROWS", "IndexCache", "in_sorted", "write_parquet_object"]
@@ -92,12 +92,10 @@ class IndexCache:
     def rebuild(self, sha256: str, key_columns: Sequence[str], deletes: bool) -> np.ndarray:
         """Recompute an index from the object's Parquet bytes and keep it."""
         table = pq.read_table(self.store.local_path(sha256))
-        kh = key_hash(table, key_columns)
         if deletes:
-            index: np.ndarray = kh
+            index: np.ndarray = key_hash(table, key_columns)
         else:
             index = np.empty(table.num_rows, dtype=INDEX_DTYPE)
-            index["kh"] = kh
-            index["rh"] = row_hash(table)
+            index["kh"], index["rh"] = key_and_row_hash(table, key_columns)
         self.save(sha256, index)
         return index

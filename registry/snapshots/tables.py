@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 
 from registry.errors import InvalidInput
 
-__all__ = ["SUPPORTED_SUFFIXES", "check_keys", "normalize", "read_table_file", "write_table_file"]
+__all__ = ["SUPPORTED_SUFFIXES", "check_keys", "require_key_columns", "normalize", "read_table_file", "write_table_file"]
 
 SUPPORTED_SUFFIXES = (".parquet", ".pq", ".csv", ".jsonl", ".ndjson", ".json")
 
@@ -92,16 +92,21 @@ def normalize(table: pa.Table) -> pa.Table:
     return table.replace_schema_metadata(None).combine_chunks()
 
 
+def require_key_columns(table: pa.Table, key_columns: Sequence[str], what: str) -> None:
+    """Raise InvalidInput unless ``table`` has every key column."""
+    missing = [c for c in key_columns if c not in table.column_names]
+    if missing:
+        raise InvalidInput(f"{what}: missing key column(s) {', '.join(missing)} "
+                           f"(columns are: {', '.join(table.column_names) or 'none'})")
+
+
 def check_keys(table: pa.Table, key_columns: Sequence[str], kh: np.ndarray, what: str) -> np.ndarray:
-    """Validate the key columns of ``table``; return the order that sorts it by key hash.
+    """Validate the key values of ``table``; return the order that sorts it by key hash.
 
     Raises:
         InvalidInput: a key column is missing, or a key is null, empty or duplicated.
     """
-    missing = [c for c in key_columns if c not in table.column_names]
-    if missing:
-        raise InvalidInput(f"{what}: missing key column(s) {', '.join(missing)} "
-                           f"(columns are: {', '.join(table.column_names)})")
+    require_key_columns(table, key_columns, what)
     for name in key_columns:
         column = table.column(name)
         if column.null_count:

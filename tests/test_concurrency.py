@@ -1,0 +1,226 @@
+"""Several OS processes committing to one dataset at once, on SQLite and on PostgreSQL.
+
+The registry retries nothing itself: ``main`` moves by compare-and-swap, so of several writers that
+read the same head exactly one can move it; every other one must exit 3 (conflict) and leave no
+trace in history. No commit that reported success may be lost, and history must stay linear.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from sqlalchemy import create_engine, text
+
+from registry import Registry
+from tests.conftest import Cli
+from tests.helpers import labels_table, sorted_rows
+
+N_PROCESSES = 6
+UPSERT_ROWS = 4000
+LOOP_COMMITS = 3
+DATASET = "labels"
+PROCESS_TIMEOUT = 120.0
+
+
+@dataclass
+class Run:
+    """One `registry` subprocess started with Popen; output goes to files so pipes never fill up."""
+
+    proc: subprocess.Popen[bytes]
+    out_path: Path
+    err_path: Path
+    keys: list[str] = field(default_factory=list)
+
+    @property
+    def stdout(self) -> str:
+        return self.out_path.read_text()
+
+    @property
+    def stderr(self) -> str:
+        return self.err_path.read_text()
+
+
+def _spawn(cli: Cli, tag: str, *args: str) -> Run:
+    out_path, err_path = cli.cwd / f"{tag}.out", cli.cwd / f"{tag}.err"
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "registry.cli.main", *args], cwd=cli.cwd, env=cli.env(),
+                                stdout=out, stderr=err)
+    return Run(proc, out_path, err_path)
+
+
+def _kill_all(runs: list[Run]) -> None:
+    for run in runs:
+        if run.proc.poll() is None:
+            run.proc.kill()
+            run.proc.wait()
+
+
+def _setup_dataset(home: Path, rows: int) -> tuple[str, pa.Table]:
+    initial = labels_table(rows, seed=1, prefix="base_")
+    with Registry.open(home) as reg:
+        reg.create_dataset(DATASET, "sample_id")
+        head = reg.commit(DATASET, initial, message="initial").snapshot_id
+    return head, initial
+
+
+def _write_upsert(folder: Path, worker: int, step: int) -> tuple[Path, pa.Table]:
+    table = labels_table(UPSERT_ROWS, seed=100 * worker + step, prefix=f"w{worker}c{step}_")
+    path = folder / f"upsert-w{worker}-c{step}.parquet"
+    pq.write_table(table, path)
+    return path, table
+
+
+def _check_outcome(run: Run, expected_parent: str | None = None) -> dict[str, object] | None:
+    """The commit's JSON result on exit 0; None on a conflict (exit 3). Anything else fails the test."""
+    code = run.proc.returncode
+    assert code in (0, 3), f"commit exited {code}; stderr: {run.stderr!r}"
+    if code == 0:
+        result: dict[str, object] = json.loads(run.stdout)
+        assert result["created"] is True
+        assert result["added"] == UPSERT_ROWS and result["changed"] == 0 and result["removed"] == 0
+        if expected_parent is not None:
+            assert result["parent"] == expected_parent
+        return result
+    assert run.stdout == "", "a losing commit must print no snapshot id"
+    error = json.loads(run.stderr.strip().splitlines()[-1])["error"]
+    assert error["code"] == "ref_conflict", error
+    assert "another writer" in error["message"], error
+    return None
+
+
+def _read_all(home: Path) -> pa.Table:
+    with Registry.open(home) as reg:
+        return reg.read(DATASET)
+
+
+def _check_linear_history(cli: Cli, expected_ids: set[str], initial: str) -> list[dict[str, object]]:
+    """`registry log --json` is one chain from the head back to the initial snapshot, nothing else."""
+    res = cli("log", DATASET, "--json")
+    assert res.code == 0, res.stderr
+    entries: list[dict[str, object]] = json.loads(res.stdout)
+    assert {str(e["id"]) for e in entries} == expected_ids
+    assert len(entries) == len(expected_ids)
+    for newer, older in zip(entries, entries[1:], strict=False):
+        assert newer["parents"] == [older["id"]]
+        assert newer["rows"] == int(older["rows"]) + UPSERT_ROWS  # type: ignore[call-overload]
+    assert entries[-1]["id"] == initial and entries[-1]["parents"] == []
+    assert entries[0]["branches"] == ["main"]
+    return entries
+
+
+def _check_verify(cli: Cli, snapshots: int) -> None:
+    res = cli("verify", "--json")
+    assert res.code == 0, res.stdout + res.stderr
+    report = json.loads(res.stdout)
+    assert report["ok"] is True and report["problems"] == []
+    # A loser's snapshot row must have been rolled back with its failed ref move.
+    assert report["snapshots"] == snapshots
+
+
+def test_cli_subprocesses_use_the_parametrised_catalog(backend: str, home: Path, cli: Cli,
+                                                       database_url: str | None) -> None:
+    env = cli.env()
+    assert env["REGISTRY_HOME"] == str(home)
+    if backend == "postgres":
+        assert env.get("REGISTRY_DATABASE_URL") == database_url
+    else:
+        assert "REGISTRY_DATABASE_URL" not in env
+    res = cli("dataset", "create", "probe", "--key", "sample_id", "--json")
+    assert res.code == 0, res.stderr
+    engine = create_engine(database_url or f"sqlite:///{home / 'catalog.db'}")
+    try:
+        with engine.connect() as conn:
+            names = [row[0] for row in conn.execute(text("SELECT name FROM dataset"))]
+    finally:
+        engine.dispose()
+    assert names == ["probe"]
+    assert (home / "catalog.db").exists() == (backend == "sqlite")
+
+
+@pytest.mark.slow
+def test_concurrent_commits_expecting_the_same_parent_exactly_one_wins(home: Path, cli: Cli) -> None:
+    head, initial = _setup_dataset(home, 20_000)
+    inputs = [_write_upsert(cli.cwd, worker, 0) for worker in range(N_PROCESSES)]
+    runs: list[Run] = []
+    try:
+        for worker, (path, table) in enumerate(inputs):
+            run = _spawn(cli, f"w{worker}", "commit", DATASET, str(path), "--mode", "upsert", "--expect-parent",
+                         head, "-m", f"worker {worker}", "--json")
+            run.keys = table.column("sample_id").to_pylist()
+            runs.append(run)
+        for run in runs:
+            run.proc.wait(timeout=PROCESS_TIMEOUT)
+    finally:
+        _kill_all(runs)
+
+    results = [_check_outcome(run, expected_parent=head) for run in runs]
+    winners = [i for i, result in enumerate(results) if result is not None]
+    assert len(winners) == 1, f"exit codes {[r.proc.returncode for r in runs]}"
+    winner = winners[0]
+    winner_id = str(results[winner]["snapshot_id"])  # type: ignore[index]
+
+    final = _read_all(home)
+    expected = pa.concat_tables([initial, inputs[winner][1]])
+    assert sorted_rows(final) == sorted_rows(expected)
+    _check_linear_history(cli, {head, winner_id}, head)
+    _check_verify(cli, snapshots=2)
+
+
+@pytest.mark.slow
+def test_concurrent_commit_loops_lose_no_commit_and_keep_history_linear(home: Path, cli: Cli) -> None:
+    head, initial = _setup_dataset(home, 20_000)
+    inputs = {(w, s): _write_upsert(cli.cwd, w, s) for w in range(N_PROCESSES) for s in range(LOOP_COMMITS)}
+
+    def start(worker: int, step: int) -> Run:
+        path, table = inputs[(worker, step)]
+        run = _spawn(cli, f"w{worker}c{step}", "commit", DATASET, str(path), "--mode", "upsert",
+                     "-m", f"worker {worker} commit {step}", "--json")
+        run.keys = table.column("sample_id").to_pylist()
+        return run
+
+    # Every worker's first commit starts before any is waited on; then each worker runs its next
+    # commit as soon as its previous one has finished, so commits keep overlapping.
+    active: dict[int, tuple[int, Run]] = {w: (0, start(w, 0)) for w in range(N_PROCESSES)}
+    finished: list[tuple[int, int, Run]] = []
+    deadline = time.monotonic() + 3 * PROCESS_TIMEOUT
+    try:
+        while active:
+            assert time.monotonic() < deadline, "commit loop did not finish in time"
+            for worker, (step, run) in list(active.items()):
+                if run.proc.poll() is None:
+                    continue
+                finished.append((worker, step, run))
+                if step + 1 < LOOP_COMMITS:
+                    active[worker] = (step + 1, start(worker, step + 1))
+                else:
+                    del active[worker]
+            time.sleep(0.02)
+    finally:
+        _kill_all([run for _, run in active.values()])
+
+    assert len(finished) == N_PROCESSES * LOOP_COMMITS
+    committed: dict[str, tuple[int, int]] = {}
+    for worker, step, run in finished:
+        result = _check_outcome(run)
+        if result is not None:
+            committed[str(result["snapshot_id"])] = (worker, step)
+    assert committed, "at least the first commit to reach the catalog must win"
+    print(f"{len(committed)} of {len(finished)} concurrent commits won, {len(finished) - len(committed)} conflicted")
+
+    # No commit lost, none half-applied: the head holds exactly the initial rows plus every winner's rows.
+    final = _read_all(home)
+    expected = pa.concat_tables([initial, *(inputs[ws][1] for ws in committed.values())])
+    assert final.num_rows == expected.num_rows
+    assert sorted_rows(final) == sorted_rows(expected)
+
+    entries = _check_linear_history(cli, {head, *committed}, head)
+    assert len(entries) == len(committed) + 1
+    _check_verify(cli, snapshots=len(committed) + 1)
