@@ -19,6 +19,7 @@ __all__ = [
     "add_tag",
     "check_dataset_name",
     "check_tag_name",
+    "dataset_id",
     "get_dataset",
     "get_ref",
     "get_snapshot",
@@ -84,6 +85,12 @@ def get_dataset(session: Session, name: str) -> DatasetRow:
     if row is None:
         raise NotFound(f"unknown dataset {name!r}; `registry dataset list` shows the datasets")
     return row
+
+
+def dataset_id(dataset: DatasetRow) -> int:
+    """The primary key of a dataset row that has been stored."""
+    assert dataset.id is not None, "dataset row not stored yet"
+    return dataset.id
 
 
 def key_columns(dataset: DatasetRow) -> list[str]:
@@ -154,7 +161,7 @@ def move_branch(session: Session, dataset: DatasetRow, branch: str, expected: st
         if get_ref(session, dataset, branch) is not None:
             raise RefConflict(f"{dataset.name}@{branch} was created by another writer; "
                               "re-read and commit again")
-        session.add(RefRow(dataset_id=dataset.id, name=branch, kind="branch", snapshot_id=new, updated_at=now))
+        session.add(RefRow(dataset_id=dataset_id(dataset), name=branch, kind="branch", snapshot_id=new, updated_at=now))
         session.flush()
         return
     result = session.execute(
@@ -179,7 +186,8 @@ def add_tag(session: Session, dataset: DatasetRow, tag: str, snapshot_id: str) -
     if existing is not None:
         raise AlreadyExists(f"{dataset.name}@{tag} exists already (pointing at {existing.snapshot_id[:12]}); "
                             "tags never move: choose another name")
-    session.add(RefRow(dataset_id=dataset.id, name=tag, kind="tag", snapshot_id=snapshot_id, updated_at=utc_now()))
+    session.add(RefRow(dataset_id=dataset_id(dataset), name=tag, kind="tag", snapshot_id=snapshot_id,
+                       updated_at=utc_now()))
 
 
 def latest_schema_version(session: Session, dataset: DatasetRow) -> SchemaVersionRow | None:

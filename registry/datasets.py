@@ -69,16 +69,18 @@ def create_dataset(ctx: Context, name: str, key_columns: list[str], description:
 def list_datasets(ctx: Context) -> list[DatasetInfo]:
     """Every dataset with its head snapshot, row count and number of snapshots, by name."""
     with transaction(ctx.engine) as session:
-        counts = dict(session.exec(select(SnapshotRow.dataset_id, func.count())  # type: ignore[call-overload]
-                                   .group_by(SnapshotRow.dataset_id)).all())
+        counts: dict[int, int] = {
+            ds_id: int(n) for ds_id, n in session.execute(
+                select(SnapshotRow.dataset_id, func.count()).group_by(col(SnapshotRow.dataset_id))).all()}
         heads = {ref.dataset_id: ref.snapshot_id
                  for ref in session.exec(select(RefRow).where(RefRow.name == catalog.MAIN)).all()}
         head_rows = {s.id: s for s in session.exec(select(SnapshotRow).where(
             col(SnapshotRow.id).in_(list(heads.values())))).all()} if heads else {}
         result = []
         for ds in session.exec(select(DatasetRow).order_by(DatasetRow.name)).all():
-            head = head_rows.get(heads.get(ds.id, ""))
+            ds_id = catalog.dataset_id(ds)
+            head = head_rows.get(heads.get(ds_id, ""))
             result.append(DatasetInfo(ds.name, catalog.key_columns(ds), ds.description, ds.owner, ds.created_at,
                                       ds.created_by, head.id if head else None, head.rows if head else 0,
-                                      int(counts.get(ds.id, 0)), head.created_at if head else None))
+                                      counts.get(ds_id, 0), head.created_at if head else None))
         return result

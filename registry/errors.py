@@ -151,7 +151,7 @@ HTTP_STATUS: dict[type[RegistryError], int] = {
 def _lookup(table: dict[type[RegistryError], int], error: RegistryError, default: int) -> int:
     for cls in type(error).__mro__:
         if cls in table:
-            return table[cls]  # type: ignore[index]
+            return table[cls]
     return default
 
 

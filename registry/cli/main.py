@@ -125,7 +125,7 @@ def commit(state: _State, name: str, file: str | None, message: str, author: str
            delete_keys: str | None, expect_parent: str | None, allow_breaking: bool, as_json: bool) -> None:
     """Commit FILE (Parquet, CSV or JSONL) as the next snapshot of NAME."""
     with output.status("committing") as note:
-        result = state.registry().commit(name, file, message=message, author=author, mode=mode,  # type: ignore[arg-type]
+        result = state.registry().commit(name, file, message=message, author=author, mode=mode,
                                          delete_keys=delete_keys, expect_parent=expect_parent,
                                          allow_breaking=allow_breaking, progress=note)
     data = result.to_dict()

@@ -21,8 +21,8 @@ from sqlalchemy.exc import IntegrityError
 from registry import catalog
 from registry.context import Context, default_actor
 from registry.db import transaction
-from registry.failpoints import failpoint
 from registry.errors import BreakingSchemaChange, InvalidInput, RefConflict
+from registry.failpoints import failpoint
 from registry.models import SchemaVersionRow, SnapshotRow
 from registry.snapshots.hashing import key_and_row_hash, key_hash
 from registry.snapshots.layers import INDEX_DTYPE, in_sorted, write_parquet_object
@@ -187,7 +187,8 @@ def commit(
 
     if not new_base and not keep.any() and not removed_kh.size:
         assert parent is not None
-        return CommitResult(name, parent.id, (catalog.parents_of(parent) or [None])[0], False, 0, 0, 0,
+        grandparents = catalog.parents_of(parent)
+        return CommitResult(name, parent.id, grandparents[0] if grandparents else None, False, 0, 0, 0,
                             parent.rows, 0, latest_schema.version if latest_schema else 0, "unchanged")
     rows = table.num_rows if new_base or mode == "replace" else parent.rows + added - len(removed_kh)  # type: ignore[union-attr]
 
@@ -229,12 +230,12 @@ def commit(
             if current_schema is None or current_schema.fingerprint != schema_fp:
                 version = (current_schema.version if current_schema else 0) + 1
                 session.add(SchemaVersionRow(
-                    dataset_id=dataset.id, version=version, fingerprint=schema_fp,
+                    dataset_id=catalog.dataset_id(dataset), version=version, fingerprint=schema_fp,
                     arrow_schema=json.dumps(schema_cols), compatibility=compatibility,
                     changes=json.dumps([asdict(c) for c in changes]), first_snapshot_id=new_id,
                     created_at=created_at))
             session.add(SnapshotRow(
-                id=new_id, dataset_id=dataset.id, seq=(parent.seq + 1) if parent else 1,
+                id=new_id, dataset_id=catalog.dataset_id(dataset), seq=(parent.seq + 1) if parent else 1,
                 parents=json.dumps(parents), author=author, message=message, created_at=created_at,
                 schema_version=version, schema_fingerprint=schema_fp, change_sha256=change.sha256,
                 deletes_sha256=deletes_sha, manifest_sha256=manifest_info.sha256, rows=rows,

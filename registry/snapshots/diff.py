@@ -23,10 +23,10 @@ from registry.db import transaction
 from registry.errors import InvalidInput
 from registry.models import DatasetRow, SchemaVersionRow, SnapshotRow
 from registry.snapshots.commit import load_manifest
+from registry.snapshots.history import resolve_ref
 from registry.snapshots.layers import in_sorted
 from registry.snapshots.reader import ManifestReader
 from registry.snapshots.schema import compare_schemas
-from registry.snapshots.history import resolve_ref
 
 __all__ = ["ChangeSet", "DiffResult", "change_set", "diff"]
 

@@ -113,18 +113,23 @@ def _value_words(arr: pa.Array) -> np.ndarray:
     if pa.types.is_null(t):
         return np.zeros(len(arr), np.uint64)
     if pa.types.is_boolean(t):
-        return arr.fill_null(False).to_numpy(zero_copy_only=False).astype(np.uint64)
+        flags: np.ndarray = arr.fill_null(False).to_numpy(zero_copy_only=False).astype(np.uint64)
+        return flags
     if pa.types.is_integer(t):
         values = arr.fill_null(0).to_numpy(zero_copy_only=False)
-        return values.astype(np.int64).view(np.uint64) if values.dtype.kind == "i" else values.astype(np.uint64)
+        words: np.ndarray = values.astype(np.int64).view(np.uint64) if values.dtype.kind == "i" \
+            else values.astype(np.uint64)
+        return words
     if pa.types.is_floating(t):
         values = arr.fill_null(0).to_numpy(zero_copy_only=False).astype(np.float64)
         values = np.where(values == 0.0, 0.0, values)  # -0.0 == 0.0
         values = np.where(np.isnan(values), np.nan, values)  # one NaN
-        return values.view(np.uint64).copy()
+        bits: np.ndarray = values.view(np.uint64).copy()
+        return bits
     if pa.types.is_temporal(t):
         width = pa.int32() if t.bit_width == 32 else pa.int64()
-        return arr.view(width).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64).view(np.uint64)
+        counts: np.ndarray = arr.view(width).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+        return counts.view(np.uint64)
     if pa.types.is_decimal(t):
         return _bytes_hash(pc.cast(arr, pa.string()).fill_null(""))
     if pa.types.is_fixed_size_binary(t):

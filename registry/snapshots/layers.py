@@ -33,7 +33,7 @@ that a full read runs at the speed of one compacted file."""
 def write_parquet_object(store: ObjectStore, table: pa.Table) -> ObjectInfo:
     """Write ``table`` as one zstd Parquet object (temp file, fsync, atomic rename)."""
     with store.staging_file(".parquet") as staged:
-        pq.write_table(table, staged, compression="zstd", row_group_size=ROW_GROUP_ROWS)  # type: ignore[arg-type]
+        pq.write_table(table, staged, compression="zstd", row_group_size=ROW_GROUP_ROWS)
         return store.put(staged)
 
 
@@ -82,6 +82,7 @@ class IndexCache:
         if sha256 in self._memo:
             return self._memo[sha256]
         path = self._path(sha256)
+        index: np.ndarray
         try:
             index = np.load(path, mmap_mode="r")
         except (FileNotFoundError, ValueError, OSError):

@@ -51,4 +51,4 @@ def export(ctx: Context, ref: str, out: str | Path) -> int:
         partial.replace(out)
     finally:
         partial.unlink(missing_ok=True)
-    return table.num_rows
+    return int(table.num_rows)

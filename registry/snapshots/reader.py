@@ -34,7 +34,8 @@ class Lookup:
 
     @property
     def present(self) -> np.ndarray:
-        return self.layer != ABSENT
+        found: np.ndarray = self.layer != ABSENT
+        return found
 
 
 class ManifestReader:

@@ -11,7 +11,14 @@ import pyarrow.compute as pc
 
 from registry.errors import InvalidInput
 
-__all__ = ["SUPPORTED_SUFFIXES", "check_keys", "require_key_columns", "normalize", "read_table_file", "write_table_file"]
+__all__ = [
+    "SUPPORTED_SUFFIXES",
+    "check_keys",
+    "normalize",
+    "read_table_file",
+    "require_key_columns",
+    "write_table_file",
+]
 
 SUPPORTED_SUFFIXES = (".parquet", ".pq", ".csv", ".jsonl", ".ndjson", ".json")
 
