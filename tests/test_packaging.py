@@ -35,3 +35,11 @@ def test_installed_wheel_finds_its_migrations(tmp_path: Path) -> None:
     assert module_file.startswith(str(target))
     assert Path(migrations) == target / "registry_migrations"
     assert (tmp_path / "home" / "catalog.db").is_file()
+
+
+def test_schema_head_constant_matches_the_newest_migration() -> None:
+    from alembic.script import ScriptDirectory
+
+    from registry.db import SCHEMA_HEAD, alembic_config
+
+    assert ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head() == SCHEMA_HEAD
