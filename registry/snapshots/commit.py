@@ -252,7 +252,8 @@ def commit(
         from registry.snapshots.compact import compact_snapshot
 
         with transaction(ctx.engine) as session:
-            compact_snapshot(ctx, catalog.get_snapshot(session, new_id), full=False)
+            snapshot = catalog.get_snapshot(session, new_id)
+        compact_snapshot(ctx, snapshot, full=False)
     return CommitResult(name, new_id, parent.id if parent else None, True, added, changed, int(removed_kh.size),
                         rows, bytes_written, version, compatibility)
 
