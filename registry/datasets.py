@@ -68,7 +68,7 @@ def create_dataset(ctx: Context, name: str, key_columns: list[str], description:
 
 def list_datasets(ctx: Context) -> list[DatasetInfo]:
     """Every dataset with its head snapshot, row count and number of snapshots, by name."""
-    with transaction(ctx.engine) as session:
+    with transaction(ctx.engine, readonly=True) as session:
         counts: dict[int, int] = {
             ds_id: int(n) for ds_id, n in session.execute(
                 select(SnapshotRow.dataset_id, func.count()).group_by(col(SnapshotRow.dataset_id))).all()}

@@ -60,16 +60,26 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers take the write lock up front; readers (WAL) never block anyone.
+            readonly = conn.get_execution_options().get(READONLY, False)
+            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True)
 
 
+READONLY = "registry_readonly"
+
+
 @contextmanager
-def transaction(engine: Engine) -> Iterator[Session]:
-    """One catalog transaction: commits on success, rolls back on any error."""
+def transaction(engine: Engine, readonly: bool = False) -> Iterator[Session]:
+    """One catalog transaction: commits on success, rolls back on any error.
+
+    ``readonly`` transactions take no write lock on SQLite, so reads never queue behind a commit.
+    """
     with Session(engine, expire_on_commit=False) as session:
+        if readonly:
+            session.connection(execution_options={READONLY: True})
         try:
             yield session
             session.commit()

@@ -111,7 +111,7 @@ def commit(
     if source is None and delete_keys is None:
         raise InvalidInput("nothing to commit: give a file of rows or --delete-keys")
 
-    with transaction(ctx.engine) as session:
+    with transaction(ctx.engine, readonly=True) as session:
         dataset = catalog.get_dataset(session, name)
         keys = catalog.key_columns(dataset)
         head_ref = catalog.get_ref(session, dataset, catalog.MAIN)
@@ -251,7 +251,7 @@ def commit(
         note("compacting layers")
         from registry.snapshots.compact import compact_snapshot
 
-        with transaction(ctx.engine) as session:
+        with transaction(ctx.engine, readonly=True) as session:
             snapshot = catalog.get_snapshot(session, new_id)
         compact_snapshot(ctx, snapshot, full=False)
     return CommitResult(name, new_id, parent.id if parent else None, True, added, changed, int(removed_kh.size),

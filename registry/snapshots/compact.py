@@ -108,7 +108,7 @@ def compact_snapshot(ctx: Context, snapshot: SnapshotRow, full: bool = True) -> 
 
 def compact(ctx: Context, ref: str, full: bool = True) -> CompactResult:
     """Compact the snapshot ``ref`` names (default the head of ``main``)."""
-    with transaction(ctx.engine) as session:
+    with transaction(ctx.engine, readonly=True) as session:
         dataset, snapshot = resolve_ref(session, ref)
         catalog.key_columns(dataset)
     result = compact_snapshot(ctx, snapshot, full=full)

@@ -124,7 +124,7 @@ def _prepare(session: Session, ctx: Context, a_ref: str, b_ref: str
 
 def change_set(ctx: Context, a_ref: str, b_ref: str) -> ChangeSet:
     """The full set of changes from ``a`` to ``b`` (applying it to ``a`` gives ``b``)."""
-    with transaction(ctx.engine) as session:
+    with transaction(ctx.engine, readonly=True) as session:
         dataset, _, _, reader_a, reader_b, found = _prepare(session, ctx, a_ref, b_ref)
         keys = catalog.key_columns(dataset)
         upserts = reader_b.fetch(np.sort(np.concatenate([found.kh_added, found.kh_changed])))
@@ -164,7 +164,7 @@ def diff(ctx: Context, a_ref: str, b_ref: str, rows: int = 10) -> DiffResult:
         NotFound: either ref names nothing.
         InvalidInput: the refs belong to different datasets.
     """
-    with transaction(ctx.engine) as session:
+    with transaction(ctx.engine, readonly=True) as session:
         dataset, a, b, reader_a, reader_b, found = _prepare(session, ctx, a_ref, b_ref)
         keys = catalog.key_columns(dataset)
         schema_a, schema_b = _schema_of(session, dataset, a), _schema_of(session, dataset, b)

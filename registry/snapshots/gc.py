@@ -37,7 +37,7 @@ class GcReport:
 
 def referenced_objects(ctx: Context) -> set[str]:
     """Every object a snapshot names: its change objects, its manifest, and the manifest's layers."""
-    with transaction(ctx.engine) as session:
+    with transaction(ctx.engine, readonly=True) as session:
         snapshots = session.exec(select(SnapshotRow)).all()
     found: set[str] = set()
     for snap in snapshots:

@@ -87,7 +87,7 @@ def _info(row: SnapshotRow, dataset: DatasetRow, refs: list[RefRow], schema: lis
 
 def log(ctx: Context, ref: str, limit: int | None = None) -> list[SnapshotInfo]:
     """History from ``ref`` (default the head of ``main``) back along first parents, newest first."""
-    with transaction(ctx.engine) as session:
+    with transaction(ctx.engine, readonly=True) as session:
         dataset, head = resolve_ref(session, ref)
         refs = _refs_by_snapshot(session, dataset)
         rows = {s.id: s for s in session.exec(select(SnapshotRow).where(SnapshotRow.dataset_id == dataset.id)).all()}
@@ -102,7 +102,7 @@ def log(ctx: Context, ref: str, limit: int | None = None) -> list[SnapshotInfo]:
 
 def show(ctx: Context, ref: str) -> SnapshotInfo:
     """One snapshot with its schema."""
-    with transaction(ctx.engine) as session:
+    with transaction(ctx.engine, readonly=True) as session:
         dataset, row = resolve_ref(session, ref)
         version = session.get(SchemaVersionRow, (dataset.id, row.schema_version))
         schema = json.loads(version.arrow_schema) if version else []
@@ -125,7 +125,7 @@ def tag(ctx: Context, ref: str, name: str) -> SnapshotInfo:
 
 def schema_versions(ctx: Context, name: str) -> list[SchemaVersionInfo]:
     """Every schema version of dataset ``name``, oldest first."""
-    with transaction(ctx.engine) as session:
+    with transaction(ctx.engine, readonly=True) as session:
         dataset = catalog.get_dataset(session, catalog.check_dataset_name(name))
         rows = session.exec(select(SchemaVersionRow).where(SchemaVersionRow.dataset_id == dataset.id)
                             .order_by(col(SchemaVersionRow.version))).all()

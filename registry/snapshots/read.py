@@ -27,7 +27,7 @@ def read(ctx: Context, ref: str, columns: Sequence[str] | None = None) -> pa.Tab
         NotFound: the dataset or ref does not exist.
         InvalidInput: a requested column does not exist.
     """
-    with transaction(ctx.engine) as session:
+    with transaction(ctx.engine, readonly=True) as session:
         _, snapshot = resolve_ref(session, ref)
     reader = ManifestReader(ctx.store, ctx.cache, load_manifest(ctx, snapshot))
     try:

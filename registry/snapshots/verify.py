@@ -65,7 +65,7 @@ def verify(ctx: Context, name: str | None = None, progress: Callable[[int, int],
     """
     report = VerifyReport()
     seen: dict[str, str | None] = {}
-    with transaction(ctx.engine) as session:
+    with transaction(ctx.engine, readonly=True) as session:
         if name is not None:
             datasets = [catalog.get_dataset(session, catalog.check_dataset_name(name))]
         else:
