@@ -187,8 +187,6 @@ def tag(state: _State, ref: str, tag_name: str, as_json: bool) -> None:
 @pass_state
 def diff(state: _State, a: str, b: str, rows: int, as_json: bool) -> None:
     """Row-level diff from NAME@A to NAME@B."""
-    if "@" not in b and "@" in a:
-        b = f"{a.split('@', 1)[0]}@{b}"
     result = state.registry().diff(a, b, rows).to_dict()
     if as_json:
         output.print_json(result)

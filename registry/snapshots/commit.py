@@ -24,8 +24,8 @@ from registry.db import transaction
 from registry.errors import BreakingSchemaChange, InvalidInput, RefConflict
 from registry.failpoints import failpoint
 from registry.models import SchemaVersionRow, SnapshotRow
-from registry.snapshots.hashing import key_and_row_hash, key_hash
-from registry.snapshots.layers import INDEX_DTYPE, in_sorted, write_parquet_object
+from registry.snapshots.hashing import hash_table, key_hash
+from registry.snapshots.layers import build_index, in_sorted, write_parquet_object
 from registry.snapshots.manifest import Layer, Manifest, snapshot_id
 from registry.snapshots.reader import ManifestReader
 from registry.snapshots.schema import compare_schemas, fingerprint, schema_to_json
@@ -68,13 +68,6 @@ def _as_table(source: pa.Table | str | Path, what: str) -> pa.Table:
     if isinstance(source, (str, Path)):
         return read_table_file(source)
     raise InvalidInput(f"{what}: expected a pyarrow.Table or a file path, got {type(source).__name__}")
-
-
-def _index_of(kh: np.ndarray, rh: np.ndarray) -> np.ndarray:
-    index = np.empty(len(kh), INDEX_DTYPE)
-    index["kh"] = kh
-    index["rh"] = rh
-    return index
 
 
 def commit(
@@ -151,7 +144,7 @@ def commit(
 
     note("hashing rows")
     require_key_columns(table, keys, "input")
-    kh, rh = key_and_row_hash(table, keys)
+    kh, rh, cells = hash_table(table, keys)
     order = check_keys(table, keys, kh, "input")
     kh, rh = kh[order], rh[order]
 
@@ -196,7 +189,7 @@ def commit(
     take = order[keep]
     upserts = table if len(take) == table.num_rows and np.all(take[1:] > take[:-1]) else table.take(pa.array(take))
     change = write_parquet_object(ctx.store, upserts)
-    ctx.cache.save(change.sha256, _index_of(kh[keep], rh[keep]))
+    ctx.cache.save(change.sha256, build_index(kh[keep], rh[keep], {c: h[take] for c, h in cells.items()}, keys))
     failpoint("commit:after-change-object")
     bytes_written = change.size
     deletes_sha: str | None = None

@@ -16,7 +16,7 @@ from registry.errors import Conflict
 from registry.models import SnapshotRow
 from registry.snapshots.commit import load_manifest
 from registry.snapshots.history import resolve_ref
-from registry.snapshots.layers import INDEX_DTYPE, write_parquet_object
+from registry.snapshots.layers import write_parquet_object
 from registry.snapshots.manifest import Layer, Manifest
 from registry.snapshots.reader import ManifestReader
 
@@ -41,21 +41,19 @@ def _merge(ctx: Context, reader: ManifestReader, first: int) -> tuple[Layer, int
     """One layer equal to layers ``first..`` of ``reader`` applied in order (rows and deletes)."""
     layers = reader.manifest.layers
     masks = reader.visible_masks()
-    parts, kh_parts, rh_parts = [], [], []
+    parts, index_parts = [], []
     for number in range(first, len(layers)):
-        if not layers[number].rows:
+        sha = layers[number].rows
+        if not sha:
             continue
-        index = ctx.cache.rows_index(layers[number].rows, reader.keys)  # type: ignore[arg-type]
         parts.append(reader._read_visible(number, masks[number], None))
-        kh_parts.append(np.asarray(index["kh"])[masks[number]])
-        rh_parts.append(np.asarray(index["rh"])[masks[number]])
-    kh = np.concatenate(kh_parts)
-    order = np.argsort(kh, kind="stable")
+        index_parts.append(np.asarray(ctx.cache.rows_index(sha, reader.keys))[masks[number]])
+    common = _common_fields(index_parts)
+    merged = np.concatenate([part[common] for part in index_parts]) if len(index_parts) > 1 else index_parts[0]
+    order = np.argsort(merged["kh"], kind="stable")
     table = pa.concat_tables(parts)
     table = table.take(pa.array(order)) if len(parts) > 1 else table
-    index = np.empty(len(order), INDEX_DTYPE)
-    index["kh"] = kh[order]
-    index["rh"] = np.concatenate(rh_parts)[order]
+    index = np.ascontiguousarray(merged[order]) if len(parts) > 1 else merged
     info = write_parquet_object(ctx.store, table)
     ctx.cache.save(info.sha256, index)
     written = info.size
@@ -79,6 +77,12 @@ def _merge(ctx: Context, reader: ManifestReader, first: int) -> tuple[Layer, int
                 deletes_sha, deletes_count = deletes_info.sha256, int(gone.size)
                 written += deletes_info.size
     return Layer(info.sha256, table.num_rows, deletes_sha, deletes_count), written
+
+
+def _common_fields(parts: list[np.ndarray]) -> list[str]:
+    """Index fields every part has (all layers of one schema share them)."""
+    names = [n for n in (parts[0].dtype.names or ())]
+    return [n for n in names if all(n in (p.dtype.names or ()) for p in parts)]
 
 
 def compact_snapshot(ctx: Context, snapshot: SnapshotRow, full: bool = True) -> CompactResult:

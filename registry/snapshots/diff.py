@@ -157,6 +157,29 @@ def _key_of(row: dict[str, Any], keys: list[str]) -> Any:
     return row[keys[0]] if len(keys) == 1 else {k: row[k] for k in keys}
 
 
+def _cheapest(reader: ManifestReader, kh: np.ndarray, limit: int) -> np.ndarray:
+    """Up to ``limit`` of ``kh`` that sit in the fewest row groups (lowest layer, lowest positions)."""
+    if limit <= 0 or not len(kh):
+        return np.zeros(0, np.uint64)
+    found = reader.lookup(np.sort(kh))
+    order = np.lexsort((found.position, found.layer))[:limit]
+    return np.sort(np.sort(kh)[order])
+
+
+def _count_changed_cells(reader_a: ManifestReader, reader_b: ManifestReader, kh: np.ndarray,
+                         columns: list[str]) -> dict[str, int]:
+    """Changed cells per column among rows known to differ: from index cell hashes when both sides
+    have them (no rows read), else by reading and comparing the rows."""
+    if not len(kh) or not columns:
+        return {c: 0 for c in columns}
+    before = reader_a.cell_hashes(reader_a.lookup(kh), columns)
+    after = reader_b.cell_hashes(reader_b.lookup(kh), columns) if before is not None else None
+    if before is not None and after is not None:
+        return {c: int((before[c] != after[c]).sum()) for c in columns}
+    cells = _cell_changes(reader_a.fetch(kh), reader_b.fetch(kh), columns)
+    return {name: int(mask.sum()) for name, mask in cells.items()}
+
+
 def diff(ctx: Context, a_ref: str, b_ref: str, rows: int = 10) -> DiffResult:
     """Row-level diff from ``a_ref`` to ``b_ref`` with up to ``rows`` examples of each kind.
 
@@ -168,23 +191,26 @@ def diff(ctx: Context, a_ref: str, b_ref: str, rows: int = 10) -> DiffResult:
         dataset, a, b, reader_a, reader_b, found = _prepare(session, ctx, a_ref, b_ref)
         keys = catalog.key_columns(dataset)
         schema_a, schema_b = _schema_of(session, dataset, a), _schema_of(session, dataset, b)
-    names_b = {c["name"] for c in schema_b}
-    common = [c["name"] for c in schema_a if c["name"] in names_b and c["name"] not in keys]
+    same_types = {c["name"]: c["type"] for c in schema_b}
+    common = [c["name"] for c in schema_a if c["name"] not in keys and same_types.get(c["name"]) == c["type"]]
+    retyped = [c["name"] for c in schema_a if c["name"] not in keys and c["name"] in same_types
+               and same_types[c["name"]] != c["type"]]
     kh_changed = np.sort(found.kh_changed)
-    before = reader_a.fetch(kh_changed)
-    after = reader_b.fetch(kh_changed)
-    cells = _cell_changes(before, after, common) if len(kh_changed) else {}
-    changed_cells = {name: int(mask.sum()) for name, mask in cells.items()}
+    changed_cells = _count_changed_cells(reader_a, reader_b, kh_changed, common)
+    if retyped and len(kh_changed):
+        cells = _cell_changes(reader_a.fetch(kh_changed), reader_b.fetch(kh_changed), retyped)
+        changed_cells.update({name: int(mask.sum()) for name, mask in cells.items()})
     examples: list[dict[str, Any]] = []
     if rows > 0:
-        for row_before, row_after in zip(before.slice(0, rows).to_pylist(), after.slice(0, rows).to_pylist(),
+        sample = _cheapest(reader_a, kh_changed, rows)
+        for row_before, row_after in zip(reader_a.fetch(sample).to_pylist(), reader_b.fetch(sample).to_pylist(),
                                          strict=True):
-            columns = [c for c in common if row_before.get(c) != row_after.get(c)]
+            columns = [c for c in [*common, *retyped] if row_before.get(c) != row_after.get(c)]
             examples.append({"kind": "changed", "key": _key_of(row_after, keys), "columns": columns,
                              "before": row_before, "after": row_after})
-        for row in reader_b.fetch(np.sort(found.kh_added)[:rows]).to_pylist():
+        for row in reader_b.fetch(_cheapest(reader_b, found.kh_added, rows)).to_pylist():
             examples.append({"kind": "added", "key": _key_of(row, keys), "before": None, "after": row})
-        for row in reader_a.fetch(np.sort(found.kh_removed)[:rows]).to_pylist():
+        for row in reader_a.fetch(_cheapest(reader_a, found.kh_removed, rows)).to_pylist():
             examples.append({"kind": "removed", "key": _key_of(row, keys), "before": row, "after": None})
     schema_changes = [asdict(c) for c in compare_schemas(schema_a, schema_b)]
     return DiffResult(dataset.name, a.id, b.id, len(found.kh_added), len(found.kh_removed), len(kh_changed),

@@ -8,8 +8,10 @@ match one built from the same bytes in five years.
 Definition (version 1): every value becomes a 64-bit word (integers as int64, floats as float64
 bits with -0.0 and NaN made canonical, temporal types as their integer count, strings and binary
 as their bytes folded 8 at a time into a splitmix64 chain that starts from their length); nulls
-hash to a fixed constant. A column's per-row hashes are then mixed with a seed derived from the
-column name, and a row hash is the splitmix64 of the sum over its columns.
+hash to a fixed constant; each value's word is then mixed (splitmix64). A row hash is the
+splitmix64 of the sum, over its columns, of each column's value hash times an odd weight derived
+from the column name (so column order does not matter, column names do). A key hash is the same
+over the key columns, weighted by position.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["HASH_VERSION", "column_hash", "key_and_row_hash", "key_hash", "row_hash"]
+__all__ = ["HASH_VERSION", "column_hash", "hash_table", "key_and_row_hash", "key_hash", "row_hash"]
 
 HASH_VERSION = 1
 
@@ -157,27 +159,26 @@ def column_hash(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 
 def _column_hashes(table: pa.Table, columns: Sequence[str]) -> dict[str, np.ndarray]:
-    """``column_hash`` of each named column, two at a time (numpy releases the GIL)."""
-    from concurrent.futures import ThreadPoolExecutor
+    """``column_hash`` of each named column, each computed once."""
+    return {name: column_hash(table.column(name)) for name in dict.fromkeys(columns)}
 
-    unique = list(dict.fromkeys(columns))
-    if len(unique) == 1 or table.num_rows < 100_000:
-        return {name: column_hash(table.column(name)) for name in unique}
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        return dict(zip(unique, pool.map(lambda name: column_hash(table.column(name)), unique), strict=True))
+
+def _weight(text: str) -> np.uint64:
+    """An odd multiplier derived from ``text``: distinct columns weigh their hashes differently."""
+    return _seed(text) | np.uint64(1)
 
 
 def _key_from(hashes: dict[str, np.ndarray], key_columns: Sequence[str], rows: int) -> np.ndarray:
     total = np.zeros(rows, dtype=np.uint64)
     for position, name in enumerate(key_columns):
-        total = _mix(total ^ _mix(hashes[name] ^ _seed(f"key:{position}")))
-    return total
+        total += hashes[name] * _weight(f"key:{position}")
+    return _mix(total)
 
 
 def _row_from(hashes: dict[str, np.ndarray], columns: Sequence[str], rows: int) -> np.ndarray:
     total = np.zeros(rows, dtype=np.uint64)
-    for name in sorted(columns):
-        total += _mix(hashes[name] ^ _seed(name))
+    for name in columns:
+        total += hashes[name] * _weight(name)
     return _mix(total)
 
 
@@ -193,5 +194,13 @@ def row_hash(table: pa.Table) -> np.ndarray:
 
 def key_and_row_hash(table: pa.Table, key_columns: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """``(key_hash, row_hash)`` hashing each column once."""
+    kh, rh, _ = hash_table(table, key_columns)
+    return kh, rh
+
+
+def hash_table(table: pa.Table, key_columns: Sequence[str]
+               ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """``(key_hash, row_hash, {column: value hash})``, hashing each column once."""
     hashes = _column_hashes(table, [*key_columns, *table.column_names])
-    return _key_from(hashes, key_columns, table.num_rows), _row_from(hashes, table.column_names, table.num_rows)
+    rows = table.num_rows
+    return _key_from(hashes, key_columns, rows), _row_from(hashes, table.column_names, rows), hashes

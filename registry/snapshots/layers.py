@@ -2,7 +2,9 @@
 
 A layer holds the rows one commit upserted (sorted by key hash so that row ``i`` of the file is
 entry ``i`` of its index) and, separately, the keys it deleted. The index of a rows object is a
-structured numpy array of ``(kh, rh)`` pairs; of a deletes object, the sorted ``kh`` alone. Indexes
+structured numpy array of ``(kh, rh)`` pairs plus, for tables of up to ``MAX_CELL_COLUMNS`` value
+columns, one ``cell:<column>`` hash per value column (so a diff counts changed cells per column
+without reading rows); of a deletes object, the sorted ``kh`` alone. Indexes
 are derived data: they live in the home's ``cache/index`` folder (memory-mapped, so a lookup
 touches O(k log n) pages) and are rebuilt from the Parquet bytes whenever they are missing.
 """
@@ -19,12 +21,25 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from registry.snapshots.hashing import key_and_row_hash, key_hash
+from registry.snapshots.hashing import hash_table, key_hash
 from registry.storage import ObjectInfo, ObjectStore
 
-__all__ = ["INDEX_DTYPE", "ROW_GROUP_ROWS", "IndexCache", "in_sorted", "write_parquet_object"]
+__all__ = [
+    "CELL_PREFIX",
+    "INDEX_DTYPE",
+    "MAX_CELL_COLUMNS",
+    "ROW_GROUP_ROWS",
+    "IndexCache",
+    "build_index",
+    "cell_columns",
+    "in_sorted",
+    "write_parquet_object",
+]
 
 INDEX_DTYPE = np.dtype([("kh", "<u8"), ("rh", "<u8")])
+CELL_PREFIX = "cell:"
+MAX_CELL_COLUMNS = 32
+"""Wider tables keep only key and row hashes; their diffs read rows to count changed cells."""
 ROW_GROUP_ROWS = 128 * 1024
 """Rows per Parquet row group: small enough that example rows are cheap to fetch, large enough
 that a full read runs at the speed of one compacted file."""
@@ -35,6 +50,26 @@ def write_parquet_object(store: ObjectStore, table: pa.Table) -> ObjectInfo:
     with store.staging_file(".parquet") as staged:
         pq.write_table(table, staged, compression="zstd", row_group_size=ROW_GROUP_ROWS)
         return store.put(staged)
+
+
+def build_index(kh: np.ndarray, rh: np.ndarray, cells: dict[str, np.ndarray], key_columns: Sequence[str]
+                ) -> np.ndarray:
+    """The structured index array of one rows object (entries in the given order)."""
+    value_columns = [c for c in cells if c not in key_columns]
+    if len(value_columns) > MAX_CELL_COLUMNS:
+        value_columns = []
+    dtype = np.dtype([("kh", "<u8"), ("rh", "<u8"), *((CELL_PREFIX + c, "<u8") for c in value_columns)])
+    index = np.empty(len(kh), dtype)
+    index["kh"] = kh
+    index["rh"] = rh
+    for column in value_columns:
+        index[CELL_PREFIX + column] = cells[column]
+    return index
+
+
+def cell_columns(index: np.ndarray) -> list[str]:
+    """The value columns an index holds cell hashes for."""
+    return [n[len(CELL_PREFIX):] for n in (index.dtype.names or ()) if n.startswith(CELL_PREFIX)]
 
 
 def in_sorted(values: np.ndarray, sorted_array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -96,7 +131,7 @@ class IndexCache:
         if deletes:
             index: np.ndarray = key_hash(table, key_columns)
         else:
-            index = np.empty(table.num_rows, dtype=INDEX_DTYPE)
-            index["kh"], index["rh"] = key_and_row_hash(table, key_columns)
+            kh, rh, cells = hash_table(table, key_columns)
+            index = build_index(kh, rh, cells, key_columns)
         self.save(sha256, index)
         return index

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from registry.snapshots.layers import IndexCache, in_sorted
+from registry.snapshots.layers import CELL_PREFIX, INDEX_DTYPE, IndexCache, cell_columns, in_sorted
 from registry.snapshots.manifest import Manifest
 from registry.storage import ObjectStore
 
@@ -49,13 +49,7 @@ class ManifestReader:
 
     def _rows_index(self, layer_no: int) -> np.ndarray:
         sha = self.manifest.layers[layer_no].rows
-        return self.cache.rows_index(sha, self.keys) if sha else np.zeros(0, self.cache_dtype)
-
-    @property
-    def cache_dtype(self) -> np.dtype:
-        from registry.snapshots.layers import INDEX_DTYPE
-
-        return INDEX_DTYPE
+        return self.cache.rows_index(sha, self.keys) if sha else np.zeros(0, INDEX_DTYPE)
 
     def _deletes_index(self, layer_no: int) -> np.ndarray:
         sha = self.manifest.layers[layer_no].deletes
@@ -79,6 +73,19 @@ class ManifestReader:
             result.rh[hit] = index["rh"][pos[found]]
             pending = pending[~(found | deleted)]
         return result
+
+    def cell_hashes(self, found: Lookup, columns: Sequence[str]) -> dict[str, np.ndarray] | None:
+        """Per-column value hashes of looked-up rows, or None if an index lacks a column."""
+        out = {c: np.zeros(len(found.layer), np.uint64) for c in columns}
+        for layer_no in np.unique(found.layer[found.present]):
+            index = self._rows_index(int(layer_no))
+            if not set(columns) <= set(cell_columns(index)):
+                return None
+            which = np.flatnonzero(found.layer == layer_no)
+            rows = index[found.position[which]]
+            for column in columns:
+                out[column][which] = rows[CELL_PREFIX + column]
+        return out
 
     def visible_masks(self) -> list[np.ndarray]:
         """Per layer, which of its rows are visible (not hidden by a layer above)."""
