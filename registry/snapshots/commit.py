@@ -164,7 +164,8 @@ def commit(
         assert parent_reader is not None
         old_kh, old_rh, _ = parent_reader.effective_index()
         present, pos = in_sorted(kh, old_kh)
-        same = present & (old_rh[pos] == rh)
+        same = present.copy()
+        same[present] = old_rh[pos[present]] == rh[present]
         keep = ~same
         added, changed = int((~present).sum()), int((present & ~same).sum())
         still_there, _ = in_sorted(old_kh, kh)
@@ -186,10 +187,14 @@ def commit(
     rows = table.num_rows if new_base or mode == "replace" else parent.rows + added - len(removed_kh)  # type: ignore[union-attr]
 
     note("writing objects")
-    take = order[keep]
-    upserts = table if len(take) == table.num_rows and np.all(take[1:] > take[:-1]) else table.take(pa.array(take))
+    kept_rows = order[keep]  # input rows to store, in key-hash order
+    keep_in_input = np.zeros(table.num_rows, bool)
+    keep_in_input[kept_rows] = True
+    upserts = table if keep_in_input.all() else table.filter(pa.array(keep_in_input))
+    position_in_file = np.cumsum(keep_in_input) - 1
     change = write_parquet_object(ctx.store, upserts)
-    ctx.cache.save(change.sha256, build_index(kh[keep], rh[keep], {c: h[take] for c, h in cells.items()}, keys))
+    ctx.cache.save(change.sha256, build_index(kh[keep], rh[keep], position_in_file[kept_rows],
+                                              {c: h[kept_rows] for c, h in cells.items()}, keys))
     failpoint("commit:after-change-object")
     bytes_written = change.size
     deletes_sha: str | None = None

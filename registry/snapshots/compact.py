@@ -42,18 +42,22 @@ def _merge(ctx: Context, reader: ManifestReader, first: int) -> tuple[Layer, int
     layers = reader.manifest.layers
     masks = reader.visible_masks()
     parts, index_parts = [], []
+    offset = 0
     for number in range(first, len(layers)):
         sha = layers[number].rows
         if not sha:
             continue
-        parts.append(reader._read_visible(number, masks[number], None))
-        index_parts.append(np.asarray(ctx.cache.rows_index(sha, reader.keys))[masks[number]])
+        rows = reader.row_mask(number, masks[number])
+        parts.append(reader._read_visible(number, rows, None))
+        entries = np.array(ctx.cache.rows_index(sha, reader.keys)[masks[number]])
+        new_position = np.cumsum(rows) - 1 + offset  # where each kept row lands in the merged file
+        entries["pos"] = new_position[entries["pos"]]
+        index_parts.append(entries)
+        offset += int(rows.sum())
     common = _common_fields(index_parts)
-    merged = np.concatenate([part[common] for part in index_parts]) if len(index_parts) > 1 else index_parts[0]
-    order = np.argsort(merged["kh"], kind="stable")
+    merged = np.concatenate([part[common] for part in index_parts])
+    index = np.ascontiguousarray(merged[np.argsort(merged["kh"], kind="stable")])
     table = pa.concat_tables(parts)
-    table = table.take(pa.array(order)) if len(parts) > 1 else table
-    index = np.ascontiguousarray(merged[order]) if len(parts) > 1 else merged
     info = write_parquet_object(ctx.store, table)
     ctx.cache.save(info.sha256, index)
     written = info.size

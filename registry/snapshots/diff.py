@@ -101,7 +101,8 @@ def _classify(reader_a: ManifestReader, reader_b: ManifestReader, touched: np.nd
     kh_a, rh_a, _ = reader_a.effective_index()
     kh_b, rh_b, _ = reader_b.effective_index()
     found, pos = in_sorted(kh_b, kh_a)
-    differs = found & (rh_a[pos] != rh_b)
+    differs = found.copy()
+    differs[found] = rh_a[pos[found]] != rh_b[found]
     still, _ = in_sorted(kh_a, kh_b)
     return _Classified(kh_b[~found], kh_a[~still], kh_b[differs], int((found & ~differs).sum()))
 

@@ -1,12 +1,12 @@
-"""Layer objects: Parquet files of rows sorted by key hash, and their key-hash indexes.
+"""Layer objects: Parquet files of rows, and their key-hash indexes.
 
-A layer holds the rows one commit upserted (sorted by key hash so that row ``i`` of the file is
-entry ``i`` of its index) and, separately, the keys it deleted. The index of a rows object is a
-structured numpy array of ``(kh, rh)`` pairs plus, for tables of up to ``MAX_CELL_COLUMNS`` value
-columns, one ``cell:<column>`` hash per value column (so a diff counts changed cells per column
-without reading rows); of a deletes object, the sorted ``kh`` alone. Indexes
-are derived data: they live in the home's ``cache/index`` folder (memory-mapped, so a lookup
-touches O(k log n) pages) and are rebuilt from the Parquet bytes whenever they are missing.
+A layer holds the rows one commit upserted, in the order they were given, and, separately, the
+keys it deleted. The index of a rows object is a structured numpy array sorted by key hash with
+``(kh, rh, pos)`` per row (``pos``: the row's position in the file) plus, for tables of up to
+``MAX_CELL_COLUMNS`` value columns, one ``cell:<column>`` hash per value column, so a diff counts
+changed cells per column without reading rows. The index of a deletes object is its sorted
+``kh``. Indexes are derived data: they live in the home's ``cache/index`` folder (memory-mapped,
+so a lookup touches O(k log n) pages) and are rebuilt from the Parquet bytes when missing.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ __all__ = [
     "write_parquet_object",
 ]
 
-INDEX_DTYPE = np.dtype([("kh", "<u8"), ("rh", "<u8")])
+INDEX_DTYPE = np.dtype([("kh", "<u8"), ("rh", "<u8"), ("pos", "<u8")])
 CELL_PREFIX = "cell:"
 MAX_CELL_COLUMNS = 32
 """Wider tables keep only key and row hashes; their diffs read rows to count changed cells."""
@@ -52,16 +52,17 @@ def write_parquet_object(store: ObjectStore, table: pa.Table) -> ObjectInfo:
         return store.put(staged)
 
 
-def build_index(kh: np.ndarray, rh: np.ndarray, cells: dict[str, np.ndarray], key_columns: Sequence[str]
-                ) -> np.ndarray:
-    """The structured index array of one rows object (entries in the given order)."""
+def build_index(kh: np.ndarray, rh: np.ndarray, pos: np.ndarray, cells: dict[str, np.ndarray],
+                key_columns: Sequence[str]) -> np.ndarray:
+    """The structured index array of one rows object (entries in the given order: sort by ``kh``)."""
     value_columns = [c for c in cells if c not in key_columns]
     if len(value_columns) > MAX_CELL_COLUMNS:
         value_columns = []
-    dtype = np.dtype([("kh", "<u8"), ("rh", "<u8"), *((CELL_PREFIX + c, "<u8") for c in value_columns)])
+    dtype = np.dtype([*INDEX_DTYPE.descr, *((CELL_PREFIX + c, "<u8") for c in value_columns)])
     index = np.empty(len(kh), dtype)
     index["kh"] = kh
     index["rh"] = rh
+    index["pos"] = pos
     for column in value_columns:
         index[CELL_PREFIX + column] = cells[column]
     return index
@@ -132,6 +133,7 @@ class IndexCache:
             index: np.ndarray = key_hash(table, key_columns)
         else:
             kh, rh, cells = hash_table(table, key_columns)
-            index = build_index(kh, rh, cells, key_columns)
+            order = np.argsort(kh, kind="stable")
+            index = build_index(kh[order], rh[order], order, {c: h[order] for c, h in cells.items()}, key_columns)
         self.save(sha256, index)
         return index

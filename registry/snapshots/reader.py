@@ -26,10 +26,12 @@ ABSENT = -1
 
 @dataclass
 class Lookup:
-    """Where each looked-up key hash lives: layer number (ABSENT if not present), row, row hash."""
+    """Where each looked-up key hash lives: layer number (ABSENT if not present), row position in
+    that layer's file, index entry, row hash."""
 
     layer: np.ndarray
     position: np.ndarray
+    entry: np.ndarray
     rh: np.ndarray
 
     @property
@@ -58,7 +60,8 @@ class ManifestReader:
     def lookup(self, kh: np.ndarray) -> Lookup:
         """Resolve each key hash to the layer and row holding its current value."""
         n = len(kh)
-        result = Lookup(np.full(n, ABSENT, np.int64), np.zeros(n, np.int64), np.zeros(n, np.uint64))
+        result = Lookup(np.full(n, ABSENT, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64),
+                        np.zeros(n, np.uint64))
         pending = np.arange(n)
         for layer_no in range(len(self.manifest.layers) - 1, -1, -1):
             if not pending.size:
@@ -69,8 +72,10 @@ class ManifestReader:
             found, pos = in_sorted(wanted, index["kh"])
             hit = pending[found]
             result.layer[hit] = layer_no
-            result.position[hit] = pos[found]
-            result.rh[hit] = index["rh"][pos[found]]
+            entries = index[pos[found]]
+            result.entry[hit] = pos[found]
+            result.position[hit] = entries["pos"]
+            result.rh[hit] = entries["rh"]
             pending = pending[~(found | deleted)]
         return result
 
@@ -82,13 +87,13 @@ class ManifestReader:
             if not set(columns) <= set(cell_columns(index)):
                 return None
             which = np.flatnonzero(found.layer == layer_no)
-            rows = index[found.position[which]]
+            rows = index[found.entry[which]]
             for column in columns:
                 out[column][which] = rows[CELL_PREFIX + column]
         return out
 
     def visible_masks(self) -> list[np.ndarray]:
-        """Per layer, which of its rows are visible (not hidden by a layer above)."""
+        """Per layer, which of its index entries are visible (not hidden by a layer above)."""
         layers = self.manifest.layers
         masks: list[np.ndarray] = [np.zeros(0, bool)] * len(layers)
         hidden = np.zeros(0, np.uint64)
@@ -135,8 +140,18 @@ class ManifestReader:
         if len(layers) == 1 and layers[0].rows:
             return pq.read_table(self.layer_path(0), columns=cols)
         masks = self.visible_masks()
-        parts = [self._read_visible(n, mask, cols) for n, mask in enumerate(masks) if layers[n].rows]
+        parts = [self._read_visible(n, self.row_mask(n, mask), cols) for n, mask in enumerate(masks)
+                 if layers[n].rows]
         return pa.concat_tables(parts) if parts else pa.table({})
+
+    def row_mask(self, layer_no: int, entry_mask: np.ndarray) -> np.ndarray:
+        """An index-order mask as a mask over the rows of the layer's file."""
+        if entry_mask.all():
+            return entry_mask
+        index = self._rows_index(layer_no)
+        rows = np.zeros(len(index), bool)
+        rows[index["pos"][entry_mask]] = True
+        return rows
 
     def _read_visible(self, layer_no: int, mask: np.ndarray, columns: list[str] | None) -> pa.Table:
         path = self.layer_path(layer_no)
