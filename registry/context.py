@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from registry.config import HOME_DIRNAME, RegistryPaths, Settings
 from registry.db import check_up_to_date, make_engine, upgrade
 from registry.errors import InvalidInput
-from registry.snapshots.layers import IndexCache
+from registry.snapshots.layers import INDEX_FORMAT, IndexCache
 from registry.storage import ObjectStore, open_store
 
 __all__ = ["Context", "create_home", "default_actor", "open_context"]
@@ -32,7 +32,7 @@ class Context:
     cache: IndexCache = field(init=False)
 
     def __post_init__(self) -> None:
-        self.cache = IndexCache(self.store, self.paths.cache_dir / "index")
+        self.cache = IndexCache(self.store, self.paths.cache_dir / f"index-v{INDEX_FORMAT}")
 
     def close(self) -> None:
         self.engine.dispose()

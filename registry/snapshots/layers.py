@@ -27,6 +27,7 @@ from registry.storage import ObjectInfo, ObjectStore
 __all__ = [
     "CELL_PREFIX",
     "INDEX_DTYPE",
+    "INDEX_FORMAT",
     "MAX_CELL_COLUMNS",
     "ROW_GROUP_ROWS",
     "IndexCache",
@@ -36,6 +37,8 @@ __all__ = [
     "write_parquet_object",
 ]
 
+INDEX_FORMAT = 2
+"""Bumped whenever the index layout or the hash definition changes; names the cache folder."""
 INDEX_DTYPE = np.dtype([("kh", "<u8"), ("rh", "<u8"), ("pos", "<u8")])
 CELL_PREFIX = "cell:"
 MAX_CELL_COLUMNS = 32
@@ -121,6 +124,8 @@ class IndexCache:
         index: np.ndarray
         try:
             index = np.load(path, mmap_mode="r")
+            if not deletes and not {"kh", "rh", "pos"} <= set(index.dtype.names or ()):
+                raise ValueError("index without the fields this version needs")
         except (FileNotFoundError, ValueError, OSError):
             index = self.rebuild(sha256, key_columns, deletes)
         self._memo[sha256] = index
