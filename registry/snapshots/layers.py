@@ -43,9 +43,9 @@ INDEX_DTYPE = np.dtype([("kh", "<u8"), ("rh", "<u8"), ("pos", "<u8")])
 CELL_PREFIX = "cell:"
 MAX_CELL_COLUMNS = 32
 """Wider tables keep only key and row hashes; their diffs read rows to count changed cells."""
-ROW_GROUP_ROWS = 128 * 1024
-"""Rows per Parquet row group: small enough that example rows are cheap to fetch, large enough
-that a full read runs at the speed of one compacted file."""
+ROW_GROUP_ROWS = 1024 * 1024
+"""Rows per Parquet row group. Smaller groups would make fetching a few rows cheaper, but on a
+10M-row labels table 128k-row groups cost 30% more bytes (dictionaries restart per group)."""
 
 
 def write_parquet_object(store: ObjectStore, table: pa.Table) -> ObjectInfo:
