@@ -61,10 +61,13 @@ def gc(ctx: Context, dry_run: bool = False, min_age: float = DEFAULT_MIN_AGE) ->
         if _mtime(ctx, info.sha256) > cutoff:
             report.kept_young += 1
             continue
+        if not dry_run:
+            if _mtime(ctx, info.sha256) > cutoff:  # reused by a writer since the first look
+                report.kept_young += 1
+                continue
+            ctx.store.delete(info.sha256)
         report.deleted.append(info.sha256)
         report.deleted_bytes += info.size
-        if not dry_run:
-            ctx.store.delete(info.sha256)
     for path in ctx.store.iter_leftovers():
         if path.stat().st_mtime <= cutoff:
             report.leftovers.append(path.name)

@@ -47,6 +47,8 @@ class LocalObjectStore:
         final = self._path(sha)
         try:
             if final.exists():
+                # Reused by a new writer: refresh its age so gc treats it as in flight again.
+                os.utime(final)
                 staged.path.unlink()
             else:
                 final.parent.mkdir(exist_ok=True)
