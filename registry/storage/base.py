@@ -38,7 +38,11 @@ class ObjectStore(Protocol):
         ...
 
     def put(self, staged: HashingFile) -> ObjectInfo:
-        """Make a closed staged file durable under its SHA-256 (fsync, atomic rename)."""
+        """Make a closed staged file durable under its SHA-256 (fsync, atomic rename).
+
+        If the object exists already, its age is refreshed instead, so garbage collection sees a
+        reused object as part of a commit in flight.
+        """
         ...
 
     def put_bytes(self, data: bytes) -> ObjectInfo:
