@@ -296,6 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _report(body: dict[str, dict[str, str]], as_json: bool) -> None:
+    body["error"]["message"] = body["error"]["message"].replace("\r", "\\r").replace("\n", "\\n")
     if as_json:
         sys.stderr.write(json.dumps(body) + "\n")
     else:

@@ -55,7 +55,8 @@ class CommitResult:
     compatibility: str
 
     def to_dict(self) -> dict[str, object]:
-        return asdict(self)
+        """JSON form; ``id`` repeats ``snapshot_id`` under the name scripts use for every snapshot."""
+        return {"id": self.snapshot_id, **asdict(self)}
 
 
 def load_manifest(ctx: Context, snapshot: SnapshotRow) -> Manifest:
@@ -155,11 +156,14 @@ def commit(
         keep = np.ones(table.num_rows, bool)
         added, changed = table.num_rows, 0
         if parent_reader is not None:
-            old_kh = parent_reader.effective_index()[0]
+            old_kh, old_rh, _ = parent_reader.effective_index()
             still_there, _ = in_sorted(old_kh, kh)
             removed_kh = old_kh[~still_there]
-            changed = int(still_there.sum())
-            added -= changed
+            present, pos = in_sorted(kh, old_kh)
+            differs = present.copy()
+            differs[present] = old_rh[pos[present]] != rh[present]
+            changed = int(differs.sum())
+            added = int((~present).sum())
     elif mode == "replace":
         assert parent_reader is not None
         old_kh, old_rh, _ = parent_reader.effective_index()

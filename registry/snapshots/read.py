@@ -49,6 +49,8 @@ def export(ctx: Context, ref: str, out: str | Path) -> int:
     try:
         write_table_file(table, partial)
         partial.replace(out)
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {out}: {exc.strerror or exc}") from exc
     finally:
         partial.unlink(missing_ok=True)
     return int(table.num_rows)

@@ -49,7 +49,7 @@ def schema_from_json(text: str) -> list[dict[str, Any]]:
 class SchemaChange:
     """One column-level difference between two schemas."""
 
-    kind: str  # column_added, column_removed, type_changed, nullability_changed
+    kind: str  # column_added, column_removed, type_changed, nullability_changed, columns_reordered
     column: str
     before: str | None
     after: str | None
@@ -60,6 +60,8 @@ class SchemaChange:
             return f"+ {self.column} {self.after}"
         if self.kind == "column_removed":
             return f"- {self.column} {self.before}"
+        if self.kind == "columns_reordered":
+            return f"order {self.before} -> {self.after}"
         return f"~ {self.column} {self.before} -> {self.after}"
 
 
@@ -83,4 +85,8 @@ def compare_schemas(before: list[dict[str, Any]], after: list[dict[str, Any]]) -
     for name, col in new.items():
         if name not in old:
             changes.append(SchemaChange("column_added", name, None, col["type"], False))
+    kept_before = [c["name"] for c in before if c["name"] in new]
+    kept_after = [c["name"] for c in after if c["name"] in old]
+    if kept_before != kept_after:
+        changes.append(SchemaChange("columns_reordered", "*", ",".join(kept_before), ",".join(kept_after), False))
     return changes
