@@ -10,7 +10,14 @@ from sqlmodel import select
 
 from registry import Registry, catalog
 from registry.db import transaction
-from registry.errors import AlreadyExists, AmbiguousRef, BreakingSchemaChange, InvalidName, NotFound
+from registry.errors import (
+    AlreadyExists,
+    AmbiguousRef,
+    BreakingSchemaChange,
+    InvalidInput,
+    InvalidName,
+    NotFound,
+)
 from registry.models import DatasetRow, SnapshotRow
 
 NAME = "labels"
@@ -163,6 +170,62 @@ def test_id_prefix_does_not_match_another_datasets_snapshot(reg: Registry) -> No
         reg.show(f"other@{mine[:8]}")
 
 
+def test_composite_key_dataset(reg: Registry) -> None:
+    reg.create_dataset("clips", ["clip", "channel"])
+    first = reg.commit("clips", pa.table({"clip": ["c1", "c1", "c2"], "channel": [0, 1, 0], "db": [1, 2, 3]}))
+    assert first.rows == 3
+    second = reg.commit("clips", pa.table({"clip": ["c2", "c1"], "channel": [1, 0], "db": [9, 10]}),
+                        mode="upsert", delete_keys=pa.table({"clip": ["c1"], "channel": [1]}))
+    assert (second.added, second.changed, second.removed, second.rows) == (1, 1, 1, 3)
+    rows = sorted(reg.read("clips").to_pylist(), key=lambda r: (r["clip"], r["channel"]))
+    assert rows == [{"clip": "c1", "channel": 0, "db": 10}, {"clip": "c2", "channel": 0, "db": 3},
+                    {"clip": "c2", "channel": 1, "db": 9}]
+    diff = reg.diff("clips@main~1", "clips")
+    assert (diff.added, diff.changed, diff.removed, diff.unchanged) == (1, 1, 1, 1)
+    assert sorted((e["kind"], e["key"]["clip"], e["key"]["channel"]) for e in diff.examples) == [
+        ("added", "c2", 1), ("changed", "c1", 0), ("removed", "c1", 1)]
+    changes = reg.changes("clips@main~1", "clips")
+    assert changes.deletes.to_pylist() == [{"clip": "c1", "channel": 1}]
+    with pytest.raises(InvalidInput, match="channel"):
+        reg.commit("clips", None, mode="upsert", delete_keys=pa.table({"clip": ["c1"]}))
+
+
+# --- commit statistics against diff ----------------------------------------------------------------------
+
+
+SCHEMA_CHANGES = {
+    # int32 -> int64 is a compatible widening; values compare equal across widths (see hashing.py).
+    "widen": (pa.table({"id": ["a", "b", "c"], "value": pa.array([1, 2, 3], pa.int32())}),
+              pa.table({"id": ["a", "b", "c"], "value": pa.array([1, 20, 3], pa.int64())})),
+    # The same rows with the columns in another order; row hashes ignore column order.
+    "reorder": (pa.table({"id": ["a", "b", "c"], "value": [1, 2, 3], "note": ["x", "y", "z"]}),
+                pa.table({"id": ["a", "b", "c"], "note": ["x", "y", "z"], "value": [1, 20, 3]})),
+}
+
+
+@pytest.mark.parametrize("change", sorted(SCHEMA_CHANGES))
+def test_commit_counts_agree_with_diff_across_a_schema_change(reg: Registry, change: str) -> None:
+    """``log`` shows a commit's +added ~changed -removed; ``diff parent..commit`` must tell the same story."""
+    before, after = SCHEMA_CHANGES[change]
+    reg.create_dataset(NAME, "id")
+    reg.commit(NAME, before)
+    result = reg.commit(NAME, after)
+    diff = reg.diff(f"{NAME}@main~1", NAME)
+    assert (diff.added, diff.changed, diff.removed, diff.unchanged) == (0, 1, 0, 2)
+    assert (result.added, result.changed, result.removed) == (diff.added, diff.changed, diff.removed)
+    logged = reg.log(NAME)[0]
+    assert (logged.added, logged.changed, logged.removed) == (diff.added, diff.changed, diff.removed)
+
+
+def test_schema_versions_are_initial_compatible_or_breaking(reg: Registry) -> None:
+    """A reordering of columns must not record a schema version classified 'unchanged'."""
+    before, after = SCHEMA_CHANGES["reorder"]
+    reg.create_dataset(NAME, "id")
+    reg.commit(NAME, before)
+    reg.commit(NAME, after)
+    assert {v.compatibility for v in reg.schema(NAME)} <= {"initial", "compatible", "breaking"}
+
+
 # --- tags ------------------------------------------------------------------------------------------------
 
 
@@ -237,12 +300,14 @@ def test_schema_versions_compatible_then_breaking(reg: Registry) -> None:
         reg.commit(NAME, narrowed)
     assert [s.id for s in reg.log(NAME)] == log_before
     assert len(reg.schema(NAME)) == 2
-    assert _rows(reg.read(NAME)) == [{"id": "a", "value": 1, "note": "x"}, {"id": "b", "value": 2, "note": None}]
+    assert _rows(reg.read(NAME)) == [{"id": "a", "value": 1, "note": "x"},
+                                     {"id": "b", "value": 2, "note": None}]
 
     broken = reg.commit(NAME, narrowed, allow_breaking=True)
     assert broken.created and broken.schema_version == 3 and broken.compatibility == "breaking"
     versions = reg.schema(NAME)
-    assert [(v.version, v.compatibility) for v in versions] == [(1, "initial"), (2, "compatible"), (3, "breaking")]
+    assert [(v.version, v.compatibility) for v in versions] == [
+        (1, "initial"), (2, "compatible"), (3, "breaking")]
     assert [(c["kind"], c["column"], c["breaking"]) for c in versions[2].changes] == [
         ("column_removed", "value", True)]
     assert len(reg.log(NAME)) == len(log_before) + 1

@@ -15,6 +15,7 @@ from sqlmodel import SQLModel
 
 import registry.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from registry import Registry
+from registry.cli.main import main
 from registry.config import RegistryPaths
 from registry.db import alembic_config, make_engine, upgrade
 from registry.errors import CatalogOutOfDate
@@ -67,8 +68,8 @@ def test_downgrade_to_base_drops_every_table(tmp_path: Path) -> None:
         engine.dispose()
 
 
-def test_home_with_unmigrated_sqlite_catalog_is_out_of_date(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-                                                           ) -> None:
+def test_home_with_unmigrated_sqlite_catalog_is_out_of_date(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
     for var in ("REGISTRY_HOME", "REGISTRY_DATABASE_URL", "REGISTRY_STORAGE_URL"):
         monkeypatch.delenv(var, raising=False)
     home = tmp_path / "home"
@@ -81,16 +82,17 @@ def test_home_with_unmigrated_sqlite_catalog_is_out_of_date(tmp_path: Path, monk
     with pytest.raises(CatalogOutOfDate, match="registry db upgrade"):
         Registry.open(home)
 
-    cli = Cli(home=home, cwd=tmp_path)
-    result = cli("dataset", "list")
-    assert result.code == 2
-    assert result.stderr.startswith("error:") and "registry db upgrade" in result.stderr
-    assert cli("db", "upgrade").code == 0
+    capsys.readouterr()
+    assert main(["--home", str(home), "dataset", "list"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "registry db upgrade" in err
+    assert main(["--home", str(home), "db", "upgrade"]) == 0
     with Registry.open(home) as reg:
         assert reg.datasets() == []
 
 
-def test_catalog_behind_is_refused_until_db_upgrade(home: Path, cli: Cli) -> None:
+def test_catalog_behind_is_refused_until_db_upgrade(home: Path, cli: Cli, capsys: pytest.CaptureFixture[str]
+                                                    ) -> None:
     with Registry.open(home) as reg:
         reg.create_dataset("x", "id")
     url = RegistryPaths.for_home(home).database_url
@@ -103,9 +105,9 @@ def test_catalog_behind_is_refused_until_db_upgrade(home: Path, cli: Cli) -> Non
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "registry db upgrade" in lines[0]
-    as_json = cli("log", "x", "--json")
-    assert as_json.code == 2
-    assert json.loads(as_json.stderr)["error"]["code"] == "catalog_out_of_date"
+    capsys.readouterr()
+    assert main(["--home", str(home), "log", "x", "--json"]) == 2
+    assert json.loads(capsys.readouterr().err)["error"]["code"] == "catalog_out_of_date"
 
     upgraded = cli("db", "upgrade")
     assert upgraded.code == 0, upgraded
