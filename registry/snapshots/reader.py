@@ -8,7 +8,6 @@ looking up k keys costs O(k log n) per layer, never a scan of the rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -169,9 +168,9 @@ class ManifestReader:
             rows = parquet.read_row_group(group, columns=columns)
             return rows if part.all() else rows.filter(pa.array(part))
 
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            groups = list(pool.map(one_group, range(parquet.metadata.num_row_groups)))
-        return pa.concat_tables(groups)
+        # One group at a time: pyarrow decodes each group's columns on its own thread pool, and a
+        # ParquetFile must not be shared between Python threads.
+        return pa.concat_tables([one_group(g) for g in range(parquet.metadata.num_row_groups)])
 
     def fetch(self, kh: np.ndarray, columns: Sequence[str] | None = None) -> pa.Table:
         """The current rows of the given key hashes (absent keys are skipped), in ``kh`` order.
