@@ -25,7 +25,7 @@ from registry.errors import BreakingSchemaChange, InvalidInput, RefConflict
 from registry.failpoints import failpoint
 from registry.models import SchemaVersionRow, SnapshotRow
 from registry.snapshots.hashing import hash_table, key_hash
-from registry.snapshots.layers import build_index, in_sorted, write_parquet_object
+from registry.snapshots.layers import LayerIndex, in_sorted, write_parquet_object
 from registry.snapshots.manifest import Layer, Manifest, snapshot_id
 from registry.snapshots.reader import ManifestReader
 from registry.snapshots.schema import compare_schemas, fingerprint, schema_to_json
@@ -145,9 +145,9 @@ def commit(
 
     note("hashing rows")
     require_key_columns(table, keys, "input")
-    kh, rh, cells = hash_table(table, keys)
-    order = check_keys(table, keys, kh, "input")
-    kh, rh = kh[order], rh[order]
+    kh_in_input, rh_in_input, cells = hash_table(table, keys)
+    order = check_keys(table, keys, kh_in_input, "input")
+    kh, rh = kh_in_input[order], rh_in_input[order]
 
     new_base = parent is None or (latest_schema is not None and latest_schema.fingerprint != schema_fp)
     note("comparing with the parent")
@@ -197,8 +197,10 @@ def commit(
     upserts = table if keep_in_input.all() else table.filter(pa.array(keep_in_input))
     position_in_file = np.cumsum(keep_in_input) - 1
     change = write_parquet_object(ctx.store, upserts)
-    ctx.cache.save(change.sha256, build_index(kh[keep], rh[keep], position_in_file[kept_rows],
-                                              {c: h[kept_rows] for c, h in cells.items()}, keys))
+    everything = bool(keep_in_input.all())
+    ctx.cache.save_rows(change.sha256, LayerIndex.build(
+        kh[keep], position_in_file[kept_rows], rh_in_input if everything else rh_in_input[keep_in_input],
+        cells if everything else {c: h[keep_in_input] for c, h in cells.items()}, keys))
     failpoint("commit:after-change-object")
     bytes_written = change.size
     deletes_sha: str | None = None
@@ -206,7 +208,7 @@ def commit(
         assert parent_reader is not None
         deleted_rows = parent_reader.fetch(np.sort(removed_kh), columns=keys)
         deletes = write_parquet_object(ctx.store, deleted_rows)
-        ctx.cache.save(deletes.sha256, np.sort(removed_kh))
+        ctx.cache.save_deletes(deletes.sha256, np.sort(removed_kh))
         deletes_sha = deletes.sha256
         bytes_written += deletes.size
 

@@ -16,7 +16,7 @@ from registry.errors import Conflict
 from registry.models import SnapshotRow
 from registry.snapshots.commit import load_manifest
 from registry.snapshots.history import resolve_ref
-from registry.snapshots.layers import write_parquet_object
+from registry.snapshots.layers import LayerIndex, write_parquet_object
 from registry.snapshots.manifest import Layer, Manifest
 from registry.snapshots.reader import ManifestReader
 
@@ -41,30 +41,37 @@ def _merge(ctx: Context, reader: ManifestReader, first: int) -> tuple[Layer, int
     """One layer equal to layers ``first..`` of ``reader`` applied in order (rows and deletes)."""
     layers = reader.manifest.layers
     masks = reader.visible_masks()
-    parts, index_parts = [], []
+    parts: list[pa.Table] = []
+    kh_parts, row_parts, rh_parts = [], [], []
+    cell_parts: dict[str, list[np.ndarray]] = {}
     offset = 0
     for number in range(first, len(layers)):
         sha = layers[number].rows
         if not sha:
             continue
-        rows = reader.row_mask(number, masks[number])
-        parts.append(reader._read_visible(number, rows, None))
-        entries = np.array(ctx.cache.rows_index(sha, reader.keys)[masks[number]])
-        new_position = np.cumsum(rows) - 1 + offset  # where each kept row lands in the merged file
-        entries["pos"] = new_position[entries["pos"]]
-        index_parts.append(entries)
-        offset += int(rows.sum())
-    common = _common_fields(index_parts)
-    merged = np.concatenate([part[common] for part in index_parts])
-    index = np.ascontiguousarray(merged[np.argsort(merged["kh"], kind="stable")])
+        index = ctx.cache.rows_index(sha, reader.keys)
+        visible_rows = reader.row_mask(number, masks[number])
+        parts.append(reader._read_visible(number, visible_rows, None))
+        new_position = np.cumsum(visible_rows) - 1 + offset  # where each kept row lands in the merged file
+        kh_parts.append(index.kh[masks[number]])
+        row_parts.append(new_position[index.rows[masks[number]]])
+        rh_parts.append(index.rh[visible_rows])
+        for column, hashes in index.cells.items():
+            cell_parts.setdefault(column, []).append(hashes[visible_rows])
+        offset += int(visible_rows.sum())
+    kh = np.concatenate(kh_parts)
+    order = np.argsort(kh, kind="stable")
+    cells = {c: np.concatenate(v) for c, v in cell_parts.items() if len(v) == len(parts)}
+    index = LayerIndex.build(kh[order], np.concatenate(row_parts)[order], np.concatenate(rh_parts), cells,
+                             reader.keys)
     table = pa.concat_tables(parts)
     info = write_parquet_object(ctx.store, table)
-    ctx.cache.save(info.sha256, index)
+    ctx.cache.save_rows(info.sha256, index)
     written = info.size
     deletes_sha, deletes_count = None, 0
     if first > 0:
         # Keys deleted above the base and not upserted again since: they still hide base rows.
-        upserted = index["kh"]
+        upserted = index.kh
         deleted = [np.asarray(ctx.cache.deletes_index(layer.deletes, reader.keys))
                    for layer in layers[first:] if layer.deletes]
         if deleted:
@@ -77,16 +84,10 @@ def _merge(ctx: Context, reader: ManifestReader, first: int) -> tuple[Layer, int
             if gone.size:
                 keys_table = base.fetch(gone, columns=list(reader.keys))
                 deletes_info = write_parquet_object(ctx.store, keys_table)
-                ctx.cache.save(deletes_info.sha256, gone)
+                ctx.cache.save_deletes(deletes_info.sha256, gone)
                 deletes_sha, deletes_count = deletes_info.sha256, int(gone.size)
                 written += deletes_info.size
     return Layer(info.sha256, table.num_rows, deletes_sha, deletes_count), written
-
-
-def _common_fields(parts: list[np.ndarray]) -> list[str]:
-    """Index fields every part has (all layers of one schema share them)."""
-    names = [n for n in (parts[0].dtype.names or ())]
-    return [n for n in names if all(n in (p.dtype.names or ()) for p in parts)]
 
 
 def compact_snapshot(ctx: Context, snapshot: SnapshotRow, full: bool = True) -> CompactResult:

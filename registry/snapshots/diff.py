@@ -80,7 +80,7 @@ def _touched_between(session: Session, ctx: Context, older: SnapshotRow, newer: 
         size += current.added + current.changed + current.removed
         if size > limit:
             return None
-        touched.append(np.asarray(ctx.cache.rows_index(current.change_sha256, keys)["kh"]))
+        touched.append(np.asarray(ctx.cache.rows_index(current.change_sha256, keys).kh))
         if current.deletes_sha256:
             touched.append(np.asarray(ctx.cache.deletes_index(current.deletes_sha256, keys)))
         parents = catalog.parents_of(current)

@@ -1,20 +1,23 @@
 """Layer objects: Parquet files of rows, and their key-hash indexes.
 
 A layer holds the rows one commit upserted, in the order they were given, and, separately, the
-keys it deleted. The index of a rows object is a structured numpy array sorted by key hash with
-``(kh, rh, pos)`` per row (``pos``: the row's position in the file) plus, for tables of up to
-``MAX_CELL_COLUMNS`` value columns, one ``cell:<column>`` hash per value column, so a diff counts
-changed cells per column without reading rows. The index of a deletes object is its sorted
-``kh``. Indexes are derived data: they live in the home's ``cache/index`` folder (memory-mapped,
-so a lookup touches O(k log n) pages) and are rebuilt from the Parquet bytes when missing.
+keys it deleted. The index of a rows object holds its key hashes sorted with each one's file row,
+and in file order the row hashes and, for tables of up to ``MAX_CELL_COLUMNS`` value columns, one
+hash per cell, so a diff counts changed cells per column without reading rows. The index of a
+deletes object is its sorted key hashes. Indexes are derived data: they live in the home's
+``cache/`` folder (memory-mapped, so a lookup touches O(k log n) pages) and are rebuilt from the
+Parquet bytes when missing.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shutil
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,22 +28,17 @@ from registry.snapshots.hashing import hash_table, key_hash
 from registry.storage import ObjectInfo, ObjectStore
 
 __all__ = [
-    "CELL_PREFIX",
-    "INDEX_DTYPE",
     "INDEX_FORMAT",
     "MAX_CELL_COLUMNS",
     "ROW_GROUP_ROWS",
     "IndexCache",
-    "build_index",
-    "cell_columns",
+    "LayerIndex",
     "in_sorted",
     "write_parquet_object",
 ]
 
-INDEX_FORMAT = 2
+INDEX_FORMAT = 3
 """Bumped whenever the index layout or the hash definition changes; names the cache folder."""
-INDEX_DTYPE = np.dtype([("kh", "<u8"), ("rh", "<u8"), ("pos", "<u8")])
-CELL_PREFIX = "cell:"
 MAX_CELL_COLUMNS = 32
 """Wider tables keep only key and row hashes; their diffs read rows to count changed cells."""
 ROW_GROUP_ROWS = 1024 * 1024
@@ -55,27 +53,6 @@ def write_parquet_object(store: ObjectStore, table: pa.Table) -> ObjectInfo:
         return store.put(staged)
 
 
-def build_index(kh: np.ndarray, rh: np.ndarray, pos: np.ndarray, cells: dict[str, np.ndarray],
-                key_columns: Sequence[str]) -> np.ndarray:
-    """The structured index array of one rows object (entries in the given order: sort by ``kh``)."""
-    value_columns = [c for c in cells if c not in key_columns]
-    if len(value_columns) > MAX_CELL_COLUMNS:
-        value_columns = []
-    dtype = np.dtype([*INDEX_DTYPE.descr, *((CELL_PREFIX + c, "<u8") for c in value_columns)])
-    index = np.empty(len(kh), dtype)
-    index["kh"] = kh
-    index["rh"] = rh
-    index["pos"] = pos
-    for column in value_columns:
-        index[CELL_PREFIX + column] = cells[column]
-    return index
-
-
-def cell_columns(index: np.ndarray) -> list[str]:
-    """The value columns an index holds cell hashes for."""
-    return [n[len(CELL_PREFIX):] for n in (index.dtype.names or ()) if n.startswith(CELL_PREFIX)]
-
-
 def in_sorted(values: np.ndarray, sorted_array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each of ``values``: whether it is in ``sorted_array``, and where."""
     if len(sorted_array) == 0:
@@ -85,60 +62,122 @@ def in_sorted(values: np.ndarray, sorted_array: np.ndarray) -> tuple[np.ndarray,
     return sorted_array[clipped] == values, clipped
 
 
+@dataclass(frozen=True)
+class LayerIndex:
+    """The index of one rows object.
+
+    ``kh`` is sorted and ``rows[i]`` is the file position of the row whose key hash is ``kh[i]``;
+    ``rh`` and each ``cells`` array are in file order.
+    """
+
+    kh: np.ndarray
+    rows: np.ndarray
+    rh: np.ndarray
+    cells: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.kh)
+
+    @classmethod
+    def build(cls, kh: np.ndarray, rows: np.ndarray, rh: np.ndarray, cells: dict[str, np.ndarray],
+              key_columns: Sequence[str]) -> LayerIndex:
+        """An index from sorted ``kh`` with their ``rows``, and file-order row and cell hashes."""
+        value_columns = [c for c in cells if c not in key_columns]
+        kept = {c: cells[c] for c in value_columns} if len(value_columns) <= MAX_CELL_COLUMNS else {}
+        return cls(kh, rows, rh, kept)
+
+    @classmethod
+    def from_file_order(cls, kh: np.ndarray, rh: np.ndarray, cells: dict[str, np.ndarray],
+                        key_columns: Sequence[str]) -> LayerIndex:
+        order = np.argsort(kh, kind="stable")
+        return cls.build(kh[order], order, rh, cells, key_columns)
+
+    def find(self, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Which of ``wanted`` are here, and the file row of each one found."""
+        found, entry = in_sorted(wanted, self.kh)
+        return found, np.asarray(self.rows[entry[found]], dtype=np.int64)
+
+    def rh_by_key(self) -> np.ndarray:
+        """Row hashes aligned with ``kh``."""
+        return np.asarray(self.rh[self.rows])
+
+
 class IndexCache:
-    """Loads (and when missing, rebuilds) the key-hash index of a layer object."""
+    """Loads (and when missing, rebuilds) the key-hash indexes of layer objects.
+
+    Each index is a folder of ``.npy`` arrays named after its object, opened memory-mapped.
+    """
 
     def __init__(self, store: ObjectStore, folder: Path) -> None:
         self.store = store
         self.folder = folder
-        self._memo: dict[str, np.ndarray] = {}
+        self._rows: dict[str, LayerIndex] = {}
+        self._deletes: dict[str, np.ndarray] = {}
 
-    def _path(self, sha256: str) -> Path:
-        return self.folder / f"{sha256}.npy"
-
-    def save(self, sha256: str, index: np.ndarray) -> None:
-        """Keep ``index`` for ``sha256`` (atomically; a reader never sees half a file)."""
+    def _write(self, sha256: str, arrays: dict[str, np.ndarray], columns: list[str]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
+        final = self.folder / sha256
         tmp = self.folder / f".{uuid.uuid4().hex}.tmp"
+        tmp.mkdir()
         try:
-            with open(tmp, "wb") as fh:
-                np.save(fh, np.ascontiguousarray(index))
-            os.replace(tmp, self._path(sha256))
+            for name, array in arrays.items():
+                np.save(tmp / f"{name}.npy", np.ascontiguousarray(array))
+            (tmp / "columns.json").write_text(json.dumps(columns))
+            with contextlib.suppress(OSError):  # another process kept the same index first
+                os.replace(tmp, final)
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-        self._memo[sha256] = index
+            shutil.rmtree(tmp, ignore_errors=True)
 
-    def rows_index(self, sha256: str, key_columns: Sequence[str]) -> np.ndarray:
-        """The ``(kh, rh)`` array of a rows object, sorted by ``kh``."""
-        return self._load(sha256, key_columns, deletes=False)
+    def save_rows(self, sha256: str, index: LayerIndex) -> None:
+        """Keep the index of a rows object (atomically: readers never see half an index)."""
+        columns = list(index.cells)
+        arrays = {"kh": index.kh, "rows": index.rows, "rh": index.rh}
+        arrays.update({f"cell-{i}": index.cells[c] for i, c in enumerate(columns)})
+        self._write(sha256, arrays, columns)
+        self._rows[sha256] = index
+
+    def save_deletes(self, sha256: str, kh: np.ndarray) -> None:
+        """Keep the sorted key hashes of a deletes object."""
+        self._write(sha256, {"kh": kh}, [])
+        self._deletes[sha256] = kh
+
+    def _open(self, sha256: str) -> tuple[dict[str, np.ndarray], list[str]] | None:
+        folder = self.folder / sha256
+        try:
+            columns: list[str] = json.loads((folder / "columns.json").read_text())
+            arrays = {p.stem: np.load(p, mmap_mode="r") for p in folder.glob("*.npy")}
+        except (OSError, ValueError):
+            return None
+        return arrays, columns
+
+    def rows_index(self, sha256: str, key_columns: Sequence[str]) -> LayerIndex:
+        """The index of a rows object (rebuilt from its Parquet bytes if missing)."""
+        if sha256 not in self._rows:
+            opened = self._open(sha256)
+            if opened is None or not {"kh", "rows", "rh"} <= opened[0].keys():
+                self._rows[sha256] = self.rebuild_rows(sha256, key_columns)
+            else:
+                arrays, columns = opened
+                cells = {c: arrays[f"cell-{i}"] for i, c in enumerate(columns) if f"cell-{i}" in arrays}
+                self._rows[sha256] = LayerIndex(arrays["kh"], arrays["rows"], arrays["rh"], cells)
+        return self._rows[sha256]
 
     def deletes_index(self, sha256: str, key_columns: Sequence[str]) -> np.ndarray:
-        """The sorted ``kh`` array of a deletes object."""
-        return self._load(sha256, key_columns, deletes=True)
+        """The sorted key hashes of a deletes object (rebuilt if missing)."""
+        if sha256 not in self._deletes:
+            opened = self._open(sha256)
+            if opened is None or "kh" not in opened[0]:
+                table = pq.read_table(self.store.local_path(sha256))
+                kh = np.sort(key_hash(table, key_columns))
+                self.save_deletes(sha256, kh)
+            else:
+                self._deletes[sha256] = opened[0]["kh"]
+        return self._deletes[sha256]
 
-    def _load(self, sha256: str, key_columns: Sequence[str], deletes: bool) -> np.ndarray:
-        if sha256 in self._memo:
-            return self._memo[sha256]
-        path = self._path(sha256)
-        index: np.ndarray
-        try:
-            index = np.load(path, mmap_mode="r")
-            if not deletes and not {"kh", "rh", "pos"} <= set(index.dtype.names or ()):
-                raise ValueError("index without the fields this version needs")
-        except (FileNotFoundError, ValueError, OSError):
-            index = self.rebuild(sha256, key_columns, deletes)
-        self._memo[sha256] = index
-        return index
-
-    def rebuild(self, sha256: str, key_columns: Sequence[str], deletes: bool) -> np.ndarray:
-        """Recompute an index from the object's Parquet bytes and keep it."""
+    def rebuild_rows(self, sha256: str, key_columns: Sequence[str]) -> LayerIndex:
+        """Recompute a rows object's index from its Parquet bytes and keep it."""
         table = pq.read_table(self.store.local_path(sha256))
-        if deletes:
-            index: np.ndarray = key_hash(table, key_columns)
-        else:
-            kh, rh, cells = hash_table(table, key_columns)
-            order = np.argsort(kh, kind="stable")
-            index = build_index(kh[order], rh[order], order, {c: h[order] for c, h in cells.items()}, key_columns)
-        self.save(sha256, index)
+        kh, rh, cells = hash_table(table, key_columns)
+        index = LayerIndex.from_file_order(kh, rh, cells, key_columns)
+        self.save_rows(sha256, index)
         return index

@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from registry.snapshots.layers import CELL_PREFIX, INDEX_DTYPE, IndexCache, cell_columns, in_sorted
+from registry.snapshots.layers import IndexCache, LayerIndex, in_sorted
 from registry.snapshots.manifest import Manifest
 from registry.storage import ObjectStore
 
@@ -26,11 +26,10 @@ ABSENT = -1
 @dataclass
 class Lookup:
     """Where each looked-up key hash lives: layer number (ABSENT if not present), row position in
-    that layer's file, index entry, row hash."""
+    that layer's file, row hash."""
 
     layer: np.ndarray
     position: np.ndarray
-    entry: np.ndarray
     rh: np.ndarray
 
     @property
@@ -48,9 +47,12 @@ class ManifestReader:
         self.manifest = manifest
         self.keys = manifest.key_columns
 
-    def _rows_index(self, layer_no: int) -> np.ndarray:
+    def _rows_index(self, layer_no: int) -> LayerIndex:
         sha = self.manifest.layers[layer_no].rows
-        return self.cache.rows_index(sha, self.keys) if sha else np.zeros(0, INDEX_DTYPE)
+        if not sha:
+            empty = np.zeros(0, np.uint64)
+            return LayerIndex(empty, np.zeros(0, np.int64), empty)
+        return self.cache.rows_index(sha, self.keys)
 
     def _deletes_index(self, layer_no: int) -> np.ndarray:
         sha = self.manifest.layers[layer_no].deletes
@@ -59,8 +61,7 @@ class ManifestReader:
     def lookup(self, kh: np.ndarray) -> Lookup:
         """Resolve each key hash to the layer and row holding its current value."""
         n = len(kh)
-        result = Lookup(np.full(n, ABSENT, np.int64), np.zeros(n, np.int64), np.zeros(n, np.int64),
-                        np.zeros(n, np.uint64))
+        result = Lookup(np.full(n, ABSENT, np.int64), np.zeros(n, np.int64), np.zeros(n, np.uint64))
         pending = np.arange(n)
         for layer_no in range(len(self.manifest.layers) - 1, -1, -1):
             if not pending.size:
@@ -68,13 +69,11 @@ class ManifestReader:
             wanted = kh[pending]
             deleted, _ = in_sorted(wanted, self._deletes_index(layer_no))
             index = self._rows_index(layer_no)
-            found, pos = in_sorted(wanted, index["kh"])
+            found, rows = index.find(wanted)
             hit = pending[found]
             result.layer[hit] = layer_no
-            entries = index[pos[found]]
-            result.entry[hit] = pos[found]
-            result.position[hit] = entries["pos"]
-            result.rh[hit] = entries["rh"]
+            result.position[hit] = rows
+            result.rh[hit] = index.rh[rows]
             pending = pending[~(found | deleted)]
         return result
 
@@ -83,12 +82,11 @@ class ManifestReader:
         out = {c: np.zeros(len(found.layer), np.uint64) for c in columns}
         for layer_no in np.unique(found.layer[found.present]):
             index = self._rows_index(int(layer_no))
-            if not set(columns) <= set(cell_columns(index)):
+            if not set(columns) <= index.cells.keys():
                 return None
             which = np.flatnonzero(found.layer == layer_no)
-            rows = index[found.entry[which]]
             for column in columns:
-                out[column][which] = rows[CELL_PREFIX + column]
+                out[column][which] = index.cells[column][found.position[which]]
         return out
 
     def visible_masks(self) -> list[np.ndarray]:
@@ -99,12 +97,12 @@ class ManifestReader:
         for layer_no in range(len(layers) - 1, -1, -1):
             index = self._rows_index(layer_no)
             if hidden.size:
-                shadowed, _ = in_sorted(index["kh"], hidden)
+                shadowed, _ = in_sorted(index.kh, hidden)
                 masks[layer_no] = ~shadowed
             else:
                 masks[layer_no] = np.ones(len(index), bool)
             if layer_no:
-                hidden = np.union1d(hidden, np.union1d(index["kh"], self._deletes_index(layer_no)))
+                hidden = np.union1d(hidden, np.union1d(index.kh, self._deletes_index(layer_no)))
         return masks
 
     def effective_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -112,12 +110,12 @@ class ManifestReader:
         layers = self.manifest.layers
         if len(layers) == 1:
             index = self._rows_index(0)
-            return np.asarray(index["kh"]), np.asarray(index["rh"]), np.zeros(len(index), np.int64)
+            return np.asarray(index.kh), index.rh_by_key(), np.zeros(len(index), np.int64)
         parts_kh, parts_rh, parts_layer = [], [], []
         for layer_no, mask in enumerate(self.visible_masks()):
             index = self._rows_index(layer_no)
-            parts_kh.append(index["kh"][mask])
-            parts_rh.append(index["rh"][mask])
+            parts_kh.append(index.kh[mask])
+            parts_rh.append(index.rh_by_key()[mask])
             parts_layer.append(np.full(int(mask.sum()), layer_no, np.int64))
         kh = np.concatenate(parts_kh)
         order = np.argsort(kh, kind="stable")
@@ -149,7 +147,7 @@ class ManifestReader:
             return entry_mask
         index = self._rows_index(layer_no)
         rows = np.zeros(len(index), bool)
-        rows[index["pos"][entry_mask]] = True
+        rows[index.rows[entry_mask]] = True
         return rows
 
     def _read_visible(self, layer_no: int, mask: np.ndarray, columns: list[str] | None) -> pa.Table:

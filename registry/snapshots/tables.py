@@ -80,7 +80,7 @@ def write_table_file(table: pa.Table, path: str | Path) -> None:
 
 
 def normalize(table: pa.Table) -> pa.Table:
-    """One canonical in-memory form: contiguous, dictionaries decoded, dates as date32.
+    """One canonical in-memory form: dictionaries decoded, dates as date32, no schema metadata.
 
     The stored bytes are read back in this form, so hashes computed before writing equal hashes
     recomputed from the object.
@@ -96,7 +96,7 @@ def normalize(table: pa.Table) -> pa.Table:
     schema = pa.schema(fields)
     if schema != table.schema:
         table = table.cast(schema)
-    return table.replace_schema_metadata(None).combine_chunks()
+    return table.replace_schema_metadata(None)
 
 
 def require_key_columns(table: pa.Table, key_columns: Sequence[str], what: str) -> None:
