@@ -21,6 +21,8 @@ from registry.storage import ObjectStore
 __all__ = ["Lookup", "ManifestReader"]
 
 ABSENT = -1
+FETCH_BATCH_ROWS = 64 * 1024
+"""Rows decoded at a time when fetching a few rows: a fetch stops at the last row it needs."""
 
 
 @dataclass
@@ -189,14 +191,27 @@ class ManifestReader:
         return table.take(pa.array(np.argsort(order_in, kind="stable")))
 
     def _take(self, layer_no: int, positions: np.ndarray, columns: Sequence[str] | None) -> pa.Table:
+        """Rows at ``positions`` (in that order), decoding each needed row group only as far as the
+        last wanted row in it."""
         parquet = pq.ParquetFile(self.layer_path(layer_no))
+        cols = list(columns) if columns is not None else None
         bounds = np.cumsum([0] + [parquet.metadata.row_group(i).num_rows
                                   for i in range(parquet.metadata.num_row_groups)])
-        groups = np.unique(np.searchsorted(bounds, positions, side="right") - 1)
-        table = parquet.read_row_groups(groups.tolist(), columns=list(columns) if columns is not None else None)
-        starts = bounds[groups]
-        sizes = bounds[groups + 1] - starts
-        offsets = np.cumsum(np.concatenate([[0], sizes[:-1]]))
-        local = positions - starts[np.searchsorted(starts, positions, side="right") - 1]
-        local += offsets[np.searchsorted(starts, positions, side="right") - 1]
-        return table.take(pa.array(local))
+        group_of = np.searchsorted(bounds, positions, side="right") - 1
+        pieces: list[pa.Table] = []
+        local = np.empty(len(positions), np.int64)
+        offset = 0
+        for group in np.unique(group_of):
+            here = group_of == group
+            wanted = positions[here] - bounds[group]
+            needed = int(wanted.max()) + 1
+            batches = []
+            for batch in parquet.iter_batches(batch_size=FETCH_BATCH_ROWS, row_groups=[int(group)], columns=cols):
+                batches.append(batch)
+                needed -= batch.num_rows
+                if needed <= 0:
+                    break
+            pieces.append(pa.Table.from_batches(batches, schema=batches[0].schema))
+            local[here] = wanted + offset
+            offset += pieces[-1].num_rows
+        return pa.concat_tables(pieces).take(pa.array(local))
