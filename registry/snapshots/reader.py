@@ -108,20 +108,29 @@ class ManifestReader:
         return masks
 
     def effective_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(kh, rh, layer)`` of every visible row, sorted by ``kh``."""
+        """``(kh, rh, layer)`` of every visible row, sorted by ``kh``.
+
+        The base's visible entries are already sorted; the (small) upper layers are sorted among
+        themselves and inserted, so no n-sized sort is needed.
+        """
         layers = self.manifest.layers
+        base = self._rows_index(0)
         if len(layers) == 1:
-            index = self._rows_index(0)
-            return np.asarray(index.kh), index.rh_by_key(), np.zeros(len(index), np.int64)
-        parts_kh, parts_rh, parts_layer = [], [], []
-        for layer_no, mask in enumerate(self.visible_masks()):
-            index = self._rows_index(layer_no)
-            parts_kh.append(index.kh[mask])
-            parts_rh.append(index.rh_by_key()[mask])
-            parts_layer.append(np.full(int(mask.sum()), layer_no, np.int64))
-        kh = np.concatenate(parts_kh)
-        order = np.argsort(kh, kind="stable")
-        return kh[order], np.concatenate(parts_rh)[order], np.concatenate(parts_layer)[order]
+            return np.asarray(base.kh), base.rh_by_key(), np.zeros(len(base), np.int64)
+        masks = self.visible_masks()
+        upper_kh, upper_rh, upper_layer = [], [], []
+        for layer_no in range(1, len(layers)):
+            index, mask = self._rows_index(layer_no), masks[layer_no]
+            upper_kh.append(index.kh[mask])
+            upper_rh.append(index.rh_by_key()[mask])
+            upper_layer.append(np.full(int(mask.sum()), layer_no, np.int64))
+        kh_up = np.concatenate(upper_kh)
+        order = np.argsort(kh_up, kind="stable")
+        kh_up, rh_up, layer_up = kh_up[order], np.concatenate(upper_rh)[order], np.concatenate(upper_layer)[order]
+        base_kh, base_rh = base.kh[masks[0]], base.rh_by_key()[masks[0]]
+        at = np.searchsorted(base_kh, kh_up)
+        return (np.insert(base_kh, at, kh_up), np.insert(base_rh, at, rh_up),
+                np.insert(np.zeros(len(base_kh), np.int64), at, layer_up))
 
     def schema(self) -> pa.Schema:
         """The Arrow schema of the rows (from the base layer's Parquet footer)."""
