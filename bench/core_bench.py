@@ -196,24 +196,44 @@ def run_profiled(fn: Callable[[], Any], profiler: str, out_base: Path) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
+def _reset_peak_rss() -> bool:
+    """Reset this process's peak-RSS mark (Linux >= 4.0: write 5 to /proc/self/clear_refs)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _vm_hwm() -> int | None:
+    """Peak RSS of this process's address space since exec (or since the last reset), in bytes."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def child_main(spec: dict[str, Any]) -> None:
     import psutil
 
     from registry import Registry
 
     reg = Registry.open(spec["home"])
-    source: Any = spec["source"]
-    if spec.get("load_table"):
-        source = pq.read_table(source)  # the commit is given an in-memory table
-    else:
-        source = Path(source)
+    # An upsert is given its rows as an in-memory table; a replace gets the file path.
+    source: Any = pq.read_table(spec["source"]) if spec.get("load_table") else Path(spec["source"])
     gc.collect()
+    # ru_maxrss is useless here: Linux carries it across fork+exec, so it starts at the parent's RSS.
+    # VmHWM belongs to the new address space; resetting it makes it the peak of the commit alone.
+    reset = _reset_peak_rss()
     rss_before = psutil.Process().memory_info().rss
-    maxrss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
     def work() -> Any:
         return reg.commit(spec["dataset"], source, mode=spec["mode"], message=spec.get("message", ""))
 
+    cpu0 = time.process_time()
     with RssSampler() as sampler:
         t0 = time.perf_counter()
         if spec.get("profile"):
@@ -221,14 +241,20 @@ def child_main(spec: dict[str, Any]) -> None:
         else:
             result = work()
         seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    cpu_seconds = time.process_time() - cpu0
+    hwm = _vm_hwm()
+    peak = max(hwm, sampler.peak) if hwm is not None else sampler.peak
+    ru_maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     reg.close()
     print(json.dumps({
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "rss_before": rss_before,
-        "maxrss_before": maxrss_before,
         "peak_rss": peak,
+        "vm_hwm": hwm,
+        "vm_hwm_reset_before_commit": reset,
         "sampled_peak_rss": sampler.peak,
+        "ru_maxrss_inherited": ru_maxrss,
         "result": result.to_dict(),
     }))
 
@@ -300,6 +326,9 @@ def code_version() -> dict[str, Any]:
         info["registry_dirty"] = bool(dirty)
     except (OSError, subprocess.CalledProcessError):
         info["git_head"] = None
+    if os.environ.get("BENCH_CODE_REV"):  # e.g. when benchmarking an exported copy put on PYTHONPATH
+        info["git_head"] = os.environ["BENCH_CODE_REV"]
+        info["registry_dirty"] = False
     return info
 
 
@@ -315,6 +344,7 @@ def environment() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "platform": platform.platform(),
+        "loadavg_at_start": os.getloadavg(),
         **code_version(),
     }
 
@@ -339,11 +369,62 @@ def duckdb_diff(a: Path, b: Path) -> tuple[int, int, int]:
         con.close()
 
 
+@dataclass
+class SelfTimed:
+    """A result that carries its own wall time (so that setup such as opening the home is not timed)."""
+
+    seconds: float
+    value: Any
+
+
+def paired(reps: int, base_fn: Callable[[], Any], reg_fn: Callable[[], Any],
+           check: Callable[[Any], None] | None = None) -> dict[str, Any]:
+    """Interleave baseline and registry runs (alternating which goes first) so both see the same load.
+
+    One untimed warm-up of each comes first. A registry run that raises is recorded and another is
+    tried (at most ``2 * reps`` rounds). Medians are ``None`` when nothing succeeded.
+    """
+    errors: list[str] = []
+
+    def attempt() -> float | None:
+        try:
+            seconds, out = timed(reg_fn)
+            if isinstance(out, SelfTimed):  # the operation timed itself (setup excluded)
+                seconds, out = out.seconds, out.value
+            if check is not None:
+                check(out)
+            del out
+            return seconds
+        except Exception as exc:  # noqa: BLE001 - recorded and reported
+            errors.append(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}")
+            log(f"  registry run raised {errors[-1]}")
+            return None
+
+    base_fn()
+    attempt()  # warm-up (its error, if any, is counted too)
+    base_runs: list[float] = []
+    reg_runs: list[float] = []
+    rounds = 0
+    while len(reg_runs) < reps and rounds < 2 * reps:
+        for which in (("base", "reg") if rounds % 2 == 0 else ("reg", "base")):
+            if which == "base":
+                base_runs.append(timed(base_fn)[0])
+            else:
+                got = attempt()
+                if got is not None:
+                    reg_runs.append(got)
+        rounds += 1
+    return {"registry_s": statistics.median(reg_runs) if reg_runs else None, "registry_runs_s": reg_runs,
+            "baseline_s": statistics.median(base_runs), "baseline_runs_s": base_runs, "errors": errors,
+            "attempts": rounds + 1}
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000, help="rows in v1 (default 10,000,000)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/core.md"), help="Markdown report path")
-    parser.add_argument("--reps", type=int, default=3, help="repetitions for baselines, diffs and reads (median)")
+    parser.add_argument("--reps", type=int, default=3,
+                        help="repetitions of every measurement (median; commits on copies of the home)")
     parser.add_argument("--seed", type=int, default=20240601)
     parser.add_argument("--tmp", type=Path, default=None, help="parent folder for the scratch dir")
     parser.add_argument("--keep", action="store_true", help="keep the scratch dir (inputs and homes)")
@@ -369,6 +450,7 @@ def main() -> None:
                             "incremental_commits": INCREMENTAL_COMMITS, "incremental_relabel": INCREMENTAL_RELABEL,
                             "incremental_add": INCREMENTAL_ADD, "scratch": str(scratch)}
     raw = report.raw
+    run_errors: list[str] = []
     log(f"scratch dir {scratch}; registry code {raw['env']['registry_module']} @ {raw['env'].get('git_head')}")
 
     def profile_target(name: str) -> Path | None:
@@ -379,7 +461,10 @@ def main() -> None:
         if base is not None:
             log(f"profiling {name}")
             gc.collect()
-            run_profiled(fn, args.profiler, base)
+            try:
+                run_profiled(fn, args.profiler, base)
+            except Exception as exc:  # noqa: BLE001 - profiling is best effort
+                log(f"  profiled run raised {type(exc).__name__}: {exc}")
 
     try:
         # ---------------- data ----------------
@@ -403,42 +488,47 @@ def main() -> None:
             f"Arrow {fmt_b(v1.nbytes)})")
         del v2
 
-        # ---------------- baselines ----------------
-        log("baseline (a): pyarrow full write of v1 (zstd)")
+        # ---------------- baselines (standalone medians, for the record) ----------------
         full_path = scratch / "baseline_full_v1.parquet"
-        write_times, fsync_times = [], []
-        for _ in range(reps):
+        fsync_times: list[float] = []
+
+        def write_full() -> None:
             full_path.unlink(missing_ok=True)
-            seconds, _ = timed(lambda: pq.write_table(v1, full_path, compression="zstd"))
-            write_times.append(seconds)
+            pq.write_table(v1, full_path, compression="zstd")
+
+        def fsync_full() -> None:
             t0 = time.perf_counter()
             fd = os.open(full_path, os.O_RDONLY)
-            os.fsync(fd)
-            os.close(fd)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             fsync_times.append(time.perf_counter() - t0)
-        base_write = statistics.median(write_times)
+
+        log("baseline (a): pyarrow full write of v1 (zstd)")
+        write_full()
+        write_times = []
+        for _ in range(reps):
+            write_times.append(timed(write_full)[0])
+            fsync_full()
         base_bytes = full_path.stat().st_size
-        raw["baseline_write"] = {"median_s": base_write, "runs_s": write_times, "bytes": base_bytes,
-                                 "fsync_after_s": fsync_times}
-        log(f"  write {fmt_s(base_write)}, {fmt_b(base_bytes)} (fsync after: {fmt_s(statistics.median(fsync_times))})")
+        raw["baseline_write"] = {"median_s": statistics.median(write_times), "runs_s": write_times,
+                                 "bytes": base_bytes, "fsync_after_s": fsync_times}
+        log(f"  write {fmt_s(statistics.median(write_times))}, {fmt_b(base_bytes)} "
+            f"(fsync after: {fmt_s(statistics.median(fsync_times))})")
 
         log("baseline (b): DuckDB FULL OUTER JOIN diff v1.parquet vs v2.parquet")
-        duck_counts = duckdb_diff(v1_path, v2_path)  # warm-up (not timed), also checks the answer
+        duck_counts = duckdb_diff(v1_path, v2_path)  # warm-up, and check the answer
         assert duck_counts == (ADDED, 0, RELABELED), duck_counts
         duck = median_of(reps, lambda: duckdb_diff(v1_path, v2_path))
-        base_diff = duck["median_s"]
         raw["baseline_duckdb_diff"] = {**duck, "added_removed_changed": duck_counts}
-        log(f"  duckdb diff {fmt_s(base_diff)} -> {duck_counts}")
+        log(f"  duckdb diff {fmt_s(duck['median_s'])} -> {duck_counts}")
 
         log("baseline (c): pyarrow read of v2.parquet into Arrow")
         pq.read_table(v2_path)  # warm-up
-        def check_rows(t: pa.Table) -> None:
-            assert t.num_rows == n + ADDED, t.num_rows
-
-        rd = median_of(reps, lambda: pq.read_table(v2_path), check_rows)
-        base_read = rd["median_s"]
+        rd = median_of(reps, lambda: pq.read_table(v2_path))
         raw["baseline_read"] = rd
-        log(f"  read {fmt_s(base_read)}")
+        log(f"  read {fmt_s(rd['median_s'])}")
 
         # ---------------- registry: setup ----------------
         home1, home2 = scratch / "home1", scratch / "home2"
@@ -446,41 +536,66 @@ def main() -> None:
             with Registry.init(home) as reg:
                 reg.create_dataset(DATASET, KEY)
 
+        def commit_runs(key: str, home: Path, spec: dict[str, Any]) -> tuple[dict[str, Any], float]:
+            """Run one commit ``reps`` times in fresh processes: on ``home``, then on copies of it taken
+            before; each run is preceded by a baseline full write. Returns the figures and the
+            baseline median."""
+            copies = [scratch / f"{home.name}_copy{r}" for r in range(1, reps)]
+            profile_copy = scratch / f"{home.name}_profile_copy" if args.profile else None
+            for copy in [*copies, *([profile_copy] if profile_copy else [])]:
+                shutil.copytree(home, copy)
+            runs, base_runs = [], []
+            for target in [home, *copies]:
+                base_runs.append(timed(write_full)[0])
+                fsync_full()
+                # Flush every dirty page (copies, inputs) so that the commit's own fsyncs do not wait
+                # for unrelated writeback.
+                os.sync()
+                runs.append(run_child({**spec, "home": str(target)}))
+                log(f"  run on {target.name}: {fmt_s(runs[-1]['seconds'])} "
+                    f"(baseline write just before: {fmt_s(base_runs[-1])})")
+            for copy in copies:
+                shutil.rmtree(copy)
+            if profile_copy is not None:
+                log(f"profiling {key} (on another copy of {home.name})")
+                run_child({**spec, "home": str(profile_copy), "profile": str(profile_target(key)),
+                           "profiler": args.profiler})
+                shutil.rmtree(profile_copy)
+            seconds = [r["seconds"] for r in runs]
+            figures = {"median_s": statistics.median(seconds), "runs_s": seconds, "runs": runs,
+                       "peak_rss_max": max(r["peak_rss"] for r in runs),
+                       "rss_growth_max": max(r["peak_rss"] - r["rss_before"] for r in runs),
+                       "baseline_write_runs_s": base_runs, "baseline_write_s": statistics.median(base_runs)}
+            raw[key] = figures
+            return figures, figures["baseline_write_s"]
+
         log("registry: initial commit of v1 (replace, path; fresh process) in home1")
         c_v1 = run_child({"home": str(home1), "dataset": DATASET, "source": str(v1_path), "mode": "replace",
                           "message": "v1"})
         v1_id = c_v1["result"]["snapshot_id"]
         raw["commit_v1_home1"] = c_v1
-        report.add(Row("commit v1, initial (info)", fmt_s(c_v1["seconds"]), f"full write {fmt_s(base_write)}",
-                       f"{c_v1['seconds'] / base_write:.2f}x", "-", "info"))
+        report.add(Row(f"commit v1, initial: {n:,}-row replace into an empty dataset (info)", fmt_s(c_v1["seconds"]),
+                       f"full write {fmt_s(raw['baseline_write']['median_s'])}",
+                       f"{c_v1['seconds'] / raw['baseline_write']['median_s']:.2f}x", "-", "info"))
 
         # ---------------- (1) upsert commit ----------------
-        log("registry (1): upsert commit of the 5,000 changed rows (fresh process)")
-        home1_copy = None
-        if args.profile:
-            home1_copy = scratch / "home1_profile_copy"
-            shutil.copytree(home1, home1_copy)
-        up = run_child({"home": str(home1), "dataset": DATASET, "source": str(changes_path), "load_table": True,
-                        "mode": "upsert", "message": "v2 (upsert)"})
-        raw["upsert_commit"] = up
-        res = up["result"]
-        assert (res["added"], res["changed"], res["removed"]) == (ADDED, RELABELED, 0), res
+        log(f"registry (1): upsert commit of the 5,000 changed rows ({reps} fresh processes)")
+        up, base_write = commit_runs("upsert_commit", home1, {
+            "dataset": DATASET, "source": str(changes_path), "load_table": True, "mode": "upsert",
+            "message": "v2 (upsert)"})
+        res = up["runs"][0]["result"]
+        assert all((r["result"]["added"], r["result"]["changed"], r["result"]["removed"]) == (ADDED, RELABELED, 0)
+                   for r in up["runs"]), up["runs"]
         v2_id = res["snapshot_id"]
-        t_up, b_up = up["seconds"], res["bytes_written"]
+        t_up, b_up = up["median_s"], res["bytes_written"]
         report.add(Row("(1) upsert commit 5k rows: wall time", fmt_s(t_up), f"full write {fmt_s(base_write)}",
                        f"{100 * t_up / base_write:.2f}%", "<= 2%", verdict(t_up <= 0.02 * base_write)))
         report.add(Row("(1) upsert commit: bytes written", fmt_b(b_up), f"full file {fmt_b(base_bytes)}",
                        f"{100 * b_up / base_bytes:.3f}%", "<= 1%", verdict(b_up <= 0.01 * base_bytes)))
-        report.add(Row("(1) upsert commit: peak RSS (process)", fmt_b(up["peak_rss"]), "", "", "<= 500 MiB",
-                       verdict(up["peak_rss"] <= 500 * MiB)))
-        report.add(Row("(1) upsert commit: RSS growth during commit", fmt_b(up["peak_rss"] - up["rss_before"]),
-                       f"RSS before {fmt_b(up['rss_before'])}", "", "-", "info"))
-        if home1_copy is not None:
-            log("profiling upsert commit (on a copy of home1)")
-            run_child({"home": str(home1_copy), "dataset": DATASET, "source": str(changes_path),
-                       "load_table": True, "mode": "upsert", "message": "v2 (upsert)",
-                       "profile": str(profile_target("upsert_commit")), "profiler": args.profiler})
-            shutil.rmtree(home1_copy)
+        report.add(Row("(1) upsert commit: peak RSS of the committing process", fmt_b(up["peak_rss_max"]), "",
+                       "", "<= 500 MiB", verdict(up["peak_rss_max"] <= 500 * MiB)))
+        report.add(Row("(1) upsert commit: RSS growth during the commit (info)", fmt_b(up["rss_growth_max"]),
+                       f"RSS before {fmt_b(up['runs'][0]['rss_before'])}", "", "-", "info"))
 
         # ---------------- (2) replace commit ----------------
         log("registry (2): home2: commit v1, then replace-mode commit of v2.parquet (fresh processes)")
@@ -488,49 +603,57 @@ def main() -> None:
                            "message": "v1"})
         raw["commit_v1_home2"] = c_v1b
         v1b_id = c_v1b["result"]["snapshot_id"]
-        home2_copy = None
-        if args.profile:
-            home2_copy = scratch / "home2_profile_copy"
-            shutil.copytree(home2, home2_copy)
-        rep = run_child({"home": str(home2), "dataset": DATASET, "source": str(v2_path), "mode": "replace",
-                         "message": "v2 (replace)"})
-        raw["replace_commit"] = rep
-        res = rep["result"]
-        assert (res["added"], res["changed"], res["removed"]) == (ADDED, RELABELED, 0), res
-        v2b_id = res["snapshot_id"]
-        t_rep = rep["seconds"]
-        report.add(Row("(2) replace commit of v2.parquet: wall time", fmt_s(t_rep), f"full write {fmt_s(base_write)}",
-                       f"{t_rep / base_write:.2f}x", "<= 1.5x", verdict(t_rep <= 1.5 * base_write)))
-        report.add(Row("(2) replace commit: bytes written / peak RSS (info)", fmt_b(res["bytes_written"]),
-                       f"peak RSS {fmt_b(rep['peak_rss'])}", "", "-", "info"))
-        if home2_copy is not None:
-            log("profiling replace commit (on a copy of home2)")
-            run_child({"home": str(home2_copy), "dataset": DATASET, "source": str(v2_path), "mode": "replace",
-                       "message": "v2 (replace)", "profile": str(profile_target("replace_commit")),
-                       "profiler": args.profiler})
-            shutil.rmtree(home2_copy)
+        rep, base_write2 = commit_runs("replace_commit", home2, {
+            "dataset": DATASET, "source": str(v2_path), "mode": "replace", "message": "v2 (replace)"})
+        assert all((r["result"]["added"], r["result"]["changed"], r["result"]["removed"]) == (ADDED, RELABELED, 0)
+                   for r in rep["runs"]), rep["runs"]
+        v2b_id = rep["runs"][0]["result"]["snapshot_id"]
+        t_rep = rep["median_s"]
+        report.add(Row("(2) replace commit of v2.parquet: wall time", fmt_s(t_rep),
+                       f"full write {fmt_s(base_write2)}", f"{t_rep / base_write2:.2f}x", "<= 1.5x",
+                       verdict(t_rep <= 1.5 * base_write2)))
+        report.add(Row("(2) replace commit: bytes written; peak RSS (info)",
+                       fmt_b(rep["runs"][0]["result"]["bytes_written"]), f"peak RSS {fmt_b(rep['peak_rss_max'])}",
+                       "", "-", "info"))
 
-        # ---------------- (3) diffs ----------------
-        def registry_diff(home: Path, a: str, b: str) -> Any:
-            with Registry.open(home) as reg:  # fresh context: no in-process index memo
-                return reg.diff(f"{DATASET}@{a}", f"{DATASET}@{b}")
+        # ---------------- (3) diffs, paired with DuckDB ----------------
+        def registry_diff(home: Path, a: str, b: str) -> SelfTimed:
+            with Registry.open(home) as reg:  # fresh context: no in-process index memo; opening is not timed
+                t0 = time.perf_counter()
+                result = reg.diff(f"{DATASET}@{a}", f"{DATASET}@{b}")
+                return SelfTimed(time.perf_counter() - t0, result)
 
         def diff_case(key: str, label: str, home: Path, a: str, b: str, expect: tuple[int, int, int],
                       target_fraction: float, target_text: str) -> None:
-            log(f"registry (3): diff {label}")
+            log(f"registry (3): diff {label} (interleaved with the DuckDB diff)")
 
             def check(d: Any) -> None:
                 got = (d.added, d.removed, d.changed)
                 assert got == expect, (label, got, expect)
 
-            check(registry_diff(home, a, b))  # warm-up (page cache of index files, imports)
-            m = median_of(reps, lambda: registry_diff(home, a, b), check)
+            m = paired(reps, lambda: duckdb_diff(v1_path, v2_path), lambda: registry_diff(home, a, b), check)
             raw[key] = {**m, "added_removed_changed": expect}
-            t = m["median_s"]
-            report.add(Row(f"(3) diff {label}", fmt_s(t), f"DuckDB {fmt_s(base_diff)}",
-                           f"{100 * t / base_diff:.2f}%" if target_fraction < 1 else f"{t / base_diff:.2f}x",
-                           target_text, verdict(t <= target_fraction * base_diff)))
+            run_errors.extend(f"diff {label}: {e}" for e in m["errors"])
+            t, base = m["registry_s"], m["baseline_s"]
+            if t is None:
+                report.add(Row(f"(3) diff {label}", "ERROR", f"DuckDB {fmt_s(base)}", "", target_text, "FAIL"))
+                return
+            report.add(Row(f"(3) diff {label}", fmt_s(t), f"DuckDB {fmt_s(base)}",
+                           f"{100 * t / base:.2f}%" if target_fraction < 1 else f"{t / base:.2f}x",
+                           target_text, verdict(t <= target_fraction * base)))
             profiled_extra(key, lambda: registry_diff(home, a, b))
+
+        def forced_index_path(fn: Callable[[], None]) -> None:
+            if not hasattr(diff_module, "PATH_LIMIT_FRACTION"):
+                report.notes.append("registry.snapshots.diff.PATH_LIMIT_FRACTION is gone; the 'via index compare' "
+                                    "diffs were skipped.")
+                return
+            saved = diff_module.PATH_LIMIT_FRACTION
+            diff_module.PATH_LIMIT_FRACTION = 0.0
+            try:
+                fn()
+            finally:
+                diff_module.PATH_LIMIT_FRACTION = saved
 
         diff_case("diff_v1_v2", "v1 -> v2 (upsert history)", home1, v1_id, v2_id, (ADDED, 0, RELABELED),
                   0.02, "<= 2% of DuckDB")
@@ -538,50 +661,44 @@ def main() -> None:
                   (ADDED, 0, RELABELED), 1.2, "<= 1.2x DuckDB")
         diff_case("diff_v2_v1", "v2 -> v1 (reverse direction)", home1, v2_id, v1_id, (0, ADDED, RELABELED),
                   1.2, "<= 1.2x DuckDB")
-        if hasattr(diff_module, "PATH_LIMIT_FRACTION"):
-            saved = diff_module.PATH_LIMIT_FRACTION
-            diff_module.PATH_LIMIT_FRACTION = 0.0
-            try:
-                diff_case("diff_v1_v2_index_path", "v1 -> v2 via index compare (no history walk)", home1, v1_id,
-                          v2_id, (ADDED, 0, RELABELED), 1.2, "<= 1.2x DuckDB")
-            finally:
-                diff_module.PATH_LIMIT_FRACTION = saved
-            report.notes.append("'via index compare' forces the path that non-ancestor and large-change pairs take "
-                                "(registry.snapshots.diff.PATH_LIMIT_FRACTION set to 0 inside the benchmark "
-                                "process only).")
+        forced_index_path(lambda: diff_case(
+            "diff_v1_v2_index_path", "v1 -> v2 via index compare (no history walk)", home1, v1_id, v2_id,
+            (ADDED, 0, RELABELED), 1.2, "<= 1.2x DuckDB"))
 
-        # ---------------- (4) read of v2 ----------------
-        def registry_read(home: Path, ref: str) -> pa.Table:
+        # ---------------- (4) reads, paired with pyarrow ----------------
+        def registry_read(home: Path, ref: str) -> SelfTimed:
             with Registry.open(home) as reg:
-                return reg.read(f"{DATASET}@{ref}")
+                t0 = time.perf_counter()
+                table = reg.read(f"{DATASET}@{ref}")
+                return SelfTimed(time.perf_counter() - t0, table)
 
-        def read_case(key: str, label: str, home: Path, ref: str, rows: int, hist: np.ndarray | None) -> None:
-            log(f"registry: read {label}")
+        def read_case(key: str, label: str, home: Path, ref: str, rows: int, hist: np.ndarray, info: bool) -> None:
+            log(f"registry: read {label} (interleaved with the pyarrow read)")
 
             def check(t: pa.Table) -> None:
                 assert t.num_rows == rows, (label, t.num_rows, rows)
-
-            first = registry_read(home, ref)  # warm-up; check content once
-            check(first)
-            if hist is not None:
-                counts = pc.value_counts(first.column("label")).to_pylist()
                 got = np.zeros(N_CLASSES, np.int64)
-                for item in counts:
+                for item in pc.value_counts(t.column("label")).to_pylist():
                     got[int(item["values"].split("_")[1])] = item["counts"]
                 assert np.array_equal(got, hist), (label, got, hist)
-            del first
-            m = median_of(reps, lambda: registry_read(home, ref), check)
+
+            m = paired(reps, lambda: pq.read_table(v2_path), lambda: registry_read(home, ref), check)
             raw[key] = m
-            t = m["median_s"]
-            speed = base_read / t
-            report.add(Row(f"read {label}", fmt_s(t), f"pyarrow read {fmt_s(base_read)}",
-                           f"{speed:.2f}x speed", ">= 0.7x speed", verdict(t <= base_read / 0.7)))
+            run_errors.extend(f"read {label}: {e}" for e in m["errors"])
+            t, base = m["registry_s"], m["baseline_s"]
+            prefix = "info: " if info else ""
+            if t is None:
+                report.add(Row(f"read {label}", "ERROR", f"pyarrow read {fmt_s(base)}", "", ">= 0.7x speed",
+                               prefix + "FAIL"))
+                return
+            report.add(Row(f"read {label}", fmt_s(t), f"pyarrow read {fmt_s(base)}", f"{base / t:.2f}x speed",
+                           ">= 0.7x speed", prefix + verdict(t <= base / 0.7)))
             profiled_extra(key, lambda: registry_read(home, ref))
 
-        read_case("read_v1", "v1 (info: single layer)", home1, v1_id, n, np.bincount(labels_v1[:n], minlength=N_CLASSES))
-        report.rows[-1].result = "info: " + report.rows[-1].result
+        read_case("read_v1", "v1 (single layer)", home1, v1_id, n,
+                  np.bincount(labels_v1[:n], minlength=N_CLASSES), info=True)
         read_case("read_v2", "(4) v2 (base + 1 upsert layer)", home1, v2_id, n + ADDED,
-                  np.bincount(labels_v2[:n + ADDED], minlength=N_CLASSES))
+                  np.bincount(labels_v2[:n + ADDED], minlength=N_CLASSES), info=False)
 
         # ---------------- (5) 50 incremental commits ----------------
         log(f"registry (5): {INCREMENTAL_COMMITS} incremental upsert commits of {INCREMENTAL_RELABEL:,} relabels "
@@ -590,30 +707,76 @@ def main() -> None:
         n_cur = n + ADDED
         snapshots = [v2_id]
         inc: list[dict[str, Any]] = []
+        failures: list[str] = []
         with Registry.open(home1) as reg:
+            max_layers = reg.ctx.settings.max_layers
+            auto_compaction = True
+            layers = 2  # v1 base + the v2 upsert layer
             for j in range(INCREMENTAL_COMMITS):
                 idx = np.sort(rng.choice(n_cur, INCREMENTAL_RELABEL, replace=False))
                 relabel(current, idx, rng)
                 new = np.arange(n_cur, n_cur + INCREMENTAL_ADD)
                 n_cur += INCREMENTAL_ADD
                 table = data.table(np.concatenate([idx, new]), current)
-                seconds, result = timed(lambda t=table, j=j: reg.commit(DATASET, t, mode="upsert", message=f"inc {j}"))
-                assert (result.added, result.changed) == (INCREMENTAL_ADD, INCREMENTAL_RELABEL), result
-                snapshots.append(result.snapshot_id)
-                inc.append({"seconds": seconds, "bytes_written": result.bytes_written})
+                entry: dict[str, Any] = {"commit": j + 1, "layers_before": layers}
+                gc.collect()
+                t0 = time.perf_counter()
+                try:
+                    result = reg.commit(DATASET, table, mode="upsert", message=f"inc {j}")
+                    entry["seconds"] = time.perf_counter() - t0
+                    got = (result.added, result.changed, result.snapshot_id, result.bytes_written)
+                except Exception as exc:  # noqa: BLE001 - recorded and reported, the run goes on
+                    entry["seconds"] = time.perf_counter() - t0
+                    entry["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+                    head = reg.log(DATASET, 1)[0]
+                    if head.id == snapshots[-1]:
+                        raise  # the commit did not land: nothing sensible to measure after this
+                    failures.append(f"incremental commit {j + 1} (layers {layers} -> {layers + 1}) raised "
+                                    f"{entry['error']} after {entry['seconds']:.1f}s, although its snapshot "
+                                    "was recorded and main moved")
+                    got = (head.added, head.changed, head.id, head.bytes_written)
+                    log(f"  commit {j + 1} raised after {entry['seconds']:.1f}s: {entry['error']}")
+                assert got[:2] == (INCREMENTAL_ADD, INCREMENTAL_RELABEL), got
+                snapshots.append(got[2])
+                entry["bytes_written"] = got[3]
+                layers += 1
+                if layers > max_layers:
+                    if "error" in entry and auto_compaction:
+                        # Work around the failed automatic compaction so the run can go on: switch it off
+                        # in this process and compact explicitly whenever it would have run.
+                        auto_compaction = False
+                        reg.ctx.settings.max_layers = 10**9
+                        failures.append("from then on the benchmark compacts explicitly with "
+                                        "Registry.compact(head, full=False) whenever the layer count exceeds "
+                                        f"{max_layers}, as the commit would have")
+                    if not auto_compaction:
+                        seconds, _ = timed(lambda ref=got[2]: reg.compact(f"{DATASET}@{ref}", full=False))
+                        entry["explicit_compaction_s"] = seconds
+                    entry["compacted"] = True
+                    layers = 2
+                inc.append(entry)
         head_id = snapshots[-1]
-        inc_times = [c["seconds"] for c in inc]
+        ok_times = [c["seconds"] for c in inc if "error" not in c]
         raw["incremental_commits"] = inc
+        compacting = [c["seconds"] for c in inc if c.get("compacted") and "error" not in c]
         report.add(Row(f"(5) {INCREMENTAL_COMMITS} incremental upserts (info)",
-                       f"median {fmt_s(statistics.median(inc_times))}, max {fmt_s(max(inc_times))}",
-                       f"full write {fmt_s(base_write)}",
-                       f"median {100 * statistics.median(inc_times) / base_write:.2f}%", "-", "info"))
-        report.notes.append("The 50 incremental commits run in one process with one open Registry (index memo "
-                            "warm); the slowest of them includes the automatic layer compaction "
-                            "(REGISTRY_MAX_LAYERS, default 32).")
+                       f"median {fmt_s(statistics.median(ok_times))}, max {fmt_s(max(ok_times))}"
+                       + (f"; with auto-compaction {fmt_s(max(compacting))}" if compacting else ""),
+                       f"full write {fmt_s(raw['baseline_write']['median_s'])}",
+                       f"median {100 * statistics.median(ok_times) / raw['baseline_write']['median_s']:.2f}%",
+                       "-", "info"))
+        errors = [c for c in inc if "error" in c]
+        report.add(Row(f"(5) {INCREMENTAL_COMMITS} incremental upserts complete without error",
+                       f"{len(errors)} raised" + (f" (commit {', '.join(str(c['commit']) for c in errors)}: "
+                                                  f"{errors[0]['error'][:120]})" if errors else ""),
+                       "", "", "no errors", verdict(not errors)))
+        report.notes.extend(failures)
+        report.notes.append(f"The {INCREMENTAL_COMMITS} incremental commits run in one process with one open "
+                            f"Registry (index memo warm); the commit that takes the head past {max_layers} layers "
+                            "(REGISTRY_MAX_LAYERS) also compacts the upper layers.")
 
         read_case("read_head", f"(5) head after {INCREMENTAL_COMMITS} incremental commits", home1, head_id, n_cur,
-                  np.bincount(current[:n_cur], minlength=N_CLASSES))
+                  np.bincount(current[:n_cur], minlength=N_CLASSES), info=False)
 
         far_v2 = (INCREMENTAL_COMMITS * INCREMENTAL_ADD, 0, int((current[:n + ADDED] != labels_v2[:n + ADDED]).sum()))
         far_v1 = (ADDED + INCREMENTAL_COMMITS * INCREMENTAL_ADD, 0, int((current[:n] != labels_v1[:n]).sum()))
@@ -621,31 +784,46 @@ def main() -> None:
                   1.2, "<= 1.2x DuckDB")
         diff_case("diff_v1_head", f"v1 -> head ({INCREMENTAL_COMMITS + 1} commits apart)", home1, v1_id, head_id,
                   far_v1, 1.2, "<= 1.2x DuckDB")
-        if hasattr(diff_module, "PATH_LIMIT_FRACTION"):
-            saved = diff_module.PATH_LIMIT_FRACTION
-            diff_module.PATH_LIMIT_FRACTION = 0.0
-            try:
-                diff_case("diff_v2_head_index_path", "v2 -> head via index compare (no history walk)", home1, v2_id,
-                          head_id, far_v2, 1.2, "<= 1.2x DuckDB")
-            finally:
-                diff_module.PATH_LIMIT_FRACTION = saved
+        forced_index_path(lambda: diff_case(
+            "diff_v2_head_index_path", "v2 -> head via index compare (no history walk)", home1, v2_id, head_id,
+            far_v2, 1.2, "<= 1.2x DuckDB"))
 
+        report.add(Row("diffs and reads complete without error", f"{len(run_errors)} raised"
+                       + (f" (e.g. {run_errors[0][:160]})" if run_errors else ""), "", "", "no errors",
+                       verdict(not run_errors)))
+        raw["run_errors"] = run_errors
+
+        report.notes.append("'via index compare' forces the path that non-ancestor and large-change pairs take "
+                            "(registry.snapshots.diff.PATH_LIMIT_FRACTION set to 0 inside the benchmark process "
+                            "only).")
+        report.notes.append(f"Each registry figure is a median of {reps} runs and is compared with a baseline "
+                            "measured interleaved with it (diffs and reads alternate with the DuckDB diff / "
+                            "pyarrow read; each commit run follows a fresh full write), so both see the same "
+                            "machine load. Commits run in fresh processes, the first on the real home and the "
+                            "others on copies of it taken beforehand; diffs and reads open a fresh Registry per "
+                            "run (no in-process index memo; opening it is not timed, only reg.diff / reg.read). "
+                            "Standalone baseline medians: write "
+                            f"{fmt_s(raw['baseline_write']['median_s'])}, DuckDB diff "
+                            f"{fmt_s(raw['baseline_duckdb_diff']['median_s'])}, read "
+                            f"{fmt_s(raw['baseline_read']['median_s'])}.")
         report.notes.append("Every timed operation sees a warm OS page cache (inputs and objects were just "
-                            "written; one untimed warm-up run precedes each measured diff/read/baseline). Commits "
-                            "are measured once each in a fresh process; diffs and reads are the median of "
-                            f"{reps} runs, each with a freshly opened Registry (no in-process index memo).")
+                            "written or copied; an untimed warm-up precedes every interleaved series).")
         report.notes.append("Baseline write time is pq.write_table alone (no fsync); registry commits fsync "
                             "their objects. fsync of the baseline file after writing took "
                             f"{fmt_s(statistics.median(fsync_times))} (median).")
-        report.notes.append("Peak RSS is ru_maxrss of the fresh child process that ran the commit (imports, "
-                            "opening the home and loading the 5,000-row input included); growth is that peak "
-                            "minus RSS just before the commit call.")
+        report.notes.append("Peak RSS is the high-water RSS (VmHWM, reset just before the commit call; "
+                            "cross-checked by 2 ms psutil sampling) of the fresh child process that ran the "
+                            "commit, the largest over the runs, so it includes what that process already held "
+                            "(imports, open home, the 5,000-row input); growth is that peak minus RSS just "
+                            "before the commit call. ru_maxrss is not used: Linux carries it over from the "
+                            "forking parent.")
     finally:
         if args.keep:
             log(f"kept scratch dir {scratch}")
         else:
             shutil.rmtree(scratch, ignore_errors=True)
 
+    report.raw["loadavg_at_end"] = os.getloadavg()
     write_report(report, args.out, n)
 
 
@@ -658,7 +836,8 @@ def write_report(report: Report, out: Path, n: int) -> None:
         f"- When: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}",
         f"- Code: `{env['registry_module']}` at `{env.get('git_head')}`"
         + (" (registry/ had uncommitted changes)" if env.get("registry_dirty") else ""),
-        f"- Machine: {env['cpus']} CPUs, {env['memory_gib']} GiB, {env['platform']}",
+        f"- Machine: {env['cpus']} CPUs, {env['memory_gib']} GiB, {env['platform']}; load average "
+        f"{env['loadavg_at_start'][0]:.2f} at start, {report.raw['loadavg_at_end'][0]:.2f} at end",
         f"- Python {env['python']}, pyarrow {env['pyarrow']}, numpy {env['numpy']}, duckdb {env['duckdb']}",
         f"- Inputs: v1.parquet {fmt_b(report.raw['inputs']['v1_bytes'])}, "
         f"v2.parquet {fmt_b(report.raw['inputs']['v2_bytes'])} (zstd)",
