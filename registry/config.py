@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     """Where objects live; default ``file://<home>/objects``."""
     max_layers: int = 32
     """A branch head with more layers than this is compacted (upper layers merged) after a commit."""
+    compact_rows: int = 20_000
+    """A head whose layers above the base hold more rows than this is compacted into one layer
+    after a commit, so reads stay close to the speed of one file (0 turns it off)."""
     actor: str | None = None
     """Who is acting, when ``--author`` is not given."""
 

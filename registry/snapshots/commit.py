@@ -251,13 +251,15 @@ def commit(
         raise RefConflict(f"{name}@main was moved by another writer while committing; re-read and commit again") \
             from exc
     failpoint("commit:after-catalog-commit")
-    if len(layers) > ctx.settings.max_layers:
+    upper_rows = sum(layer.rows_count + layer.deletes_count for layer in layers[1:])
+    full = 0 < ctx.settings.compact_rows < upper_rows
+    if full or len(layers) > ctx.settings.max_layers:
         note("compacting layers")
         from registry.snapshots.compact import compact_snapshot
 
         with transaction(ctx.engine, readonly=True) as session:
             snapshot = catalog.get_snapshot(session, new_id)
-        compact_snapshot(ctx, snapshot, full=False)
+        compact_snapshot(ctx, snapshot, full=full)
     return CommitResult(name, new_id, parent.id if parent else None, True, added, changed, int(removed_kh.size),
                         rows, bytes_written, version, compatibility)
 
