@@ -157,9 +157,8 @@ def commit(
         added, changed = table.num_rows, 0
         if parent_reader is not None:
             old_kh, old_rh, _ = parent_reader.effective_index()
-            still_there, _ = in_sorted(old_kh, kh)
-            removed_kh = old_kh[~still_there]
             present, pos = in_sorted(kh, old_kh)
+            removed_kh = _not_hit(old_kh, pos[present])
             differs = present.copy()
             differs[present] = old_rh[pos[present]] != rh[present]
             changed = int(differs.sum())
@@ -172,8 +171,7 @@ def commit(
         same[present] = old_rh[pos[present]] == rh[present]
         keep = ~same
         added, changed = int((~present).sum()), int((present & ~same).sum())
-        still_there, _ = in_sorted(old_kh, kh)
-        removed_kh = old_kh[~still_there]
+        removed_kh = _not_hit(old_kh, pos[present])
     else:
         assert parent_reader is not None
         found = parent_reader.lookup(kh)
@@ -262,6 +260,13 @@ def commit(
         compact_snapshot(ctx, snapshot, full=full)
     return CommitResult(name, new_id, parent.id if parent else None, True, added, changed, int(removed_kh.size),
                         rows, bytes_written, version, compatibility)
+
+
+def _not_hit(sorted_kh: np.ndarray, hit_positions: np.ndarray) -> np.ndarray:
+    """The entries of ``sorted_kh`` at none of ``hit_positions`` (keys the new content dropped)."""
+    hit = np.zeros(len(sorted_kh), bool)
+    hit[hit_positions] = True
+    return np.asarray(sorted_kh[~hit])
 
 
 def _conform_to(table: pa.Table, columns: list[dict[str, str]], name: str) -> pa.Table:
