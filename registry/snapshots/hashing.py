@@ -60,6 +60,8 @@ def _bytes_hash(arr: pa.Array) -> np.ndarray:
     starts = offsets[:-1].astype(np.int64)
     lengths = offsets[1:].astype(np.int64) - starts
     data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
+    if n and lengths.min() == lengths.max():
+        return _fixed_width_hash(data[int(starts[0]):int(offsets[-1])], n, int(lengths[0]))
     padded = np.zeros(len(data) + 8, dtype=np.uint8)
     padded[: len(data)] = data
     # Every byte offset viewed as the start of a little-endian uint64 (unaligned reads are fine).
@@ -88,9 +90,23 @@ def _bytes_hash(arr: pa.Array) -> np.ndarray:
     return h
 
 
+def _fixed_width_hash(data: np.ndarray, n: int, width: int) -> np.ndarray:
+    """``_bytes_hash`` for values that all have ``width`` bytes: the same words, read as a matrix."""
+    h = _mix(np.full(n, width, dtype=np.uint64) ^ _GOLDEN)
+    if width == 0:
+        return h
+    words_per_value = (width + 7) // 8
+    matrix = np.zeros((n, words_per_value * 8), dtype=np.uint8)
+    matrix[:, :width] = data.reshape(n, width)
+    words = matrix.view("<u8")
+    for step in range(words_per_value):
+        h = _mix(h ^ words[:, step]) + _GOLDEN
+    return h
+
+
 def _is_low_cardinality(arr: pa.Array) -> bool:
     """Whether a string column repeats values enough that hashing its dictionary is cheaper."""
-    if len(arr) < 4096:
+    if len(arr) < 1024:
         return False
     sample = arr.slice(0, 4096)
     return len(pc.unique(sample)) <= 256
@@ -105,8 +121,12 @@ def _python_hash(arr: pa.Array) -> np.ndarray:
     return out
 
 
-def _value_words(arr: pa.Array) -> np.ndarray:
-    """One uint64 per value before mixing; values under nulls are arbitrary."""
+def _value_words(arr: pa.Array, low_cardinality: bool | None = None) -> np.ndarray:
+    """One uint64 per value before mixing; values under nulls are arbitrary.
+
+    ``low_cardinality`` (strings only) says whether to hash the distinct values once each; None
+    decides from a sample of ``arr``. Either way the words are the same.
+    """
     t = arr.type
     if pa.types.is_dictionary(t):
         dictionary = _value_words(arr.dictionary)
@@ -139,23 +159,30 @@ def _value_words(arr: pa.Array) -> np.ndarray:
     if (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t)
             or pa.types.is_large_binary(t) or pa.types.is_string_view(t) or pa.types.is_binary_view(t)):
         filled = arr.fill_null("" if "string" in str(t) else b"") if arr.null_count else arr
-        if _is_low_cardinality(filled):
+        if _is_low_cardinality(filled) if low_cardinality is None else low_cardinality:
             return _value_words(pc.dictionary_encode(filled))
         return _bytes_hash(filled)
     return _python_hash(arr)
 
 
-def column_hash(column: pa.Array | pa.ChunkedArray) -> np.ndarray:
+def column_hash(column: pa.Array | pa.ChunkedArray, low_cardinality: bool | None = None) -> np.ndarray:
     """A uint64 hash per value of ``column``; equal values hash equal across integer/float widths."""
     if isinstance(column, pa.ChunkedArray):
         if column.num_chunks == 0:
             return np.zeros(0, np.uint64)
-        return np.concatenate([column_hash(chunk) for chunk in column.chunks])
-    h = _mix(_value_words(column) ^ np.uint64(0x5555555555555555))
+        if low_cardinality is None and column.num_chunks > 1 and _is_text(column.type):
+            low_cardinality = _is_low_cardinality(column.slice(0, 4096).combine_chunks())
+        return np.concatenate([column_hash(chunk, low_cardinality) for chunk in column.chunks])
+    h = _mix(_value_words(column, low_cardinality) ^ np.uint64(0x5555555555555555))
     if column.null_count:
         valid = column.is_valid().to_numpy(zero_copy_only=False)
         h[~valid] = _NULL
     return h
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t)
+                or pa.types.is_large_binary(t))
 
 
 def _column_hashes(table: pa.Table, columns: Sequence[str]) -> dict[str, np.ndarray]:
