@@ -25,7 +25,7 @@ from registry.models import DatasetRow, SchemaVersionRow, SnapshotRow
 from registry.snapshots.commit import load_manifest
 from registry.snapshots.history import resolve_ref
 from registry.snapshots.layers import in_sorted
-from registry.snapshots.reader import ManifestReader
+from registry.snapshots.reader import Lookup, ManifestReader
 from registry.snapshots.schema import compare_schemas
 
 __all__ = ["ChangeSet", "DiffResult", "change_set", "diff"]
@@ -65,8 +65,10 @@ class ChangeSet:
 class _Classified:
     kh_added: np.ndarray
     kh_removed: np.ndarray
-    kh_changed: np.ndarray
+    kh_changed: np.ndarray  # sorted
     unchanged: int
+    changed_a: Lookup | None = None  # lookups of kh_changed, when the classification made them
+    changed_b: Lookup | None = None
 
 
 def _touched_between(session: Session, ctx: Context, older: SnapshotRow, newer: SnapshotRow, keys: list[str]
@@ -97,7 +99,8 @@ def _classify(reader_a: ManifestReader, reader_b: ManifestReader, touched: np.nd
         changed = in_a.present & in_b.present & (in_a.rh != in_b.rh)
         added = touched[~in_a.present & in_b.present]
         removed = touched[in_a.present & ~in_b.present]
-        return _Classified(added, removed, touched[changed], rows_a - len(removed) - int(changed.sum()))
+        return _Classified(added, removed, touched[changed], rows_a - len(removed) - int(changed.sum()),
+                           in_a.take(changed), in_b.take(changed))
     kh_a, rh_a, _ = reader_a.effective_index()
     kh_b, rh_b, _ = reader_b.effective_index()
     found, pos = in_sorted(kh_b, kh_a)
@@ -158,23 +161,28 @@ def _key_of(row: dict[str, Any], keys: list[str]) -> Any:
     return row[keys[0]] if len(keys) == 1 else {k: row[k] for k in keys}
 
 
-def _cheapest(reader: ManifestReader, kh: np.ndarray, limit: int) -> np.ndarray:
-    """Up to ``limit`` of ``kh`` that sit in the fewest row groups (lowest layer, lowest positions)."""
+def _cheapest(reader: ManifestReader, kh: np.ndarray, limit: int, found: Lookup | None = None
+              ) -> tuple[np.ndarray, Lookup]:
+    """Up to ``limit`` of sorted ``kh`` that sit in the fewest row groups (lowest layer, lowest
+    positions), still sorted, with their lookup."""
     if limit <= 0 or not len(kh):
-        return np.zeros(0, np.uint64)
-    found = reader.lookup(np.sort(kh))
-    order = np.lexsort((found.position, found.layer))[:limit]
-    return np.sort(np.sort(kh)[order])
+        return np.zeros(0, np.uint64), Lookup(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.uint64))
+    found = found if found is not None else reader.lookup(kh)
+    chosen = np.sort(np.lexsort((found.position, found.layer))[:limit])
+    return kh[chosen], found.take(chosen)
 
 
-def _count_changed_cells(reader_a: ManifestReader, reader_b: ManifestReader, kh: np.ndarray,
+def _count_changed_cells(reader_a: ManifestReader, reader_b: ManifestReader, found: _Classified,
                          columns: list[str]) -> dict[str, int]:
     """Changed cells per column among rows known to differ: from index cell hashes when both sides
     have them (no rows read), else by reading and comparing the rows."""
+    kh = found.kh_changed
     if not len(kh) or not columns:
         return {c: 0 for c in columns}
-    before = reader_a.cell_hashes(reader_a.lookup(kh), columns)
-    after = reader_b.cell_hashes(reader_b.lookup(kh), columns) if before is not None else None
+    in_a = found.changed_a if found.changed_a is not None else reader_a.lookup(kh)
+    in_b = found.changed_b if found.changed_b is not None else reader_b.lookup(kh)
+    before = reader_a.cell_hashes(in_a, columns)
+    after = reader_b.cell_hashes(in_b, columns) if before is not None else None
     if before is not None and after is not None:
         return {c: int((before[c] != after[c]).sum()) for c in columns}
     cells = _cell_changes(reader_a.fetch(kh), reader_b.fetch(kh), columns)
@@ -196,22 +204,26 @@ def diff(ctx: Context, a_ref: str, b_ref: str, rows: int = 10) -> DiffResult:
     common = [c["name"] for c in schema_a if c["name"] not in keys and same_types.get(c["name"]) == c["type"]]
     retyped = [c["name"] for c in schema_a if c["name"] not in keys and c["name"] in same_types
                and same_types[c["name"]] != c["type"]]
-    kh_changed = np.sort(found.kh_changed)
-    changed_cells = _count_changed_cells(reader_a, reader_b, kh_changed, common)
+    kh_changed = found.kh_changed
+    changed_cells = _count_changed_cells(reader_a, reader_b, found, common)
     if retyped and len(kh_changed):
         cells = _cell_changes(reader_a.fetch(kh_changed), reader_b.fetch(kh_changed), retyped)
         changed_cells.update({name: int(mask.sum()) for name, mask in cells.items()})
     examples: list[dict[str, Any]] = []
     if rows > 0:
-        sample = _cheapest(reader_a, kh_changed, rows)
-        for row_before, row_after in zip(reader_a.fetch(sample).to_pylist(), reader_b.fetch(sample).to_pylist(),
-                                         strict=True):
+        sample, sample_a = _cheapest(reader_a, kh_changed, rows, found.changed_a)
+        sample_b = found.changed_b.take(np.searchsorted(kh_changed, sample)) if found.changed_b is not None \
+            else None
+        for row_before, row_after in zip(reader_a.fetch(sample, found=sample_a).to_pylist(),
+                                         reader_b.fetch(sample, found=sample_b).to_pylist(), strict=True):
             columns = [c for c in [*common, *retyped] if row_before.get(c) != row_after.get(c)]
             examples.append({"kind": "changed", "key": _key_of(row_after, keys), "columns": columns,
                              "before": row_before, "after": row_after})
-        for row in reader_b.fetch(_cheapest(reader_b, found.kh_added, rows)).to_pylist():
+        added, added_b = _cheapest(reader_b, np.sort(found.kh_added), rows)
+        for row in reader_b.fetch(added, found=added_b).to_pylist():
             examples.append({"kind": "added", "key": _key_of(row, keys), "before": None, "after": row})
-        for row in reader_a.fetch(_cheapest(reader_a, found.kh_removed, rows)).to_pylist():
+        removed, removed_a = _cheapest(reader_a, np.sort(found.kh_removed), rows)
+        for row in reader_a.fetch(removed, found=removed_a).to_pylist():
             examples.append({"kind": "removed", "key": _key_of(row, keys), "before": row, "after": None})
     schema_changes = [asdict(c) for c in compare_schemas(schema_a, schema_b)]
     return DiffResult(dataset.name, a.id, b.id, len(found.kh_added), len(found.kh_removed), len(kh_changed),

@@ -42,6 +42,10 @@ class Lookup:
         found: np.ndarray = self.layer != ABSENT
         return found
 
+    def take(self, which: np.ndarray) -> Lookup:
+        """The entries at ``which`` (indices or a boolean mask)."""
+        return Lookup(self.layer[which], self.position[which], self.rh[which])
+
 
 class ManifestReader:
     """Reads one manifest's rows and indexes."""
@@ -193,12 +197,14 @@ class ManifestReader:
         with ThreadPoolExecutor(max_workers=2) as pool:
             return pa.concat_tables(list(pool.map(one_group, range(groups.num_row_groups))))
 
-    def fetch(self, kh: np.ndarray, columns: Sequence[str] | None = None) -> pa.Table:
+    def fetch(self, kh: np.ndarray, columns: Sequence[str] | None = None, found: Lookup | None = None
+              ) -> pa.Table:
         """The current rows of the given key hashes (absent keys are skipped), in ``kh`` order.
 
-        Only the row groups that hold a wanted row are read.
+        Only the row groups that hold a wanted row are read. ``found`` is ``lookup(kh)`` if the
+        caller has it already.
         """
-        found = self.lookup(kh)
+        found = found if found is not None else self.lookup(kh)
         parts: list[tuple[np.ndarray, pa.Table]] = []
         for layer_no in np.unique(found.layer[found.present]):
             which = np.flatnonzero(found.layer == layer_no)
