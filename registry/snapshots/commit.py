@@ -226,11 +226,12 @@ def commit(
     note("recording the snapshot")
     try:
         with transaction(ctx.engine) as session:
-            dataset = catalog.get_dataset(session, name)
+            # Everything read in the first transaction still holds if main has not moved, and the
+            # compare-and-swap below fails if it has (a racing schema version fails earlier, on
+            # its primary key): no need to read it again.
             version = latest_schema.version if latest_schema else 0
-            current_schema = catalog.latest_schema_version(session, dataset)
-            if current_schema is None or current_schema.fingerprint != schema_fp:
-                version = (current_schema.version if current_schema else 0) + 1
+            if latest_schema is None or latest_schema.fingerprint != schema_fp:
+                version += 1
                 session.add(SchemaVersionRow(
                     dataset_id=catalog.dataset_id(dataset), version=version, fingerprint=schema_fp,
                     arrow_schema=json.dumps(schema_cols), compatibility=compatibility,
