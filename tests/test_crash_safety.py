@@ -183,6 +183,16 @@ def big_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path
     return found
 
 
+def _v1_committed_v2_on_disk(home: Path, tmp_path: Path) -> tuple[pa.Table, pa.Table, Path, str, set[str]]:
+    """v1 committed; v2 written to a file; returns (v1, v2, v2 path, v1 head id, objects after v1)."""
+    v1 = labels_table(3000, seed=1)
+    v2 = _v2_of(v1)
+    v2_path = tmp_path / "v2.parquet"
+    pq.write_table(v2, v2_path)
+    head1 = _start_v1(home, v1)
+    return v1, v2, v2_path, head1, _store_objects(home)
+
+
 # ------------------------------------------------------------------------------------------------- tests
 
 
@@ -194,12 +204,7 @@ def test_every_failpoint_has_an_expectation() -> None:
 @pytest.mark.parametrize("point", POINTS)
 def test_commit_killed_at_failpoint_leaves_old_or_new_state(point: str, home: Path, cli: Cli,
                                                             tmp_path: Path) -> None:
-    v1 = labels_table(3000, seed=1)
-    v2 = _v2_of(v1)
-    v2_path = tmp_path / "v2.parquet"
-    pq.write_table(v2, v2_path)
-    head1 = _start_v1(home, v1)
-    before = _store_objects(home)
+    v1, v2, v2_path, head1, before = _v1_committed_v2_on_disk(home, tmp_path)
 
     res = cli("commit", DATASET, str(v2_path), "-m", "v2", "--json", env={"REGISTRY_FAILPOINT": point})
     assert res.code == -signal.SIGKILL, f"expected death by SIGKILL at {point}: {res.code} {res.stderr}"
@@ -251,11 +256,7 @@ def test_commit_killed_at_failpoint_leaves_old_or_new_state(point: str, home: Pa
 
 def test_gc_with_default_min_age_keeps_young_unreferenced_objects(home: Path, cli: Cli, tmp_path: Path
                                                                    ) -> None:
-    v1 = labels_table(3000, seed=1)
-    v2_path = tmp_path / "v2.parquet"
-    pq.write_table(_v2_of(v1), v2_path)
-    head1 = _start_v1(home, v1)
-    before = _store_objects(home)
+    v1, _, v2_path, head1, before = _v1_committed_v2_on_disk(home, tmp_path)
     res = cli("commit", DATASET, str(v2_path), env={"REGISTRY_FAILPOINT": "commit:after-manifest"})
     assert res.code == -signal.SIGKILL
     written = _store_objects(home) - before
@@ -276,12 +277,7 @@ def test_gc_with_default_min_age_keeps_young_unreferenced_objects(home: Path, cl
 @POSTGRES_ONLY
 def test_gc_during_a_commit_in_flight_keeps_its_new_objects(home: Path, cli: Cli, tmp_path: Path,
                                                             database_url: str) -> None:
-    v1 = labels_table(3000, seed=1)
-    v2 = _v2_of(v1)
-    v2_path = tmp_path / "v2.parquet"
-    pq.write_table(v2, v2_path)
-    head1 = _start_v1(home, v1)
-    before = _store_objects(home)
+    v1, v2, v2_path, head1, before = _v1_committed_v2_on_disk(home, tmp_path)
     proc = None
     try:
         with _ref_row_locked(database_url):
@@ -313,12 +309,7 @@ def test_gc_during_a_commit_in_flight_keeps_old_objects_the_commit_reuses(home: 
     While the retry is between writing its objects and its catalog transaction, gc with the default
     min-age must not delete them: the retry's snapshot would name missing objects.
     """
-    v1 = labels_table(3000, seed=1)
-    v2 = _v2_of(v1)
-    v2_path = tmp_path / "v2.parquet"
-    pq.write_table(v2, v2_path)
-    head1 = _start_v1(home, v1)
-    before = _store_objects(home)
+    v1, v2, v2_path, head1, before = _v1_committed_v2_on_disk(home, tmp_path)
     res = cli("commit", DATASET, str(v2_path), "-m", "v2",
               env={"REGISTRY_FAILPOINT": "commit:after-manifest"})
     assert res.code == -signal.SIGKILL

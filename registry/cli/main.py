@@ -102,10 +102,7 @@ def dataset_create(state: _State, name: str, key: str, description: str, owner: 
 def dataset_list(state: _State, as_json: bool) -> None:
     """List datasets with their head snapshot."""
     rows = [d.to_dict() for d in state.registry().datasets()]
-    if as_json:
-        output.print_json(rows)
-    else:
-        output.dataset_table(rows)
+    output.render(rows, as_json, output.dataset_table)
 
 
 @cli.command()
@@ -147,10 +144,7 @@ def commit(state: _State, name: str, file: str | None, message: str, author: str
 def log(state: _State, name: str, limit: int | None, as_json: bool) -> None:
     """History of NAME (or NAME@REF), newest first."""
     entries = [s.to_dict() for s in state.registry().log(name, limit)]
-    if as_json:
-        output.print_json(entries)
-    else:
-        output.log_lines(entries)
+    output.render(entries, as_json, output.log_lines)
 
 
 @cli.command()
@@ -160,10 +154,7 @@ def log(state: _State, name: str, limit: int | None, as_json: bool) -> None:
 def show(state: _State, ref: str, as_json: bool) -> None:
     """Details of the snapshot NAME@REF names."""
     info = state.registry().show(ref).to_dict()
-    if as_json:
-        output.print_json(info)
-    else:
-        output.show_snapshot(info)
+    output.render(info, as_json, output.show_snapshot)
 
 
 @cli.command()
@@ -188,10 +179,7 @@ def tag(state: _State, ref: str, tag_name: str, as_json: bool) -> None:
 def diff(state: _State, a: str, b: str, rows: int, as_json: bool) -> None:
     """Row-level diff from NAME@A to NAME@B."""
     result = state.registry().diff(a, b, rows).to_dict()
-    if as_json:
-        output.print_json(result)
-    else:
-        output.diff_report(result)
+    output.render(result, as_json, output.diff_report)
 
 
 @cli.command()
@@ -201,10 +189,7 @@ def diff(state: _State, a: str, b: str, rows: int, as_json: bool) -> None:
 def schema(state: _State, name: str, as_json: bool) -> None:
     """Schema versions of NAME and whether each change was compatible or breaking."""
     versions = [v.to_dict() for v in state.registry().schema(name)]
-    if as_json:
-        output.print_json(versions)
-    else:
-        output.schema_versions(versions)
+    output.render(versions, as_json, output.schema_versions)
 
 
 @cli.command()

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["dataset_table", "diff_report", "emit", "error", "log_lines", "note", "print_json", "progress_bar",
+__all__ = ["dataset_table", "diff_report", "emit", "error", "log_lines", "note", "print_json", "progress_bar", "render",
            "say", "schema_versions", "show_snapshot", "status"]
 
 
@@ -36,6 +36,14 @@ def emit(value: Any, as_json: bool, text: str) -> None:
         print_json(value)
     else:
         say(text)
+
+
+def render(value: Any, as_json: bool, renderer: Callable[[Any], None]) -> None:
+    """JSON of ``value`` with ``--json``, else ``renderer(value)`` for people."""
+    if as_json:
+        print_json(value)
+    else:
+        renderer(value)
 
 
 def _interactive() -> bool:
