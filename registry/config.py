@@ -30,7 +30,7 @@ class Settings(BaseSettings):
     """SQLAlchemy URL of the catalog; default a SQLite file in the home."""
     storage_url: str | None = None
     """Where objects live; default ``file://<home>/objects``."""
-    max_layers: int = 32
+    max_layers: int = 8
     """A branch head with more layers than this is compacted (upper layers merged) after a commit."""
     compact_rows: int = 20_000
     """A head whose layers above the base hold more rows than this is compacted into one layer

@@ -40,7 +40,7 @@ class CompactResult:
 def _merge(ctx: Context, reader: ManifestReader, first: int) -> tuple[Layer, int]:
     """One layer equal to layers ``first..`` of ``reader`` applied in order (rows and deletes)."""
     layers = reader.manifest.layers
-    masks = reader.visible_masks()
+    hidden_entries = reader.hidden_entries()
     parts: list[pa.Table] = []
     kh_parts, row_parts, rh_parts = [], [], []
     cell_parts: dict[str, list[np.ndarray]] = {}
@@ -50,11 +50,15 @@ def _merge(ctx: Context, reader: ManifestReader, first: int) -> tuple[Layer, int
         if not sha:
             continue
         index = ctx.cache.rows_index(sha, reader.keys)
-        visible_rows = reader.row_mask(number, masks[number])
-        parts.append(reader._read_visible(number, visible_rows, None))
+        visible_entries = np.ones(len(index), bool)
+        visible_entries[hidden_entries[number]] = False
+        hidden_rows = reader.hidden_rows(number, hidden_entries[number])
+        visible_rows = np.ones(len(index), bool)
+        visible_rows[hidden_rows] = False
+        parts.append(reader.read_visible(number, hidden_rows, None))
         new_position = np.cumsum(visible_rows) - 1 + offset  # where each kept row lands in the merged file
-        kh_parts.append(index.kh[masks[number]])
-        row_parts.append(new_position[index.rows[masks[number]]])
+        kh_parts.append(index.kh[visible_entries])
+        row_parts.append(new_position[index.rows[visible_entries]])
         rh_parts.append(index.rh[visible_rows])
         for column, hashes in index.cells.items():
             cell_parts.setdefault(column, []).append(hashes[visible_rows])

@@ -98,24 +98,31 @@ class ManifestReader:
                 out[column][which] = index.cells[column][found.position[which]]
         return out
 
-    def visible_masks(self) -> list[np.ndarray]:
-        """Per layer, which of its index entries are visible (not hidden by a layer above).
+    def hidden_entries(self) -> list[np.ndarray]:
+        """Per layer, the index entries hidden by a layer above (by an upsert or a delete).
 
         The keys of the layers above are few, so each is looked up in the layer below: the cost
         follows the size of the upper layers, not of the base.
         """
         layers = self.manifest.layers
-        masks: list[np.ndarray] = [np.zeros(0, bool)] * len(layers)
+        hidden_by_layer: list[np.ndarray] = [np.zeros(0, np.int64)] * len(layers)
         hidden = np.zeros(0, np.uint64)
         for layer_no in range(len(layers) - 1, -1, -1):
             index = self._rows_index(layer_no)
-            mask = np.ones(len(index), bool)
             if hidden.size:
                 found, entry = in_sorted(hidden, index.kh)
-                mask[entry[found]] = False
-            masks[layer_no] = mask
+                hidden_by_layer[layer_no] = entry[found]
             if layer_no:
                 hidden = np.union1d(hidden, np.union1d(index.kh, self._deletes_index(layer_no)))
+        return hidden_by_layer
+
+    def visible_masks(self) -> list[np.ndarray]:
+        """Per layer, which of its index entries are visible (not hidden by a layer above)."""
+        masks = []
+        for layer_no, hidden in enumerate(self.hidden_entries()):
+            mask = np.ones(len(self._rows_index(layer_no)), bool)
+            mask[hidden] = False
+            masks.append(mask)
         return masks
 
     def effective_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -153,43 +160,38 @@ class ManifestReader:
         return str(self.store.local_path(sha))
 
     def read(self, columns: Sequence[str] | None = None) -> pa.Table:
-        """Every visible row: each layer's visible rows in key-hash order, oldest layer first."""
+        """Every visible row: each layer's visible rows in file order, oldest layer first."""
         layers = self.manifest.layers
         cols = list(columns) if columns is not None else None
         if len(layers) == 1 and layers[0].rows:
             return pq.read_table(self.layer_path(0), columns=cols)
-        masks = self.visible_masks()
-        parts = [self._read_visible(n, self.row_mask(n, mask), cols) for n, mask in enumerate(masks)
-                 if layers[n].rows]
+        parts = [self.read_visible(n, self.hidden_rows(n, hidden), cols)
+                 for n, hidden in enumerate(self.hidden_entries()) if layers[n].rows]
         return pa.concat_tables(parts) if parts else pa.table({})
 
-    def row_mask(self, layer_no: int, entry_mask: np.ndarray) -> np.ndarray:
-        """An index-order mask as a mask over the rows of the layer's file."""
-        if entry_mask.all():
-            return entry_mask
-        index = self._rows_index(layer_no)
-        rows = np.zeros(len(index), bool)
-        rows[index.rows[entry_mask]] = True
-        return rows
+    def hidden_rows(self, layer_no: int, hidden_entries: np.ndarray) -> np.ndarray:
+        """Index entries as sorted row positions in the layer's file."""
+        return np.sort(np.asarray(self._rows_index(layer_no).rows[hidden_entries], dtype=np.int64))
 
-    def _read_visible(self, layer_no: int, mask: np.ndarray, columns: list[str] | None) -> pa.Table:
-        """The rows of one layer's file where ``mask`` is true, in file order."""
+    def read_visible(self, layer_no: int, hidden: np.ndarray, columns: list[str] | None) -> pa.Table:
+        """The rows of one layer's file except the sorted row positions ``hidden``, in file order."""
         path = self.layer_path(layer_no)
-        if mask.all():
+        if not len(hidden):
             return pq.read_table(path, columns=columns)
-        hidden = np.flatnonzero(~mask)
         if len(hidden) <= SLICE_LIMIT:
             # Few rows hidden: read at full speed and cut them out with zero-copy slices.
             table = pq.read_table(path, columns=columns)
-            edges = np.concatenate([[-1], hidden, [len(mask)]])
+            edges = np.concatenate([[-1], hidden, [table.num_rows]])
             return pa.concat_tables([table.slice(start + 1, stop - start - 1)
-                                     for start, stop in zip(edges[:-1], edges[1:], strict=True)
+                                     for start, stop in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True)
                                      if stop - start > 1] or [table.slice(0, 0)])
         groups = pq.ParquetFile(path).metadata
         bounds = np.cumsum([0] + [groups.row_group(i).num_rows for i in range(groups.num_row_groups)])
+        visible = np.ones(int(bounds[-1]), bool)
+        visible[hidden] = False
 
         def one_group(group: int) -> pa.Table:
-            part = mask[bounds[group]:bounds[group + 1]]
+            part = visible[bounds[group]:bounds[group + 1]]
             # Each task opens its own file: a ParquetFile must not be shared between threads.
             rows = pq.ParquetFile(path).read_row_group(group, columns=columns, use_threads=False)
             return rows if part.all() else rows.filter(pa.array(part))
