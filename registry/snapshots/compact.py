@@ -59,7 +59,7 @@ def _merge(ctx: Context, reader: ManifestReader, first: int) -> tuple[Layer, int
         new_position = np.cumsum(visible_rows) - 1 + offset  # where each kept row lands in the merged file
         kh_parts.append(index.kh[visible_entries])
         row_parts.append(new_position[index.rows[visible_entries]])
-        rh_parts.append(index.rh[visible_rows])
+        rh_parts.append(index.rh_in_file_order()[visible_rows])
         for column, hashes in index.cells.items():
             cell_parts.setdefault(column, []).append(hashes[visible_rows])
         offset += int(visible_rows.sum())

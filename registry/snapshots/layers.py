@@ -32,12 +32,13 @@ __all__ = [
     "MAX_CELL_COLUMNS",
     "ROW_GROUP_ROWS",
     "IndexCache",
+    "ENTRY_DTYPE",
     "LayerIndex",
     "in_sorted",
     "write_parquet_object",
 ]
 
-INDEX_FORMAT = 3
+INDEX_FORMAT = 4
 """Bumped whenever the index layout or the hash definition changes; names the cache folder."""
 MAX_CELL_COLUMNS = 32
 """Wider tables keep only key and row hashes; their diffs read rows to count changed cells."""
@@ -62,29 +63,60 @@ def in_sorted(values: np.ndarray, sorted_array: np.ndarray) -> tuple[np.ndarray,
     return sorted_array[clipped] == values, clipped
 
 
+ENTRY_DTYPE = np.dtype([("kh", "<u8"), ("row", "<u8"), ("rh", "<u8")])
+FENCE = 512
+"""Entries per fence: a lookup binary-searches the small fence array, then one 12 KiB window."""
+
+
 @dataclass(frozen=True)
 class LayerIndex:
     """The index of one rows object.
 
-    ``kh`` is sorted and ``rows[i]`` is the file position of the row whose key hash is ``kh[i]``;
-    ``rh`` and each ``cells`` array are in file order.
+    ``entries`` holds ``(kh, row, rh)`` sorted by key hash (``row``: the file position of that
+    key's row), so a lookup reads its row number and row hash from the page where it found the
+    key. ``fences`` is every ``FENCE``-th key hash: looking up k keys touches about k pages, not
+    the whole array. Each ``cells`` array (one hash per cell of a value column) is in file order.
     """
 
-    kh: np.ndarray
-    rows: np.ndarray
-    rh: np.ndarray
+    entries: np.ndarray
+    fences: np.ndarray
     cells: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
-        return len(self.kh)
+        return len(self.entries)
+
+    @property
+    def kh(self) -> np.ndarray:
+        return self.entries["kh"]
+
+    @property
+    def rows(self) -> np.ndarray:
+        return self.entries["row"]
+
+    def rh_by_key(self) -> np.ndarray:
+        """Row hashes aligned with ``kh``."""
+        return np.asarray(self.entries["rh"])
+
+    def rh_in_file_order(self) -> np.ndarray:
+        out = np.empty(len(self), np.uint64)
+        out[self.rows] = self.entries["rh"]
+        return out
+
+    @classmethod
+    def empty(cls) -> LayerIndex:
+        return cls(np.zeros(0, ENTRY_DTYPE), np.zeros(0, np.uint64))
 
     @classmethod
     def build(cls, kh: np.ndarray, rows: np.ndarray, rh: np.ndarray, cells: dict[str, np.ndarray],
               key_columns: Sequence[str]) -> LayerIndex:
-        """An index from sorted ``kh`` with their ``rows``, and file-order row and cell hashes."""
+        """An index from sorted ``kh`` with their file ``rows``, and file-order row and cell hashes."""
+        entries = np.empty(len(kh), ENTRY_DTYPE)
+        entries["kh"] = kh
+        entries["row"] = rows
+        entries["rh"] = rh[rows]
         value_columns = [c for c in cells if c not in key_columns]
         kept = {c: cells[c] for c in value_columns} if len(value_columns) <= MAX_CELL_COLUMNS else {}
-        return cls(kh, rows, rh, kept)
+        return cls(entries, np.ascontiguousarray(kh[::FENCE]), kept)
 
     @classmethod
     def from_file_order(cls, kh: np.ndarray, rh: np.ndarray, cells: dict[str, np.ndarray],
@@ -92,14 +124,30 @@ class LayerIndex:
         order = np.argsort(kh, kind="stable")
         return cls.build(kh[order], order, rh, cells, key_columns)
 
+    def search(self, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each of ``wanted``: whether it is here, and its entry number."""
+        n = len(self)
+        if n == 0 or not len(wanted):
+            return np.zeros(len(wanted), bool), np.zeros(len(wanted), np.int64)
+        keys = self.entries["kh"]
+        low = np.maximum(np.searchsorted(self.fences, wanted, side="right") - 1, 0).astype(np.int64) * FENCE
+        high = np.minimum(low + FENCE, n)
+        while True:
+            open_ = low < high
+            if not open_.any():
+                break
+            middle = (low + high) // 2
+            below = np.zeros(len(wanted), bool)
+            below[open_] = keys[middle[open_]] < wanted[open_]
+            low = np.where(open_ & below, middle + 1, low)
+            high = np.where(open_ & ~below, middle, high)
+        entry = np.minimum(low, n - 1)
+        return keys[entry] == wanted, entry
+
     def find(self, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Which of ``wanted`` are here, and the file row of each one found."""
-        found, entry = in_sorted(wanted, self.kh)
-        return found, np.asarray(self.rows[entry[found]], dtype=np.int64)
-
-    def rh_by_key(self) -> np.ndarray:
-        """Row hashes aligned with ``kh``."""
-        return np.asarray(self.rh[self.rows])
+        found, entry = self.search(wanted)
+        return found, np.asarray(self.entries["row"][entry[found]], dtype=np.int64)
 
 
 class IndexCache:
@@ -131,7 +179,7 @@ class IndexCache:
     def save_rows(self, sha256: str, index: LayerIndex) -> None:
         """Keep the index of a rows object (atomically: readers never see half an index)."""
         columns = list(index.cells)
-        arrays = {"kh": index.kh, "rows": index.rows, "rh": index.rh}
+        arrays = {"entries": index.entries, "fences": index.fences}
         arrays.update({f"cell-{i}": index.cells[c] for i, c in enumerate(columns)})
         self._write(sha256, arrays, columns)
         self._rows[sha256] = index
@@ -154,12 +202,12 @@ class IndexCache:
         """The index of a rows object (rebuilt from its Parquet bytes if missing)."""
         if sha256 not in self._rows:
             opened = self._open(sha256)
-            if opened is None or not {"kh", "rows", "rh"} <= opened[0].keys():
+            if opened is None or not {"entries", "fences"} <= opened[0].keys():
                 self._rows[sha256] = self.rebuild_rows(sha256, key_columns)
             else:
                 arrays, columns = opened
                 cells = {c: arrays[f"cell-{i}"] for i, c in enumerate(columns) if f"cell-{i}" in arrays}
-                self._rows[sha256] = LayerIndex(arrays["kh"], arrays["rows"], arrays["rh"], cells)
+                self._rows[sha256] = LayerIndex(arrays["entries"], arrays["fences"], cells)
         return self._rows[sha256]
 
     def deletes_index(self, sha256: str, key_columns: Sequence[str]) -> np.ndarray:

@@ -58,10 +58,7 @@ class ManifestReader:
 
     def _rows_index(self, layer_no: int) -> LayerIndex:
         sha = self.manifest.layers[layer_no].rows
-        if not sha:
-            empty = np.zeros(0, np.uint64)
-            return LayerIndex(empty, np.zeros(0, np.int64), empty)
-        return self.cache.rows_index(sha, self.keys)
+        return self.cache.rows_index(sha, self.keys) if sha else LayerIndex.empty()
 
     def _deletes_index(self, layer_no: int) -> np.ndarray:
         sha = self.manifest.layers[layer_no].deletes
@@ -78,11 +75,12 @@ class ManifestReader:
             wanted = kh[pending]
             deleted, _ = in_sorted(wanted, self._deletes_index(layer_no))
             index = self._rows_index(layer_no)
-            found, rows = index.find(wanted)
+            found, entry = index.search(wanted)
             hit = pending[found]
+            entries = index.entries[entry[found]]
             result.layer[hit] = layer_no
-            result.position[hit] = rows
-            result.rh[hit] = index.rh[rows]
+            result.position[hit] = entries["row"]
+            result.rh[hit] = entries["rh"]
             pending = pending[~(found | deleted)]
         return result
 
@@ -110,7 +108,7 @@ class ManifestReader:
         for layer_no in range(len(layers) - 1, -1, -1):
             index = self._rows_index(layer_no)
             if hidden.size:
-                found, entry = in_sorted(hidden, index.kh)
+                found, entry = index.search(hidden)
                 hidden_by_layer[layer_no] = entry[found]
             if layer_no:
                 hidden = np.union1d(hidden, np.union1d(index.kh, self._deletes_index(layer_no)))
