@@ -156,7 +156,7 @@ def commit(
         keep = np.ones(table.num_rows, bool)
         added, changed = table.num_rows, 0
         if parent_reader is not None:
-            old_kh, old_rh, _ = parent_reader.effective_index()
+            old_kh, old_rh = parent_reader.effective_index()
             present, pos = in_sorted(kh, old_kh)
             removed_kh = _not_hit(old_kh, pos[present])
             differs = present.copy()
@@ -165,7 +165,7 @@ def commit(
             added = int((~present).sum())
     elif mode == "replace":
         assert parent_reader is not None
-        old_kh, old_rh, _ = parent_reader.effective_index()
+        old_kh, old_rh = parent_reader.effective_index()
         present, pos = in_sorted(kh, old_kh)
         same = present.copy()
         same[present] = old_rh[pos[present]] == rh[present]

@@ -101,8 +101,8 @@ def _classify(reader_a: ManifestReader, reader_b: ManifestReader, touched: np.nd
         removed = touched[in_a.present & ~in_b.present]
         return _Classified(added, removed, touched[changed], rows_a - len(removed) - int(changed.sum()),
                            in_a.take(changed), in_b.take(changed))
-    kh_a, rh_a, _ = reader_a.effective_index()
-    kh_b, rh_b, _ = reader_b.effective_index()
+    kh_a, rh_a = reader_a.effective_index()
+    kh_b, rh_b = reader_b.effective_index()
     found, pos = in_sorted(kh_b, kh_a)
     differs = found.copy()
     differs[found] = rh_a[pos[found]] != rh_b[found]

@@ -5,13 +5,13 @@ commit of k rows into an n-row dataset looks up k hashes instead of reading n ro
 defined here, in numpy, so it never changes with a library upgrade: an index built today must
 match one built from the same bytes in five years.
 
-Definition (version 1): every value becomes a 64-bit word (integers as int64, floats as float64
-bits with -0.0 and NaN made canonical, temporal types as their integer count, strings and binary
-as their bytes folded 8 at a time into a splitmix64 chain that starts from their length); nulls
-hash to a fixed constant; each value's word is then mixed (splitmix64). A row hash is the
-splitmix64 of the sum, over its columns, of each column's value hash times an odd weight derived
-from the column name (so column order does not matter, column names do). A key hash is the same
-over the key columns, weighted by position.
+Definition (its version is part of ``layers.INDEX_FORMAT``, which names the cache folder):
+every value becomes a 64-bit word (integers as int64, floats as float64 bits with -0.0 and NaN
+made canonical, temporal types as their integer count, strings and binary as their bytes folded 8
+at a time into a splitmix64 chain that starts from their length); nulls hash to a fixed constant;
+each value's word is then mixed (splitmix64). A row hash is the splitmix64 of the sum, over its
+columns, of each column's value hash times an odd weight derived from the column name (so column
+order does not matter, column names do). A key hash is the same over the key columns, weighted by position.
 """
 
 from __future__ import annotations
@@ -24,9 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["HASH_VERSION", "column_hash", "hash_table", "key_and_row_hash", "key_hash", "row_hash"]
-
-HASH_VERSION = 1
+__all__ = ["column_hash", "hash_table", "key_hash"]
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -212,17 +210,6 @@ def _row_from(hashes: dict[str, np.ndarray], columns: Sequence[str], rows: int) 
 def key_hash(table: pa.Table, key_columns: Sequence[str]) -> np.ndarray:
     """The hash of each row's key (the declared key columns, in declared order)."""
     return _key_from(_column_hashes(table, key_columns), key_columns, table.num_rows)
-
-
-def row_hash(table: pa.Table) -> np.ndarray:
-    """The hash of each whole row: every column, by name, independent of column order."""
-    return _row_from(_column_hashes(table, table.column_names), table.column_names, table.num_rows)
-
-
-def key_and_row_hash(table: pa.Table, key_columns: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """``(key_hash, row_hash)`` hashing each column once."""
-    kh, rh, _ = hash_table(table, key_columns)
-    return kh, rh
 
 
 def hash_table(table: pa.Table, key_columns: Sequence[str]

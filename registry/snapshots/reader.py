@@ -123,8 +123,8 @@ class ManifestReader:
             masks.append(mask)
         return masks
 
-    def effective_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(kh, rh, layer)`` of every visible row, sorted by ``kh``.
+    def effective_index(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(kh, rh)`` of every visible row, sorted by ``kh``.
 
         The base's visible entries are already sorted; the (small) upper layers are sorted among
         themselves and inserted, so no n-sized sort is needed.
@@ -132,21 +132,19 @@ class ManifestReader:
         layers = self.manifest.layers
         base = self._rows_index(0)
         if len(layers) == 1:
-            return np.asarray(base.kh), base.rh_by_key(), np.zeros(len(base), np.int64)
+            return np.asarray(base.kh), base.rh_by_key()
         masks = self.visible_masks()
-        upper_kh, upper_rh, upper_layer = [], [], []
+        upper_kh, upper_rh = [], []
         for layer_no in range(1, len(layers)):
             index, mask = self._rows_index(layer_no), masks[layer_no]
             upper_kh.append(index.kh[mask])
             upper_rh.append(index.rh_by_key()[mask])
-            upper_layer.append(np.full(int(mask.sum()), layer_no, np.int64))
         kh_up = np.concatenate(upper_kh)
         order = np.argsort(kh_up, kind="stable")
-        kh_up, rh_up, layer_up = kh_up[order], np.concatenate(upper_rh)[order], np.concatenate(upper_layer)[order]
+        kh_up, rh_up = kh_up[order], np.concatenate(upper_rh)[order]
         base_kh, base_rh = base.kh[masks[0]], base.rh_by_key()[masks[0]]
         at = np.searchsorted(base_kh, kh_up)
-        return (np.insert(base_kh, at, kh_up), np.insert(base_rh, at, rh_up),
-                np.insert(np.zeros(len(base_kh), np.int64), at, layer_up))
+        return np.insert(base_kh, at, kh_up), np.insert(base_rh, at, rh_up)
 
     def schema(self) -> pa.Schema:
         """The Arrow schema of the rows (from the base layer's Parquet footer)."""
