@@ -193,6 +193,24 @@ def _v1_committed_v2_on_disk(home: Path, tmp_path: Path) -> tuple[pa.Table, pa.T
     return v1, v2, v2_path, head1, _store_objects(home)
 
 
+@contextmanager
+def _commit_paused_before_catalog(cli: Cli, database_url: str, v2_path: Path) -> Iterator[None]:
+    """A real commit of v2, held (by a lock on the ref row) after writing its objects and before its
+    catalog transaction; on leaving, the lock is released and the commit must succeed."""
+    proc = None
+    try:
+        with _ref_row_locked(database_url):
+            proc = _spawn_commit(cli, v2_path, "v2")
+            _wait_until_blocked_on_lock(database_url, proc)
+            yield
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 # ------------------------------------------------------------------------------------------------- tests
 
 
@@ -278,22 +296,12 @@ def test_gc_with_default_min_age_keeps_young_unreferenced_objects(home: Path, cl
 def test_gc_during_a_commit_in_flight_keeps_its_new_objects(home: Path, cli: Cli, tmp_path: Path,
                                                             database_url: str) -> None:
     v1, v2, v2_path, head1, before = _v1_committed_v2_on_disk(home, tmp_path)
-    proc = None
-    try:
-        with _ref_row_locked(database_url):
-            proc = _spawn_commit(cli, v2_path, "v2")
-            _wait_until_blocked_on_lock(database_url, proc)
-            in_flight = _store_objects(home) - before
-            assert len(in_flight) == 3
-            with _opened(home) as reg:
-                report = reg.gc()
-            assert report.deleted == [] and report.kept_young == 3
-        _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err
-    finally:
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    with _commit_paused_before_catalog(cli, database_url, v2_path):
+        in_flight = _store_objects(home) - before
+        assert len(in_flight) == 3
+        with _opened(home) as reg:
+            report = reg.gc()
+        assert report.deleted == [] and report.kept_young == 3
     with _opened(home) as reg:
         assert reg.log(DATASET)[0].parents == [head1]
         assert _same_rows(reg.read(DATASET), v2)
@@ -320,19 +328,8 @@ def test_gc_during_a_commit_in_flight_keeps_old_objects_the_commit_reuses(home: 
     for sha in leftovers:
         os.utime(_object_path(home, sha), (long_ago, long_ago))
 
-    proc = None
-    try:
-        with _ref_row_locked(database_url):
-            proc = _spawn_commit(cli, v2_path, "v2")
-            _wait_until_blocked_on_lock(database_url, proc)
-            with _opened(home) as reg:
-                report = reg.gc()
-        _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err
-    finally:
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    with _commit_paused_before_catalog(cli, database_url, v2_path), _opened(home) as reg:
+        report = reg.gc()
     with _opened(home) as reg:
         head = reg.log(DATASET)[0]
         assert head.parents == [head1]
