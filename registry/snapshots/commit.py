@@ -25,7 +25,7 @@ from registry.errors import BreakingSchemaChange, InvalidInput, RefConflict
 from registry.failpoints import failpoint
 from registry.models import SchemaVersionRow, SnapshotRow
 from registry.snapshots.hashing import hash_table, key_hash
-from registry.snapshots.layers import LayerIndex, in_sorted, write_parquet_object
+from registry.snapshots.layers import LayerIndex, compare_sorted, in_sorted, write_parquet_object
 from registry.snapshots.manifest import Layer, Manifest, snapshot_id
 from registry.snapshots.reader import ManifestReader
 from registry.snapshots.schema import compare_schemas, fingerprint, schema_to_json
@@ -156,28 +156,21 @@ def commit(
         keep = np.ones(table.num_rows, bool)
         added, changed = table.num_rows, 0
         if parent_reader is not None:
-            old_kh, old_rh = parent_reader.effective_index()
-            present, pos = in_sorted(kh, old_kh)
-            removed_kh = _not_hit(old_kh, pos[present])
-            differs = present.copy()
-            differs[present] = old_rh[pos[present]] != rh[present]
-            changed = int(differs.sum())
-            added = int((~present).sum())
+            found = compare_sorted(kh, rh, *parent_reader.effective_index())
+            added, changed = int((~found.present).sum()), int((found.present & ~found.same).sum())
+            removed_kh = found.removed_kh
     elif mode == "replace":
         assert parent_reader is not None
-        old_kh, old_rh = parent_reader.effective_index()
-        present, pos = in_sorted(kh, old_kh)
-        same = present.copy()
-        same[present] = old_rh[pos[present]] == rh[present]
-        keep = ~same
-        added, changed = int((~present).sum()), int((present & ~same).sum())
-        removed_kh = _not_hit(old_kh, pos[present])
+        found = compare_sorted(kh, rh, *parent_reader.effective_index())
+        keep = ~found.same
+        added, changed = int((~found.present).sum()), int((found.present & ~found.same).sum())
+        removed_kh = found.removed_kh
     else:
         assert parent_reader is not None
-        found = parent_reader.lookup(kh)
-        same = found.present & (found.rh == rh)
+        looked_up = parent_reader.lookup(kh)
+        same = looked_up.present & (looked_up.rh == rh)
         keep = ~same
-        added, changed = int((~found.present).sum()), int((found.present & ~same).sum())
+        added, changed = int((~looked_up.present).sum()), int((looked_up.present & ~same).sum())
         if delete_keys is not None:
             removed_kh = _deleted_hashes(parent_reader, delete_keys, keys, kh)
 
@@ -192,21 +185,21 @@ def commit(
     kept_rows = order[keep]  # input rows to store, in key-hash order
     keep_in_input = np.zeros(table.num_rows, bool)
     keep_in_input[kept_rows] = True
-    upserts = table if keep_in_input.all() else table.filter(pa.array(keep_in_input))
+    everything = bool(keep_in_input.all())
+    upserts = table if everything else table.filter(pa.array(keep_in_input))
     position_in_file = np.cumsum(keep_in_input) - 1
     change = write_parquet_object(ctx.store, upserts)
-    everything = bool(keep_in_input.all())
     ctx.cache.save_rows(change.sha256, LayerIndex.build(
         kh[keep], position_in_file[kept_rows], rh_in_input if everything else rh_in_input[keep_in_input],
         cells if everything else {c: h[keep_in_input] for c, h in cells.items()}, keys))
     failpoint("commit:after-change-object")
     bytes_written = change.size
     deletes_sha: str | None = None
-    if removed_kh.size:
+    if removed_kh.size:  # sorted by every path above
         assert parent_reader is not None
-        deleted_rows = parent_reader.fetch(np.sort(removed_kh), columns=keys)
+        deleted_rows = parent_reader.fetch(removed_kh, columns=keys)
         deletes = write_parquet_object(ctx.store, deleted_rows)
-        ctx.cache.save_deletes(deletes.sha256, np.sort(removed_kh))
+        ctx.cache.save_deletes(deletes.sha256, removed_kh)
         deletes_sha = deletes.sha256
         bytes_written += deletes.size
 
@@ -261,13 +254,6 @@ def commit(
         compact_snapshot(ctx, snapshot, full=full)
     return CommitResult(name, new_id, parent.id if parent else None, True, added, changed, int(removed_kh.size),
                         rows, bytes_written, version, compatibility)
-
-
-def _not_hit(sorted_kh: np.ndarray, hit_positions: np.ndarray) -> np.ndarray:
-    """The entries of ``sorted_kh`` at none of ``hit_positions`` (keys the new content dropped)."""
-    hit = np.zeros(len(sorted_kh), bool)
-    hit[hit_positions] = True
-    return np.asarray(sorted_kh[~hit])
 
 
 def _conform_to(table: pa.Table, columns: list[dict[str, str]], name: str) -> pa.Table:

@@ -24,7 +24,7 @@ from registry.errors import InvalidInput
 from registry.models import DatasetRow, SchemaVersionRow, SnapshotRow
 from registry.snapshots.commit import load_manifest
 from registry.snapshots.history import resolve_ref
-from registry.snapshots.layers import in_sorted
+from registry.snapshots.layers import compare_sorted
 from registry.snapshots.reader import Lookup, ManifestReader
 from registry.snapshots.schema import compare_schemas
 
@@ -101,13 +101,10 @@ def _classify(reader_a: ManifestReader, reader_b: ManifestReader, touched: np.nd
         removed = touched[in_a.present & ~in_b.present]
         return _Classified(added, removed, touched[changed], rows_a - len(removed) - int(changed.sum()),
                            in_a.take(changed), in_b.take(changed))
-    kh_a, rh_a = reader_a.effective_index()
     kh_b, rh_b = reader_b.effective_index()
-    found, pos = in_sorted(kh_b, kh_a)
-    differs = found.copy()
-    differs[found] = rh_a[pos[found]] != rh_b[found]
-    still, _ = in_sorted(kh_a, kh_b)
-    return _Classified(kh_b[~found], kh_a[~still], kh_b[differs], int((found & ~differs).sum()))
+    found = compare_sorted(kh_b, rh_b, *reader_a.effective_index())
+    return _Classified(kh_b[~found.present], found.removed_kh, kh_b[found.present & ~found.same],
+                       int(found.same.sum()))
 
 
 def _prepare(session: Session, ctx: Context, a_ref: str, b_ref: str

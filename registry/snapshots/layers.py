@@ -33,7 +33,9 @@ __all__ = [
     "ROW_GROUP_ROWS",
     "IndexCache",
     "ENTRY_DTYPE",
+    "Comparison",
     "LayerIndex",
+    "compare_sorted",
     "in_sorted",
     "write_parquet_object",
 ]
@@ -61,6 +63,25 @@ def in_sorted(values: np.ndarray, sorted_array: np.ndarray) -> tuple[np.ndarray,
     positions = np.searchsorted(sorted_array, values)
     clipped = np.minimum(positions, len(sorted_array) - 1)
     return sorted_array[clipped] == values, clipped
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """New rows against old ones, both given as key hashes sorted with their row hashes."""
+
+    present: np.ndarray  # per new row: its key was there before
+    same: np.ndarray  # per new row: present with an equal row hash
+    removed_kh: np.ndarray  # old key hashes no new row has (sorted)
+
+
+def compare_sorted(new_kh: np.ndarray, new_rh: np.ndarray, old_kh: np.ndarray, old_rh: np.ndarray) -> Comparison:
+    """Which new rows are added, unchanged or changed, and which old keys are gone."""
+    present, position = in_sorted(new_kh, old_kh)
+    same = present.copy()
+    same[present] = old_rh[position[present]] == new_rh[present]
+    hit = np.zeros(len(old_kh), bool)
+    hit[position[present]] = True
+    return Comparison(present, same, np.asarray(old_kh[~hit]))
 
 
 ENTRY_DTYPE = np.dtype([("kh", "<u8"), ("row", "<u8"), ("rh", "<u8")])
@@ -144,10 +165,6 @@ class LayerIndex:
         entry = np.minimum(low, n - 1)
         return keys[entry] == wanted, entry
 
-    def find(self, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Which of ``wanted`` are here, and the file row of each one found."""
-        found, entry = self.search(wanted)
-        return found, np.asarray(self.entries["row"][entry[found]], dtype=np.int64)
 
 
 class IndexCache:
