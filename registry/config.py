@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     after a commit, so reads stay close to the speed of one file (0 turns it off)."""
     actor: str | None = None
     """Who is acting, when ``--author`` is not given."""
+    audit_seal_events: int = 10_000
+    """Unsealed audit events are sealed into a Parquet segment once this many accumulate (0: only
+    on ``registry audit seal``)."""
 
 
 @dataclass(frozen=True)

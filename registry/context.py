@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,19 +17,48 @@ from registry.errors import InvalidInput
 from registry.snapshots.layers import INDEX_FORMAT, IndexCache
 from registry.storage import ObjectStore, open_store
 
-__all__ = ["Context", "create_home", "default_actor", "open_context"]
+__all__ = ["Actor", "ClientInfo", "Context", "create_home", "default_actor", "open_context", "resolve_actor"]
 
 _HOME_MARKER = "registry.json"
 
 
+@dataclass(frozen=True)
+class ClientInfo:
+    """Where a request came from, as the audit log records it."""
+
+    kind: str = "sdk"
+    """``cli``, ``api`` or ``sdk``."""
+    host: str = field(default_factory=socket.gethostname)
+    remote_addr: str | None = None
+    """The peer address of an HTTP request."""
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"host": self.host, "kind": self.kind, "remote_addr": self.remote_addr}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts, and how we know: ``user`` (named by --author or REGISTRY_ACTOR), ``token`` (an
+    API token's name), ``os_user`` (the operating-system login) or ``system`` (the registry itself)."""
+
+    name: str
+    kind: str
+
+
 @dataclass
 class Context:
-    """Everything a service function needs; one per process and home."""
+    """Everything a service function needs; one per process and home (the API copies it per request
+    with that request's ``client`` and ``principal``)."""
 
     paths: RegistryPaths
     engine: Engine
     store: ObjectStore
     settings: Settings
+    client: ClientInfo = field(default_factory=ClientInfo)
+    principal: str | None = None
+    """The name of the API token a request authenticated with."""
+    author: str | None = None
+    """An actor named for every call in this context (the CLI's global ``--author``)."""
     cache: IndexCache = field(init=False)
 
     def __post_init__(self) -> None:
@@ -47,6 +77,18 @@ def default_actor(settings: Settings | None = None) -> str:
         return getpass.getuser()
     except (KeyError, OSError):
         return f"uid:{os.getuid()}"
+
+
+def resolve_actor(ctx: Context, explicit: str | None = None) -> Actor:
+    """The actor of an operation: ``--author``, ``REGISTRY_ACTOR``, the API token's name, else the OS user."""
+    named = explicit or ctx.author
+    if named:
+        return Actor(named, "user")
+    if ctx.settings.actor:
+        return Actor(ctx.settings.actor, "user")
+    if ctx.principal:
+        return Actor(ctx.principal, "token")
+    return Actor(default_actor(ctx.settings), "os_user")
 
 
 def create_home(path: Path | None = None, settings: Settings | None = None) -> RegistryPaths:

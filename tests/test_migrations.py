@@ -21,7 +21,7 @@ from registry.db import alembic_config, make_engine, upgrade
 from registry.errors import CatalogOutOfDate
 from tests.conftest import Cli
 
-TABLES = {"dataset", "snapshot", "ref", "schema_version"}
+TABLES = {"dataset", "snapshot", "ref", "schema_version", "audit_event", "audit_head", "audit_segment"}
 
 
 def _head() -> str:

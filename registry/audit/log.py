@@ -1,0 +1,127 @@
+"""Appending audit events inside the caller's catalog transaction (design invariant 6).
+
+Every mutating service function calls :func:`record` as the last step of its transaction, so the
+event commits or rolls back with the change. The chain head row is locked (``FOR UPDATE`` on
+PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` already serialises writers), so events from parallel
+writers form one unbroken chain.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from sqlalchemy import event as sa_event
+from sqlalchemy import insert
+from sqlmodel import Session, select
+
+from registry.audit.chain import canonical_bytes, canonical_json, event_hash
+from registry.audit.models import AuditEventRow, AuditHeadRow
+from registry.context import Actor, Context, resolve_actor
+from registry.timeutil import utc_now
+
+__all__ = ["AuditEvent", "EventSpec", "record", "record_many"]
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """What happened, before the log numbers and chains it."""
+
+    action: str
+    """``<object>.<verb>``, e.g. ``snapshot.commit``, ``ref.tag``, ``gate.evaluate``."""
+    object_type: str
+    object_id: str
+    dataset: str | None = None
+    snapshot: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One chained event as stored (``details`` and ``client`` decoded)."""
+
+    seq: int
+    event_id: str
+    time: str
+    actor: str
+    actor_kind: str
+    action: str
+    object_type: str
+    object_id: str
+    dataset: str | None
+    snapshot: str | None
+    details: dict[str, Any]
+    client: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _lock_head(session: Session) -> AuditHeadRow:
+    return session.exec(select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()).one()
+
+
+def record(session: Session, ctx: Context, action: str, object_type: str, object_id: str, *,
+           dataset: str | None = None, snapshot: str | None = None, details: dict[str, Any] | None = None,
+           actor: str | Actor | None = None) -> AuditEvent:
+    """Append one event to the chain in ``session``'s transaction; it commits with the change.
+
+    Call it last in the transaction: it locks the chain head until the commit.
+    ``actor`` is a name given explicitly (``--author``), an :class:`Actor`, or None to resolve
+    ``REGISTRY_ACTOR``, the API token's name, then the OS user.
+    """
+    spec = EventSpec(action, object_type, object_id, dataset, snapshot, details or {})
+    return record_many(session, ctx, [spec], actor=actor)[0]
+
+
+def record_many(session: Session, ctx: Context, specs: Sequence[EventSpec], *,
+                actor: str | Actor | None = None) -> list[AuditEvent]:
+    """Append several events by one actor in one statement (imports, bulk loads, benchmarks)."""
+    who = actor if isinstance(actor, Actor) else resolve_actor(ctx, actor)
+    client = canonical_json(ctx.client.to_dict())
+    head = _lock_head(session)
+    seq, prev = head.seq, head.hash
+    now = utc_now()
+    rows: list[dict[str, Any]] = []
+    events: list[AuditEvent] = []
+    for spec in specs:
+        seq += 1
+        event_id = uuid.uuid4().hex
+        details = canonical_json(spec.details)
+        digest = event_hash(prev, canonical_bytes(seq, event_id, now, who.name, who.kind, spec.action,
+                                                  spec.object_type, spec.object_id, spec.dataset, spec.snapshot,
+                                                  details, client, prev))
+        rows.append({"seq": seq, "event_id": event_id, "time": now, "actor": who.name, "actor_kind": who.kind,
+                     "action": spec.action, "object_type": spec.object_type, "object_id": spec.object_id,
+                     "dataset": spec.dataset, "snapshot": spec.snapshot, "details": details, "client": client,
+                     "prev_hash": prev, "hash": digest})
+        events.append(AuditEvent(seq, event_id, now, who.name, who.kind, spec.action, spec.object_type,
+                                 spec.object_id, spec.dataset, spec.snapshot, spec.details,
+                                 ctx.client.to_dict(), prev, digest))
+        prev = digest
+    if rows:
+        session.execute(insert(AuditEventRow), rows)
+        head.seq, head.hash = seq, prev
+        session.add(head)
+        session.flush()
+        _seal_after_commit(session, ctx, head)
+    return events
+
+
+def _seal_after_commit(session: Session, ctx: Context, head: AuditHeadRow) -> None:
+    """Seal a segment once the transaction commits, if enough events are unsealed."""
+    threshold = ctx.settings.audit_seal_events
+    if threshold <= 0 or head.seq - head.sealed_seq < threshold or session.info.get("audit_seal_pending"):
+        return
+    session.info["audit_seal_pending"] = True
+
+    def _seal(_session: Session) -> None:
+        from registry.audit.seal import seal_quietly
+
+        seal_quietly(ctx)
+
+    sa_event.listen(session, "after_commit", _seal, once=True)

@@ -1,0 +1,1 @@
+"""OpenLineage events, their outbox and the lineage graph (design invariant 9)."""

@@ -1,0 +1,1 @@
+"""Catalog tables of the lineage package (outbox, edges)."""

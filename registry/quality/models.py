@@ -1,0 +1,1 @@
+"""Catalog tables of the quality package (policies, gate results, waivers, pins)."""
