@@ -17,7 +17,8 @@ from registry.errors import InvalidInput
 from registry.snapshots.layers import INDEX_FORMAT, IndexCache
 from registry.storage import ObjectStore, open_store
 
-__all__ = ["Actor", "ClientInfo", "Context", "create_home", "default_actor", "open_context", "resolve_actor"]
+__all__ = ["SYSTEM_ACTOR", "Actor", "ClientInfo", "Context", "create_home", "default_actor", "open_context",
+           "resolve_actor"]
 
 _HOME_MARKER = "registry.json"
 
@@ -43,6 +44,10 @@ class Actor:
 
     name: str
     kind: str
+
+
+SYSTEM_ACTOR = Actor("registry", "system")
+"""The actor of work the registry does on its own, such as automatic compaction after a commit."""
 
 
 @dataclass

@@ -10,7 +10,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from registry import catalog
-from registry.context import Context, default_actor
+from registry.audit import log as audit
+from registry.context import Context, resolve_actor
 from registry.db import transaction
 from registry.errors import AlreadyExists, InvalidInput
 from registry.models import DatasetRow, RefRow, SnapshotRow
@@ -53,17 +54,20 @@ def create_dataset(ctx: Context, name: str, key_columns: list[str], description:
         raise InvalidInput("a dataset needs at least one key column (--key sample_id)")
     if len(set(keys)) != len(keys):
         raise InvalidInput(f"key column named twice in {', '.join(keys)}")
-    actor = actor or default_actor(ctx.settings)
-    row = DatasetRow(name=name, key_columns=json.dumps(keys), description=description, owner=owner or actor,
-                     created_at=utc_now(), created_by=actor)
+    who = resolve_actor(ctx, actor)
+    row = DatasetRow(name=name, key_columns=json.dumps(keys), description=description, owner=owner or who.name,
+                     created_at=utc_now(), created_by=who.name)
     try:
         with transaction(ctx.engine) as session:
             if session.exec(select(DatasetRow).where(DatasetRow.name == name)).first() is not None:
                 raise AlreadyExists(f"dataset {name!r} exists already")
             session.add(row)
+            session.flush()
+            audit.record(session, ctx, "dataset.create", "dataset", name, dataset=name, actor=who,
+                         details={"key_columns": keys, "description": description, "owner": row.owner})
     except IntegrityError as exc:
         raise AlreadyExists(f"dataset {name!r} exists already") from exc
-    return DatasetInfo(name, keys, description, row.owner, row.created_at, actor, None, 0, 0, None)
+    return DatasetInfo(name, keys, description, row.owner, row.created_at, who.name, None, 0, 0, None)
 
 
 def list_datasets(ctx: Context) -> list[DatasetInfo]:

@@ -102,8 +102,8 @@ class Registry:
     def show(self, ref: str) -> SnapshotInfo:
         return history.show(self.ctx, ref)
 
-    def tag(self, ref: str, tag: str) -> SnapshotInfo:
-        return history.tag(self.ctx, ref, tag)
+    def tag(self, ref: str, tag: str, actor: str | None = None) -> SnapshotInfo:
+        return history.tag(self.ctx, ref, tag, actor)
 
     def schema(self, name: str) -> list[SchemaVersionInfo]:
         return history.schema_versions(self.ctx, name)
@@ -111,8 +111,8 @@ class Registry:
     def verify(self, name: str | None = None) -> VerifyReport:
         return verify(self.ctx, name)
 
-    def gc(self, dry_run: bool = False, min_age: float = DEFAULT_MIN_AGE) -> GcReport:
-        return gc(self.ctx, dry_run, min_age)
+    def gc(self, dry_run: bool = False, min_age: float = DEFAULT_MIN_AGE, actor: str | None = None) -> GcReport:
+        return gc(self.ctx, dry_run, min_age, actor)
 
-    def compact(self, ref: str, full: bool = True) -> CompactResult:
-        return compact(self.ctx, ref, full)
+    def compact(self, ref: str, full: bool = True, actor: str | None = None) -> CompactResult:
+        return compact(self.ctx, ref, full, actor)

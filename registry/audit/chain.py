@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from json.encoder import encode_basestring_ascii  # type: ignore[attr-defined]
+from json.encoder import encode_basestring_ascii
 from typing import Any
 
 __all__ = ["FIELDS", "GENESIS", "canonical_bytes", "canonical_json", "event_hash"]
@@ -31,7 +31,7 @@ def canonical_json(value: Any) -> str:
 
 
 def _text(value: str | None) -> str:
-    return "null" if value is None else encode_basestring_ascii(value)  # type: ignore[no-any-return]
+    return "null" if value is None else encode_basestring_ascii(value)
 
 
 def canonical_bytes(seq: int, event_id: str, time: str, actor: str, actor_kind: str, action: str,

@@ -19,7 +19,8 @@ import pyarrow as pa
 from sqlalchemy.exc import IntegrityError
 
 from registry import catalog
-from registry.context import Context, default_actor
+from registry.audit import log as audit
+from registry.context import SYSTEM_ACTOR, Context, resolve_actor
 from registry.db import transaction
 from registry.errors import BreakingSchemaChange, InvalidInput, RefConflict
 from registry.failpoints import failpoint
@@ -97,7 +98,8 @@ def commit(
         RefConflict: ``main`` is not at ``expect_parent``, or moved while committing.
     """
     note = progress or (lambda _msg: None)
-    author = author or default_actor(ctx.settings)
+    who = resolve_actor(ctx, author)
+    author = who.name
     if mode not in ("replace", "upsert"):
         raise InvalidInput(f"unknown mode {mode!r}; use replace or upsert")
     if mode == "replace" and delete_keys is not None:
@@ -238,6 +240,12 @@ def commit(
                 bytes_written=bytes_written, added=added, changed=changed, removed=int(removed_kh.size)))
             session.flush()
             catalog.move_branch(session, dataset, catalog.MAIN, parent.id if parent else None, new_id)
+            audit.record(session, ctx, "snapshot.commit", "snapshot", new_id, dataset=name, snapshot=new_id,
+                         actor=who, details={
+                             "parent": parent.id if parent else None, "ref": catalog.MAIN, "mode": mode,
+                             "message": message, "rows": rows, "added": added, "changed": changed,
+                             "removed": int(removed_kh.size), "schema_version": version,
+                             "compatibility": compatibility, "bytes_written": bytes_written})
             failpoint("commit:before-catalog-commit")
     except IntegrityError as exc:
         raise RefConflict(f"{name}@main was moved by another writer while committing; re-read and commit again") \
@@ -251,7 +259,7 @@ def commit(
 
         with transaction(ctx.engine, readonly=True) as session:
             snapshot = catalog.get_snapshot(session, new_id)
-        compact_snapshot(ctx, snapshot, full=full)
+        compact_snapshot(ctx, name, snapshot, full=full, actor=SYSTEM_ACTOR)
     return CommitResult(name, new_id, parent.id if parent else None, True, added, changed, int(removed_kh.size),
                         rows, bytes_written, version, compatibility)
 

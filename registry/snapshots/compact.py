@@ -9,8 +9,8 @@ import pyarrow as pa
 from sqlalchemy import update
 from sqlmodel import col
 
-from registry import catalog
-from registry.context import Context
+from registry.audit import log as audit
+from registry.context import Actor, Context
 from registry.db import transaction
 from registry.errors import Conflict
 from registry.models import SnapshotRow
@@ -94,7 +94,8 @@ def _merge(ctx: Context, reader: ManifestReader, first: int) -> tuple[Layer, int
     return Layer(info.sha256, table.num_rows, deletes_sha, deletes_count), written
 
 
-def compact_snapshot(ctx: Context, snapshot: SnapshotRow, full: bool = True) -> CompactResult:
+def compact_snapshot(ctx: Context, dataset: str, snapshot: SnapshotRow, full: bool = True,
+                     actor: str | Actor | None = None) -> CompactResult:
     """Rewrite ``snapshot``'s layers: all into one (``full``), or all above the base into one.
 
     Raises:
@@ -105,7 +106,7 @@ def compact_snapshot(ctx: Context, snapshot: SnapshotRow, full: bool = True) -> 
     before = len(manifest.layers)
     first = 0 if full else 1
     if before - first <= 1:
-        return CompactResult("", snapshot.id, before, before, 0)
+        return CompactResult(dataset, snapshot.id, before, before, 0)
     merged, written = _merge(ctx, reader, first)
     layers = (*manifest.layers[:first], merged)
     new = Manifest(manifest.key_columns, manifest.schema_fingerprint, manifest.rows, layers)
@@ -116,14 +117,14 @@ def compact_snapshot(ctx: Context, snapshot: SnapshotRow, full: bool = True) -> 
         ).values(manifest_sha256=info.sha256))
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise Conflict(f"snapshot {snapshot.id[:12]} was compacted by another process meanwhile")
-    return CompactResult("", snapshot.id, before, len(layers), written + info.size)
+        audit.record(session, ctx, "snapshot.compact", "snapshot", snapshot.id, dataset=dataset, snapshot=snapshot.id,
+                     actor=actor, details={"full": full, "layers_before": before, "layers_after": len(layers),
+                                           "manifest_before": snapshot.manifest_sha256, "manifest_after": info.sha256})
+    return CompactResult(dataset, snapshot.id, before, len(layers), written + info.size)
 
 
-def compact(ctx: Context, ref: str, full: bool = True) -> CompactResult:
+def compact(ctx: Context, ref: str, full: bool = True, actor: str | None = None) -> CompactResult:
     """Compact the snapshot ``ref`` names (default the head of ``main``)."""
     with transaction(ctx.engine, readonly=True) as session:
         dataset, snapshot = resolve_ref(session, ref)
-        catalog.key_columns(dataset)
-    result = compact_snapshot(ctx, snapshot, full=full)
-    return CompactResult(dataset.name, result.snapshot_id, result.layers_before, result.layers_after,
-                         result.bytes_written)
+    return compact_snapshot(ctx, dataset.name, snapshot, full=full, actor=actor)

@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 
 from sqlmodel import select
 
+from registry.audit import log as audit
+from registry.audit.models import AuditSegmentRow
 from registry.context import Context
 from registry.db import transaction
 from registry.errors import NotFound
@@ -36,10 +38,12 @@ class GcReport:
 
 
 def referenced_objects(ctx: Context) -> set[str]:
-    """Every object a snapshot names: its change objects, its manifest, and the manifest's layers."""
+    """Every object the catalog names: each snapshot's change objects, manifest and the manifest's layers,
+    and every sealed audit segment."""
     with transaction(ctx.engine, readonly=True) as session:
         snapshots = session.exec(select(SnapshotRow)).all()
-    found: set[str] = set()
+        segments = session.exec(select(AuditSegmentRow.sha256)).all()
+    found: set[str] = set(segments)
     for snap in snapshots:
         found.update(sha for sha in (snap.change_sha256, snap.deletes_sha256, snap.manifest_sha256) if sha)
         try:
@@ -49,8 +53,11 @@ def referenced_objects(ctx: Context) -> set[str]:
     return found
 
 
-def gc(ctx: Context, dry_run: bool = False, min_age: float = DEFAULT_MIN_AGE) -> GcReport:
-    """Delete unreferenced objects older than ``min_age`` seconds, and stale temporary files."""
+def gc(ctx: Context, dry_run: bool = False, min_age: float = DEFAULT_MIN_AGE, actor: str | None = None) -> GcReport:
+    """Delete unreferenced objects older than ``min_age`` seconds, and stale temporary files.
+
+    A run that deletes anything is audited afterwards, listing what it deleted.
+    """
     report = GcReport(dry_run=dry_run)
     keep = referenced_objects(ctx)
     report.referenced = len(keep)
@@ -73,6 +80,11 @@ def gc(ctx: Context, dry_run: bool = False, min_age: float = DEFAULT_MIN_AGE) ->
             report.leftovers.append(path.name)
             if not dry_run:
                 path.unlink(missing_ok=True)
+    if not dry_run and (report.deleted or report.leftovers):
+        with transaction(ctx.engine) as session:
+            audit.record(session, ctx, "store.gc", "store", ctx.paths.storage_url, actor=actor, details={
+                "deleted": report.deleted, "deleted_bytes": report.deleted_bytes, "leftovers": report.leftovers,
+                "min_age": min_age})
     return report
 
 

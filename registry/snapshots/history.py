@@ -9,6 +9,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from registry import catalog
+from registry.audit import log as audit
 from registry.context import Context
 from registry.db import transaction
 from registry.models import DatasetRow, RefRow, SchemaVersionRow, SnapshotRow
@@ -109,7 +110,7 @@ def show(ctx: Context, ref: str) -> SnapshotInfo:
         return _info(row, dataset, _refs_by_snapshot(session, dataset).get(row.id, []), schema)
 
 
-def tag(ctx: Context, ref: str, name: str) -> SnapshotInfo:
+def tag(ctx: Context, ref: str, name: str, actor: str | None = None) -> SnapshotInfo:
     """Tag the snapshot ``ref`` names; tags never move.
 
     Raises:
@@ -120,6 +121,8 @@ def tag(ctx: Context, ref: str, name: str) -> SnapshotInfo:
         dataset, row = resolve_ref(session, ref)
         catalog.add_tag(session, dataset, name, row.id)
         session.flush()
+        audit.record(session, ctx, "ref.tag", "ref", f"{dataset.name}@{name}", dataset=dataset.name, snapshot=row.id,
+                     actor=actor, details={"tag": name, "requested_ref": ref})
         return _info(row, dataset, _refs_by_snapshot(session, dataset).get(row.id, []))
 
 
