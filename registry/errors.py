@@ -17,10 +17,12 @@ __all__ = [
     "CatalogOutOfDate",
     "CheckFailed",
     "Conflict",
+    "GateBlocked",
     "HomeNotFound",
     "InvalidInput",
     "InvalidName",
     "NotFound",
+    "PermissionDenied",
     "RefConflict",
     "RegistryError",
     "StorageError",
@@ -129,6 +131,18 @@ class VerifyFailed(CheckFailed):
     code = "verify_failed"
 
 
+class GateBlocked(CheckFailed):
+    """A snapshot's QA gate does not pass under the current policy, so training may not use it."""
+
+    code = "gate_blocked"
+
+
+class PermissionDenied(UserError, PermissionError):
+    """The acting user lacks the right for this operation (e.g. only maintainers change a policy)."""
+
+    code = "permission_denied"
+
+
 EXIT_CODES: dict[type[RegistryError], int] = {
     CheckFailed: 1,
     UserError: 2,
@@ -138,6 +152,8 @@ EXIT_CODES: dict[type[RegistryError], int] = {
 
 HTTP_STATUS: dict[type[RegistryError], int] = {
     CheckFailed: 422,
+    GateBlocked: 409,
+    PermissionDenied: 403,
     InvalidInput: 422,
     NotFound: 404,
     AlreadyExists: 409,

@@ -22,6 +22,7 @@ from registry.errors import CatalogOutOfDate
 from tests.conftest import Cli
 
 TABLES = {"dataset", "snapshot", "ref", "schema_version", "audit_event", "audit_head", "audit_segment"}
+TABLES |= {"qa_policy", "gate_result", "gate_waiver", "dataset_pin"}
 
 
 def _head() -> str:
