@@ -1,0 +1,153 @@
+"""Checks over a snapshot's rows, its history and a gold dataset."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from registry.quality.measure import Measure, at_least, at_most, share
+from registry.quality.policy import (
+    AllowedValues,
+    ClassBalance,
+    DistributionShift,
+    GoldAccuracy,
+    MaxChangedFraction,
+    NotNull,
+    RowCount,
+    SchemaCompatible,
+    UniqueKey,
+)
+from registry.quality.subject import Subject
+from registry.snapshots.hashing import key_hash
+from registry.snapshots.schema import compare_schemas
+
+__all__ = ["allowed_values", "class_balance", "distribution_shift", "gold_accuracy", "max_changed_fraction",
+           "not_null", "row_count", "schema_compatible", "unique_key"]
+
+EXAMPLES = 5
+"""Offending values listed in a check's details."""
+
+
+def row_count(check: RowCount, subject: Subject) -> Measure:
+    rows = subject.snapshot.rows
+    ok = (check.min is None or rows >= check.min) and (check.max is None or rows <= check.max)
+    bounds = [f">= {check.min:,}" if check.min is not None else "", f"<= {check.max:,}" if check.max is not None else ""]
+    return Measure(ok, rows, " and ".join(b for b in bounds if b))
+
+
+def unique_key(check: UniqueKey, subject: Subject) -> Measure:
+    columns = check.columns or subject.keys
+    if list(columns) == subject.keys:
+        kh = subject.key_hashes()  # sorted, from the key index: no rows read
+    else:
+        kh = np.sort(key_hash(subject.columns(columns), columns))
+    duplicates = int(np.count_nonzero(kh[1:] == kh[:-1])) if len(kh) else 0
+    return at_most(duplicates, 0, {"columns": list(columns), "rows": int(len(kh))})
+
+
+def not_null(check: NotNull, subject: Subject) -> Measure:
+    table = subject.columns(check.columns)
+    nulls = {c: int(table.column(c).null_count) for c in check.columns}
+    return at_most(sum(nulls.values()), 0, {"nulls": nulls})
+
+
+def allowed_values(check: AllowedValues, subject: Subject) -> Measure:
+    column = subject.columns([check.column]).column(check.column)
+    allowed = pa.array(check.values)
+    if column.type != allowed.type:
+        column, allowed = pc.cast(column, pa.string()), pc.cast(allowed, pa.string())
+    outside = column.filter(pc.invert(pc.fill_null(pc.is_in(column, value_set=allowed), True)))
+    counts = sorted(pc.value_counts(outside).to_pylist(), key=lambda vc: -vc["counts"])[:EXAMPLES]
+    return at_most(len(outside), 0, {"column": check.column, "nulls_ignored": True,
+                                     "examples": [{"value": vc["values"], "rows": vc["counts"]} for vc in counts]})
+
+
+def schema_compatible(_check: SchemaCompatible, subject: Subject) -> Measure:
+    if subject.baseline is None or subject.baseline_schema is None:
+        return Measure(True, 0, "0 breaking changes", {"note": "no earlier snapshot passed: nothing to compare"})
+    changes = compare_schemas(subject.baseline_schema, subject.schema)
+    breaking = [c.describe() for c in changes if c.breaking]
+    return Measure(not breaking, len(breaking), "0 breaking changes",
+                   {"against": subject.baseline.id, "breaking": breaking,
+                    "compatible": [c.describe() for c in changes if not c.breaking]})
+
+
+def max_changed_fraction(check: MaxChangedFraction, subject: Subject) -> Measure:
+    snap, parent = subject.snapshot, subject.parent
+    if parent is None:
+        return Measure(True, None, f"<= {check.max:g}", {"note": "first snapshot: no parent to compare"})
+    touched = snap.added + snap.changed + snap.removed
+    return at_most(share(touched, max(parent.rows, 1)), check.max,
+                   {"parent": parent.id, "added": snap.added, "changed": snap.changed, "removed": snap.removed,
+                    "parent_rows": parent.rows})
+
+
+def _shares(column: pa.ChunkedArray | pa.Array) -> dict[Any, float]:
+    """Each value's share of the rows (nulls under the key None)."""
+    total = len(column)
+    counts = {vc["values"]: vc["counts"] for vc in pc.value_counts(column).to_pylist()}
+    if column.null_count:
+        counts[None] = column.null_count
+    return {value: n / total for value, n in counts.items()} if total else {}
+
+
+def class_balance(check: ClassBalance, subject: Subject) -> Measure:
+    shares = _shares(subject.columns([check.column]).column(check.column))
+    details: dict[str, Any] = {"column": check.column,
+                               "shares": {str(k): round(v, 6) for k, v in sorted(shares.items(), key=lambda kv: -kv[1])}}
+    if not shares:
+        return Measure(False, None, "", {**details, "note": "no rows"})
+    low, high = min(shares.values()), max(shares.values())
+    too_low = [str(k) for k, v in shares.items() if check.min_share is not None and v < check.min_share]
+    too_high = [str(k) for k, v in shares.items() if check.max_share is not None and v > check.max_share]
+    limits = [f"min share >= {check.min_share:g}" if check.min_share is not None else "",
+              f"max share <= {check.max_share:g}" if check.max_share is not None else ""]
+    metric = low if check.min_share is not None else high
+    return Measure(not (too_low or too_high), metric, " and ".join(x for x in limits if x),
+                   {**details, "min_share": low, "max_share": high, "below_min": too_low, "above_max": too_high})
+
+
+def distribution_shift(check: DistributionShift, subject: Subject) -> Measure:
+    if subject.baseline is None:
+        return Measure(True, None, f"<= {check.max_tvd:g}", {"note": "no earlier snapshot passed: nothing to compare"})
+    now = _shares(subject.columns([check.column]).column(check.column))
+    subject.require([check.column], subject.baseline_schema, f"{subject.dataset}@{subject.baseline.id[:12]}")
+    before = _shares(subject.baseline_columns([check.column]).column(check.column))
+    gaps = {value: now.get(value, 0.0) - before.get(value, 0.0) for value in {*now, *before}}
+    tvd = 0.5 * sum(abs(g) for g in gaps.values())
+    moved = sorted(gaps.items(), key=lambda kv: -abs(kv[1]))[:EXAMPLES]
+    return at_most(tvd, check.max_tvd, {"column": check.column, "against": subject.baseline.id,
+                                        "largest_moves": {str(k): round(v, 6) for k, v in moved}})
+
+
+def gold_accuracy(check: GoldAccuracy, subject: Subject) -> Measure:
+    keys = check.key or subject.keys
+    gold_label = check.gold_label or check.label
+    gold, resolved = subject.other(check.gold, [*keys, gold_label])
+    ours = subject.columns([*keys, check.label])
+    predicted = "__predicted" if check.label == gold_label else check.label
+    # The big table probes, the small gold table is the hash join's build side.
+    matched = ours.rename_columns([*keys, predicted]).join(gold.rename_columns([*keys, "__gold"]), keys=keys,
+                                                           join_type="inner").filter(pc.is_valid(pc.field(predicted)))
+    hits = np.asarray(pc.fill_null(pc.equal(pc.cast(matched[predicted], pa.string()),
+                                            pc.cast(matched["__gold"], pa.string())), False)
+                      .to_numpy(zero_copy_only=False), bool)
+    names, inverse = np.unique(pc.cast(matched["__gold"], pa.string()).to_numpy(zero_copy_only=False).astype(str),
+                               return_inverse=True)
+    items = np.bincount(inverse, minlength=len(names))
+    right = np.bincount(inverse, weights=hits, minlength=len(names))
+    per_class = {str(name): {"items": int(n), "accuracy": float(r / n)}
+                 for name, n, r in zip(names, items, right, strict=True)}
+    accuracy = share(int(hits.sum()), len(hits))
+    weak = sorted(c for c, v in per_class.items()
+                  if check.min_class_accuracy is not None and v["accuracy"] < check.min_class_accuracy)
+    outcome = at_least(accuracy, check.min_accuracy, {
+        "gold": resolved, "gold_items": gold.num_rows, "matched": len(hits), "missing": gold.num_rows - len(hits),
+        "per_class": per_class, "classes_below_min": weak})
+    if check.min_class_accuracy is None:
+        return outcome
+    return Measure(outcome.passed and not weak, outcome.metric,
+                   f"{outcome.threshold} (each class >= {check.min_class_accuracy:g})", outcome.details)

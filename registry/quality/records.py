@@ -1,0 +1,132 @@
+"""Annotation records for the record-based checks (agreement, annotator accuracy, provenance).
+
+Records are an Arrow table in long form, one labeling act per row:
+
+========================  ==========================================================
+``sample_key`` (string)   the labeled row's key (a composite key's values joined by ``|``)
+``annotator_id`` (string) who labeled it (a person, or a model name for model records)
+``value`` (string)        the label given
+``created_at``            when (timestamp or ISO string); the latest act per annotator counts
+``guideline_version``     the labeling guideline in force
+``source_kind``           ``human`` or ``model``
+========================  ==========================================================
+
+The first three are required; missing optional columns read as nulls. :func:`load_records` is
+the one place records come from: a check's ``records: DATASET@REF`` parameter names a registry
+dataset holding them; without it, the snapshot's own provenance records are used, which the
+registry does not store yet, so those checks fail with "no annotation records for this snapshot"
+(never pass silently).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from registry.context import Context
+from registry.errors import InvalidInput, NotFound
+
+__all__ = ["OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "Ratings", "latest_ratings", "load_records", "normalise_records",
+           "sample_keys"]
+
+REQUIRED_COLUMNS = ("sample_key", "annotator_id", "value")
+OPTIONAL_COLUMNS = ("created_at", "guideline_version", "source_kind")
+
+
+def load_records(ctx: Context, snapshot_id: str, source: str | None) -> tuple[pa.Table, str]:
+    """The annotation records for a snapshot and where they came from (``DATASET@ID`` or ``snapshot``).
+
+    Raises:
+        NotFound: no records exist for the snapshot, or ``source`` names nothing.
+        InvalidInput: the records lack a required column.
+    """
+    if source is None:
+        raise NotFound(f"no annotation records for this snapshot ({snapshot_id[:12]}); the registry keeps none "
+                       "yet, so name a dataset of records with `records: DATASET@REF`")
+    from registry.snapshots.history import show
+    from registry.snapshots.read import read
+
+    resolved = show(ctx, source)
+    table = read(ctx, f"{resolved.dataset}@{resolved.id}")
+    return normalise_records(table, source), f"{resolved.dataset}@{resolved.id}"
+
+
+def normalise_records(table: pa.Table, source: str = "records") -> pa.Table:
+    """The record columns with text columns as strings and absent optional columns as nulls.
+
+    Raises:
+        InvalidInput: a required column is missing.
+    """
+    missing = [c for c in REQUIRED_COLUMNS if c not in table.column_names]
+    if missing:
+        raise InvalidInput(f"{source}: annotation records need columns {', '.join(REQUIRED_COLUMNS)}; "
+                           f"missing {', '.join(missing)}")
+    columns: dict[str, pa.ChunkedArray | pa.Array] = {}
+    for name in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS):
+        if name not in table.column_names:
+            columns[name] = pa.nulls(table.num_rows, pa.string())
+        elif name in ("created_at",):
+            columns[name] = table.column(name)
+        else:
+            columns[name] = pc.cast(table.column(name), pa.string())
+    return pa.table(columns)
+
+
+def sample_keys(table: pa.Table, key_columns: list[str]) -> pa.ChunkedArray | pa.Array:
+    """Each row's ``sample_key``: its key as a string (composite keys joined by ``|``)."""
+    parts = [pc.cast(table.column(c), pa.string()) for c in key_columns]
+    return parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, "|")
+
+
+@dataclass(frozen=True)
+class Ratings:
+    """The latest rating per (item, annotator), as integer codes into ``items``, ``annotators``, ``values``."""
+
+    item: np.ndarray
+    annotator: np.ndarray
+    value: np.ndarray
+    items: pa.Array
+    annotators: pa.Array
+    values: pa.Array
+
+    def __len__(self) -> int:
+        return len(self.item)
+
+
+def _codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, pa.Array]:
+    encoded = pc.dictionary_encode(column)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks() if encoded.num_chunks != 1 else encoded.chunk(0)
+        if isinstance(encoded, pa.ChunkedArray):  # combine_chunks of dictionaries may stay chunked
+            encoded = encoded.unify_dictionaries().combine_chunks()
+    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary
+
+
+def latest_ratings(records: pa.Table, include_models: bool) -> Ratings:
+    """Keep human records (all with ``include_models``) with a sample, annotator and value; then the
+    latest (by ``created_at``, else record order) per (sample, annotator)."""
+    keep = pc.and_(pc.and_(pc.is_valid(records["sample_key"]), pc.is_valid(records["annotator_id"])),
+                   pc.is_valid(records["value"]))
+    if not include_models:
+        keep = pc.and_(keep, pc.fill_null(pc.equal(records["source_kind"], "human"), False))
+    records = records.filter(keep)
+    item, items = _codes(records["sample_key"])
+    annotator, annotators = _codes(records["annotator_id"])
+    value, values = _codes(records["value"])
+    order = np.lexsort((_time_rank(records["created_at"]), annotator, item))
+    pair = item[order] * (len(annotators) + 1) + annotator[order]
+    last = np.ones(len(pair), bool)
+    last[:-1] = pair[1:] != pair[:-1]
+    chosen = order[last]
+    return Ratings(item[chosen], annotator[chosen], value[chosen], items, annotators, values)
+
+
+def _time_rank(created: pa.ChunkedArray) -> np.ndarray:
+    """Each record's place in time order (nulls first, ties in record order); ISO strings sort as times."""
+    indices = np.asarray(pc.array_sort_indices(created, null_placement="at_start"), np.int64)
+    rank = np.empty(len(indices), np.int64)
+    rank[indices] = np.arange(len(indices))
+    return rank

@@ -1,0 +1,115 @@
+"""What checks look at: one snapshot's columns, its parent and last passed snapshot, gold and records.
+
+Everything is read lazily and once: a policy that only counts rows reads no data, and ten checks
+over the ``label`` column read it once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from registry.context import Context
+from registry.errors import InvalidInput
+from registry.models import SnapshotRow
+from registry.quality.records import Ratings, latest_ratings, load_records
+from registry.snapshots.commit import load_manifest
+from registry.snapshots.reader import ManifestReader
+
+__all__ = ["Subject"]
+
+
+@dataclass
+class Subject:
+    """The snapshot under evaluation and its points of comparison."""
+
+    ctx: Context
+    dataset: str
+    keys: list[str]
+    snapshot: SnapshotRow
+    schema: list[dict[str, Any]]
+    parent: SnapshotRow | None = None
+    baseline: SnapshotRow | None = None
+    """The newest earlier snapshot of the dataset whose gate passed (schema and distribution checks)."""
+    baseline_schema: list[dict[str, Any]] | None = None
+    _columns: dict[str, pa.ChunkedArray] = field(default_factory=dict)
+    _others: dict[tuple[str, tuple[str, ...]], tuple[pa.Table, str]] = field(default_factory=dict)
+    _records: dict[str | None, tuple[pa.Table, str]] = field(default_factory=dict)
+    _ratings: dict[tuple[str | None, bool], Ratings] = field(default_factory=dict)
+
+    @property
+    def where(self) -> str:
+        return f"{self.dataset}@{self.snapshot.id[:12]}"
+
+    def reader(self, snapshot: SnapshotRow | None = None) -> ManifestReader:
+        snapshot = snapshot or self.snapshot
+        return ManifestReader(self.ctx.store, self.ctx.cache, load_manifest(self.ctx, snapshot))
+
+    def require(self, columns: Sequence[str], schema: list[dict[str, Any]] | None = None, where: str | None = None
+                ) -> None:
+        """Refuse columns a schema lacks.
+
+        Raises:
+            InvalidInput: naming the missing columns and those there are.
+        """
+        names = [c["name"] for c in (schema if schema is not None else self.schema)]
+        missing = [c for c in columns if c not in names]
+        if missing:
+            raise InvalidInput(f"{where or self.where} has no column {', '.join(map(repr, missing))} "
+                               f"(columns: {', '.join(names)})")
+
+    def columns(self, names: Sequence[str]) -> pa.Table:
+        """These columns of the snapshot, in storage order (each read once per evaluation)."""
+        self.require(names)
+        wanted = [c for c in dict.fromkeys(names) if c not in self._columns]
+        if wanted:
+            table = self.reader().read(wanted)
+            self._columns.update({c: table.column(c) for c in wanted})
+        return pa.table({c: self._columns[c] for c in dict.fromkeys(names)})
+
+    def key_hashes(self) -> np.ndarray:
+        """The sorted key hashes of the snapshot's rows (from the key index, no row read)."""
+        kh, _ = self.reader().effective_index()
+        return kh
+
+    def baseline_columns(self, names: Sequence[str]) -> pa.Table:
+        assert self.baseline is not None
+        return self.reader(self.baseline).read(list(names))
+
+    def other(self, ref: str, columns: Sequence[str]) -> tuple[pa.Table, str]:
+        """Columns of another dataset's snapshot (gold labels) and the ``NAME@ID`` they came from."""
+        cache_key = (ref, tuple(columns))
+        if cache_key not in self._others:
+            from registry.snapshots.history import show
+            from registry.snapshots.read import read
+
+            info = show(self.ctx, ref)
+            resolved = f"{info.dataset}@{info.id}"
+            self.require(columns, info.schema, resolved)
+            self._others[cache_key] = (read(self.ctx, resolved, list(columns)), resolved)
+        return self._others[cache_key]
+
+    def keys_of(self, ref: str) -> list[str]:
+        """The key columns of the dataset ``ref`` names."""
+        from registry import catalog
+        from registry.db import transaction
+
+        with transaction(self.ctx.engine, readonly=True) as session:
+            return catalog.key_columns(catalog.get_dataset(session, catalog.split_ref(ref)[0]))
+
+    def records(self, source: str | None) -> tuple[pa.Table, str]:
+        """The annotation records (see :mod:`registry.quality.records`)."""
+        if source not in self._records:
+            self._records[source] = load_records(self.ctx, self.snapshot.id, source)
+        return self._records[source]
+
+    def ratings(self, source: str | None, include_models: bool) -> Ratings:
+        """The latest rating per (sample, annotator) of those records."""
+        cache_key = (source, include_models)
+        if cache_key not in self._ratings:
+            self._ratings[cache_key] = latest_ratings(self.records(source)[0], include_models)
+        return self._ratings[cache_key]
