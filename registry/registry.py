@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from registry.config import Settings, find_home
 from registry.context import Context, create_home, open_context
 from registry.datasets import DatasetInfo, create_dataset, list_datasets
+from registry.lineage.emit import LineageRun
 from registry.snapshots import history
 from registry.snapshots.commit import CommitResult, Mode, commit
 from registry.snapshots.compact import CompactResult, compact
@@ -19,6 +21,17 @@ from registry.snapshots.gc import DEFAULT_MIN_AGE, GcReport, gc
 from registry.snapshots.history import SchemaVersionInfo, SnapshotInfo
 from registry.snapshots.read import export, read
 from registry.snapshots.verify import VerifyReport, verify
+
+if TYPE_CHECKING:
+    from registry.audit.log import AuditEvent
+    from registry.quality.evaluate import GateResult
+    from registry.quality.gate import GateStatus
+    from registry.quality.lockfile import LockEntry
+    from registry.quality.policies import PolicyInfo
+    from registry.quality.training import PullResult
+    from registry.quality.waivers import Waiver
+    from registry.audit.seal import SealResult
+    from registry.audit.verify import AuditVerifyReport, Checkpoint
 
 __all__ = ["Registry"]
 
@@ -75,12 +88,15 @@ class Registry:
     def commit(self, name: str, table_or_path: pa.Table | str | os.PathLike[str] | None, *, message: str = "",
                author: str | None = None, mode: Mode = "replace",
                delete_keys: pa.Table | str | os.PathLike[str] | None = None, expect_parent: str | None = None,
-               allow_breaking: bool = False, progress: Callable[[str], None] | None = None) -> CommitResult:
-        """Commit a table or file to ``name``'s ``main`` branch; see :func:`registry.snapshots.commit.commit`."""
+               allow_breaking: bool = False, progress: Callable[[str], None] | None = None,
+               lineage: LineageRun | None = None) -> CommitResult:
+        """Commit a table or file to ``name``'s ``main`` branch; see :func:`registry.snapshots.commit.commit`.
+
+        ``lineage`` names the OpenLineage job, run, parent run and sources of the commit."""
         source = Path(table_or_path) if isinstance(table_or_path, os.PathLike) else table_or_path
         deletes = Path(delete_keys) if isinstance(delete_keys, os.PathLike) else delete_keys
         return commit(self.ctx, name, source, message=message, author=author, mode=mode, delete_keys=deletes,
-                      expect_parent=expect_parent, allow_breaking=allow_breaking, progress=progress)
+                      expect_parent=expect_parent, allow_breaking=allow_breaking, progress=progress, lineage=lineage)
 
     def read(self, ref: str, columns: Sequence[str] | None = None) -> pa.Table:
         """The rows of ``ref`` as a ``pyarrow.Table``."""
@@ -116,3 +132,92 @@ class Registry:
 
     def compact(self, ref: str, full: bool = True, actor: str | None = None) -> CompactResult:
         return compact(self.ctx, ref, full, actor)
+
+    def audit_log(self, *, dataset: str | None = None, actor: str | None = None, action: str | None = None,
+                  since: str | None = None, until: str | None = None, limit: int | None = None) -> list[AuditEvent]:
+        """Audit events matching every filter given, oldest first."""
+        from registry.audit.listing import list_events
+
+        return list_events(self.ctx, dataset=dataset, actor=actor, action=action, since=since, until=until,
+                           limit=limit)
+
+    def verify_audit(self, checkpoint: str | os.PathLike[str] | None = None) -> AuditVerifyReport:
+        """Recompute the audit chain (and compare it with a saved checkpoint file)."""
+        from registry.audit.verify import read_checkpoint, verify_audit
+
+        return verify_audit(self.ctx, read_checkpoint(Path(checkpoint)) if checkpoint is not None else None)
+
+    def audit_checkpoint(self, out: str | os.PathLike[str] | None = None) -> Checkpoint:
+        """The chain's current (sequence, hash, time), written to ``out`` when given."""
+        from registry.audit.verify import write_checkpoint
+
+        return write_checkpoint(self.ctx, Path(out) if out is not None else None)
+
+    def seal_audit(self) -> SealResult | None:
+        """Seal the unsealed audit events into a Parquet segment now."""
+        from registry.audit.seal import seal
+
+        return seal(self.ctx)
+
+    def query(self, sql: str, dataset: str | None = None) -> pa.Table:
+        """Read-only DuckDB SQL over the registry's views (``data`` = the rows of ``dataset``, a NAME@REF)."""
+        from registry.query import run_query
+
+        return run_query(self.ctx, sql, dataset)
+
+    def set_policy(self, name: str, document: str, source: str = "policy", actor: str | None = None) -> PolicyInfo:
+        """Store a QA policy (YAML text) as ``name``'s next policy version; owner and maintainers only."""
+        from registry.quality.policies import set_policy
+
+        return set_policy(self.ctx, name, document, source, actor)
+
+    def policy(self, name: str, version: int | None = None) -> PolicyInfo:
+        """The current QA policy of ``name`` (or one version of it)."""
+        from registry.quality.policies import show_policy
+
+        return show_policy(self.ctx, name, version)
+
+    def qa_run(self, ref: str, actor: str | None = None) -> GateResult:
+        """Evaluate the current policy on ``ref``'s snapshot and store the gate result."""
+        from registry.quality.evaluate import qa_run
+
+        return qa_run(self.ctx, ref, actor)
+
+    def gate(self, ref: str) -> GateStatus:
+        """Whether ``ref``'s snapshot passes its gate under the current policy (or by waiver)."""
+        from registry.quality.gate import check_gate
+
+        return check_gate(self.ctx.engine, ref)
+
+    def waive(self, ref: str, reason: str, checks: Sequence[str] | None = None, expires: str | None = None,
+              actor: str | None = None) -> Waiver:
+        """Let ``ref``'s snapshot pass its gate despite failed checks (audited; owner and maintainers only)."""
+        from registry.quality.waivers import waive
+
+        return waive(self.ctx, ref, reason, list(checks) if checks is not None else None, expires, actor)
+
+    def pin(self, ref: str, lockfile: str | os.PathLike[str] = "registry.lock", job: str | None = None,
+            actor: str | None = None) -> LockEntry:
+        """Pin ``ref``'s snapshot for training in ``lockfile``; refused unless its gate passes."""
+        from registry.quality.training import pin
+
+        return pin(self.ctx, ref, lockfile, job, actor)
+
+    def load(self, ref_or_lock_entry: str | LockEntry, *, allow_unverified: bool = False, job: str | None = None,
+             actor: str | None = None) -> pa.Table:
+        """The verified rows of a snapshot for training (``NAME@REF`` or a lockfile entry).
+
+        Raises:
+            GateBlocked: its gate does not pass now (unless ``allow_unverified``, which is audited).
+            VerifyFailed: the stored bytes or the pinned content hash do not match.
+        """
+        from registry.quality.training import load
+
+        return load(self.ctx, ref_or_lock_entry, allow_unverified=allow_unverified, job=job, actor=actor)
+
+    def pull(self, lockfile: str | os.PathLike[str] = "registry.lock", outdir: str | os.PathLike[str] = ".",
+             job: str | None = None, allow_unverified: bool = False, actor: str | None = None) -> list[PullResult]:
+        """Write each pinned snapshot of ``lockfile`` to ``outdir``, verified as :meth:`load` does."""
+        from registry.quality.training import pull
+
+        return pull(self.ctx, lockfile, outdir, job, allow_unverified, actor)

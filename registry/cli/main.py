@@ -23,15 +23,20 @@ INTERNAL_ERROR = 4
 
 
 class _State:
-    def __init__(self, home: str | None) -> None:
+    def __init__(self, home: str | None, author: str | None = None) -> None:
         self.home = home
+        self.author = author
         self._registry: Any = None
 
     def registry(self) -> Any:
+        """The registry at ``--home``, acting for ``--author`` and audited as a CLI client."""
         if self._registry is None:
+            from registry.context import ClientInfo
             from registry.registry import Registry
 
             self._registry = Registry.open(self.home)
+            self._registry.ctx.client = ClientInfo(kind="cli")
+            self._registry.ctx.author = self.author
         return self._registry
 
 
@@ -42,11 +47,13 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--home", envvar="REGISTRY_HOME", type=click.Path(file_okay=False),
               help="Registry home (default: $REGISTRY_HOME, else the nearest .registry folder upwards).")
+@click.option("--author", envvar=None, default=None,
+              help="Who acts, as the audit log records it (default: $REGISTRY_ACTOR, else the OS user).")
 @click.version_option(package_name="dataset-registry")
 @click.pass_context
-def cli(ctx: click.Context, home: str | None) -> None:
-    """An immutable, incremental dataset registry: snapshots, diffs, verification."""
-    ctx.obj = _State(home)
+def cli(ctx: click.Context, home: str | None, author: str | None) -> None:
+    """An immutable, incremental dataset registry: snapshots, diffs, verification, audit."""
+    ctx.obj = _State(home, author)
 
 
 @cli.command()
@@ -116,15 +123,24 @@ def dataset_list(state: _State, as_json: bool) -> None:
               help="A file of keys to remove (with --mode upsert).")
 @click.option("--expect-parent", default=None, help="Fail with exit 3 unless main is at this snapshot.")
 @click.option("--allow-breaking", is_flag=True, help="Accept a breaking schema change.")
+@click.option("--job", default=None, help="OpenLineage job NAMESPACE/NAME (default registry/commit/NAME).")
+@click.option("--run-id", default=None, help="OpenLineage run id (a UUID) of this commit (default: a new one).")
+@click.option("--parent-run", default=None, help="The run this commit belongs to: NAMESPACE/NAME/RUN_ID.")
+@click.option("--source", "sources", multiple=True,
+              help="An input besides the parent: DATASET@REF or NAMESPACE:NAME (repeatable).")
 @json_option
 @pass_state
 def commit(state: _State, name: str, file: str | None, message: str, author: str | None, mode: str,
-           delete_keys: str | None, expect_parent: str | None, allow_breaking: bool, as_json: bool) -> None:
+           delete_keys: str | None, expect_parent: str | None, allow_breaking: bool, job: str | None,
+           run_id: str | None, parent_run: str | None, sources: tuple[str, ...], as_json: bool) -> None:
     """Commit FILE (Parquet, CSV or JSONL) as the next snapshot of NAME."""
+    from registry.lineage.emit import LineageRun
+
+    lineage = LineageRun(job=job, run_id=run_id, parent_run=parent_run, sources=sources)
     with output.status("committing") as note:
         result = state.registry().commit(name, file, message=message, author=author, mode=mode,
                                          delete_keys=delete_keys, expect_parent=expect_parent,
-                                         allow_breaking=allow_breaking, progress=note)
+                                         allow_breaking=allow_breaking, progress=note, lineage=lineage)
     data = result.to_dict()
     if as_json:
         output.print_json(data)
@@ -252,6 +268,15 @@ def compact(state: _State, ref: str, as_json: bool) -> None:
     output.emit(result.to_dict(), as_json,
                 f"{result.dataset}@{result.snapshot_id[:12]}: {result.layers_before} layer(s) -> "
                 f"{result.layers_after}")
+
+
+from registry.cli.audit_cmds import audit, query  # noqa: E402  (registered after the core commands)
+
+cli.add_command(audit)
+cli.add_command(query)
+from registry.cli.lineage_cmds import lineage  # noqa: E402
+
+cli.add_command(lineage)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,6 +24,7 @@ from registry.context import SYSTEM_ACTOR, Context, resolve_actor
 from registry.db import transaction
 from registry.errors import BreakingSchemaChange, InvalidInput, RefConflict
 from registry.failpoints import failpoint
+from registry.lineage import emit as lineage_emit
 from registry.models import SchemaVersionRow, SnapshotRow
 from registry.snapshots.hashing import hash_table, key_hash
 from registry.snapshots.layers import LayerIndex, compare_sorted, in_sorted, write_parquet_object
@@ -84,19 +85,51 @@ def commit(
     expect_parent: str | None = None,
     allow_breaking: bool = False,
     progress: Progress | None = None,
+    lineage: lineage_emit.LineageRun | None = None,
 ) -> CommitResult:
     """Commit ``source`` to the ``main`` branch of dataset ``name``.
 
     ``replace``: ``source`` is the full new content. ``upsert``: its rows are merged by key into the
-    parent. ``delete_keys`` (upsert only): a table or file of keys to remove.
+    parent. ``delete_keys`` (upsert only): a table or file of keys to remove. ``lineage``: the
+    OpenLineage job, run, parent run and sources of the commit (default: a new run of ``registry`` /
+    ``commit/<name>``); its START and COMPLETE are queued in the commit's transaction, a FAIL if it
+    raises (see docs/lineage.md).
 
     Raises:
-        NotFound: unknown dataset; ``expect_parent`` names no snapshot.
+        NotFound: unknown dataset; ``expect_parent`` or a ``lineage`` source names no snapshot.
         InvalidInput: unreadable file, missing key column, null/empty/duplicate keys, a key both
-            upserted and deleted, deleting keys that are not there, columns that do not match.
+            upserted and deleted, deleting keys that are not there, columns that do not match; a
+            malformed ``lineage`` job, run id or source.
         BreakingSchemaChange: the schema change is breaking and ``allow_breaking`` is False.
         RefConflict: ``main`` is not at ``expect_parent``, or moved while committing.
     """
+    run = lineage_emit.begin_commit(ctx, name, lineage)
+    try:
+        result = _commit(ctx, name, source, message=message, author=author, mode=mode, delete_keys=delete_keys,
+                         expect_parent=expect_parent, allow_breaking=allow_breaking, progress=progress, run=run)
+    except Exception as exc:
+        lineage_emit.fail_commit(ctx, run, exc)
+        raise
+    if not result.created:
+        lineage_emit.complete_unchanged(ctx, run, name, result.snapshot_id)
+    return result
+
+
+def _commit(
+    ctx: Context,
+    name: str,
+    source: pa.Table | str | Path | None,
+    *,
+    message: str,
+    author: str | None,
+    mode: Mode,
+    delete_keys: pa.Table | str | Path | None,
+    expect_parent: str | None,
+    allow_breaking: bool,
+    progress: Progress | None,
+    run: lineage_emit.CommitRun,
+) -> CommitResult:
+    """The commit itself; :func:`commit` wraps it with the lineage run's START/COMPLETE or FAIL."""
     note = progress or (lambda _msg: None)
     who = resolve_actor(ctx, author)
     author = who.name
@@ -232,14 +265,18 @@ def commit(
                     arrow_schema=json.dumps(schema_cols), compatibility=compatibility,
                     changes=json.dumps([asdict(c) for c in changes]), first_snapshot_id=new_id,
                     created_at=created_at))
-            session.add(SnapshotRow(
+            snapshot_row = SnapshotRow(
                 id=new_id, dataset_id=catalog.dataset_id(dataset), seq=(parent.seq + 1) if parent else 1,
                 parents=json.dumps(parents), author=author, message=message, created_at=created_at,
                 schema_version=version, schema_fingerprint=schema_fp, change_sha256=change.sha256,
                 deletes_sha256=deletes_sha, manifest_sha256=manifest_info.sha256, rows=rows,
-                bytes_written=bytes_written, added=added, changed=changed, removed=int(removed_kh.size)))
+                bytes_written=bytes_written, added=added, changed=changed, removed=int(removed_kh.size))
+            session.add(snapshot_row)
             session.flush()
             catalog.move_branch(session, dataset, catalog.MAIN, parent.id if parent else None, new_id)
+            lineage_emit.enqueue_commit(session, ctx, run, dataset=dataset, snapshot=snapshot_row, schema=schema_cols,
+                                        mode=mode, compatibility=compatibility,
+                                        table=table if mode == "replace" else None, layers=layers)
             audit.record(session, ctx, "snapshot.commit", "snapshot", new_id, dataset=name, snapshot=new_id,
                          actor=who, details={
                              "parent": parent.id if parent else None, "ref": catalog.MAIN, "mode": mode,

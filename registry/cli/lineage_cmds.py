@@ -1,0 +1,134 @@
+"""``registry lineage``: walk the lineage graph, deliver queued OpenLineage events, ingest events.
+
+``registry lineage NAME@REF`` walks the graph (the ``show`` subcommand is implied); ``flush``,
+``status`` and ``ingest`` manage events. Thin: parse, call one service function, print.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from registry.cli import output
+
+__all__ = ["lineage"]
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+
+
+class _DefaultToShow(click.Group):
+    """``registry lineage NAME@REF ...`` means ``registry lineage show NAME@REF ...``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        first = next((a for a in args if not a.startswith("-")), None)
+        if first is not None and first not in self.commands and not {"-h", "--help"} & set(args[:1]):
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+
+def _ctx(state: Any) -> Any:
+    return state.registry().ctx
+
+
+@click.group(cls=_DefaultToShow)
+def lineage() -> None:
+    """Lineage graph and OpenLineage events: `registry lineage NAME@REF`, flush, status, ingest."""
+
+
+@lineage.command("show")
+@click.argument("ref")
+@click.option("--upstream", "direction", flag_value="upstream", help="Only what REF came from.")
+@click.option("--downstream", "direction", flag_value="downstream", help="Only what came from REF.")
+@click.option("--depth", type=click.IntRange(min=1), default=3, show_default=True, help="Steps to walk.")
+@click.option("--dot", "as_dot", is_flag=True, help="Print Graphviz DOT.")
+@json_option
+@click.pass_obj
+def show(state: Any, ref: str, direction: str | None, depth: int, as_dot: bool, as_json: bool) -> None:
+    """Walk the lineage graph from the snapshot NAME@REF (both directions by default)."""
+    from registry.lineage.graph import to_dot, walk
+
+    graph = walk(_ctx(state), ref, direction or "both", depth)  # type: ignore[arg-type]
+    if as_dot:
+        sys.stdout.write(to_dot(graph))
+        return
+    output.render(graph.to_dict(), as_json, _graph_lines)
+
+
+def _graph_lines(graph: dict[str, Any]) -> None:
+    output.say(f"lineage of {graph['root']} ({graph['direction']}, depth {graph['depth']})")
+    if not graph["edges"]:
+        output.say("  no edges recorded")
+    for edge in graph["edges"]:
+        output.say(f"  {edge['src']} -[{edge['kind']}]-> {edge['dst']}")
+
+
+@lineage.command("flush")
+@click.option("--wait", type=click.FloatRange(min=0), default=0, show_default=True,
+              help="Keep retrying with backoff for up to this many seconds while events are pending.")
+@click.option("--retry-failed", is_flag=True, help="First return events that gave up to pending.")
+@click.option("--background", is_flag=True, hidden=True, help="Automatic delivery: honour backoff, print nothing.")
+@json_option
+@click.pass_obj
+def flush(state: Any, wait: float, retry_failed: bool, background: bool, as_json: bool) -> None:
+    """Deliver pending OpenLineage events now, in order, each exactly once."""
+    from registry.lineage import outbox
+
+    ctx = _ctx(state)
+    if retry_failed:
+        outbox.retry_failed(ctx)
+    report = outbox.deliver(ctx, respect_backoff=background, wait=wait)
+    if background:
+        return
+    if report.busy:
+        text = "another process is delivering events; nothing sent"
+    elif report.disabled:
+        text = "OPENLINEAGE_DISABLED=true: nothing sent"
+    else:
+        text = f"delivered {report.delivered} event(s); {report.pending} pending"
+        if report.errors:
+            text += f"; last error: {report.errors[-1]}"
+    output.emit(report.to_dict(), as_json, text)
+
+
+@lineage.command("status")
+@json_option
+@click.pass_obj
+def status(state: Any, as_json: bool) -> None:
+    """Pending, retrying, failed and delivered event counts, and where events go."""
+    from registry.lineage.outbox import outbox_status
+
+    info = outbox_status(_ctx(state)).to_dict()
+    output.render(info, as_json, _status_lines)
+
+
+def _status_lines(info: dict[str, Any]) -> None:
+    output.say(f"pending    {info['pending']} ({info['retrying']} retrying)")
+    output.say(f"failed     {info['failed']}")
+    output.say(f"delivered  {info['delivered']}")
+    output.say(f"sink       {info['sink']} (delivery: {info['delivery']})")
+    if info["oldest_pending"]:
+        output.say(f"oldest     {info['oldest_pending']}")
+    if info["last_error"]:
+        output.say(f"last error {info['last_error']}")
+
+
+@lineage.command("ingest")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@json_option
+@click.pass_obj
+def ingest(state: Any, file: Any, as_json: bool) -> None:
+    """Record the consumers named by OpenLineage RunEvents in FILE (JSON, a JSON list or JSON lines; - for stdin)."""
+    from registry.lineage.intake import ingest_text
+
+    results = [r.to_dict() for r in ingest_text(_ctx(state), file.read())]
+    output.render(results, as_json, _ingest_lines)
+
+
+def _ingest_lines(results: list[dict[str, Any]]) -> None:
+    for result in results:
+        consumed = ", ".join(result["consumed"]) or "no registry snapshot"
+        output.say(f"{result['job']} run {result['run_id']}: read {consumed}; {result['new_edges']} new edge(s)")
+        for reason in result["skipped"]:
+            output.note(f"  skipped {reason}")
