@@ -277,6 +277,10 @@ cli.add_command(query)
 from registry.cli.lineage_cmds import lineage  # noqa: E402
 
 cli.add_command(lineage)
+from registry.cli.quality_cmds import QUALITY_COMMANDS  # noqa: E402
+
+for _command in QUALITY_COMMANDS:
+    cli.add_command(_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -34,16 +34,15 @@ EXAMPLES = 5
 def row_count(check: RowCount, subject: Subject) -> Measure:
     rows = subject.snapshot.rows
     ok = (check.min is None or rows >= check.min) and (check.max is None or rows <= check.max)
-    bounds = [f">= {check.min:,}" if check.min is not None else "", f"<= {check.max:,}" if check.max is not None else ""]
+    bounds = [f">= {check.min:,}" if check.min is not None else "",
+              f"<= {check.max:,}" if check.max is not None else ""]
     return Measure(ok, rows, " and ".join(b for b in bounds if b))
 
 
 def unique_key(check: UniqueKey, subject: Subject) -> Measure:
     columns = check.columns or subject.keys
-    if list(columns) == subject.keys:
-        kh = subject.key_hashes()  # sorted, from the key index: no rows read
-    else:
-        kh = np.sort(key_hash(subject.columns(columns), columns))
+    # The dataset's own key: its sorted key hashes come from the key index, no rows read.
+    kh = subject.key_hashes() if columns == subject.keys else np.sort(key_hash(subject.columns(columns), columns))
     duplicates = int(np.count_nonzero(kh[1:] == kh[:-1])) if len(kh) else 0
     return at_most(duplicates, 0, {"columns": list(columns), "rows": int(len(kh))})
 
@@ -96,8 +95,8 @@ def _shares(column: pa.ChunkedArray | pa.Array) -> dict[Any, float]:
 
 def class_balance(check: ClassBalance, subject: Subject) -> Measure:
     shares = _shares(subject.columns([check.column]).column(check.column))
-    details: dict[str, Any] = {"column": check.column,
-                               "shares": {str(k): round(v, 6) for k, v in sorted(shares.items(), key=lambda kv: -kv[1])}}
+    ranked = sorted(shares.items(), key=lambda kv: -kv[1])
+    details: dict[str, Any] = {"column": check.column, "shares": {str(k): round(v, 6) for k, v in ranked}}
     if not shares:
         return Measure(False, None, "", {**details, "note": "no rows"})
     low, high = min(shares.values()), max(shares.values())

@@ -22,6 +22,7 @@ from registry.db import transaction
 from registry.errors import InvalidInput, NotFound
 from registry.models import DatasetRow, SchemaVersionRow, SnapshotRow
 from registry.quality import checks_records, checks_table
+from registry.quality.gate import GateStatus, gate_status
 from registry.quality.measure import CheckOutcome, Measure
 from registry.quality.models import GateResultRow
 from registry.quality.policy import Policy
@@ -62,6 +63,8 @@ class GateResult:
     created_at: str
     created_by: str
     duration_ms: int
+    gate: dict[str, Any] | None = None
+    """The snapshot's gate right after this evaluation (it may pass by waiver although this result failed)."""
 
     @property
     def passed(self) -> bool:
@@ -71,9 +74,10 @@ class GateResult:
         return asdict(self)
 
     @classmethod
-    def from_row(cls, row: GateResultRow, dataset: str) -> GateResult:
+    def from_row(cls, row: GateResultRow, dataset: str, gate: GateStatus | None = None) -> GateResult:
         return cls(row.id, dataset, row.snapshot_id, row.policy_version, row.policy_hash, row.status,
-                   json.loads(row.checks), row.created_at, row.created_by, row.duration_ms)
+                   json.loads(row.checks), row.created_at, row.created_by, row.duration_ms,
+                   gate.to_dict() if gate is not None else None)
 
 
 def run_check(check: Any, subject: Subject) -> CheckOutcome:
@@ -134,10 +138,11 @@ def qa_run(ctx: Context, ref: str, actor: str | None = None) -> GateResult:
     with transaction(ctx.engine) as session:
         session.add(row)
         session.flush()
+        gate = gate_status(session, dataset, snapshot)
         # LINEAGE HOOK (qa run): the lead adds the OpenLineage call for this evaluation here.
         audit.record(session, ctx, "gate.evaluate", "gate_result", row.id, dataset=dataset.name, snapshot=snapshot.id,
                      details={"status": status, "policy_version": policy.version, "policy_hash": policy.policy_hash,
                               "failed": [o.name for o in outcomes if not o.passed and o.severity == "error"],
                               "warnings": [o.name for o in outcomes if not o.passed and o.severity == "warn"]},
                      actor=who)
-    return GateResult.from_row(row, dataset.name)
+    return GateResult.from_row(row, dataset.name, gate)

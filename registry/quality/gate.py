@@ -61,6 +61,7 @@ class GateStatus:
         if self.state == "passed":
             return f"{where}: gate passed under {version} (result {self.result_id})"
         failing = "; ".join(_failure(c) for c in self.failed)
+        names = ", ".join(c["name"] for c in self.failed)
         if self.state == "waived":
             assert self.waiver is not None
             covered = ", ".join(self.waiver["checks"]) if self.waiver["checks"] else "all checks"
@@ -68,12 +69,13 @@ class GateStatus:
                     f"by {self.waiver['created_by']}, expires {self.waiver['expires_at'] or 'never'})"
                     + (f"; failed: {failing}" if failing else ""))
         if self.state == "failed":
-            return f"{where}: gate FAILED under {version}: {failing}"
+            return f"{where}: gate FAILED under {version}: {len(self.failed)} check(s) failed: {names}"
         if self.state == "stale":
             return (f"{where}: gate result is stale: the policy changed since it was evaluated (now {version}); "
                     f"run `registry qa run {self.dataset}@{self.snapshot_id[:12]}`")
         if self.state == "never_evaluated":
-            return f"{where}: never evaluated under {version}; run `registry qa run {self.dataset}@{self.snapshot_id[:12]}`"
+            return (f"{where}: never evaluated under {version}; "
+                    f"run `registry qa run {self.dataset}@{self.snapshot_id[:12]}`")
         return f"{where}: dataset {self.dataset} has no QA policy; set one with `registry policy set`"
 
     def to_dict(self) -> dict[str, object]:

@@ -1,0 +1,206 @@
+"""Resolving snapshots for training (design invariant 8): pin, load and pull.
+
+Each refuses a snapshot whose gate does not pass under the current policy (and no valid waiver
+covers it): the refusal is recorded in the audit log in its own transaction, then
+:class:`~registry.errors.GateBlocked` is raised naming the failed checks. ``load`` and ``pull``
+accept such a snapshot only with ``allow_unverified``, which is audited as ``read.unverified``.
+Every read re-hashes each object it reads (SHA-256 of the stored bytes) and recomputes the
+content hash from the rows it returns; a pinned read refuses rows that differ from the pin.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pyarrow as pa
+
+from registry import catalog
+from registry.audit import log as audit
+from registry.context import Actor, Context, resolve_actor
+from registry.db import transaction
+from registry.errors import GateBlocked, InvalidInput, NotFound, StorageError, VerifyFailed
+from registry.models import DatasetRow, SnapshotRow
+from registry.quality.content import content_hash
+from registry.quality.gate import GateStatus, gate_status
+from registry.quality.lockfile import LOCKFILE_NAME, LockEntry, read_lockfile, upsert_entry, write_lockfile
+from registry.quality.models import PinRow
+from registry.snapshots.commit import load_manifest
+from registry.snapshots.history import resolve_ref
+from registry.snapshots.reader import ManifestReader
+from registry.snapshots.tables import write_table_file
+from registry.timeutil import utc_now
+
+__all__ = ["PullResult", "load", "pin", "pull"]
+
+
+@dataclass(frozen=True)
+class PullResult:
+    """One lockfile entry written to disk."""
+
+    dataset: str
+    job: str | None
+    snapshot_id: str
+    content_hash: str
+    rows: int
+    path: str
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class _Blocked(Exception):
+    """The gate stopped passing between the first read and the write transaction."""
+
+    def __init__(self, status: GateStatus) -> None:
+        super().__init__(status.message)
+        self.status = status
+
+
+def _refuse(ctx: Context, action: str, status: GateStatus, who: Actor, details: dict[str, Any]) -> NoReturn:
+    """Record a refusal (its own transaction: the refusal is the change), then raise GateBlocked."""
+    with transaction(ctx.engine) as session:
+        audit.record(session, ctx, action, "snapshot", status.snapshot_id, dataset=status.dataset,
+                     snapshot=status.snapshot_id, actor=who,
+                     details={**details, "gate": status.state, "policy_version": status.policy_version,
+                              "failed": [c["name"] for c in status.failed]})
+    raise GateBlocked(f"refused: {status.message}" + ("" if action == "pin.refuse" else
+                                                       "; pass allow_unverified=True (--allow-unverified) to read "
+                                                       "it anyway, audited"))
+
+
+def _check_object(ctx: Context, sha: str, role: str) -> None:
+    """Re-hash one stored object.
+
+    Raises:
+        VerifyFailed: its bytes no longer hash to its name.
+    """
+    try:
+        with open(ctx.store.local_path(sha), "rb") as fh:
+            actual = hashlib.file_digest(fh, "sha256").hexdigest()
+    except (NotFound, StorageError, OSError) as exc:
+        raise VerifyFailed(f"object {sha} ({role}) cannot be read: {exc}") from exc
+    if actual != sha:
+        raise VerifyFailed(f"object {sha} ({role}) is corrupt: its bytes hash to {actual}; "
+                           "`registry verify` lists every damaged object")
+
+
+def _verified_rows(ctx: Context, dataset: DatasetRow, snapshot: SnapshotRow) -> tuple[pa.Table, str]:
+    """The snapshot's rows after re-hashing every object they come from, and their content hash."""
+    where = f"{dataset.name}@{snapshot.id[:12]}"
+    _check_object(ctx, snapshot.manifest_sha256, f"manifest of {where}")
+    manifest = load_manifest(ctx, snapshot)
+    for sha in manifest.objects():
+        _check_object(ctx, sha, f"layer of {where}")
+    table = ManifestReader(ctx.store, ctx.cache, manifest).read()
+    return table, content_hash(table, catalog.key_columns(dataset))
+
+
+def pin(ctx: Context, ref: str, lockfile: str | os.PathLike[str] = LOCKFILE_NAME, job: str | None = None,
+        actor: str | None = None) -> LockEntry:
+    """Pin the snapshot ``ref`` names in ``lockfile`` (one entry per dataset and job).
+
+    Raises:
+        GateBlocked: the gate does not pass (the refusal is audited as ``pin.refuse``).
+        NotFound: no such dataset or ref.
+        InvalidInput: the lockfile exists but is not one, or cannot be written.
+    """
+    who = resolve_actor(ctx, actor)
+    entries = read_lockfile(lockfile)
+    refusal = {"ref": ref, "job": job, "lockfile": str(lockfile)}
+    with transaction(ctx.engine, readonly=True) as session:
+        dataset, snapshot = resolve_ref(session, ref)
+        status = gate_status(session, dataset, snapshot)
+    if not status.passes:
+        _refuse(ctx, "pin.refuse", status, who, refusal)
+    _, digest = _verified_rows(ctx, dataset, snapshot)
+    entry = LockEntry(dataset.name, job, catalog.split_ref(ref)[1], snapshot.id, digest, status.result_id,
+                      status.waiver["id"] if status.waiver else None, utc_now(), who.name)
+    try:
+        with transaction(ctx.engine) as session:
+            now = gate_status(session, dataset, snapshot)
+            if not now.passes:
+                raise _Blocked(now)
+            row = PinRow(id=uuid.uuid4().hex, dataset_id=catalog.dataset_id(dataset), snapshot_id=snapshot.id,
+                         requested_ref=entry.ref, job=job, content_hash=digest, gate_result_id=entry.gate_result_id,
+                         waiver_id=entry.waiver_id, lockfile=str(Path(lockfile).resolve()), pinned_at=entry.pinned_at,
+                         pinned_by=who.name)
+            session.add(row)
+            session.flush()
+            # LINEAGE HOOK (pin): the lead adds the OpenLineage call for this pin here.
+            audit.record(session, ctx, "pin.create", "pin", row.id, dataset=dataset.name, snapshot=snapshot.id,
+                         details={**entry.to_dict(), "lockfile": row.lockfile, "gate": now.state}, actor=who)
+    except _Blocked as blocked:
+        _refuse(ctx, "pin.refuse", blocked.status, who, refusal)
+    write_lockfile(lockfile, upsert_entry(entries, entry))
+    return entry
+
+
+def load(ctx: Context, target: str | LockEntry, *, allow_unverified: bool = False, job: str | None = None,
+         actor: str | None = None) -> pa.Table:
+    """The rows of a snapshot for training: ``NAME@REF`` or a lockfile entry (read by its full id and
+    checked against its content hash). The read is audited with the job name.
+
+    Raises:
+        GateBlocked: the gate does not pass now and ``allow_unverified`` is False (audited as ``gate.refuse``).
+        VerifyFailed: an object's bytes or the rows' content hash differ from what was stored or pinned.
+        NotFound: no such dataset, ref or snapshot.
+    """
+    entry = target if isinstance(target, LockEntry) else None
+    ref = entry.target if entry is not None else str(target)
+    job = job or (entry.job if entry is not None else None)
+    who = resolve_actor(ctx, actor)
+    with transaction(ctx.engine, readonly=True) as session:
+        dataset, snapshot = resolve_ref(session, ref)
+        status = gate_status(session, dataset, snapshot)
+    if entry is not None and snapshot.id != entry.snapshot_id:
+        raise VerifyFailed(f"lock entry for {entry.dataset} names snapshot {entry.snapshot_id}, which resolves to "
+                           f"{snapshot.id}")
+    if not status.passes and not allow_unverified:
+        _refuse(ctx, "gate.refuse", status, who, {"read": ref, "job": job})
+    table, digest = _verified_rows(ctx, dataset, snapshot)
+    if entry is not None and digest != entry.content_hash:
+        raise VerifyFailed(f"{entry.dataset}@{snapshot.id[:12]}: the rows read hash to {digest}, but the pin "
+                           f"recorded {entry.content_hash}; the stored data changed since it was pinned")
+    action = "read.training" if status.passes else "read.unverified"
+    with transaction(ctx.engine) as session:
+        # LINEAGE HOOK (load / pull): the lead adds the OpenLineage call for this training read here.
+        audit.record(session, ctx, action, "snapshot", snapshot.id, dataset=dataset.name, snapshot=snapshot.id,
+                     details={"job": job, "ref": entry.ref if entry else catalog.split_ref(ref)[1],
+                              "content_hash": digest, "rows": table.num_rows, "gate": status.state,
+                              "pinned": entry is not None}, actor=who)
+    return table
+
+
+def pull(ctx: Context, lockfile: str | os.PathLike[str] = LOCKFILE_NAME, outdir: str | os.PathLike[str] = ".",
+         job: str | None = None, allow_unverified: bool = False, actor: str | None = None) -> list[PullResult]:
+    """Write every pinned snapshot of ``lockfile`` (those of ``job`` if given) to
+    ``OUTDIR/NAME@ID12.parquet``, each read as :func:`load` reads it.
+
+    Raises:
+        NotFound: the lockfile has no (matching) entries.
+        GateBlocked, VerifyFailed: as :func:`load`; files already written stay.
+    """
+    entries = [e for e in read_lockfile(lockfile) if job is None or e.job == job]
+    if not entries:
+        raise NotFound(f"{lockfile} has no pins{f' for job {job!r}' if job else ''}; pin with `registry pin NAME@REF`")
+    results = []
+    for entry in entries:
+        table = load(ctx, entry, allow_unverified=allow_unverified, actor=actor)
+        out = Path(outdir) / f"{entry.dataset}@{entry.snapshot_id[:12]}.parquet"
+        partial = out.with_name(f".{out.name}.partial.parquet")
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            write_table_file(table, partial)
+            partial.replace(out)
+        except OSError as exc:
+            raise InvalidInput(f"cannot write {out}: {exc.strerror or exc}") from exc
+        finally:
+            partial.unlink(missing_ok=True)
+        results.append(PullResult(entry.dataset, entry.job, entry.snapshot_id, entry.content_hash, table.num_rows,
+                                  str(out)))
+    return results
