@@ -64,7 +64,7 @@ def agreement(check: Agreement, subject: Subject) -> Measure:
     else:
         value, items, extra = _alpha(ratings)
     details = {"metric": check.metric, "records": subject.records(check.records)[1], "ratings": len(ratings),
-               "annotators": len(ratings.annotators), "overlapping_items": items, **extra}
+               "annotator_count": len(ratings.annotators), "overlapping_items": items, **extra}
     if items < check.min_items:
         return Measure(False, at_least(value, check.min).metric, f">= {check.min:g}",
                        {**details, "note": f"only {items} overlapping item(s); the check needs {check.min_items}"})

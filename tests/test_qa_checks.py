@@ -1,0 +1,264 @@
+"""Each QA check passes at its threshold and fails just beyond it, evaluated through ``qa run`` on a
+real registry (SQLite and PostgreSQL catalogs, real Parquet)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import yaml
+from sqlmodel import Session, col, select
+
+from registry import Registry
+from registry.audit.models import AuditEventRow
+from registry.quality.agreement import cohen_kappa, fleiss_kappa, krippendorff_alpha_nominal, unit_counts
+
+LABELS = ["a"] * 50 + ["b"] * 30 + ["c"] * 20
+
+
+def labels(values: list[str | None], extra: dict[str, list[Any]] | None = None) -> pa.Table:
+    """A keyed labels table: sample_id s000..., label, plus ``extra`` columns."""
+    return pa.table({"sample_id": [f"s{i:03d}" for i in range(len(values))], "label": pa.array(values, pa.string()),
+                     **(extra or {})})
+
+
+def records(rows: list[tuple[str, str, str]], **columns: list[Any]) -> pa.Table:
+    """Annotation records in long form from (sample_key, annotator_id, value) triples."""
+    n = len(rows)
+    return pa.table({
+        "record_id": [f"r{i:05d}" for i in range(n)],
+        "sample_key": [r[0] for r in rows], "annotator_id": [r[1] for r in rows], "value": [r[2] for r in rows],
+        "created_at": columns.get("created_at", [f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}Z" for i in range(n)]),
+        "guideline_version": columns.get("guideline_version", ["g1"] * n),
+        "source_kind": columns.get("source_kind", ["human"] * n),
+    })
+
+
+def setup(reg: Registry, table: pa.Table, name: str = "labels") -> None:
+    reg.create_dataset(name, "sample_id")
+    reg.commit(name, table)
+
+
+def evaluate(reg: Registry, check: dict[str, Any], ref: str = "labels") -> dict[str, Any]:
+    """Set a one-check policy on ``ref``'s dataset, run QA, return that check's outcome."""
+    reg.set_policy(ref.split("@")[0], yaml.safe_dump({"checks": [check]}))
+    result = reg.qa_run(ref)
+    (outcome,) = result.checks
+    assert result.status == ("passed" if outcome["passed"] or outcome["severity"] == "warn" else "failed")
+    return outcome
+
+
+def at_and_beyond(reg: Registry, check: dict[str, Any], field: str, passing: Any, failing: Any,
+                  ref: str = "labels") -> tuple[dict[str, Any], dict[str, Any]]:
+    """The outcomes with ``field`` at the passing threshold and just beyond it; asserts pass then fail."""
+    ok = evaluate(reg, {**check, field: passing}, ref)
+    bad = evaluate(reg, {**check, field: failing}, ref)
+    assert ok["passed"], ok
+    assert not bad["passed"], bad
+    assert ok["metric"] == bad["metric"]
+    return ok, bad
+
+
+def test_row_count(reg: Registry) -> None:
+    setup(reg, labels(LABELS))
+    ok, bad = at_and_beyond(reg, {"check": "row_count"}, "min", 100, 101)
+    assert ok["metric"] == 100 and bad["threshold"] == ">= 101"
+    at_and_beyond(reg, {"check": "row_count"}, "max", 100, 99)
+
+
+def test_unique_key(reg: Registry) -> None:
+    setup(reg, labels(LABELS, {"uid": list(range(100)), "pair": [i // 2 for i in range(100)]}))
+    assert evaluate(reg, {"check": "unique_key"})["metric"] == 0
+    assert evaluate(reg, {"check": "unique_key", "columns": ["uid"]})["passed"]
+    dup = evaluate(reg, {"check": "unique_key", "columns": ["pair"]})
+    assert not dup["passed"] and dup["metric"] == 50
+
+
+def test_not_null(reg: Registry) -> None:
+    setup(reg, labels([*LABELS[:99], None], {"note": ["x"] * 100}))
+    assert evaluate(reg, {"check": "not_null", "columns": ["note"]})["passed"]
+    bad = evaluate(reg, {"check": "not_null", "columns": ["label", "note"]})
+    assert not bad["passed"] and bad["metric"] == 1 and bad["details"]["nulls"] == {"label": 1, "note": 0}
+
+
+def test_allowed_values(reg: Registry) -> None:
+    setup(reg, labels(LABELS))
+    assert evaluate(reg, {"check": "allowed_values", "column": "label", "values": ["a", "b", "c"]})["passed"]
+    bad = evaluate(reg, {"check": "allowed_values", "column": "label", "values": ["a", "b"]})
+    assert not bad["passed"] and bad["metric"] == 20
+    assert bad["details"]["examples"] == [{"value": "c", "rows": 20}]
+
+
+def test_schema_compatible_against_last_passed(reg: Registry) -> None:
+    setup(reg, labels(LABELS, {"score": [1.0] * 100}))
+    first = evaluate(reg, {"check": "schema_compatible"})
+    assert first["passed"] and "nothing to compare" in first["details"]["note"]
+    reg.commit("labels", labels(LABELS, {"score": [1.0] * 100, "extra": [1] * 100}))
+    added = evaluate(reg, {"check": "schema_compatible"})
+    assert added["passed"] and added["metric"] == 0 and added["details"]["compatible"] == ["+ extra int64"]
+    reg.commit("labels", labels(LABELS, {"extra": [1] * 100}), allow_breaking=True)
+    dropped = evaluate(reg, {"check": "schema_compatible"})
+    assert not dropped["passed"] and dropped["metric"] == 1 and dropped["details"]["breaking"] == ["- score double"]
+
+
+def test_max_changed_fraction(reg: Registry) -> None:
+    setup(reg, labels(LABELS))
+    assert evaluate(reg, {"check": "max_changed_fraction", "max": 0.0})["metric"] is None  # no parent yet
+    changed = LABELS.copy()
+    changed[:10] = ["z"] * 10
+    reg.commit("labels", labels(changed))
+    ok, _ = at_and_beyond(reg, {"check": "max_changed_fraction"}, "max", 0.1, 0.09)
+    assert ok["metric"] == pytest.approx(0.1) and ok["details"]["changed"] == 10
+
+
+def test_class_balance(reg: Registry) -> None:
+    setup(reg, labels(LABELS))
+    ok, _ = at_and_beyond(reg, {"check": "class_balance", "column": "label"}, "min_share", 0.2, 0.21)
+    assert ok["details"]["shares"] == {"a": 0.5, "b": 0.3, "c": 0.2}
+    _, bad = at_and_beyond(reg, {"check": "class_balance", "column": "label"}, "max_share", 0.5, 0.49)
+    assert bad["details"]["above_max"] == ["a"]
+
+
+def test_distribution_shift_against_last_passed(reg: Registry) -> None:
+    setup(reg, labels(["a"] * 50 + ["b"] * 50))
+    assert evaluate(reg, {"check": "distribution_shift", "column": "label", "max_tvd": 0.0})["passed"]  # baseline
+    reg.commit("labels", labels(["a"] * 60 + ["b"] * 40))
+    ok, _ = at_and_beyond(reg, {"check": "distribution_shift", "column": "label"}, "max_tvd", 0.1, 0.09)
+    assert ok["metric"] == pytest.approx(0.1)
+    with Session(reg.ctx.engine) as session:
+        first = session.exec(select(AuditEventRow).where(AuditEventRow.action == "snapshot.commit")
+                             .order_by(col(AuditEventRow.seq))).first()
+    assert first is not None and ok["details"]["against"] == first.snapshot
+
+
+def test_gold_accuracy(reg: Registry) -> None:
+    setup(reg, labels(LABELS))
+    # 8 of the 10 gold labels agree: s004 is a (gold says b), s080 is c (gold says b).
+    gold = pa.table({"sample_id": [f"s{i:03d}" for i in [0, 1, 2, 3, 4, 50, 51, 52, 80, 81]],
+                     "truth": ["a", "a", "a", "a", "b", "b", "b", "b", "b", "c"]})
+    reg.create_dataset("gold", "sample_id")
+    reg.commit("gold", gold)
+    check = {"check": "gold_accuracy", "gold": "gold@main", "label": "label", "gold_label": "truth"}
+    ok, _ = at_and_beyond(reg, check, "min_accuracy", 0.8, 0.81)
+    assert ok["details"]["matched"] == 10 and ok["details"]["per_class"]["b"] == {"items": 5, "accuracy": 0.6}
+    per_class = evaluate(reg, {**check, "min_accuracy": 0.8, "min_class_accuracy": 0.61})
+    assert not per_class["passed"] and per_class["details"]["classes_below_min"] == ["b"]
+    assert evaluate(reg, {**check, "min_accuracy": 0.8, "min_class_accuracy": 0.6})["passed"]
+
+
+def _two_annotator_records(n: int = 40, seed: int = 3) -> tuple[pa.Table, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    first = rng.integers(0, 3, n)
+    second = np.where(rng.random(n) < 0.7, first, rng.integers(0, 3, n))
+    rows = [(f"s{i:03d}", "ann1", f"c{v}") for i, v in enumerate(first)]
+    rows += [(f"s{i:03d}", "ann2", f"c{v}") for i, v in enumerate(second)]
+    return records(rows), first, second
+
+
+@pytest.mark.parametrize("metric", ["cohen_kappa", "fleiss_kappa", "krippendorff_alpha"])
+def test_agreement_over_a_records_dataset(reg: Registry, metric: str) -> None:
+    setup(reg, labels(LABELS))
+    table, first, second = _two_annotator_records()
+    reg.create_dataset("annotations", "record_id")
+    reg.commit("annotations", table)
+    unit = np.concatenate([np.arange(40), np.arange(40)])
+    counts = unit_counts(unit, np.concatenate([first, second]), 40, 3)
+    expected = {"cohen_kappa": cohen_kappa(first, second), "fleiss_kappa": fleiss_kappa(counts),
+                "krippendorff_alpha": krippendorff_alpha_nominal(counts)}[metric]
+    check = {"check": "agreement", "metric": metric, "records": "annotations@main", "min_items": 40}
+    ok, _ = at_and_beyond(reg, check, "min", round(expected, 9) - 1e-9, round(expected, 9) + 1e-6)
+    assert ok["metric"] == pytest.approx(expected, abs=1e-12)
+    assert ok["details"]["overlapping_items"] == 40
+    too_few = evaluate(reg, {**check, "min": -1.0, "min_items": 41})
+    assert not too_few["passed"] and "only 40 overlapping" in too_few["details"]["note"]
+
+
+def test_agreement_uses_each_annotators_latest_label_and_humans_only(reg: Registry) -> None:
+    setup(reg, labels(LABELS))
+    rows = [("s000", "ann1", "a"), ("s000", "ann2", "b"), ("s000", "ann2", "a"), ("s001", "ann1", "b"),
+            ("s001", "ann2", "b"), ("s002", "ann1", "a"), ("s002", "ann2", "b"), ("s003", "bot", "a"),
+            ("s003", "ann1", "b"), ("s003", "ann2", "a")]
+    kinds = ["human"] * 7 + ["model", "human", "human"]
+    reg.create_dataset("annotations", "record_id")
+    reg.commit("annotations", records(rows, source_kind=kinds))
+    outcome = evaluate(reg, {"check": "agreement", "metric": "cohen_kappa", "records": "annotations", "min": -1})
+    # ann2's later "a" on s000 replaces its "b"; the model's record is not an annotator here.
+    expected = cohen_kappa(np.array(["a", "b", "a", "b"]), np.array(["a", "b", "b", "a"]))
+    assert outcome["metric"] == pytest.approx(expected) and outcome["details"]["annotators"] == ["ann1", "ann2"]
+    three = evaluate(reg, {"check": "agreement", "metric": "cohen_kappa", "records": "annotations", "min": -1,
+                           "include_models": True})
+    assert not three["passed"] and "two annotators" in three["details"]["error"]
+
+
+def test_annotator_accuracy(reg: Registry) -> None:
+    setup(reg, labels(LABELS))
+    reg.create_dataset("gold", "sample_id")
+    reg.commit("gold", pa.table({"sample_id": [f"s{i:03d}" for i in range(5)], "label": ["a", "b", "c", "a", "b"]}))
+    truth = ["a", "b", "c", "a", "b"]
+    rows = [(f"s{i:03d}", "good", truth[i] if i < 4 else "x") for i in range(5)]       # 4/5
+    rows += [(f"s{i:03d}", "weak", truth[i] if i < 2 else "x") for i in range(5)]      # 2/5
+    rows += [("s000", "new", "x"), ("s090", "new", "a")]                                # 1 gold item
+    reg.create_dataset("annotations", "record_id")
+    reg.commit("annotations", records(rows))
+    check = {"check": "annotator_accuracy", "gold": "gold@main", "label": "label", "records": "annotations@main",
+             "min_items": 2}
+    ok, bad = at_and_beyond(reg, check, "min_accuracy", 0.4, 0.41)
+    per = ok["details"]["per_annotator"]
+    assert per["good"] == {"gold_items": 5, "accuracy": 0.8, "judged": True}
+    assert per["weak"]["accuracy"] == 0.4 and per["new"] == {"gold_items": 1, "accuracy": 0.0, "judged": False}
+    assert bad["details"]["below_min"] == ["weak"]
+    nobody = evaluate(reg, {**check, "min_items": 6, "min_accuracy": 0.0})
+    assert not nobody["passed"] and "no annotator has 6" in nobody["details"]["note"]
+
+
+def test_provenance_complete(reg: Registry) -> None:
+    setup(reg, labels([*["a"] * 10, None, None]))
+    rows = [(f"s{i:03d}", "ann1", "a") for i in range(10)]
+    reg.create_dataset("annotations", "record_id")
+    reg.commit("annotations", records(rows, guideline_version=["g1"] * 9 + [None]))
+    check = {"check": "provenance_complete", "label": "label", "records": "annotations@main"}
+    ok, bad = at_and_beyond(reg, check, "min_fraction", 0.9, 0.91)
+    assert ok["metric"] == pytest.approx(0.9) and ok["details"]["labeled_rows"] == 10
+    assert bad["details"]["examples"] == ["s009"] and bad["details"]["records_lacking"]["guideline_version"] == 1
+
+
+def test_record_checks_fail_without_records(reg: Registry) -> None:
+    setup(reg, labels(LABELS))
+    for check in ({"check": "provenance_complete"}, {"check": "agreement", "metric": "fleiss_kappa", "min": 0},
+                  {"check": "annotator_accuracy", "gold": "labels", "label": "label", "min_accuracy": 0}):
+        outcome = evaluate(reg, check)
+        assert not outcome["passed"] and outcome["metric"] is None
+        assert "no annotation records for this snapshot" in outcome["details"]["error"]
+
+
+def test_a_check_that_cannot_run_fails_and_warn_only_reports(reg: Registry) -> None:
+    setup(reg, labels(LABELS))
+    missing = evaluate(reg, {"check": "not_null", "columns": ["nope"]})
+    assert not missing["passed"] and "no column 'nope'" in missing["details"]["error"]
+    gone = evaluate(reg, {"check": "gold_accuracy", "gold": "nothing", "label": "label", "min_accuracy": 0})
+    assert not gone["passed"] and "unknown dataset 'nothing'" in gone["details"]["error"]
+    warned = evaluate(reg, {"check": "row_count", "min": 1000, "severity": "warn"})
+    assert not warned["passed"]
+    status = reg.gate("labels")
+    assert status.passes and status.state == "passed" and [w["name"] for w in status.warnings] == ["row_count"]
+
+
+def test_gate_results_are_immutable_rows_in_the_query_view(reg: Registry) -> None:
+    from registry.quality.views import query_views
+
+    setup(reg, labels(LABELS))
+    reg.set_policy("labels", yaml.safe_dump({"checks": [{"check": "row_count", "min": 1},
+                                                        {"check": "not_null", "columns": ["label"]}]}))
+    first = reg.qa_run("labels")
+    second = reg.qa_run("labels")
+    assert first.id != second.id
+    view = query_views(reg.ctx)["gate_results"]
+    assert view.num_rows == 4
+    assert set(view.column("gate_result_id").to_pylist()) == {first.id, second.id}
+    assert set(view.column("check_name").to_pylist()) == {"row_count", "not_null"}
+    assert view.column("policy_hash").to_pylist() == [first.policy_hash] * 4
+    stored = json.loads(json.dumps(first.checks))
+    assert stored == reg.qa_run("labels").checks  # the same inputs give the same outcomes
