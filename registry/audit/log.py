@@ -22,7 +22,7 @@ from registry.audit.models import AuditEventRow, AuditHeadRow
 from registry.context import Actor, Context, resolve_actor
 from registry.timeutil import utc_now
 
-__all__ = ["AuditEvent", "EventSpec", "record", "record_many"]
+__all__ = ["AuditEvent", "EventSpec", "lock_head", "record", "record_many"]
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,8 @@ class AuditEvent:
         return asdict(self)
 
 
-def _lock_head(session: Session) -> AuditHeadRow:
+def lock_head(session: Session) -> AuditHeadRow:
+    """The chain head row, locked until the transaction ends (PostgreSQL; SQLite locks the whole file)."""
     return session.exec(select(AuditHeadRow).where(AuditHeadRow.id == 1).with_for_update()).one()
 
 
@@ -83,7 +84,7 @@ def record_many(session: Session, ctx: Context, specs: Sequence[EventSpec], *,
     """Append several events by one actor in one statement (imports, bulk loads, benchmarks)."""
     who = actor if isinstance(actor, Actor) else resolve_actor(ctx, actor)
     client = canonical_json(ctx.client.to_dict())
-    head = _lock_head(session)
+    head = lock_head(session)
     seq, prev = head.seq, head.hash
     now = utc_now()
     rows: list[dict[str, Any]] = []

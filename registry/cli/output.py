@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 __all__ = ["dataset_table", "diff_report", "emit", "error", "log_lines", "note", "print_json", "progress_bar", "render",
-           "say", "schema_versions", "show_snapshot", "status"]
+           "say", "schema_versions", "show_snapshot", "status", "table"]
 
 
 def say(text: str) -> None:
@@ -81,6 +81,11 @@ def _table(headers: list[str], rows: list[list[str]]) -> None:
     say("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
     for row in rows:
         say("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def table(headers: list[str], rows: list[list[str]]) -> None:
+    """Left-aligned columns for people (scripts use ``--json``)."""
+    _table(headers, rows)
 
 
 def dataset_table(rows: list[dict[str, Any]]) -> None:

@@ -1,0 +1,174 @@
+"""Read-only SQL over everything the registry records, through DuckDB (``registry query``).
+
+The views are set up first: catalog tables (``datasets``, ``snapshots``, ``refs``,
+``schema_versions``) as Arrow tables, ``audit_log`` over the sealed Parquet segments plus the
+unsealed events, ``annotations``, and with a dataset reference a ``data`` view of that snapshot's
+rows. Then the connection is sealed: external access off (only the segment files stay readable),
+no extension loading, configuration locked. On top, only ``SELECT`` and ``EXPLAIN`` statements
+are accepted, so a query can neither read nor write a file, attach a database or change a setting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+from sqlalchemy import BigInteger, Boolean, Float, Integer
+from sqlmodel import Session, SQLModel, col, select
+
+from registry.audit.models import AuditSegmentRow
+from registry.audit.segments import unsealed_events
+from registry.context import Context
+from registry.db import transaction
+from registry.errors import InvalidInput
+from registry.models import DatasetRow, RefRow, SchemaVersionRow, SnapshotRow
+from registry.rows import rows_to_table
+
+if TYPE_CHECKING:
+    import duckdb
+
+__all__ = ["ANNOTATION_SCHEMA", "catalog_table", "open_sandbox", "run_query", "view_names"]
+
+ANNOTATION_SCHEMA = pa.schema([
+    ("snapshot_id", pa.string()), ("dataset", pa.string()), ("sample_key", pa.string()),
+    ("annotation_id", pa.string()), ("annotator_id", pa.string()), ("annotator_email", pa.string()),
+    ("annotator_name", pa.string()), ("source_kind", pa.string()), ("model_version", pa.string()),
+    ("score", pa.float64()), ("value", pa.string()), ("created_at", pa.string()), ("updated_at", pa.string()),
+    ("lead_time", pa.float64()), ("was_cancelled", pa.bool_()), ("ground_truth", pa.bool_()),
+    ("reviewer", pa.string()), ("review_state", pa.string()), ("tool", pa.string()), ("tool_version", pa.string()),
+    ("project_id", pa.string()), ("task_id", pa.string()), ("guideline_version", pa.string()),
+    ("config_sha256", pa.string()), ("import_batch", pa.string()),
+])
+"""Columns of the ``annotations`` view: one row per labeling act (annotator provenance)."""
+
+_ALLOWED_STATEMENTS = {"SELECT", "EXPLAIN"}
+
+_AUDIT_VIEW = """
+CREATE VIEW audit_log AS
+SELECT seq, event_id, CAST(rtrim(time, 'Z') AS TIMESTAMP) AS time, actor, actor_kind, action, object_type,
+       object_id, dataset, snapshot, details, client, prev_hash, hash
+FROM ({source})
+"""
+
+
+def _arrow_type(sql_type: Any) -> pa.DataType:
+    if isinstance(sql_type, (BigInteger, Integer)):
+        return pa.int64()
+    if isinstance(sql_type, Boolean):
+        return pa.bool_()
+    if isinstance(sql_type, Float):
+        return pa.float64()
+    return pa.string()
+
+
+def catalog_table(session: Session, model: type[SQLModel], rename: dict[str, str] | None = None) -> pa.Table:
+    """All rows of a catalog table as Arrow, typed from its columns (so an empty table keeps its schema)."""
+    table = model.__table__  # type: ignore[attr-defined]
+    columns = list(table.columns)
+    schema = pa.schema([pa.field((rename or {}).get(c.name, c.name), _arrow_type(c.type)) for c in columns])
+    return rows_to_table(session.execute(select(*columns)).all(), schema)
+
+
+def _catalog_views(session: Session) -> dict[str, pa.Table]:
+    datasets = catalog_table(session, DatasetRow, {"id": "dataset_id"})
+    names = dict(zip(datasets.column("dataset_id").to_pylist(), datasets.column("name").to_pylist(), strict=True))
+
+    def with_dataset_name(table: pa.Table) -> pa.Table:
+        ids = table.column("dataset_id").to_pylist()
+        return table.append_column("dataset", pa.array([names.get(i) for i in ids], pa.string()))
+
+    return {
+        "datasets": datasets,
+        "snapshots": with_dataset_name(catalog_table(session, SnapshotRow)),
+        "refs": with_dataset_name(catalog_table(session, RefRow)),
+        "schema_versions": with_dataset_name(catalog_table(session, SchemaVersionRow)),
+        "annotations": ANNOTATION_SCHEMA.empty_table(),
+    }
+
+
+def view_names() -> list[str]:
+    """The views every query can use (``data`` too when a dataset is given)."""
+    return ["datasets", "snapshots", "refs", "schema_versions", "annotations", "audit_log"]
+
+
+def open_sandbox(ctx: Context, dataset_ref: str | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection holding the registry's views, locked down for untrusted SQL."""
+    import duckdb
+
+    with transaction(ctx.engine, readonly=True) as session:
+        tables = _catalog_views(session)
+        tables["audit_unsealed"] = unsealed_events(session)
+        segments = [str(ctx.store.local_path(sha)) for sha in session.exec(
+            select(AuditSegmentRow.sha256).order_by(col(AuditSegmentRow.first_seq))).all()]
+    if dataset_ref is not None:
+        from registry.snapshots.read import read
+
+        tables["data"] = read(ctx, dataset_ref)
+    con = duckdb.connect(":memory:")
+    try:
+        for name, table in tables.items():
+            con.register(name, table)
+        source = "SELECT * FROM audit_unsealed"
+        if segments:
+            listed = ", ".join("'" + path.replace("'", "''") + "'" for path in segments)
+            source = f"SELECT * FROM read_parquet([{listed}]) UNION ALL BY NAME {source}"
+            con.execute("SET allowed_paths = " + f"[{listed}]")
+        con.execute(_AUDIT_VIEW.format(source=source))
+        con.execute("SET temp_directory = ''")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET autoload_known_extensions = false")
+        con.execute("SET lock_configuration = true")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def check_read_only(sql: str) -> None:
+    """Refuse anything but SELECT/EXPLAIN statements, before DuckDB runs any of it.
+
+    Raises:
+        InvalidInput: empty SQL, a syntax error, or a statement that is not a query.
+    """
+    import duckdb
+
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise InvalidInput(f"cannot parse the query: {exc}") from exc
+    if not statements:
+        raise InvalidInput("the query is empty")
+    for statement in statements:
+        kind = statement.type.name
+        if kind not in _ALLOWED_STATEMENTS:
+            raise InvalidInput(f"registry query runs read-only queries; {kind} statements are not allowed "
+                               f"({statement.query.strip()[:60]!r})")
+
+
+def run_query(ctx: Context, sql: str, dataset_ref: str | None = None,
+              parameters: Sequence[object] | None = None) -> pa.Table:
+    """Run read-only ``sql`` over the registry's views; the result of the last statement, as Arrow.
+
+    Raises:
+        InvalidInput: the SQL is not a read-only query, fails to bind or run, or tries to reach a
+            file, an extension or a setting.
+        NotFound: ``dataset_ref`` names no snapshot.
+    """
+    import duckdb
+
+    check_read_only(sql)
+    con = open_sandbox(ctx, dataset_ref)
+    try:
+        return con.sql(sql, params=list(parameters) if parameters else None).to_arrow_table()
+    except duckdb.PermissionException as exc:
+        raise InvalidInput(f"the query tried to reach outside the registry's views, which is not allowed: "
+                           f"{_first_line(exc)}") from exc
+    except duckdb.Error as exc:
+        raise InvalidInput(f"query failed: {_first_line(exc)}") from exc
+    finally:
+        con.close()
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
