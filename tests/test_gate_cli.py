@@ -32,7 +32,8 @@ def _write(path: Path, text: str) -> str:
 def labelled(cli: Cli, tmp_path: Path) -> Cli:
     """A dataset ``labels`` owned by alice with one snapshot of 4 rows, one label null."""
     assert cli("dataset", "create", "labels", "--key", "sample_id", "--owner", "alice").code == 0
-    pq.write_table(pa.table({"sample_id": ["a", "b", "c", "d"], "label": ["x", "y", None, "x"]}), tmp_path / "v1.parquet")
+    table = pa.table({"sample_id": ["a", "b", "c", "d"], "label": ["x", "y", None, "x"]})
+    pq.write_table(table, tmp_path / "v1.parquet")
     assert cli("commit", "labels", str(tmp_path / "v1.parquet")).code == 0
     return cli
 
