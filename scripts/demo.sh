@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up .venv and run the tour on the embedded default (SQLite catalog + local object folder):
-# create a registry, commit a labels table, relabel, commit again, diff, tag, export, verify.
+# create a registry, commit a labels table, relabel, commit again, diff, tag, export, verify,
+# then read the audit log, verify its hash chain against a checkpoint and query it with SQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -27,5 +28,10 @@ run registry show street-signs@v2
 run registry export street-signs@v2 street-signs-v2.parquet
 run registry verify
 run registry dataset list
+run registry audit log --dataset street-signs
+run registry audit checkpoint --out audit-checkpoint.json
+run registry audit verify --checkpoint audit-checkpoint.json
+run registry query "SELECT actor, action, count(*) AS events FROM audit_log GROUP BY ALL ORDER BY events DESC"
+run registry query "SELECT label, count(*) AS n FROM data GROUP BY label ORDER BY n DESC LIMIT 5" --dataset street-signs@v2
 printf '\nPython: Registry.open(".registry").read("street-signs@v1") -> '
 python -c 'from registry import Registry; t = Registry.open(".registry").read("street-signs@v1"); print(t.num_rows, "rows,", t.schema.names)'
