@@ -24,14 +24,14 @@ from registry.snapshots.verify import VerifyReport, verify
 
 if TYPE_CHECKING:
     from registry.audit.log import AuditEvent
+    from registry.audit.seal import SealResult
+    from registry.audit.verify import AuditVerifyReport, Checkpoint
     from registry.quality.evaluate import GateResult
     from registry.quality.gate import GateStatus
     from registry.quality.lockfile import LockEntry
     from registry.quality.policies import PolicyInfo
     from registry.quality.training import PullResult
     from registry.quality.waivers import Waiver
-    from registry.audit.seal import SealResult
-    from registry.audit.verify import AuditVerifyReport, Checkpoint
 
 __all__ = ["Registry"]
 
