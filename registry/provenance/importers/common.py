@@ -1,0 +1,174 @@
+"""What every importer shares: the batch it returns, canonical JSON, timestamps, columnar builders."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+
+from registry.errors import InvalidInput
+from registry.provenance.records import RECORD_SCHEMA
+
+__all__ = [
+    "FLUSH_ROWS",
+    "ColumnBuilder",
+    "ImportBatch",
+    "UnknownTypes",
+    "as_bool",
+    "as_float",
+    "as_str",
+    "canonical_json",
+    "iso_utc",
+    "record_builder",
+]
+
+FLUSH_ROWS = 65_536
+"""Rows buffered as Python lists before they become an Arrow record batch."""
+
+
+@dataclass(frozen=True)
+class ImportBatch:
+    """What an importer read: one row per sample, one record per labeling act."""
+
+    rows: pa.Table
+    """One row per sample; the first column is ``key_column``."""
+    records: pa.Table
+    """Exactly :data:`~registry.provenance.records.RECORD_SCHEMA`, one row per annotation or prediction."""
+    key_column: str
+    label_column: str | None
+    """The resolved-label column of ``rows`` (``"label"``), ``None`` when the format has no single label."""
+    warnings: list[str] = field(default_factory=list)
+    source_format: str = ""
+    """``label-studio``, ``label-studio-min``, ``coco`` or ``table``."""
+    config_text: str | None = None
+    """The labeling configuration (XML) as given with ``--config``; its SHA-256 is on every record."""
+
+
+def canonical_json(value: Any) -> str:
+    """The one JSON spelling of ``value``: sorted keys, no spaces, UTF-8 kept."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def iso_utc(value: Any) -> str | None:
+    """``value`` as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` when it is an aware ISO-8601 time or epoch seconds.
+
+    Naive or unparseable times are kept as given (as text); ``None`` stays ``None``.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int | float):
+        moment = datetime.fromtimestamp(float(value), UTC)
+    elif isinstance(value, datetime):
+        if value.tzinfo is None:
+            return value.isoformat()
+        moment = value
+    else:
+        text = str(value)
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            return text
+        if moment.tzinfo is None:
+            return text
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def as_str(value: Any) -> str | None:
+    """A scalar as text (``None`` stays ``None``; integral floats lose their ``.0``)."""
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dict | list):
+        return canonical_json(value)
+    return str(value)
+
+
+def as_float(value: Any, what: str) -> float | None:
+    """A number, or ``None``; anything else is :class:`InvalidInput` naming ``what``."""
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{what}: expected a number, got {value!r}") from None
+
+
+_TRUE = {"true", "1", "yes", "y", "t"}
+_FALSE = {"false", "0", "no", "n", "f"}
+
+
+def as_bool(value: Any, what: str) -> bool | None:
+    """A boolean from a bool, 0/1 or true/false text; ``None`` stays ``None``."""
+    if value is None or isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    if text == "":
+        return None
+    raise InvalidInput(f"{what}: expected true/false, got {value!r}")
+
+
+class ColumnBuilder:
+    """Append rows as dicts; Arrow record batches are cut every :data:`FLUSH_ROWS` rows."""
+
+    def __init__(self, schema: pa.Schema) -> None:
+        self.schema = schema
+        self._columns: dict[str, list[Any]] = {name: [] for name in schema.names}
+        self._batches: list[pa.RecordBatch] = []
+        self._pending = 0
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        """Add one row; missing columns are null."""
+        for name, column in self._columns.items():
+            column.append(row.get(name))
+        self._pending += 1
+        if self._pending >= FLUSH_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._batches.append(pa.RecordBatch.from_pydict(self._columns, schema=self.schema))
+            self._columns = {name: [] for name in self.schema.names}
+            self._pending = 0
+
+    def finish(self) -> pa.Table:
+        """Everything appended, as one table of ``schema``."""
+        self._flush()
+        return pa.Table.from_batches(self._batches, schema=self.schema)
+
+
+def record_builder() -> ColumnBuilder:
+    """A builder for annotation records (:data:`RECORD_SCHEMA`)."""
+    return ColumnBuilder(RECORD_SCHEMA)
+
+
+class UnknownTypes:
+    """Counts result types the importer does not know, for one warning per type."""
+
+    def __init__(self, known: Iterable[str]) -> None:
+        self.known = frozenset(known)
+        self._counts: Counter[str] = Counter()
+        self._first: dict[str, str] = {}
+
+    def see(self, kind: str, where: str) -> None:
+        """Note one result of ``kind`` found at ``where`` (e.g. ``"task 12"``)."""
+        if kind in self.known:
+            return
+        self._counts[kind] += 1
+        self._first.setdefault(kind, where)
+
+    def warnings(self) -> list[str]:
+        """One sentence per unknown type, naming it, its count and where it first appeared."""
+        return [f"unknown result type {kind!r} in {count} result(s), first in {self._first[kind]}: kept raw"
+                for kind, count in sorted(self._counts.items())]

@@ -1,0 +1,131 @@
+"""Label Studio's JSON export (``label-studio``), streamed task by task; JSON_MIN is detected and delegated.
+
+A file whose first item has ``data``, ``annotations`` or ``predictions`` is the full export; one
+whose first item has ``annotation_id`` or ``annotator`` (and no ``data``) is JSON_MIN, read by
+:mod:`.label_studio_min` and reported as ``source_format = "label-studio-min"``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+from registry.errors import InvalidInput
+from registry.provenance.importers.common import ImportBatch, as_bool, as_float, as_str, canonical_json, iso_utc
+from registry.provenance.importers.jsonio import (
+    describe_json_shape,
+    describe_non_json,
+    first_byte,
+    iter_array,
+    top_level_keys,
+)
+from registry.provenance.importers.label_studio_min import read_min_items
+from registry.provenance.importers.ls_context import LSContext
+from registry.provenance.importers.ls_results import annotation_value, annotator_fields, read_config, review_fields
+from registry.provenance.importers.resolve import check_strategy, label_of, resolve_votes
+
+__all__ = ["read_label_studio"]
+
+_EXPECTED = "expected a Label Studio JSON export (a list of tasks with 'data')"
+
+
+def _list_field(task: dict[str, Any], name: str, where: str) -> list[Any]:
+    value = task.get(name)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise InvalidInput(f"{where}: {name!r} must be a list of objects")
+    return value
+
+
+def _act_id(kind: str, act: dict[str, Any], task_id: str, position: int) -> str:
+    """A stable record id: the Label Studio id, else the task and the position in the task."""
+    own = as_str(act.get("id"))
+    return f"{kind}:{own}" if own is not None else f"{kind}:task-{task_id}:{position}"
+
+
+def _read_task(ctx: LSContext, task: Any, index: int) -> None:
+    """Append the records and the row of one exported task."""
+    if not isinstance(task, dict):
+        raise InvalidInput(f"{ctx.path}: item {index} is a {type(task).__name__}, not a task object; {_EXPECTED}")
+    task_id = as_str(task.get("id"))
+    if task_id is None:
+        raise InvalidInput(f"{ctx.path}: item {index} has no task 'id'")
+    where = f"{ctx.path}: task {task_id}"
+    data = task.get("data") or {}
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{where}: 'data' must be an object")
+    key = ctx.sample_key(task_id, data)
+    if not ctx.claim(key, task_id):
+        raise InvalidInput(f"{where} appears twice in the export")
+    common = ctx.base() | {"sample_key": key, "task_id": task_id, "project_id": as_str(task.get("project"))}
+    votes: list[tuple[str | None, bool]] = []
+    annotations = _list_field(task, "annotations" if "annotations" in task else "completions", where)
+    for position, ann in enumerate(annotations):
+        value, value_type = annotation_value(ann.get("result"), f"task {task_id}", ctx.unknown)
+        cancelled = as_bool(ann.get("was_cancelled"), f"{where}: was_cancelled")
+        ground_truth = as_bool(ann.get("ground_truth"), f"{where}: ground_truth")
+        ctx.records.append(common | annotator_fields(ann.get("completed_by")) | review_fields(ann) | {
+            "annotation_id": _act_id("annotation", ann, task_id, position),
+            "source_kind": "human", "value": value, "value_type": value_type,
+            "created_at": iso_utc(ann.get("created_at")), "updated_at": iso_utc(ann.get("updated_at")),
+            "lead_time": as_float(ann.get("lead_time"), f"{where}: lead_time"),
+            "was_cancelled": cancelled, "ground_truth": ground_truth,
+            "project_id": as_str(ann.get("project")) or common["project_id"],
+        })
+        if not cancelled:
+            votes.append((label_of(value, value_type), bool(ground_truth)))
+    for position, pred in enumerate(_list_field(task, "predictions", where)):
+        value, value_type = annotation_value(pred.get("result"), f"task {task_id}", ctx.unknown)
+        ctx.records.append(common | {
+            "annotation_id": _act_id("prediction", pred, task_id, position), "source_kind": "model",
+            "model_version": as_str(pred.get("model_version")), "score": as_float(pred.get("score"), f"{where}: score"),
+            "value": value, "value_type": value_type,
+            "created_at": iso_utc(pred.get("created_at")), "updated_at": iso_utc(pred.get("updated_at")),
+            "project_id": as_str(pred.get("project")) or common["project_id"],
+        })
+    ctx.add_row(key, task_id, canonical_json(data), resolve_votes(votes, ctx.resolve))
+
+
+def _wrong_root(path: Path, char: str, head: bytes) -> InvalidInput:
+    if char == "{":
+        return InvalidInput(f"{path}: {_EXPECTED}; {describe_json_shape(keys=top_level_keys(path))}")
+    return InvalidInput(f"{path}: {_EXPECTED}; {describe_non_json(head)}")
+
+
+def read_label_studio(path: Path, *, key: str | None = None, guideline_version: str | None = None,
+                      config: Path | None = None, resolve: str = "gt-majority", batch_id: str,
+                      tool_version: str | None = None) -> ImportBatch:
+    """Read a Label Studio JSON (or JSON_MIN) export into rows and annotation records.
+
+    Args:
+        path: the export file.
+        key: the task data field that identifies a sample (default: the task id).
+        guideline_version: stored on every record (Label Studio records none).
+        config: the labeling config XML, hashed onto every record and kept as ``config_text``.
+        resolve: ``gt-majority`` or ``majority`` (see :mod:`.resolve`).
+        batch_id: the import batch id stored on every record.
+        tool_version: the Label Studio version, if known.
+
+    Raises:
+        InvalidInput: unknown strategy; missing, malformed or wrong-format file (with where and why);
+            a task without the key field; two tasks with the same key; a bad config file.
+    """
+    check_strategy(resolve)
+    path = Path(path)
+    ctx = LSContext(path, key, resolve, batch_id, guideline_version, tool_version, read_config(config))
+    char, head = first_byte(path)
+    if char != "[":
+        raise _wrong_root(path, char, head)
+    items = iter_array(path)
+    first = next(items, None)
+    if first is None:
+        return ctx.finish("label-studio")
+    if isinstance(first, dict) and not {"data", "annotations", "predictions", "completions"} & first.keys():
+        if {"annotation_id", "annotator"} & first.keys() and not {"image_id", "bbox"} <= first.keys():
+            return read_min_items(ctx, itertools.chain([first], items))
+        raise InvalidInput(f"{path}: {_EXPECTED}; {describe_json_shape(item=first)}")
+    for index, task in enumerate(itertools.chain([first], items)):
+        _read_task(ctx, task, index)
+    return ctx.finish("label-studio")
