@@ -48,6 +48,10 @@ class SnapshotRow(SQLModel, table=True):
     added: int = Field(sa_type=BigInteger)
     changed: int = Field(sa_type=BigInteger)
     removed: int = Field(sa_type=BigInteger)
+    annotations_sha256: str | None = Field(default=None, max_length=64,
+                                           description="Parquet object of the annotation records this snapshot changed")
+    summary: str = Field(default="", sa_column_kwargs={"server_default": ""},
+                         description="one line, e.g. '+3,000 new, 2,000 relabeled, 12 removed'")
 
 
 class RefRow(SQLModel, table=True):

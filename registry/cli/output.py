@@ -106,7 +106,7 @@ def log_lines(entries: list[dict[str, Any]]) -> None:
             say(f"Parents: {' '.join(p[:12] for p in entry['parents'])}")
         say(f"Author:  {entry['author']}")
         say(f"Date:    {entry['created_at']}")
-        say(f"Rows:    {entry['rows']:,}  +{entry['added']:,} ~{entry['changed']:,} -{entry['removed']:,}")
+        say(f"Rows:    {entry['rows']:,}  ({entry['summary']})")
         say("")
         say(f"    {entry['message'] or '(no message)'}")
         say("")

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -26,6 +26,7 @@ from registry.errors import BreakingSchemaChange, InvalidInput, RefConflict
 from registry.failpoints import failpoint
 from registry.lineage import emit as lineage_emit
 from registry.models import SchemaVersionRow, SnapshotRow
+from registry.snapshots.describe import describe_change
 from registry.snapshots.hashing import hash_table, key_hash
 from registry.snapshots.layers import LayerIndex, compare_sorted, in_sorted, write_parquet_object
 from registry.snapshots.manifest import Layer, Manifest, snapshot_id
@@ -34,7 +35,10 @@ from registry.snapshots.schema import compare_schemas, fingerprint, schema_to_js
 from registry.snapshots.tables import check_keys, normalize, read_table_file, require_key_columns
 from registry.timeutil import utc_now
 
-__all__ = ["CommitResult", "Mode", "commit", "load_manifest"]
+if TYPE_CHECKING:
+    from registry.provenance.store import RecordDelta
+
+__all__ = ["AnnotationInput", "CommitResult", "Mode", "commit", "load_manifest"]
 
 Mode = Literal["replace", "upsert"]
 Progress = Callable[[str], None]
@@ -86,6 +90,7 @@ def commit(
     allow_breaking: bool = False,
     progress: Progress | None = None,
     lineage: lineage_emit.LineageRun | None = None,
+    annotations: AnnotationInput | None = None,
 ) -> CommitResult:
     """Commit ``source`` to the ``main`` branch of dataset ``name``.
 
@@ -93,7 +98,8 @@ def commit(
     parent. ``delete_keys`` (upsert only): a table or file of keys to remove. ``lineage``: the
     OpenLineage job, run, parent run and sources of the commit (default: a new run of ``registry`` /
     ``commit/<name>``); its START and COMPLETE are queued in the commit's transaction, a FAIL if it
-    raises (see docs/lineage.md).
+    raises (see docs/lineage.md). ``annotations``: the snapshot's annotation records (only their changes
+    are stored) and how to audit the commit (an import names its source).
 
     Raises:
         NotFound: unknown dataset; ``expect_parent`` or a ``lineage`` source names no snapshot.
@@ -106,7 +112,8 @@ def commit(
     run = lineage_emit.begin_commit(ctx, name, lineage)
     try:
         result = _commit(ctx, name, source, message=message, author=author, mode=mode, delete_keys=delete_keys,
-                         expect_parent=expect_parent, allow_breaking=allow_breaking, progress=progress, run=run)
+                         expect_parent=expect_parent, allow_breaking=allow_breaking, progress=progress, run=run,
+                         annotations=annotations)
     except Exception as exc:
         lineage_emit.fail_commit(ctx, run, exc)
         raise
@@ -128,6 +135,7 @@ def _commit(
     allow_breaking: bool,
     progress: Progress | None,
     run: lineage_emit.CommitRun,
+    annotations: AnnotationInput | None,
 ) -> CommitResult:
     """The commit itself; :func:`commit` wraps it with the lineage run's START/COMPLETE or FAIL."""
     note = progress or (lambda _msg: None)
@@ -187,6 +195,7 @@ def _commit(
     new_base = parent is None or (latest_schema is not None and latest_schema.fingerprint != schema_fp)
     note("comparing with the parent")
     removed_kh = np.zeros(0, np.uint64)
+    changed_mask = np.zeros(len(kh), bool)
     if new_base:
         keep = np.ones(table.num_rows, bool)
         added, changed = table.num_rows, 0
@@ -194,22 +203,26 @@ def _commit(
             found = compare_sorted(kh, rh, *parent_reader.effective_index())
             added, changed = int((~found.present).sum()), int((found.present & ~found.same).sum())
             removed_kh = found.removed_kh
+            changed_mask = found.present & ~found.same
     elif mode == "replace":
         assert parent_reader is not None
         found = compare_sorted(kh, rh, *parent_reader.effective_index())
         keep = ~found.same
         added, changed = int((~found.present).sum()), int((found.present & ~found.same).sum())
         removed_kh = found.removed_kh
+        changed_mask = found.present & ~found.same
     else:
         assert parent_reader is not None
         looked_up = parent_reader.lookup(kh)
         same = looked_up.present & (looked_up.rh == rh)
         keep = ~same
         added, changed = int((~looked_up.present).sum()), int((looked_up.present & ~same).sum())
+        changed_mask = looked_up.present & ~same
         if delete_keys is not None:
             removed_kh = _deleted_hashes(parent_reader, delete_keys, keys, kh)
 
-    if not new_base and not keep.any() and not removed_kh.size:
+    delta = _annotation_delta(ctx, parent, annotations)
+    if not new_base and not keep.any() and not removed_kh.size and (delta is None or delta.empty):
         assert parent is not None
         grandparents = catalog.parents_of(parent)
         return CommitResult(name, parent.id, grandparents[0] if grandparents else None, False, 0, 0, 0,
@@ -247,10 +260,23 @@ def _commit(
     failpoint("commit:after-manifest")
     bytes_written += manifest_info.size
 
+    annotations_sha: str | None = None
+    if delta is not None and not delta.empty:
+        from registry.provenance.store import write_delta
+
+        records_info = write_delta(ctx, delta)
+        annotations_sha = records_info.sha256
+        bytes_written += records_info.size
+    label_column = annotations.label_column if annotations else None
+    relabeled = _relabeled(parent_reader, kh, cells, order, changed_mask, label_column) \
+        if label_column and parent_reader is not None and label_column in cells else None
+    summary = describe_change(added, changed, int(removed_kh.size), relabeled, delta)
+
     created_at = utc_now()
     parents = [parent.id] if parent else []
     new_id = snapshot_id(dataset=name, parents=parents, change_sha256=change.sha256, deletes_sha256=deletes_sha,
-                         schema_fingerprint=schema_fp, author=author, message=message, created_at=created_at)
+                         schema_fingerprint=schema_fp, author=author, message=message, created_at=created_at,
+                         annotations_sha256=annotations_sha)
     note("recording the snapshot")
     try:
         with transaction(ctx.engine) as session:
@@ -270,19 +296,21 @@ def _commit(
                 parents=json.dumps(parents), author=author, message=message, created_at=created_at,
                 schema_version=version, schema_fingerprint=schema_fp, change_sha256=change.sha256,
                 deletes_sha256=deletes_sha, manifest_sha256=manifest_info.sha256, rows=rows,
-                bytes_written=bytes_written, added=added, changed=changed, removed=int(removed_kh.size))
+                bytes_written=bytes_written, added=added, changed=changed, removed=int(removed_kh.size),
+                annotations_sha256=annotations_sha, summary=summary)
             session.add(snapshot_row)
             session.flush()
             catalog.move_branch(session, dataset, catalog.MAIN, parent.id if parent else None, new_id)
             lineage_emit.enqueue_commit(session, ctx, run, dataset=dataset, snapshot=snapshot_row, schema=schema_cols,
                                         mode=mode, compatibility=compatibility,
                                         table=table if mode == "replace" else None, layers=layers)
-            audit.record(session, ctx, "snapshot.commit", "snapshot", new_id, dataset=name, snapshot=new_id,
-                         actor=who, details={
+            audit.record(session, ctx, annotations.audit_action if annotations else "snapshot.commit", "snapshot",
+                         new_id, dataset=name, snapshot=new_id, actor=who, details={
                              "parent": parent.id if parent else None, "ref": catalog.MAIN, "mode": mode,
                              "message": message, "rows": rows, "added": added, "changed": changed,
                              "removed": int(removed_kh.size), "schema_version": version,
-                             "compatibility": compatibility, "bytes_written": bytes_written})
+                             "compatibility": compatibility, "bytes_written": bytes_written, "summary": summary,
+                             "annotations": annotations_sha, **(annotations.audit_details if annotations else {})})
             failpoint("commit:before-catalog-commit")
     except IntegrityError as exc:
         raise RefConflict(f"{name}@main was moved by another writer while committing; re-read and commit again") \
@@ -349,3 +377,43 @@ def _deleted_hashes(parent: ManifestReader, source: pa.Table | str | Path, keys:
         raise InvalidInput(f"delete-keys: {int((~found.present).sum())} key(s) are not in the dataset, "
                            f"e.g. {example}")
     return np.sort(kh)
+
+
+@dataclass(frozen=True)
+class AnnotationInput:
+    """Annotation records to commit with the rows, and how the commit is audited."""
+
+    records: pa.Table
+    """The records of the new snapshot (``registry.provenance.records.RECORD_SCHEMA``)."""
+    label_column: str | None = None
+    """The rows' label column: changed rows whose label differs are counted as relabeled."""
+    replace: bool = True
+    """``records`` is the full set (records it lacks are removed), else only additions and updates."""
+    audit_action: str = "snapshot.commit"
+    audit_details: dict[str, object] = field(default_factory=dict)
+
+
+def _annotation_delta(ctx: Context, parent: SnapshotRow | None, annotations: AnnotationInput | None
+                      ) -> RecordDelta | None:
+    if annotations is None:
+        return None
+    from registry.provenance.store import diff_records, records_at
+
+    if parent is None:
+        from registry.provenance.records import empty_records
+
+        before = empty_records()
+    else:
+        with transaction(ctx.engine, readonly=True) as session:
+            before = records_at(ctx, session, parent)
+    return diff_records(before, annotations.records, annotations.replace)
+
+
+def _relabeled(parent: ManifestReader, kh: np.ndarray, cells: dict[str, np.ndarray], order: np.ndarray,
+               changed: np.ndarray, label_column: str) -> int | None:
+    """How many changed rows (``changed``, in key-hash order) have another label than in the parent."""
+    found = parent.lookup(kh[changed])
+    before = parent.cell_hashes(found, [label_column])
+    if before is None:
+        return None
+    return int((cells[label_column][order][changed] != before[label_column]).sum())

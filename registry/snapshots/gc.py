@@ -38,19 +38,32 @@ class GcReport:
 
 
 def referenced_objects(ctx: Context) -> set[str]:
-    """Every object the catalog names: each snapshot's change objects, manifest and the manifest's layers,
-    and every sealed audit segment."""
+    """Every object the catalog names: each snapshot's change objects, manifest, the manifest's layers,
+    annotation records and the labeling configurations they cite, and every sealed audit segment."""
     with transaction(ctx.engine, readonly=True) as session:
         snapshots = session.exec(select(SnapshotRow)).all()
         segments = session.exec(select(AuditSegmentRow.sha256)).all()
     found: set[str] = set(segments)
     for snap in snapshots:
-        found.update(sha for sha in (snap.change_sha256, snap.deletes_sha256, snap.manifest_sha256) if sha)
+        found.update(sha for sha in (snap.change_sha256, snap.deletes_sha256, snap.manifest_sha256,
+                                     snap.annotations_sha256) if sha)
+        if snap.annotations_sha256:
+            found.update(_config_objects(ctx, snap.annotations_sha256))
         try:
             found.update(Manifest.from_bytes(ctx.store.read_bytes(snap.manifest_sha256)).objects())
         except NotFound:
             continue  # verify reports it; gc must not guess
     return found
+
+
+def _config_objects(ctx: Context, annotations_sha256: str) -> set[str]:
+    """Labeling configurations the records name (stored as objects by the importers)."""
+    from registry.provenance.store import config_objects
+
+    try:
+        return config_objects(ctx, annotations_sha256)
+    except NotFound:
+        return set()
 
 
 def gc(ctx: Context, dry_run: bool = False, min_age: float = DEFAULT_MIN_AGE, actor: str | None = None) -> GcReport:

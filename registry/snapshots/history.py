@@ -13,6 +13,7 @@ from registry.audit import log as audit
 from registry.context import Context
 from registry.db import transaction
 from registry.models import DatasetRow, RefRow, SchemaVersionRow, SnapshotRow
+from registry.snapshots.describe import describe_change
 
 __all__ = ["SchemaVersionInfo", "SnapshotInfo", "log", "resolve_ref", "schema_versions", "show", "tag"]
 
@@ -36,14 +37,13 @@ class SnapshotInfo:
     tags: list[str] = field(default_factory=list)
     branches: list[str] = field(default_factory=list)
     schema: list[dict[str, Any]] = field(default_factory=list)
+    summary: str = ""
+    """One line computed at commit time, e.g. ``+3,000 new, 2,000 relabeled, 12 removed``."""
+    annotations_sha256: str | None = None
+    """The object of annotation records this snapshot changed, if any."""
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
-
-    @property
-    def summary(self) -> str:
-        """``+added ~changed -removed``."""
-        return f"+{self.added:,} ~{self.changed:,} -{self.removed:,}"
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,9 @@ def _info(row: SnapshotRow, dataset: DatasetRow, refs: list[RefRow], schema: lis
         created_at=row.created_at, message=row.message, rows=row.rows, added=row.added, changed=row.changed,
         removed=row.removed, bytes_written=row.bytes_written, schema_version=row.schema_version,
         tags=sorted(r.name for r in refs if r.kind == "tag"),
-        branches=sorted(r.name for r in refs if r.kind == "branch"), schema=schema or [])
+        branches=sorted(r.name for r in refs if r.kind == "branch"), schema=schema or [],
+        summary=row.summary or describe_change(row.added, row.changed, row.removed),
+        annotations_sha256=row.annotations_sha256)
 
 
 def log(ctx: Context, ref: str, limit: int | None = None) -> list[SnapshotInfo]:

@@ -93,9 +93,11 @@ def snapshot_id(
     author: str,
     message: str,
     created_at: str,
+    annotations_sha256: str | None = None,
 ) -> str:
-    """The content-derived id of a snapshot (64 hex characters)."""
-    return hashlib.sha256(canonical_json({
+    """The content-derived id of a snapshot (64 hex characters); its annotation records object, when it
+    has one, is part of it."""
+    fields: dict[str, object] = {
         "format": FORMAT,
         "dataset": dataset,
         "parents": parents,
@@ -105,4 +107,7 @@ def snapshot_id(
         "author": author,
         "message": message,
         "created_at": created_at,
-    })).hexdigest()
+    }
+    if annotations_sha256 is not None:
+        fields["annotations"] = annotations_sha256
+    return hashlib.sha256(canonical_json(fields)).hexdigest()

@@ -94,12 +94,13 @@ def _check_snapshot(ctx: Context, dataset: DatasetRow, snap: SnapshotRow, known:
     parents = catalog.parents_of(snap)
     expected = snapshot_id(dataset=dataset.name, parents=parents, change_sha256=snap.change_sha256,
                            deletes_sha256=snap.deletes_sha256, schema_fingerprint=snap.schema_fingerprint,
-                           author=snap.author, message=snap.message, created_at=snap.created_at)
+                           author=snap.author, message=snap.message, created_at=snap.created_at,
+                           annotations_sha256=snap.annotations_sha256)
     if expected != snap.id:
         problems.append(f"snapshot {where}: id does not match its recorded content (recomputed {expected[:12]})")
     problems += [f"snapshot {where}: parent {p[:12]} is missing" for p in parents if p not in known]
     for sha, role in ((snap.change_sha256, "change rows"), (snap.deletes_sha256, "deleted keys"),
-                      (snap.manifest_sha256, "manifest")):
+                      (snap.manifest_sha256, "manifest"), (snap.annotations_sha256, "annotation records")):
         if sha:
             problem = _object_problem(ctx, sha, f"{role} of {where}", seen, report)
             if problem:

@@ -1,0 +1,1 @@
+"""Annotator provenance: annotation records, importers from labeling tools, label history and diffs."""
