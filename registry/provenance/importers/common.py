@@ -55,9 +55,10 @@ def canonical_json(value: Any) -> str:
 
 
 def iso_utc(value: Any) -> str | None:
-    """``value`` as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` when it is an aware ISO-8601 time or epoch seconds.
+    """``value`` as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` when it is an ISO-8601 text with a zone, epoch seconds
+    or a ``datetime`` (a naive one, as Arrow readers give for zone-less timestamp columns, is taken as UTC).
 
-    Naive or unparseable times are kept as given (as text); ``None`` stays ``None``.
+    Text without a zone, or that does not parse, is kept as given; ``None`` stays ``None``.
     """
     if value is None:
         return None
@@ -66,9 +67,7 @@ def iso_utc(value: Any) -> str | None:
     if isinstance(value, int | float):
         moment = datetime.fromtimestamp(float(value), UTC)
     elif isinstance(value, datetime):
-        if value.tzinfo is None:
-            return value.isoformat()
-        moment = value
+        moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     else:
         text = str(value)
         try:
