@@ -147,6 +147,12 @@ def test_gold_accuracy(reg: Registry) -> None:
     per_class = evaluate(reg, {**check, "min_accuracy": 0.8, "min_class_accuracy": 0.61})
     assert not per_class["passed"] and per_class["details"]["classes_below_min"] == ["b"]
     assert evaluate(reg, {**check, "min_accuracy": 0.8, "min_class_accuracy": 0.6})["passed"]
+    # Joined on another column than the dataset key (a hash join instead of key-index lookups).
+    reg.commit("labels", labels(LABELS, {"uid": [f"u{i}" for i in range(100)]}))
+    reg.create_dataset("gold-by-uid", "uid")
+    reg.commit("gold-by-uid", pa.table({"uid": ["u0", "u4", "u99", "u500"], "truth": ["a", "b", "c", "c"]}))
+    by_uid = evaluate(reg, {**check, "gold": "gold-by-uid", "key": ["uid"], "min_accuracy": 0.66})
+    assert by_uid["passed"] and by_uid["metric"] == pytest.approx(2 / 3) and by_uid["details"]["missing"] == 1
 
 
 def _two_annotator_records(n: int = 40, seed: int = 3) -> tuple[pa.Table, np.ndarray, np.ndarray]:
@@ -223,6 +229,10 @@ def test_provenance_complete(reg: Registry) -> None:
     ok, bad = at_and_beyond(reg, check, "min_fraction", 0.9, 0.91)
     assert ok["metric"] == pytest.approx(0.9) and ok["details"]["labeled_rows"] == 10
     assert bad["details"]["examples"] == ["s009"] and bad["details"]["records_lacking"]["guideline_version"] == 1
+    every_row = evaluate(reg, {**check, "label": None, "min_fraction": 0.75})  # answered from the key index
+    assert every_row["passed"] and every_row["metric"] == pytest.approx(0.75)
+    assert sorted(every_row["details"]["examples"]) == ["s009", "s010", "s011"]
+    assert every_row["details"]["rows_without_provenance"] == 3
 
 
 def test_record_checks_fail_without_records(reg: Registry) -> None:

@@ -14,6 +14,8 @@ from registry.quality.measure import Measure, at_least, share
 from registry.quality.policy import Agreement, AnnotatorAccuracy, ProvenanceComplete
 from registry.quality.records import Ratings, sample_keys
 from registry.quality.subject import Subject
+from registry.snapshots.hashing import key_hash
+from registry.snapshots.layers import in_sorted
 
 __all__ = ["agreement", "annotator_accuracy", "provenance_complete"]
 
@@ -101,6 +103,27 @@ def annotator_accuracy(check: AnnotatorAccuracy, subject: Subject) -> Measure:
     return Measure(not failing, worst, f">= {check.min_accuracy:g} for each annotator", details)
 
 
+def _undocumented_by_index(subject: Subject, documented: pa.Array) -> tuple[int, int, list[Any]] | None:
+    """(rows, rows no documented record names, a few of their keys) from the key index alone, when
+    every row counts and the key is one string column (no key column read); else None."""
+    types = {c["name"]: c["type"] for c in subject.schema}
+    if len(subject.keys) != 1 or types.get(subject.keys[0]) not in ("string", "large_string"):
+        return None
+    key = subject.keys[0]
+    index = subject.key_hashes()
+    known = np.unique(key_hash(pa.table({key: pc.cast(documented, pa.string())}), [key]))
+    covered = int(in_sorted(known, index)[0].sum())
+    wanted: list[np.ndarray] = []
+    for start in range(0, len(index) if covered < len(index) else 0, 4096):
+        chunk = index[start:start + 4096]
+        wanted.append(chunk[~in_sorted(chunk, known)[0]])
+        if sum(map(len, wanted)) >= EXAMPLES:
+            break
+    examples = np.concatenate(wanted)[:EXAMPLES] if wanted else np.zeros(0, np.uint64)
+    keys = subject.reader().fetch(examples, [key]).column(key).to_pylist() if len(examples) else []
+    return len(index), len(index) - covered, keys
+
+
 def provenance_complete(check: ProvenanceComplete, subject: Subject) -> Measure:
     records, source = subject.records(check.records)
     if not check.include_models:
@@ -109,15 +132,18 @@ def provenance_complete(check: ProvenanceComplete, subject: Subject) -> Measure:
              "guideline_version": pc.is_valid(records["guideline_version"])}
     complete = pc.and_(pc.and_(parts["annotator"], parts["time"]), parts["guideline_version"])
     documented = pc.unique(records["sample_key"].filter(complete))
-    table = subject.columns([*subject.keys, *([check.label] if check.label else [])])
-    if check.label:
-        table = table.filter(pc.is_valid(table[check.label]))
-    keys = sample_keys(table, subject.keys)
-    has = pc.is_in(keys, value_set=documented)
-    missing = keys.filter(pc.invert(has))
-    fraction = share(table.num_rows - len(missing), table.num_rows) if table.num_rows else 1.0
+    every_row = not check.label or subject.columns([check.label]).column(check.label).null_count == 0
+    counted = _undocumented_by_index(subject, documented) if every_row else None
+    if counted is None:
+        table = subject.columns([*subject.keys, *([check.label] if check.label else [])])
+        if check.label:
+            table = table.filter(pc.is_valid(table[check.label]))
+        keys = sample_keys(table, subject.keys)
+        missing = keys.filter(pc.invert(pc.is_in(keys, value_set=documented)))
+        counted = (table.num_rows, len(missing), missing.slice(0, EXAMPLES).to_pylist())
+    labeled, undocumented, examples = counted
+    fraction = share(labeled - undocumented, labeled) if labeled else 1.0
     return at_least(fraction, check.min_fraction, {
-        "records": source, "labeled_rows": table.num_rows, "rows_without_provenance": len(missing),
-        "examples": missing.slice(0, EXAMPLES).to_pylist(),
+        "records": source, "labeled_rows": labeled, "rows_without_provenance": undocumented, "examples": examples,
         "records_lacking": {part: int(len(valid) - pc.sum(valid).as_py()) if len(valid) else 0
                             for part, valid in parts.items()}})

@@ -122,15 +122,33 @@ def distribution_shift(check: DistributionShift, subject: Subject) -> Measure:
                                         "largest_moves": {str(k): round(v, 6) for k, v in moved}})
 
 
+def _gold_pairs(subject: Subject, gold: pa.Table, keys: list[str], label: str) -> pa.Table:
+    """``__gold`` and ``__predicted`` for each gold item the snapshot has and labels.
+
+    Joined on the dataset key, the gold keys are looked up in the key index and only their labels
+    are fetched (O(gold) lookups, one column decoded); on other columns, a hash join whose build
+    side is the small gold table.
+    """
+    if keys == subject.keys:
+        reader = subject.reader()
+        kh = key_hash(gold, keys)
+        found = reader.lookup(kh)
+        ours = reader.fetch(kh, [label], found)
+        pairs = pa.table({"__gold": gold["__gold"].filter(pa.array(found.present)),
+                          "__predicted": ours.column(label)})
+    else:
+        ours = subject.columns([*keys, label]).rename_columns([*keys, "__predicted"])
+        pairs = ours.join(gold, keys=keys, join_type="inner")
+    return pairs.filter(pc.is_valid(pairs["__predicted"]))
+
+
 def gold_accuracy(check: GoldAccuracy, subject: Subject) -> Measure:
     keys = check.key or subject.keys
     gold_label = check.gold_label or check.label
     gold, resolved = subject.other(check.gold, [*keys, gold_label])
-    ours = subject.columns([*keys, check.label])
-    predicted = "__predicted" if check.label == gold_label else check.label
-    # The big table probes, the small gold table is the hash join's build side.
-    matched = ours.rename_columns([*keys, predicted]).join(gold.rename_columns([*keys, "__gold"]), keys=keys,
-                                                           join_type="inner").filter(pc.is_valid(pc.field(predicted)))
+    subject.require([check.label])
+    matched = _gold_pairs(subject, gold.rename_columns([*keys, "__gold"]), keys, check.label)
+    predicted = "__predicted"
     hits = np.asarray(pc.fill_null(pc.equal(pc.cast(matched[predicted], pa.string()),
                                             pc.cast(matched["__gold"], pa.string())), False)
                       .to_numpy(zero_copy_only=False), bool)

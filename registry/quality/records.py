@@ -50,7 +50,9 @@ def load_records(ctx: Context, snapshot_id: str, source: str | None) -> tuple[pa
     from registry.snapshots.read import read
 
     resolved = show(ctx, source)
-    table = read(ctx, f"{resolved.dataset}@{resolved.id}")
+    present = {c["name"] for c in resolved.schema}
+    wanted = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in present]
+    table = read(ctx, f"{resolved.dataset}@{resolved.id}", wanted) if wanted else pa.table({})
     return normalise_records(table, source), f"{resolved.dataset}@{resolved.id}"
 
 
@@ -116,8 +118,13 @@ def latest_ratings(records: pa.Table, include_models: bool) -> Ratings:
     item, items = _codes(records["sample_key"])
     annotator, annotators = _codes(records["annotator_id"])
     value, values = _codes(records["value"])
-    order = np.lexsort((_time_rank(records["created_at"]), annotator, item))
-    pair = item[order] * (len(annotators) + 1) + annotator[order]
+    rank = _time_rank(records["created_at"])
+    pair = item * len(annotators) + annotator
+    if len(pair) and int(pair.max()) < np.iinfo(np.int64).max // max(len(pair), 1):
+        order = np.argsort(pair * len(pair) + rank)  # one sort: by pair, then time
+    else:
+        order = np.lexsort((rank, annotator, item))
+    pair = pair[order]
     last = np.ones(len(pair), bool)
     last[:-1] = pair[1:] != pair[:-1]
     chosen = order[last]

@@ -36,6 +36,8 @@ class Subject:
     baseline: SnapshotRow | None = None
     """The newest earlier snapshot of the dataset whose gate passed (schema and distribution checks)."""
     baseline_schema: list[dict[str, Any]] | None = None
+    _readers: dict[str, ManifestReader] = field(default_factory=dict)
+    _key_hashes: np.ndarray | None = None
     _columns: dict[str, pa.ChunkedArray] = field(default_factory=dict)
     _others: dict[tuple[str, tuple[str, ...]], tuple[pa.Table, str]] = field(default_factory=dict)
     _records: dict[str | None, tuple[pa.Table, str]] = field(default_factory=dict)
@@ -46,8 +48,12 @@ class Subject:
         return f"{self.dataset}@{self.snapshot.id[:12]}"
 
     def reader(self, snapshot: SnapshotRow | None = None) -> ManifestReader:
+        """The manifest reader of the snapshot (or ``snapshot``), made once."""
         snapshot = snapshot or self.snapshot
-        return ManifestReader(self.ctx.store, self.ctx.cache, load_manifest(self.ctx, snapshot))
+        if snapshot.id not in self._readers:
+            manifest = load_manifest(self.ctx, snapshot)
+            self._readers[snapshot.id] = ManifestReader(self.ctx.store, self.ctx.cache, manifest)
+        return self._readers[snapshot.id]
 
     def require(self, columns: Sequence[str], schema: list[dict[str, Any]] | None = None, where: str | None = None
                 ) -> None:
@@ -73,8 +79,9 @@ class Subject:
 
     def key_hashes(self) -> np.ndarray:
         """The sorted key hashes of the snapshot's rows (from the key index, no row read)."""
-        kh, _ = self.reader().effective_index()
-        return kh
+        if self._key_hashes is None:
+            self._key_hashes, _ = self.reader().effective_index()
+        return self._key_hashes
 
     def baseline_columns(self, names: Sequence[str]) -> pa.Table:
         assert self.baseline is not None
