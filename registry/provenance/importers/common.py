@@ -70,6 +70,8 @@ def iso_utc(value: Any) -> str | None:
         moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     else:
         text = str(value)
+        if len(text) == 27 and text[10] == "T" and text[19] == "." and text[26] == "Z":
+            return text  # already canonical (Label Studio's own spelling)
         try:
             moment = datetime.fromisoformat(text)
         except ValueError:
@@ -123,23 +125,19 @@ class ColumnBuilder:
 
     def __init__(self, schema: pa.Schema) -> None:
         self.schema = schema
-        self._columns: dict[str, list[Any]] = {name: [] for name in schema.names}
+        self._rows: list[Mapping[str, Any]] = []
         self._batches: list[pa.RecordBatch] = []
-        self._pending = 0
 
     def append(self, row: Mapping[str, Any]) -> None:
         """Add one row; missing columns are null."""
-        for name, column in self._columns.items():
-            column.append(row.get(name))
-        self._pending += 1
-        if self._pending >= FLUSH_ROWS:
+        self._rows.append(row)
+        if len(self._rows) >= FLUSH_ROWS:
             self._flush()
 
     def _flush(self) -> None:
-        if self._pending:
-            self._batches.append(pa.RecordBatch.from_pydict(self._columns, schema=self.schema))
-            self._columns = {name: [] for name in self.schema.names}
-            self._pending = 0
+        if self._rows:
+            self._batches.append(pa.RecordBatch.from_pylist(self._rows, schema=self.schema))
+            self._rows = []
 
     def finish(self) -> pa.Table:
         """Everything appended, as one table of ``schema``."""

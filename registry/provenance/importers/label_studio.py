@@ -45,6 +45,16 @@ def _act_id(kind: str, act: dict[str, Any], task_id: str, position: int) -> str:
     return f"{kind}:{own}" if own is not None else f"{kind}:task-{task_id}:{position}"
 
 
+def _flag(act: dict[str, Any], name: str, where: str) -> bool | None:
+    value = act.get(name)
+    return value if value is None or isinstance(value, bool) else as_bool(value, f"{where}: {name}")
+
+
+def _number(act: dict[str, Any], name: str, where: str) -> float | None:
+    value = act.get(name)
+    return value if value is None or type(value) is float else as_float(value, f"{where}: {name}")
+
+
 def _read_task(ctx: LSContext, task: Any, index: int) -> None:
     """Append the records and the row of one exported task."""
     if not isinstance(task, dict):
@@ -59,31 +69,34 @@ def _read_task(ctx: LSContext, task: Any, index: int) -> None:
     key = ctx.sample_key(task_id, data)
     if not ctx.claim(key, task_id):
         raise InvalidInput(f"{where} appears twice in the export")
-    common = ctx.base() | {"sample_key": key, "task_id": task_id, "project_id": as_str(task.get("project"))}
+    project = as_str(task.get("project"))
+    common = ctx.base | {"sample_key": key, "task_id": task_id, "project_id": project}
     votes: list[tuple[str | None, bool]] = []
     annotations = _list_field(task, "annotations" if "annotations" in task else "completions", where)
     for position, ann in enumerate(annotations):
         value, value_type = annotation_value(ann.get("result"), f"task {task_id}", ctx.unknown)
-        cancelled = as_bool(ann.get("was_cancelled"), f"{where}: was_cancelled")
-        ground_truth = as_bool(ann.get("ground_truth"), f"{where}: ground_truth")
-        ctx.records.append(common | annotator_fields(ann.get("completed_by")) | review_fields(ann) | {
+        cancelled, ground_truth = _flag(ann, "was_cancelled", where), _flag(ann, "ground_truth", where)
+        record = common | annotator_fields(ann.get("completed_by")) | {
             "annotation_id": _act_id("annotation", ann, task_id, position),
             "source_kind": "human", "value": value, "value_type": value_type,
             "created_at": iso_utc(ann.get("created_at")), "updated_at": iso_utc(ann.get("updated_at")),
-            "lead_time": as_float(ann.get("lead_time"), f"{where}: lead_time"),
-            "was_cancelled": cancelled, "ground_truth": ground_truth,
-            "project_id": as_str(ann.get("project")) or common["project_id"],
-        })
+            "lead_time": _number(ann, "lead_time", where), "was_cancelled": cancelled, "ground_truth": ground_truth,
+        }
+        if "reviews" in ann:
+            record.update(review_fields(ann))
+        if ann.get("project") is not None:
+            record["project_id"] = as_str(ann["project"])
+        ctx.records.append(record)
         if not cancelled:
             votes.append((label_of(value, value_type), bool(ground_truth)))
     for position, pred in enumerate(_list_field(task, "predictions", where)):
         value, value_type = annotation_value(pred.get("result"), f"task {task_id}", ctx.unknown)
         ctx.records.append(common | {
             "annotation_id": _act_id("prediction", pred, task_id, position), "source_kind": "model",
-            "model_version": as_str(pred.get("model_version")), "score": as_float(pred.get("score"), f"{where}: score"),
+            "model_version": as_str(pred.get("model_version")), "score": _number(pred, "score", where),
             "value": value, "value_type": value_type,
             "created_at": iso_utc(pred.get("created_at")), "updated_at": iso_utc(pred.get("updated_at")),
-            "project_id": as_str(pred.get("project")) or common["project_id"],
+            "project_id": as_str(pred.get("project")) or project,
         })
     ctx.add_row(key, task_id, canonical_json(data), resolve_votes(votes, ctx.resolve))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,7 @@ class LSContext:
     def key_column(self) -> str:
         return self.key or "task_id"
 
+    @cached_property
     def base(self) -> dict[str, Any]:
         """Record fields that are the same for every record of this import."""
         return {

@@ -98,6 +98,12 @@ def annotation_value(results: Any, where: str, unknown: UnknownTypes) -> tuple[s
     """
     if not results:
         return None, None
+    only = results[0] if isinstance(results, list) and len(results) == 1 else None
+    if isinstance(only, dict) and only.get("type") == "choices":
+        value = only.get("value")
+        choices = value.get("choices") if isinstance(value, dict) else None
+        if isinstance(choices, list) and len(choices) == 1:  # the common case: one single-choice answer
+            return str(choices[0]), "choices"
     if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
         raise InvalidInput(f"{where}: 'result' must be a list of objects")
     types = []

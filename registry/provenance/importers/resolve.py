@@ -112,8 +112,13 @@ def _winner(counts: Counter[str]) -> tuple[str | None, bool]:
 def resolve_votes(votes: Iterable[tuple[str | None, bool]], resolve: str = "gt-majority") -> Resolution:
     """Resolve the ``(label, ground_truth)`` of a sample's non-cancelled human annotations."""
     votes = list(votes)
-    counts = Counter(label for label, _ in votes if label is not None)
-    gt_counts = Counter(label for label, gt in votes if gt and label is not None)
+    counts: Counter[str] = Counter()
+    gt_counts: Counter[str] = Counter()
+    for label, gt in votes:
+        if label is not None:
+            counts[label] += 1
+            if gt:
+                gt_counts[label] += 1
     if resolve == "gt-majority" and gt_counts:
         label, disputed = _winner(gt_counts)
     else:
