@@ -118,7 +118,12 @@ def gate_check(ctx: click.Context, ref: str, evaluate: bool, as_json: bool) -> N
     """Exit 0 if NAME@REF passes its gate (or by waiver); 1 if it failed, is stale or was never evaluated."""
     from registry.quality.gate import check_gate_at
 
-    status = check_gate_at(ctx.obj.home, ref, evaluate=evaluate).to_dict()
+    client = None
+    if evaluate:
+        from registry.context import ClientInfo  # only when evaluating: it loads the data stack
+
+        client = ClientInfo(kind="cli")
+    status = check_gate_at(ctx.obj.home, ref, evaluate=evaluate, actor=ctx.obj.author, client=client).to_dict()
     output.render(status, as_json, _gate_lines)
     if not status["passes"]:
         raise SystemExit(1)

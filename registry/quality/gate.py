@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -25,6 +25,9 @@ from registry.db import transaction
 from registry.models import DatasetRow, SnapshotRow
 from registry.quality.store import current_policy, latest_result, valid_waivers
 from registry.timeutil import utc_now
+
+if TYPE_CHECKING:
+    from registry.context import ClientInfo
 
 __all__ = ["GateState", "GateStatus", "check_gate", "check_gate_at", "gate_status"]
 
@@ -135,9 +138,10 @@ def check_gate(engine: Engine, ref: str) -> GateStatus:
         return gate_status(session, dataset, catalog.resolve(session, dataset, at))
 
 
-def check_gate_at(home: str | os.PathLike[str] | None, ref: str, evaluate: bool = False) -> GateStatus:
+def check_gate_at(home: str | os.PathLike[str] | None, ref: str, evaluate: bool = False, actor: str | None = None,
+                  client: ClientInfo | None = None) -> GateStatus:
     """``registry gate check``: open only the catalog of ``home``, and with ``evaluate`` run QA first
-    when the snapshot has no result under the current policy.
+    (as ``actor``, audited with ``client``) when the snapshot has no result under the current policy.
 
     Raises:
         HomeNotFound, CatalogOutOfDate, NotFound: as opening the home and resolving ``ref`` do.
@@ -158,8 +162,10 @@ def check_gate_at(home: str | os.PathLike[str] | None, ref: str, evaluate: bool 
         from registry.quality.evaluate import qa_run
 
         ctx = open_context(home_path, settings)
+        if client is not None:
+            ctx.client = client
         try:
-            qa_run(ctx, f"{status.dataset}@{status.snapshot_id}")
+            qa_run(ctx, f"{status.dataset}@{status.snapshot_id}", actor)
             return check_gate(ctx.engine, f"{status.dataset}@{status.snapshot_id}")
         finally:
             ctx.close()
