@@ -23,24 +23,14 @@ from registry.context import Context
 from registry.db import transaction
 from registry.errors import InvalidInput
 from registry.models import DatasetRow, RefRow, SchemaVersionRow, SnapshotRow
+from registry.provenance.store import STORED_SCHEMA
 from registry.rows import rows_to_table
 
 if TYPE_CHECKING:
     import duckdb
 
-__all__ = ["ANNOTATION_SCHEMA", "catalog_table", "open_sandbox", "run_query", "view_names"]
+__all__ = ["catalog_table", "open_sandbox", "run_query", "view_names"]
 
-ANNOTATION_SCHEMA = pa.schema([
-    ("snapshot_id", pa.string()), ("dataset", pa.string()), ("sample_key", pa.string()),
-    ("annotation_id", pa.string()), ("annotator_id", pa.string()), ("annotator_email", pa.string()),
-    ("annotator_name", pa.string()), ("source_kind", pa.string()), ("model_version", pa.string()),
-    ("score", pa.float64()), ("value", pa.string()), ("created_at", pa.string()), ("updated_at", pa.string()),
-    ("lead_time", pa.float64()), ("was_cancelled", pa.bool_()), ("ground_truth", pa.bool_()),
-    ("reviewer", pa.string()), ("review_state", pa.string()), ("tool", pa.string()), ("tool_version", pa.string()),
-    ("project_id", pa.string()), ("task_id", pa.string()), ("guideline_version", pa.string()),
-    ("config_sha256", pa.string()), ("import_batch", pa.string()),
-])
-"""Columns of the ``annotations`` view: one row per labeling act (annotator provenance)."""
 
 _ALLOWED_STATEMENTS = {"SELECT", "EXPLAIN"}
 
@@ -83,7 +73,6 @@ def _catalog_views(session: Session) -> dict[str, pa.Table]:
         "snapshots": with_dataset_name(catalog_table(session, SnapshotRow)),
         "refs": with_dataset_name(catalog_table(session, RefRow)),
         "schema_versions": with_dataset_name(catalog_table(session, SchemaVersionRow)),
-        "annotations": ANNOTATION_SCHEMA.empty_table(),
     }
 
 
@@ -101,6 +90,10 @@ def open_sandbox(ctx: Context, dataset_ref: str | None = None) -> duckdb.DuckDBP
         tables["audit_unsealed"] = unsealed_events(session)
         segments = [str(ctx.store.local_path(sha)) for sha in session.exec(
             select(AuditSegmentRow.sha256).order_by(col(AuditSegmentRow.first_seq))).all()]
+        record_objects = {str(ctx.store.local_path(sha)): (snapshot_id, dataset) for sha, snapshot_id, dataset in
+                          session.execute(select(SnapshotRow.annotations_sha256, SnapshotRow.id, DatasetRow.name)
+                                          .join(DatasetRow, col(DatasetRow.id) == SnapshotRow.dataset_id)
+                                          .where(col(SnapshotRow.annotations_sha256).is_not(None))).all()}
     if dataset_ref is not None:
         from registry.snapshots.read import read
 
@@ -111,10 +104,11 @@ def open_sandbox(ctx: Context, dataset_ref: str | None = None) -> duckdb.DuckDBP
             con.register(name, table)
         source = "SELECT * FROM audit_unsealed"
         if segments:
-            listed = ", ".join("'" + path.replace("'", "''") + "'" for path in segments)
-            source = f"SELECT * FROM read_parquet([{listed}]) UNION ALL BY NAME {source}"
-            con.execute("SET allowed_paths = " + f"[{listed}]")
+            source = f"SELECT * FROM read_parquet([{_sql_list(segments)}]) UNION ALL BY NAME {source}"
         con.execute(_AUDIT_VIEW.format(source=source))
+        _annotations_view(con, record_objects)
+        if segments or record_objects:
+            con.execute(f"SET allowed_paths = [{_sql_list([*segments, *record_objects])}]")
         con.execute("SET temp_directory = ''")
         con.execute("SET enable_external_access = false")
         con.execute("SET autoload_known_extensions = false")
@@ -123,6 +117,25 @@ def open_sandbox(ctx: Context, dataset_ref: str | None = None) -> duckdb.DuckDBP
         con.close()
         raise
     return con
+
+
+def _sql_list(paths: Sequence[str]) -> str:
+    return ", ".join("'" + path.replace("'", "''") + "'" for path in paths)
+
+
+def _annotations_view(con: duckdb.DuckDBPyConnection, objects: dict[str, tuple[str, str]]) -> None:
+    """``annotations``: every snapshot's records object (what it added, updated or removed), with its
+    snapshot id and dataset name."""
+    if not objects:
+        con.register("annotations", STORED_SCHEMA.empty_table().append_column("snapshot_id", pa.array([], pa.string()))
+                     .append_column("dataset", pa.array([], pa.string())))
+        return
+    owners = pa.table({"filename": list(objects), "snapshot_id": [v[0] for v in objects.values()],
+                       "dataset": [v[1] for v in objects.values()]})
+    con.register("annotation_objects", owners)
+    con.execute(f"""CREATE VIEW annotations AS SELECT r.* EXCLUDE (filename), o.snapshot_id, o.dataset
+                    FROM read_parquet([{_sql_list(list(objects))}], filename = true) r
+                    JOIN annotation_objects o USING (filename)""")
 
 
 def check_read_only(sql: str) -> None:

@@ -12,6 +12,7 @@ import pyarrow as pa
 from registry.config import Settings, find_home
 from registry.context import Context, create_home, open_context
 from registry.datasets import DatasetInfo, create_dataset, list_datasets
+from registry.db import transaction
 from registry.lineage.emit import LineageRun
 from registry.snapshots import history
 from registry.snapshots.commit import CommitResult, Mode, commit
@@ -26,6 +27,9 @@ if TYPE_CHECKING:
     from registry.audit.log import AuditEvent
     from registry.audit.seal import SealResult
     from registry.audit.verify import AuditVerifyReport, Checkpoint
+    from registry.provenance.label_diff import LabelDiff
+    from registry.provenance.sample_history import HistoryEntry
+    from registry.provenance.service import ImportResult
     from registry.quality.evaluate import GateResult
     from registry.quality.gate import GateStatus
     from registry.quality.lockfile import LockEntry
@@ -111,6 +115,44 @@ class Registry:
     def changes(self, a: str, b: str) -> ChangeSet:
         """Rows to upsert and keys to delete that turn ``a`` into ``b``."""
         return change_set(self.ctx, a, b)
+
+    def import_annotations(self, fmt: str, name: str, path: str | os.PathLike[str], *, key: str | None = None,
+                           guideline_version: str | None = None, config: str | os.PathLike[str] | None = None,
+                           resolve: str = "gt-majority", mapping: str | None = None, message: str = "",
+                           author: str | None = None, progress: Callable[[str], None] | None = None) -> ImportResult:
+        """Import a labeling tool's export (``label-studio``, ``coco`` or ``table``) as ``name``'s next
+        snapshot with its annotation records; see :func:`registry.provenance.service.import_annotations`."""
+        from registry.provenance.service import import_annotations
+
+        return import_annotations(self.ctx, fmt, name, Path(path), key=key, guideline_version=guideline_version,
+                                  config=Path(config) if config is not None else None, resolve=resolve,
+                                  mapping=mapping, message=message, author=author, progress=progress)
+
+    def annotations(self, ref: str) -> pa.Table:
+        """Every annotation record of the snapshot ``ref`` names (its full set, one row per labeling act)."""
+        from registry.provenance.store import records_at
+
+        with transaction(self.ctx.engine, readonly=True) as session:
+            _, snapshot = history.resolve_ref(session, ref)
+            return records_at(self.ctx, session, snapshot)
+
+    def history(self, name: str, key: str) -> list[HistoryEntry]:
+        """Every labeling act and every snapshot that changed sample ``key`` of ``name``, oldest first."""
+        from registry.provenance.sample_history import sample_history
+
+        return sample_history(self.ctx, name, key)
+
+    def blame(self, ref: str, column: str = "label", limit: int | None = None) -> pa.Table:
+        """Per row: the snapshot that last changed it and who labeled its current value."""
+        from registry.provenance.blame import blame
+
+        return blame(self.ctx, ref, column, limit)
+
+    def label_diff(self, a: str, b: str, column: str = "label", rows: int | None = None) -> LabelDiff:
+        """The label change matrix between ``a`` and ``b``, with who changed what."""
+        from registry.provenance.label_diff import label_diff
+
+        return label_diff(self.ctx, a, b, column, rows)
 
     def log(self, name: str, limit: int | None = None) -> list[SnapshotInfo]:
         return history.log(self.ctx, name, limit)

@@ -190,10 +190,18 @@ def tag(state: _State, ref: str, tag_name: str, as_json: bool) -> None:
 @click.argument("b")
 @click.option("--rows", type=click.IntRange(min=0), default=10, show_default=True,
               help="Example rows to show of each kind.")
+@click.option("--labels", is_flag=True, help="Label diff: change matrix, per-class net change, who relabeled.")
+@click.option("--column", default="label", show_default=True, help="The label column (with --labels).")
 @json_option
 @pass_state
-def diff(state: _State, a: str, b: str, rows: int, as_json: bool) -> None:
-    """Row-level diff from NAME@A to NAME@B."""
+def diff(state: _State, a: str, b: str, rows: int, labels: bool, column: str, as_json: bool) -> None:
+    """Row-level diff from NAME@A to NAME@B (with --labels, how the labels moved and by whom)."""
+    if labels:
+        from registry.cli.label_output import label_diff_report
+
+        changes = state.registry().label_diff(a, b, column, None if as_json else rows).to_dict()
+        output.render(changes, as_json, label_diff_report)
+        return
     result = state.registry().diff(a, b, rows).to_dict()
     output.render(result, as_json, output.diff_report)
 
@@ -271,9 +279,13 @@ def compact(state: _State, ref: str, as_json: bool) -> None:
 
 
 from registry.cli.audit_cmds import audit, query  # noqa: E402  (registered after the core commands)
+from registry.cli.provenance_cmds import blame, history, import_  # noqa: E402
 
 cli.add_command(audit)
 cli.add_command(query)
+cli.add_command(import_)
+cli.add_command(history)
+cli.add_command(blame)
 from registry.cli.lineage_cmds import lineage  # noqa: E402
 
 cli.add_command(lineage)

@@ -31,7 +31,10 @@ __all__ = ["STORED_SCHEMA", "RecordDelta", "chain_records", "config_objects", "d
 STORED_SCHEMA = RECORD_SCHEMA.append(pa.field("change", pa.string(), nullable=False))
 """A records object: the record columns and ``change`` (``added``, ``updated`` or ``removed``)."""
 
-_COMPARED = [f for f in RECORD_FIELDS if f != "import_batch"]
+_IMPORT_ATTRIBUTES = {"import_batch", "guideline_version", "config_sha256"}
+"""Set by the import, not by the labeling act: an act that is otherwise unchanged keeps its original
+import's values (the guideline it was labeled under), so re-importing never re-attributes old work."""
+_COMPARED = [f for f in RECORD_FIELDS if f not in _IMPORT_ATTRIBUTES]
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,8 @@ def conform(records: pa.Table) -> pa.Table:
 
 
 def diff_records(parent: pa.Table, new: pa.Table, replace: bool = True) -> RecordDelta:
-    """The records object turning ``parent``'s full set into ``new``.
+    """The records object turning ``parent``'s full set into ``new``; records are matched by
+    ``annotation_id`` and compared on what the labeling act says (not the import's attributes).
 
     ``replace``: ``new`` is the full set, so records it lacks are removed; otherwise it only adds or
     updates records.

@@ -1,0 +1,97 @@
+"""``registry history NAME KEY``: every labeling act and every snapshot that changed one sample."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from sqlmodel import col, select
+
+from registry import catalog
+from registry.context import Context
+from registry.db import transaction
+from registry.errors import NotFound
+from registry.models import SnapshotRow
+from registry.provenance.labels import key_type
+from registry.snapshots.hashing import key_hash
+from registry.snapshots.layers import in_sorted
+
+__all__ = ["HistoryEntry", "sample_history"]
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One event in a sample's life: a labeling act (``kind='label'``) or a snapshot that changed or
+    removed its row (``kind='snapshot'``)."""
+
+    kind: str
+    time: str | None
+    snapshot_id: str
+    message: str
+    value: str | None = None
+    annotator: str | None = None
+    source_kind: str | None = None
+    guideline_version: str | None = None
+    change: str | None = None
+    """For a labeling act: added, updated or removed in that snapshot; for a snapshot: upserted or deleted."""
+    annotation_id: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def sample_history(ctx: Context, name: str, key: str) -> list[HistoryEntry]:
+    """Oldest first: each labeling act on sample ``key`` (with the snapshot that recorded it) and each
+    snapshot whose rows upserted or deleted it.
+
+    Raises:
+        NotFound: unknown dataset, or the sample appears in no snapshot and no record.
+    """
+    with transaction(ctx.engine, readonly=True) as session:
+        dataset = catalog.get_dataset(session, catalog.check_dataset_name(name))
+        keys = catalog.key_columns(dataset)
+        snapshots = list(session.exec(select(SnapshotRow).where(SnapshotRow.dataset_id == dataset.id)
+                                      .order_by(col(SnapshotRow.seq))).all())
+        schema = catalog.latest_schema_version(session, dataset)
+    entries: list[HistoryEntry] = []
+    if len(keys) == 1 and schema is not None:
+        kh = _key_hash_of(key, keys[0], key_type(schema, keys[0]))
+        entries += [e for s in snapshots for e in _row_changes(ctx, s, keys, kh)]
+    entries += [e for s in snapshots if s.annotations_sha256 for e in _labeling_acts(ctx, s, key)]
+    if not entries:
+        raise NotFound(f"{name} has no sample {key!r} in any snapshot or annotation record")
+    order = {s.id: s.seq for s in snapshots}
+    return sorted(entries, key=lambda e: (order[e.snapshot_id], e.kind == "snapshot", e.time or ""))
+
+
+def _key_hash_of(key: str, column: str, dtype: pa.DataType) -> int | None:
+    try:
+        value = pa.array([key]).cast(dtype)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return int(key_hash(pa.table({column: value}), [column])[0])
+
+
+def _row_changes(ctx: Context, snap: SnapshotRow, keys: list[str], kh: int | None) -> list[HistoryEntry]:
+    if kh is None:
+        return []
+    probe = np.array([kh], np.uint64)
+    found = []
+    if snap.change_sha256 and in_sorted(probe, ctx.cache.rows_index(snap.change_sha256, keys).kh)[0][0]:
+        found.append("upserted")
+    if snap.deletes_sha256 and in_sorted(probe, ctx.cache.deletes_index(snap.deletes_sha256, keys))[0][0]:
+        found.append("deleted")
+    return [HistoryEntry("snapshot", snap.created_at, snap.id, snap.message, annotator=snap.author, change=change)
+            for change in found]
+
+
+def _labeling_acts(ctx: Context, snap: SnapshotRow, key: str) -> list[HistoryEntry]:
+    assert snap.annotations_sha256 is not None
+    table = pq.ParquetFile(ctx.store.local_path(snap.annotations_sha256)).read()
+    rows = table.filter(pc.equal(table.column("sample_key"), key)).to_pylist()
+    return [HistoryEntry("label", r["updated_at"] or r["created_at"], snap.id, snap.message, r["value"],
+                         r["annotator_name"] or r["annotator_email"] or r["annotator_id"], r["source_kind"],
+                         r["guideline_version"], r["change"], r["annotation_id"]) for r in rows]
