@@ -18,7 +18,7 @@ from sqlalchemy import event as sa_event
 from sqlmodel import Session
 
 from registry.context import Context
-from registry.lineage.settings import LineageSettings, openlineage_configured
+from registry.lineage.settings import lineage_settings, openlineage_configured
 
 __all__ = ["after_operation", "deliver_after_commit", "spawn_background_flush"]
 
@@ -41,7 +41,7 @@ def deliver_after_commit(session: Session, ctx: Context) -> None:
 def after_operation(ctx: Context) -> None:
     """Start delivery as the settings say; errors are logged, never raised."""
     try:
-        mode = LineageSettings().delivery
+        mode = lineage_settings().delivery
         if mode == "manual":
             return
         if mode == "inline" or (mode == "auto" and not openlineage_configured()):
@@ -56,7 +56,7 @@ def after_operation(ctx: Context) -> None:
 
 def spawn_background_flush(ctx: Context) -> None:
     """Start a detached ``registry lineage flush --background`` for this home and return at once."""
-    settings = LineageSettings()
+    settings = lineage_settings()
     env = {**os.environ, "REGISTRY_HOME": str(ctx.paths.home), "REGISTRY_DATABASE_URL": ctx.paths.database_url}
     subprocess.Popen(  # noqa: S603 - our own CLI, arguments are not user input
         [sys.executable, "-m", "registry.cli.main", "lineage", "flush", "--background",

@@ -43,7 +43,7 @@ from registry.lineage.events import (
 )
 from registry.lineage.graph import Node, record_edge
 from registry.lineage.metrics import column_metrics
-from registry.lineage.settings import LineageSettings, default_namespace, openlineage_disabled
+from registry.lineage.settings import default_namespace, lineage_settings, openlineage_disabled
 from registry.models import DatasetRow, SnapshotRow
 from registry.timeutil import utc_now
 
@@ -127,7 +127,7 @@ class Assertion:
 
 def registry_namespace(ctx: Context) -> str:
     """The namespace of this registry's datasets in events (``REGISTRY_LINEAGE_NAMESPACE``)."""
-    return LineageSettings().namespace or default_namespace(ctx.paths.home)
+    return lineage_settings().namespace or default_namespace(ctx.paths.home)
 
 
 def _version_facets(snapshot_id: str) -> dict[str, Any]:
@@ -166,7 +166,7 @@ def begin_commit(ctx: Context, dataset: str, lineage: LineageRun | None) -> Comm
         NotFound: a ``DATASET@REF`` source names nothing.
     """
     lineage = lineage or LineageRun()
-    settings = LineageSettings()
+    settings = lineage_settings()
     job = _job(lineage.job, JobRef(settings.job_namespace, f"commit/{dataset}"))
     run_id = check_run_id(lineage.run_id) if lineage.run_id else new_run_id()
     parent = ParentRef.parse(lineage.parent_run) if lineage.parent_run else None
@@ -207,7 +207,7 @@ def enqueue_commit(session: Session, ctx: Context, run: CommitRun, *, dataset: D
     name = dataset.name
     parents: list[str] = json.loads(snapshot.parents)
     inputs = [snapshot_input(ctx, name, p) for p in parents] + [ref for ref, _node in run.sources]
-    settings = LineageSettings()
+    settings = lineage_settings()
     metrics = column_metrics(table, settings.metrics_max_rows) if table is not None else {}
     owner = dataset.owner or dataset.created_by
     facets: dict[str, Any] = {
@@ -327,7 +327,7 @@ def enqueue_qa_run(session: Session, ctx: Context, snapshot: SnapshotRow, assert
         InvalidInput: a malformed job, run id or parent run.
     """
     name = _dataset_name(session, snapshot)
-    spec = _spec(job, JobRef(LineageSettings().job_namespace, f"qa/{name}"), run_id, parent)
+    spec = _spec(job, JobRef(lineage_settings().job_namespace, f"qa/{name}"), run_id, parent)
     data = snapshot_input(ctx, name, snapshot.id,
                           dataQualityAssertions=facet("dataQualityAssertions",
                                                       assertions=[a.to_facet_item() for a in assertions]),
@@ -357,7 +357,7 @@ def enqueue_training_read(session: Session, ctx: Context, snapshot: SnapshotRow,
         InvalidInput: a malformed job, run id or parent run.
     """
     name = _dataset_name(session, snapshot)
-    spec = _spec(job, JobRef(LineageSettings().job_namespace, f"{operation}/{name}"), run_id, parent)
+    spec = _spec(job, JobRef(lineage_settings().job_namespace, f"{operation}/{name}"), run_id, parent)
     data = snapshot_input(ctx, name, snapshot.id)
     _queue(session, ctx, [
         run_event("START", utc_now(), spec.run_id, spec.job, inputs=[data], run_facets=spec.run_facets),

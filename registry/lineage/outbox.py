@@ -31,7 +31,7 @@ from sqlmodel import Session, col, select
 from registry.context import Context
 from registry.db import transaction
 from registry.lineage.models import LineageLeaseRow, LineageOutboxRow
-from registry.lineage.settings import LineageSettings, openlineage_disabled
+from registry.lineage.settings import LineageSettings, lineage_settings, openlineage_disabled
 from registry.timeutil import parse_utc, utc_now
 
 __all__ = ["DeliveryReport", "OutboxStatus", "deliver", "enqueue", "outbox_status", "retry_failed"]
@@ -59,7 +59,8 @@ class DeliveryReport:
     delivered: int = 0
     failed_attempts: int = 0
     parked: int = 0
-    pending: int = 0
+    pending: int | None = None
+    """Events still pending afterwards (counted by explicit and waiting flushes only)."""
     busy: bool = False
     """Another process held the delivery lease; nothing was sent."""
     disabled: bool = False
@@ -152,8 +153,10 @@ def deliver(ctx: Context, *, respect_backoff: bool = False, wait: float = 0.0) -
     try:
         while True:
             deliverer.one_pass(respect_backoff)
-            deliverer.report.pending = _count_pending(ctx)
             remaining = deadline - time.monotonic()
+            if wait <= 0 and respect_backoff:
+                break  # automatic delivery after an operation: one pass, nothing more to report
+            deliverer.report.pending = _count_pending(ctx)
             pause = _seconds_to_next_due(ctx) if deliverer.report.pending and remaining > 0 else None
             if pause is None or pause > remaining or deliverer.lost:
                 break
@@ -170,14 +173,21 @@ class _Deliverer:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.owner = uuid.uuid4().hex
-        self.settings = LineageSettings()
+        self.settings = lineage_settings()
         self.report = DeliveryReport()
         self.sender: Any = None
+        self.renewed = 0.0
         self.lost = False
         """Another process took the lease over (ours expired): stop sending."""
 
     def acquire(self) -> bool:
-        return _acquire(self.ctx, self.owner)
+        """Take the lease, or renew it (once a quarter of its time has passed)."""
+        if self.renewed and time.monotonic() - self.renewed < LEASE_SECONDS / 4:
+            return True
+        if _acquire(self.ctx, self.owner):
+            self.renewed = time.monotonic()
+            return True
+        return False
 
     def close(self) -> None:
         if self.sender is not None:
@@ -191,8 +201,6 @@ class _Deliverer:
         after_id = 0
         while True:
             rows, parked = _due(self.ctx, after_id)
-            if not rows:
-                return
             held |= parked
             now = utc_now()
             for row in rows:
@@ -207,6 +215,8 @@ class _Deliverer:
                     continue
                 if not self._send(row):
                     held.add(row.run_id)
+            if len(rows) < _BATCH:
+                return
 
     def _send(self, row: LineageOutboxRow) -> bool:
         assert row.id is not None
@@ -215,7 +225,7 @@ class _Deliverer:
                 from registry.lineage.transport import Sender
 
                 self.sender = Sender(self.ctx.paths.home)
-            if not self.acquire():  # renew the lease before each send
+            if not self.acquire():  # keep the lease fresh before each send
                 self.lost = True
                 return False
             self.sender.send(json.loads(row.payload))
@@ -289,4 +299,4 @@ def outbox_status(ctx: Context) -> OutboxStatus:
             .order_by(col(LineageOutboxRow.last_attempt_at).desc())).first()
     sink = "disabled (OPENLINEAGE_DISABLED=true)" if openlineage_disabled() else describe_sink(ctx.paths.home)
     return OutboxStatus(counts.get("pending", 0), retrying, counts.get("failed", 0), counts.get("delivered", 0),
-                        oldest, last_error, sink, LineageSettings().delivery)
+                        oldest, last_error, sink, lineage_settings().delivery)

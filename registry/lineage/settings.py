@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import os
 import socket
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["DEFAULT_SCHEMA_BASE_URL", "Delivery", "LineageSettings", "default_namespace", "home_events_file",
-           "openlineage_configured", "openlineage_disabled"]
+           "lineage_settings", "openlineage_configured", "openlineage_disabled"]
 
 Delivery = Literal["auto", "inline", "background", "manual"]
 
@@ -49,6 +50,16 @@ class LineageSettings(BaseSettings):
     """Public URL of the registry API, which serves the custom facet's JSON Schema."""
     metrics_max_rows: int = 1_000_000
     """Distinct counts per column are computed for commits of at most this many rows (0: never)."""
+
+
+def lineage_settings() -> LineageSettings:
+    """The current settings; re-read only when a ``REGISTRY_LINEAGE_*`` variable changed (commits ask several times)."""
+    return _settings(tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("REGISTRY_LINEAGE_"))))
+
+
+@lru_cache(maxsize=8)
+def _settings(_environment: tuple[tuple[str, str], ...]) -> LineageSettings:
+    return LineageSettings()
 
 
 def default_namespace(home: Path) -> str:
