@@ -28,7 +28,7 @@ from registry import catalog
 from registry.context import Context
 from registry.db import transaction
 from registry.errors import InvalidInput
-from registry.lineage import dispatch, outbox
+from registry.lineage import dispatch, metrics, outbox
 from registry.lineage.events import (
     CUSTOM_FACET,
     DatasetRef,
@@ -42,7 +42,6 @@ from registry.lineage.events import (
     run_event,
 )
 from registry.lineage.graph import Node, record_edge
-from registry.lineage.metrics import column_metrics
 from registry.lineage.settings import default_namespace, lineage_settings, openlineage_disabled
 from registry.models import DatasetRow, SnapshotRow
 from registry.timeutil import utc_now
@@ -52,7 +51,7 @@ if TYPE_CHECKING:
 
     from registry.snapshots.manifest import Layer
 
-__all__ = ["Assertion", "CommitRun", "LineageRun", "RunInfo", "begin_commit", "complete_unchanged",
+__all__ = ["Assertion", "CommitRun", "LineageRun", "RunInfo", "begin_commit", "commit_metrics", "complete_unchanged",
            "enqueue_commit", "enqueue_failed_run", "enqueue_qa_run", "enqueue_training_read", "fail_commit",
            "registry_namespace", "snapshot_input"]
 
@@ -196,19 +195,26 @@ def _snapshot_bytes(ctx: Context, layers: Sequence[Layer]) -> int | None:
         return None
 
 
-def enqueue_commit(session: Session, ctx: Context, run: CommitRun, *, dataset: DatasetRow, snapshot: SnapshotRow,
-                   schema: list[dict[str, Any]], mode: str, compatibility: str, table: pa.Table | None,
-                   layers: Sequence[Layer]) -> None:
-    """Queue the commit's START and COMPLETE and record its edges, in the commit's transaction.
+def commit_metrics(table: pa.Table | None) -> dict[str, dict[str, Any]]:
+    """Per-column metrics of a commit, computed before its transaction so they hold no lock.
 
-    ``table``: the snapshot's full content when the commit had it (replace mode) for per-column
-    metrics, else None (upserts hold only the change; reading the rest would break invariant 4).
+    ``table``: the snapshot's full content when the commit had it (replace mode), else None: upserts
+    hold only the change, and reading the rest would make the commit cost follow n (invariant 4).
     """
+    if table is None or openlineage_disabled():
+        return {}
+    return metrics.column_metrics(table, lineage_settings().metrics_max_rows)
+
+
+def enqueue_commit(session: Session, ctx: Context, run: CommitRun, *, dataset: DatasetRow, snapshot: SnapshotRow,
+                   schema: list[dict[str, Any]], mode: str, compatibility: str,
+                   column_metrics: dict[str, dict[str, Any]], layers: Sequence[Layer]) -> None:
+    """Queue the commit's START and COMPLETE and record its edges, in the commit's transaction
+    (``column_metrics`` from :func:`commit_metrics`)."""
     name = dataset.name
     parents: list[str] = json.loads(snapshot.parents)
     inputs = [snapshot_input(ctx, name, p) for p in parents] + [ref for ref, _node in run.sources]
     settings = lineage_settings()
-    metrics = column_metrics(table, settings.metrics_max_rows) if table is not None else {}
     owner = dataset.owner or dataset.created_by
     facets: dict[str, Any] = {
         **_version_facets(snapshot.id),
@@ -216,7 +222,7 @@ def enqueue_commit(session: Session, ctx: Context, run: CommitRun, *, dataset: D
         "dataSource": facet("dataSource", name=run.namespace, uri=run.namespace),
         "lifecycleStateChange": facet("lifecycleStateChange", lifecycleStateChange=_lifecycle(compatibility)),
         "dataQualityMetrics": facet("dataQualityMetrics", rowCount=snapshot.rows,
-                                    bytes=_snapshot_bytes(ctx, layers), columnMetrics=metrics),
+                                    bytes=_snapshot_bytes(ctx, layers), columnMetrics=column_metrics),
         "ownership": facet("ownership", owners=[{"name": f"user:{owner}", "type": "OWNER"}]),
         CUSTOM_FACET: custom_facet(
             settings.schema_base_url, snapshotId=snapshot.id, parents=parents, mode=mode,

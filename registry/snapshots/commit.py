@@ -277,6 +277,7 @@ def _commit(
     new_id = snapshot_id(dataset=name, parents=parents, change_sha256=change.sha256, deletes_sha256=deletes_sha,
                          schema_fingerprint=schema_fp, author=author, message=message, created_at=created_at,
                          annotations_sha256=annotations_sha)
+    lineage_metrics = lineage_emit.commit_metrics(table if mode == "replace" else None)  # outside the lock
     note("recording the snapshot")
     try:
         with transaction(ctx.engine) as session:
@@ -303,7 +304,7 @@ def _commit(
             catalog.move_branch(session, dataset, catalog.MAIN, parent.id if parent else None, new_id)
             lineage_emit.enqueue_commit(session, ctx, run, dataset=dataset, snapshot=snapshot_row, schema=schema_cols,
                                         mode=mode, compatibility=compatibility,
-                                        table=table if mode == "replace" else None, layers=layers)
+                                        column_metrics=lineage_metrics, layers=layers)
             audit.record(session, ctx, annotations.audit_action if annotations else "snapshot.commit", "snapshot",
                          new_id, dataset=name, snapshot=new_id, actor=who, details={
                              "parent": parent.id if parent else None, "ref": catalog.MAIN, "mode": mode,
