@@ -89,6 +89,12 @@ def test_parquet_as_label_studio(tmp_path: Path) -> None:
     refused(lambda: read_label_studio(tmp_path / "x.parquet", batch_id="b"), "looks like Parquet")
 
 
+def test_json_lines_as_label_studio(tmp_path: Path) -> None:
+    lines = "".join(json.dumps(TASK) + "\n" for _ in range(3))
+    refused(lambda: read_label_studio(write(tmp_path / "tasks.json", lines), batch_id="b"),
+            "expected a Label Studio JSON export.*looks like JSON lines")
+
+
 def test_coco_annotation_list_as_label_studio(tmp_path: Path) -> None:
     refused(lambda: read_label_studio(write(tmp_path / "a.json", COCO["annotations"]), batch_id="b"),
             "looks like a list of COCO annotations")

@@ -83,8 +83,11 @@ def iso_utc(value: Any) -> str | None:
 
 def as_str(value: Any) -> str | None:
     """A scalar as text (``None`` stays ``None``; integral floats lose their ``.0``)."""
-    if value is None:
-        return None
+    kind = type(value)
+    if kind is str or value is None:
+        return value  # type: ignore[no-any-return]
+    if kind is int:
+        return str(value)
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, dict | list):

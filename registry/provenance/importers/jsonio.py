@@ -115,7 +115,7 @@ def top_level_keys(path: Path, limit: int = 64) -> list[str]:
             for prefix, event, value in ijson.parse(fh):
                 if prefix == "" and event == "map_key":
                     keys.append(str(value))
-                    if len(keys) >= limit:
+                    if len(keys) >= limit or {"images", "annotations"} <= set(keys):
                         break
         except (ijson.JSONError, UnicodeDecodeError) as exc:
             raise malformed(path, exc) from None

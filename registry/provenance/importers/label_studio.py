@@ -102,7 +102,7 @@ def _read_task(ctx: LSContext, task: Any, index: int) -> None:
 
 
 def _wrong_root(path: Path, char: str, head: bytes) -> InvalidInput:
-    if char == "{":
+    if char == "{" and "JSON lines" not in describe_non_json(head):
         return InvalidInput(f"{path}: {_EXPECTED}; {describe_json_shape(keys=top_level_keys(path))}")
     return InvalidInput(f"{path}: {_EXPECTED}; {describe_non_json(head)}")
 

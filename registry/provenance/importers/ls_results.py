@@ -126,6 +126,8 @@ def _person(person: Any) -> tuple[str | None, str | None, str | None]:
     """``(id, email, name)`` of a Label Studio user given as an id, an email or an object."""
     if person is None:
         return None, None, None
+    if type(person) is int:
+        return str(person), None, None
     if isinstance(person, dict):
         full = " ".join(str(person.get(k) or "").strip() for k in ("first_name", "last_name")).strip()
         name = full or as_str(person.get("username")) or None
