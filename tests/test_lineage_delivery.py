@@ -222,3 +222,23 @@ def test_the_default_sink_is_delivered_inline_and_flush_is_a_no_op(reg: Registry
     assert (status.pending, status.delivered) == (0, 6) and status.sink.startswith("file ")
     assert deliver(reg.ctx).delivered == 0
     assert len(emitted(reg.home)) == 6
+
+
+def test_a_deliverer_killed_between_send_and_mark_repeats_only_that_event(
+        reg: Registry, cli: Cli, backend_http: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The documented limit of exactly-once: a crash after the backend accepted an event and before
+    the outbox marked it makes that one event arrive twice; every other event still arrives once."""
+    monkeypatch.setenv("REGISTRY_LINEAGE_DELIVERY", "manual")
+    monkeypatch.setenv("REGISTRY_LINEAGE_LEASE_SECONDS", "3")
+    backend_http.start()
+    _commit_three(reg)
+    killed = cli("lineage", "flush", env={"REGISTRY_FAILPOINT": "lineage:after-send"})
+    assert killed.code == -9
+    assert len(backend_http.received) == 1
+    status = outbox_status(reg.ctx)
+    assert (status.pending, status.delivered) == (6, 0)
+
+    resumed = deliver(reg.ctx, wait=30)  # once the dead deliverer's lease has expired
+    assert resumed.delivered == 6
+    sent = [(e["run"]["runId"], e["eventType"]) for e in backend_http.received]
+    assert sent[0] == sent[1] and len(sent) == 7 and len(set(sent)) == 6

@@ -30,14 +30,13 @@ from sqlmodel import Session, col, select
 
 from registry.context import Context
 from registry.db import transaction
+from registry.failpoints import failpoint
 from registry.lineage.models import LineageLeaseRow, LineageOutboxRow
 from registry.lineage.settings import LineageSettings, lineage_settings, openlineage_disabled
 from registry.timeutil import parse_utc, utc_now
 
 __all__ = ["DeliveryReport", "OutboxStatus", "deliver", "enqueue", "outbox_status", "retry_failed"]
 
-LEASE_SECONDS = 120.0
-"""A deliverer renews its lease before each send; a dead one's lease expires after this."""
 _BATCH = 200
 
 
@@ -74,8 +73,8 @@ def _later(seconds: float) -> str:
     return (parse_utc(utc_now()) + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _acquire(ctx: Context, owner: str) -> bool:
-    """Take (or renew) the delivery lease if it is free, expired or ours."""
+def _acquire(ctx: Context, owner: str, seconds: float) -> bool:
+    """Take (or renew) the delivery lease for ``seconds`` if it is free, expired or ours."""
     now = utc_now()
     with transaction(ctx.engine) as session:
         result = session.execute(
@@ -83,14 +82,14 @@ def _acquire(ctx: Context, owner: str) -> bool:
                 col(LineageLeaseRow.id) == 1,
                 col(LineageLeaseRow.owner).is_(None) | (col(LineageLeaseRow.expires_at) < now)
                 | (col(LineageLeaseRow.owner) == owner))
-            .values(owner=owner, expires_at=_later(LEASE_SECONDS)))
+            .values(owner=owner, expires_at=_later(seconds)))
         if result.rowcount == 1:  # type: ignore[attr-defined]
             return True
         if session.get(LineageLeaseRow, 1) is not None:
             return False
     try:  # the row is missing (a catalog created without the migration's insert)
         with transaction(ctx.engine) as session:
-            session.add(LineageLeaseRow(id=1, owner=owner, expires_at=_later(LEASE_SECONDS)))
+            session.add(LineageLeaseRow(id=1, owner=owner, expires_at=_later(seconds)))
         return True
     except IntegrityError:
         return False
@@ -182,9 +181,9 @@ class _Deliverer:
 
     def acquire(self) -> bool:
         """Take the lease, or renew it (once a quarter of its time has passed)."""
-        if self.renewed and time.monotonic() - self.renewed < LEASE_SECONDS / 4:
+        if self.renewed and time.monotonic() - self.renewed < self.settings.lease_seconds / 4:
             return True
-        if _acquire(self.ctx, self.owner):
+        if _acquire(self.ctx, self.owner, self.settings.lease_seconds):
             self.renewed = time.monotonic()
             return True
         return False
@@ -229,6 +228,7 @@ class _Deliverer:
                 self.lost = True
                 return False
             self.sender.send(json.loads(row.payload))
+            failpoint("lineage:after-send")  # the one window where a crash repeats an event
         except Exception as exc:  # noqa: BLE001 - any transport failure is recorded, never raised
             message = f"{type(exc).__name__}: {exc}"
             self.report.failed_attempts += 1

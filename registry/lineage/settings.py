@@ -46,6 +46,9 @@ class LineageSettings(BaseSettings):
     backoff_max_seconds: float = 600.0
     background_seconds: float = 60.0
     """How long a background deliverer keeps retrying an unreachable backend before it exits."""
+    lease_seconds: float = 120.0
+    """A deliverer's lease lasts this long unless renewed (it is renewed while sending), so the
+    lease of a deliverer that died frees itself after at most this long."""
     schema_base_url: str = DEFAULT_SCHEMA_BASE_URL
     """Public URL of the registry API, which serves the custom facet's JSON Schema."""
     metrics_max_rows: int = 1_000_000
