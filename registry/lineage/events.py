@@ -97,18 +97,15 @@ class ParentRef:
     run_id: str
 
     @classmethod
-    def parse(cls, text: str, default_job: JobRef | None = None) -> ParentRef:
-        """``NAMESPACE/NAME/RUN_ID`` (the form of ``OPENLINEAGE_PARENT_ID``), or a bare ``RUN_ID``
-        of ``default_job``.
+    def parse(cls, text: str) -> ParentRef:
+        """``NAMESPACE/NAME/RUN_ID``, the form of ``OPENLINEAGE_PARENT_ID``.
 
         Raises:
-            InvalidInput: malformed, or a bare run id without a job to attach it to.
+            InvalidInput: malformed (no job, or the run id is not a UUID).
         """
         head, sep, tail = text.rpartition("/")
         if not sep:
-            if default_job is None:
-                raise InvalidInput(f"parent run {text!r}: write NAMESPACE/NAME/RUN_ID (or give --job too)")
-            return cls(default_job, check_run_id(text, "parent run id"))
+            raise InvalidInput(f"parent run {text!r}: write NAMESPACE/NAME/RUN_ID (e.g. airflow/nightly/<uuid>)")
         return cls(JobRef.parse(head), check_run_id(tail, "parent run id"))
 
     def facet(self) -> dict[str, Any]:
