@@ -7,6 +7,7 @@ default sink), so they are exactly what a backend would receive.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from pathlib import Path
@@ -88,7 +89,9 @@ def test_commits_emit_valid_start_complete_pairs_with_the_full_snapshot_id(reg: 
     custom = out[CUSTOM_FACET]
     assert custom["snapshotId"] == first.snapshot_id and custom["parents"] == []
     assert custom["change"] == {"added": 3, "changed": 0, "removed": 0, "rows": 3,
-                                "bytesWritten": first.bytes_written}
+                                "bytesWritten": first.bytes_written,
+                                "summary": _snapshot(reg, first.snapshot_id).summary}
+    assert custom["change"]["summary"].startswith("+3")
     assert custom["schemaVersion"]["compatibility"] == "initial"
     assert custom["provenance"]["author"] == _snapshot(reg, first.snapshot_id).author
 
@@ -284,3 +287,28 @@ def test_events_file_lives_in_the_home(reg: Registry) -> None:
     reg.create_dataset("d", "id")
     reg.commit("d", _table([1], ["a"]))
     assert (Path(reg.home) / "lineage" / "events.jsonl").stat().st_size > 0
+
+
+def _label_studio_task(tid: int, label: str) -> dict[str, Any]:
+    result = [{"id": f"r{tid}", "from_name": "sign", "to_name": "image", "type": "choices",
+               "value": {"choices": [label]}}]
+    return {"id": tid, "project": 7, "data": {"image": f"s3://signs/{tid}.jpg"}, "predictions": [],
+            "created_at": "2026-10-29T00:00:00Z",
+            "annotations": [{"id": tid * 10, "completed_by": 1, "was_cancelled": False, "ground_truth": False,
+                             "lead_time": 4.25, "created_at": "2026-11-01T10:00:00Z",
+                             "updated_at": "2026-11-01T10:00:00Z", "result": result}]}
+
+
+def test_an_import_is_a_commit_run_whose_provenance_names_the_annotation_records(reg: Registry,
+                                                                                 tmp_path: Path) -> None:
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps([_label_studio_task(1, "stop"), _label_studio_task(2, "yield")]))
+    imported = reg.import_annotations("label-studio", "signs", export)
+    events = emitted(reg.home)
+    assert [e["eventType"] for e in events] == ["START", "COMPLETE"]
+    for event in events:
+        check_event(event)
+        assert event["job"]["name"] == "commit/signs"
+    custom = _outputs(events[1])["facets"][CUSTOM_FACET]
+    assert custom["snapshotId"] == imported.commit.snapshot_id
+    assert FULL_ID.match(custom["provenance"]["annotationRecords"])

@@ -227,12 +227,13 @@ def enqueue_commit(session: Session, ctx: Context, run: CommitRun, *, dataset: D
         CUSTOM_FACET: custom_facet(
             settings.schema_base_url, snapshotId=snapshot.id, parents=parents, mode=mode,
             change={"added": snapshot.added, "changed": snapshot.changed, "removed": snapshot.removed,
-                    "rows": snapshot.rows, "bytesWritten": snapshot.bytes_written},
+                    "rows": snapshot.rows, "bytesWritten": snapshot.bytes_written, "summary": snapshot.summary},
             schemaVersion={"version": snapshot.schema_version, "fingerprint": snapshot.schema_fingerprint,
                            "compatibility": compatibility},
             provenance={"author": snapshot.author, "committedAt": snapshot.created_at,
                         "client": {"kind": ctx.client.kind, "host": ctx.client.host},
-                        "sources": [node.key for _ref, node in run.sources]}),
+                        "sources": [node.key for _ref, node in run.sources],
+                        **({"annotationRecords": snapshot.annotations_sha256} if snapshot.annotations_sha256 else {})}),
     }
     if snapshot.message:
         facets["documentation"] = facet("documentation", description=snapshot.message)
