@@ -112,8 +112,7 @@ def read_coco(path: Path, *, key: str | None = None, guideline_version: str | No
     images = doc["images"]
     keys = _image_keys(path, images, key)
     boxes: dict[str, list[dict[str, Any]]] = {image_id: [] for image_id in keys}
-    records = record_builder()
-    base = {"tool": "coco", "guideline_version": guideline_version, "import_batch": batch_id}
+    records = record_builder({"tool": "coco", "guideline_version": guideline_version, "import_batch": batch_id})
     for index, ann in enumerate(doc["annotations"]):
         ann_id = as_str(ann.get("id"))
         where = f"{path}: annotation {ann_id if ann_id is not None else f'at position {index}'}"
@@ -131,7 +130,7 @@ def read_coco(path: Path, *, key: str | None = None, guideline_version: str | No
         if ann.get("segmentation"):
             value["segmentation"] = ann["segmentation"]
         score = as_float(ann.get("score"), f"{where}: score")
-        records.append(base | {
+        records.append({
             "sample_key": keys[image_id], "task_id": image_id,
             "annotation_id": f"coco:{ann_id}" if ann_id is not None else f"coco:image-{image_id}:{index}",
             "source_kind": "human" if score is None else "model", "score": score,

@@ -124,10 +124,16 @@ def as_bool(value: Any, what: str) -> bool | None:
 
 
 class ColumnBuilder:
-    """Append rows as dicts; Arrow record batches are cut every :data:`FLUSH_ROWS` rows."""
+    """Append rows as dicts; Arrow record batches are cut every :data:`FLUSH_ROWS` rows.
 
-    def __init__(self, schema: pa.Schema) -> None:
+    ``constants`` are columns holding one value in every row: rows leave them out and each batch
+    gets them as repeated arrays (cheaper than converting the same value per row).
+    """
+
+    def __init__(self, schema: pa.Schema, constants: Mapping[str, Any] | None = None) -> None:
         self.schema = schema
+        self.constants = {name: pa.scalar(value, schema.field(name).type) for name, value in (constants or {}).items()}
+        self._varying = pa.schema([f for f in schema if f.name not in self.constants])
         self._rows: list[Mapping[str, Any]] = []
         self._batches: list[pa.RecordBatch] = []
 
@@ -138,9 +144,16 @@ class ColumnBuilder:
             self._flush()
 
     def _flush(self) -> None:
-        if self._rows:
-            self._batches.append(pa.RecordBatch.from_pylist(self._rows, schema=self.schema))
-            self._rows = []
+        if not self._rows:
+            return
+        batch = pa.RecordBatch.from_pylist(self._rows, schema=self._varying)
+        if self.constants:
+            size = batch.num_rows
+            batch = pa.RecordBatch.from_arrays(
+                [pa.repeat(self.constants[f.name], size) if f.name in self.constants else batch.column(f.name)
+                 for f in self.schema], schema=self.schema)
+        self._batches.append(batch)
+        self._rows = []
 
     def finish(self) -> pa.Table:
         """Everything appended, as one table of ``schema``."""
@@ -148,9 +161,9 @@ class ColumnBuilder:
         return pa.Table.from_batches(self._batches, schema=self.schema)
 
 
-def record_builder() -> ColumnBuilder:
-    """A builder for annotation records (:data:`RECORD_SCHEMA`)."""
-    return ColumnBuilder(RECORD_SCHEMA)
+def record_builder(constants: Mapping[str, Any] | None = None) -> ColumnBuilder:
+    """A builder for annotation records (:data:`RECORD_SCHEMA`), ``constants`` as in :class:`ColumnBuilder`."""
+    return ColumnBuilder(RECORD_SCHEMA, constants)
 
 
 class UnknownTypes:

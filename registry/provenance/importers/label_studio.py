@@ -22,7 +22,7 @@ from registry.provenance.importers.jsonio import (
 )
 from registry.provenance.importers.label_studio_min import read_min_items
 from registry.provenance.importers.ls_context import LSContext
-from registry.provenance.importers.ls_results import annotation_value, annotator_fields, read_config, review_fields
+from registry.provenance.importers.ls_results import annotation_value, person_fields, read_config, review_fields
 from registry.provenance.importers.resolve import check_strategy, label_of, resolve_votes
 
 __all__ = ["read_label_studio"]
@@ -70,13 +70,15 @@ def _read_task(ctx: LSContext, task: Any, index: int) -> None:
     if not ctx.claim(key, task_id):
         raise InvalidInput(f"{where} appears twice in the export")
     project = as_str(task.get("project"))
-    common = ctx.base | {"sample_key": key, "task_id": task_id, "project_id": project}
+    common = {"sample_key": key, "task_id": task_id, "project_id": project}
     votes: list[tuple[str | None, bool]] = []
     annotations = _list_field(task, "annotations" if "annotations" in task else "completions", where)
     for position, ann in enumerate(annotations):
         value, value_type = annotation_value(ann.get("result"), f"task {task_id}", ctx.unknown)
         cancelled, ground_truth = _flag(ann, "was_cancelled", where), _flag(ann, "ground_truth", where)
-        record = common | annotator_fields(ann.get("completed_by")) | {
+        annotator_id, email, name = person_fields(ann.get("completed_by"))
+        record = {
+            **common, "annotator_id": annotator_id, "annotator_email": email, "annotator_name": name,
             "annotation_id": _act_id("annotation", ann, task_id, position),
             "source_kind": "human", "value": value, "value_type": value_type,
             "created_at": iso_utc(ann.get("created_at")), "updated_at": iso_utc(ann.get("updated_at")),
@@ -91,8 +93,8 @@ def _read_task(ctx: LSContext, task: Any, index: int) -> None:
             votes.append((label_of(value, value_type), bool(ground_truth)))
     for position, pred in enumerate(_list_field(task, "predictions", where)):
         value, value_type = annotation_value(pred.get("result"), f"task {task_id}", ctx.unknown)
-        ctx.records.append(common | {
-            "annotation_id": _act_id("prediction", pred, task_id, position), "source_kind": "model",
+        ctx.records.append({
+            **common, "annotation_id": _act_id("prediction", pred, task_id, position), "source_kind": "model",
             "model_version": as_str(pred.get("model_version")), "score": _number(pred, "score", where),
             "value": value, "value_type": value_type,
             "created_at": iso_utc(pred.get("created_at")), "updated_at": iso_utc(pred.get("updated_at")),

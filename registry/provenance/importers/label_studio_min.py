@@ -87,7 +87,7 @@ def read_min_items(ctx: LSContext, items: Iterable[Any]) -> ImportBatch:
             samples[key] = (task_id, canonical_json(data), [])
         value, value_type = annotation_value(results, f"task {task_id}", ctx.unknown)
         own_id = as_str(item.get("annotation_id"))
-        ctx.records.append(ctx.base | annotator_fields(item.get("annotator")) | {
+        ctx.records.append(annotator_fields(item.get("annotator")) | {
             "sample_key": key, "task_id": task_id,
             "annotation_id": f"annotation:{own_id}" if own_id is not None else f"annotation:task-{task_id}:{index}",
             "source_kind": "human", "value": value, "value_type": value_type,

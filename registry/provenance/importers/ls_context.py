@@ -46,7 +46,6 @@ class LSContext:
     tool_version: str | None
     config: LabelConfig | None
     unknown: UnknownTypes = field(default_factory=lambda: UnknownTypes(KNOWN_RESULT_TYPES))
-    records: ColumnBuilder = field(default_factory=record_builder)
     warnings: list[str] = field(default_factory=list)
     _owners: dict[str, str] = field(default_factory=dict)
 
@@ -54,6 +53,7 @@ class LSContext:
         if self.key is not None and self.key in ROW_COLUMNS:
             raise InvalidInput(f"--key {self.key!r} clashes with a column the import adds ({', '.join(ROW_COLUMNS)})")
         self.rows = ColumnBuilder(row_schema(self.key_column))
+        self.records = record_builder(self.base)
 
     @property
     def key_column(self) -> str:
@@ -61,7 +61,7 @@ class LSContext:
 
     @cached_property
     def base(self) -> dict[str, Any]:
-        """Record fields that are the same for every record of this import."""
+        """Record fields that are the same for every record of this import (records leave them out)."""
         return {
             "tool": "label-studio",
             "tool_version": self.tool_version,

@@ -29,6 +29,7 @@ __all__ = [
     "LabelConfig",
     "annotation_value",
     "annotator_fields",
+    "person_fields",
     "read_config",
     "review_fields",
 ]
@@ -122,7 +123,7 @@ def annotation_value(results: Any, where: str, unknown: UnknownTypes) -> tuple[s
     return canonical_json(listed), "+".join(sorted(set(types)))
 
 
-def _person(person: Any) -> tuple[str | None, str | None, str | None]:
+def person_fields(person: Any) -> tuple[str | None, str | None, str | None]:
     """``(id, email, name)`` of a Label Studio user given as an id, an email or an object."""
     if person is None:
         return None, None, None
@@ -140,7 +141,7 @@ def _person(person: Any) -> tuple[str | None, str | None, str | None]:
 
 def annotator_fields(completed_by: Any) -> dict[str, str | None]:
     """Record fields of ``completed_by`` (an integer id, an email, or a user object)."""
-    annotator_id, email, name = _person(completed_by)
+    annotator_id, email, name = person_fields(completed_by)
     return {"annotator_id": annotator_id, "annotator_email": email, "annotator_name": name}
 
 
@@ -150,7 +151,7 @@ def review_fields(annotation: dict[str, Any]) -> dict[str, str | None]:
     if not isinstance(reviews, list) or not reviews or not isinstance(reviews[-1], dict):
         return {"reviewer": None, "review_state": None}
     last = reviews[-1]
-    reviewer_id, email, name = _person(last.get("created_by") or last.get("reviewer"))
+    reviewer_id, email, name = person_fields(last.get("created_by") or last.get("reviewer"))
     accepted = last.get("accepted")
     state = "accepted" if accepted is True else "rejected" if accepted is False else as_str(last.get("state"))
     return {"reviewer": email or reviewer_id or name, "review_state": state}

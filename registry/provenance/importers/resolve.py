@@ -19,7 +19,6 @@ null when none of them carries a label.
 from __future__ import annotations
 
 import json
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -100,10 +99,10 @@ def label_of(value: str | None, value_type: str | None) -> str | None:
     return labels_from_choices(parts)
 
 
-def _winner(counts: Counter[str]) -> tuple[str | None, bool]:
+def _winner(counts: dict[str, int]) -> tuple[str | None, bool]:
     """The single most frequent label, or ``(None, True)`` on a tie, ``(None, False)`` when empty."""
-    if not counts:
-        return None, False
+    if len(counts) <= 1:
+        return next(iter(counts), None), False
     top = max(counts.values())
     leaders = [label for label, count in counts.items() if count == top]
     return (leaders[0], False) if len(leaders) == 1 else (None, True)
@@ -111,14 +110,14 @@ def _winner(counts: Counter[str]) -> tuple[str | None, bool]:
 
 def resolve_votes(votes: Iterable[tuple[str | None, bool]], resolve: str = "gt-majority") -> Resolution:
     """Resolve the ``(label, ground_truth)`` of a sample's non-cancelled human annotations."""
-    votes = list(votes)
-    counts: Counter[str] = Counter()
-    gt_counts: Counter[str] = Counter()
+    votes = votes if isinstance(votes, list) else list(votes)
+    counts: dict[str, int] = {}
+    gt_counts: dict[str, int] = {}
     for label, gt in votes:
         if label is not None:
-            counts[label] += 1
+            counts[label] = counts.get(label, 0) + 1
             if gt:
-                gt_counts[label] += 1
+                gt_counts[label] = gt_counts.get(label, 0) + 1
     if resolve == "gt-majority" and gt_counts:
         label, disputed = _winner(gt_counts)
     else:
