@@ -124,8 +124,9 @@ def test_modified_segment_file_is_named(reg: Registry, cli: Cli) -> None:
     reg.seal_audit()
     segment, path = _segment(reg)
     table = pq.read_table(path)
+    seqs = table.column("seq").to_pylist()
     actors = table.column("actor").to_pylist()
-    actors[2] = "mallory"
+    actors[seqs.index(3)] = "mallory"  # segments are stored sorted by actor
     _rewrite(path, table.set_column(table.schema.get_field_index("actor"), "actor", pa.array(actors)))
     seq, problem = _bad(reg)
     assert seq == 3 and f"segment {segment.sha256[:12]} (events 1..6) was modified" in problem

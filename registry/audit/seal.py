@@ -1,4 +1,5 @@
-"""Sealing: move the unsealed events into one content-addressed Parquet segment.
+"""Sealing: move the unsealed events into one content-addressed Parquet segment (sorted by actor for
+queries; the chain order is the sequence number).
 
 The segment object is written first (temp file, fsync, rename); then one transaction checks that
 nobody sealed meanwhile, records the segment, deletes the events it holds and advances the head's
@@ -15,10 +16,9 @@ from sqlmodel import col
 
 from registry.audit import log as audit
 from registry.audit.models import AuditEventRow, AuditHeadRow, AuditSegmentRow
-from registry.audit.segments import unsealed_events
+from registry.audit.segments import unsealed_events, write_segment
 from registry.context import SYSTEM_ACTOR, Actor, Context
 from registry.db import transaction
-from registry.snapshots.layers import write_parquet_object
 from registry.timeutil import utc_now
 
 __all__ = ["SealResult", "seal", "seal_quietly"]
@@ -52,7 +52,7 @@ def seal(ctx: Context, actor: str | Actor | None = None) -> SealResult | None:
         return None
     seqs = table.column("seq")
     first, last = seqs[0].as_py(), seqs[-1].as_py()
-    info = write_parquet_object(ctx.store, table)
+    info = write_segment(ctx.store, table)
     with transaction(ctx.engine) as session:
         session.info["audit_seal_pending"] = True  # the seal's own event must not trigger another seal
         locked = audit.lock_head(session)

@@ -144,8 +144,8 @@ def _check_segment(ctx: Context, segment: AuditSegmentRow, walk: _Walk, report: 
         return walk.fail(segment.first_seq, f"{span} is missing from the object store")
     altered = hashlib.sha256(data).hexdigest() != segment.sha256
     try:
-        table = pq.ParquetFile(pa.BufferReader(data)).read()
-    except (pa.ArrowException, OSError) as exc:
+        table = pq.ParquetFile(pa.BufferReader(data)).read().sort_by("seq")  # stored by actor; chained by seq
+    except (pa.ArrowException, OSError, KeyError) as exc:
         return walk.fail(segment.first_seq, f"{span} was modified and is no longer readable Parquet: {exc}")
     if not walk.walk(table, span):
         if altered:
