@@ -28,6 +28,13 @@ run registry show street-signs@v2
 run registry export street-signs@v2 street-signs-v2.parquet
 run registry verify
 run registry dataset list
+run registry import label-studio sign-review label-studio-v1.json --key image --guideline-version 2026-11
+run registry tag sign-review@main v1
+run registry import label-studio sign-review label-studio-v2.json --key image --guideline-version 2026-11b
+run registry log sign-review
+run registry diff sign-review@v1 sign-review@main --labels --rows 5
+run registry history sign-review s3://signs/1.jpg
+run registry blame sign-review --limit 5
 run registry audit log --dataset street-signs
 run registry audit checkpoint --out audit-checkpoint.json
 run registry audit verify --checkpoint audit-checkpoint.json

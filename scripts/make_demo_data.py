@@ -1,7 +1,9 @@
-"""Write the demo's inputs: 50,000 labelled street-sign crops, a relabel round and a removal list."""
+"""Write the demo's inputs: 50,000 labelled street-sign crops, a relabel round and a removal list, and
+two Label Studio exports of a small project (the second relabels some tasks and drops one)."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -40,6 +42,32 @@ def main(out: Path) -> None:
     pacsv.write_csv(pa.concat_tables([relabel, new]), out / "relabel-round-2.csv")
     removed = rng.choice(np.setdiff1d(np.arange(n), flips), 25, replace=False)
     pacsv.write_csv(pa.table({"sample_id": [ids[i] for i in removed]}), out / "removed.csv")
+    write_label_studio_exports(out, rng)
+
+
+def _annotation(aid: int, who: object, label: str, day: int) -> dict[str, object]:
+    time = f"2026-11-{day:02d}T10:00:00Z"
+    return {"id": aid, "completed_by": who, "was_cancelled": False, "ground_truth": False, "lead_time": 3.2,
+            "created_at": time, "updated_at": time,
+            "result": [{"from_name": "sign", "to_name": "image", "type": "choices", "value": {"choices": [label]}}]}
+
+
+def write_label_studio_exports(out: Path, rng: np.random.Generator, tasks: int = 200) -> None:
+    """Label Studio full JSON exports (both ``completed_by`` shapes, three annotators per task)."""
+    people: list[object] = [{"id": 1, "email": "ada@example.com", "first_name": "Ada", "last_name": "L"}, 2,
+                            {"id": 3, "email": "lin@example.com", "first_name": "Lin", "last_name": "W"}]
+    truth = rng.choice(CLASSES[:4], tasks)
+    export = []
+    for t in range(tasks):
+        labels = [truth[t] if rng.random() < 0.85 else rng.choice(CLASSES[:4]) for _ in people]
+        export.append({"id": t + 1, "project": 3, "data": {"image": f"s3://signs/{t + 1}.jpg"},
+                       "annotations": [_annotation(t * 3 + i, who, str(lab), 1)
+                                       for i, (who, lab) in enumerate(zip(people, labels, strict=True))],
+                       "predictions": []})
+    (out / "label-studio-v1.json").write_text(json.dumps(export))
+    for task in export[:20]:  # a review round: Lin relabels twenty tasks; task 200 is dropped
+        task["annotations"][2] = _annotation(int(task["annotations"][2]["id"]), people[2], "yield", 15)
+    (out / "label-studio-v2.json").write_text(json.dumps(export[:-1]))
 
 
 if __name__ == "__main__":

@@ -90,7 +90,8 @@ def label_diff(ctx: Context, a: str, b: str, column: str = "label", rows: int | 
     result.by_annotator = dict(Counter(n or "(unknown)" for n in names).most_common())
     result.by_guideline = dict(Counter(g or "(unknown)" for g in guidelines).most_common())
     for i, row in enumerate(flipped.slice(0, rows).to_pylist() if rows is not None else flipped.to_pylist()):
-        result.changes.append({"key": row["_key"], "from": row["_label_a"], "to": row["_label_b"],
+        result.changes.append({"key": row["_key"], "from": row["_label_a"] or NULL_LABEL,
+                               "to": row["_label_b"] or NULL_LABEL,
                                "annotator": names[i], "guideline_version": guidelines[i],
                                "labeled_at": who.column("labeled_at")[i].as_py()})
     return result
