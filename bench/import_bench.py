@@ -174,6 +174,8 @@ def report(result: dict[str, Any]) -> str:
         f"{base['median_cpu_s']:.2f} s | "
         f"{base['peak_rss_mib']:.0f} MiB | - | info: registry {reg['median_s'] / base['median_s']:.1f}x time |",
         "",
+        f"Wall time includes waiting for a CPU on a shared machine (load average {env['loadavg_at_start'][0]:.1f} "
+        f"on {env['cpus']} CPUs at start); CPU time is the process's own user + system time. "
         f"Peak RSS includes the interpreter and imports (about {reg['rss_before_mib']:.0f} MiB before the read). "
         f"Registry output: {reg['runs'][0]['rows']:,} rows, {reg['runs'][0]['records']:,} records, "
         f"{reg['runs'][0]['disputed']:,} disputed samples.",
