@@ -209,3 +209,19 @@ def test_empty_export_gives_empty_tables(tmp_path: Path) -> None:
     batch = read_label_studio(write(tmp_path / "e.json", []), batch_id="b")
     assert batch.rows.num_rows == 0 and batch.records.num_rows == 0
     assert batch.records.schema.equals(RECORD_SCHEMA)
+
+
+def test_cancelled_ground_truth_does_not_win(tmp_path: Path) -> None:
+    anns = [annotation(1, ALICE, choice("dog"), ground_truth=True, was_cancelled=True),
+            annotation(2, BOB, choice("cat")), annotation(3, CARA, choice("cat"))]
+    row = read_label_studio(write(tmp_path / "e.json", [task(1, "x.jpg", anns)]), batch_id="b").rows.to_pylist()[0]
+    assert (row["label"], row["annotations"], row["agreement"]) == ("cat", 2, 1.0)
+
+
+def test_choices_result_without_choices_has_no_label(tmp_path: Path) -> None:
+    empty = [{"from_name": "animal", "to_name": "img", "type": "choices", "value": {}}]
+    path = write(tmp_path / "e.json", [task(1, "x.jpg", [annotation(1, ALICE, empty)])])
+    batch = read_label_studio(path, batch_id="b")
+    assert batch.records.to_pylist()[0]["value"] is None
+    assert batch.rows.to_pylist()[0] | {"data": None} == {"task_id": "1", "label": None, "annotations": 1,
+                                                          "agreement": None, "disputed": False, "data": None}

@@ -79,10 +79,12 @@ def read_config(path: Path | None) -> LabelConfig | None:
 
 
 def _choices(result: dict[str, Any]) -> list[str] | None:
+    """The choices of a classification result (none chosen if its value has no list), else ``None``."""
+    if result.get("type") != "choices":
+        return None
     value = result.get("value")
-    if result.get("type") == "choices" and isinstance(value, dict) and isinstance(value.get("choices"), list):
-        return [str(c) for c in value["choices"]]
-    return None
+    choices = value.get("choices") if isinstance(value, dict) else None
+    return [str(c) for c in choices] if isinstance(choices, list) else []
 
 
 def _raw_value(result: dict[str, Any]) -> Any:
