@@ -2,8 +2,9 @@
 
 The views are set up first: catalog tables (``datasets``, ``snapshots``, ``refs``,
 ``schema_versions``) as Arrow tables, ``audit_log`` over the sealed Parquet segments plus the
-unsealed events, ``annotations``, and with a dataset reference a ``data`` view of that snapshot's
-rows. Then the connection is sealed: external access off (only the segment files stay readable),
+unsealed events, ``annotations`` over every snapshot's records objects, the quality and lineage
+views (``gate_results``, ``qa_policies``, ``gate_waivers``, ``pins``, ``lineage_edges``), and with
+a dataset reference a ``data`` view of that snapshot's rows. Then the connection is sealed: external access off (only the segment files stay readable),
 no extension loading, configuration locked. On top, only ``SELECT`` and ``EXPLAIN`` statements
 are accepted, so a query can neither read nor write a file, attach a database or change a setting.
 """
@@ -76,9 +77,18 @@ def _catalog_views(session: Session) -> dict[str, pa.Table]:
     }
 
 
+def _domain_views(ctx: Context) -> dict[str, pa.Table]:
+    """The views the quality and lineage packages contribute (gate results, waivers, pins, lineage edges)."""
+    from registry.lineage.views import query_views as lineage_views
+    from registry.quality.views import query_views as quality_views
+
+    return {**quality_views(ctx), **lineage_views(ctx)}
+
+
 def view_names() -> list[str]:
     """The views every query can use (``data`` too when a dataset is given)."""
-    return ["datasets", "snapshots", "refs", "schema_versions", "annotations", "audit_log"]
+    return ["datasets", "snapshots", "refs", "schema_versions", "annotations", "audit_log", "gate_results",
+            "qa_policies", "gate_waivers", "pins", "lineage_edges"]
 
 
 def open_sandbox(ctx: Context, dataset_ref: str | None = None) -> duckdb.DuckDBPyConnection:
@@ -94,6 +104,7 @@ def open_sandbox(ctx: Context, dataset_ref: str | None = None) -> duckdb.DuckDBP
                           session.execute(select(SnapshotRow.annotations_sha256, SnapshotRow.id, DatasetRow.name)
                                           .join(DatasetRow, col(DatasetRow.id) == SnapshotRow.dataset_id)
                                           .where(col(SnapshotRow.annotations_sha256).is_not(None))).all()}
+    tables.update(_domain_views(ctx))
     if dataset_ref is not None:
         from registry.snapshots.read import read
 

@@ -37,6 +37,10 @@ def test_views_answer_an_auditors_questions(filled: Registry) -> None:
     assert filled.query("SELECT count(*) AS n FROM schema_versions WHERE dataset = 'labels'").column("n")[0] \
         .as_py() == 1
     assert filled.query("SELECT count(*) AS n FROM annotations").column("n")[0].as_py() == 0
+    edges = filled.query("SELECT kind, src_version, dst_version FROM lineage_edges").to_pylist()
+    assert edges == [{"kind": "parent", "src_version": filled.show("labels@v1").id,
+                      "dst_version": filled.show("labels").id}]
+    assert filled.query("SELECT count(*) AS n FROM gate_results").column("n")[0].as_py() == 0
     details = filled.query("SELECT json_extract_string(details, '$.message') AS m FROM audit_log "
                            "WHERE action = 'snapshot.commit' ORDER BY seq").column("m").to_pylist()
     assert details == ["first", "second"]
