@@ -235,6 +235,26 @@ def test_provenance_complete(reg: Registry) -> None:
     assert every_row["details"]["rows_without_provenance"] == 3
 
 
+def test_record_checks_default_to_the_snapshots_own_annotation_records(reg: Registry) -> None:
+    from registry.provenance.records import RECORD_SCHEMA
+    from registry.snapshots.commit import AnnotationInput, commit
+
+    reg.create_dataset("labels", "sample_id")
+    acts = [("s000", "ann1", "a"), ("s001", "ann1", "b"), ("s002", "ann1", "a"), ("s003", "ann1", "b"),
+            ("s000", "ann2", "a"), ("s001", "ann2", "b"), ("s002", "ann2", "b"), ("s003", "ann2", "b"),
+            ("s003", "ann2", "a")]  # the last one was cancelled: it does not count
+    own = pa.Table.from_pylist([
+        {"sample_key": key, "annotation_id": f"x{i}", "annotator_id": who, "value": value, "source_kind": "human",
+         "created_at": f"2026-01-01T00:00:0{i}Z", "guideline_version": "g1", "was_cancelled": i == 8}
+        for i, (key, who, value) in enumerate(acts)], schema=RECORD_SCHEMA)
+    commit(reg.ctx, "labels", labels(["a", "b", "a", "b"]), annotations=AnnotationInput(own))
+    outcome = evaluate(reg, {"check": "agreement", "metric": "cohen_kappa", "min": -1})
+    expected = cohen_kappa(np.array(["a", "b", "a", "b"]), np.array(["a", "b", "b", "b"]))
+    assert outcome["passed"] and outcome["metric"] == pytest.approx(expected)
+    assert outcome["details"]["records"].startswith("snapshot ") and outcome["details"]["ratings"] == 8
+    assert evaluate(reg, {"check": "provenance_complete"})["metric"] == 1.0
+
+
 def test_record_checks_fail_without_records(reg: Registry) -> None:
     setup(reg, labels(LABELS))
     for check in ({"check": "provenance_complete"}, {"check": "agreement", "metric": "fleiss_kappa", "min": 0},

@@ -13,9 +13,9 @@ Records are an Arrow table in long form, one labeling act per row:
 
 The first three are required; missing optional columns read as nulls. :func:`load_records` is
 the one place records come from: a check's ``records: DATASET@REF`` parameter names a registry
-dataset holding them; without it, the snapshot's own provenance records are used, which the
-registry does not store yet, so those checks fail with "no annotation records for this snapshot"
-(never pass silently).
+dataset holding them; without it, the snapshot's own annotation records are used (those
+``registry import`` stored with it, cancelled ones left out). A snapshot without any fails the
+check with "no annotation records for this snapshot": it never passes silently.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 
 from registry.context import Context
 from registry.errors import InvalidInput, NotFound
+from registry.models import SnapshotRow
 
 __all__ = ["OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "Ratings", "latest_ratings", "load_records", "normalise_records",
            "sample_keys"]
@@ -36,16 +37,15 @@ REQUIRED_COLUMNS = ("sample_key", "annotator_id", "value")
 OPTIONAL_COLUMNS = ("created_at", "guideline_version", "source_kind")
 
 
-def load_records(ctx: Context, snapshot_id: str, source: str | None) -> tuple[pa.Table, str]:
-    """The annotation records for a snapshot and where they came from (``DATASET@ID`` or ``snapshot``).
+def load_records(ctx: Context, snapshot: SnapshotRow, source: str | None) -> tuple[pa.Table, str]:
+    """The annotation records for a snapshot and where they came from (``DATASET@ID``, or the snapshot).
 
     Raises:
-        NotFound: no records exist for the snapshot, or ``source`` names nothing.
+        NotFound: the snapshot has no records of its own, or ``source`` names nothing.
         InvalidInput: the records lack a required column.
     """
     if source is None:
-        raise NotFound(f"no annotation records for this snapshot ({snapshot_id[:12]}); the registry keeps none "
-                       "yet, so name a dataset of records with `records: DATASET@REF`")
+        return _own_records(ctx, snapshot)
     from registry.snapshots.history import show
     from registry.snapshots.read import read
 
@@ -54,6 +54,21 @@ def load_records(ctx: Context, snapshot_id: str, source: str | None) -> tuple[pa
     wanted = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in present]
     table = read(ctx, f"{resolved.dataset}@{resolved.id}", wanted) if wanted else pa.table({})
     return normalise_records(table, source), f"{resolved.dataset}@{resolved.id}"
+
+
+def _own_records(ctx: Context, snapshot: SnapshotRow) -> tuple[pa.Table, str]:
+    """The snapshot's own annotation records (provenance), without cancelled ones."""
+    from registry.db import transaction
+    from registry.provenance.store import records_at
+
+    with transaction(ctx.engine, readonly=True) as session:
+        table = records_at(ctx, session, snapshot)
+    if "was_cancelled" in table.column_names:
+        table = table.filter(pc.invert(pc.fill_null(table["was_cancelled"], False)))
+    if not table.num_rows:
+        raise NotFound(f"no annotation records for this snapshot ({snapshot.id[:12]}); import them with its rows "
+                       "(`registry import`) or name a dataset of records with `records: DATASET@REF`")
+    return normalise_records(table, f"records of snapshot {snapshot.id[:12]}"), f"snapshot {snapshot.id}"
 
 
 def normalise_records(table: pa.Table, source: str = "records") -> pa.Table:

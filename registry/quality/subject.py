@@ -111,7 +111,7 @@ class Subject:
     def records(self, source: str | None) -> tuple[pa.Table, str]:
         """The annotation records (see :mod:`registry.quality.records`)."""
         if source not in self._records:
-            self._records[source] = load_records(self.ctx, self.snapshot.id, source)
+            self._records[source] = load_records(self.ctx, self.snapshot, source)
         return self._records[source]
 
     def ratings(self, source: str | None, include_models: bool) -> Ratings:
