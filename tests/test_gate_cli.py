@@ -189,7 +189,43 @@ def test_expired_waiver_no_longer_passes(reg: Registry) -> None:
     assert reg.gate("labels").state == "failed"
 
 
-def test_gate_check_imports_no_pyarrow_or_numpy(labelled: Cli, tmp_path: Path) -> None:
+def test_fast_gate_check_agrees_with_the_sqlmodel_path_in_every_state(reg: Registry, backend: str) -> None:
+    from registry.quality.gatecheck import fast_gate_status
+
+    reg.create_dataset("labels", "sample_id")
+    reg.commit("labels", pa.table({"sample_id": ["a", "b", "c"], "label": ["x", None, "y"]}))
+    snapshot = reg.show("labels").id
+    reg.tag("labels", "v1")
+    refs = ["labels", "labels@main", f"labels@{snapshot}", "labels@v1"]
+    seen = []
+
+    def compare() -> None:
+        expected = reg.gate("labels").to_dict()
+        seen.append(expected["state"])
+        for ref in refs:
+            fast = fast_gate_status(reg.home, ref)
+            if backend == "postgres":
+                assert fast is None  # the fast path reads SQLite only; PostgreSQL goes through SQLModel
+            else:
+                assert fast is not None and fast.to_dict() == expected, ref
+        for ref in ("labels@main~0", f"labels@{snapshot[:12]}", "labels@", "nope", "labels@nope"):
+            assert fast_gate_status(reg.home, ref) is None  # handled (or refused) by the SQLModel path
+
+    compare()
+    reg.set_policy("labels", PASSING)
+    compare()
+    reg.qa_run("labels")
+    compare()
+    reg.set_policy("labels", FAILING)
+    compare()
+    reg.qa_run("labels")
+    compare()
+    reg.waive("labels", "known", checks=["not_null"], expires="1d")
+    compare()
+    assert seen == ["no_policy", "never_evaluated", "passed", "stale", "failed", "waived"]
+
+
+def test_gate_check_imports_no_pyarrow_or_numpy(labelled: Cli, tmp_path: Path, backend: str) -> None:
     cli = labelled
     cli("--author", "alice", "policy", "set", "labels", _write(tmp_path / "p.yaml", PASSING))
     cli("qa", "run", "labels")
@@ -197,5 +233,7 @@ def test_gate_check_imports_no_pyarrow_or_numpy(labelled: Cli, tmp_path: Path) -
                           cwd=cli.cwd, env=cli.env(), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr[-2000:]
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
-    assert "registry.quality.gate" in imported
+    assert "registry.quality.gatecheck" in imported
     assert not {"pyarrow", "numpy", "duckdb"} & imported
+    if backend == "sqlite":  # answered by the standard library's sqlite3 alone
+        assert not {"sqlalchemy", "sqlmodel"} & imported

@@ -116,7 +116,7 @@ def gate() -> None:
 @click.pass_context
 def gate_check(ctx: click.Context, ref: str, evaluate: bool, as_json: bool) -> None:
     """Exit 0 if NAME@REF passes its gate (or by waiver); 1 if it failed, is stale or was never evaluated."""
-    from registry.quality.gate import check_gate_at
+    from registry.quality.gatecheck import check_gate_at
 
     client = None
     if evaluate:

@@ -1,0 +1,152 @@
+"""``registry gate check``: the command CI pipelines call, answered in a fraction of a second.
+
+On the embedded SQLite catalog the answer comes from a few read-only queries through the standard
+library's ``sqlite3``: no SQLAlchemy, pyarrow or numpy import, which on our 2-core machine is most
+of a second. Whatever that path does not handle (a PostgreSQL catalog, ``REF~N`` or id prefixes,
+an unknown name, a catalog not at the newest migration, any SQLite error) goes through the
+SQLModel path instead, which gives the full answer or the proper error. Both decide with
+:func:`registry.quality.verdict.decide`, and a test holds them equal in every gate state.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+from collections import namedtuple
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from registry.quality.verdict import GateStatus, decide
+from registry.timeutil import utc_now
+
+if TYPE_CHECKING:
+    from registry.context import ClientInfo
+
+__all__ = ["check_gate_at", "fast_gate_status"]
+
+_FULL_ID = re.compile(r"^[0-9a-f]{64}$")
+_Policy = namedtuple("_Policy", "version policy_hash")
+_Result = namedtuple("_Result", "id created_at status checks")
+_Waiver = namedtuple("_Waiver", "id checks reason expires_at created_by created_at")
+
+
+def _env(name: str) -> str | None:
+    """A ``REGISTRY_*`` variable, matched without regard to case as the settings are."""
+    wanted = name.lower()
+    return next((value for key, value in os.environ.items() if key.lower() == wanted), None)
+
+
+def _home(explicit: str | os.PathLike[str] | None) -> Path | None:
+    """The home :func:`registry.config.find_home` would find, or None to let it explain why not."""
+    given = explicit if explicit is not None else _env("REGISTRY_HOME")
+    if given is not None:
+        path = Path(given).expanduser()
+        return path.resolve() if (path / "registry.json").is_file() else None
+    here = Path.cwd().resolve()
+    return next((f / ".registry" for f in (here, *here.parents) if (f / ".registry" / "registry.json").is_file()),
+                None)
+
+
+def _catalog_file(home: Path) -> Path | None:
+    url = _env("REGISTRY_DATABASE_URL")
+    if url is None:
+        return home / "catalog.db"
+    return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+
+
+def _newest_migration() -> str | None:
+    """The newest revision in ``migrations/versions`` (file names start with it; equals ``SCHEMA_HEAD``)."""
+    source = Path(__file__).resolve().parent.parent.parent / "migrations"
+    if (source / "env.py").is_file():
+        folder = source / "versions"
+    else:
+        import registry_migrations  # the installed migrations package
+
+        folder = Path(registry_migrations.__file__).resolve().parent / "versions"
+    revisions = [p.name.split("_", 1)[0] for p in folder.glob("*.py") if p.name[:1].isdigit()]
+    return max(revisions) if revisions else None
+
+
+def fast_gate_status(home: str | os.PathLike[str] | None, ref: str) -> GateStatus | None:
+    """The gate of ``NAME[@BRANCH|@TAG|@FULL_ID]`` from an up-to-date SQLite catalog, or None when this
+    path cannot answer (then use :func:`registry.quality.gate.check_gate`)."""
+    name, sep, at = ref.partition("@")
+    found = _home(home)
+    catalog_file = _catalog_file(found) if found is not None else None
+    if catalog_file is None or not catalog_file.is_file() or not name or "~" in at or (sep and not at):
+        return None
+    try:
+        conn = sqlite3.connect(f"{catalog_file.as_uri()}?mode=ro", uri=True, timeout=60)
+    except sqlite3.Error:
+        return None
+    try:
+        version = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        if version is None or version[0] != _newest_migration():
+            return None
+        dataset = conn.execute("SELECT id FROM dataset WHERE name = ?", (name,)).fetchone()
+        if dataset is None:
+            return None
+        named = conn.execute("SELECT snapshot_id FROM ref WHERE dataset_id = ? AND name = ?",
+                             (dataset[0], at or "main")).fetchone()
+        if named is None and _FULL_ID.match(at):
+            named = conn.execute("SELECT id FROM snapshot WHERE dataset_id = ? AND id = ?", (dataset[0], at)).fetchone()
+        if named is None:
+            return None
+        snapshot_id = named[0]
+        row = conn.execute("SELECT version, policy_hash FROM qa_policy WHERE dataset_id = ? ORDER BY version DESC "
+                           "LIMIT 1", (dataset[0],)).fetchone()
+        policy = _Policy(*row) if row else None
+        result = None
+        if policy is not None:
+            row = conn.execute("SELECT id, created_at, status, checks FROM gate_result WHERE snapshot_id = ? AND "
+                               "policy_hash = ? ORDER BY created_at DESC, id LIMIT 1",
+                               (snapshot_id, policy.policy_hash)).fetchone()
+            result = _Result(*row) if row else None
+        waivers = [_Waiver(*w) for w in conn.execute(
+            "SELECT id, checks, reason, expires_at, created_by, created_at FROM gate_waiver WHERE snapshot_id = ? "
+            "AND (expires_at IS NULL OR expires_at > ?) ORDER BY created_at DESC", (snapshot_id, utc_now()))]
+        older = conn.execute("SELECT 1 FROM gate_result WHERE snapshot_id = ? LIMIT 1", (snapshot_id,)).fetchone()
+        return decide(name, snapshot_id, policy, result, waivers, lambda: older is not None)
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
+
+
+def check_gate_at(home: str | os.PathLike[str] | None, ref: str, evaluate: bool = False, actor: str | None = None,
+                  client: ClientInfo | None = None) -> GateStatus:
+    """``registry gate check``: the gate of ``ref`` in the home at ``home``; with ``evaluate``, run QA
+    first (as ``actor``, audited with ``client``) when there is no result under the current policy.
+
+    Raises:
+        HomeNotFound, CatalogOutOfDate, NotFound: as opening the home and resolving ``ref`` do.
+    """
+    status = fast_gate_status(home, ref)
+    if status is not None and not (evaluate and status.state in ("stale", "never_evaluated")):
+        return status
+    from registry.config import RegistryPaths, Settings, find_home
+    from registry.db import check_up_to_date, make_engine
+    from registry.quality.gate import check_gate
+
+    settings = Settings()
+    home_path = find_home(home)
+    engine = make_engine(RegistryPaths.for_home(home_path, settings).database_url)
+    try:
+        check_up_to_date(engine)
+        status = check_gate(engine, ref)
+    finally:
+        engine.dispose()
+    if evaluate and status.state in ("stale", "never_evaluated"):
+        from registry.context import open_context
+        from registry.quality.evaluate import qa_run
+
+        ctx = open_context(home_path, settings)
+        if client is not None:
+            ctx.client = client
+        try:
+            qa_run(ctx, f"{status.dataset}@{status.snapshot_id}", actor)
+            return check_gate(ctx.engine, f"{status.dataset}@{status.snapshot_id}")
+        finally:
+            ctx.close()
+    return status
