@@ -89,6 +89,7 @@ def test_load_returns_exactly_the_pinned_rows_and_records_the_job(passed: Regist
     (read_event,) = _events(reg, "read.training")
     details = json.loads(read_event.details)
     assert details["job"] == "train-resnet" and details["content_hash"] == entry.content_hash
+    assert details["operation"] == "load"
     assert read_event.snapshot == entry.snapshot_id
     assert reg.load("labels", job="adhoc").num_rows == 700
     assert json.loads(_events(reg, "read.training")[-1].details)["job"] == "adhoc"

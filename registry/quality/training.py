@@ -141,9 +141,10 @@ def pin(ctx: Context, ref: str, lockfile: str | os.PathLike[str] = LOCKFILE_NAME
 
 
 def load(ctx: Context, target: str | LockEntry, *, allow_unverified: bool = False, job: str | None = None,
-         actor: str | None = None) -> pa.Table:
+         actor: str | None = None, operation: str = "load") -> pa.Table:
     """The rows of a snapshot for training: ``NAME@REF`` or a lockfile entry (read by its full id and
-    checked against its content hash). The read is audited with the job name.
+    checked against its content hash). The read is audited with the job name and ``operation``
+    (``load``, or ``pull`` when :func:`pull` reads).
 
     Raises:
         GateBlocked: the gate does not pass now and ``allow_unverified`` is False (audited as ``gate.refuse``).
@@ -168,11 +169,11 @@ def load(ctx: Context, target: str | LockEntry, *, allow_unverified: bool = Fals
                            f"recorded {entry.content_hash}; the stored data changed since it was pinned")
     action = "read.training" if status.passes else "read.unverified"
     with transaction(ctx.engine) as session:
-        # LINEAGE HOOK (load / pull): the lead adds the OpenLineage call for this training read here.
+        # LINEAGE HOOK (load / pull, per ``operation``): the lead adds the OpenLineage call for this read here.
         audit.record(session, ctx, action, "snapshot", snapshot.id, dataset=dataset.name, snapshot=snapshot.id,
                      details={"job": job, "ref": entry.ref if entry else catalog.split_ref(ref)[1],
                               "content_hash": digest, "rows": table.num_rows, "gate": status.state,
-                              "pinned": entry is not None}, actor=who)
+                              "pinned": entry is not None, "operation": operation}, actor=who)
     return table
 
 
@@ -190,7 +191,7 @@ def pull(ctx: Context, lockfile: str | os.PathLike[str] = LOCKFILE_NAME, outdir:
         raise NotFound(f"{lockfile} has no pins{f' for job {job!r}' if job else ''}; pin with `registry pin NAME@REF`")
     results = []
     for entry in entries:
-        table = load(ctx, entry, allow_unverified=allow_unverified, actor=actor)
+        table = load(ctx, entry, allow_unverified=allow_unverified, actor=actor, operation="pull")
         out = Path(outdir) / f"{entry.dataset}@{entry.snapshot_id[:12]}.parquet"
         partial = out.with_name(f".{out.name}.partial.parquet")
         try:
