@@ -4,8 +4,9 @@ The views are set up first: catalog tables (``datasets``, ``snapshots``, ``refs`
 ``schema_versions``) as Arrow tables, ``audit_log`` over the sealed Parquet segments plus the
 unsealed events, ``annotations`` over every snapshot's records objects, the quality and lineage
 views (``gate_results``, ``qa_policies``, ``gate_waivers``, ``pins``, ``lineage_edges``), and with
-a dataset reference a ``data`` view of that snapshot's rows. Then the connection is sealed: external access off (only the segment files stay readable),
-no extension loading, configuration locked. On top, only ``SELECT`` and ``EXPLAIN`` statements
+a dataset reference a ``data`` view of that snapshot's rows. Then the connection is sealed:
+external access off (only the segment and records files stay readable), no extension loading,
+configuration locked. On top, only ``SELECT`` and ``EXPLAIN`` statements
 are accepted, so a query can neither read nor write a file, attach a database or change a setting.
 """
 

@@ -20,6 +20,9 @@ from registry.audit import log as audit
 from registry.context import Context, resolve_actor
 from registry.db import transaction
 from registry.errors import InvalidInput, NotFound
+from registry.lineage import emit as lineage_emit
+from registry.lineage.events import JobRef, new_run_id
+from registry.lineage.settings import lineage_settings
 from registry.models import DatasetRow, SchemaVersionRow, SnapshotRow
 from registry.quality import checks_records, checks_table
 from registry.quality.gate import GateStatus, gate_status
@@ -127,7 +130,14 @@ def qa_run(ctx: Context, ref: str, actor: str | None = None) -> GateResult:
                            f"`registry policy set {dataset.name} FILE`")
         subject = _subject(ctx, session, dataset, snapshot)
     checks = Policy.model_validate({"checks": json.loads(policy.checks)}).checks
-    outcomes = [run_check(check, subject) for check in checks]
+    started_at = utc_now()
+    try:
+        outcomes = [run_check(check, subject) for check in checks]
+    except Exception as exc:  # a crash of the evaluation itself (not a failed check) is a FAIL run
+        lineage_emit.enqueue_failed_run(
+            ctx, JobRef(lineage_settings().job_namespace, f"qa/{dataset.name}"), new_run_id(), exc,
+            inputs=[lineage_emit.snapshot_input(ctx, dataset.name, snapshot.id)], started_at=started_at)
+        raise
     status = "failed" if any(not o.passed and o.severity == "error" for o in outcomes) else "passed"
     who = resolve_actor(ctx, actor)
     row = GateResultRow(id=uuid.uuid4().hex, dataset_id=catalog.dataset_id(dataset), snapshot_id=snapshot.id,
@@ -139,10 +149,18 @@ def qa_run(ctx: Context, ref: str, actor: str | None = None) -> GateResult:
         session.add(row)
         session.flush()
         gate = gate_status(session, dataset, snapshot)
-        # LINEAGE HOOK (qa run): the lead adds the OpenLineage call for this evaluation here.
+        lineage_emit.enqueue_qa_run(session, ctx, snapshot, _assertions(checks, outcomes), started_at=started_at)
         audit.record(session, ctx, "gate.evaluate", "gate_result", row.id, dataset=dataset.name, snapshot=snapshot.id,
                      details={"status": status, "policy_version": policy.version, "policy_hash": policy.policy_hash,
                               "failed": [o.name for o in outcomes if not o.passed and o.severity == "error"],
                               "warnings": [o.name for o in outcomes if not o.passed and o.severity == "warn"]},
                      actor=who)
     return GateResult.from_row(row, dataset.name, gate)
+
+
+def _assertions(checks: list[Any], outcomes: list[CheckOutcome]) -> list[lineage_emit.Assertion]:
+    """The ``dataQualityAssertions`` items of a gate result: one per check, metric vs threshold."""
+    return [lineage_emit.Assertion(o.check, o.passed, column=getattr(check, "column", None), severity=o.severity,
+                                   expected=o.threshold or None,
+                                   actual=None if o.metric is None else str(o.metric), name=o.name)
+            for check, o in zip(checks, outcomes, strict=True)]

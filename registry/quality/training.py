@@ -24,6 +24,9 @@ from registry.audit import log as audit
 from registry.context import Actor, Context, resolve_actor
 from registry.db import transaction
 from registry.errors import GateBlocked, InvalidInput, NotFound, StorageError, VerifyFailed
+from registry.lineage import emit as lineage_emit
+from registry.lineage.events import JobRef
+from registry.lineage.settings import lineage_settings
 from registry.models import DatasetRow, SnapshotRow
 from registry.quality.content import content_hash
 from registry.quality.gate import GateStatus, gate_status
@@ -131,7 +134,7 @@ def pin(ctx: Context, ref: str, lockfile: str | os.PathLike[str] = LOCKFILE_NAME
                          pinned_by=who.name)
             session.add(row)
             session.flush()
-            # LINEAGE HOOK (pin): the lead adds the OpenLineage call for this pin here.
+            lineage_emit.enqueue_training_read(session, ctx, snapshot, _lineage_job(job), operation="pin")
             audit.record(session, ctx, "pin.create", "pin", row.id, dataset=dataset.name, snapshot=snapshot.id,
                          details={**entry.to_dict(), "lockfile": row.lockfile, "gate": now.state}, actor=who)
     except _Blocked as blocked:
@@ -169,7 +172,7 @@ def load(ctx: Context, target: str | LockEntry, *, allow_unverified: bool = Fals
                            f"recorded {entry.content_hash}; the stored data changed since it was pinned")
     action = "read.training" if status.passes else "read.unverified"
     with transaction(ctx.engine) as session:
-        # LINEAGE HOOK (load / pull, per ``operation``): the lead adds the OpenLineage call for this read here.
+        lineage_emit.enqueue_training_read(session, ctx, snapshot, _lineage_job(job), operation=operation)
         audit.record(session, ctx, action, "snapshot", snapshot.id, dataset=dataset.name, snapshot=snapshot.id,
                      details={"job": job, "ref": entry.ref if entry else catalog.split_ref(ref)[1],
                               "content_hash": digest, "rows": table.num_rows, "gate": status.state,
@@ -205,3 +208,11 @@ def pull(ctx: Context, lockfile: str | os.PathLike[str] = LOCKFILE_NAME, outdir:
         results.append(PullResult(entry.dataset, entry.job, entry.snapshot_id, entry.content_hash, table.num_rows,
                                   str(out)))
     return results
+
+
+def _lineage_job(job: str | None) -> JobRef | None:
+    """A training job's name as an OpenLineage job: ``NAMESPACE/NAME`` as given, a bare name in the
+    registry's job namespace."""
+    if job is None:
+        return None
+    return JobRef.parse(job) if "/" in job else JobRef(lineage_settings().job_namespace, job)

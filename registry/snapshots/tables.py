@@ -80,7 +80,8 @@ def write_table_file(table: pa.Table, path: str | Path) -> None:
 
 
 def normalize(table: pa.Table) -> pa.Table:
-    """One canonical in-memory form: dictionaries decoded, dates as date32, no schema metadata.
+    """One canonical in-memory form: dictionaries decoded, dates as date32, second-resolution times as
+    milliseconds (as Parquet stores them), no schema metadata.
 
     The stored bytes are read back in this form, so hashes computed before writing equal hashes
     recomputed from the object.
@@ -92,6 +93,10 @@ def normalize(table: pa.Table) -> pa.Table:
             t = t.value_type
         if pa.types.is_date64(t):
             t = pa.date32()
+        if pa.types.is_timestamp(t) and t.unit == "s":  # Parquet has no seconds unit: it reads back as ms
+            t = pa.timestamp("ms", t.tz)
+        if pa.types.is_time32(t) and t.unit == "s":
+            t = pa.time32("ms")
         fields.append(pa.field(field.name, t, nullable=True))
     schema = pa.schema(fields)
     if schema != table.schema:

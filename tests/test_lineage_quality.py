@@ -1,0 +1,79 @@
+"""QA runs, pins and training reads emit their OpenLineage runs (validated against the official
+schemas) and record the snapshot -> job run edge; a crash of the evaluation is a FAIL run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from registry import Registry
+from tests.test_lineage_spec import check_event, emitted, runs
+
+POLICY = """
+maintainers: [alice]
+checks:
+  - check: row_count
+    min: 2
+  - check: not_null
+    columns: [label]
+    severity: warn
+"""
+
+
+@pytest.fixture
+def passed(reg: Registry) -> Registry:
+    reg.create_dataset("signs", "id", owner="alice")
+    reg.commit("signs", pa.table({"id": [1, 2, 3], "label": ["a", None, "b"]}), message="round 1")
+    reg.set_policy("signs", POLICY, actor="alice")
+    return reg
+
+
+def _job_events(reg: Registry, prefix: str) -> list[dict]:  # type: ignore[type-arg]
+    return [e for e in emitted(reg.home) if e["job"]["name"].startswith(prefix)]
+
+
+def test_qa_run_emits_a_complete_run_with_assertions(passed: Registry) -> None:
+    result = passed.qa_run("signs")
+    events = _job_events(passed, "qa/signs")
+    assert [e["eventType"] for e in events] == ["START", "COMPLETE"]
+    assert len(runs(events)) == 1
+    for event in events:
+        check_event(event)
+    (dataset,) = events[-1]["inputs"]
+    assert dataset["facets"]["version"]["datasetVersion"] == result.snapshot_id
+    assertions = dataset["inputFacets"]["dataQualityAssertions"]["assertions"]
+    by_name = {a["assertion"]: a for a in assertions}
+    assert by_name["row_count"]["success"] is True
+    assert by_name["not_null"]["success"] is False and by_name["not_null"]["severity"] == "warn"
+
+
+def test_failed_gate_is_still_a_complete_run(passed: Registry) -> None:
+    passed.set_policy("signs", POLICY.replace("min: 2", "min: 10"), actor="alice")
+    assert passed.qa_run("signs").status == "failed"
+    events = _job_events(passed, "qa/signs")
+    assert events[-1]["eventType"] == "COMPLETE"
+    (dataset,) = events[-1]["inputs"]
+    assert {a["assertion"]: a["success"] for a in dataset["inputFacets"]["dataQualityAssertions"]["assertions"]
+            }["row_count"] is False
+
+
+def test_pin_and_load_emit_runs_of_the_training_job(passed: Registry, tmp_path: Path) -> None:
+    passed.qa_run("signs")
+    lock = tmp_path / "registry.lock"
+    entry = passed.pin("signs", lock, job="train-resnet")
+    passed.load(entry, job="train-resnet")
+    events = _job_events(passed, "train-resnet")
+    assert [e["eventType"] for e in events] == ["START", "COMPLETE", "START", "COMPLETE"]
+    assert len(runs(events)) == 2
+    for event in events:
+        check_event(event)
+        (dataset,) = event["inputs"]
+        assert dataset["facets"]["version"]["datasetVersion"] == entry.snapshot_id
+    edges = passed.query("SELECT kind, src_version, dst_name FROM lineage_edges WHERE kind <> 'parent'").to_pylist()
+    assert len(edges) == 2 and all(e["src_version"] == entry.snapshot_id and e["dst_name"] == "train-resnet"
+                                   for e in edges)
+    namespaced = passed.pin("signs", lock, job="airflow/train")
+    assert namespaced.snapshot_id == entry.snapshot_id
+    assert _job_events(passed, "train")[-1]["job"]["namespace"] == "airflow"
