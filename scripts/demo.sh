@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up .venv and run the tour on the embedded default (SQLite catalog + local object folder):
 # create a registry, commit a labels table, relabel, commit again, diff, tag, export, verify,
+# import two Label Studio exports (label diff, history, blame), set a QA policy, gate and pin,
 # then read the audit log, verify its hash chain against a checkpoint and query it with SQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,12 @@ run registry show street-signs@v2
 run registry export street-signs@v2 street-signs-v2.parquet
 run registry verify
 run registry dataset list
+run registry policy set street-signs qa-policy.yaml
+run registry qa run street-signs@v2
+run registry gate check street-signs@v2
+run registry pin street-signs@v2 --job train-resnet
+run registry pull --lockfile registry.lock pulled
+run registry lineage street-signs@v1 --downstream
 run registry import label-studio sign-review label-studio-v1.json --key image --guideline-version 2026-11
 run registry tag sign-review@main v1
 run registry import label-studio sign-review label-studio-v2.json --key image --guideline-version 2026-11b

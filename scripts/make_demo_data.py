@@ -43,6 +43,27 @@ def main(out: Path) -> None:
     removed = rng.choice(np.setdiff1d(np.arange(n), flips), 25, replace=False)
     pacsv.write_csv(pa.table({"sample_id": [ids[i] for i in removed]}), out / "removed.csv")
     write_label_studio_exports(out, rng)
+    (out / "qa-policy.yaml").write_text(POLICY)
+
+
+POLICY = f"""# The street-signs QA policy: what a snapshot must meet before training may use it.
+maintainers: [demo-annotator]
+checks:
+  - check: row_count
+    min: 40000
+  - check: unique_key
+  - check: not_null
+    columns: [sample_id, label]
+  - check: allowed_values
+    column: label
+    values: {json.dumps(CLASSES)}
+  - check: class_balance
+    column: label
+    max_share: 0.25
+  - check: max_changed_fraction
+    max: 0.05
+  - check: schema_compatible
+"""
 
 
 def _annotation(aid: int, who: object, label: str, day: int) -> dict[str, object]:
