@@ -33,6 +33,13 @@ def execute(engine: Engine, sql: str, **params: Any) -> None:
         conn.execute(text(sql), params)
 
 
+def insert_event(engine: Engine, row: dict[str, Any]) -> None:
+    """Put an event row straight into the catalog, as someone with write access to it could."""
+    columns = ", ".join(EVENT_COLUMNS + ("hash",))
+    execute(engine, f"INSERT INTO audit_event ({columns}) VALUES ({', '.join(':' + c for c in EVENT_COLUMNS)}, :hash)",
+            **{c: row[c] for c in (*EVENT_COLUMNS, "hash")})
+
+
 def rehash(event: dict[str, Any], prev_hash: str) -> str:
     """The hash ``event`` would have after ``prev_hash`` (what a forger recomputes)."""
     values = {name: event[name] for name in EVENT_COLUMNS}

@@ -18,7 +18,7 @@ from sqlmodel import select
 from registry import Registry
 from registry.audit.models import AuditSegmentRow
 from registry.db import transaction
-from tests.audit_helpers import events, execute, forge_consistent_chain, make_history, rehash
+from tests.audit_helpers import events, execute, forge_consistent_chain, insert_event, make_history, rehash
 from tests.conftest import Cli
 
 
@@ -70,10 +70,7 @@ def test_inserted_event_is_detected_even_when_well_formed(reg: Registry) -> None
     forged["hash"] = rehash(forged, forged["prev_hash"])
     new_rows = [*rows[:2], forged, *({**r, "seq": r["seq"] + 1} for r in rows[2:])]
     for row in new_rows:
-        execute(reg.ctx.engine, "INSERT INTO audit_event (seq, event_id, time, actor, actor_kind, action, object_type,"
-                                " object_id, dataset, snapshot, details, client, prev_hash, hash) VALUES (:seq, "
-                                ":event_id, :time, :actor, :actor_kind, :action, :object_type, :object_id, :dataset,"
-                                " :snapshot, :details, :client, :prev_hash, :hash)", **row)
+        insert_event(reg.ctx.engine, row)
     seq, problem = _bad(reg)
     assert seq == 4 and "does not chain to event 3" in problem
 
@@ -100,10 +97,7 @@ def test_event_beyond_the_head_is_detected(reg: Registry) -> None:
     last = events(reg.ctx.engine)[-1]
     extra = dict(last, seq=7, event_id="e" * 32, prev_hash=last["hash"])
     extra["hash"] = rehash(extra, extra["prev_hash"])
-    execute(reg.ctx.engine, "INSERT INTO audit_event (seq, event_id, time, actor, actor_kind, action, object_type,"
-                            " object_id, dataset, snapshot, details, client, prev_hash, hash) VALUES (:seq, "
-                            ":event_id, :time, :actor, :actor_kind, :action, :object_type, :object_id, :dataset,"
-                            " :snapshot, :details, :client, :prev_hash, :hash)", **extra)
+    insert_event(reg.ctx.engine, extra)
     seq, problem = _bad(reg)
     assert seq == 7 and "beyond the catalog's head" in problem
 
@@ -175,10 +169,7 @@ def test_sealed_event_put_back_into_the_catalog_is_detected(reg: Registry) -> No
     make_history(reg)
     sealed = events(reg.ctx.engine)[0]
     reg.seal_audit()
-    execute(reg.ctx.engine, "INSERT INTO audit_event (seq, event_id, time, actor, actor_kind, action, object_type,"
-                            " object_id, dataset, snapshot, details, client, prev_hash, hash) VALUES (:seq, "
-                            ":event_id, :time, :actor, :actor_kind, :action, :object_type, :object_id, :dataset,"
-                            " :snapshot, :details, :client, :prev_hash, :hash)", **sealed)
+    insert_event(reg.ctx.engine, sealed)
     seq, problem = _bad(reg)
     assert seq == 1 and "out of place" in problem
 

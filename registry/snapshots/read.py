@@ -13,7 +13,7 @@ from registry.errors import InvalidInput
 from registry.snapshots.commit import load_manifest
 from registry.snapshots.history import resolve_ref
 from registry.snapshots.reader import ManifestReader
-from registry.snapshots.tables import write_table_file
+from registry.snapshots.tables import write_table_atomically
 
 __all__ = ["export", "read"]
 
@@ -45,12 +45,5 @@ def export(ctx: Context, ref: str, out: str | Path) -> int:
     if out.suffix.lower() not in (".parquet", ".pq", ".csv", ".jsonl", ".ndjson"):
         raise InvalidInput(f"{out}: cannot export to {out.suffix or '(no suffix)'}; use .parquet, .csv or .jsonl")
     table = read(ctx, ref)
-    partial = out.with_name(f".{out.name}.partial{out.suffix}")
-    try:
-        write_table_file(table, partial)
-        partial.replace(out)
-    except OSError as exc:
-        raise InvalidInput(f"cannot write {out}: {exc.strerror or exc}") from exc
-    finally:
-        partial.unlink(missing_ok=True)
+    write_table_atomically(table, out)
     return int(table.num_rows)

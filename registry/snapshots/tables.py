@@ -79,6 +79,24 @@ def write_table_file(table: pa.Table, path: str | Path) -> None:
         raise InvalidInput(f"{path}: cannot export to {suffix or '(no suffix)'}; use .parquet, .csv or .jsonl")
 
 
+def write_table_atomically(table: pa.Table, out: Path) -> None:
+    """Write ``table`` to ``out`` by way of a partial file renamed into place, so a failed write leaves
+    nothing behind.
+
+    Raises:
+        InvalidInput: the file cannot be written (no such folder, no space, no permission).
+    """
+    partial = out.with_name(f".{out.name}.partial{out.suffix}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_table_file(table, partial)
+        partial.replace(out)
+    except OSError as exc:
+        raise InvalidInput(f"cannot write {out}: {exc.strerror or exc}") from exc
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def normalize(table: pa.Table) -> pa.Table:
     """One canonical in-memory form: dictionaries decoded, dates as date32, second-resolution times as
     milliseconds (as Parquet stores them), no schema metadata.
