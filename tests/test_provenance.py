@@ -191,3 +191,28 @@ def test_label_change_matrix_sums_to_rows_on_both_sides(reg: Registry, left: lis
     assert d.relabeled == sum(n for a, row in d.matrix.items() for b, n in row.items() if a != b)
     assert sum(d.net_change.values()) == len(right) - len(left)
     assert 0.0 <= d.total_variation <= 1.0
+
+
+def test_coco_round_trip_through_the_registry(reg: Registry, tmp_path: Path) -> None:
+    from tests.test_import_coco import coco
+
+    data = coco()
+    path = tmp_path / "instances.json"
+    path.write_text(json.dumps(data))
+    first = reg.import_annotations("coco", "boxes", path, guideline_version="v3")
+    assert first.samples == 3 and first.records == 3
+    rows = {r["image_id"]: r for r in reg.read("boxes").to_pylist()}
+    assert [b["category"] for b in rows["0"]["boxes"]] == ["dog", "cat"] and rows["2"]["boxes"] == []
+    data["annotations"][2]["category_id"] = 1  # image 1's box relabeled cat -> dog
+    data["annotations"].pop(1)  # image 0's crowd box deleted
+    path.write_text(json.dumps(data))
+    second = reg.import_annotations("coco", "boxes", path, guideline_version="v3")
+    assert (second.commit.added, second.commit.changed, second.commit.removed) == (0, 2, 0)
+    rows = {r["image_id"]: r for r in reg.read("boxes").to_pylist()}
+    assert [b["category"] for b in rows["0"]["boxes"]] == ["dog"] and rows["1"]["boxes"][0]["category"] == "dog"
+    head = reg.show("boxes")
+    changes = reg.query(f"SELECT annotation_id, change FROM annotations WHERE snapshot_id = '{head.id}' "
+                        "ORDER BY 1").to_pylist()
+    assert changes == [{"annotation_id": "coco:11", "change": "removed"}, {"annotation_id": "coco:12",
+                                                                           "change": "updated"}]
+    assert reg.verify().ok
