@@ -7,6 +7,7 @@ error classes lives in :data:`registry.errors.EXIT_CODES` and is applied only in
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -329,5 +330,19 @@ def _report(body: dict[str, dict[str, str]], as_json: bool) -> None:
         output.error(f"error: {body['error']['message']}")
 
 
+def run() -> None:
+    """The console entry point: run the CLI, flush its output, and leave without interpreter teardown.
+
+    Every result is written and every transaction committed (or rolled back) by the time ``main``
+    returns. Native libraries' thread pools (Arrow, DuckDB) can race their own static destructors at
+    interpreter exit and abort a finished process ("terminate called without an active exception",
+    exit -6), turning a success into a failure for a script; ``os._exit`` skips that teardown.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run()

@@ -23,7 +23,7 @@ from registry import catalog
 from registry.audit import log as audit
 from registry.context import Actor, Context, resolve_actor
 from registry.db import transaction
-from registry.errors import GateBlocked, NotFound, StorageError, VerifyFailed
+from registry.errors import GateBlocked, InvalidInput, NotFound, StorageError, VerifyFailed
 from registry.lineage import emit as lineage_emit
 from registry.lineage.events import JobRef
 from registry.lineage.settings import lineage_settings
@@ -196,6 +196,10 @@ def pull(ctx: Context, lockfile: str | os.PathLike[str] = LOCKFILE_NAME, outdir:
     for entry in entries:
         table = load(ctx, entry, allow_unverified=allow_unverified, actor=actor, operation="pull")
         out = Path(outdir) / f"{entry.dataset}@{entry.snapshot_id[:12]}.parquet"
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InvalidInput(f"cannot create {out.parent}: {exc.strerror or exc}") from exc
         write_table_atomically(table, out)
         results.append(PullResult(entry.dataset, entry.job, entry.snapshot_id, entry.content_hash, table.num_rows,
                                   str(out)))

@@ -88,7 +88,6 @@ def write_table_atomically(table: pa.Table, out: Path) -> None:
     """
     partial = out.with_name(f".{out.name}.partial{out.suffix}")
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
         write_table_file(table, partial)
         partial.replace(out)
     except OSError as exc:
