@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     audit_seal_events: int = 10_000
     """Unsealed audit events are sealed into a Parquet segment once this many accumulate (0: only
     on ``registry audit seal``)."""
+    api_max_upload_bytes: int = 1 << 30
+    """The largest commit body the HTTP API accepts (413 above it)."""
 
 
 @dataclass(frozen=True)

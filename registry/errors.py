@@ -26,6 +26,8 @@ __all__ = [
     "RefConflict",
     "RegistryError",
     "StorageError",
+    "TooLarge",
+    "Unauthenticated",
     "UserError",
     "VerifyFailed",
     "exit_code_for",
@@ -143,6 +145,18 @@ class PermissionDenied(UserError, PermissionError):
     code = "permission_denied"
 
 
+class Unauthenticated(UserError):
+    """No valid credentials: an API request without a token, or with an unknown, expired or revoked one."""
+
+    code = "unauthenticated"
+
+
+class TooLarge(InvalidInput):
+    """An upload exceeds the configured size limit."""
+
+    code = "too_large"
+
+
 EXIT_CODES: dict[type[RegistryError], int] = {
     CheckFailed: 1,
     UserError: 2,
@@ -154,6 +168,8 @@ HTTP_STATUS: dict[type[RegistryError], int] = {
     CheckFailed: 422,
     GateBlocked: 409,
     PermissionDenied: 403,
+    Unauthenticated: 401,
+    TooLarge: 413,
     InvalidInput: 422,
     NotFound: 404,
     AlreadyExists: 409,

@@ -24,6 +24,7 @@ from tests.conftest import Cli
 TABLES = {"dataset", "snapshot", "ref", "schema_version", "audit_event", "audit_head", "audit_segment"}
 TABLES |= {"qa_policy", "gate_result", "gate_waiver", "dataset_pin"}
 TABLES |= {"lineage_outbox", "lineage_lease", "lineage_edge"}
+TABLES |= {"api_token"}
 
 
 def _head() -> str:

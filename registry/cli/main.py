@@ -294,6 +294,9 @@ from registry.cli.quality_cmds import QUALITY_COMMANDS  # noqa: E402
 
 for _command in QUALITY_COMMANDS:
     cli.add_command(_command)
+from registry.cli.token_cmds import token  # noqa: E402
+
+cli.add_command(token)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
