@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from registry import catalog
 from registry.errors import InvalidInput, NotFound, PermissionDenied
 
-__all__ = ["ACTIONS", "PERMISSIONS", "ROLES", "Principal", "check_role"]
+__all__ = ["ACTIONS", "PERMISSIONS", "READ_ACTIONS", "ROLES", "Principal", "check_role"]
 
 ROLES = ("admin", "maintainer", "writer", "ci", "auditor", "reader")
 
@@ -30,6 +30,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 """Action -> the roles allowed to perform it: the single source of truth for authorisation."""
 
 ACTIONS = tuple(PERMISSIONS)
+READ_ACTIONS = frozenset({"read", "gate_check", "audit", "query"})
+"""Actions that change nothing; a refused attempt at any other action is recorded in the audit log."""
 
 
 def check_role(role: str) -> str:

@@ -294,9 +294,11 @@ from registry.cli.quality_cmds import QUALITY_COMMANDS  # noqa: E402
 
 for _command in QUALITY_COMMANDS:
     cli.add_command(_command)
+from registry.cli.serve_cmds import serve  # noqa: E402
 from registry.cli.token_cmds import token  # noqa: E402
 
 cli.add_command(token)
+cli.add_command(serve)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from registry.context import Context
 from registry.db import transaction
@@ -15,7 +16,7 @@ from registry.snapshots.history import resolve_ref
 from registry.snapshots.reader import ManifestReader
 from registry.snapshots.tables import write_table_atomically
 
-__all__ = ["export", "read"]
+__all__ = ["export", "read", "stream"]
 
 
 def read(ctx: Context, ref: str, columns: Sequence[str] | None = None) -> pa.Table:
@@ -34,6 +35,39 @@ def read(ctx: Context, ref: str, columns: Sequence[str] | None = None) -> pa.Tab
         return reader.read(columns)
     except (pa.ArrowInvalid, KeyError) as exc:
         raise InvalidInput(f"{ref}: cannot read columns {list(columns or [])}: {exc}") from exc
+
+
+STREAM_BATCH_ROWS = 65_536
+
+
+def stream(ctx: Context, ref: str) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """The schema and record batches of the snapshot ``ref`` names, in :func:`read`'s row order, for a
+    reader that must not hold the whole snapshot (the HTTP API). Memory is bounded by one batch for a
+    layer nothing hides rows of, else by that layer's visible rows.
+
+    Raises:
+        NotFound: the dataset or ref does not exist.
+    """
+    with transaction(ctx.engine, readonly=True) as session:
+        _, snapshot = resolve_ref(session, ref)
+    reader = ManifestReader(ctx.store, ctx.cache, load_manifest(ctx, snapshot))
+    layers = reader.manifest.layers
+    if not any(layer.rows for layer in layers):
+        return pa.schema([]), iter(())
+    schema = reader.schema()
+    hidden_by_layer = [] if len(layers) == 1 else reader.hidden_entries()
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for n, layer in enumerate(layers):
+            if not layer.rows:
+                continue
+            hidden = reader.hidden_rows(n, hidden_by_layer[n]) if hidden_by_layer else None
+            if hidden is None or not len(hidden):
+                yield from pq.ParquetFile(reader.layer_path(n)).iter_batches(batch_size=STREAM_BATCH_ROWS)
+            else:
+                yield from reader.read_visible(n, hidden, None).to_batches(max_chunksize=STREAM_BATCH_ROWS)
+
+    return schema, batches()
 
 
 def export(ctx: Context, ref: str, out: str | Path) -> int:

@@ -1,0 +1,1 @@
+"""The thin HTTP edge (FastAPI): parse, authorise, call one service function, map errors (invariant 10)."""

@@ -1,0 +1,114 @@
+"""``create_app(home)``: the FastAPI application over one registry home, and its error mapping.
+
+Every :class:`RegistryError` becomes ``http_status_for(exc)`` with ``{"error": {"code", "message"}}``;
+anything unexpected becomes a generic 500 (logged on the server, never a stack trace to the client).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from registry.api import routes_audit, routes_datasets, routes_quality
+from registry.config import Settings, find_home
+from registry.context import open_context
+from registry.errors import RegistryError, Unauthenticated, http_status_for
+
+__all__ = ["API_PREFIX", "JSONBody", "app_from_env", "create_app"]
+
+API_PREFIX = "/api/v1"
+_log = logging.getLogger("registry.api")
+
+
+class JSONBody(JSONResponse):
+    """JSON the way the CLI prints it: anything not JSON-native (numpy numbers, times) as its string."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, default=str, ensure_ascii=False, allow_nan=False).encode()
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONBody:
+    return JSONBody({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RegistryError)
+    async def registry_error(_request: Request, exc: RegistryError) -> JSONBody:
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
+        return _error(http_status_for(exc), exc.code, exc.message, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONBody:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        return _error(422, "invalid_input", problems or "invalid request")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_request: Request, exc: HTTPException) -> JSONBody:
+        return _error(exc.status_code, "http_error", str(exc.detail), dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONBody:
+        _log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+        return _error(500, "internal", "internal error; the server log has the details")
+
+
+def _health_router() -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz")
+    def healthz() -> dict[str, str]:
+        """The process is up (no authentication)."""
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    def readyz(request: Request) -> JSONBody:
+        """The catalog (at the expected schema) and the object store are reachable (no authentication)."""
+        from registry.db import check_up_to_date
+
+        ctx = request.app.state.ctx
+        try:
+            check_up_to_date(ctx.engine)
+            ctx.store.exists("0" * 64)
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            message = exc.message if isinstance(exc, RegistryError) else type(exc).__name__
+            return JSONBody({"status": "unavailable", "error": message}, status_code=503)
+        return JSONBody({"status": "ready"})
+
+    return router
+
+
+def create_app(home: Path, settings: Settings | None = None, max_upload_bytes: int | None = None) -> FastAPI:
+    """The API over the registry at ``home``. The audit log names the token of each request as its actor,
+    so ``REGISTRY_ACTOR`` is ignored here."""
+    settings = (settings or Settings()).model_copy(update={"actor": None})
+    ctx = open_context(home, settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        ctx.close()
+
+    app = FastAPI(title="Dataset registry", version="1", lifespan=lifespan, default_response_class=JSONBody,
+                  docs_url="/docs", openapi_url=f"{API_PREFIX}/openapi.json")
+    app.state.ctx = ctx
+    app.state.max_upload_bytes = max_upload_bytes or settings.api_max_upload_bytes
+    _install_error_handlers(app)
+    app.include_router(_health_router())
+    for module in (routes_datasets, routes_quality, routes_audit):
+        app.include_router(module.router, prefix=API_PREFIX)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The app for ``REGISTRY_HOME`` (uvicorn's factory in each worker of ``registry serve``)."""
+    return create_app(find_home(os.environ.get("REGISTRY_HOME")))

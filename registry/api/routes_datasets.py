@@ -1,0 +1,113 @@
+"""Datasets, commits, snapshots, tags, diffs and streamed reads."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Header, Request, status
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from registry.api.deps import Access, require
+from registry.api.streaming import MEDIA_TYPES, encode
+from registry.datasets import create_dataset, list_datasets
+from registry.snapshots import history
+from registry.snapshots.commit import Mode, commit
+from registry.snapshots.diff import diff
+from registry.snapshots.read import stream
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["datasets"])
+
+Reader = Annotated[Access, Depends(require("read"))]
+
+
+class NewDataset(BaseModel):
+    name: str
+    key: list[str] = Field(min_length=1, description="Key column(s)")
+    description: str = ""
+    owner: str | None = None
+
+
+class NewTag(BaseModel):
+    tag: str
+
+
+@router.get("/datasets")
+def datasets(access: Reader) -> list[dict[str, object]]:
+    """Every dataset the token sees, with its head snapshot."""
+    return [d.to_dict() for d in list_datasets(access.ctx) if access.principal.sees(d.name)]
+
+
+@router.post("/datasets", status_code=status.HTTP_201_CREATED)
+def dataset_create(body: NewDataset, access: Annotated[Access, Depends(require("commit"))]) -> dict[str, object]:
+    """Create an empty keyed dataset."""
+    access.principal.require_dataset(body.name)
+    return create_dataset(access.ctx, body.name, body.key, body.description, body.owner).to_dict()
+
+
+@router.get("/datasets/{name}/log")
+def dataset_log(name: str, access: Reader, limit: int | None = None) -> list[dict[str, object]]:
+    """The snapshots of ``NAME[@REF]``, newest first."""
+    access.principal.require_ref(name)
+    return [s.to_dict() for s in history.log(access.ctx, name, limit)]
+
+
+@router.post("/datasets/{name}/commits", status_code=status.HTTP_201_CREATED)
+async def dataset_commit(name: str, request: Request, access: Annotated[Access, Depends(require("commit"))],
+                         message: str = "", mode: Mode = "replace", expect_parent: str | None = None,
+                         allow_breaking: bool = False,
+                         if_match: Annotated[str | None, Header()] = None) -> dict[str, object]:
+    """Commit rows to ``main``: a multipart ``file`` part (Parquet) or an Arrow IPC stream body.
+
+    ``If-Match`` (or ``expect_parent``) names the snapshot ``main`` must still point at (409 otherwise).
+    """
+    from registry.api.uploads import spool_upload
+
+    access.principal.require_dataset(name)
+    parent = expect_parent or (if_match.strip().strip('"') if if_match else None)
+    with tempfile.TemporaryDirectory(prefix="registry-upload-") as folder:
+        source = await spool_upload(request, request.app.state.max_upload_bytes, Path(folder))
+        result = await run_in_threadpool(lambda: commit(access.ctx, name, source, message=message, mode=mode,
+                                                        expect_parent=parent, allow_breaking=allow_breaking))
+    return result.to_dict()
+
+
+@router.get("/snapshots/{ref}")
+def snapshot_show(ref: str, access: Reader) -> dict[str, object]:
+    """One snapshot (``NAME[@REF]``) with its tags, branches and schema."""
+    access.principal.require_ref(ref)
+    return history.show(access.ctx, ref).to_dict()
+
+
+@router.get("/snapshots/{ref}/data", response_class=StreamingResponse,
+            responses={200: {"content": {media: {} for media in MEDIA_TYPES.values()}}})
+def snapshot_data(ref: str, access: Reader, format: Literal["arrow", "parquet"] = "arrow") -> StreamingResponse:
+    """The snapshot's rows, streamed batch by batch as an Arrow IPC stream or a Parquet file."""
+    access.principal.require_ref(ref)
+    schema, batches = stream(access.ctx, ref)
+    return StreamingResponse(encode(schema, batches, format), media_type=MEDIA_TYPES[format])
+
+
+@router.post("/refs/{ref}/tags", status_code=status.HTTP_201_CREATED)
+def ref_tag(ref: str, body: NewTag, access: Annotated[Access, Depends(require("tag"))]) -> dict[str, object]:
+    """Tag the snapshot ``ref`` names (tags never move)."""
+    access.principal.require_ref(ref)
+    return history.tag(access.ctx, ref, body.tag).to_dict()
+
+
+@router.get("/diff")
+def snapshot_diff(a: str, b: str, access: Reader, rows: int = 10, labels: bool = False,
+                  column: str = "label") -> dict[str, object]:
+    """What changed from ``a`` to ``b``; ``labels=true`` gives the label change matrix instead."""
+    access.principal.require_ref(a)
+    access.principal.require_ref(b)
+    if labels:
+        from registry.provenance.label_diff import label_diff
+
+        return label_diff(access.ctx, a, b, column, rows).to_dict()
+    return diff(access.ctx, a, b, rows).to_dict()

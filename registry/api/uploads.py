@@ -1,0 +1,81 @@
+"""Spooling a commit upload to a temporary folder under a size limit.
+
+The body is read as it arrives, counted, and written to disk; past the limit the request fails with
+:class:`TooLarge` (413). The caller owns the folder and removes it whatever happens, so a refused,
+malformed or abandoned (client disconnected) upload leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.types import Message
+
+from registry.errors import InvalidInput, TooLarge
+from registry.snapshots.tables import SUPPORTED_SUFFIXES
+
+__all__ = ["ARROW_STREAM", "spool_upload"]
+
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+
+
+def _limited(request: Request, limit: int) -> Request:
+    """``request`` with a body that raises :class:`TooLarge` once more than ``limit`` bytes arrived."""
+    too_large = TooLarge(f"the upload is larger than the limit of {limit:,} bytes")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    received = 0
+
+    async def receive() -> Message:
+        nonlocal received
+        message = await request.receive()
+        received += len(message.get("body", b""))
+        if received > limit:
+            raise too_large
+        return message
+
+    return Request(request.scope, receive)
+
+
+async def spool_upload(request: Request, limit: int, folder: Path) -> pa.Table | Path:
+    """The uploaded rows: a multipart ``file`` part (Parquet, CSV or JSON lines) spooled to a file in
+    ``folder``, or an Arrow IPC stream body read into a table.
+
+    Raises:
+        TooLarge: more than ``limit`` bytes.
+        InvalidInput: no file part, an unknown content type, or an unreadable Arrow stream.
+    """
+    body = _limited(request, limit)
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind == "multipart/form-data":
+        async with body.form(max_files=1) as form:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise InvalidInput("the multipart upload needs a 'file' part holding the rows (Parquet)")
+            suffix = Path(upload.filename or "").suffix.lower()
+            target = folder / f"upload{suffix if suffix in SUPPORTED_SUFFIXES else '.parquet'}"
+            with target.open("wb") as out:
+                await run_in_threadpool(shutil.copyfileobj, upload.file, out, 1 << 20)
+            return target
+    if kind == ARROW_STREAM:
+        target = folder / "upload.arrows"
+        with target.open("wb") as out:
+            async for chunk in body.stream():
+                out.write(chunk)
+        return await run_in_threadpool(_read_arrow_stream, target)
+    raise InvalidInput(f"upload the rows as multipart/form-data (a 'file' part) or as {ARROW_STREAM}, "
+                       f"not {kind or 'no content type'}")
+
+
+def _read_arrow_stream(path: Path) -> pa.Table:
+    try:
+        with pa.OSFile(str(path)) as source:
+            return pa.ipc.open_stream(source).read_all()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InvalidInput(f"the body is not an Arrow IPC stream: {exc}") from exc

@@ -1,0 +1,105 @@
+"""The role matrix: every endpoint x every role (and no token, and a token scoped to another
+dataset) -> the expected status, from one table written out independently of PERMISSIONS."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+import pytest
+from fastapi.testclient import TestClient
+
+from registry import Registry
+from registry.api.app import create_app
+from registry.auth.roles import ROLES
+from tests.api_support import ARROW, POLICY, arrow_bytes, bearer, run_event
+
+ALL = "admin maintainer writer ci auditor reader"
+ROWS = pa.table({"id": [1, 2, 3], "label": ["a", "b", "c"]})
+
+# (method, path, body, roles allowed, status when allowed, status for an admin token scoped to another dataset)
+MATRIX: list[tuple[str, str, Any, str, int, int]] = [
+    ("GET", "/datasets", None, ALL, 200, 200),
+    ("POST", "/datasets", {"name": "new-{who}", "key": ["id"]}, "admin maintainer writer", 201, 404),
+    ("GET", "/datasets/signs/log", None, ALL, 200, 404),
+    ("GET", "/snapshots/signs@main", None, ALL, 200, 404),
+    ("GET", "/snapshots/signs/data?format=parquet", None, ALL, 200, 404),
+    ("POST", "/datasets/signs/commits?mode=upsert", "arrow", "admin maintainer writer", 201, 404),
+    ("POST", "/refs/signs@main/tags", {"tag": "t-{who}"}, "admin maintainer writer", 201, 404),
+    ("GET", "/diff?a=signs@main~1&b=signs@main", None, ALL, 200, 404),
+    ("GET", "/gates/signs", None, ALL, 200, 404),
+    ("POST", "/qa/signs", None, "admin ci", 200, 404),
+    ("GET", "/audit/events", None, "admin auditor", 200, 422),
+    ("GET", "/audit/events?dataset=signs", None, "admin auditor", 200, 404),
+    ("POST", "/query", {"sql": "SELECT count(*) AS n FROM datasets"}, "admin auditor", 200, 403),
+    ("POST", "/lineage", "event", "admin writer ci", 200, 200),
+]
+
+
+@pytest.fixture
+def client(reg: Registry) -> Iterator[TestClient]:
+    reg.create_dataset("signs", "id", owner="alice")
+    reg.commit("signs", ROWS.slice(0, 2))
+    reg.commit("signs", ROWS)
+    reg.set_policy("signs", POLICY, actor="alice")
+    with TestClient(create_app(reg.home)) as client:
+        yield client
+
+
+def _call(client: TestClient, method: str, path: str, body: Any, who: str, headers: dict[str, str]) -> int:
+    url = "/api/v1" + path.replace("{who}", who)
+    if body == "arrow":
+        response = client.request(method, url, content=arrow_bytes(ROWS), headers={**headers, "Content-Type": ARROW})
+    elif body == "event":
+        response = client.request(method, url, json=run_event(), headers=headers)
+    elif body is not None:
+        response = client.request(method, url, json={k: v.replace("{who}", who) if isinstance(v, str) else v
+                                                     for k, v in body.items()}, headers=headers)
+    else:
+        response = client.request(method, url, headers=headers)
+    if response.status_code >= 400:
+        assert set(response.json()) == {"error"} and response.json()["error"]["code"], response.text
+    return response.status_code
+
+
+def test_role_matrix(client: TestClient, reg: Registry) -> None:
+    principals = {role: bearer(reg, f"{role}-token", role) for role in ROLES}
+    scoped = bearer(reg, "scoped-admin", "admin", ["other"])
+    wrong: dict[str, dict[str, str]] = {"none": {}, "garbage": {"Authorization": "Bearer rgt_nope"},
+                                        "basic": {"Authorization": "Basic YWRtaW46YWRtaW4="}}
+    got: dict[tuple[str, str, str], int] = {}
+    want: dict[tuple[str, str, str], int] = {}
+    for method, path, body, allowed, ok, scoped_status in MATRIX:
+        for role, headers in principals.items():
+            want[method, path, role] = ok if role in allowed.split() else 403
+            got[method, path, role] = _call(client, method, path, body, role, headers)
+        want[method, path, "scoped"] = scoped_status
+        got[method, path, "scoped"] = _call(client, method, path, body, "scoped", scoped)
+        for label, headers in wrong.items():
+            want[method, path, label] = 401
+            got[method, path, label] = _call(client, method, path, body, label, headers)
+    assert {k: v for k, v in got.items() if want[k] != v} == {}
+
+    # Every refused write attempt is in the audit log under the token's name; refused reads (GETs and
+    # the read-only query) are not.
+    denied = reg.audit_log(action="request.denied")
+    writes = sum(1 for method, path, _, allowed, _, _ in MATRIX
+                 for role in ROLES if role not in allowed.split() and method == "POST" and path != "/query")
+    assert len(denied) == writes
+    assert {e.actor for e in denied} == {"maintainer-token", "writer-token", "ci-token", "auditor-token",
+                                         "reader-token"}
+    assert all(e.actor_kind == "token" and e.client["kind"] == "api" for e in denied)
+    assert reg.verify_audit().ok
+
+
+def test_scoped_token_lists_only_its_datasets(client: TestClient, reg: Registry) -> None:
+    reg.create_dataset("cars", "id")
+    headers = bearer(reg, "lab", "reader", ["cars"])
+    listed = client.get("/api/v1/datasets", headers=headers)
+    assert [d["name"] for d in listed.json()] == ["cars"]
+    hidden = client.get("/api/v1/snapshots/signs", headers=headers)
+    missing = client.get("/api/v1/snapshots/nosuch", headers=bearer(reg, "full", "reader"))
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.json()["error"]["message"].replace("signs", "X") == missing.json()["error"]["message"].replace(
+        "nosuch", "X")
