@@ -3,6 +3,7 @@ schemas) and record the snapshot -> job run edge; a crash of the evaluation is a
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow as pa
@@ -77,3 +78,24 @@ def test_pin_and_load_emit_runs_of_the_training_job(passed: Registry, tmp_path: 
     namespaced = passed.pin("signs", lock, job="airflow/train")
     assert namespaced.snapshot_id == entry.snapshot_id
     assert _job_events(passed, "train")[-1]["job"]["namespace"] == "airflow"
+
+
+def test_default_file_sink_writes_what_the_client_would(passed: Registry, tmp_path: Path) -> None:
+    """The home's JSON-lines file is written without importing the client; every line must be byte for
+    byte what the client's file transport writes for the same stored event."""
+    from openlineage.client.serde import Serde
+    from sqlmodel import select
+
+    from registry.db import transaction
+    from registry.lineage.models import LineageOutboxRow
+    from registry.lineage.transport import file_line, to_client_event
+
+    passed.qa_run("signs")
+    passed.pin("signs", tmp_path / "registry.lock", job="train")
+    with transaction(passed.ctx.engine, readonly=True) as session:
+        payloads = [json.loads(r.payload) for r in session.exec(select(LineageOutboxRow)).all()]
+    assert {p["job"]["name"].split("/")[0] for p in payloads} >= {"commit", "qa", "train"}
+    for payload in payloads:
+        assert file_line(payload) == Serde.to_json(to_client_event(payload))
+    written = (passed.home / "lineage" / "events.jsonl").read_text().splitlines()
+    assert sorted(written) == sorted(file_line(p) for p in payloads)

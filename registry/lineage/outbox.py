@@ -221,9 +221,9 @@ class _Deliverer:
         assert row.id is not None
         try:
             if self.sender is None:
-                from registry.lineage.transport import Sender
+                from registry.lineage.transport import open_sender
 
-                self.sender = Sender(self.ctx.paths.home)
+                self.sender = open_sender(self.ctx.paths.home)
             if not self.acquire():  # keep the lease fresh before each send
                 self.lost = True
                 return False
