@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from registry import catalog
 from registry.errors import InvalidInput, NotFound, PermissionDenied
 
 __all__ = ["ACTIONS", "PERMISSIONS", "READ_ACTIONS", "ROLES", "Principal", "check_role"]
@@ -71,4 +70,6 @@ class Principal:
 
     def require_ref(self, ref: str) -> None:
         """Scope check for a ``NAME[@REF]``."""
-        self.require_dataset(catalog.split_ref(ref)[0])
+        from registry.catalog import split_ref  # imported late: the CLI loads this module for every command
+
+        self.require_dataset(split_ref(ref)[0])
