@@ -8,11 +8,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from registry import Registry
-from registry.audit.chain import canonical_bytes, event_hash
+from registry.audit.chain import FIELDS, canonical_bytes, event_hash
 from tests.helpers import labels_table
 
-EVENT_COLUMNS = ("seq", "event_id", "time", "actor", "actor_kind", "action", "object_type", "object_id", "dataset",
-                 "snapshot", "details", "client", "prev_hash")
+EVENT_COLUMNS = FIELDS[:-1]
+"""Every stored column of an event but its hash: what the hash covers."""
 
 
 def make_history(reg: Registry, tags: int = 4) -> None:
@@ -35,9 +35,8 @@ def execute(engine: Engine, sql: str, **params: Any) -> None:
 
 def insert_event(engine: Engine, row: dict[str, Any]) -> None:
     """Put an event row straight into the catalog, as someone with write access to it could."""
-    columns = ", ".join(EVENT_COLUMNS + ("hash",))
-    execute(engine, f"INSERT INTO audit_event ({columns}) VALUES ({', '.join(':' + c for c in EVENT_COLUMNS)}, :hash)",
-            **{c: row[c] for c in (*EVENT_COLUMNS, "hash")})
+    execute(engine, f"INSERT INTO audit_event ({', '.join(FIELDS)}) VALUES ({', '.join(':' + c for c in FIELDS)})",
+            **{c: row[c] for c in FIELDS})
 
 
 def rehash(event: dict[str, Any], prev_hash: str) -> str:
