@@ -1,0 +1,398 @@
+"""``Client``: the registry's HTTP API (``/api/v1``) as typed Python methods.
+
+Every method returns what the server sent: JSON objects and lists as plain ``dict``/``list`` values
+(exactly the JSON ``registry ... --json`` prints), and rows as ``pyarrow.Table``. Every failure
+raises a :class:`~registry_client.errors.RegistryError` subclass named as in the registry itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import quote
+
+import httpx
+import pyarrow as pa
+
+from registry_client.errors import ConnectionFailed, InvalidInput, error_for
+from registry_client.streams import ByteStream, arrow_chunks
+
+__all__ = ["ARROW_STREAM", "PARQUET", "Client"]
+
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+PARQUET = "application/vnd.apache.parquet"
+API = "/api/v1"
+DEFAULT_TIMEOUT = 60.0
+_CHUNK = 1 << 20
+
+JSON = Any
+"""A decoded JSON value: dicts, lists, strings, numbers, booleans and None."""
+
+
+def _segment(value: str) -> str:
+    """``value`` as one path segment (``NAME@REF`` keeps its ``@`` and ``~``)."""
+    return quote(value, safe="@~")
+
+
+def _params(**values: Any) -> dict[str, Any]:
+    """Query parameters without the ones left at None (booleans as ``true``/``false``)."""
+    return {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in values.items() if v is not None}
+
+
+class Client:
+    """A connection to one registry server, acting with one bearer token.
+
+    >>> with Client("http://127.0.0.1:8000", token) as reg:          # doctest: +SKIP
+    ...     table = reg.read("street-signs@v1")
+
+    ``timeout`` (seconds) bounds connecting and each wait for data, not a whole transfer.
+
+    Raises (every method):
+        ConnectionFailed: the server cannot be reached or the connection broke; names the URL.
+        Unauthenticated: no token, or an unknown, expired or revoked one (401).
+        PermissionDenied: the token's role may not do this (403).
+        NotFound: no such dataset, ref or snapshot, or the token may not see it (404).
+        ServerError: the server failed unexpectedly (5xx).
+    """
+
+    def __init__(self, url: str, token: str | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.url = url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.url + API, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client({self.url!r})"
+
+    # --- plumbing ---------------------------------------------------------------------------------------
+
+    def _unreachable(self, exc: httpx.TransportError) -> ConnectionFailed:
+        return ConnectionFailed(f"cannot reach the registry at {self.url}: {exc or type(exc).__name__}")
+
+    def _raise_for(self, response: httpx.Response) -> None:
+        """Raise the error a non-2xx response carries (its body must have been read)."""
+        if response.is_success:
+            return
+        code, message = None, ""
+        try:
+            body = response.json()
+            code, message = str(body["error"]["code"]), str(body["error"]["message"])
+        except (ValueError, KeyError, TypeError):
+            message = response.text.strip()[:200]
+        if code in (None, "http_error"):
+            message = f"{message or response.reason_phrase} ({response.request.method} {response.request.url})"
+        raise error_for(response.status_code, code, message)
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> JSON:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
+        self._raise_for(response)
+        return response.json()
+
+    @contextmanager
+    def _stream(self, path: str, params: dict[str, Any]) -> Iterator[Iterator[bytes]]:
+        """The body of a GET as an iterator of chunks; a broken connection raises ConnectionFailed."""
+        try:
+            with self._http.stream("GET", path, params=params) as response:
+                if not response.is_success:
+                    response.read()
+                    self._raise_for(response)
+                yield self._chunks(response)
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
+
+    def _chunks(self, response: httpx.Response) -> Iterator[bytes]:
+        try:
+            yield from response.iter_bytes(_CHUNK)
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(f"the connection to {self.url} broke during the transfer: {exc}") from exc
+
+    def _read_arrow(self, path: str, params: dict[str, Any], columns: Sequence[str] | None) -> pa.Table:
+        with self._stream(path, {**params, "format": "arrow"}) as chunks:
+            source = ByteStream(chunks)
+            try:
+                reader = pa.ipc.open_stream(source)
+                schema = reader.schema
+                if columns is not None:
+                    missing = [c for c in columns if c not in schema.names]
+                    if missing:
+                        raise InvalidInput(f"no column {', '.join(map(repr, missing))}; the columns are "
+                                           f"{', '.join(schema.names)}")
+                    schema = pa.schema([schema.field(c) for c in columns])
+                batches = [b.select(list(columns)) if columns is not None else b for b in reader]
+            except pa.ArrowException as exc:
+                if source.error is not None:
+                    raise source.error from exc
+                raise ConnectionFailed(f"{self.url} sent an unreadable Arrow stream: {exc}") from exc
+        return pa.Table.from_batches(batches, schema)
+
+    # --- datasets, commits, snapshots ------------------------------------------------------------------
+
+    def whoami(self) -> dict[str, Any]:
+        """This token: ``{"name", "role", "datasets", "actions"}``."""
+        result: dict[str, Any] = self._send("GET", "/whoami")
+        return result
+
+    def datasets(self) -> list[dict[str, Any]]:
+        """Every dataset the token sees, with its head snapshot (``registry dataset list --json``)."""
+        result: list[dict[str, Any]] = self._send("GET", "/datasets")
+        return result
+
+    def create_dataset(self, name: str, key: str | Sequence[str], description: str = "",
+                       owner: str | None = None) -> dict[str, Any]:
+        """Create an empty dataset keyed by ``key`` (a column name or several).
+
+        Raises:
+            AlreadyExists: the name is taken.  InvalidName: the name breaks the naming rules.
+        """
+        keys = [key] if isinstance(key, str) else list(key)
+        result: dict[str, Any] = self._send("POST", "/datasets", json={"name": name, "key": keys,
+                                                                       "description": description, "owner": owner})
+        return result
+
+    def commit(self, name: str, table_or_path: pa.Table | str | os.PathLike[str], *, message: str = "",
+               mode: Literal["replace", "upsert"] = "replace", expect_parent: str | None = None,
+               allow_breaking: bool = False) -> dict[str, Any]:
+        """Commit rows as the next snapshot of ``name``'s ``main``: a ``pyarrow.Table`` (sent as an
+        Arrow IPC stream, batch by batch) or a file (Parquet, CSV or JSON lines; sent as multipart,
+        read from disk as it is sent). ``expect_parent`` is sent as ``If-Match``.
+
+        Returns the commit result (``registry commit --json``): ``snapshot_id``, ``created``, counts.
+
+        Raises:
+            Conflict (RefConflict): ``main`` is not at ``expect_parent``.
+            BreakingSchemaChange: a breaking schema change without ``allow_breaking``.
+            TooLarge: the upload exceeds the server's limit.  InvalidInput: unreadable rows or bad keys.
+        """
+        params = _params(message=message, mode=mode, allow_breaking=allow_breaking)
+        headers = {"If-Match": f'"{expect_parent}"'} if expect_parent else {}
+        if isinstance(table_or_path, pa.Table):
+            result: dict[str, Any] = self._send("POST", f"/datasets/{_segment(name)}/commits", params=params,
+                                                headers={**headers, "Content-Type": ARROW_STREAM},
+                                                content=arrow_chunks(table_or_path))
+            return result
+        path = Path(table_or_path)
+        try:
+            handle = path.open("rb")
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}") from exc
+        with handle:
+            result = self._send("POST", f"/datasets/{_segment(name)}/commits", params=params, headers=headers,
+                                files={"file": (path.name, handle, PARQUET)})
+        return result
+
+    def log(self, name: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """Snapshots of ``NAME`` (or ``NAME@REF``), newest first."""
+        result: list[dict[str, Any]] = self._send("GET", f"/datasets/{_segment(name)}/log",
+                                                  params=_params(limit=limit))
+        return result
+
+    def show(self, ref: str) -> dict[str, Any]:
+        """One snapshot (``NAME@REF``) with its tags, branches and schema."""
+        result: dict[str, Any] = self._send("GET", f"/snapshots/{_segment(ref)}")
+        return result
+
+    def resolve(self, ref: str) -> dict[str, Any]:
+        """``{"dataset", "ref", "snapshot_id"}``: what ``NAME@REF`` names now (a cheap request)."""
+        result: dict[str, Any] = self._send("GET", f"/refs/{_segment(ref)}")
+        return result
+
+    def tag(self, ref: str, tag: str) -> dict[str, Any]:
+        """Tag the snapshot ``ref`` names (tags never move); returns the snapshot.
+
+        Raises:
+            AlreadyExists: the tag exists.
+        """
+        result: dict[str, Any] = self._send("POST", f"/refs/{_segment(ref)}/tags", json={"tag": tag})
+        return result
+
+    def diff(self, a: str, b: str, rows: int = 10, labels: bool = False, column: str = "label") -> dict[str, Any]:
+        """What changed from ``a`` to ``b`` (``rows`` example rows of each kind); ``labels=True`` gives
+        the label change matrix of ``column`` instead (``registry diff --labels``)."""
+        result: dict[str, Any] = self._send("GET", "/diff", params=_params(a=a, b=b, rows=rows, labels=labels,
+                                                                           column=column))
+        return result
+
+    def schema(self, name: str) -> list[dict[str, Any]]:
+        """Schema versions of ``name``, each compatible or breaking."""
+        result: list[dict[str, Any]] = self._send("GET", f"/datasets/{_segment(name)}/schema")
+        return result
+
+    def read(self, ref: str, columns: Sequence[str] | None = None) -> pa.Table:
+        """The rows of ``ref``, decoded from an Arrow IPC stream as it arrives (only ``columns``, if given)."""
+        return self._read_arrow(f"/snapshots/{_segment(ref)}/data", {}, columns)
+
+    def download(self, ref: str, out: str | os.PathLike[str], *, format: Literal["parquet", "arrow"] = "parquet",
+                 training: bool = False, job: str | None = None, allow_unverified: bool = False) -> int:
+        """Stream the rows of ``ref`` into the file ``out`` (Parquet or an Arrow IPC stream); the bytes written.
+
+        With ``training=True`` this is the training read :meth:`load` makes (gate enforced, audited).
+        """
+        params = _params(format=format, **self._training(training, job, allow_unverified))
+        written = 0
+        with self._stream(f"/snapshots/{_segment(ref)}/data", params) as chunks, open(out, "wb") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
+                written += len(chunk)
+        return written
+
+    @staticmethod
+    def _training(training: bool, job: str | None, allow_unverified: bool) -> dict[str, Any]:
+        if not training:
+            return {}
+        return {"training": True, "job": job, "allow_unverified": allow_unverified}
+
+    # --- annotations and provenance --------------------------------------------------------------------
+
+    def import_annotations(self, fmt: Literal["label-studio", "coco", "table"], name: str,
+                           path: str | os.PathLike[str], *, key: str | None = None,
+                           guideline_version: str | None = None, config: str | os.PathLike[str] | None = None,
+                           resolve: Literal["gt-majority", "majority"] = "gt-majority", mapping: str | None = None,
+                           message: str = "") -> dict[str, Any]:
+        """Import a labeling tool's export as ``name``'s next snapshot with its annotation records
+        (``registry import --json``); ``config`` is a Label Studio labeling config file."""
+        params = _params(format=fmt, key=key, guideline_version=guideline_version, resolve=resolve, map=mapping,
+                         message=message)
+        files = [Path(path)] + ([Path(config)] if config is not None else [])
+        try:
+            handles = [f.open("rb") for f in files]
+        except OSError as exc:
+            raise InvalidInput(f"cannot read {exc.filename}: {exc.strerror or exc}") from exc
+        try:
+            parts = {part: (f.name, h, "application/octet-stream") for part, f, h in zip(("file", "config"), files,
+                                                                                        handles, strict=False)}
+            result: dict[str, Any] = self._send("POST", f"/datasets/{_segment(name)}/imports", params=params,
+                                                files=parts)
+        finally:
+            for handle in handles:
+                handle.close()
+        return result
+
+    def history(self, name: str, key: str) -> list[dict[str, Any]]:
+        """Every labeling act and every snapshot that changed sample ``key`` of ``name``, oldest first."""
+        result: list[dict[str, Any]] = self._send("GET", f"/datasets/{_segment(name)}/history",
+                                                  params={"key": key})
+        return result
+
+    def blame(self, ref: str, column: str = "label", limit: int | None = None) -> list[dict[str, Any]]:
+        """Per row of ``ref``: the snapshot that last changed it and who labeled its current value."""
+        result: list[dict[str, Any]] = self._send("GET", f"/blame/{_segment(ref)}",
+                                                  params=_params(column=column, limit=limit))
+        return result
+
+    # --- quality: policies, gates, pins, training reads ------------------------------------------------
+
+    def policy(self, name: str, version: int | None = None) -> dict[str, Any]:
+        """The current (or ``version``) QA policy of ``name``, with its YAML ``document``."""
+        result: dict[str, Any] = self._send("GET", f"/policies/{_segment(name)}", params=_params(version=version))
+        return result
+
+    def set_policy(self, name: str, document: str, source: str = "policy") -> dict[str, Any]:
+        """Store ``document`` (YAML) as ``name``'s next policy version (owner and maintainers only)."""
+        result: dict[str, Any] = self._send("PUT", f"/policies/{_segment(name)}",
+                                            json={"document": document, "source": source})
+        return result
+
+    def gate_check(self, ref: str) -> dict[str, Any]:
+        """Whether ``ref``'s snapshot passes its gate (``passes``), and why (``registry gate check --json``)."""
+        result: dict[str, Any] = self._send("GET", f"/gates/{_segment(ref)}")
+        return result
+
+    def gate_results(self, ref: str) -> list[dict[str, Any]]:
+        """Every stored QA result of ``ref``'s snapshot, newest first."""
+        result: list[dict[str, Any]] = self._send("GET", f"/gates/{_segment(ref)}/results")
+        return result
+
+    def qa_run(self, ref: str) -> dict[str, Any]:
+        """Evaluate the current policy on ``ref``'s snapshot and store the gate result."""
+        result: dict[str, Any] = self._send("POST", f"/qa/{_segment(ref)}")
+        return result
+
+    def waive(self, ref: str, reason: str, checks: Sequence[str] | None = None,
+              expires: str | None = None) -> dict[str, Any]:
+        """Let ``ref``'s snapshot pass despite failed ``checks`` (all if None) until ``expires``."""
+        body = {"reason": reason, "checks": list(checks) if checks is not None else None, "expires": expires}
+        result: dict[str, Any] = self._send("POST", f"/gates/{_segment(ref)}/waivers", json=body)
+        return result
+
+    def pin(self, ref: str, job: str | None = None) -> dict[str, Any]:
+        """Pin ``ref``'s snapshot for training; returns the lock entry (write it to a lockfile yourself).
+
+        Raises:
+            GateBlocked: the gate does not pass (the refusal is audited).
+        """
+        result: dict[str, Any] = self._send("POST", "/pins", json={"ref": ref, "job": job})
+        return result
+
+    def load(self, ref: str, job: str | None = None, allow_unverified: bool = False) -> pa.Table:
+        """The rows of ``ref`` for training, streamed; audited with ``job`` like the local ``Registry.load``.
+
+        Raises:
+            GateBlocked: the gate does not pass and ``allow_unverified`` is False.
+            VerifyFailed: the stored bytes do not match their hashes.
+        """
+        return self._read_arrow(f"/snapshots/{_segment(ref)}/data", self._training(True, job, allow_unverified),
+                                None)
+
+    # --- audit, query, lineage, verification -----------------------------------------------------------
+
+    def query_rows(self, sql: str, dataset: str | None = None) -> dict[str, Any]:
+        """Read-only SQL as the server answers it: ``{"columns": [...], "rows": [{...}, ...]}``."""
+        result: dict[str, Any] = self._send("POST", "/query", json={"sql": sql, "dataset": dataset})
+        return result
+
+    def query(self, sql: str, dataset: str | None = None) -> pa.Table:
+        """Read-only DuckDB SQL over the registry's views (``data`` = the rows of ``dataset``, a NAME@REF),
+        as a table built from the JSON rows (times and decimals arrive as strings)."""
+        answer = self.query_rows(sql, dataset)
+        columns: list[str] = answer["columns"]
+        rows: list[dict[str, Any]] = answer["rows"]
+        return pa.table({c: [row.get(c) for row in rows] for c in columns})
+
+    def audit_log(self, *, dataset: str | None = None, actor: str | None = None, action: str | None = None,
+                  since: str | None = None, until: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Audit events matching every filter given, oldest first (``limit``: the newest N)."""
+        result: list[dict[str, Any]] = self._send("GET", "/audit/events", params=_params(
+            dataset=dataset, actor=actor, action=action, since=since, until=until, limit=limit))
+        return result
+
+    def verify_audit(self, checkpoint: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Recompute the audit hash chain (and prove it extends ``checkpoint``); ``ok`` says the outcome."""
+        result: dict[str, Any] = self._send("POST", "/audit/verify", json={"checkpoint": checkpoint})
+        return result
+
+    def audit_checkpoint(self) -> dict[str, Any]:
+        """The chain's current (sequence, hash, time), to keep outside the registry."""
+        result: dict[str, Any] = self._send("POST", "/audit/checkpoints")
+        return result
+
+    def lineage_graph(self, ref: str, direction: Literal["both", "upstream", "downstream"] = "both",
+                      depth: int = 3) -> dict[str, Any]:
+        """The lineage graph within ``depth`` steps of the snapshot ``ref``."""
+        result: dict[str, Any] = self._send("GET", "/lineage/graph", params={"ref": ref, "direction": direction,
+                                                                             "depth": depth})
+        return result
+
+    def ingest_lineage(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Record an OpenLineage RunEvent's reads and writes of registry snapshots as lineage edges."""
+        result: dict[str, Any] = self._send("POST", "/lineage", json=event)
+        return result
+
+    def verify(self, dataset: str | None = None) -> dict[str, Any]:
+        """Recompute stored hashes, manifests and snapshot ids on the server; ``ok`` says the outcome."""
+        result: dict[str, Any] = self._send("POST", "/verify", params=_params(dataset=dataset))
+        return result
