@@ -95,7 +95,11 @@ def create_app(home: Path, settings: Settings | None = None, max_upload_bytes: i
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        from registry.lineage.worker import start_worker, stop_worker
+
+        start_worker(ctx)  # lineage delivery by a thread of this process, not a process per commit
         yield
+        stop_worker(ctx)
         ctx.close()
 
     app = FastAPI(title="Dataset registry", version="1", lifespan=lifespan, default_response_class=JSONBody,

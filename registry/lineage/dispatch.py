@@ -3,8 +3,9 @@
 ``auto`` (the default) delivers inline when events go to the home's JSON-lines file (a local
 append, milliseconds) and hands off to a detached ``registry lineage flush`` process when an
 OpenLineage transport is configured, so a slow or unreachable backend never delays or fails the
-operation: its cost stays the outbox INSERT plus starting a process. ``inline``, ``background``
-and ``manual`` (only ``registry lineage flush``) force one behaviour. Nothing here raises.
+operation: its cost stays the outbox INSERT plus starting a process. In a long-lived process that
+started a :mod:`registry.lineage.worker` (the API server), the operation only wakes that thread.
+``inline``, ``background`` and ``manual`` (only ``registry lineage flush``) force one behaviour. Nothing here raises.
 """
 
 from __future__ import annotations
@@ -49,7 +50,10 @@ def after_operation(ctx: Context) -> None:
 
             deliver(ctx, respect_backoff=True)
         else:
-            spawn_background_flush(ctx)
+            from registry.lineage.worker import notify_worker
+
+            if not notify_worker(ctx):  # a server's delivery thread, else a detached process
+                spawn_background_flush(ctx)
     except Exception:  # noqa: BLE001 - lineage never breaks the operation (design invariant 9)
         log.warning("lineage delivery after the operation failed; events stay queued", exc_info=True)
 
