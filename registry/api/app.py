@@ -19,7 +19,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from registry.api import routes_audit, routes_datasets, routes_quality
+from registry.api import (
+    routes_audit,
+    routes_datasets,
+    routes_governance,
+    routes_lineage,
+    routes_meta,
+    routes_provenance,
+    routes_quality,
+)
 from registry.config import Settings, find_home
 from registry.context import open_context
 from registry.errors import RegistryError, Unauthenticated, http_status_for
@@ -108,7 +116,8 @@ def create_app(home: Path, settings: Settings | None = None, max_upload_bytes: i
     app.state.max_upload_bytes = max_upload_bytes or settings.api_max_upload_bytes
     _install_error_handlers(app)
     app.include_router(_health_router())
-    for module in (routes_datasets, routes_quality, routes_audit):
+    for module in (routes_datasets, routes_quality, routes_audit, routes_meta, routes_provenance, routes_governance,
+                   routes_lineage):
         app.include_router(module.router, prefix=API_PREFIX)
     return app
 

@@ -14,7 +14,7 @@ from registry.auth.roles import READ_ACTIONS, Principal
 from registry.auth.tokens import authenticate
 from registry.context import ClientInfo, Context
 
-__all__ = ["Access", "base_context", "require"]
+__all__ = ["Access", "authenticated", "base_context", "permit", "require"]
 
 
 @dataclass(frozen=True)
@@ -44,16 +44,31 @@ def request_context(request: Request, principal: str | None) -> Context:
     return ctx
 
 
+async def authenticated(request: Request) -> Access:
+    """A dependency: any valid token (401 without one), whatever its role."""
+    principal = await run_in_threadpool(authenticate, base_context(request), _bearer(request))
+    return Access(principal, request_context(request, principal.name))
+
+
+def permit(request: Request, access: Access, action: str) -> None:
+    """Refuse unless the token's role may ``action``; a refused non-read action is audited first.
+
+    Raises:
+        PermissionDenied: the role may not (403).
+    """
+    if not access.principal.may(action):
+        if action not in READ_ACTIONS:
+            record_denied(access.ctx, action, request.method, request.url.path)
+        access.principal.require(action)
+
+
 def require(action: str) -> Callable[[Request], Awaitable[Access]]:
     """A dependency: 401 without a valid token, 403 (audited for writes) when its role may not ``action``."""
 
     async def dependency(request: Request) -> Access:
-        principal = await run_in_threadpool(authenticate, base_context(request), _bearer(request))
-        ctx = request_context(request, principal.name)
-        if not principal.may(action):
-            if action not in READ_ACTIONS:
-                await run_in_threadpool(record_denied, ctx, action, request.method, request.url.path)
-            principal.require(action)
-        return Access(principal, ctx)
+        access = await authenticated(request)
+        if not access.principal.may(action):
+            await run_in_threadpool(permit, request, access, action)
+        return access
 
     return dependency

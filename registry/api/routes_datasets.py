@@ -11,9 +11,10 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from registry.api.deps import Access, require
+from registry.api.deps import Access, permit, require
 from registry.api.streaming import MEDIA_TYPES, encode
 from registry.datasets import create_dataset, list_datasets
+from registry.errors import InvalidInput
 from registry.snapshots import history
 from registry.snapshots.commit import Mode, commit
 from registry.snapshots.diff import diff
@@ -86,10 +87,25 @@ def snapshot_show(ref: str, access: Reader) -> dict[str, object]:
 
 @router.get("/snapshots/{ref}/data", response_class=StreamingResponse,
             responses={200: {"content": {media: {} for media in MEDIA_TYPES.values()}}})
-def snapshot_data(ref: str, access: Reader, format: Literal["arrow", "parquet"] = "arrow") -> StreamingResponse:
-    """The snapshot's rows, streamed batch by batch as an Arrow IPC stream or a Parquet file."""
+def snapshot_data(ref: str, access: Reader, request: Request, format: Literal["arrow", "parquet"] = "arrow",
+                  training: bool = False, job: str | None = None, allow_unverified: bool = False) -> StreamingResponse:
+    """The snapshot's rows, streamed batch by batch as an Arrow IPC stream or a Parquet file.
+
+    ``training=true`` is the training read: refused with 409 unless the gate passes now (or
+    ``allow_unverified=true``, which needs the pin action), audited like a local ``Registry.load``
+    under ``job``.
+    """
+    if not training and (job is not None or allow_unverified):
+        raise InvalidInput("job and allow_unverified go with training=true")
+    if allow_unverified:
+        permit(request, access, "pin")
     access.principal.require_ref(ref)
-    schema, batches = stream(access.ctx, ref)
+    if training:
+        from registry.quality.training import training_stream
+
+        schema, batches = training_stream(access.ctx, ref, allow_unverified=allow_unverified, job=job)
+    else:
+        schema, batches = stream(access.ctx, ref)
     return StreamingResponse(encode(schema, batches, format), media_type=MEDIA_TYPES[format])
 
 

@@ -19,7 +19,7 @@ from starlette.types import Message
 from registry.errors import InvalidInput, TooLarge
 from registry.snapshots.tables import SUPPORTED_SUFFIXES
 
-__all__ = ["ARROW_STREAM", "spool_upload"]
+__all__ = ["ARROW_STREAM", "spool_files", "spool_upload"]
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
@@ -52,17 +52,14 @@ async def spool_upload(request: Request, limit: int, folder: Path) -> pa.Table |
         InvalidInput: no file part, an unknown content type, or an unreadable Arrow stream.
     """
     body = _limited(request, limit)
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    kind = _content_type(request)
     if kind == "multipart/form-data":
         async with body.form(max_files=1) as form:
             upload = form.get("file")
             if not isinstance(upload, UploadFile):
                 raise InvalidInput("the multipart upload needs a 'file' part holding the rows (Parquet)")
             suffix = Path(upload.filename or "").suffix.lower()
-            target = folder / f"upload{suffix if suffix in SUPPORTED_SUFFIXES else '.parquet'}"
-            with target.open("wb") as out:
-                await run_in_threadpool(shutil.copyfileobj, upload.file, out, 1 << 20)
-            return target
+            return await _save(upload, folder / f"upload{suffix if suffix in SUPPORTED_SUFFIXES else '.parquet'}")
     if kind == ARROW_STREAM:
         target = folder / "upload.arrows"
         with target.open("wb") as out:
@@ -71,6 +68,46 @@ async def spool_upload(request: Request, limit: int, folder: Path) -> pa.Table |
         return await run_in_threadpool(_read_arrow_stream, target)
     raise InvalidInput(f"upload the rows as multipart/form-data (a 'file' part) or as {ARROW_STREAM}, "
                        f"not {kind or 'no content type'}")
+
+
+async def spool_files(request: Request, limit: int, folder: Path, required: str, optional: tuple[str, ...] = ()
+                      ) -> dict[str, Path]:
+    """The multipart file parts ``required`` (and those of ``optional`` sent), each spooled to
+    ``folder/PART/NAME`` under its sent file name (its base name only), by part name.
+
+    Raises:
+        TooLarge: more than ``limit`` bytes.
+        InvalidInput: not multipart, or no ``required`` file part.
+    """
+    body = _limited(request, limit)
+    if _content_type(request) != "multipart/form-data":
+        raise InvalidInput(f"upload the file as multipart/form-data (a {required!r} part), "
+                           f"not {_content_type(request) or 'no content type'}")
+    spooled: dict[str, Path] = {}
+    async with body.form(max_files=1 + len(optional)) as form:
+        for part in (required, *optional):
+            upload = form.get(part)
+            if upload is None:
+                continue
+            if not isinstance(upload, UploadFile):
+                raise InvalidInput(f"the multipart part {part!r} must be a file")
+            (folder / part).mkdir()
+            name = Path((upload.filename or "").replace("\\", "/")).name
+            spooled[part] = await _save(upload, folder / part / (name if name not in ("", ".", "..") else part))
+    if required not in spooled:
+        raise InvalidInput(f"the multipart upload needs a {required!r} file part")
+    return spooled
+
+
+def _content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+async def _save(upload: UploadFile, target: Path) -> Path:
+    """Copy an uploaded part to ``target`` (off the event loop); returns ``target``."""
+    with target.open("wb") as out:
+        await run_in_threadpool(shutil.copyfileobj, upload.file, out, 1 << 20)
+    return target
 
 
 def _read_arrow_stream(path: Path) -> pa.Table:

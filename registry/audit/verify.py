@@ -26,8 +26,8 @@ from registry.db import transaction
 from registry.errors import InvalidInput, NotFound
 from registry.timeutil import utc_now
 
-__all__ = ["CHECKPOINT_FORMAT", "AuditVerifyReport", "Checkpoint", "read_checkpoint", "verify_audit",
-           "write_checkpoint"]
+__all__ = ["CHECKPOINT_FORMAT", "AuditVerifyReport", "Checkpoint", "parse_checkpoint", "read_checkpoint",
+           "verify_audit", "write_checkpoint"]
 
 CHECKPOINT_FORMAT = "registry-audit-checkpoint/1"
 
@@ -196,12 +196,21 @@ def read_checkpoint(path: Path) -> Checkpoint:
         raise InvalidInput(f"checkpoint file {path} does not exist") from exc
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"checkpoint file {path} is not JSON: {exc}") from exc
+    return parse_checkpoint(data, f"checkpoint file {path}")
+
+
+def parse_checkpoint(data: Any, where: str = "checkpoint") -> Checkpoint:
+    """A checkpoint from its JSON object (as :meth:`Checkpoint.to_dict` writes it); ``where`` names it in errors.
+
+    Raises:
+        InvalidInput: not a checkpoint, or no valid seq and hash.
+    """
     if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-        raise InvalidInput(f"{path} is not an audit checkpoint (expected format {CHECKPOINT_FORMAT!r})")
+        raise InvalidInput(f"{where} is not an audit checkpoint (expected format {CHECKPOINT_FORMAT!r})")
     try:
         seq, digest = int(data["seq"]), str(data["hash"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidInput(f"checkpoint file {path} lacks a valid seq and hash") from exc
+        raise InvalidInput(f"{where} lacks a valid seq and hash") from exc
     if len(digest) != 64:
-        raise InvalidInput(f"checkpoint file {path}: hash must be 64 hex characters")
+        raise InvalidInput(f"{where}: hash must be 64 hex characters")
     return Checkpoint(seq, digest, str(data.get("time", "")), str(data.get("home", "")))

@@ -34,7 +34,7 @@ from registry.quality.subject import Subject
 from registry.snapshots.history import resolve_ref
 from registry.timeutil import utc_now
 
-__all__ = ["GateResult", "RUNNERS", "last_passed", "qa_run", "run_check"]
+__all__ = ["GateResult", "RUNNERS", "gate_results", "last_passed", "qa_run", "run_check"]
 
 RUNNERS: dict[str, Callable[[Any, Subject], Measure]] = {
     "row_count": checks_table.row_count,
@@ -156,6 +156,19 @@ def qa_run(ctx: Context, ref: str, actor: str | None = None) -> GateResult:
                               "warnings": [o.name for o in outcomes if not o.passed and o.severity == "warn"]},
                      actor=who)
     return GateResult.from_row(row, dataset.name, gate)
+
+
+def gate_results(ctx: Context, ref: str) -> list[GateResult]:
+    """Every stored gate result of the snapshot ``ref`` names, under any policy version, newest first.
+
+    Raises:
+        NotFound: no such dataset or ref.
+    """
+    with transaction(ctx.engine, readonly=True) as session:
+        dataset, snapshot = resolve_ref(session, ref)
+        rows = session.exec(select(GateResultRow).where(GateResultRow.snapshot_id == snapshot.id)
+                            .order_by(col(GateResultRow.created_at).desc(), col(GateResultRow.id))).all()
+        return [GateResult.from_row(row, dataset.name) for row in rows]
 
 
 def _assertions(checks: list[Any], outcomes: list[CheckOutcome]) -> list[lineage_emit.Assertion]:

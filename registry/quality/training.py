@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -34,11 +35,12 @@ from registry.quality.lockfile import LOCKFILE_NAME, LockEntry, read_lockfile, u
 from registry.quality.models import PinRow
 from registry.snapshots.commit import load_manifest
 from registry.snapshots.history import resolve_ref
+from registry.snapshots.manifest import Manifest
 from registry.snapshots.reader import ManifestReader
 from registry.snapshots.tables import write_table_atomically
 from registry.timeutil import utc_now
 
-__all__ = ["PullResult", "load", "pin", "pull"]
+__all__ = ["PullResult", "load", "pin", "pin_entry", "pull", "training_stream"]
 
 
 @dataclass(frozen=True)
@@ -92,14 +94,19 @@ def _check_object(ctx: Context, sha: str, role: str) -> None:
                            "`registry verify` lists every damaged object")
 
 
-def _verified_rows(ctx: Context, dataset: DatasetRow, snapshot: SnapshotRow) -> tuple[pa.Table, str]:
-    """The snapshot's rows after re-hashing every object they come from, and their content hash."""
+def _verified_manifest(ctx: Context, dataset: DatasetRow, snapshot: SnapshotRow) -> Manifest:
+    """The snapshot's manifest after re-hashing it and every object it names."""
     where = f"{dataset.name}@{snapshot.id[:12]}"
     _check_object(ctx, snapshot.manifest_sha256, f"manifest of {where}")
     manifest = load_manifest(ctx, snapshot)
     for sha in manifest.objects():
         _check_object(ctx, sha, f"layer of {where}")
-    table = ManifestReader(ctx.store, ctx.cache, manifest).read()
+    return manifest
+
+
+def _verified_rows(ctx: Context, dataset: DatasetRow, snapshot: SnapshotRow) -> tuple[pa.Table, str]:
+    """The snapshot's rows after re-hashing every object they come from, and their content hash."""
+    table = ManifestReader(ctx.store, ctx.cache, _verified_manifest(ctx, dataset, snapshot)).read()
     return table, content_hash(table, catalog.key_columns(dataset))
 
 
@@ -112,9 +119,23 @@ def pin(ctx: Context, ref: str, lockfile: str | os.PathLike[str] = LOCKFILE_NAME
         NotFound: no such dataset or ref.
         InvalidInput: the lockfile exists but is not one, or cannot be written.
     """
-    who = resolve_actor(ctx, actor)
     entries = read_lockfile(lockfile)
-    refusal = {"ref": ref, "job": job, "lockfile": str(lockfile)}
+    entry = pin_entry(ctx, ref, job, actor, lockfile)
+    write_lockfile(lockfile, upsert_entry(entries, entry))
+    return entry
+
+
+def pin_entry(ctx: Context, ref: str, job: str | None = None, actor: str | None = None,
+              lockfile: str | os.PathLike[str] | None = None) -> LockEntry:
+    """Pin the snapshot ``ref`` names in the catalog (audited) and return its lockfile entry, without
+    writing any lockfile: :func:`pin` writes ``lockfile``; an API client writes its own.
+
+    Raises:
+        GateBlocked: the gate does not pass (the refusal is audited as ``pin.refuse``).
+        NotFound: no such dataset or ref.
+    """
+    who = resolve_actor(ctx, actor)
+    refusal = {"ref": ref, "job": job, "lockfile": str(lockfile) if lockfile is not None else None}
     with transaction(ctx.engine, readonly=True) as session:
         dataset, snapshot = resolve_ref(session, ref)
         status = gate_status(session, dataset, snapshot)
@@ -130,8 +151,8 @@ def pin(ctx: Context, ref: str, lockfile: str | os.PathLike[str] = LOCKFILE_NAME
                 raise _Blocked(now)
             row = PinRow(id=uuid.uuid4().hex, dataset_id=catalog.dataset_id(dataset), snapshot_id=snapshot.id,
                          requested_ref=entry.ref, job=job, content_hash=digest, gate_result_id=entry.gate_result_id,
-                         waiver_id=entry.waiver_id, lockfile=str(Path(lockfile).resolve()), pinned_at=entry.pinned_at,
-                         pinned_by=who.name)
+                         waiver_id=entry.waiver_id, lockfile=str(Path(lockfile).resolve()) if lockfile else "",
+                         pinned_at=entry.pinned_at, pinned_by=who.name)
             session.add(row)
             session.flush()
             lineage_emit.enqueue_training_read(session, ctx, snapshot, _lineage_job(job), operation="pin")
@@ -139,7 +160,6 @@ def pin(ctx: Context, ref: str, lockfile: str | os.PathLike[str] = LOCKFILE_NAME
                          details={**entry.to_dict(), "lockfile": row.lockfile, "gate": now.state}, actor=who)
     except _Blocked as blocked:
         _refuse(ctx, "pin.refuse", blocked.status, who, refusal)
-    write_lockfile(lockfile, upsert_entry(entries, entry))
     return entry
 
 
@@ -158,26 +178,70 @@ def load(ctx: Context, target: str | LockEntry, *, allow_unverified: bool = Fals
     ref = entry.target if entry is not None else str(target)
     job = job or (entry.job if entry is not None else None)
     who = resolve_actor(ctx, actor)
-    with transaction(ctx.engine, readonly=True) as session:
-        dataset, snapshot = resolve_ref(session, ref)
-        status = gate_status(session, dataset, snapshot)
+    admitted = _admit(ctx, ref, who, allow_unverified=allow_unverified, job=job)
+    dataset, snapshot, _ = admitted
     if entry is not None and snapshot.id != entry.snapshot_id:
         raise VerifyFailed(f"lock entry for {entry.dataset} names snapshot {entry.snapshot_id}, which resolves to "
                            f"{snapshot.id}")
-    if not status.passes and not allow_unverified:
-        _refuse(ctx, "gate.refuse", status, who, {"read": ref, "job": job})
     table, digest = _verified_rows(ctx, dataset, snapshot)
     if entry is not None and digest != entry.content_hash:
         raise VerifyFailed(f"{entry.dataset}@{snapshot.id[:12]}: the rows read hash to {digest}, but the pin "
                            f"recorded {entry.content_hash}; the stored data changed since it was pinned")
+    _record_read(ctx, admitted, who, job=job, ref=entry.ref if entry else catalog.split_ref(ref)[1], digest=digest,
+                 rows=table.num_rows, pinned=entry is not None, operation=operation)
+    return table
+
+
+def training_stream(ctx: Context, ref: str, *, allow_unverified: bool = False, job: str | None = None,
+                    actor: str | None = None, operation: str = "load"
+                    ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+    """The rows of ``NAME@REF`` for training, as :func:`registry.snapshots.read.stream` batches: admitted
+    and audited as :func:`load` admits and audits (``gate.refuse``, ``read.training`` or
+    ``read.unverified``, and the lineage training read), with every object re-hashed before the first
+    batch. The rows' content hash needs every row at once, so it is not computed (``content_hash``
+    is None in the event); the reader can hash what it received.
+
+    Raises:
+        GateBlocked: the gate does not pass now and ``allow_unverified`` is False (audited as ``gate.refuse``).
+        VerifyFailed: an object's bytes differ from what was stored.
+        NotFound: no such dataset or ref.
+    """
+    from registry.snapshots.read import stream
+
+    who = resolve_actor(ctx, actor)
+    admitted = _admit(ctx, ref, who, allow_unverified=allow_unverified, job=job)
+    dataset, snapshot, _ = admitted
+    _verified_manifest(ctx, dataset, snapshot)
+    _record_read(ctx, admitted, who, job=job, ref=catalog.split_ref(ref)[1], digest=None, rows=snapshot.rows,
+                 pinned=False, operation=operation)
+    return stream(ctx, f"{dataset.name}@{snapshot.id}")
+
+
+_Admitted = tuple[DatasetRow, SnapshotRow, GateStatus]
+
+
+def _admit(ctx: Context, ref: str, who: Actor, *, allow_unverified: bool, job: str | None) -> _Admitted:
+    """The dataset, snapshot and gate of ``ref`` if a training read may proceed; else the refusal is
+    audited and GateBlocked raised."""
+    with transaction(ctx.engine, readonly=True) as session:
+        dataset, snapshot = resolve_ref(session, ref)
+        status = gate_status(session, dataset, snapshot)
+    if not status.passes and not allow_unverified:
+        _refuse(ctx, "gate.refuse", status, who, {"read": ref, "job": job})
+    return dataset, snapshot, status
+
+
+def _record_read(ctx: Context, admitted: _Admitted, who: Actor, *, job: str | None, ref: str, digest: str | None,
+                 rows: int, pinned: bool, operation: str) -> None:
+    """The audit event (``read.training``, or ``read.unverified`` past a blocked gate) and the lineage
+    training read of one admitted read, in one transaction."""
+    dataset, snapshot, status = admitted
     action = "read.training" if status.passes else "read.unverified"
     with transaction(ctx.engine) as session:
         lineage_emit.enqueue_training_read(session, ctx, snapshot, _lineage_job(job), operation=operation)
         audit.record(session, ctx, action, "snapshot", snapshot.id, dataset=dataset.name, snapshot=snapshot.id,
-                     details={"job": job, "ref": entry.ref if entry else catalog.split_ref(ref)[1],
-                              "content_hash": digest, "rows": table.num_rows, "gate": status.state,
-                              "pinned": entry is not None, "operation": operation}, actor=who)
-    return table
+                     details={"job": job, "ref": ref, "content_hash": digest, "rows": rows, "gate": status.state,
+                              "pinned": pinned, "operation": operation}, actor=who)
 
 
 def pull(ctx: Context, lockfile: str | os.PathLike[str] = LOCKFILE_NAME, outdir: str | os.PathLike[str] = ".",

@@ -15,7 +15,8 @@ from registry.db import transaction
 from registry.models import DatasetRow, RefRow, SchemaVersionRow, SnapshotRow
 from registry.snapshots.describe import describe_change
 
-__all__ = ["SchemaVersionInfo", "SnapshotInfo", "log", "resolve_ref", "schema_versions", "show", "tag"]
+__all__ = ["ResolvedRef", "SchemaVersionInfo", "SnapshotInfo", "log", "resolve", "resolve_ref", "schema_versions",
+           "show", "tag"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,29 @@ def resolve_ref(session: Session, text: str) -> tuple[DatasetRow, SnapshotRow]:
     name, ref = catalog.split_ref(text)
     dataset = catalog.get_dataset(session, name)
     return dataset, catalog.resolve(session, dataset, ref)
+
+
+@dataclass(frozen=True)
+class ResolvedRef:
+    """What a ``NAME[@REF]`` names now: the dataset, the ref as written (``main`` by default) and the full id."""
+
+    dataset: str
+    ref: str
+    snapshot_id: str
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def resolve(ctx: Context, text: str) -> ResolvedRef:
+    """The snapshot ``NAME[@REF]`` names, from the catalog alone (one short read transaction, no data read).
+
+    Raises:
+        NotFound: no such dataset or ref. AmbiguousRef: an id prefix matches several snapshots.
+    """
+    with transaction(ctx.engine, readonly=True) as session:
+        dataset, snapshot = resolve_ref(session, text)
+        return ResolvedRef(dataset.name, catalog.split_ref(text)[1], snapshot.id)
 
 
 def _refs_by_snapshot(session: Session, dataset: DatasetRow) -> dict[str, list[RefRow]]:

@@ -1,0 +1,117 @@
+"""QA policies, gate results, waivers, pins, and the audit chain's verification and checkpoints."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, status
+from pydantic import BaseModel
+
+from registry.api.deps import Access, require
+from registry.errors import PermissionDenied
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["governance"])
+
+
+class PolicyDocument(BaseModel):
+    document: str
+    """The policy as YAML text, stored as given."""
+    source: str = "policy"
+    """What to call the document in error messages (e.g. its file name)."""
+
+
+class NewWaiver(BaseModel):
+    reason: str
+    checks: list[str] | None = None
+    """The failed checks it covers; null: every check."""
+    expires: str | None = None
+    """An ISO time or a duration (``7d``); null: never."""
+
+
+class NewPin(BaseModel):
+    ref: str
+    job: str | None = None
+
+
+class AuditVerify(BaseModel):
+    checkpoint: dict[str, Any] | None = None
+    """A checkpoint (as ``POST /audit/checkpoints`` returned it) the chain must still extend."""
+
+
+@router.get("/policies/{name}")
+def policy_show(name: str, access: Annotated[Access, Depends(require("read"))], version: int | None = None
+                ) -> dict[str, object]:
+    """The dataset's current QA policy (or one version of it)."""
+    from registry.quality.policies import show_policy
+
+    access.principal.require_dataset(name)
+    return show_policy(access.ctx, name, version).to_dict()
+
+
+@router.put("/policies/{name}")
+def policy_set(name: str, body: PolicyDocument, access: Annotated[Access, Depends(require("policy"))]
+               ) -> dict[str, object]:
+    """Store the document as the dataset's next policy version (the token's name must be the dataset's
+    owner or a maintainer its current policy lists); the same document again stores nothing."""
+    from registry.quality.policies import set_policy
+
+    access.principal.require_dataset(name)
+    return set_policy(access.ctx, name, body.document, body.source).to_dict()
+
+
+@router.get("/gates/{ref}/results")
+def gate_results(ref: str, access: Annotated[Access, Depends(require("gate_check"))]) -> list[dict[str, object]]:
+    """Every stored gate result of the snapshot, under any policy version, newest first."""
+    from registry.quality.evaluate import gate_results
+
+    access.principal.require_ref(ref)
+    return [r.to_dict() for r in gate_results(access.ctx, ref)]
+
+
+@router.post("/gates/{ref}/waivers", status_code=status.HTTP_201_CREATED)
+def gate_waive(ref: str, body: NewWaiver, access: Annotated[Access, Depends(require("waive"))]) -> dict[str, object]:
+    """Let the snapshot pass its gate despite failed checks (the token's name must be the dataset's owner
+    or a maintainer)."""
+    from registry.quality.waivers import waive
+
+    access.principal.require_ref(ref)
+    return waive(access.ctx, ref, body.reason, body.checks, body.expires).to_dict()
+
+
+@router.post("/pins", status_code=status.HTTP_201_CREATED)
+def pin(body: NewPin, access: Annotated[Access, Depends(require("pin"))]) -> dict[str, object]:
+    """Pin the snapshot for training (refused with 409 unless its gate passes); the lockfile entry to
+    write, which the client keeps."""
+    from registry.quality.training import pin_entry
+
+    access.principal.require_ref(body.ref)
+    return pin_entry(access.ctx, body.ref, body.job).to_dict()
+
+
+def _whole_chain(access: Access) -> None:
+    if access.principal.datasets:
+        raise PermissionDenied(f"token {access.principal.name!r} is limited to some datasets and the audit chain "
+                               "spans all of them")
+
+
+@router.post("/audit/verify")
+def audit_verify(access: Annotated[Access, Depends(require("audit"))],
+                 body: Annotated[AuditVerify | None, Body()] = None) -> dict[str, object]:
+    """Recompute the audit chain (and check it extends ``checkpoint``). 200 even when it does not: the
+    body's ``ok`` says."""
+    from registry.audit.verify import parse_checkpoint, verify_audit
+
+    _whole_chain(access)
+    checkpoint = body.checkpoint if body is not None else None
+    return verify_audit(access.ctx, parse_checkpoint(checkpoint) if checkpoint is not None else None).to_dict()
+
+
+@router.post("/audit/checkpoints")
+def audit_checkpoint(access: Annotated[Access, Depends(require("audit"))]) -> dict[str, object]:
+    """The chain's current head (sequence, hash, time) for an auditor to keep outside the registry."""
+    from registry.audit.verify import write_checkpoint
+
+    _whole_chain(access)
+    return write_checkpoint(access.ctx).to_dict()

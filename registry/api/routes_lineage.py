@@ -1,0 +1,33 @@
+"""The lineage graph around a snapshot."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from registry.api.deps import Access, require
+from registry.auth.roles import Principal
+from registry.lineage.graph import Direction
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["lineage"])
+
+
+@router.get("/lineage/graph")
+def lineage_graph(ref: str, access: Annotated[Access, Depends(require("read"))], direction: Direction = "both",
+                  depth: Annotated[int, Query(ge=1)] = 3) -> dict[str, object]:
+    """Nodes and edges within ``depth`` steps of the snapshot ``ref``, as `registry lineage --json` prints
+    them. A dataset-scoped token does not see snapshots of other datasets (nor the edges to them)."""
+    from registry.lineage.graph import walk
+
+    access.principal.require_ref(ref)
+    graph = walk(access.ctx, ref, direction, depth).to_dict()
+    return _in_scope(graph, access.principal) if access.principal.datasets else graph
+
+
+def _in_scope(graph: dict[str, Any], principal: Principal) -> dict[str, Any]:
+    hidden = {node["key"] for node in graph["nodes"] if node["kind"] == "snapshot" and not principal.sees(node["name"])}
+    return {**graph, "nodes": [n for n in graph["nodes"] if n["key"] not in hidden],
+            "edges": [e for e in graph["edges"] if e["src"] not in hidden and e["dst"] not in hidden]}

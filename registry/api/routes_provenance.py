@@ -1,0 +1,68 @@
+"""Schema versions, annotation imports, sample history and blame."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, status
+from starlette.concurrency import run_in_threadpool
+
+from registry.api.deps import Access, require
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["provenance"])
+
+Reader = Annotated[Access, Depends(require("read"))]
+
+
+@router.get("/datasets/{name}/schema")
+def dataset_schema(name: str, access: Reader) -> list[dict[str, object]]:
+    """Every schema version of the dataset, oldest first, each classified against the one before."""
+    from registry.snapshots.history import schema_versions
+
+    access.principal.require_dataset(name)
+    return [v.to_dict() for v in schema_versions(access.ctx, name)]
+
+
+@router.post("/datasets/{name}/imports", status_code=status.HTTP_201_CREATED)
+async def dataset_import(
+        name: str, request: Request, access: Annotated[Access, Depends(require("import"))],
+        format: Literal["label-studio", "coco", "table"], key: str | None = None,
+        guideline_version: str | None = None, resolve: Literal["gt-majority", "majority"] = "gt-majority",
+        mapping: Annotated[str | None, Query(alias="map", description="table: field=column pairs")] = None,
+        message: str = "") -> dict[str, object]:
+    """Import a labeling tool's export (multipart part ``file``; ``config``: the Label Studio labeling
+    config) as the dataset's next snapshot with its annotation records; creates the dataset if needed."""
+    from registry.api.uploads import spool_files
+    from registry.provenance.service import import_annotations
+
+    access.principal.require_dataset(name)
+    with tempfile.TemporaryDirectory(prefix="registry-upload-") as folder:
+        parts = await spool_files(request, request.app.state.max_upload_bytes, Path(folder), "file", ("config",))
+        result = await run_in_threadpool(
+            lambda: import_annotations(access.ctx, format, name, parts["file"], key=key,
+                                       guideline_version=guideline_version, config=parts.get("config"),
+                                       resolve=resolve, mapping=mapping, message=message))
+    return result.to_dict()
+
+
+@router.get("/datasets/{name}/history")
+def sample_history(name: str, key: str, access: Reader) -> list[dict[str, object]]:
+    """Every labeling act and every snapshot that changed sample ``key``, oldest first."""
+    from registry.provenance.sample_history import sample_history
+
+    access.principal.require_dataset(name)
+    return [e.to_dict() for e in sample_history(access.ctx, name, key)]
+
+
+@router.get("/blame/{ref}")
+def blame(ref: str, access: Reader, column: str = "label",
+          limit: Annotated[int | None, Query(ge=1)] = None) -> list[dict[str, object]]:
+    """Per row (in key order): the snapshot that last changed it and who labeled its current value."""
+    from registry.provenance.blame import blame
+
+    access.principal.require_ref(ref)
+    return blame(access.ctx, ref, column, limit).to_pylist()
