@@ -59,14 +59,24 @@ def cli(ctx: click.Context, home: str | None, author: str | None) -> None:
 
 @cli.command()
 @click.argument("path", required=False, type=click.Path(file_okay=False))
+@json_option
 @click.pass_context
-def init(ctx: click.Context, path: str | None) -> None:
-    """Create a registry home at PATH (default ./.registry)."""
+def init(ctx: click.Context, path: str | None, as_json: bool) -> None:
+    """Create a registry home at PATH (default ./.registry) and its first admin API token, printed once
+    (none when an active admin token exists)."""
+    from registry.cli.serve_cmds import admin_token_text, create_admin_token
     from registry.context import create_home
 
     home = Path(path) if path else (Path(ctx.obj.home) if ctx.obj.home else None)
     paths = create_home(home)
+    ctx.obj.home = str(paths.home)
+    secret = create_admin_token(ctx.obj.registry().ctx)
+    if as_json:
+        output.print_json({"home": str(paths.home), "admin_token": secret})
+        return
     output.say(f"initialised registry home {paths.home}")
+    if secret:
+        output.say(admin_token_text(secret))
 
 
 @cli.group()

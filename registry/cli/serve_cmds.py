@@ -3,12 +3,35 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 import click
 
 from registry.cli import output
 
-__all__ = ["serve"]
+if TYPE_CHECKING:
+    from registry.context import Context
+
+__all__ = ["admin_token_text", "create_admin_token", "serve"]
+
+ADMIN_TOKEN = "admin"
+
+
+def create_admin_token(ctx: Context) -> str | None:
+    """Create the first admin token (name ``admin``, role ``admin``) unless an active admin token exists;
+    its secret (shown once, never stored), or None when none was created. For ``registry init`` and
+    ``registry serve --bootstrap-admin``."""
+    from registry.auth.tokens import create_token, has_admin_token
+
+    if has_admin_token(ctx):
+        return None
+    secret, _ = create_token(ctx, ADMIN_TOKEN, "admin")
+    return secret
+
+
+def admin_token_text(secret: str) -> str:
+    """How a new admin token's secret is printed: one line saying so, then the secret alone on the next."""
+    return f"created admin token {ADMIN_TOKEN}; it is shown only now:\n{secret}"
 
 
 @click.command()
@@ -24,13 +47,8 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, bootstrap_admi
 
     registry = ctx.obj.registry()  # the root group's _State: opens (and checks) the home first
     if bootstrap_admin:
-        from registry.auth.tokens import create_token, has_admin_token
-
-        if has_admin_token(registry.ctx):
-            output.say("an admin token exists already; none created")
-        else:
-            secret, info = create_token(registry.ctx, "admin", "admin")
-            output.say(f"created admin token {info.name}; it is shown only now:\n{secret}")
+        secret = create_admin_token(registry.ctx)
+        output.say(admin_token_text(secret) if secret else "an admin token exists already; none created")
     os.environ["REGISTRY_HOME"] = str(registry.home)
     registry.close()
     output.say(f"serving {registry.home} on http://{host}:{port} (docs: /docs)")
