@@ -17,7 +17,7 @@ from urllib.parse import quote
 import httpx
 import pyarrow as pa
 
-from registry_client.errors import ConnectionFailed, InvalidInput, error_for
+from registry_client.errors import ConnectionFailed, InvalidInput, RegistryError, error_for
 from registry_client.streams import ByteStream, arrow_chunks
 
 __all__ = ["ARROW_STREAM", "PARQUET", "Client"]
@@ -134,9 +134,11 @@ class Client:
                                            f"{', '.join(schema.names)}")
                     schema = pa.schema([schema.field(c) for c in columns])
                 batches = [b.select(list(columns)) if columns is not None else b for b in reader]
-            except pa.ArrowException as exc:
+            except (pa.ArrowException, OSError) as exc:
                 if source.error is not None:
                     raise source.error from exc
+                if isinstance(exc, RegistryError):
+                    raise
                 raise ConnectionFailed(f"{self.url} sent an unreadable Arrow stream: {exc}") from exc
         return pa.Table.from_batches(batches, schema)
 

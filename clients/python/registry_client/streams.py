@@ -83,17 +83,34 @@ class ByteStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def _next(self) -> bool:
+        """Take the next chunk into ``_pending``; False at the end of the stream."""
+        try:
+            chunk = next(self._chunks, None)
+        except Exception as exc:
+            self.error = exc
+            raise
+        if chunk is None:
+            return False
+        self._pending = memoryview(chunk)
+        return True
+
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         while not self._pending:
-            try:
-                chunk = next(self._chunks, None)
-            except Exception as exc:
-                self.error = exc
-                raise
-            if chunk is None:
+            if not self._next():
                 return 0
-            self._pending = memoryview(chunk)
         size = min(len(buffer), len(self._pending))
         buffer[:size] = self._pending[:size]
         self._pending = self._pending[size:]
         return size
+
+    def read(self, size: int = -1) -> bytes:
+        """Exactly ``size`` bytes unless the stream ends first (pyarrow takes a short read as the end)."""
+        out = bytearray()
+        while size < 0 or len(out) < size:
+            if not self._pending and not self._next():
+                break
+            take = len(self._pending) if size < 0 else min(size - len(out), len(self._pending))
+            out += self._pending[:take]
+            self._pending = self._pending[take:]
+        return bytes(out)
