@@ -17,6 +17,8 @@ from tests.api_support import ARROW, POLICY, arrow_bytes, bearer, run_event
 
 ALL = "admin maintainer writer ci auditor reader"
 ROWS = pa.table({"id": [1, 2, 3], "label": ["a", "b", "c"]})
+MAINTAINED = POLICY.replace("[alice]", "[alice, admin-token, maintainer-token]")  # policy and waivers need both
+VOTES = b"item,worker_id,answer\ns1,w1,cat\ns1,w2,dog\ns2,w1,dog\n"
 
 # (method, path, body, roles allowed, status when allowed, status for an admin token scoped to another dataset)
 MATRIX: list[tuple[str, str, Any, str, int, int]] = [
@@ -34,7 +36,29 @@ MATRIX: list[tuple[str, str, Any, str, int, int]] = [
     ("GET", "/audit/events?dataset=signs", None, "admin auditor", 200, 404),
     ("POST", "/query", {"sql": "SELECT count(*) AS n FROM datasets"}, "admin auditor", 200, 403),
     ("POST", "/lineage", "event", "admin writer ci", 200, 200),
+    ("GET", "/whoami", None, ALL, 200, 200),
+    ("GET", "/refs/signs@main", None, ALL, 200, 404),
+    ("GET", "/datasets/signs/schema", None, ALL, 200, 404),
+    ("POST", "/datasets/votes/imports?format=table&map=key=item,annotator=worker_id,value=answer", "csv",
+     "admin writer", 201, 404),
+    ("GET", "/datasets/signs/history?key=1", None, ALL, 200, 404),
+    ("GET", "/blame/signs@main?limit=2", None, ALL, 200, 404),
+    ("GET", "/policies/signs", None, ALL, 200, 404),
+    ("PUT", "/policies/signs", {"document": MAINTAINED}, "admin maintainer", 200, 404),
+    ("GET", "/gates/signs/results", None, ALL, 200, 404),
+    ("POST", "/gates/signs/waivers", {"reason": "r-{who}"}, "admin maintainer", 201, 404),
+    ("POST", "/pins", {"ref": "signs@main", "job": "j-{who}"}, "admin reader", 201, 404),
+    ("GET", "/snapshots/signs/data?training=true&job=train", None, ALL, 200, 404),
+    ("GET", "/snapshots/signs/data?training=true&allow_unverified=true", None, "admin reader", 200, 404),
+    ("POST", "/audit/verify", {"checkpoint": None}, "admin auditor", 200, 403),
+    ("POST", "/audit/checkpoints", None, "admin auditor", 200, 403),
+    ("POST", "/verify?dataset=signs", None, "admin auditor", 200, 404),
+    ("GET", "/lineage/graph?ref=signs&direction=upstream", None, ALL, 200, 404),
 ]
+READS_BY_POST = {"/query", "/audit/verify", "/audit/checkpoints", "/verify?dataset=signs"}
+"""Not GETs, but read actions: refusing them is not audited."""
+WRITES_BY_GET = {"/snapshots/signs/data?training=true&allow_unverified=true"}
+"""GETs that need a write action (allow_unverified needs pin): refusing them is audited."""
 
 
 @pytest.fixture
@@ -42,7 +66,7 @@ def client(reg: Registry) -> Iterator[TestClient]:
     reg.create_dataset("signs", "id", owner="alice")
     reg.commit("signs", ROWS.slice(0, 2))
     reg.commit("signs", ROWS)
-    reg.set_policy("signs", POLICY, actor="alice")
+    reg.set_policy("signs", MAINTAINED, actor="alice")
     with TestClient(create_app(reg.home)) as client:
         yield client
 
@@ -53,6 +77,8 @@ def _call(client: TestClient, method: str, path: str, body: Any, who: str, heade
         response = client.request(method, url, content=arrow_bytes(ROWS), headers={**headers, "Content-Type": ARROW})
     elif body == "event":
         response = client.request(method, url, json=run_event(), headers=headers)
+    elif body == "csv":
+        response = client.request(method, url, files={"file": ("votes.csv", VOTES)}, headers=headers)
     elif body is not None:
         response = client.request(method, url, json={k: v.replace("{who}", who) if isinstance(v, str) else v
                                                      for k, v in body.items()}, headers=headers)
@@ -85,7 +111,8 @@ def test_role_matrix(client: TestClient, reg: Registry) -> None:
     # the read-only query) are not.
     denied = reg.audit_log(action="request.denied")
     writes = sum(1 for method, path, _, allowed, _, _ in MATRIX
-                 for role in ROLES if role not in allowed.split() and method == "POST" and path != "/query")
+                 for role in ROLES if role not in allowed.split()
+                 and ((method != "GET" and path not in READS_BY_POST) or path in WRITES_BY_GET))
     assert len(denied) == writes
     assert {e.actor for e in denied} == {"maintainer-token", "writer-token", "ci-token", "auditor-token",
                                          "reader-token"}
