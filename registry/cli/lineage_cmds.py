@@ -49,7 +49,8 @@ def show(state: Any, ref: str, direction: str | None, depth: int, as_dot: bool, 
     """Walk the lineage graph from the snapshot NAME@REF (both directions by default)."""
     from registry.lineage.graph import to_dot, walk
 
-    graph = walk(_ctx(state), ref, direction or "both", depth)  # type: ignore[arg-type]
+    graph = (state.registry().lineage_walk(ref, direction or "both", depth) if state.remote
+             else walk(_ctx(state), ref, direction or "both", depth))  # type: ignore[arg-type]
     if as_dot:
         sys.stdout.write(to_dot(graph))
         return
@@ -122,7 +123,9 @@ def ingest(state: Any, file: Any, as_json: bool) -> None:
     """Record the consumers named by OpenLineage RunEvents in FILE (JSON, a JSON list or JSON lines; - for stdin)."""
     from registry.lineage.intake import ingest_text
 
-    results = [r.to_dict() for r in ingest_text(_ctx(state), file.read())]
+    text = file.read()
+    results = [r.to_dict() for r in (state.registry().ingest_lineage(text) if state.remote
+                                     else ingest_text(_ctx(state), text))]
     output.render(results, as_json, _ingest_lines)
 
 

@@ -29,8 +29,25 @@ class _State:
         self.author = author
         self._registry: Any = None
 
+    @property
+    def remote(self) -> bool:
+        """True when ``REGISTRY_URL`` names a server to work against (see registry/cli/remote.py)."""
+        return bool(os.environ.get("REGISTRY_URL"))
+
+    def local_only(self, command: str) -> None:
+        """Refuse ``command`` (exit 2) when working against a server: it runs only on the registry host."""
+        if self.remote:
+            from registry.cli.remote import local_only
+
+            local_only(command)
+
     def registry(self) -> Any:
-        """The registry at ``--home``, acting for ``--author`` and audited as a CLI client."""
+        """The registry at ``--home``, acting for ``--author`` and audited as a CLI client; with
+        ``REGISTRY_URL``, the server there (acting with ``REGISTRY_TOKEN``)."""
+        if self._registry is None and self.remote:
+            from registry.cli.remote import RemoteRegistry
+
+            self._registry = RemoteRegistry.from_env(self.author)
         if self._registry is None:
             from registry.context import ClientInfo
             from registry.registry import Registry
@@ -67,6 +84,7 @@ def init(ctx: click.Context, path: str | None, as_json: bool) -> None:
     from registry.cli.serve_cmds import admin_token_text, create_admin_token
     from registry.context import create_home
 
+    ctx.obj.local_only("init")
     home = Path(path) if path else (Path(ctx.obj.home) if ctx.obj.home else None)
     paths = create_home(home)
     ctx.obj.home = str(paths.home)
@@ -91,6 +109,7 @@ def db_upgrade(state: _State) -> None:
     from registry.config import RegistryPaths, find_home
     from registry.db import upgrade
 
+    state.local_only("db upgrade")
     paths = RegistryPaths.for_home(find_home(state.home))
     upgrade(paths.database_url)
     output.say(f"catalog of {paths.home} is up to date")
@@ -248,7 +267,8 @@ def verify(state: _State, name: str | None, as_json: bool) -> None:
     from registry.snapshots.verify import verify as run_verify
 
     with output.progress_bar("verifying snapshots") as advance:
-        report = run_verify(state.registry().ctx, name, progress=advance)
+        report = (state.registry().verify(name) if state.remote
+                  else run_verify(state.registry().ctx, name, progress=advance))
     if as_json:
         output.print_json(report.to_dict())
     elif report.ok:

@@ -123,7 +123,8 @@ def gate_check(ctx: click.Context, ref: str, evaluate: bool, as_json: bool) -> N
         from registry.context import ClientInfo  # only when evaluating: it loads the data stack
 
         client = ClientInfo(kind="cli")
-    status = check_gate_at(ctx.obj.home, ref, evaluate=evaluate, actor=ctx.obj.author, client=client).to_dict()
+    status = (_registry(ctx).gate_check(ref, evaluate) if ctx.obj.remote else
+              check_gate_at(ctx.obj.home, ref, evaluate=evaluate, actor=ctx.obj.author, client=client)).to_dict()
     output.render(status, as_json, _gate_lines)
     if not status["passes"]:
         raise SystemExit(1)
