@@ -80,21 +80,25 @@ def free_port() -> int:
 
 @contextmanager
 def server(argv: list[str], env: dict[str, str], port: int, log: Path, ready: str) -> Iterator[psutil.Process]:
-    """A server process (its own process group), yielded once ``ready`` answers 200; stopped after."""
+    """A server process (its own process group), yielded once ``ready`` answers 200; stopped after.
+
+    It runs in the log's folder, not the cwd: ``python -m`` puts the cwd first on ``sys.path``, which
+    would let a checkout's working tree win over the code pinned on ``PYTHONPATH``."""
     with open(log, "ab") as out:
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                cwd=log.parent)
     try:
         deadline = time.monotonic() + 90
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"{argv} exited with {proc.returncode}; see {log}")
+                raise RuntimeError(f"{argv} exited with {proc.returncode}: {log.read_text()[-2000:]}")
             try:
                 if httpx.get(f"http://127.0.0.1:{port}{ready}", timeout=2).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{argv} did not become ready; see {log}")
+                raise RuntimeError(f"{argv} did not become ready: {log.read_text()[-2000:]}")
             time.sleep(0.2)
         yield psutil.Process(proc.pid)
     finally:
