@@ -31,6 +31,7 @@ from registry.api import (
 from registry.config import Settings, find_home
 from registry.context import open_context
 from registry.errors import RegistryError, Unauthenticated, http_status_for
+from registry.ui import mount_console
 
 __all__ = ["API_PREFIX", "JSONBody", "app_from_env", "create_app"]
 
@@ -119,6 +120,7 @@ def create_app(home: Path, settings: Settings | None = None, max_upload_bytes: i
     for module in (routes_datasets, routes_quality, routes_audit, routes_meta, routes_provenance, routes_governance,
                    routes_lineage):
         app.include_router(module.router, prefix=API_PREFIX)
+    mount_console(app)
     return app
 
 

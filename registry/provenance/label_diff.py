@@ -51,10 +51,11 @@ class LabelDiff:
         return asdict(self)
 
 
-def label_diff(ctx: Context, a: str, b: str, column: str = "label", rows: int | None = None) -> LabelDiff:
+def label_diff(ctx: Context, a: str, b: str, column: str = "label", rows: int | None = None,
+               offset: int = 0) -> LabelDiff:
     """Compare ``column`` between snapshots ``a`` and ``b`` of one dataset, by key.
 
-    ``rows`` caps the listed changes (all are counted).
+    ``rows`` caps the listed changes (all are counted); ``offset`` skips that many first (paging).
 
     Raises:
         NotFound: unknown dataset or ref.
@@ -89,7 +90,7 @@ def label_diff(ctx: Context, a: str, b: str, column: str = "label", rows: int | 
     guidelines = who.column("guideline_version").to_pylist()
     result.by_annotator = dict(Counter(n or "(unknown)" for n in names).most_common())
     result.by_guideline = dict(Counter(g or "(unknown)" for g in guidelines).most_common())
-    for i, row in enumerate(flipped.slice(0, rows).to_pylist() if rows is not None else flipped.to_pylist()):
+    for i, row in enumerate(flipped.slice(offset, rows).to_pylist(), start=offset):
         result.changes.append({"key": row["_key"], "from": row["_label_a"] or NULL_LABEL,
                                "to": row["_label_b"] or NULL_LABEL,
                                "annotator": names[i], "guideline_version": guidelines[i],

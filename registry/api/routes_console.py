@@ -1,0 +1,30 @@
+"""What the web console needs beyond the CLI's endpoints: the changed rows of a label diff, a page at a time."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from registry.api.deps import Access, require
+
+__all__ = ["MAX_PAGE", "router"]
+
+router = APIRouter(tags=["console"])
+
+MAX_PAGE = 1000
+"""The most changed rows one request returns."""
+
+
+@router.get("/diff/labels/rows")
+def label_diff_rows(a: str, b: str, access: Annotated[Access, Depends(require("read"))], column: str = "label",
+                    offset: Annotated[int, Query(ge=0)] = 0,
+                    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50) -> dict[str, object]:
+    """Relabeled rows ``offset`` to ``offset + limit`` of the label diff from ``a`` to ``b`` (in the order of
+    ``GET /diff?labels=true``), with ``total``: how many rows were relabeled in all."""
+    from registry.provenance.label_diff import label_diff
+
+    access.principal.require_ref(a)
+    access.principal.require_ref(b)
+    result = label_diff(access.ctx, a, b, column, rows=limit, offset=offset)
+    return {"total": result.relabeled, "offset": offset, "rows": result.changes}

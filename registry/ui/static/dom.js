@@ -1,0 +1,67 @@
+// Building pages from DOM nodes: API text always goes in as text nodes, never as markup.
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+function fill(el, attrs, children) {
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
+    else if (name === "style") Object.assign(el.style, value);
+    else el.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+/** An HTML element: h("a", {href: "#/x"}, "text", otherNode). */
+export const h = (tag, attrs, ...children) => fill(document.createElement(tag), attrs, children);
+
+/** An SVG element. */
+export const s = (tag, attrs, ...children) => fill(document.createElementNS(SVG_NS, tag), attrs, children);
+
+/** A number as the API gave it, grouped for reading (toLocaleString only; floats keep 6 decimals). */
+export function num(value) {
+  if (typeof value !== "number") return value === null || value === undefined ? "—" : String(value);
+  return value.toLocaleString(undefined, { maximumFractionDigits: 6 });
+}
+
+/** An API time ("2026-11-23T10:00:00.123456Z") cut to the second for reading; the full text stays in a title. */
+export function time(text) {
+  if (!text) return h("span", {}, "—");
+  const short = String(text).replace("T", " ").replace(/\.\d+/, "");
+  return h("time", { datetime: text, title: text }, short);
+}
+
+/** A snapshot id cut to 12 characters, the full id in a title. */
+export const shortId = (id) => h("code", { title: id }, id ? id.slice(0, 12) : "—");
+
+export const link = (href, ...children) => h("a", { href }, ...children);
+
+const GATE_WORDS = {
+  passed: "passed", failed: "failed", waived: "waived", never_evaluated: "not evaluated",
+  stale: "stale", no_policy: "no policy",
+};
+
+/** A gate state as a coloured badge with a word (colour is never the only signal). */
+export const gateBadge = (state) =>
+  h("span", { class: `badge gate-${state}`, "data-state": state }, GATE_WORDS[state] || state);
+
+/** A table: headers and rows of cells (nodes or text). */
+export function table(headers, rows, attrs = {}) {
+  return h("table", attrs,
+    h("thead", {}, h("tr", {}, headers.map((title) => h("th", { scope: "col" }, title)))),
+    h("tbody", {}, rows.map((cells) => (cells instanceof Node ? cells : h("tr", {}, cells.map((c) =>
+      c instanceof Node && c.tagName === "TD" ? c : h("td", {}, c)))))));
+}
+
+/** An error box (role=alert so screen readers announce it). */
+export const errorBox = (err) =>
+  h("p", { class: "error", role: "alert" }, err && err.code ? `${err.message} (${err.code})` : String(err));
+
+export function labelled(id, text, input) {
+  input.id = id;
+  return h("span", { class: "field" }, h("label", { for: id }, text), input);
+}

@@ -1,0 +1,23 @@
+// Sample provenance: every labeling act and every snapshot that touched one sample, oldest first.
+
+import { api, seg } from "../api.js";
+import { h, link, shortId, table, time } from "../dom.js";
+
+export async function samplePage(view, [name, key]) {
+  const entries = await api(`/datasets/${seg(name)}/history`, { params: { key } });
+  view.replaceChildren(
+    h("h1", {}, `Sample ${key}`),
+    h("p", {}, link(`#/datasets/${seg(name)}`, `← ${name} history`), ` · ${entries.length.toLocaleString()} events, oldest first.`),
+    table(["Time", "Event", "Value", "Annotator", "Source", "Guideline", "Snapshot", "Message", "Annotation"],
+      entries.map((e) => h("tr", { class: `kind-${e.kind}` },
+        h("td", {}, time(e.time)),
+        h("td", {}, e.kind === "label" ? `label ${e.change ?? ""}` : `snapshot ${e.change ?? ""}`),
+        h("td", {}, e.value ?? "—"),
+        h("td", {}, e.annotator ?? "—"),
+        h("td", {}, e.source_kind ?? "—"),
+        h("td", {}, e.guideline_version ?? "—"),
+        h("td", {}, e.snapshot_id ? link(`#/gate/${seg(`${name}@${e.snapshot_id}`)}`, shortId(e.snapshot_id)) : "—"),
+        h("td", {}, e.message ?? ""),
+        h("td", {}, e.annotation_id ?? "—"))),
+      { class: "grid", id: "sample-history" }));
+}
