@@ -7,15 +7,18 @@ The home is the folder that holds the embedded catalog (``catalog.db``), the obj
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from registry.errors import HomeNotFound
 
-__all__ = ["HOME_DIRNAME", "RegistryPaths", "Settings", "find_home"]
+__all__ = ["HOME_CONFIG", "HOME_DIRNAME", "RegistryPaths", "Settings", "default_storage_url", "find_home",
+           "read_home_config", "write_home_config"]
 
 HOME_DIRNAME = ".registry"
 
@@ -42,6 +45,22 @@ class Settings(BaseSettings):
     on ``registry audit seal``)."""
     api_max_upload_bytes: int = 1 << 30
     """The largest commit body the HTTP API accepts (413 above it)."""
+    s3_endpoint_url: str | None = None
+    """S3-compatible endpoint (MinIO, Ceph, R2); default ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``, else AWS."""
+    s3_region: str | None = None
+    """Default ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, else us-east-1."""
+    s3_access_key_id: str | None = None
+    """Default ``AWS_ACCESS_KEY_ID`` (then the AWS SDK's usual chain: profile, instance role)."""
+    s3_secret_access_key: str | None = None
+    """Default ``AWS_SECRET_ACCESS_KEY``."""
+    lakefs_endpoint: str | None = None
+    """lakeFS server URL, e.g. ``http://lakefs:8000``; default ``LAKEFS_ENDPOINT``."""
+    lakefs_access_key_id: str | None = None
+    """Default ``LAKEFS_ACCESS_KEY_ID``."""
+    lakefs_secret_access_key: str | None = None
+    """Default ``LAKEFS_SECRET_ACCESS_KEY``."""
+    storage_retries: int = 5
+    """Attempts per object store call before a remote store counts as down (backoff doubles from 0.2 s)."""
 
 
 @dataclass(frozen=True)
@@ -63,8 +82,37 @@ class RegistryPaths:
         settings = settings or Settings()
         home = home.resolve()
         database_url = settings.database_url or f"sqlite:///{home / 'catalog.db'}"
-        storage_url = settings.storage_url or (home / "objects").as_uri()
+        storage_url = settings.storage_url or read_home_config(home).get("storage_url") or default_storage_url(home)
         return cls(home=home, database_url=database_url, storage_url=storage_url)
+
+
+HOME_CONFIG = "registry.json"
+"""The file that marks a folder as a home and keeps what ``registry storage migrate`` switched."""
+
+
+def default_storage_url(home: Path) -> str:
+    """Where a home keeps objects unless configured otherwise: its ``objects`` folder."""
+    return (home.resolve() / "objects").as_uri()
+
+
+def read_home_config(home: Path) -> dict[str, Any]:
+    """The home's ``registry.json`` (``{}`` if it is missing or unreadable)."""
+    try:
+        data = json.loads((home / HOME_CONFIG).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_home_config(home: Path, data: dict[str, Any]) -> None:
+    """Replace the home's ``registry.json`` atomically (temporary file, fsync, rename)."""
+    target = home / HOME_CONFIG
+    temp = target.with_name(f".{HOME_CONFIG}.{os.getpid()}.tmp")
+    with open(temp, "w") as fh:
+        fh.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(temp, target)
 
 
 def find_home(explicit: str | os.PathLike[str] | None = None, start: Path | None = None) -> Path:

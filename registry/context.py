@@ -114,7 +114,7 @@ def create_home(path: Path | None = None, settings: Settings | None = None) -> R
     home.mkdir(parents=True, exist_ok=True)
     paths = RegistryPaths.for_home(home, settings)
     upgrade(paths.database_url)
-    open_store(paths.storage_url)
+    open_store(paths.storage_url, paths.cache_dir, settings)
     if not marker.is_file():
         marker.write_text(json.dumps({"format": 1}) + "\n")
     return paths
@@ -131,4 +131,5 @@ def open_context(home: Path, settings: Settings | None = None, check_schema: boo
     engine = make_engine(paths.database_url)
     if check_schema:
         check_up_to_date(engine)
-    return Context(paths=paths, engine=engine, store=open_store(paths.storage_url), settings=settings)
+    return Context(paths=paths, engine=engine, store=open_store(paths.storage_url, paths.cache_dir, settings),
+                   settings=settings)

@@ -52,6 +52,9 @@ class SnapshotRow(SQLModel, table=True):
                                            description="Parquet object of the annotation records this snapshot changed")
     summary: str = Field(default="", sa_column_kwargs={"server_default": ""},
                          description="one line, e.g. '+3,000 new, 2,000 relabeled, 12 removed'")
+    store_commit_id: str | None = Field(default=None, max_length=64,
+                                        description="the object store's commit holding this snapshot's objects "
+                                                    "(a lakeFS commit id); None on stores without commits")
 
 
 class RefRow(SQLModel, table=True):

@@ -329,6 +329,9 @@ from registry.cli.token_cmds import token  # noqa: E402
 
 cli.add_command(token)
 cli.add_command(serve)
+from registry.cli.storage_cmds import storage  # noqa: E402
+
+cli.add_command(storage)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

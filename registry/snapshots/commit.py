@@ -279,6 +279,9 @@ def _commit(
                          annotations_sha256=annotations_sha)
     lineage_metrics = lineage_emit.commit_metrics(table if mode == "replace" else None)  # outside the lock
     note("recording the snapshot")
+    # Stores with commits (lakeFS) seal the objects now, naming the snapshot; a crash before the catalog
+    # commits leaves a store commit no snapshot records, whose objects gc removes like any unreferenced ones.
+    store_commit = ctx.store.seal_commit(new_id, message or f"registry commit {name}")
     try:
         with transaction(ctx.engine) as session:
             # Everything read in the first transaction still holds if main has not moved, and the
@@ -298,7 +301,7 @@ def _commit(
                 schema_version=version, schema_fingerprint=schema_fp, change_sha256=change.sha256,
                 deletes_sha256=deletes_sha, manifest_sha256=manifest_info.sha256, rows=rows,
                 bytes_written=bytes_written, added=added, changed=changed, removed=int(removed_kh.size),
-                annotations_sha256=annotations_sha, summary=summary)
+                annotations_sha256=annotations_sha, summary=summary, store_commit_id=store_commit)
             session.add(snapshot_row)
             session.flush()
             catalog.move_branch(session, dataset, catalog.MAIN, parent.id if parent else None, new_id)

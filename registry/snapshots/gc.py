@@ -103,6 +103,6 @@ def gc(ctx: Context, dry_run: bool = False, min_age: float = DEFAULT_MIN_AGE, ac
 
 def _mtime(ctx: Context, sha: str) -> float:
     try:
-        return ctx.store.local_path(sha).stat().st_mtime
+        return ctx.store.mtime(sha)  # the store's own time: a remote object's, not a cached copy's
     except (NotFound, OSError):
         return 0.0

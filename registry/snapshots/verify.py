@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -43,13 +42,11 @@ def _object_problem(ctx: Context, sha: str, role: str, seen: dict[str, str | Non
         return seen[sha]
     problem: str | None = None
     try:
-        path = ctx.store.local_path(sha)
-        with open(path, "rb") as fh:
-            actual = hashlib.file_digest(fh, "sha256").hexdigest()
+        stored = ctx.store.digest(sha)  # the store's own bytes, never a cached copy
         report.objects += 1
-        report.bytes += path.stat().st_size
-        if actual != sha:
-            problem = f"object {sha} ({role}) is corrupt: its bytes hash to {actual}"
+        report.bytes += stored.size
+        if stored.sha256 != sha:
+            problem = f"object {sha} ({role}) is corrupt: its bytes hash to {stored.sha256}"
     except (NotFound, StorageError, OSError) as exc:
         problem = f"object {sha} ({role}) cannot be read: {exc}"
     seen[sha] = problem
@@ -99,6 +96,10 @@ def _check_snapshot(ctx: Context, dataset: DatasetRow, snap: SnapshotRow, known:
     if expected != snap.id:
         problems.append(f"snapshot {where}: id does not match its recorded content (recomputed {expected[:12]})")
     problems += [f"snapshot {where}: parent {p[:12]} is missing" for p in parents if p not in known]
+    if snap.store_commit_id:
+        commit_problem = ctx.store.check_commit(snap.store_commit_id, snap.id)
+        if commit_problem:
+            problems.append(f"snapshot {where}: {commit_problem}")
     for sha, role in ((snap.change_sha256, "change rows"), (snap.deletes_sha256, "deleted keys"),
                       (snap.manifest_sha256, "manifest"), (snap.annotations_sha256, "annotation records")):
         if sha:

@@ -8,16 +8,20 @@ durable under their hash, atomically.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
+from registry.config import Settings
 from registry.errors import StorageError
 
-__all__ = ["HashingFile", "ObjectInfo", "ObjectStore", "open_store"]
+__all__ = ["HashingFile", "ObjectInfo", "ObjectStore", "file_digest", "open_store", "staging_in"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,12 @@ class ObjectStore(Protocol):
     """What the registry needs from a place that keeps objects."""
 
     url: str
+    kind: str
+    """``local``, ``s3`` or ``lakefs``."""
+
+    def info(self) -> dict[str, object]:
+        """Where the store is (bucket, endpoint, folder...), for ``registry storage info``; never a secret."""
+        ...
 
     def staging_file(self, suffix: str = "") -> AbstractContextManager[HashingFile]:
         """A writable temporary file that hashes what is written; removed if not put."""
@@ -75,6 +85,33 @@ class ObjectStore(Protocol):
 
     def iter_leftovers(self) -> Iterator[Path]:
         """Temporary files left by writers that died before renaming them."""
+        ...
+
+    def mtime(self, sha256: str) -> float:
+        """When the object was last written (or reused by a writer), seconds since the epoch; 0 if absent.
+
+        Garbage collection keeps unreferenced objects younger than its minimum age."""
+        ...
+
+    def digest(self, sha256: str) -> ObjectInfo:
+        """Hash the bytes the store itself holds (never a cached copy): what ``verify`` checks.
+
+        Raises:
+            NotFound: the object is not stored.
+            StorageError: the store cannot be read.
+        """
+        ...
+
+    def seal_commit(self, snapshot_id: str | None, message: str) -> str | None:
+        """Make every object written so far part of a commit of the store, if the store has commits.
+
+        lakeFS returns the id of the commit it made (its metadata names ``snapshot_id``); stores
+        without commits (local, S3) do nothing and return None."""
+        ...
+
+    def check_commit(self, commit_id: str, snapshot_id: str) -> str | None:
+        """A problem with the store commit a snapshot recorded (missing, or naming another snapshot), or
+        None; stores without commits have nothing to check."""
         ...
 
 
@@ -123,11 +160,35 @@ class HashingFile:
         return self._sha.hexdigest()
 
 
-def open_store(url: str) -> ObjectStore:
-    """The store for ``url`` (``file://`` paths, or a bare local path).
+@contextlib.contextmanager
+def staging_in(folder: Path, suffix: str = "") -> Iterator[HashingFile]:
+    """A :class:`HashingFile` in ``folder``, removed on leaving unless a ``put`` moved it away."""
+    staged = HashingFile(folder / f"{uuid.uuid4().hex}{suffix}.tmp")
+    try:
+        yield staged
+    finally:
+        if not staged.closed:
+            staged.close()
+        with contextlib.suppress(FileNotFoundError):
+            staged.path.unlink()
+
+
+def file_digest(path: Path) -> ObjectInfo:
+    """The SHA-256 and size of a local file's bytes."""
+    with open(path, "rb") as fh:
+        actual = hashlib.file_digest(fh, "sha256").hexdigest()
+    return ObjectInfo(actual, path.stat().st_size)
+
+
+def open_store(url: str, cache_dir: Path | None = None, settings: Settings | None = None) -> ObjectStore:
+    """The store for ``url``: a local folder (``file://`` or a bare path), ``s3://bucket/prefix`` or
+    ``lakefs://repository/branch/prefix``.
+
+    ``cache_dir`` (the home's cache folder) holds remote stores' staging files and their verified
+    local copies of objects; ``settings`` carries endpoints and credentials (see docs/storage.md).
 
     Raises:
-        StorageError: the URL names a kind of store this installation does not support.
+        StorageError: the URL names a kind of store this installation does not support, or is malformed.
     """
     from registry.storage.local import LocalObjectStore
 
@@ -138,4 +199,15 @@ def open_store(url: str) -> ObjectStore:
     if "://" not in url:
         return LocalObjectStore(Path(url))
     scheme = url.split("://", 1)[0]
-    raise StorageError(f"storage URL scheme {scheme!r} is not supported yet (use a local folder or file://)")
+    settings = settings or Settings()
+    cache = cache_dir if cache_dir is not None else Path(tempfile.gettempdir()) / "registry-cache"
+    if scheme == "s3":
+        from registry.storage.s3 import S3ObjectStore
+
+        return S3ObjectStore(url, cache, settings)
+    if scheme == "lakefs":
+        from registry.storage.lakefs import LakeFSObjectStore
+
+        return LakeFSObjectStore(url, cache, settings)
+    raise StorageError(f"storage URL scheme {scheme!r} is not supported (use a local folder, file://, s3:// or "
+                       "lakefs://)")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import uuid
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from registry.errors import NotFound, StorageError
-from registry.storage.base import HashingFile, ObjectInfo
+from registry.storage.base import HashingFile, ObjectInfo, file_digest, staging_in
 
 __all__ = ["LocalObjectStore"]
 
@@ -19,6 +19,8 @@ _TMP = "tmp"
 class LocalObjectStore:
     """Content-addressed objects in a local folder (the embedded default)."""
 
+    kind = "local"
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self.url = root.as_uri() if root.is_absolute() else str(root)
@@ -27,27 +29,23 @@ class LocalObjectStore:
         except OSError as exc:
             raise StorageError(f"cannot create object store folder {root}: {exc.strerror}") from exc
 
+    def info(self) -> dict[str, object]:
+        return {"root": str(self.root)}
+
     def _path(self, sha256: str) -> Path:
         return self.root / sha256[:2] / sha256[2:]
 
-    @contextlib.contextmanager
-    def staging_file(self, suffix: str = "") -> Iterator[HashingFile]:
-        staged = HashingFile(self.root / _TMP / f"{uuid.uuid4().hex}{suffix}.tmp")
-        try:
-            yield staged
-        finally:
-            if not staged.closed:
-                staged.close()
-            with contextlib.suppress(FileNotFoundError):
-                staged.path.unlink()
+    def staging_file(self, suffix: str = "") -> AbstractContextManager[HashingFile]:
+        return staging_in(self.root / _TMP, suffix)
 
     def put(self, staged: HashingFile) -> ObjectInfo:
         staged.close()
         sha = staged.sha256
         final = self._path(sha)
         try:
-            if final.exists():
-                # Reused by a new writer: refresh its age so gc treats it as in flight again.
+            if final.exists() and final.stat().st_size == staged.size:
+                # Reused by a new writer: refresh its age so gc treats it as in flight again. (A stored
+                # copy of another size is damaged; the staged bytes, which hash to the name, replace it.)
                 os.utime(final)
                 staged.path.unlink()
             else:
@@ -91,6 +89,24 @@ class LocalObjectStore:
 
     def iter_leftovers(self) -> Iterator[Path]:
         yield from sorted((self.root / _TMP).glob("*.tmp"))
+
+    def mtime(self, sha256: str) -> float:
+        try:
+            return self._path(sha256).stat().st_mtime
+        except OSError:
+            return 0.0
+
+    def digest(self, sha256: str) -> ObjectInfo:
+        try:
+            return file_digest(self.local_path(sha256))
+        except OSError as exc:
+            raise StorageError(f"cannot read object {sha256[:12]} in {self.root}: {exc.strerror}") from exc
+
+    def seal_commit(self, snapshot_id: str | None, message: str) -> str | None:
+        return None
+
+    def check_commit(self, commit_id: str, snapshot_id: str) -> str | None:
+        return None
 
 
 def _fsync_dir(path: Path) -> None:
