@@ -27,6 +27,7 @@ from registry.errors import InvalidInput, NotFound, RegistryError, VerifyFailed
 if TYPE_CHECKING:
     from registry.lineage.emit import LineageRun
     from registry.lineage.graph import LineageGraph
+    from registry.quality.lockfile import LockEntry
 
 __all__ = ["LOCAL_ONLY", "Remote", "RemoteRegistry", "RemoteRows", "RemoteServerError", "local_only", "to_local"]
 
@@ -323,15 +324,13 @@ class RemoteRegistry:
                 raise InvalidInput(f"cannot create {out.parent}: {exc.strerror or exc}") from exc
             if entry.dataset not in keys:
                 keys.update({d["name"]: d["key_columns"] for d in self.datasets()})
-            rows = self._fetch_verified(entry.target, entry.job, allow_unverified, out, entry.content_hash,
-                                        keys.get(entry.dataset, []))
+            rows = self._fetch_verified(entry, allow_unverified, out, keys.get(entry.dataset, []))
             results.append(Remote(PullResult(entry.dataset, entry.job, entry.snapshot_id, entry.content_hash, rows,
                                              str(out)).to_dict()))
         return results
 
-    def _fetch_verified(self, target: str, job: str | None, allow_unverified: bool, out: Path, expected: str,
-                        key_columns: list[str]) -> int:
-        """Download ``target``'s training read to ``out`` (by a partial file); its row count.
+    def _fetch_verified(self, entry: LockEntry, allow_unverified: bool, out: Path, key_columns: list[str]) -> int:
+        """Download the pinned snapshot's training read to ``out`` (by a partial file); its row count.
 
         Raises:
             VerifyFailed: the rows hash to something else than the pin recorded (nothing is written).
@@ -343,7 +342,7 @@ class RemoteRegistry:
         partial = out.with_name(f".{out.name}.partial.parquet")
         try:
             try:
-                self.client.download(target, partial, format="parquet", training=True, job=job,
+                self.client.download(entry.target, partial, format="parquet", training=True, job=entry.job,
                                      allow_unverified=allow_unverified)
             except registry_client.RegistryError as exc:
                 raise to_local(exc) from exc
@@ -351,9 +350,10 @@ class RemoteRegistry:
                 raise InvalidInput(f"cannot write {out}: {exc.strerror or exc}") from exc
             table = pq.read_table(partial)
             digest = content_hash(table, key_columns)
-            if digest != expected:
-                raise VerifyFailed(f"{target}: the rows read hash to {digest}, but the pin recorded {expected}; "
-                                   "the stored data changed since it was pinned")
+            if digest != entry.content_hash:
+                raise VerifyFailed(f"{entry.dataset}@{entry.snapshot_id[:12]}: the rows read hash to {digest}, but "
+                                   f"the pin recorded {entry.content_hash}; the stored data changed since it was "
+                                   "pinned")
             partial.replace(out)
         finally:
             partial.unlink(missing_ok=True)
