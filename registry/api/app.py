@@ -18,6 +18,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from registry.api import (
     routes_audit,
@@ -64,6 +65,12 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(_request: Request, exc: HTTPException) -> JSONBody:
         return _error(exc.status_code, "http_error", str(exc.detail), dict(exc.headers or {}))
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, _exc: ClientDisconnect) -> JSONBody:
+        """The client hung up mid-request (an abandoned upload): nothing was done, nobody reads the answer."""
+        _log.info("client disconnected during %s %s", request.method, request.url.path)
+        return _error(400, "client_disconnected", "the client disconnected before the request body was complete")
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONBody:

@@ -65,4 +65,5 @@ def blame(ref: str, access: Reader, column: str = "label",
     from registry.provenance.blame import blame
 
     access.principal.require_ref(ref)
-    return blame(access.ctx, ref, column, limit).to_pylist()
+    rows: list[dict[str, object]] = blame(access.ctx, ref, column, limit).to_pylist()
+    return rows
