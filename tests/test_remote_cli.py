@@ -242,12 +242,22 @@ def test_a_server_that_is_down_is_exit_2_naming_the_url(pair: Pair) -> None:
     assert result.code == 2 and json.loads(result.stderr)["error"]["code"] == "storage_error"
 
 
-def test_a_bad_token_is_exit_2_and_author_is_refused(pair: Pair) -> None:
+def test_a_bad_token_and_options_without_an_endpoint_are_exit_2(pair: Pair) -> None:
     pair.token = "wrong"
     result = pair.run("dataset", "list", "--json", remote=True)
     assert result.code == 2 and json.loads(result.stderr)["error"]["code"] == "unauthenticated"
     result = pair.run("--author", "bob", "dataset", "list", remote=True)
     assert result.code == 2 and "--author" in result.stderr
+    (pair.work / "keys.csv").write_text("sample_id\ns1\n")
+    for flags in (("--delete-keys", str(pair.work / "keys.csv"), "--mode", "upsert"), ("--job", "etl/clean")):
+        result = pair.run("commit", NAME, str(pair.work / "keys.csv"), *flags, remote=True)
+        assert result.code == 2 and flags[0] in result.stderr and "cannot be sent to a server" in result.stderr
+    os.environ["REGISTRY_TIMEOUT"] = "soon"
+    try:
+        result = pair.run("dataset", "list", remote=True)
+    finally:
+        del os.environ["REGISTRY_TIMEOUT"]
+    assert result.code == 2 and "REGISTRY_TIMEOUT" in result.stderr
 
 
 def test_the_installed_command_works_against_a_server(pair: Pair) -> None:

@@ -114,11 +114,15 @@ class RemoteRegistry:
         """The server ``REGISTRY_URL`` names.
 
         Raises:
-            InvalidInput: ``--author`` was given (the server records the token's name instead).
+            InvalidInput: ``--author`` was given (the server records the token's name instead), or
+                ``REGISTRY_TIMEOUT`` is not a number.
         """
         if author is not None:
             raise InvalidInput(f"--author does not apply with {URL_ENV}: the server records the token's name")
-        timeout = float(os.environ.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT)
+        try:
+            timeout = float(os.environ.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT)
+        except ValueError:
+            raise InvalidInput(f"{TIMEOUT_ENV} must be a number of seconds, not {os.environ[TIMEOUT_ENV]!r}") from None
         return cls(registry_client.Client(os.environ[URL_ENV], os.environ.get(TOKEN_ENV), timeout=timeout))
 
     def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
