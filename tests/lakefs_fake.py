@@ -150,7 +150,8 @@ class FakeLakeFS:
             repo = self.repos.get(repo_name)
             if repo is None:
                 return _send(req, 404, {"message": f"repository not found: {repo_name}"})
-            status, payload = self._route(req.command, repo_name, rest, query, body, req.headers.get("Content-Type", ""))
+            kind = req.headers.get("Content-Type", "")
+            status, payload = self._route(req.command, repo_name, rest, query, body, kind)
         _send(req, status, payload)
 
     def _authorized(self, header: str | None) -> bool:

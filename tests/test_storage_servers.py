@@ -90,7 +90,8 @@ def fake_lakefs() -> Iterator[FakeLakeFS]:
 
 
 def lakefs_env(fake: FakeLakeFS) -> dict[str, str]:
-    return {"LAKEFS_ENDPOINT": fake.endpoint, "LAKEFS_ACCESS_KEY_ID": ACCESS_KEY, "LAKEFS_SECRET_ACCESS_KEY": SECRET_KEY}
+    return {"LAKEFS_ENDPOINT": fake.endpoint, "LAKEFS_ACCESS_KEY_ID": ACCESS_KEY,
+            "LAKEFS_SECRET_ACCESS_KEY": SECRET_KEY}
 
 
 def make_store_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:

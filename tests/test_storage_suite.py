@@ -6,6 +6,7 @@ writer are found and removed by gc, damaged objects are caught by hash, and the 
 read, query, verify and gc work unchanged on top.
 """
 
+# ruff: noqa: F811  (pytest fixtures imported from tests/test_storage_servers.py are parameters here)
 from __future__ import annotations
 
 import hashlib
