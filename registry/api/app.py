@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
@@ -45,6 +46,23 @@ class JSONBody(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return json.dumps(content, default=str, ensure_ascii=False, allow_nan=False).encode()
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    """The error's class, e.g. ``not_found``, ``conflict``, ``invalid_input`` (docs/api.md's error table)."""
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    """The body of every 4xx answer."""
+
+    error: ErrorDetail
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorResponse, "description": "The request was refused; `error.code` says why"}}
+"""Declared on every API operation, in place of FastAPI's ``{"detail": ...}`` 422 body, which we never send."""
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONBody:
@@ -126,7 +144,7 @@ def create_app(home: Path, settings: Settings | None = None, max_upload_bytes: i
     app.include_router(_health_router())
     for module in (routes_datasets, routes_quality, routes_audit, routes_meta, routes_provenance, routes_governance,
                    routes_lineage):
-        app.include_router(module.router, prefix=API_PREFIX)
+        app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     mount_console(app)
     return app
 

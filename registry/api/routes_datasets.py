@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Request, status
+from fastapi import APIRouter, Depends, Header, Query, Request, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -52,7 +52,7 @@ def dataset_create(body: NewDataset, access: Annotated[Access, Depends(require("
 
 
 @router.get("/datasets/{name}/log")
-def dataset_log(name: str, access: Reader, limit: int | None = None) -> list[dict[str, object]]:
+def dataset_log(name: str, access: Reader, limit: Annotated[int | None, Query(ge=0)] = None) -> list[dict[str, object]]:
     """The snapshots of ``NAME[@REF]``, newest first."""
     access.principal.require_ref(name)
     return [s.to_dict() for s in history.log(access.ctx, name, limit)]
@@ -117,7 +117,7 @@ def ref_tag(ref: str, body: NewTag, access: Annotated[Access, Depends(require("t
 
 
 @router.get("/diff")
-def snapshot_diff(a: str, b: str, access: Reader, rows: int = 10, labels: bool = False,
+def snapshot_diff(a: str, b: str, access: Reader, rows: Annotated[int, Query(ge=0)] = 10, labels: bool = False,
                   column: str = "label") -> dict[str, object]:
     """What changed from ``a`` to ``b``; ``labels=true`` gives the label change matrix instead."""
     access.principal.require_ref(a)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, status
+from fastapi import APIRouter, Body, Depends, Query, status
 from pydantic import BaseModel
 
 from registry.api.deps import Access, require
@@ -41,8 +41,8 @@ class AuditVerify(BaseModel):
 
 
 @router.get("/policies/{name}")
-def policy_show(name: str, access: Annotated[Access, Depends(require("read"))], version: int | None = None
-                ) -> dict[str, object]:
+def policy_show(name: str, access: Annotated[Access, Depends(require("read"))],
+                version: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None) -> dict[str, object]:
     """The dataset's current QA policy (or one version of it)."""
     from registry.quality.policies import show_policy
 

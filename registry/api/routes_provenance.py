@@ -60,7 +60,7 @@ def sample_history(name: str, key: str, access: Reader) -> list[dict[str, object
 
 @router.get("/blame/{ref}")
 def blame(ref: str, access: Reader, column: str = "label",
-          limit: Annotated[int | None, Query(ge=1)] = None) -> list[dict[str, object]]:
+          limit: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None) -> list[dict[str, object]]:
     """Per row (in key order): the snapshot that last changed it and who labeled its current value."""
     from registry.provenance.blame import blame
 

@@ -41,9 +41,9 @@ class _ConsoleFiles(StaticFiles):
 def mount_console(app: FastAPI) -> None:
     """Serve the console at ``/ui/`` (``/ui`` redirects there) and add its API endpoint under ``/api/v1``."""
     from registry.api import routes_console
-    from registry.api.app import API_PREFIX
+    from registry.api.app import API_PREFIX, ERROR_RESPONSES
 
-    app.include_router(routes_console.router, prefix=API_PREFIX)
+    app.include_router(routes_console.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
 
     @app.get(CONSOLE_PATH, include_in_schema=False)
     def console_redirect() -> RedirectResponse:
