@@ -144,6 +144,7 @@ def test_every_remote_command_prints_what_the_local_one_prints(pair: Pair) -> No
     pair.both("commit", NAME, str(w / "v1.csv"), "-m", "first", "--json")
     pair.both("commit", NAME, str(w / "v2.csv"), "-m", "second")
     pair.both("commit", NAME, str(w / "v1.csv"), "--expect-parent", "0" * 12, "--json", code=3)
+    pair.both("commit", NAME, "nope.csv", code=2)
     listed, _ = pair.both("dataset", "list", "--json")
     assert json.loads(listed.stdout)[0]["rows"] == 3
     pair.both("dataset", "list")

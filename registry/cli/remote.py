@@ -166,7 +166,9 @@ class RemoteRegistry:
                lineage: LineageRun | None = None) -> Remote:
         """Upload ``table_or_path`` (a file goes as multipart, a table as an Arrow stream)."""
         if table_or_path is None:
-            raise InvalidInput(f"give the file to commit; with {URL_ENV} the rows are uploaded from it")
+            raise InvalidInput("nothing to commit: give a file of rows")
+        if isinstance(table_or_path, (str, os.PathLike)) and not Path(table_or_path).is_file():
+            raise InvalidInput(f"{table_or_path}: no such file")
         unsupported = [flag for flag, value in (("--author", author), ("--delete-keys", delete_keys)) if value]
         if lineage is not None:
             unsupported += [flag for flag, value in (("--job", lineage.job), ("--run-id", lineage.run_id),
