@@ -143,6 +143,13 @@ class FakeLakeFS:
         if not self._authorized(req.headers.get("Authorization")):
             return _send(req, 401, {"message": "error authenticating request"})
         parts = [unquote(p) for p in url.path.split("/")]
+        if parts == ["", "api", "v1", "repositories"] and req.command == "POST":
+            creation = json.loads(body)
+            with self.lock:
+                self.create_repository(creation["name"], creation.get("default_branch") or "main")
+            return _send(req, 201, {"id": creation["name"], "creation_date": int(time.time()),
+                                    "default_branch": creation.get("default_branch") or "main",
+                                    "storage_namespace": creation["storage_namespace"]})
         if parts[:4] != ["", "api", "v1", "repositories"] or len(parts) < 5:
             return _send(req, 404, {"message": "path not found"})
         repo_name, rest = parts[4], parts[5:]
