@@ -1,7 +1,8 @@
 """The Python client (clients/python, ``registry_client``) against a real uvicorn server on 127.0.0.1.
 
-Each test opens one registry home on SQLite, serves it, and drives it only through ``Client``: what is
-committed reads back equal, and each HTTP failure arrives as the exception the registry would raise.
+Each test opens one registry home (SQLite and PostgreSQL), serves it, and drives it only through
+``Client``: what is committed reads back equal, and each HTTP failure arrives as the exception the
+registry would raise.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import registry.errors
 from registry import Registry
 from registry.api.app import create_app
 from registry.auth.tokens import create_token
-from registry.context import create_home
 from tests.api_support import POLICY, serve
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,11 +49,10 @@ class Server:
 
 
 @pytest.fixture
-def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
-    for name in ("REGISTRY_HOME", "REGISTRY_STORAGE_URL", "REGISTRY_DATABASE_URL", "REGISTRY_URL"):
-        monkeypatch.delenv(name, raising=False)
+def server(home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
+    """``home`` (conftest: SQLite, and PostgreSQL when REGISTRY_TEST_POSTGRES_URL is set) served on loopback."""
+    monkeypatch.delenv("REGISTRY_URL", raising=False)
     monkeypatch.setenv("OPENLINEAGE_DISABLED", "true")
-    home = create_home(tmp_path / "home").home
     reg = Registry.open(home)
     try:
         with serve(create_app(home)) as url:
@@ -259,3 +258,23 @@ def test_the_package_installs_on_its_own_and_never_imports_registry(tmp_path: Pa
     assert proc.stdout.strip().startswith(str(target))
     code_text = "\n".join(p.read_text() for p in (ROOT / "clients" / "python" / "registry_client").glob("*.py"))
     assert not re.search(r"^\s*(import registry\b|from registry[ .])", code_text, re.M)
+
+
+def test_arrow_streams_survive_any_chunking_and_keep_the_transport_error() -> None:
+    from registry_client.streams import ByteStream, arrow_chunks
+
+    table = pa.table({"sample_id": [f"s{i}" for i in range(20_000)], "score": list(range(20_000))})
+    chunks = list(arrow_chunks(table, batch_rows=1_000))
+    assert len(chunks) > 20  # encoded batch by batch, never as one body
+    data = b"".join(chunks)
+    tiny = (data[i:i + 7] for i in range(0, len(data), 7))  # reads cross every chunk boundary
+    assert pa.ipc.open_stream(ByteStream(tiny)).read_all().equals(table)
+
+    def broken() -> Iterator[bytes]:
+        yield data[: len(data) // 2]
+        raise registry_client.ConnectionFailed("the connection to http://x broke during the transfer")
+
+    source = ByteStream(broken())
+    with pytest.raises(registry_client.ConnectionFailed, match="broke"):
+        pa.ipc.open_stream(source).read_all()
+    assert isinstance(source.error, registry_client.ConnectionFailed)
