@@ -17,6 +17,7 @@ Fuzzer findings fixed in the endpoints are pinned by the regression tests at the
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -188,3 +189,31 @@ def test_in_range_numbers_still_work(client: TestClient) -> None:
     assert client.get("/api/v1/datasets/signs/log", params={"limit": "0"}).json() == []
     assert len(client.get("/api/v1/datasets/signs/log", params={"limit": "1"}).json()) == 1
     assert client.get("/api/v1/diff", params={"a": "signs@v1", "b": "signs@main", "rows": "0"}).status_code == 200
+
+
+@pytest.mark.postgres
+def test_nul_bytes_are_invalid_input_on_postgres(postgres_url: str, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL refuses NUL in text, which was a 500 wherever a string reaches the catalog unvalidated:
+    a ref after ``@``, a pin's job, a dataset's description or owner. Now 422, and nothing is created."""
+    monkeypatch.setenv("REGISTRY_DATABASE_URL", postgres_url)
+    monkeypatch.delenv("REGISTRY_STORAGE_URL", raising=False)
+    monkeypatch.setenv("OPENLINEAGE_DISABLED", "true")
+    home = create_home(tmp_path / "home").home
+    with Registry.open(home) as reg:
+        reg.create_dataset(DATASET, "id", owner="alice")
+        reg.commit(DATASET, pa.table({"id": [1, 2], "label": ["a", "b"]}), message="v1")
+        reg.set_policy(DATASET, POLICY, actor="alice")
+        reg.qa_run(DATASET)  # passes, so a pin gets as far as storing its job
+        secret, _ = create_token(reg.ctx, "fuzzer", "admin", [], actor="setup")
+    app = create_app(home)
+    with TestClient(app, headers={"Authorization": f"Bearer {secret}"}, raise_server_exceptions=False) as client:
+        for path in ("/api/v1/snapshots/signs@ma%00in", "/api/v1/refs/signs@%00", "/api/v1/gates/signs@a%00"):
+            assert "NUL" in _error(client.get(path), 422, "invalid_input"), path
+        _error(client.post("/api/v1/pins", json={"ref": DATASET, "job": "j\x00"}), 422, "invalid_input")
+        for field in ("description", "owner"):
+            body = {"name": f"nul-{field}", "key": ["id"], field: "x\x00"}
+            _error(client.post("/api/v1/datasets", json=body), 422, "invalid_input")
+        assert [d["name"] for d in client.get("/api/v1/datasets").json()] == [DATASET]
+        assert client.get(f"/api/v1/refs/{DATASET}@main").status_code == 200  # the catalog still works
+    app.state.ctx.close()

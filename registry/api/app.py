@@ -18,6 +18,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
@@ -89,6 +90,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         """The client hung up mid-request (an abandoned upload): nothing was done, nobody reads the answer."""
         _log.info("client disconnected during %s %s", request.method, request.url.path)
         return _error(400, "client_disconnected", "the client disconnected before the request body was complete")
+
+    @app.exception_handler(DataError)
+    async def value_refused(_request: Request, exc: DataError) -> JSONBody:
+        """The catalog refused a value as such (PostgreSQL: a NUL byte in text, a number out of range)."""
+        reason = str(exc.orig).splitlines()[0] if exc.orig is not None else "invalid value"
+        return _error(422, "invalid_input", f"a value in the request is not valid for the catalog: {reason}")
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONBody:
