@@ -304,3 +304,23 @@ def test_sample_provenance_and_lineage(page: Any, site: Site) -> None:
     assert page.locator("#lineage-edges tbody tr").count() == len(graph["edges"])
     assert page.locator("#lineage-graph g.kind-run").count() == 1
     shot(page, "lineage")
+
+
+def test_write_controls_tag_and_run_qa(page: Any, site: Site) -> None:
+    login(page, site, "admin")
+    page.goto(site.url + "/ui/#/datasets/plain")
+    page.wait_for_selector("#tag-form")
+    page.fill("#tag-name", "reviewed")
+    page.click("#tag-form button[type=submit]")
+    expect(page.locator("#history .badge.tag")).to_have_text("reviewed")
+    assert site.get("/snapshots/plain")["tags"] == ["reviewed"]
+    page.fill("#tag-name", "reviewed")
+    page.click("#tag-form button[type=submit]")
+    expect(page.locator("#tag-form [role=alert]")).to_contain_text("reviewed")  # tags never move: the API's 409
+    before = len(site.get("/gates/plain/results"))
+    page.goto(site.url + "/ui/#/gate/plain")
+    page.wait_for_selector("#run-qa")
+    page.click("#run-qa")
+    expect(page.locator("#results details")).to_have_count(before + 1)
+    assert len(site.get("/gates/plain/results")) == before + 1
+    assert page.locator("#waive-form").count() == 0  # a passing gate offers no waiver

@@ -126,6 +126,7 @@ async function render() {
     view.replaceChildren(...[...view.children].filter((el) => el.tagName === "H1"), errorBox(err));
   }
   if (main.contains(view)) {
+    performance.mark("console:rendered");  // the bench reads this: the page's content is drawn
     const heading = view.querySelector("h1");
     document.title = `${heading ? heading.textContent : "Console"} · Dataset registry`;
     if (heading && document.activeElement === document.body) heading.setAttribute("tabindex", "-1");

@@ -17,13 +17,16 @@ function changes(snap) {
     snap.summary || counts);
 }
 
+/** Rows drawn at once; the rest on request, so a long history opens as fast as a short one. */
+const CHUNK = 100;
+
 export async function historyPage(view, [name]) {
   const snapshots = await api(`/datasets/${seg(name)}/log`);
   const { rows, width } = layout(snapshots);
   const ref = (snap) => `${name}@${snap.id}`;
   const radio = (group, snap, checked) => h("input", { type: "radio", name: group, value: snap.id, checked,
     "aria-label": `${group === "a" ? "From (A)" : "To (B)"}: snapshot ${snap.id.slice(0, 12)}` });
-  const body = snapshots.map((snap, i) => h("tr", { "data-snapshot": snap.id },
+  const row = (snap, i) => h("tr", { "data-snapshot": snap.id },
     h("td", { class: "graph" }, rowGraph(rows[i], width, snap)),
     h("td", { class: "pick" }, radio("a", snap, i === 1 || (snapshots.length === 1 && i === 0))),
     h("td", { class: "pick" }, radio("b", snap, i === 0)),
@@ -34,7 +37,19 @@ export async function historyPage(view, [name]) {
     h("td", { class: "summary", title: snap.summary }, changes(snap)),
     h("td", { class: "num" }, num(snap.rows)),
     h("td", { class: "links" }, link(`#/gate/${seg(ref(snap))}`, "gate"), " ",
-      link(`#/lineage/${seg(ref(snap))}`, "lineage"))));
+      link(`#/lineage/${seg(ref(snap))}`, "lineage")));
+  const body = h("tbody", {});
+  const more = h("button", { type: "button", id: "show-more" });
+  const showMore = () => {
+    const from = body.children.length;
+    const to = Math.min(snapshots.length, from + CHUNK);
+    body.append(...snapshots.slice(from, to).map((snap, i) => row(snap, from + i)));
+    const left = snapshots.length - to;
+    more.textContent = `Show ${num(Math.min(CHUNK, left))} more (${num(left)} not shown)`;
+    more.hidden = left === 0;
+  };
+  more.addEventListener("click", showMore);
+  showMore();
   const picked = (group) => {
     const el = view.querySelector(`input[name=${group}]:checked`);
     return el ? el.value : null;
@@ -64,7 +79,7 @@ export async function historyPage(view, [name]) {
       h("caption", { class: "sr-only" }, `Snapshots of ${name}`),
       h("thead", {}, h("tr", {}, ["Graph", "A", "B", "Snapshot", "Message", "Author", "Time", "Changes", "Rows",
         ""].map((t) => h("th", { scope: "col" }, t)))),
-      h("tbody", {}, body))));
+      body)), more);
   if (head) {
     api(`/gates/${seg(ref(head))}`).then(
       (gate) => view.querySelector("#head-gate").replaceChildren(link(`#/gate/${seg(ref(head))}`,
