@@ -1,0 +1,97 @@
+"""The registry through its Python API: upsert commits of the changed rows, keyed diff, pinned read."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from harness import KEY, Tool, Work, dir_bytes, timed_loop
+
+DATASET = "labels"
+
+
+class RegistryTool(Tool):
+    name = "registry"
+    label = "registry"
+
+    def _open(self) -> Any:
+        from registry import Registry
+
+        return Registry.open(self.dir)
+
+    def init_v1(self) -> Work:
+        from registry import Registry
+
+        with Registry.init(self.dir) as reg:
+            reg.create_dataset(DATASET, KEY)
+        reg = self._open()
+
+        def work() -> dict[str, Any]:
+            result = reg.commit(DATASET, Path(self.inputs.v1), mode="replace", message="v1")
+            reg.tag(f"{DATASET}@{result.snapshot_id}", "v1")
+            return {"snapshot": result.snapshot_id, "bytes_written_reported": result.bytes_written}
+
+        return work
+
+    def commit_v2(self) -> Work:
+        reg = self._open()
+        changes = pq.read_table(self.inputs.changes_v2)
+
+        def work() -> dict[str, Any]:
+            result = reg.commit(DATASET, changes, mode="upsert", message="v2: relabel round")
+            reg.tag(f"{DATASET}@{result.snapshot_id}", "v2")
+            return {"snapshot": result.snapshot_id, "bytes_written_reported": result.bytes_written,
+                    "added": result.added, "changed": result.changed, "removed": result.removed}
+
+        return work
+
+    def diff_v1_v2(self) -> Work:
+        reg = self._open()
+
+        def work() -> dict[str, Any]:
+            d = reg.diff(f"{DATASET}@v1", f"{DATASET}@v2")
+            return {"added": d.added, "removed": d.removed, "changed": d.changed,
+                    "changed_cells": d.changed_cells, "examples": len(d.examples)}
+
+        return work
+
+    def read_v1(self) -> Work:
+        reg = self._open()
+
+        def work() -> dict[str, Any]:
+            return {"rows": reg.read(f"{DATASET}@v1").num_rows}
+
+        return work
+
+    def chain(self) -> Work:
+        reg = self._open()
+
+        def steps() -> Any:
+            for path in self.inputs.chain_changes():
+                changes = pq.read_table(path)
+                yield lambda changes=changes, msg=path.stem: reg.commit(DATASET, changes, mode="upsert", message=msg)
+
+        return lambda: timed_loop(steps(), self.dir)
+
+    def head_table(self) -> pa.Table:
+        return self._open().read(f"{DATASET}@main")
+
+    def disk(self) -> dict[str, Any]:
+        total = dir_bytes(self.dir)
+        return {"total": total, "store": dir_bytes(self.dir, exclude=("cache",)),
+                "store_what": "objects + catalog, without the derivable key-hash index cache (cache/)"}
+
+
+class RegistryNoFullCompactionTool(RegistryTool):
+    """The registry with ``REGISTRY_COMPACT_ROWS=0``: no automatic full compaction (which rewrites the
+    whole table into one new base layer); upper layers are still merged past ``REGISTRY_MAX_LAYERS``."""
+
+    name = "registry-nofull"
+    label = "registry, COMPACT_ROWS=0"
+
+    def __init__(self, workdir: Path, inputs: Any) -> None:
+        super().__init__(workdir, inputs)
+        os.environ["REGISTRY_COMPACT_ROWS"] = "0"  # this child process only
