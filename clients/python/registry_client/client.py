@@ -11,14 +11,15 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 import httpx
-import pyarrow as pa
 
 from registry_client.errors import ConnectionFailed, InvalidInput, RegistryError, error_for
-from registry_client.streams import ByteStream, arrow_chunks
+
+if TYPE_CHECKING:  # pyarrow is imported when rows are sent or read: JSON-only calls start faster
+    import pyarrow as pa
 
 __all__ = ["ARROW_STREAM", "PARQUET", "Client"]
 
@@ -122,6 +123,10 @@ class Client:
             raise ConnectionFailed(f"the connection to {self.url} broke during the transfer: {exc}") from exc
 
     def _read_arrow(self, path: str, params: dict[str, Any], columns: Sequence[str] | None) -> pa.Table:
+        import pyarrow as pa
+
+        from registry_client.streams import ByteStream
+
         with self._stream(path, {**params, "format": "arrow"}) as chunks:
             source = ByteStream(chunks)
             try:
@@ -182,7 +187,9 @@ class Client:
         """
         params = _params(message=message, mode=mode, allow_breaking=allow_breaking)
         headers = {"If-Match": f'"{expect_parent}"'} if expect_parent else {}
-        if isinstance(table_or_path, pa.Table):
+        if not isinstance(table_or_path, (str, os.PathLike)):  # a pyarrow.Table
+            from registry_client.streams import arrow_chunks
+
             result: dict[str, Any] = self._send("POST", f"/datasets/{_segment(name)}/commits", params=params,
                                                 headers={**headers, "Content-Type": ARROW_STREAM},
                                                 content=arrow_chunks(table_or_path))
@@ -360,6 +367,8 @@ class Client:
     def query(self, sql: str, dataset: str | None = None) -> pa.Table:
         """Read-only DuckDB SQL over the registry's views (``data`` = the rows of ``dataset``, a NAME@REF),
         as a table built from the JSON rows (times and decimals arrive as strings)."""
+        import pyarrow as pa
+
         answer = self.query_rows(sql, dataset)
         columns: list[str] = answer["columns"]
         rows: list[dict[str, Any]] = answer["rows"]
