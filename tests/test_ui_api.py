@@ -3,6 +3,7 @@ the paged label-diff rows, including their refusals. No browser needed."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import httpx
@@ -36,6 +37,18 @@ def test_console_is_served_with_its_headers(server: str) -> None:
     assert script.status_code == 200 and "javascript" in script.headers["content-type"]
     assert httpx.get(server + "/ui/missing.js").status_code == 404
     assert "innerHTML" not in httpx.get(server + "/ui/dom.js").text
+
+
+def test_every_module_is_preloaded_and_none_writes_markup() -> None:
+    """index.html fetches every module in one round (no second wave of imports), and no module parses API text
+    as HTML."""
+    from registry.ui import STATIC_DIR
+
+    modules = {p.relative_to(STATIC_DIR).as_posix() for p in STATIC_DIR.rglob("*.js")} - {"app.js"}
+    index = (STATIC_DIR / "index.html").read_text()
+    assert modules == set(re.findall(r'<link rel="modulepreload" href="([^"]+)">', index))
+    for path in STATIC_DIR.rglob("*.js"):
+        assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write", path.read_text()), path
 
 
 def test_label_diff_rows_pages_through_every_change(server: str, reg: Registry) -> None:

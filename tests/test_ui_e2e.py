@@ -283,6 +283,7 @@ def test_keyboard_reaches_login_and_dataset_links(page: Any, site: Site) -> None
             break
     else:
         pytest.fail("Tab never reached the dataset link")
+    shot(page, "keyboard-focus")
     page.keyboard.press("Enter")
     page.wait_for_selector("#history")
     assert page.locator("h1").inner_text() == "signs"
