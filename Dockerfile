@@ -11,7 +11,8 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY registry ./registry
 COPY migrations ./migrations
-# Extras to install (postgres: the psycopg driver for a PostgreSQL catalog).
+# Extras to install: postgres (the psycopg driver for a PostgreSQL catalog); add lakefs for a lakeFS
+# store (--build-arg REGISTRY_EXTRAS=postgres,lakefs). S3-compatible stores need no extra.
 ARG REGISTRY_EXTRAS=postgres
 RUN pip install ".[${REGISTRY_EXTRAS}]"
 
