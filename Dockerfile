@@ -11,6 +11,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY registry ./registry
 COPY migrations ./migrations
+COPY clients/python/registry_client ./clients/python/registry_client
 # Extras to install: postgres (the psycopg driver for a PostgreSQL catalog); add lakefs for a lakeFS
 # store (--build-arg REGISTRY_EXTRAS=postgres,lakefs). S3-compatible stores need no extra.
 ARG REGISTRY_EXTRAS=postgres

@@ -12,6 +12,7 @@ import json
 import pkgutil
 import re
 import shlex
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -200,9 +201,30 @@ def test_dockerfile_runs_a_real_command() -> None:
     assert cli_command_problems(words) == []
     assert words[:2] == ["registry", "serve"]
     assert "/readyz" in text  # its HEALTHCHECK
-    ignored = (ROOT / ".dockerignore").read_text().split()
-    for needed in ("pyproject.toml", "README.md", "registry", "migrations"):  # what the image COPYs
-        assert needed not in ignored
+    for problem in image_source_problems(text, (ROOT / ".dockerignore").read_text()):
+        pytest.fail(problem)
+
+
+def package_roots() -> set[str]:
+    """The folders ``pip install .`` needs: the top package of every package pyproject.toml lists."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    setuptools = project["tool"]["setuptools"]
+    mapped = setuptools.get("package-dir", {})
+    return {mapped.get(p.split(".")[0], p.split(".")[0]) for p in setuptools["packages"]}
+
+
+def image_source_problems(dockerfile: str, dockerignore: str) -> list[str]:
+    """What ``pip install .`` in the image would miss: a needed path not COPYed, or excluded by .dockerignore."""
+    copied = [c for line in dockerfile.splitlines() if line.startswith("COPY ") for c in line.split()[1:-1]]
+    ignored = [line.strip().rstrip("/") for line in dockerignore.splitlines()
+               if line.strip() and not line.startswith(("#", "!"))]
+    problems = []
+    for needed in sorted(package_roots() | {"pyproject.toml", "README.md"}):
+        if not any(needed == c or needed.startswith(c.rstrip("/") + "/") for c in copied):
+            problems.append(f"the Dockerfile does not COPY {needed}")
+        if any(needed == i or needed.startswith(i + "/") for i in ignored):
+            problems.append(f".dockerignore excludes {needed}")
+    return problems
 
 
 # The rules catch mistakes: each broken copy below must be reported.
@@ -245,3 +267,12 @@ def test_rules_catch_mistakes(compose: Compose) -> None:
     wrong_port = _broken(compose)
     wrong_port["services"]["registry-api"]["environment"]["OPENLINEAGE_URL"] = "http://marquez:3000"  # shared
     assert lineage_problems(wrong_port) == ["OPENLINEAGE_URL http://marquez:3000 is not a Marquez service's port"]
+
+
+def test_image_rule_catches_a_missing_package() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert image_source_problems(dockerfile, "") == []
+    assert "registry" in package_roots() and "clients/python/registry_client" in package_roots()
+    without_client = "\n".join(ln for ln in dockerfile.splitlines() if "registry_client" not in ln)
+    assert image_source_problems(without_client, "") == ["the Dockerfile does not COPY clients/python/registry_client"]
+    assert image_source_problems(dockerfile, "clients\n") == [".dockerignore excludes clients/python/registry_client"]
