@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -124,6 +125,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # a killed bench still stops its server and scratch
 
     with tempfile.TemporaryDirectory(prefix="ui-bench-") as scratch:
         home = Path(scratch) / "home"

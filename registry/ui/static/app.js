@@ -76,7 +76,10 @@ function loginPage() {
       render();
       return;
     }
-    location.hash = "#/datasets";
+    // Open the page that was asked for (a bookmark), or the datasets.
+    const target = location.hash && location.hash !== "#/login" ? location.hash : "#/datasets";
+    if (location.hash === target) render();
+    else location.hash = target;
   } },
   labelled("token", "API token", input),
   h("button", { type: "submit" }, "Sign in"));
