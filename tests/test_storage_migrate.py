@@ -121,3 +121,31 @@ def test_pointless_or_bad_migrations_are_refused(local_home: Path) -> None:
     assert bad.returncode == 2 and "not supported" in bad.stderr
     assert "storage_url" not in read_home_config(local_home)
     assert _cli(local_home, "verify").returncode == 0
+
+
+def test_storage_info_says_where_the_setting_comes_from(local_home: Path, moto_s3: MotoS3,
+                                                        monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from registry.cli.main import main
+
+    assert main(["--home", str(local_home), "storage", "info", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert (info["kind"], info["configured_by"], info["reachable"]) == ("local", "default", True)
+    assert info["details"]["root"] == str(local_home / "objects")
+
+    url = f"s3://{moto_s3.new_bucket()}/objects"
+    monkeypatch.setenv("REGISTRY_STORAGE_URL", (local_home / "objects").as_uri())
+    assert main(["--home", str(local_home), "storage", "migrate", "--to", url, "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["overridden_by_env"] is True
+    assert "REGISTRY_STORAGE_URL is set and overrides the switch" in captured.err
+    assert read_home_config(local_home)["storage_url"] == url
+    assert main(["--home", str(local_home), "storage", "info", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["configured_by"] == "REGISTRY_STORAGE_URL"
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("REGISTRY_STORAGE_RETRIES", "1")
+    monkeypatch.delenv("REGISTRY_STORAGE_URL")
+    assert main(["--home", str(local_home), "storage", "info"]) == 0
+    text = capsys.readouterr().out
+    assert "configured:  registry.json" in text and "reachable:   NO" in text and url in text
