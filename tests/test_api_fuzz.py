@@ -86,10 +86,9 @@ SEEDED_PATH_VALUES = {"ref": [f"{DATASET}@main", f"{DATASET}@v1", DATASET], "nam
 
 def _strategy(operation: Any, mode: GenerationMode) -> st.SearchStrategy[schemathesis.Case]:
     """Random cases of ``operation``, and cases with the seeded dataset's names in its path."""
-    names = [p for p in SEEDED_PATH_VALUES if "{" + p + "}" in operation.path]
-    seeded = [operation.as_strategy(mode, path_parameters={n: SEEDED_PATH_VALUES[n][i % len(SEEDED_PATH_VALUES[n])]
-                                                            for n in names})
-              for i in range(max((len(SEEDED_PATH_VALUES[n]) for n in names), default=0))]
+    seeded = [operation.as_strategy(mode, path_parameters={name: value})
+              for name, values in SEEDED_PATH_VALUES.items() if "{" + name + "}" in operation.path
+              for value in values]
     return st.one_of(operation.as_strategy(mode), *seeded)
 
 
