@@ -30,6 +30,7 @@ MATRIX: list[tuple[str, str, Any, str, int, int]] = [
     ("POST", "/datasets/signs/commits?mode=upsert", "arrow", "admin maintainer writer", 201, 404),
     ("POST", "/refs/signs@main/tags", {"tag": "t-{who}"}, "admin maintainer writer", 201, 404),
     ("GET", "/diff?a=signs@main~1&b=signs@main", None, ALL, 200, 404),
+    ("GET", "/diff/labels/rows?a=signs@main~1&b=signs@main&limit=2", None, ALL, 200, 404),
     ("GET", "/gates/signs", None, ALL, 200, 404),
     ("POST", "/qa/signs", None, "admin ci", 200, 404),
     ("GET", "/audit/events", None, "admin auditor", 200, 422),
