@@ -261,17 +261,19 @@ class FakeLakeFS:
 
 
 def _page(items: list[dict[str, Any]], query: dict[str, str], key: str | None) -> dict[str, Any]:
-    """lakeFS pagination: ``after`` (a path, or for logs an offset) and ``amount`` (default 100)."""
+    """lakeFS pagination: ``amount`` (default 100) items after ``after``, which is a path for listings
+    (sorted by path) and a commit id for logs (newest first); ``next_offset`` is the last one returned."""
     amount = int(query.get("amount") or 100)
     after = query.get("after", "")
-    if key is not None:
-        items = [i for i in items if i[key] > after]
+    if not after:
         start = 0
+    elif key is not None:
+        start = next((n for n, item in enumerate(items) if item[key] > after), len(items))
     else:
-        start = int(after) if after else 0
+        start = next((n + 1 for n, item in enumerate(items) if item["id"] == after), len(items))
     chunk = items[start:start + amount]
     more = start + amount < len(items)
-    next_offset = (chunk[-1][key] if key is not None else str(start + amount)) if more and chunk else ""
+    next_offset = chunk[-1][key or "id"] if more and chunk else ""
     return {"pagination": {"has_more": more, "next_offset": next_offset, "results": len(chunk),
                            "max_per_page": 1000}, "results": chunk}
 

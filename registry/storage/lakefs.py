@@ -35,6 +35,7 @@ META_STORE = "registry_store"
 _TIMEOUT = (5.0, 300.0)
 _LOG_PAGES = 10
 _LOG_PAGE = 100
+_LIST_PAGE = 1000
 
 
 class LakeFSObjectStore(RemoteObjectStore):
@@ -140,7 +141,7 @@ class LakeFSObjectStore(RemoteObjectStore):
         after = ""
         while True:
             page = self._api[0].list_objects(self.repository, self.branch, user_metadata=False, after=after,
-                                             amount=1000, prefix=f"{self.prefix}/" if self.prefix else "",
+                                             amount=_LIST_PAGE, prefix=f"{self.prefix}/" if self.prefix else "",
                                              _request_timeout=_TIMEOUT)
             for stats in page.results:
                 sha = sha_of_key(self.prefix, stats.path)
