@@ -62,10 +62,13 @@ def seed(home: Path, rows: int, changed: int, snapshots: int) -> dict[str, Any]:
     log = reg.log("bench")
     a, b = f"bench@{log[1].id}", f"bench@{log[0].id}"
     reg.tag(b, "relabeled")
+    if snapshots - 2 > rows - changed:
+        raise SystemExit("--snapshots - 2 must not exceed --rows - --changed (each small commit fixes a new row)")
     for i in range(snapshots - 2):
-        key = np.array([rows - 1 - (i % 1000)], dtype=np.int64)
-        reg.commit("bench", pa.table({"id": key, "label": labels(key, 2 + i)}), mode="upsert",
+        key = np.array([rows - 1 - i], dtype=np.int64)  # an untouched row: any shift in 1..19 changes its label
+        reg.commit("bench", pa.table({"id": key, "label": labels(key, 1 + i % 19)}), mode="upsert",
                    message=f"fix {i}", author=f"annotator-{i % 7}")
+    assert len(reg.log("bench")) == snapshots, "a small commit changed nothing"
     reg.set_policy("bench", POLICY, actor="bench")
     reg.qa_run("bench", actor="ci")
     head = reg.show("bench").id

@@ -46,7 +46,7 @@ export function heatMap(matrix) {
     h("p", { class: "note" }, "Rows in both snapshots by label in A (row) and in B (column); off-diagonal cells are ",
       "relabels.", hidden > 0 ? ` Showing the ${MAX_CLASSES} classes with the most changes; ${num(hidden)} more not shown.`
         : ""),
-    h("table", { class: "heatmap", id: "matrix" },
+    h("table", { class: classes.length > 10 ? "heatmap many" : "heatmap", id: "matrix" },
       h("caption", { class: "sr-only" }, "Change matrix"),
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "A ↓ / B →"),
         classes.map((c) => h("th", { scope: "col" }, c)))),

@@ -11,12 +11,12 @@ export function layout(snapshots) {
   const rows = [];
   for (const snap of snapshots) {
     let col = lanes.indexOf(snap.id);
-    if (col < 0) {
+    const before = lanes.slice();  // the lines coming down from newer rows
+    if (col < 0) {  // no newer snapshot descends from this one: a new line starts here
       col = lanes.indexOf(null);
       if (col < 0) col = lanes.length;
       lanes[col] = snap.id;
     }
-    const before = lanes.slice();
     const after = lanes.map((id) => (id === snap.id ? null : id));
     const targets = [];
     snap.parents.forEach((parent, i) => {
