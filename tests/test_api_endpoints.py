@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from registry.quality.evaluate import gate_results
 from registry.quality.lockfile import LockEntry, write_lockfile
 from registry.snapshots.history import resolve, schema_versions
 from registry.snapshots.verify import verify
+from tests import test_api_http
 from tests.api_support import bearer, run_event, serve
 from tests.test_import_label_studio_min import CONFIG, min_export
 
@@ -37,6 +37,9 @@ FAILING = "maintainers: [alice, keeper]\nchecks:\n  - check: row_count\n    min:
 def j(value: Any) -> Any:
     """``value`` as it comes back from JSON (the API's encoding: anything else as its string)."""
     return json.loads(json.dumps(value, default=str))
+
+spool = test_api_http.spool
+"""The fixture: uploads are spooled in the test's own folder (the server runs in this process)."""
 
 
 @pytest.fixture
@@ -54,15 +57,6 @@ def signs(reg: Registry) -> Registry:
 def client(signs: Registry) -> Iterator[TestClient]:
     with TestClient(create_app(signs.home)) as client:
         yield client
-
-
-@pytest.fixture
-def spool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Where uploads are spooled during the test (the server runs in this process)."""
-    folder = tmp_path / "spool"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import socket
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,19 +19,14 @@ import pytest
 
 from registry import Registry
 from registry.api.app import create_app
+from tests import test_api_http
 from tests.api_support import ARROW, arrow_bytes, bearer, parquet_bytes, serve
 from tests.test_import_label_studio_min import item
 
 ROWS = pa.table({"id": list(range(20_000)), "label": [f"label-{i % 13}" for i in range(20_000)]})
 
-
-@pytest.fixture
-def spool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Where uploads are spooled during the test (the server runs in this process)."""
-    folder = tmp_path / "spool"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
+spool = test_api_http.spool
+"""The fixture: uploads are spooled in the test's own folder (the server runs in this process)."""
 
 
 @pytest.fixture
