@@ -88,9 +88,13 @@ def resolve(ctx: Context, text: str) -> ResolvedRef:
     Raises:
         NotFound: no such dataset or ref. AmbiguousRef: an id prefix matches several snapshots.
     """
+    name, ref = catalog.split_ref(text)
     with transaction(ctx.engine, readonly=True) as session:
-        dataset, snapshot = resolve_ref(session, text)
-        return ResolvedRef(dataset.name, catalog.split_ref(text)[1], snapshot.id)
+        named = session.exec(select(RefRow.snapshot_id).join(DatasetRow, col(DatasetRow.id) == col(RefRow.dataset_id))
+                             .where(DatasetRow.name == name, RefRow.name == ref)).first()
+        if named is None:  # not a branch or tag: REF~N, an id prefix, or nothing (resolve_ref says which)
+            named = resolve_ref(session, text)[1].id
+    return ResolvedRef(name, ref, named)
 
 
 def _refs_by_snapshot(session: Session, dataset: DatasetRow) -> dict[str, list[RefRow]]:
