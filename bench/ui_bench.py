@@ -198,8 +198,10 @@ def main() -> None:
         cells = [f"{m['median_ms']} ({m['max_ms']})" for m in (entry.get("in_page", blank), entry.get("page", blank),
                                                                  entry["api"])]
         report.append(f"| {name} | " + " | ".join(cells) + " |")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     text = (f"Console bench: {args.rows:,} rows, {args.changed:,} relabeled, {args.snapshots:,} snapshots, "
-            f"{args.reps} reps (seeding {facts['seed_seconds']:.0f} s)\n\n" + "\n".join(report) + "\n")
+            f"{args.reps} reps (seeding {facts['seed_seconds']:.0f} s); {os.cpu_count()} CPUs, load average "
+            f"{load} at the end\n\n" + "\n".join(report) + "\n")
     print(text)
     if args.out:
         args.out.write_text(text)
