@@ -28,6 +28,8 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "ui"
 FAILING = "maintainers: [alice]\nchecks:\n  - check: row_count\n    min: 1000\n"
+LONG = 101
+"""Snapshots of the dataset ``long``: more than the 100 the history draws at first."""
 PASSING = "maintainers: [alice]\nchecks:\n  - check: row_count\n    min: 2\n"
 
 
@@ -54,7 +56,7 @@ class Site:
 
 def seed(reg: Registry, folder: Path) -> None:
     """signs: two Label Studio imports (tag v1), a failing gate and a consumer job; plain: a passing gate;
-    big: 130 rows of which 120 are relabeled (three pages of changed rows)."""
+    big: 130 rows of which 120 are relabeled (three pages of changed rows); long: 101 snapshots."""
     reg.import_annotations("label-studio", "signs", lsx.write(folder / "v1.json", lsx.export_v1()), key="image",
                            guideline_version="g1", author="importer", message="first labeling round")
     reg.tag("signs@main", "v1")
@@ -79,6 +81,10 @@ def seed(reg: Registry, folder: Path) -> None:
     reg.commit("big", pa.table({"id": ids, "label": [f"c{i % 4}" for i in ids]}), message="first")
     reg.commit("big", pa.table({"id": ids, "label": [f"c{(i + 1) % 4}" if i < 120 else f"c{i % 4}" for i in ids]}),
                message="relabel 120")
+    reg.create_dataset("long", "id", description="more snapshots than one screen")
+    reg.commit("long", pa.table({"id": [0, 1, 2], "label": ["x", "x", "x"]}), message="start")
+    for i in range(1, LONG):
+        reg.commit("long", pa.table({"id": [i % 3], "label": [f"v{i}"]}), mode="upsert", message=f"step {i}")
 
 
 @pytest.fixture(scope="module")
@@ -332,3 +338,23 @@ def test_write_controls_tag_and_run_qa(page: Any, site: Site) -> None:
     expect(page.locator("#results details")).to_have_count(before + 1)
     assert len(site.get("/gates/plain/results")) == before + 1
     assert page.locator("#waive-form").count() == 0  # a passing gate offers no waiver
+
+
+def test_long_history_draws_100_then_the_rest(page: Any, site: Site) -> None:
+    login(page, site, "reader")
+    page.goto(site.url + "/ui/#/datasets/long")
+    page.wait_for_selector("#history")
+    assert page.locator("#history tbody tr").count() == 100
+    assert page.locator("#history svg.lanes circle").count() == 100
+    assert page.locator("#show-more").inner_text() == f"Show {LONG - 100} more ({LONG - 100} not shown)"
+    page.click("#show-more")
+    expect(page.locator("#history tbody tr")).to_have_count(LONG)
+    assert page.locator("#show-more").is_hidden()
+    log = site.get("/datasets/long/log", "reader")
+    assert page.locator("#history tbody tr").evaluate_all("rows => rows.map(r => r.dataset.snapshot)") == [
+        s["id"] for s in log]
+    page.check(f"tr[data-snapshot='{log[-1]['id']}'] input[name=a]")
+    page.click("#diff-selected")
+    page.wait_for_selector("#matrix")
+    expected = site.get("/diff", "reader", a=f"long@{log[-1]['id']}", b=f"long@{log[0]['id']}", labels="true")
+    assert page.locator("[data-field=relabeled]").inner_text() == f"{expected['relabeled']:,}"
