@@ -3,6 +3,7 @@ Playwright. Every page is screenshotted into test-artifacts/ui/."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import uuid
@@ -33,12 +34,18 @@ LONG = 101
 PASSING = "maintainers: [alice]\nchecks:\n  - check: row_count\n    min: 2\n"
 
 
-def _need_chromium() -> None:
+def _need_browser() -> None:
+    """Skip without Chromium or Playwright, saying which; in CI (``CI=true``) fail instead."""
+    reason = None
     if shutil.which(CHROMIUM) is None:
         reason = f"the console tests need Debian's Chromium at {CHROMIUM} (apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must run the console tests: {reason}")
-        pytest.skip(reason)
+    elif importlib.util.find_spec("playwright") is None:
+        reason = "the console tests need Playwright for Python (pip install -e '.[dev]')"
+    if reason is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI must run the console tests: {reason}")
+    pytest.skip(reason)
 
 
 @dataclass
@@ -106,7 +113,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    _need_chromium()
+    _need_browser()
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
