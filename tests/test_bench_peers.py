@@ -21,8 +21,8 @@ RUN = ROOT / "bench" / "peers" / "run.py"
 def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict]:
     out = tmp_path_factory.mktemp("peers") / "peers.md"
     proc = subprocess.run([sys.executable, str(RUN), "--rows", "2000", "--versions", "2", "--reps", "1",
-                           "--tools", "registry,duckdb", "--out", str(out), "--tmp", str(out.parent)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+                           "--tools", "registry,duckdb", "--no-warm-up", "--out", str(out), "--tmp", str(out.parent)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out.read_text(), json.loads(out.with_suffix(".json").read_text())
 

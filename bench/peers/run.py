@@ -77,8 +77,10 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
 class ToolRun:
     """Drives one tool through every step, recording figures and the first failure."""
 
-    def __init__(self, name: str, root: Path, inputs: Inputs, reps: int, timeout: float | None) -> None:
+    def __init__(self, name: str, root: Path, inputs: Inputs, reps: int, timeout: float | None,
+                 warm_up: bool = True) -> None:
         self.name, self.root, self.inputs, self.reps, self.timeout = name, root, inputs, reps, timeout
+        self.warm_up = warm_up
         self.base = root / "base"
         self.expected_head = ""
         self.figures: dict[str, Any] = {"errors": {}}
@@ -103,8 +105,8 @@ class ToolRun:
             return fig
         for what, step in (("diff", "diff_v1_v2"), ("read", "read_v1")):
             try:
-                log(f"{self.name}: {step} x {self.reps} (+1 warm-up)")
-                warm = self.step(step, self.base)
+                log(f"{self.name}: {step} x {self.reps}" + (" (+1 warm-up)" if self.warm_up else ""))
+                warm = self.step(step, self.base) if self.warm_up else None
                 fig[what] = summarize([self.step(step, self.base) for _ in range(self.reps)])
                 fig[what]["warm_up"] = warm
             except StepFailed as exc:
@@ -149,6 +151,8 @@ def main() -> None:
     parser.add_argument("--tmp", type=Path, default=None, help="parent folder for the scratch dir")
     parser.add_argument("--keep", action="store_true", help="keep the scratch dir")
     parser.add_argument("--step-timeout", type=float, default=None, help="seconds before a step is given up")
+    parser.add_argument("--no-warm-up", action="store_true",
+                        help="skip the untimed warm-up run before each diff / read series (smoke tests)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -179,7 +183,7 @@ def main() -> None:
                 log(f"{name}: skipped: {reason}")
                 continue
             root = scratch / name
-            run = ToolRun(name, root, inputs, args.reps, args.step_timeout)
+            run = ToolRun(name, root, inputs, args.reps, args.step_timeout, warm_up=not args.no_warm_up)
             run.expected_head = raw["inputs"]["final_labels_sha"]
             raw["tools"][name] = run.run()
             if not args.keep:
