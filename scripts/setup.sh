@@ -10,5 +10,6 @@ fi
 .venv/bin/python -m pip install --quiet -e ".[dev]"
 # The console's end-to-end tests drive Debian's Chromium (Playwright never downloads a browser here).
 if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+    || echo "setup: could not install chromium; the console tests will skip (and fail under CI=true)" >&2
 fi
