@@ -13,8 +13,8 @@ function checksTable(checks, id) {
       h("th", { scope: "row" }, c.name),
       h("td", {}, c.check),
       h("td", {}, c.severity),
-      h("td", { class: "num" }, value(c.metric)),
-      h("td", { class: "num" }, value(c.threshold)),
+      h("td", { class: "num", title: String(c.metric) }, value(c.metric)),
+      h("td", { class: "num", title: String(c.threshold) }, value(c.threshold)),
       h("td", {}, c.passed ? h("span", { class: "badge gate-passed" }, "pass")
         : h("span", { class: "badge gate-failed" }, "FAIL"),
       c.details && c.details.error ? h("div", { class: "muted" }, c.details.error) : ""))),
