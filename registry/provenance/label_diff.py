@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
@@ -70,40 +69,58 @@ def label_diff(ctx: Context, a: str, b: str, column: str = "label", rows: int | 
         records_b = records_at(ctx, session, snap_b)
     left, right = (_labels(ctx, snap, keys, column, ref) for snap, ref in ((snap_a, a), (snap_b, b)))
     joined = left.join(right, "_key", join_type="inner", left_suffix="_a", right_suffix="_b")
-    before = _names(joined.column("_label_a"))
-    after = _names(joined.column("_label_b"))
     result = LabelDiff(a, b, column, left.num_rows, right.num_rows, joined.num_rows, 0)
-    for old, new in zip(before, after, strict=True):
-        result.matrix.setdefault(old, {}).setdefault(new, 0)
-        result.matrix[old][new] += 1
-    dist_a, dist_b = Counter(_names(left.column("_label"))), Counter(_names(right.column("_label")))
-    result.distribution_a, result.distribution_b = dict(sorted(dist_a.items())), dict(sorted(dist_b.items()))
+    pairs = joined.group_by(["_label_a", "_label_b"]).aggregate([("_key", "count")])
+    for old, new, count in zip(*(pairs.column(n).to_pylist() for n in ("_label_a", "_label_b", "_key_count")),
+                               strict=True):
+        result.matrix.setdefault(old, {})[new] = count
+    result.matrix = {old: dict(sorted(row.items())) for old, row in sorted(result.matrix.items())}
+    dist_a, dist_b = _counts(left.column("_label")), _counts(right.column("_label"))
+    result.distribution_a, result.distribution_b = dist_a, dist_b
     result.net_change = {c: dist_b.get(c, 0) - dist_a.get(c, 0) for c in sorted(dist_a.keys() | dist_b.keys())}
     result.total_variation = 0.5 * sum(abs(dist_a.get(c, 0) / max(left.num_rows, 1)
                                            - dist_b.get(c, 0) / max(right.num_rows, 1))
                                        for c in dist_a.keys() | dist_b.keys())
-    flipped = joined.filter(pa.array([x != y for x, y in zip(before, after, strict=True)], pa.bool_()))
+    # Sorted by key, so pages of ``changes`` (offset, rows) are stable from one request to the next.
+    flipped = joined.filter(pc.not_equal(joined.column("_label_a"), joined.column("_label_b"))).sort_by("_key")
     result.relabeled = flipped.num_rows
     who = current_annotators(records_b, flipped.column("_key").combine_chunks(),
-                             flipped.column("_label_b").combine_chunks())
-    names = who.column("annotator_name").fill_null(who.column("annotator_id")).to_pylist()
-    guidelines = who.column("guideline_version").to_pylist()
-    result.by_annotator = dict(Counter(n or "(unknown)" for n in names).most_common())
-    result.by_guideline = dict(Counter(g or "(unknown)" for g in guidelines).most_common())
-    for i, row in enumerate(flipped.slice(offset, rows).to_pylist(), start=offset):
-        result.changes.append({"key": row["_key"], "from": row["_label_a"] or NULL_LABEL,
-                               "to": row["_label_b"] or NULL_LABEL,
-                               "annotator": names[i], "guideline_version": guidelines[i],
-                               "labeled_at": who.column("labeled_at")[i].as_py()})
+                             _raw(flipped.column("_label_b")))
+    names = pc.fill_null(pc.coalesce(who.column("annotator_name"), who.column("annotator_id")), "(unknown)")
+    guidelines = pc.fill_null(who.column("guideline_version"), "(unknown)")
+    result.by_annotator, result.by_guideline = _most_common(names), _most_common(guidelines)
+    acts = who.slice(offset, rows)
+    for row, annotator, guideline, labeled_at in zip(
+            flipped.slice(offset, rows).to_pylist(),
+            pc.coalesce(acts.column("annotator_name"), acts.column("annotator_id")).to_pylist(),
+            acts.column("guideline_version").to_pylist(), acts.column("labeled_at").to_pylist(), strict=True):
+        result.changes.append({"key": row["_key"], "from": row["_label_a"], "to": row["_label_b"],
+                               "annotator": annotator, "guideline_version": guideline, "labeled_at": labeled_at})
     return result
 
 
 def _labels(ctx: Context, snapshot: SnapshotRow, keys: list[str], column: str, ref: str) -> pa.Table:
+    """The snapshot's labels by key, a missing label named :data:`NULL_LABEL`."""
     reader = ManifestReader(ctx.store, ctx.cache, load_manifest(ctx, snapshot))
     require_label_column(reader.schema(), column, ref)
     table = reader.read([*keys, column])
-    return pa.table({"_key": key_strings(table, keys), "_label": pc.cast(table.column(column), pa.string())})
+    labels = pc.fill_null(pc.cast(table.column(column), pa.string()), NULL_LABEL)
+    return pa.table({"_key": key_strings(table, keys), "_label": labels})
 
 
-def _names(column: pa.ChunkedArray | pa.Array) -> list[str]:
-    return [NULL_LABEL if v is None else v for v in column.to_pylist()]
+def _raw(labels: pa.ChunkedArray) -> pa.Array:
+    """Labels as the annotation records hold them: :data:`NULL_LABEL` back to null."""
+    column = labels.combine_chunks()
+    return pc.if_else(pc.equal(column, NULL_LABEL), pa.scalar(None, pa.string()), column)
+
+
+def _counts(labels: pa.ChunkedArray) -> dict[str, int]:
+    """How many rows carry each label, by label name."""
+    counts = pc.value_counts(labels.combine_chunks())
+    return dict(sorted(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True)))
+
+
+def _most_common(values: pa.Array) -> dict[str, int]:
+    """Counts of each value, most common first (ties by name, so the order is stable)."""
+    counts = _counts(pa.chunked_array([values], pa.string()))
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
