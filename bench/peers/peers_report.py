@@ -15,6 +15,8 @@ fmt_s, fmt_b = core_bench.fmt_s, core_bench.fmt_b
 
 LABELS = {"registry": "registry", "registry-nofull": "registry, COMPACT_ROWS=0", "delta": "Delta Lake", "dvc": "DVC",
           "oxen": "Oxen", "duckdb": "DuckDB + Parquet"}
+SHORT = {"registry": "registry", "registry-nofull": "registry\nno full\ncompaction", "delta": "Delta",
+         "dvc": "DVC", "oxen": "Oxen", "duckdb": "DuckDB\n+ Parquet"}
 FILE_LEVEL = {"dvc"}  # tools whose diff names changed files, not rows
 
 Getter = Callable[[dict[str, Any]], float | None]
@@ -91,7 +93,7 @@ def goals(raw: dict[str, Any]) -> list[tuple[str, str, str]]:
     faster("registry >= 10x faster than every peer on the label diff (row-level diffs; DVC has none)",
            _get("diff", "median_s"), True)
     r = _get("read", "median_s")(reg)
-    reads = {n: _get("read", "median_s")(f) for n, f in figs.items()}
+    reads = {n: _get("read", "median_s")(f) for n, f in [("registry", reg), *peers.items()]}
     reads = {n: v for n, v in reads.items() if v is not None}
     if r and reads:
         fastest = min(reads, key=lambda n: reads[n])
@@ -107,10 +109,11 @@ def goals(raw: dict[str, Any]) -> list[tuple[str, str, str]]:
                 continue
             measured = f"{fmt_b(b)} = {b / full:.2f}x v1.parquet ({fmt_b(full)})"
             verdict = "MET" if b <= 1.5 * full else "NOT MET"
-            guess = extrapolate_100(figs[name], b)
+            guess = extrapolate_100(figs[name], b) if key == "total" else None
             if guess is not None:
                 measured += f"; a straight line through the chain's growth gives {guess / full:.2f}x at 100 versions"
-                verdict += " (at the versions measured)"
+            if versions < 100:
+                verdict += f" (at {versions} versions)"
             out.append((f"{LABELS[name]} keeps the {versions} versions in <= 1.5x one full copy ({what})",
                         measured, verdict))
     return out
@@ -118,7 +121,8 @@ def goals(raw: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 def extrapolate_100(fig: dict[str, Any], measured: float) -> float | None:
     """When the chain had fewer than 100 versions: ``measured`` plus the mean growth per version (over
-    the whole chain) times the versions missing. An estimate, labelled as one in the report."""
+    the whole chain) times the versions missing. An estimate, labelled as one in the report; only for
+    the whole folder, since the chain records the whole folder's bytes after each version."""
     chain = (fig.get("chain") or {}).get("out") or {}
     after = chain.get("disk_after") or []
     if not after or len(after) >= 100:
@@ -137,7 +141,8 @@ def markdown(raw: dict[str, Any], final: bool) -> str:
         f"# Registry vs peers: {params['rows']:,} rows, {params['versions']} chain versions"
         + ("" if final else " (PARTIAL: the run is still going or stopped early)"),
         "",
-        f"- When: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; command: `python {params['command']}`",
+        f"- When: {raw.get('finished_at') or time.strftime('%Y-%m-%d %H:%M:%S %Z')}; "
+        f"command: `python {params['command']}`",
         f"- Code: registry `{env.get('git_head')}`" + (" (registry/ had uncommitted changes)"
                                                        if env.get("registry_dirty") else ""),
         f"- Machine: {env['cpus']} CPUs, {env['memory_gib']} GiB, {env['platform']}; load average "
@@ -258,15 +263,15 @@ def write_chart(raw: dict[str, Any], png: Path) -> str | None:
     panels = [("commit v2 (s)", _get("commit", "median_s"), 1.0), ("diff v1 -> v2 (s)", _get("diff", "median_s"), 1.0),
               ("read v1 (s)", _get("read", "median_s"), 1.0),
               (f"store after {raw['params']['versions']} versions (MiB)", _get("disk", "store"), 1 / 2**20)]
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4.2))
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4.6))
     for ax, (title, get, scale) in zip(axes, panels, strict=True):
         names = [n for n in figs if get(figs[n]) is not None]
         values = [get(figs[n]) * scale for n in names]  # type: ignore[operator]
         colors = ["#d62728" if n.startswith("registry") else "#7f7f7f" for n in names]
-        ax.bar([LABELS[n] for n in names], values, color=colors)
+        ax.bar([SHORT[n] for n in names], values, color=colors)
         ax.set_yscale("log")
         ax.set_title(title)
-        ax.tick_params(axis="x", rotation=30)
+        ax.tick_params(axis="x", labelsize=8)
         for i, v in enumerate(values):
             ax.annotate(f"{v:.3g}", (i, v), ha="center", va="bottom", fontsize=8)
     fig.suptitle(f"registry vs peers, {raw['params']['rows']:,} rows (lower is better)")

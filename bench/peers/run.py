@@ -153,6 +153,8 @@ def main() -> None:
     parser.add_argument("--step-timeout", type=float, default=None, help="seconds before a step is given up")
     parser.add_argument("--no-warm-up", action="store_true",
                         help="skip the untimed warm-up run before each diff / read series (smoke tests)")
+    parser.add_argument("--render", type=Path, default=None,
+                        help="measure nothing: rewrite --out (.md, .png) from this run's saved .json")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -160,10 +162,13 @@ def main() -> None:
         return
     from peers_report import write_outputs
 
+    if args.render:
+        write_outputs(json.loads(args.render.read_text()), args.out, final=True)
+        return
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     unknown = [t for t in tools if t not in TOOLS]
-    if unknown or "registry" not in tools:
-        parser.error(f"--tools: unknown {unknown}" if unknown else "--tools must include registry (ratios are to it)")
+    if unknown or not any(t.startswith("registry") for t in tools):
+        parser.error(f"--tools: unknown {unknown}" if unknown else "--tools must include registry or registry-nofull")
     scratch = Path(tempfile.mkdtemp(prefix="peers_bench_", dir=args.tmp))
     raw: dict[str, Any] = {"env": core_bench.environment(), "tools": {}, "versions_installed": {},
                            "params": {"rows": args.rows, "versions": args.versions, "reps": args.reps,
@@ -193,6 +198,7 @@ def main() -> None:
         if not args.keep:
             shutil.rmtree(scratch, ignore_errors=True)
     raw["loadavg_at_end"] = os.getloadavg()
+    raw["finished_at"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     write_outputs(raw, args.out, final=True)
 
 
