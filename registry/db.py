@@ -12,10 +12,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Table, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
-from sqlmodel import Session, create_engine
+from sqlmodel import Session, SQLModel, create_engine
 
 from registry.errors import CatalogOutOfDate, StorageError
 
@@ -25,6 +25,7 @@ __all__ = [
     "alembic_config",
     "check_up_to_date",
     "make_engine",
+    "table_of",
     "transaction",
     "upgrade",
 ]
@@ -133,3 +134,9 @@ def check_up_to_date(engine: Engine) -> None:
             f"the catalog is at migration {current or 'none'} but this registry needs {SCHEMA_HEAD}; "
             "run `registry db upgrade`"
         )
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a catalog model, for hot paths where a Core select costs a quarter of the ORM's."""
+    table: Table = model.__table__  # type: ignore[attr-defined]
+    return table

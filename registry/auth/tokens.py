@@ -12,6 +12,8 @@ import json
 import secrets
 from dataclasses import asdict, dataclass
 
+from sqlalchemy import bindparam
+from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
@@ -20,7 +22,7 @@ from registry.audit import log as audit
 from registry.auth.models import ApiTokenRow
 from registry.auth.roles import Principal, check_role
 from registry.context import Context, resolve_actor
-from registry.db import transaction
+from registry.db import table_of, transaction
 from registry.errors import AlreadyExists, InvalidInput, NotFound, Unauthenticated
 from registry.timeutil import utc_now
 
@@ -45,10 +47,14 @@ class TokenInfo:
 
     @property
     def active(self) -> bool:
-        return self.revoked_at is None and (self.expires_at is None or self.expires_at > utc_now())
+        return _active(self.revoked_at, self.expires_at)
 
     def to_dict(self) -> dict[str, object]:
         return {**asdict(self), "active": self.active}
+
+
+def _active(revoked_at: str | None, expires_at: str | None) -> bool:
+    return revoked_at is None and (expires_at is None or expires_at > utc_now())
 
 
 def _digest(secret: str) -> str:
@@ -138,11 +144,16 @@ def authenticate(ctx: Context, secret: str | None) -> Principal:
     if not secret or not secret.startswith(TOKEN_PREFIX):
         raise refused
     digest = _digest(secret)
-    with transaction(ctx.engine, readonly=True) as session:
-        row = session.exec(select(ApiTokenRow).where(ApiTokenRow.secret_sha256 == digest)).first()
+    # A Core select of the columns needed (every API request runs this): a quarter of the ORM's cost.
+    with ctx.engine.connect() as connection:
+        row = connection.execute(_BY_DIGEST, {"digest": digest}).first()
     if row is None or not hmac.compare_digest(row.secret_sha256, digest):
         raise refused
-    info = _info(row)
-    if not info.active:
+    if not _active(row.revoked_at, row.expires_at):
         raise refused
-    return Principal(info.name, info.role, tuple(info.datasets))
+    return Principal(row.name, row.role, tuple(json.loads(row.datasets)))
+
+
+_TOKENS = table_of(ApiTokenRow).c
+_BY_DIGEST = sa_select(_TOKENS.name, _TOKENS.role, _TOKENS.datasets, _TOKENS.secret_sha256, _TOKENS.expires_at,
+                       _TOKENS.revoked_at).where(_TOKENS.secret_sha256 == bindparam("digest"))

@@ -26,7 +26,18 @@ def gate_status(session: Session, dataset: DatasetRow, snapshot: SnapshotRow) ->
 
 
 def check_gate(engine: Engine, ref: str) -> GateStatus:
-    """The gate of the snapshot ``NAME@REF`` names (read-only)."""
+    """The gate of the snapshot ``NAME@REF`` names (read-only).
+
+    Branches, tags and full ids are answered by plain Core queries (CI pipelines and the API ask this
+    often); anything else goes through the ORM, which also raises the proper error."""
+    from sqlalchemy import text
+
+    from registry.quality.gatecheck import gate_status_from_sql
+
+    with engine.connect() as connection:
+        status = gate_status_from_sql(lambda sql, params: connection.execute(text(sql), params).all(), ref)
+    if status is not None:
+        return status
     with transaction(engine, readonly=True) as session:
         name, at = catalog.split_ref(ref)
         dataset = catalog.get_dataset(session, name)

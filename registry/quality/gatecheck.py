@@ -14,8 +14,9 @@ import os
 import re
 import sqlite3
 from collections import namedtuple
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from registry.quality.verdict import GateStatus, decide
 from registry.timeutil import utc_now
@@ -23,7 +24,7 @@ from registry.timeutil import utc_now
 if TYPE_CHECKING:
     from registry.context import ClientInfo
 
-__all__ = ["check_gate_at", "fast_gate_status"]
+__all__ = ["check_gate_at", "fast_gate_status", "gate_status_from_sql"]
 
 _FULL_ID = re.compile(r"^[0-9a-f]{64}$")
 _Policy = namedtuple("_Policy", "version policy_hash")
@@ -68,13 +69,51 @@ def _newest_migration() -> str | None:
     return max(revisions) if revisions else None
 
 
-def fast_gate_status(home: str | os.PathLike[str] | None, ref: str) -> GateStatus | None:
-    """The gate of ``NAME[@BRANCH|@TAG|@FULL_ID]`` from an up-to-date SQLite catalog, or None when this
-    path cannot answer (then use :func:`registry.quality.gate.check_gate`)."""
+Rows = Callable[[str, dict[str, object]], Sequence[Sequence[Any]]]
+"""Runs one SQL query with ``:name`` parameters and returns its rows (sqlite3 and SQLAlchemy Core both can)."""
+
+
+def gate_status_from_sql(rows: Rows, ref: str) -> GateStatus | None:
+    """The gate of ``NAME[@BRANCH|@TAG|@FULL_ID]`` from a few plain queries over the catalog tables, or None
+    when this path cannot answer (unknown names, ``REF~N``, id prefixes: the ORM path says which error)."""
     name, sep, at = ref.partition("@")
+    if not name or "~" in at or (sep and not at):
+        return None
+    dataset = rows("SELECT id FROM dataset WHERE name = :name", {"name": name})
+    if not dataset:
+        return None
+    dataset_id = dataset[0][0]
+    named = rows("SELECT snapshot_id FROM ref WHERE dataset_id = :dataset AND name = :ref",
+                 {"dataset": dataset_id, "ref": at or "main"})
+    if not named and _FULL_ID.match(at):
+        named = rows("SELECT id FROM snapshot WHERE dataset_id = :dataset AND id = :id",
+                     {"dataset": dataset_id, "id": at})
+    if not named:
+        return None
+    snapshot_id = named[0][0]
+    found = rows("SELECT version, policy_hash FROM qa_policy WHERE dataset_id = :dataset ORDER BY version DESC LIMIT 1",
+                 {"dataset": dataset_id})
+    policy = _Policy(*found[0]) if found else None
+    result = None
+    if policy is not None:
+        found = rows("SELECT id, created_at, status, checks FROM gate_result WHERE snapshot_id = :snapshot AND "
+                     "policy_hash = :policy ORDER BY created_at DESC, id LIMIT 1",
+                     {"snapshot": snapshot_id, "policy": policy.policy_hash})
+        result = _Result(*found[0]) if found else None
+    waivers = [_Waiver(*w) for w in rows(
+        "SELECT id, checks, reason, expires_at, created_by, created_at FROM gate_waiver WHERE snapshot_id = :snapshot "
+        "AND (expires_at IS NULL OR expires_at > :now) ORDER BY created_at DESC", {"snapshot": snapshot_id,
+                                                                                  "now": utc_now()})]
+    older = rows("SELECT 1 FROM gate_result WHERE snapshot_id = :snapshot LIMIT 1", {"snapshot": snapshot_id})
+    return decide(name, snapshot_id, policy, result, waivers, lambda: bool(older))
+
+
+def fast_gate_status(home: str | os.PathLike[str] | None, ref: str) -> GateStatus | None:
+    """:func:`gate_status_from_sql` over an up-to-date SQLite catalog through ``sqlite3``, or None when
+    this path cannot answer (then use :func:`registry.quality.gate.check_gate`)."""
     found = _home(home)
     catalog_file = _catalog_file(found) if found is not None else None
-    if catalog_file is None or not catalog_file.is_file() or not name or "~" in at or (sep and not at):
+    if catalog_file is None or not catalog_file.is_file():
         return None
     try:
         conn = sqlite3.connect(f"{catalog_file.as_uri()}?mode=ro", uri=True, timeout=60)
@@ -84,30 +123,7 @@ def fast_gate_status(home: str | os.PathLike[str] | None, ref: str) -> GateStatu
         version = conn.execute("SELECT version_num FROM alembic_version").fetchone()
         if version is None or version[0] != _newest_migration():
             return None
-        dataset = conn.execute("SELECT id FROM dataset WHERE name = ?", (name,)).fetchone()
-        if dataset is None:
-            return None
-        named = conn.execute("SELECT snapshot_id FROM ref WHERE dataset_id = ? AND name = ?",
-                             (dataset[0], at or "main")).fetchone()
-        if named is None and _FULL_ID.match(at):
-            named = conn.execute("SELECT id FROM snapshot WHERE dataset_id = ? AND id = ?", (dataset[0], at)).fetchone()
-        if named is None:
-            return None
-        snapshot_id = named[0]
-        row = conn.execute("SELECT version, policy_hash FROM qa_policy WHERE dataset_id = ? ORDER BY version DESC "
-                           "LIMIT 1", (dataset[0],)).fetchone()
-        policy = _Policy(*row) if row else None
-        result = None
-        if policy is not None:
-            row = conn.execute("SELECT id, created_at, status, checks FROM gate_result WHERE snapshot_id = ? AND "
-                               "policy_hash = ? ORDER BY created_at DESC, id LIMIT 1",
-                               (snapshot_id, policy.policy_hash)).fetchone()
-            result = _Result(*row) if row else None
-        waivers = [_Waiver(*w) for w in conn.execute(
-            "SELECT id, checks, reason, expires_at, created_by, created_at FROM gate_waiver WHERE snapshot_id = ? "
-            "AND (expires_at IS NULL OR expires_at > ?) ORDER BY created_at DESC", (snapshot_id, utc_now()))]
-        older = conn.execute("SELECT 1 FROM gate_result WHERE snapshot_id = ? LIMIT 1", (snapshot_id,)).fetchone()
-        return decide(name, snapshot_id, policy, result, waivers, lambda: older is not None)
+        return gate_status_from_sql(lambda sql, params: conn.execute(sql, params).fetchall(), ref)
     except sqlite3.Error:
         return None
     finally:

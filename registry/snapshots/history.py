@@ -6,12 +6,14 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from sqlalchemy import bindparam
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from registry import catalog
 from registry.audit import log as audit
 from registry.context import Context
-from registry.db import transaction
+from registry.db import table_of, transaction
 from registry.models import DatasetRow, RefRow, SchemaVersionRow, SnapshotRow
 from registry.snapshots.describe import describe_change
 
@@ -89,12 +91,17 @@ def resolve(ctx: Context, text: str) -> ResolvedRef:
         NotFound: no such dataset or ref. AmbiguousRef: an id prefix matches several snapshots.
     """
     name, ref = catalog.split_ref(text)
-    with transaction(ctx.engine, readonly=True) as session:
-        named = session.exec(select(RefRow.snapshot_id).join(DatasetRow, col(DatasetRow.id) == col(RefRow.dataset_id))
-                             .where(DatasetRow.name == name, RefRow.name == ref)).first()
-        if named is None:  # not a branch or tag: REF~N, an id prefix, or nothing (resolve_ref says which)
+    with ctx.engine.connect() as connection:  # a Core select: the API resolves refs on hot paths
+        named = connection.execute(_NAMED_REF, {"dataset": name, "ref": ref}).scalar()
+    if named is None:  # not a branch or tag: REF~N, an id prefix, or nothing (resolve_ref says which)
+        with transaction(ctx.engine, readonly=True) as session:
             named = resolve_ref(session, text)[1].id
     return ResolvedRef(name, ref, named)
+
+
+_REFS, _DATASETS = table_of(RefRow), table_of(DatasetRow)
+_NAMED_REF = (sa_select(_REFS.c.snapshot_id).join(_DATASETS, _DATASETS.c.id == _REFS.c.dataset_id)
+              .where(_DATASETS.c.name == bindparam("dataset"), _REFS.c.name == bindparam("ref")))
 
 
 def _refs_by_snapshot(session: Session, dataset: DatasetRow) -> dict[str, list[RefRow]]:
