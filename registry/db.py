@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Table, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -25,6 +25,7 @@ __all__ = [
     "alembic_config",
     "check_up_to_date",
     "make_engine",
+    "read_connection",
     "table_of",
     "transaction",
     "upgrade",
@@ -87,6 +88,13 @@ def transaction(engine: Engine, readonly: bool = False) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def read_connection(engine: Engine) -> Iterator[Connection]:
+    """A Core connection for a few read-only queries on a hot path (no ORM session; no write lock on SQLite)."""
+    with engine.connect() as connection:
+        yield connection.execution_options(**{READONLY: True})
 
 
 def alembic_config(url: str) -> Any:

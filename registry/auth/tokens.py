@@ -22,7 +22,7 @@ from registry.audit import log as audit
 from registry.auth.models import ApiTokenRow
 from registry.auth.roles import Principal, check_role
 from registry.context import Context, resolve_actor
-from registry.db import table_of, transaction
+from registry.db import read_connection, table_of, transaction
 from registry.errors import AlreadyExists, InvalidInput, NotFound, Unauthenticated
 from registry.timeutil import utc_now
 
@@ -145,7 +145,7 @@ def authenticate(ctx: Context, secret: str | None) -> Principal:
         raise refused
     digest = _digest(secret)
     # A Core select of the columns needed (every API request runs this): a quarter of the ORM's cost.
-    with ctx.engine.connect() as connection:
+    with read_connection(ctx.engine) as connection:
         row = connection.execute(_BY_DIGEST, {"digest": digest}).first()
     if row is None or not hmac.compare_digest(row.secret_sha256, digest):
         raise refused

@@ -8,7 +8,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from registry import catalog
-from registry.db import transaction
+from registry.db import read_connection, transaction
 from registry.models import DatasetRow, SnapshotRow
 from registry.quality.store import current_policy, latest_result, valid_waivers
 from registry.quality.verdict import GateState, GateStatus, decide
@@ -34,7 +34,7 @@ def check_gate(engine: Engine, ref: str) -> GateStatus:
 
     from registry.quality.gatecheck import gate_status_from_sql
 
-    with engine.connect() as connection:
+    with read_connection(engine) as connection:
         status = gate_status_from_sql(lambda sql, params: connection.execute(text(sql), params).all(), ref)
     if status is not None:
         return status

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 from registry import catalog
 from registry.audit import log as audit
 from registry.context import Context
-from registry.db import table_of, transaction
+from registry.db import read_connection, table_of, transaction
 from registry.models import DatasetRow, RefRow, SchemaVersionRow, SnapshotRow
 from registry.snapshots.describe import describe_change
 
@@ -91,7 +91,7 @@ def resolve(ctx: Context, text: str) -> ResolvedRef:
         NotFound: no such dataset or ref. AmbiguousRef: an id prefix matches several snapshots.
     """
     name, ref = catalog.split_ref(text)
-    with ctx.engine.connect() as connection:  # a Core select: the API resolves refs on hot paths
+    with read_connection(ctx.engine) as connection:  # a Core select: the API resolves refs on hot paths
         named = connection.execute(_NAMED_REF, {"dataset": name, "ref": ref}).scalar()
     if named is None:  # not a branch or tag: REF~N, an id prefix, or nothing (resolve_ref says which)
         with transaction(ctx.engine, readonly=True) as session:
