@@ -7,41 +7,23 @@ from collections.abc import Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from registry.writeonly import WriteOnlyFile
+
 __all__ = ["MEDIA_TYPES", "encode"]
 
 MEDIA_TYPES = {"arrow": "application/vnd.apache.arrow.stream", "parquet": "application/vnd.apache.parquet"}
 
 
-class _Chunks:
+class _Chunks(WriteOnlyFile):
     """A write-only file object that hands out what was written since the last :meth:`take`."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._parts: list[bytes] = []
-        self._position = 0
-        self.closed = False
 
-    def write(self, data: bytes | bytearray | memoryview) -> int:
+    def _store(self, data: bytes | bytearray | memoryview) -> int:
         self._parts.append(bytes(data))
-        self._position += len(data)
         return len(data)
-
-    def tell(self) -> int:
-        return self._position
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        self.closed = True
-
-    def writable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def readable(self) -> bool:
-        return False
 
     def take(self) -> bytes:
         data = b"".join(self._parts)

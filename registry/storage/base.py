@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from typing import IO, Protocol
 
 from registry.config import Settings
 from registry.errors import StorageError
+from registry.writeonly import WriteOnlyFile
 
 __all__ = ["HashingFile", "ObjectInfo", "ObjectStore", "file_digest", "open_store", "staging_in"]
 
@@ -115,42 +117,26 @@ class ObjectStore(Protocol):
         ...
 
 
-class HashingFile:
+class HashingFile(WriteOnlyFile):
     """A binary file that hashes every byte written to it, so no second pass is needed."""
 
     def __init__(self, path: Path) -> None:
+        super().__init__()
         self.path = path
         self._file: IO[bytes] = open(path, "wb")  # noqa: SIM115 - closed in close()
         self._sha = hashlib.sha256()
-        self.size = 0
-        self.closed = False
 
-    def write(self, data: bytes | bytearray | memoryview) -> int:
+    def _store(self, data: bytes | bytearray | memoryview) -> int:
         self._sha.update(data)
-        written = self._file.write(data)
-        self.size += written
-        return written
+        return self._file.write(data)
 
     def flush(self) -> None:
         self._file.flush()
 
-    def tell(self) -> int:
-        return self.size
-
-    def writable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return False
-
-    def readable(self) -> bool:
-        return False
-
     def close(self) -> None:
+        """Flush, fsync and close (the bytes are durable before the store renames them)."""
         if not self.closed:
             self._file.flush()
-            import os
-
             os.fsync(self._file.fileno())
             self._file.close()
             self.closed = True
