@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -36,15 +37,16 @@ def _finishes_while_a_writer_holds_the_lock(reg: Registry, call: Callable[[], An
 
 
 @pytest.fixture
-def seeded(reg: Registry) -> tuple[Registry, str, str]:
-    if not reg.ctx.paths.database_url.startswith("sqlite"):
-        pytest.skip("SQLite's write lock is what this checks")
+def seeded(tmp_path: Path) -> Iterator[tuple[Registry, str, str]]:
+    """A registry on the embedded SQLite catalog (its write lock is what these tests are about)."""
+    reg = Registry.init(tmp_path / "home")
     reg.create_dataset("signs", "id")
     snapshot = reg.commit("signs", pa.table({"id": [1, 2], "label": ["a", "b"]})).snapshot_id
     reg.set_policy("signs", "maintainers: [alice]\nchecks:\n  - check: row_count\n    min: 2\n")
     reg.qa_run("signs")
     secret, _ = create_token(reg.ctx, "ci", "ci", [], actor="setup")
-    return reg, snapshot, secret
+    yield reg, snapshot, secret
+    reg.close()
 
 
 def test_token_lookup_does_not_wait_for_a_writer(seeded: tuple[Registry, str, str]) -> None:
