@@ -2,7 +2,8 @@
 # Set up .venv and run the tour on the embedded default (SQLite catalog + local object folder):
 # create a registry, commit a labels table, relabel, commit again, diff, tag, export, verify,
 # import two Label Studio exports (label diff, history, blame), set a QA policy, gate and pin,
-# then read the audit log, verify its hash chain against a checkpoint and query it with SQL.
+# then read the audit log, verify its hash chain against a checkpoint and query it with SQL;
+# finally serve it over HTTP and run the same commands remotely (REGISTRY_URL) with a CI token.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -49,3 +50,34 @@ run registry query "SELECT actor, action, count(*) AS events FROM audit_log GROU
 run registry query "SELECT label, count(*) AS n FROM data GROUP BY label ORDER BY n DESC LIMIT 5" --dataset street-signs@v2
 printf '\nPython: Registry.open(".registry").read("street-signs@v1") -> '
 python -c 'from registry import Registry; t = Registry.open(".registry").read("street-signs@v1"); print(t.num_rows, "rows,", t.schema.names)'
+
+printf '\n\033[1m--- the same registry over HTTP ---\033[0m\n'
+PORT=$(python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+printf '\n\033[1m$ %s\033[0m\n' "registry token create --name demo-ci --role ci --json > ci-token.json"
+registry token create --name demo-ci --role ci --json > ci-token.json
+registry serve --port "$PORT" > serve.log 2>&1 &
+SERVER=$!
+trap 'kill "$SERVER" 2>/dev/null || true' EXIT
+python - "$PORT" <<'PY'
+import sys, time, urllib.request
+for _ in range(150):
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/readyz", timeout=1)
+        break
+    except OSError:
+        time.sleep(0.2)
+else:
+    sys.exit("registry serve did not become ready; see demo-out/serve.log")
+PY
+export REGISTRY_URL="http://127.0.0.1:$PORT"
+REGISTRY_TOKEN=$(python -c 'import json; print(json.load(open("ci-token.json"))["token"])')
+export REGISTRY_TOKEN
+printf 'serving on %s (API docs %s/docs, console %s/ui/)\n' "$REGISTRY_URL" "$REGISTRY_URL" "$REGISTRY_URL"
+run registry gate check street-signs@v2
+run registry log street-signs --limit 2
+set +e
+run registry commit street-signs labels-v1.parquet -m "a ci token may not commit"
+echo "exit code $? (2: the role may not commit; the refusal is in the audit log)"
+set -e
+unset REGISTRY_URL REGISTRY_TOKEN
+run registry audit log --action request.denied
