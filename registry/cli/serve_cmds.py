@@ -51,6 +51,6 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, bootstrap_admi
         output.say(admin_token_text(secret) if secret else "an admin token exists already; none created")
     os.environ["REGISTRY_HOME"] = str(registry.home)
     registry.close()
-    output.say(f"serving {registry.home} on http://{host}:{port} (docs: /docs)")
+    output.say(f"serving {registry.home} on http://{host}:{port} (API docs: /docs, console: /ui/)")
     uvicorn.run("registry.api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level="info")
