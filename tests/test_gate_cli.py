@@ -190,6 +190,7 @@ def test_expired_waiver_no_longer_passes(reg: Registry) -> None:
 
 
 def test_fast_gate_check_agrees_with_the_sqlmodel_path_in_every_state(reg: Registry, backend: str) -> None:
+    from registry.quality.gate import check_gate, check_gate_sqlmodel
     from registry.quality.gatecheck import fast_gate_status
 
     reg.create_dataset("labels", "sample_id")
@@ -200,9 +201,11 @@ def test_fast_gate_check_agrees_with_the_sqlmodel_path_in_every_state(reg: Regis
     seen = []
 
     def compare() -> None:
-        expected = reg.gate("labels").to_dict()
+        expected = check_gate_sqlmodel(reg.ctx.engine, "labels").to_dict()
         seen.append(expected["state"])
         for ref in refs:
+            # The same plain queries through SQLAlchemy (the API's path), on SQLite and PostgreSQL alike.
+            assert check_gate(reg.ctx.engine, ref).to_dict() == expected, ref
             fast = fast_gate_status(reg.home, ref)
             if backend == "postgres":
                 assert fast is None  # the fast path reads SQLite only; PostgreSQL goes through SQLModel

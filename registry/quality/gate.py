@@ -1,20 +1,23 @@
-"""Whether a snapshot's gate passes now, read from the catalog through SQLModel (see
-:mod:`registry.quality.verdict` for the rule). Used inside pin, load and qa run transactions, and by
-``registry gate check`` when its fast SQLite path cannot answer."""
+"""Whether a snapshot's gate passes now, read from the catalog (see :mod:`registry.quality.verdict` for
+the rule). :func:`gate_status` reads inside the caller's SQLModel transaction (pin, load, qa run);
+:func:`check_gate` answers on its own, by the plain queries of :mod:`registry.quality.gatecheck` when
+it can (the API and ``registry gate check`` ask often), else through SQLModel."""
 
 from __future__ import annotations
 
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from registry import catalog
 from registry.db import read_connection, transaction
 from registry.models import DatasetRow, SnapshotRow
+from registry.quality.gatecheck import gate_status_from_sql
 from registry.quality.store import current_policy, latest_result, valid_waivers
 from registry.quality.verdict import GateState, GateStatus, decide
 from registry.timeutil import utc_now
 
-__all__ = ["GateState", "GateStatus", "check_gate", "gate_status"]
+__all__ = ["GateState", "GateStatus", "check_gate", "check_gate_sqlmodel", "gate_status"]
 
 
 def gate_status(session: Session, dataset: DatasetRow, snapshot: SnapshotRow) -> GateStatus:
@@ -30,14 +33,17 @@ def check_gate(engine: Engine, ref: str) -> GateStatus:
 
     Branches, tags and full ids are answered by plain Core queries (CI pipelines and the API ask this
     often); anything else goes through the ORM, which also raises the proper error."""
-    from sqlalchemy import text
-
-    from registry.quality.gatecheck import gate_status_from_sql
-
     with read_connection(engine) as connection:
         status = gate_status_from_sql(lambda sql, params: connection.execute(text(sql), params).all(), ref)
-    if status is not None:
-        return status
+    return status if status is not None else check_gate_sqlmodel(engine, ref)
+
+
+def check_gate_sqlmodel(engine: Engine, ref: str) -> GateStatus:
+    """:func:`check_gate` through SQLModel alone: every ref form, and the proper error for a bad one.
+
+    Raises:
+        NotFound: unknown dataset or ref. AmbiguousRef: an id prefix matches several snapshots.
+    """
     with transaction(engine, readonly=True) as session:
         name, at = catalog.split_ref(ref)
         dataset = catalog.get_dataset(session, name)
