@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from registry.errors import InvalidInput
 from registry.provenance.importers import read_label_studio
 from registry.provenance.records import RECORD_SCHEMA
 
@@ -72,13 +73,29 @@ def test_json_min_with_config(min_file: Path, tmp_path: Path) -> None:
     assert json.loads(rows["img/1.jpg"]["data"]) == {"image": "img/1.jpg"}
 
 
-def test_json_min_without_config_warns_and_reads_by_shape(min_file: Path) -> None:
+def test_json_min_without_config_tells_the_answers_from_the_data(min_file: Path) -> None:
     batch = read_label_studio(min_file, batch_id="b")
     assert batch.source_format == "label-studio-min"
-    assert any("without --config" in w for w in batch.warnings)
+    assert batch.warnings == ["no --config: answers told from the data: animal (choices), box (rectanglelabels)"]
     records = {r["annotation_id"]: r for r in batch.records.to_pylist()}
     assert records["annotation:504"]["value"] == "cat|dog"  # an object with 'choices' is recognised by shape
-    assert records["annotation:505"]["value_type"] == "rectanglelabels"  # plain-string answer counts as data
-    assert records["annotation:501"]["value"] is None
+    assert records["annotation:501"]["value"] == "cat"  # a plain answer: it differs within task 1
+    assert records["annotation:505"]["value_type"] == "choices+rectanglelabels"
     rows = {r["task_id"]: r for r in batch.rows.to_pylist()}
-    assert json.loads(rows["1"]["data"])["animal"] == "cat"
+    assert rows["1"]["label"] == "cat" and json.loads(rows["1"]["data"]) == {"image": "img/1.jpg"}
+
+
+def test_json_min_whose_label_field_is_ambiguous_is_refused(tmp_path: Path) -> None:
+    items = [item(1, 1, 11, "cat", mood="calm"), item(1, 2, 12, "dog", mood="wild")]
+    path = tmp_path / "min.json"
+    path.write_text(json.dumps(items), encoding="utf-8")
+    with pytest.raises(InvalidInput, match=r"cannot tell which field holds the label: animal, mood .*--config"):
+        read_label_studio(path, batch_id="b")
+
+
+def test_json_min_without_any_answer_field_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "min.json"
+    path.write_text(json.dumps([item(1, 1, 11, "cat"), item(2, 2, 12, "dog")]), encoding="utf-8")
+    with pytest.raises(InvalidInput, match=r"cannot tell which field holds the label \(fields: animal, image\); "
+                                           r"pass --config"):
+        read_label_studio(path, batch_id="b")

@@ -167,10 +167,12 @@ def record_builder(constants: Mapping[str, Any] | None = None) -> ColumnBuilder:
 
 
 class UnknownTypes:
-    """Counts result types the importer does not know, for one warning per type."""
+    """Counts result types (or fields) the importer does not know, for one warning per kind."""
 
-    def __init__(self, known: Iterable[str]) -> None:
+    def __init__(self, known: Iterable[str], what: str = "result type", unit: str = "result(s)",
+                 fate: str = "kept raw") -> None:
         self.known = frozenset(known)
+        self.what, self.unit, self.fate = what, unit, fate
         self._counts: Counter[str] = Counter()
         self._first: dict[str, str] = {}
 
@@ -181,7 +183,12 @@ class UnknownTypes:
         self._counts[kind] += 1
         self._first.setdefault(kind, where)
 
+    def see_all(self, item: Mapping[str, Any], known: frozenset[str], where: str) -> None:
+        """Note each key of ``item`` not in ``known``."""
+        for name in item.keys() - known:
+            self.see(name, where)
+
     def warnings(self) -> list[str]:
         """One sentence per unknown type, naming it, its count and where it first appeared."""
-        return [f"unknown result type {kind!r} in {count} result(s), first in {self._first[kind]}: kept raw"
+        return [f"unknown {self.what} {kind!r} in {count} {self.unit}, first in {self._first[kind]}: {self.fate}"
                 for kind, count in sorted(self._counts.items())]

@@ -1,8 +1,11 @@
-"""Label Studio's JSON export (``label-studio``), streamed task by task; JSON_MIN is detected and delegated.
+"""Label Studio's JSON export (``label-studio``), streamed task by task; JSON_MIN, CSV and TSV are detected
+and delegated.
 
 A file whose first item has ``data``, ``annotations`` or ``predictions`` is the full export; one
 whose first item has ``annotation_id`` or ``annotator`` (and no ``data``) is JSON_MIN, read by
-:mod:`.label_studio_min` and reported as ``source_format = "label-studio-min"``.
+:mod:`.label_studio_min` and reported as ``source_format = "label-studio-min"``; a file whose first
+line is a header with ``annotation_id`` is the CSV/TSV export (:mod:`.label_studio_csv`,
+``label-studio-csv``).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from registry.provenance.importers.jsonio import (
     iter_array,
     top_level_keys,
 )
+from registry.provenance.importers.label_studio_csv import csv_items, looks_like_csv
 from registry.provenance.importers.label_studio_min import read_min_items
 from registry.provenance.importers.ls_context import LSContext
 from registry.provenance.importers.ls_results import annotation_value, person_fields, read_config, review_fields
@@ -28,6 +32,20 @@ from registry.provenance.importers.resolve import check_strategy, label_of, reso
 __all__ = ["read_label_studio"]
 
 _EXPECTED = "expected a Label Studio JSON export (a list of tasks with 'data')"
+TASK_FIELDS = frozenset({
+    "id", "data", "annotations", "completions", "predictions", "drafts", "meta", "created_at", "updated_at",
+    "inner_id", "total_annotations", "cancelled_annotations", "total_predictions", "comment_count",
+    "unresolved_comment_count", "last_comment_updated_at", "project", "updated_by", "comment_authors",
+    "file_upload", "is_labeled", "overlap", "allow_skip", "annotators", "agreement", "storage_filename",
+    "draft_exists", "precomputed_agreement", "reviews_accepted", "reviews_rejected", "ground_truth",
+})
+"""Task fields Label Studio's exports carry; others are kept in nothing but a warning."""
+ANNOTATION_FIELDS = frozenset({
+    "id", "completed_by", "result", "was_cancelled", "ground_truth", "created_at", "updated_at",
+    "draft_created_at", "lead_time", "prediction", "result_count", "unique_id", "import_id", "last_action",
+    "bulk_created", "task", "project", "updated_by", "parent_prediction", "parent_annotation",
+    "last_created_by", "reviews", "review_result", "created_username", "created_ago", "history", "state",
+})
 
 
 def _list_field(task: dict[str, Any], name: str, where: str) -> list[Any]:
@@ -37,6 +55,28 @@ def _list_field(task: dict[str, Any], name: str, where: str) -> list[Any]:
     if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
         raise InvalidInput(f"{where}: {name!r} must be a list of objects")
     return value
+
+
+def _predictions(ctx: LSContext, task: dict[str, Any], annotations: list[dict[str, Any]],
+                 where: str) -> list[dict[str, Any]]:
+    """The task's prediction objects. Label Studio 1.x lists only their ids under ``predictions`` and
+    puts each full prediction in the ``prediction`` field of the annotations made from it."""
+    listed = task.get("predictions")
+    if listed is None:
+        return []
+    if not isinstance(listed, list) or not all(isinstance(p, dict) or type(p) is int for p in listed):
+        raise InvalidInput(f"{where}: 'predictions' must be a list of prediction objects or prediction ids")
+    inside = {p["id"]: p for p in (a.get("prediction") for a in annotations)
+              if isinstance(p, dict) and type(p.get("id")) is int}
+    found = []
+    for item in listed:
+        if isinstance(item, dict):
+            found.append(item)
+        elif item in inside:
+            found.append(inside[item])
+        else:
+            ctx.id_only_predictions += 1
+    return found
 
 
 def _act_id(kind: str, act: dict[str, Any], task_id: str, position: int) -> str:
@@ -73,7 +113,10 @@ def _read_task(ctx: LSContext, task: Any, index: int) -> None:
     common = {"sample_key": key, "task_id": task_id, "project_id": project}
     votes: list[tuple[str | None, bool]] = []
     annotations = _list_field(task, "annotations" if "annotations" in task else "completions", where)
+    ctx.drafts += len(task.get("drafts") or ())
+    ctx.unknown_fields.see_all(task, TASK_FIELDS, f"task {task_id}")
     for position, ann in enumerate(annotations):
+        ctx.unknown_fields.see_all(ann, ANNOTATION_FIELDS, f"task {task_id}")
         value, value_type = annotation_value(ann.get("result"), f"task {task_id}", ctx.unknown)
         cancelled, ground_truth = _flag(ann, "was_cancelled", where), _flag(ann, "ground_truth", where)
         annotator_id, email, name = person_fields(ann.get("completed_by"))
@@ -86,12 +129,14 @@ def _read_task(ctx: LSContext, task: Any, index: int) -> None:
         }
         if "reviews" in ann:
             record.update(review_fields(ann))
+        elif ann.get("updated_by") is not None and as_str(ann["updated_by"]) != annotator_id:
+            record.update(reviewer=person_fields(ann["updated_by"])[0], review_state="updated")
         if ann.get("project") is not None:
             record["project_id"] = as_str(ann["project"])
         ctx.records.append(record)
         if not cancelled:
             votes.append((label_of(value, value_type), bool(ground_truth)))
-    for position, pred in enumerate(_list_field(task, "predictions", where)):
+    for position, pred in enumerate(_predictions(ctx, task, annotations, where)):
         value, value_type = annotation_value(pred.get("result"), f"task {task_id}", ctx.unknown)
         ctx.records.append({
             **common, "annotation_id": _act_id("prediction", pred, task_id, position), "source_kind": "model",
@@ -131,6 +176,8 @@ def read_label_studio(path: Path, *, key: str | None = None, guideline_version: 
     path = Path(path)
     ctx = LSContext(path, key, resolve, batch_id, guideline_version, tool_version, read_config(config))
     char, head = first_byte(path)
+    if char != "[" and looks_like_csv(head):
+        return read_min_items(ctx, csv_items(path), "label-studio-csv", "row")
     if char != "[":
         raise _wrong_root(path, char, head)
     items = iter_array(path)
@@ -143,4 +190,9 @@ def read_label_studio(path: Path, *, key: str | None = None, guideline_version: 
         raise InvalidInput(f"{path}: {_EXPECTED}; {describe_json_shape(item=first)}")
     for index, task in enumerate(itertools.chain([first], items)):
         _read_task(ctx, task, index)
+    if ctx.id_only_predictions:
+        ctx.warnings.append(f"{ctx.id_only_predictions} prediction(s) exported as ids only (no annotation used "
+                            "them): not imported; Label Studio's snapshot export holds them in full")
+    if ctx.drafts:
+        ctx.warnings.append(f"{ctx.drafts} draft(s) (unsubmitted work) not imported")
     return ctx.finish("label-studio")

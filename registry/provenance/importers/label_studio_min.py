@@ -4,10 +4,15 @@ An item holds the task's data fields at top level, ``id`` (the task id), ``annot
 email), ``annotation_id``, ``created_at``, ``updated_at``, ``lead_time`` and, per control tag, its
 answer: a string (one choice, one line of text), ``{"choices": [...]}``, or a list of regions.
 
-With ``--config`` the control tag names (and their types) come from the labeling config, so
-every answer is found. Without it, answers are told from data by shape (an object or a list of
-objects with a label key such as ``choices`` or ``rectanglelabels``); plain-string answers then
-count as data, and a warning says so.
+With ``--config`` the control tag names (and their types) come from the labeling config. Without
+it, a field is an answer when its shape shows one (an object or list of objects with a label key such
+as ``choices`` or ``rectanglelabels``), or when it is a plain answer: a text (or list of texts) that
+differs between two annotations of one task, or is missing from some items (Label Studio leaves an
+empty answer out and gives nulls for a task nobody annotated; task data is always written). Plain
+answers are classifications (``choices``). When no field can be told to be the answer, or more than
+one plain field is, the import stops (exit 2) naming the fields and ``--config``: a dataset whose
+labels are all null is never committed on a guess. An item with neither ``annotation_id`` nor
+``annotator`` (a task without annotations) is a sample without records.
 """
 
 from __future__ import annotations
@@ -31,8 +36,6 @@ _VALUE_KEYS = {
     "timeserieslabels": "timeserieslabels", "hypertextlabels": "hypertextlabels",
     "paragraphlabels": "paragraphlabels", "ranker": "ranker",
 }
-_NO_CONFIG = ("label-studio-min export read without --config: answers were told from task data by shape, "
-              "so plain-string answers (one choice, one line of text) count as data; pass --config to name them")
 
 
 def _shape_type(value: Any) -> str | None:
@@ -55,36 +58,85 @@ def _as_results(name: str, kind: str, answer: Any, to_name: str | None) -> list[
     return [{"from_name": name, "to_name": to_name, "type": kind, "value": region} for region in regions]
 
 
-def _split(ctx: LSContext, item: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _is_plain(value: Any) -> bool:
+    return isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+
+
+def derive_controls(path: object, items: list[dict[str, Any]]) -> tuple[dict[str, str], str]:
+    """Without a config: ``{field: result type}`` of the answers, and a warning naming them.
+
+    Raises:
+        InvalidInput: no field is an answer, or several plain fields are (ambiguous).
+    """
+    shaped: dict[str, str] = {}
+    seen: dict[str, int] = {}
+    per_task: dict[tuple[str, Any], set[str]] = {}
+    for item in items:
+        for name, value in item.items():
+            if name in META_FIELDS or value is None:
+                continue
+            seen[name] = seen.get(name, 0) + 1
+            kind = _shape_type(value)
+            if kind is not None:
+                shaped.setdefault(name, kind)
+            elif _is_plain(value):
+                per_task.setdefault((name, item.get("id")), set()).add(canonical_json(value))
+    plain = {name for name in seen if name not in shaped}
+    varying = {name for (name, _task), values in per_task.items() if len(values) > 1}
+    missing = {name for name in plain if seen[name] < len(items)}
+    answers = sorted((varying | missing) & plain)
+    if len(answers) > 1:
+        raise InvalidInput(f"{path}: cannot tell which field holds the label: {', '.join(answers)} all look like "
+                           "answers; pass --config with the project's labeling config")
+    if not answers and not shaped:
+        raise InvalidInput(f"{path}: cannot tell which field holds the label (fields: "
+                           f"{', '.join(sorted(plain)) or 'none'}); pass --config with the project's labeling config")
+    controls = {**shaped, **{name: "choices" for name in answers}}
+    named = ", ".join(f"{name} ({kind})" for name, kind in sorted(controls.items()))
+    return controls, f"no --config: answers told from the data: {named}"
+
+
+def _split(controls: dict[str, str], targets: dict[str, str], item: dict[str, Any]
+           ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The item's task data and its answers as results."""
     data: dict[str, Any] = {}
     results: list[dict[str, Any]] = []
-    controls = ctx.config.controls if ctx.config else {}
-    targets = ctx.config.targets if ctx.config else {}
     for name, value in item.items():
         if name in META_FIELDS:
             continue
-        kind = controls.get(name) if ctx.config else _shape_type(value)
+        kind = controls.get(name)
         if kind is None:
             data[name] = value
-        else:
+        elif value is not None:
             results.extend(_as_results(name, kind, value, targets.get(name)))
     return data, results
 
 
-def read_min_items(ctx: LSContext, items: Iterable[Any]) -> ImportBatch:
-    """Read JSON_MIN items into the batch of ``ctx`` (rows resolved per sample at the end)."""
-    samples: dict[str, tuple[str, str, list[tuple[str | None, bool]]]] = {}
-    for index, item in enumerate(items):
+def read_min_items(ctx: LSContext, items: Iterable[Any], source_format: str = "label-studio-min",
+                   what: str = "item") -> ImportBatch:
+    """Read JSON_MIN items (or CSV rows in the same shape) into the batch of ``ctx``."""
+    listed = list(items)
+    for index, item in enumerate(listed):
         if not isinstance(item, dict):
-            raise InvalidInput(f"{ctx.path}: item {index} is a {type(item).__name__}, not a JSON_MIN object")
+            raise InvalidInput(f"{ctx.path}: {what} {index + 1} is a {type(item).__name__}, not a JSON_MIN object")
+        if as_str(item.get("id")) is None:
+            raise InvalidInput(f"{ctx.path}: {what} {index + 1} has no task 'id'")
+    if ctx.config is not None:
+        controls, targets = ctx.config.controls, ctx.config.targets
+    else:
+        controls, note = derive_controls(ctx.path, listed)
+        targets = {}
+        ctx.warnings.append(note)
+    samples: dict[str, tuple[str, str, list[tuple[str | None, bool]]]] = {}
+    for index, item in enumerate(listed):
         task_id = as_str(item.get("id"))
-        if task_id is None:
-            raise InvalidInput(f"{ctx.path}: item {index} has no task 'id'")
-        data, results = _split(ctx, item)
+        assert task_id is not None
+        data, results = _split(controls, targets, item)
         key = ctx.sample_key(task_id, data)
         if ctx.claim(key, task_id):
             samples[key] = (task_id, canonical_json(data), [])
+        if item.get("annotation_id") is None and item.get("annotator") is None:
+            continue  # a task nobody annotated: a sample, no labeling act
         value, value_type = annotation_value(results, f"task {task_id}", ctx.unknown)
         own_id = as_str(item.get("annotation_id"))
         ctx.records.append(annotator_fields(item.get("annotator")) | {
@@ -96,8 +148,6 @@ def read_min_items(ctx: LSContext, items: Iterable[Any]) -> ImportBatch:
             "was_cancelled": False,
         })
         samples[key][2].append((label_of(value, value_type), False))
-    if ctx.config is None and samples:
-        ctx.warnings.append(_NO_CONFIG)
     for key, (task_id, data_json, votes) in samples.items():
         ctx.add_row(key, task_id, data_json, resolve_votes(votes, ctx.resolve))
-    return ctx.finish("label-studio-min")
+    return ctx.finish(source_format)

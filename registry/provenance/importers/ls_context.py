@@ -46,7 +46,11 @@ class LSContext:
     tool_version: str | None
     config: LabelConfig | None
     unknown: UnknownTypes = field(default_factory=lambda: UnknownTypes(KNOWN_RESULT_TYPES))
+    unknown_fields: UnknownTypes = field(default_factory=lambda: UnknownTypes(
+        (), "field", "object(s)", "not imported"))
     warnings: list[str] = field(default_factory=list)
+    id_only_predictions: int = 0
+    drafts: int = 0
     _owners: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -117,7 +121,7 @@ class LSContext:
             records=self.records.finish(),
             key_column=self.key_column,
             label_column="label",
-            warnings=self.warnings + self.unknown.warnings(),
+            warnings=self.warnings + self.unknown.warnings() + self.unknown_fields.warnings(),
             source_format=source_format,
             config_text=self.config.text if self.config else None,
         )
