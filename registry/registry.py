@@ -119,14 +119,16 @@ class Registry:
     def import_annotations(self, fmt: str, name: str, path: str | os.PathLike[str], *, key: str | None = None,
                            guideline_version: str | None = None, config: str | os.PathLike[str] | None = None,
                            resolve: str = "gt-majority", mapping: str | None = None, message: str = "",
-                           author: str | None = None, progress: Callable[[str], None] | None = None) -> ImportResult:
-        """Import a labeling tool's export (``label-studio``, ``coco`` or ``table``) as ``name``'s next
-        snapshot with its annotation records; see :func:`registry.provenance.service.import_annotations`."""
+                           author: str | None = None, progress: Callable[[str], None] | None = None,
+                           users: str | os.PathLike[str] | None = None) -> ImportResult:
+        """Import a labeling tool's export (``label-studio``, ``coco``, ``yolo`` or ``table``) as ``name``'s
+        next snapshot with its annotation records; see :func:`registry.provenance.service.import_annotations`."""
         from registry.provenance.service import import_annotations
 
         return import_annotations(self.ctx, fmt, name, Path(path), key=key, guideline_version=guideline_version,
                                   config=Path(config) if config is not None else None, resolve=resolve,
-                                  mapping=mapping, message=message, author=author, progress=progress)
+                                  mapping=mapping, message=message, author=author, progress=progress,
+                                  users=Path(users) if users is not None else None)
 
     def annotations(self, ref: str) -> pa.Table:
         """Every annotation record of the snapshot ``ref`` names (its full set, one row per labeling act)."""

@@ -84,8 +84,8 @@ def test_history_of_one_sample_oldest_first(two_imports: Registry) -> None:
     v1, head = two_imports.show("signs@v1").id, two_imports.show("signs").id
     labels = [(e.snapshot_id, e.annotator, e.value, e.change, e.guideline_version) for e in entries
               if e.kind == "label"]
-    assert labels == [(v1, None, "stop", "added", "g1"), (v1, "Alice Liddell", "stop", "added", "g1"),
-                      (v1, "2", "stop", "added", "g1"), (head, "Alice Liddell", "stop", "removed", "g1"),
+    assert labels == [(v1, None, "stop", "added", "g1"), (v1, "1 (alice@example.com)", "stop", "added", "g1"),
+                      (v1, "2", "stop", "added", "g1"), (head, "1 (alice@example.com)", "stop", "removed", "g1"),
                       (head, "2", "yield", "updated", "g2")]
     assert [(e.snapshot_id, e.change) for e in entries if e.kind == "snapshot"] == [(v1, "upserted"),
                                                                                   (head, "upserted")]
@@ -99,7 +99,7 @@ def test_blame_names_the_last_change_and_the_annotator(two_imports: Registry) ->
     v1, head = two_imports.show("signs@v1").id, two_imports.show("signs").id
     assert rows["s3://signs/1.jpg"]["snapshot_id"] == head and rows["s3://signs/2.jpg"]["snapshot_id"] == v1
     assert rows["s3://signs/1.jpg"]["annotator"] == "2"  # Bob's 11:00 act is the latest with that value
-    assert rows["s3://signs/5.jpg"]["annotator"] == "Alice Liddell"  # ground truth first
+    assert rows["s3://signs/5.jpg"]["annotator"] == "1 (alice@example.com)"  # ground truth first
     assert rows["s3://signs/6.jpg"]["annotator"] is None  # disputed: no act has the (null) label
     assert len(two_imports.blame("signs", limit=2)) == 2
 

@@ -213,8 +213,9 @@ def test_annotator_accuracy(reg: Registry) -> None:
              "min_items": 2}
     ok, bad = at_and_beyond(reg, check, "min_accuracy", 0.4, 0.41)
     per = ok["details"]["per_annotator"]
-    assert per["good"] == {"gold_items": 5, "accuracy": 0.8, "judged": True}
-    assert per["weak"]["accuracy"] == 0.4 and per["new"] == {"gold_items": 1, "accuracy": 0.0, "judged": False}
+    assert per["good"] == {"gold_items": 5, "accuracy": 0.8, "judged": True, "shown_as": "good"}
+    assert per["weak"]["accuracy"] == 0.4
+    assert per["new"] == {"gold_items": 1, "accuracy": 0.0, "judged": False, "shown_as": "new"}
     assert bad["details"]["below_min"] == ["weak"]
     nobody = evaluate(reg, {**check, "min_items": 6, "min_accuracy": 0.0})
     assert not nobody["passed"] and "no annotator has 6" in nobody["details"]["note"]

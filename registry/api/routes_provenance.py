@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 from typing import Annotated, Literal
@@ -10,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from starlette.concurrency import run_in_threadpool
 
 from registry.api.deps import Access, require
+from registry.errors import RegistryError
 
 __all__ = ["router"]
 
@@ -30,23 +32,37 @@ def dataset_schema(name: str, access: Reader) -> list[dict[str, object]]:
 @router.post("/datasets/{name}/imports", status_code=status.HTTP_201_CREATED)
 async def dataset_import(
         name: str, request: Request, access: Annotated[Access, Depends(require("import"))],
-        format: Literal["label-studio", "coco", "table"], key: str | None = None,
+        format: Literal["label-studio", "coco", "yolo", "table"], key: str | None = None,
         guideline_version: str | None = None, resolve: Literal["gt-majority", "majority"] = "gt-majority",
         mapping: Annotated[str | None, Query(alias="map", description="table: field=column pairs")] = None,
         message: str = "") -> dict[str, object]:
     """Import a labeling tool's export (multipart part ``file``; ``config``: the Label Studio labeling
-    config) as the dataset's next snapshot with its annotation records; creates the dataset if needed."""
+    config; ``users``: its ``/api/users/`` answer) as the dataset's next snapshot with its annotation
+    records; creates the dataset if needed. Errors name the sent files, never where the server kept them."""
     from registry.api.uploads import spool_files
     from registry.provenance.service import import_annotations
 
     access.principal.require_dataset(name)
     with tempfile.TemporaryDirectory(prefix="registry-upload-") as folder:
-        parts = await spool_files(request, request.app.state.max_upload_bytes, Path(folder), "file", ("config",))
-        result = await run_in_threadpool(
-            lambda: import_annotations(access.ctx, format, name, parts["file"], key=key,
-                                       guideline_version=guideline_version, config=parts.get("config"),
-                                       resolve=resolve, mapping=mapping, message=message))
+        parts = await spool_files(request, request.app.state.max_upload_bytes, Path(folder), "file",
+                                  ("config", "users"))
+        try:
+            result = await run_in_threadpool(
+                lambda: import_annotations(access.ctx, format, name, parts["file"], key=key,
+                                           guideline_version=guideline_version, config=parts.get("config"),
+                                           resolve=resolve, mapping=mapping, message=message,
+                                           users=parts.get("users")))
+        except RegistryError as exc:
+            raise _without_folder(exc, folder) from None
     return result.to_dict()
+
+
+def _without_folder(exc: RegistryError, folder: str) -> RegistryError:
+    """``exc`` with the spool folder's paths (``FOLDER/PART/NAME``) shown as the sent file names."""
+    message = re.sub(re.escape(folder) + r"/[^/\s]+/", "", exc.message).replace(folder, "(upload)")
+    exc.message = message
+    exc.args = (message,)
+    return exc
 
 
 @router.get("/datasets/{name}/history")

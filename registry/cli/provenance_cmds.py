@@ -18,9 +18,9 @@ def _registry(ctx: click.Context) -> Any:
 
 
 @click.command("import")
-@click.argument("fmt", metavar="FORMAT", type=click.Choice(["label-studio", "coco", "table"]))
+@click.argument("fmt", metavar="FORMAT", type=click.Choice(["label-studio", "coco", "yolo", "table"]))
 @click.argument("name")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path())
 @click.option("--key", default=None, help="The field that identifies a sample (label-studio: a task data field, "
               "default the task id; coco: id or file_name).")
 @click.option("--guideline-version", default=None, help="The labeling guideline the annotators followed.")
@@ -30,19 +30,24 @@ def _registry(ctx: click.Context) -> Any:
               help="How a row's label is chosen: ground truth first, then majority vote; or majority only.")
 @click.option("--map", "mapping", default=None,
               help="table: record field=column pairs, e.g. key=item,annotator=worker_id,value=answer.")
+@click.option("--users", type=click.Path(dir_okay=False), default=None,
+              help="label-studio: the tool's users (GET /api/users/ as JSON) to add emails and names by user id.")
 @click.option("-m", "--message", default="", help="Commit message (default: names the format and file).")
 @click.option("--author", default=None, help="Who imports (default: --author of the registry, $REGISTRY_ACTOR or "
               "the OS user).")
 @json_option
 @click.pass_context
 def import_(ctx: click.Context, fmt: str, name: str, file: str, key: str | None, guideline_version: str | None,
-            config: str | None, resolve: str, mapping: str | None, message: str, author: str | None,
-            as_json: bool) -> None:
-    """Import a labeling tool's export FILE as the next snapshot of NAME, with its annotation records."""
+            config: str | None, resolve: str, mapping: str | None, users: str | None, message: str,
+            author: str | None, as_json: bool) -> None:
+    """Import a labeling tool's export FILE as the next snapshot of NAME, with its annotation records.
+
+    label-studio reads the JSON, JSON_MIN, CSV and TSV exports; yolo a zip or folder (docs/importers.md)."""
     with output.status(f"importing {file}") as note:
         result = _registry(ctx).import_annotations(fmt, name, file, key=key, guideline_version=guideline_version,
                                                     config=config, resolve=resolve, mapping=mapping,
-                                                    message=message, author=author, progress=note)
+                                                    message=message, author=author, progress=note,
+                                                    **({"users": users} if users else {}))
     for warning in result.warnings:
         output.note(f"warning: {warning}")
     if as_json:

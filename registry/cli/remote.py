@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from registry.lineage.graph import LineageGraph
     from registry.quality.lockfile import LockEntry
 
-__all__ = ["LOCAL_ONLY", "Remote", "RemoteRegistry", "RemoteRows", "RemoteServerError", "local_only", "to_local"]
+__all__ = ["LOCAL_ONLY", "Remote", "RemoteImport", "RemoteRegistry", "RemoteRows", "RemoteServerError", "local_only",
+           "to_local"]
 
 URL_ENV = "REGISTRY_URL"
 TOKEN_ENV = "REGISTRY_TOKEN"
@@ -57,6 +58,15 @@ class Remote(dict[str, Any]):
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self)
+
+
+class RemoteImport(Remote):
+    """An import's answer: the server sends the commit's fields flat (as ``ImportResult.to_dict()``), and
+    ``.commit`` reads them as the local result's commit."""
+
+    @property
+    def commit(self) -> Remote:
+        return Remote(self)
 
 
 class RemoteRows:
@@ -217,12 +227,15 @@ class RemoteRegistry:
     def import_annotations(self, fmt: str, name: str, path: str | os.PathLike[str], *, key: str | None = None,
                            guideline_version: str | None = None, config: str | os.PathLike[str] | None = None,
                            resolve: str = "gt-majority", mapping: str | None = None, message: str = "",
-                           author: str | None = None, progress: Callable[[str], None] | None = None) -> Remote:
+                           author: str | None = None, progress: Callable[[str], None] | None = None,
+                           users: str | os.PathLike[str] | None = None) -> RemoteImport:
         if author:
             raise InvalidInput(f"--author cannot be sent to a server ({URL_ENV} is set)")
-        return Remote(self._call(self.client.import_annotations, fmt, name, path, key=key,
-                                 guideline_version=guideline_version, config=config, resolve=resolve,
-                                 mapping=mapping, message=message))
+        if Path(path).is_dir():
+            raise InvalidInput(f"{path} is a folder: zip it to send it to a server ({URL_ENV} is set)")
+        return RemoteImport(self._call(self.client.import_annotations, fmt, name, path, key=key,
+                                       guideline_version=guideline_version, config=config, resolve=resolve,
+                                       mapping=mapping, message=message, users=users))
 
     def history(self, name: str, key: str) -> list[Remote]:
         return _rows(self._call(self.client.history, name, key))

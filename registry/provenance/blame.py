@@ -12,6 +12,7 @@ from registry import catalog
 from registry.context import Context
 from registry.db import transaction
 from registry.models import SnapshotRow
+from registry.provenance.identity import identity_labels
 from registry.provenance.labels import current_annotators, key_strings, require_label_column
 from registry.provenance.store import records_at
 from registry.snapshots.commit import load_manifest
@@ -58,7 +59,7 @@ def blame(ctx: Context, ref: str, column: str = "label", limit: int | None = Non
 
     return table.append_column("snapshot_id", pick("id")).append_column("changed_at", pick("created_at")) \
         .append_column("author", pick("author")).append_column("message", pick("message")) \
-        .append_column("annotator", who.column("annotator_name").fill_null(who.column("annotator_id"))) \
+        .append_column("annotator", identity_labels(who)) \
         .append_column("guideline_version", who.column("guideline_version")) \
         .append_column("labeled_at", who.column("labeled_at"))
 

@@ -12,6 +12,7 @@ from registry.context import Context
 from registry.db import transaction
 from registry.errors import InvalidInput
 from registry.models import SnapshotRow
+from registry.provenance.identity import identity_labels
 from registry.provenance.labels import current_annotators, key_strings, require_label_column
 from registry.provenance.store import records_at
 from registry.snapshots.commit import load_manifest
@@ -86,16 +87,17 @@ def label_diff(ctx: Context, a: str, b: str, column: str = "label", rows: int | 
     result.relabeled = flipped.num_rows
     who = current_annotators(records_b, flipped.column("_key").combine_chunks(),
                              _raw(flipped.column("_label_b")))
-    names = pc.fill_null(pc.coalesce(who.column("annotator_name"), who.column("annotator_id")), "(unknown)")
+    names = pc.fill_null(identity_labels(who), "(unknown)")
     guidelines = pc.fill_null(who.column("guideline_version"), "(unknown)")
     result.by_annotator, result.by_guideline = _most_common(names), _most_common(guidelines)
     acts = who.slice(offset, rows)
-    for row, annotator, guideline, labeled_at in zip(
-            flipped.slice(offset, rows).to_pylist(),
-            pc.coalesce(acts.column("annotator_name"), acts.column("annotator_id")).to_pylist(),
-            acts.column("guideline_version").to_pylist(), acts.column("labeled_at").to_pylist(), strict=True):
+    for row, annotator, annotator_id, guideline, labeled_at in zip(
+            flipped.slice(offset, rows).to_pylist(), identity_labels(acts).to_pylist(),
+            acts.column("annotator_id").to_pylist(), acts.column("guideline_version").to_pylist(),
+            acts.column("labeled_at").to_pylist(), strict=True):
         result.changes.append({"key": row["_key"], "from": row["_label_a"], "to": row["_label_b"],
-                               "annotator": annotator, "guideline_version": guideline, "labeled_at": labeled_at})
+                               "annotator": annotator, "annotator_id": annotator_id, "guideline_version": guideline,
+                               "labeled_at": labeled_at})
     return result
 
 

@@ -15,6 +15,7 @@ from registry.context import Context
 from registry.db import transaction
 from registry.errors import NotFound
 from registry.models import SnapshotRow
+from registry.provenance.identity import identity_key, identity_label
 from registry.provenance.labels import key_type
 from registry.snapshots.hashing import key_hash
 from registry.snapshots.layers import in_sorted
@@ -38,6 +39,8 @@ class HistoryEntry:
     change: str | None = None
     """For a labeling act: added, updated or removed in that snapshot; for a snapshot: upserted or deleted."""
     annotation_id: str | None = None
+    annotator_id: str | None = None
+    """The stable identity of who labeled (``annotator`` shows it with email or name)."""
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -93,5 +96,6 @@ def _labeling_acts(ctx: Context, snap: SnapshotRow, key: str) -> list[HistoryEnt
     table = pq.ParquetFile(ctx.store.local_path(snap.annotations_sha256)).read()
     rows = table.filter(pc.equal(table.column("sample_key"), key)).to_pylist()
     return [HistoryEntry("label", r["updated_at"] or r["created_at"], snap.id, snap.message, r["value"],
-                         r["annotator_name"] or r["annotator_email"] or r["annotator_id"], r["source_kind"],
-                         r["guideline_version"], r["change"], r["annotation_id"]) for r in rows]
+                         identity_label(r["annotator_id"], r["annotator_email"], r["annotator_name"]),
+                         r["source_kind"], r["guideline_version"], r["change"], r["annotation_id"],
+                         identity_key(r["annotator_id"], r["annotator_email"], r["annotator_name"])) for r in rows]

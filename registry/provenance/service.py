@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from registry import catalog
@@ -13,18 +13,20 @@ from registry.context import Context
 from registry.datasets import create_dataset
 from registry.db import transaction
 from registry.errors import InvalidInput, NotFound
+from registry.provenance.identity import apply_users, read_users
 from registry.provenance.importers import (
     ImportBatch,
     parse_mapping,
     read_annotation_table,
     read_coco,
     read_label_studio,
+    read_yolo,
 )
 from registry.snapshots.commit import AnnotationInput, CommitResult, commit
 
 __all__ = ["FORMATS", "ImportResult", "import_annotations"]
 
-FORMATS = ("label-studio", "coco", "table")
+FORMATS = ("label-studio", "coco", "table", "yolo")
 
 
 @dataclass(frozen=True)
@@ -46,10 +48,12 @@ class ImportResult:
 def import_annotations(ctx: Context, fmt: str, name: str, path: Path, *, key: str | None = None,
                        guideline_version: str | None = None, config: Path | None = None,
                        resolve: str = "gt-majority", mapping: str | None = None, message: str = "",
-                       author: str | None = None, progress: Callable[[str], None] | None = None) -> ImportResult:
+                       author: str | None = None, progress: Callable[[str], None] | None = None,
+                       users: Path | None = None) -> ImportResult:
     """Import ``path`` (in format ``fmt``) into dataset ``name``, creating it keyed by the import's key
     column if it does not exist. The export is the full new content: samples and records missing
-    from it are recorded as removed.
+    from it are recorded as removed. ``users`` (Label Studio's ``/api/users/`` answer) fills annotator
+    emails and names by id (see :mod:`registry.provenance.identity`).
 
     Raises:
         InvalidInput: unknown format, unreadable or malformed file, a file of another format, options
@@ -57,13 +61,15 @@ def import_annotations(ctx: Context, fmt: str, name: str, path: Path, *, key: st
         NotFound: ``path`` or ``config`` does not exist.
     """
     note = progress or (lambda _msg: None)
-    for file, what in ((path, "file"), (config, "--config")):
-        if file is not None and not file.is_file():
+    for file, what in ((path, "file"), (config, "--config"), (users, "--users")):
+        if file is not None and not file.is_file() and not (file is path and fmt == "yolo" and file.is_dir()):
             raise NotFound(f"{what} {file} does not exist")
     batch_id = uuid.uuid4().hex
     note(f"reading {path.name}")
     batch = _read(fmt, path, key=key, guideline_version=guideline_version, config=config, resolve=resolve,
                   mapping=mapping, batch_id=batch_id)
+    if users is not None:
+        batch = replace(batch, records=apply_users(batch.records, read_users(users)))
     config_sha = ctx.store.put_bytes(config.read_bytes()).sha256 if config is not None else None
     created = _ensure_dataset(ctx, name, batch, author)
     details: dict[str, object] = {"format": batch.source_format, "file": path.name, "import_batch": batch_id,
@@ -91,6 +97,10 @@ def _read(fmt: str, path: Path, *, key: str | None, guideline_version: str | Non
                                  resolve=resolve, batch_id=batch_id)
     if fmt == "coco":
         return read_coco(path, key=key, guideline_version=guideline_version, batch_id=batch_id)
+    if fmt == "yolo":
+        if key is not None:
+            raise InvalidInput("--key does not go with yolo: each label file is a sample, keyed by its name")
+        return read_yolo(path, guideline_version=guideline_version, batch_id=batch_id)
     if mapping is None:
         raise InvalidInput("the table format needs --map, e.g. --map key=item,annotator=worker_id,value=answer")
     if key is not None:

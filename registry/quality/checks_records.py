@@ -12,7 +12,7 @@ from registry.errors import InvalidInput
 from registry.quality.agreement import cohen_kappa, fleiss_kappa, krippendorff_alpha_nominal, unit_counts
 from registry.quality.measure import Measure, at_least, share
 from registry.quality.policy import Agreement, AnnotatorAccuracy, ProvenanceComplete
-from registry.quality.records import Ratings, sample_keys
+from registry.quality.records import Ratings, annotator_labels, sample_keys
 from registry.quality.subject import Subject
 from registry.snapshots.hashing import key_hash
 from registry.snapshots.layers import in_sorted
@@ -66,7 +66,8 @@ def agreement(check: Agreement, subject: Subject) -> Measure:
     else:
         value, items, extra = _alpha(ratings)
     details = {"metric": check.metric, "records": subject.records(check.records)[1], "ratings": len(ratings),
-               "annotator_count": len(ratings.annotators), "overlapping_items": items, **extra}
+               "annotator_count": len(ratings.annotators), "overlapping_items": items,
+               "annotator_labels": annotator_labels(subject.records(check.records)[0]), **extra}
     if items < check.min_items:
         return Measure(False, at_least(value, check.min).metric, f">= {check.min:g}",
                        {**details, "note": f"only {items} overlapping item(s); the check needs {check.min_items}"})
@@ -90,7 +91,9 @@ def annotator_accuracy(check: AnnotatorAccuracy, subject: Subject) -> Measure:
     judged = items >= check.min_items
     accuracy = np.divide(right, items, out=np.full(len(items), np.nan), where=items > 0)
     names = ratings.annotators.to_pylist()
-    per_annotator = {name: {"gold_items": int(n), "accuracy": None if np.isnan(a) else float(a), "judged": bool(j)}
+    shown = annotator_labels(subject.records(check.records)[0])
+    per_annotator = {name: {"gold_items": int(n), "accuracy": None if np.isnan(a) else float(a), "judged": bool(j),
+                            "shown_as": shown.get(name, name)}
                      for name, n, a, j in zip(names, items, accuracy, judged, strict=True) if n}
     failing = sorted(name for name, n, a, j in zip(names, items, accuracy, judged, strict=True)
                      if j and a < check.min_accuracy)

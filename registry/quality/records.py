@@ -9,7 +9,11 @@ Records are an Arrow table in long form, one labeling act per row:
 ``created_at``            when (timestamp or ISO string); the latest act per annotator counts
 ``guideline_version``     the labeling guideline in force
 ``source_kind``           ``human`` or ``model``
+``annotator_email``       their email, ``annotator_name`` their display name (shown beside the id)
 ========================  ==========================================================
+
+Who labeled is the stable identity of :mod:`registry.provenance.identity`: the id, else the email,
+else the name; two people sharing a display name stay two annotators.
 
 The first three are required; missing optional columns read as nulls. :func:`load_records` is
 the one place records come from: a check's ``records: DATASET@REF`` parameter names a registry
@@ -30,11 +34,11 @@ from registry.context import Context
 from registry.errors import InvalidInput, NotFound
 from registry.models import SnapshotRow
 
-__all__ = ["OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "Ratings", "latest_ratings", "load_records", "normalise_records",
-           "sample_keys"]
+__all__ = ["OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "Ratings", "annotator_labels", "latest_ratings", "load_records",
+           "normalise_records", "sample_keys"]
 
 REQUIRED_COLUMNS = ("sample_key", "annotator_id", "value")
-OPTIONAL_COLUMNS = ("created_at", "guideline_version", "source_kind")
+OPTIONAL_COLUMNS = ("created_at", "guideline_version", "source_kind", "annotator_email", "annotator_name")
 
 
 def load_records(ctx: Context, snapshot: SnapshotRow, source: str | None) -> tuple[pa.Table, str]:
@@ -89,7 +93,21 @@ def normalise_records(table: pa.Table, source: str = "records") -> pa.Table:
             columns[name] = table.column(name)
         else:
             columns[name] = pc.cast(table.column(name), pa.string())
+    columns["annotator_id"] = pc.coalesce(columns["annotator_id"], columns["annotator_email"],
+                                          columns["annotator_name"])
     return pa.table(columns)
+
+
+def annotator_labels(records: pa.Table) -> dict[str, str]:
+    """How each annotator is shown: ``id (email)`` or ``id (name)`` (see :func:`identity_label`)."""
+    from registry.provenance.identity import identity_label
+
+    shown: dict[str, str] = {}
+    for ident, email, name in zip(*(records.column(c).to_pylist() for c in ("annotator_id", "annotator_email",
+                                                                             "annotator_name")), strict=True):
+        if ident is not None and (ident not in shown or shown[ident] == ident):
+            shown[ident] = identity_label(ident, email if email != ident else None, name if name != ident else None)
+    return shown
 
 
 def sample_keys(table: pa.Table, key_columns: list[str]) -> pa.ChunkedArray | pa.Array:

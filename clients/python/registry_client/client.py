@@ -267,23 +267,26 @@ class Client:
 
     # --- annotations and provenance --------------------------------------------------------------------
 
-    def import_annotations(self, fmt: Literal["label-studio", "coco", "table"], name: str,
+    def import_annotations(self, fmt: Literal["label-studio", "coco", "yolo", "table"], name: str,
                            path: str | os.PathLike[str], *, key: str | None = None,
                            guideline_version: str | None = None, config: str | os.PathLike[str] | None = None,
                            resolve: Literal["gt-majority", "majority"] = "gt-majority", mapping: str | None = None,
-                           message: str = "") -> dict[str, Any]:
+                           message: str = "", users: str | os.PathLike[str] | None = None) -> dict[str, Any]:
         """Import a labeling tool's export as ``name``'s next snapshot with its annotation records
-        (``registry import --json``); ``config`` is a Label Studio labeling config file."""
+        (``registry import --json``); ``config`` is a Label Studio labeling config file, ``users`` its
+        ``/api/users/`` answer (a YOLO export goes as its zip)."""
         params = _params(format=fmt, key=key, guideline_version=guideline_version, resolve=resolve, map=mapping,
                          message=message)
-        files = [Path(path)] + ([Path(config)] if config is not None else [])
+        named = [("file", path), ("config", config), ("users", users)]
+        parts_wanted = [(part, Path(p)) for part, p in named if p is not None]
+        files = [f for _, f in parts_wanted]
         try:
             handles = [f.open("rb") for f in files]
         except OSError as exc:
             raise InvalidInput(f"cannot read {exc.filename}: {exc.strerror or exc}") from exc
         try:
-            parts = {part: (f.name, h, "application/octet-stream") for part, f, h in zip(("file", "config"), files,
-                                                                                        handles, strict=False)}
+            parts = {part: (f.name, h, "application/octet-stream")
+                     for (part, f), h in zip(parts_wanted, handles, strict=True)}
             result: dict[str, Any] = self._send("POST", f"/datasets/{_segment(name)}/imports", params=params,
                                                 files=parts)
         finally:

@@ -1,6 +1,9 @@
 """COCO detection files (``coco``): one row per image with its boxes, one record per annotation.
 
-The file is one JSON object (``images``, ``annotations``, ``categories``), parsed whole. Rows:
+The file is one JSON object (``images``, ``annotations``, ``categories``), parsed whole, or a zip
+holding it (Label Studio's COCO export: ``result.json`` and an ``images/`` folder). Label Studio
+writes one ``images`` entry per (task, annotation) with 0-based ids and null sizes for entries
+without boxes; ``--key file_name`` makes the entries of one image one sample. Rows:
 the key (``image_id``, or the image field named by ``--key`` such as ``file_name``), ``image_id``,
 ``file_name``, ``width``, ``height``, ``boxes`` (list of ``{annotation_id, category_id, category,
 bbox, area, iscrowd}``) and ``annotations`` (the box count). Images without annotations are rows
@@ -11,12 +14,14 @@ iscrowd}`` (plus ``segmentation`` when present), ``value_type`` ``bbox``; an ann
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from registry.errors import InvalidInput
+from registry.provenance.importers.archive import ExportFiles, is_zip
 from registry.provenance.importers.common import (
     ColumnBuilder,
     ImportBatch,
@@ -49,10 +54,27 @@ def _row_schema(key_column: str) -> pa.Schema:
 
 
 def _load(path: Path) -> dict[str, Any]:
+    if is_zip(path):
+        return _check(path, _from_zip(path))
     char, head = first_byte(path)
     if not char or char not in "{[":
         raise InvalidInput(f"{path}: {_EXPECTED}; {describe_non_json(head)}")
-    doc = load_json(path)
+    return _check(path, load_json(path))
+
+
+def _from_zip(path: Path) -> Any:
+    """The COCO document inside a zip (Label Studio's COCO export holds ``result.json``)."""
+    with ExportFiles(path) as files:
+        member = files.find("result.json") or next((n for n in files.names() if n.endswith(".json")), None)
+        if member is None:
+            raise InvalidInput(f"{path}: {_EXPECTED}; the zip holds no .json file")
+        try:
+            return json.loads(files.read(member))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidInput(f"{path}: {member} is not JSON ({exc})") from None
+
+
+def _check(path: Path, doc: Any) -> dict[str, Any]:
     if isinstance(doc, list):
         raise InvalidInput(f"{path}: {_EXPECTED}; {describe_json_shape(item=doc[0] if doc else None)}")
     if not isinstance(doc, dict) or not {"images", "annotations"} <= doc.keys():
@@ -78,7 +100,8 @@ def _int(value: Any) -> int | None:
 
 
 def _image_keys(path: Path, images: list[dict[str, Any]], key: str | None) -> dict[str, str]:
-    """image id -> sample key, checking both are present and unique."""
+    """image id -> sample key, checking both are present and image ids unique. Images sharing a ``--key``
+    value (Label Studio writes one images entry per annotation of a task) are one sample."""
     keys: dict[str, str] = {}
     seen: dict[str, str] = {}
     for index, image in enumerate(images):
@@ -90,7 +113,7 @@ def _image_keys(path: Path, images: list[dict[str, Any]], key: str | None) -> di
             raise InvalidInput(f"{path}: image {image_id} has no usable key field {key!r}")
         sample = as_str(value)
         assert sample is not None
-        if image_id in keys or sample in seen:
+        if image_id in keys or (key is None and sample in seen):
             raise InvalidInput(f"{path}: images {seen.get(sample, image_id)} and {image_id} share "
                                f"{key or 'image_id'} {sample!r}; the sample key must be unique")
         keys[image_id] = sample
@@ -138,11 +161,18 @@ def read_coco(path: Path, *, key: str | None = None, guideline_version: str | No
         })
     key_column = key or "image_id"
     rows = ColumnBuilder(_row_schema(key_column))
+    merged: dict[str, list[dict[str, Any]]] = {}
+    for image_id, sample in keys.items():
+        merged.setdefault(sample, []).extend(boxes[image_id])
     for image in images:
         image_id = as_str(image.get("id"))
         assert image_id is not None
-        rows.append({key_column: keys[image_id], "image_id": image_id, "file_name": as_str(image.get("file_name")),
-                     "width": _int(image.get("width")), "height": _int(image.get("height")), "boxes": boxes[image_id],
-                     "annotations": len(boxes[image_id])})
+        sample = keys[image_id]
+        if sample not in merged:
+            continue  # a later entry of a sample already written
+        sample_boxes = merged.pop(sample)
+        rows.append({key_column: sample, "image_id": image_id, "file_name": as_str(image.get("file_name")),
+                     "width": _int(image.get("width")), "height": _int(image.get("height")), "boxes": sample_boxes,
+                     "annotations": len(sample_boxes)})
     return ImportBatch(rows=rows.finish(), records=records.finish(), key_column=key_column, label_column=None,
                        warnings=[], source_format="coco")
