@@ -269,7 +269,67 @@ def make_fixtures(out: Path, ls: LabelStudioServer, seed: int = SEED) -> dict[st
     for kind, spec in PROJECTS.items():
         (out / kind / "config.xml").write_text(spec["config"] + "\n")
     (out / "facts.json").write_text(json.dumps(facts, indent=1, ensure_ascii=False))
+    (out / "README.md").write_text(readme(facts))
     return facts
+
+
+def readme(facts: dict[str, Any]) -> str:
+    """The fixtures' README: where they come from and the facts a test can rely on."""
+    lines = [
+        "# Label Studio exports made by a real server",
+        "",
+        f"Every file here was written by Label Studio {facts['label_studio_version']} (open-source edition, SQLite),",
+        "driven through its REST API by `scripts/label_studio_fixtures.py` (seed "
+        f"{facts['seed']}): `python scripts/label_studio_fixtures.py tests/fixtures/label-studio`.",
+        "Do not edit them by hand; re-run the script (it installs Label Studio into its own venv).",
+        "",
+        "- `users.json`: `GET /api/users/` (use with `registry import ... --users users.json`).",
+        "- `facts.json`: what the script did (every act, its annotator, label, ground truth; what was cancelled,",
+        "  deleted, drafted and relabelled). Tests derive their expectations from it, not from the importers.",
+        "- `PROJECT/config.xml`: the labeling config; `PROJECT/round1/` exports before the reviewer's relabel,",
+        "  `PROJECT/round2/` after. One file per format the export API offered (`json.json`, `json_min.json`,",
+        "  `csv.csv`, `tsv.tsv`, `coco.zip`, `yolo.zip`, `yolo_obb.zip`, `voc.zip`) and `snapshot.json`, the",
+        "  snapshot export with full user and prediction objects.",
+        "",
+        "## People",
+        "",
+        "| Who | User id | Email | Display name |",
+        "|---|---|---|---|",
+        *[f"| {who} | {u['id']} | {u['email']} | {u['name']} |" for who, u in facts["users"].items()],
+        "",
+        "a1 and a2 are two people with the same display name; the reviewer only edits others' annotations",
+        "(`updated_by`), so they are never an annotator.",
+        "",
+        "## Projects",
+    ]
+    for kind, project in facts["projects"].items():
+        acts = [a for e in project["annotations"].values() for a in e["acts"]]
+        cancelled = sum(a["was_cancelled"] for a in acts)
+        lines += [
+            "",
+            f"### {kind}: {project['title']} (project {project['project_id']})",
+            "",
+            f"- tasks: {project['tasks']} (each with one model prediction: {project['predictions']} predictions)",
+            f"- annotations in the JSON exports: {len(acts)} ({cancelled} cancelled); in JSON_MIN and CSV: "
+            f"{len(acts) - cancelled}",
+            f"- tasks without annotations: {sum(1 for e in project['annotations'].values() if not e['acts'])}",
+            f"- ground-truth annotation ids: {', '.join(map(str, project['ground_truth'])) or 'none'}",
+            f"- cancelled (skipped): {_listed(project['cancelled'], 'annotation_id')}",
+            f"- deleted: {_listed(project['deleted'], 'annotation_id')}",
+            f"- drafts (never submitted): {_listed(project['drafts'], 'draft_id')}",
+            f"- annotations made from a prediction (`parent_prediction`): "
+            f"{', '.join(map(str, project['with_parent_prediction'])) or 'none'}",
+            f"- export formats offered: {', '.join(project['formats'])}",
+            f"- relabelled by the reviewer in round 2 ({len(project['relabelled'])}):",
+            *[f"  - {c['task']}: annotation {c['annotation_id']} by {c['annotator']}: {c['before']} -> {c['after']}"
+              for c in project["relabelled"]],
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _listed(items: list[dict[str, Any]], id_field: str) -> str:
+    return ", ".join(f"{i['task']} ({id_field.replace('_', ' ')} {i[id_field]}, by {i['annotator']})"
+                     for i in items) or "none"
 
 
 def main() -> None:
