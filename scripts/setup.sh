@@ -8,6 +8,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip >/dev/null
 .venv/bin/python -m pip install --quiet -e ".[dev]"
+# Label Studio (for its live test and fixtures) in its own venv under ~/.cache/dataset-registry/, reused by later runs.
+python3 scripts/label_studio_server.py --ensure-venv >/dev/null \
+  || echo "setup: could not install Label Studio; its live test will skip (and fail under CI=true)" >&2
 # The console's end-to-end tests drive Debian's Chromium (Playwright never downloads a browser here).
 if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \

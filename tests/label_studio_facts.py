@@ -12,7 +12,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from registry import Registry
+
 FIXTURES = Path(__file__).parent / "fixtures" / "label-studio"
+LS_FORMATS = ("json.json", "snapshot.json", "json_min.json", "csv.csv", "tsv.tsv")
+"""The exports ``registry import label-studio`` reads."""
 
 
 def load_facts(folder: Path = FIXTURES) -> dict[str, Any]:
@@ -51,3 +55,35 @@ def ratings(project: dict[str, Any], round_: int) -> dict[tuple[str, str], str]:
     """(sample, annotator user id) -> label of every non-cancelled act."""
     return {(sample, str(a["user_id"])): act_label(a, round_) for sample, e in project["annotations"].items()
             for a in e["acts"] if not a["was_cancelled"]}
+
+
+def assert_export_imports(reg: Registry, folder: Path, facts: dict[str, Any], kind: str, round_: int,
+                          name: str) -> None:
+    """Import ``folder/kind/roundN/name`` as dataset ``kind`` and check it against ``facts``: samples,
+    annotation and prediction counts, annotator ids and emails (with ``users.json``), resolved labels,
+    cancelled and ground-truth annotations, deleted ones absent."""
+    project = facts["projects"][kind]
+    result = reg.import_annotations("label-studio", kind, folder / kind / f"round{round_}" / name, key="sample",
+                                    users=folder / "users.json")
+    assert result.samples == project["tasks"]
+    records = reg.annotations(f"{kind}@main").to_pylist()
+    humans = [r for r in records if r["source_kind"] == "human"]
+    full = name in ("json.json", "snapshot.json")
+    assert len(humans) == human_acts(project, cancelled=full)
+    models = [r for r in records if r["source_kind"] == "model"]
+    annotated = sum(1 for e in project["annotations"].values() if e["acts"])
+    assert len(models) == (project["predictions"] if name == "snapshot.json" else annotated if full else 0)
+    assert all(m["model_version"] and m["score"] is not None for m in models)
+    ids = {str(u["id"]): u for u in facts["users"].values()}
+    assert {r["annotator_id"] for r in humans} <= set(ids)
+    assert all(r["annotator_email"] == ids[r["annotator_id"]]["email"] for r in humans)
+    rows = {r["sample"]: r for r in reg.read(f"{kind}@main").to_pylist()}
+    if kind == "classification":
+        assert {s: r["label"] for s, r in rows.items()} == expected_labels(project, round_, ground_truth=full)
+    if full:
+        cancelled = [r["annotation_id"] for r in humans if r["was_cancelled"]]
+        assert cancelled == [f"annotation:{c['annotation_id']}" for c in project["cancelled"]]
+        gt = sorted(int(r["annotation_id"].split(":")[1]) for r in humans if r["ground_truth"])
+        assert gt == sorted(project["ground_truth"])
+    deleted = {f"annotation:{d['annotation_id']}" for d in project["deleted"]}
+    assert not deleted & {r["annotation_id"] for r in records}

@@ -26,12 +26,20 @@ from registry import Registry
 from registry.cli.main import main
 from registry.context import create_home
 from registry.errors import InvalidInput
-from tests.label_studio_facts import FIXTURES, act_label, expected_labels, human_acts, load_facts, ratings
+from tests.label_studio_facts import (
+    FIXTURES,
+    LS_FORMATS,
+    act_label,
+    assert_export_imports,
+    expected_labels,
+    human_acts,
+    load_facts,
+    ratings,
+)
 
 FACTS = load_facts()
 CLS, DET = FACTS["projects"]["classification"], FACTS["projects"]["detection"]
 USERS = FIXTURES / "users.json"
-LS_FORMATS = ("json.json", "snapshot.json", "json_min.json", "csv.csv", "tsv.tsv")
 
 
 @pytest.fixture
@@ -66,31 +74,7 @@ def test_the_fixtures_are_what_the_readme_says() -> None:
 @pytest.mark.parametrize("name", LS_FORMATS)
 @pytest.mark.parametrize("kind", ["classification", "detection"])
 def test_every_label_studio_export_imports(reg: Registry, kind: str, name: str, round_: int) -> None:
-    project = FACTS["projects"][kind]
-    result = reg.import_annotations("label-studio", "ds", export(kind, round_, name), key="sample", users=USERS)
-    assert result.samples == project["tasks"]
-    records = reg.annotations("ds@main").to_pylist()
-    humans = [r for r in records if r["source_kind"] == "human"]
-    full = name in ("json.json", "snapshot.json")
-    assert len(humans) == human_acts(project, cancelled=full)
-    models = [r for r in records if r["source_kind"] == "model"]
-    annotated = sum(1 for e in project["annotations"].values() if e["acts"])
-    assert len(models) == (project["predictions"] if name == "snapshot.json" else annotated if full else 0)
-    assert all(m["model_version"] and m["score"] is not None for m in models)
-    ids = {str(u["id"]): u for u in FACTS["users"].values()}
-    assert {r["annotator_id"] for r in humans} <= set(ids)
-    assert all(r["annotator_email"] == ids[r["annotator_id"]]["email"] for r in humans)
-    rows = {r["sample"]: r for r in reg.read("ds@main").to_pylist()}
-    if kind == "classification":
-        assert {s: r["label"] for s, r in rows.items()} == expected_labels(project, round_, ground_truth=full)
-    if full:
-        cancelled = [r for r in humans if r["was_cancelled"]]
-        assert [r["annotation_id"] for r in cancelled] == [f"annotation:{c['annotation_id']}"
-                                                           for c in project["cancelled"]]
-        gt = sorted(int(r["annotation_id"].split(":")[1]) for r in humans if r["ground_truth"])
-        assert gt == sorted(project["ground_truth"])
-    deleted = {f"annotation:{d['annotation_id']}" for d in project["deleted"]}
-    assert not deleted & {r["annotation_id"] for r in records}
+    assert_export_imports(reg, FIXTURES, FACTS, kind, round_, name)
 
 
 def test_reviewer_edits_are_kept_as_reviewer_not_annotator(reg: Registry) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -78,6 +79,15 @@ class RemoteRows:
 
     def to_pylist(self) -> list[dict[str, Any]]:
         return self._rows
+
+
+def _as_given(exc: RegistryError, paths: Sequence[str | os.PathLike[str]]) -> RegistryError:
+    """``exc`` naming each sent file as the user gave it (the server saw only its base name)."""
+    message = exc.message
+    for path in paths:
+        name = re.escape(Path(path).name)
+        message = re.sub(rf"(?<![\w/.-]){name}(?=:)", lambda _m, p=path: str(Path(p)), message, count=1)
+    return type(exc)(message)
 
 
 def to_local(exc: registry_client.RegistryError) -> Exception:
@@ -233,9 +243,12 @@ class RemoteRegistry:
             raise InvalidInput(f"--author cannot be sent to a server ({URL_ENV} is set)")
         if Path(path).is_dir():
             raise InvalidInput(f"{path} is a folder: zip it to send it to a server ({URL_ENV} is set)")
-        return RemoteImport(self._call(self.client.import_annotations, fmt, name, path, key=key,
-                                       guideline_version=guideline_version, config=config, resolve=resolve,
-                                       mapping=mapping, message=message, users=users))
+        try:
+            return RemoteImport(self._call(self.client.import_annotations, fmt, name, path, key=key,
+                                           guideline_version=guideline_version, config=config, resolve=resolve,
+                                           mapping=mapping, message=message, users=users))
+        except RegistryError as exc:
+            raise _as_given(exc, [p for p in (path, config, users) if p is not None]) from None
 
     def history(self, name: str, key: str) -> list[Remote]:
         return _rows(self._call(self.client.history, name, key))
