@@ -388,8 +388,10 @@ INPUT_CASES = [
                            '{"sample_id": null, "label": "dog", "score": 2}\n'}, mentions="null"),
     Case("duplicate-keys", ("commit", NAME, "dup.csv"),
          {"dup.csv": "sample_id,label,score\ns1,cat,1\ns1,dog,2\n"}, mentions="duplicate"),
-    Case("empty-string-key", ("commit", NAME, "empty.csv"),
-         {"empty.csv": "sample_id,label,score\n,cat,1\ns2,d,2\n"}, mentions="empty"),
+    Case("empty-csv-key-cell", ("commit", NAME, "empty.csv"),  # an empty CSV cell is null
+         {"empty.csv": "sample_id,label,score\n,cat,1\ns2,d,2\n"}, mentions="null"),
+    Case("empty-string-key", ("commit", NAME, "empty.jsonl"),
+         {"empty.jsonl": '{"sample_id": "", "label": "cat", "score": 1}\n'}, mentions="empty"),
     Case("upsert-duplicate-keys", ("commit", NAME, "dup.csv", "--mode", "upsert"),
          {"dup.csv": "sample_id,label,score\ns1,cat,1\ns1,dog,2\n"}, mentions="duplicate"),
     Case("unknown-suffix", ("commit", NAME, "data.txt"), {"data.txt": "sample_id,label,score\ns1,cat,1\n"},

@@ -68,10 +68,10 @@ def test_reimport_stores_only_the_changes_and_summarises_them(two_imports: Regis
 def test_label_diff_matrix_and_annotators_exactly(two_imports: Registry) -> None:
     d = two_imports.label_diff("signs@v1", "signs@main")
     assert (d.rows_a, d.rows_b, d.rows_in_both, d.relabeled) == (6, 6, 5, 2)
-    assert d.matrix == {"stop": {"yield": 2, "stop": 1}, "yield": {"yield": 1}, "(none)": {"(none)": 1}}
-    assert d.distribution_a == {"(none)": 1, "stop": 3, "yield": 2}
-    assert d.distribution_b == {"(none)": 1, "merge": 1, "stop": 1, "yield": 3}
-    assert d.net_change == {"(none)": 0, "merge": 1, "stop": -2, "yield": 1}
+    assert d.matrix == {"stop": {"yield": 2, "stop": 1}, "yield": {"yield": 1}, "(null)": {"(null)": 1}}
+    assert d.distribution_a == {"(null)": 1, "stop": 3, "yield": 2}
+    assert d.distribution_b == {"(null)": 1, "merge": 1, "stop": 1, "yield": 3}
+    assert d.net_change == {"(null)": 0, "merge": 1, "stop": -2, "yield": 1}
     assert d.total_variation == pytest.approx(0.5 * (0 + 1 / 6 + 2 / 6 + 1 / 6))
     assert d.by_annotator == {"2": 2}
     assert d.by_guideline == {"g2": 2}

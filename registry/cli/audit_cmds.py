@@ -120,11 +120,12 @@ def query(ctx: click.Context, sql: str, fmt: str, dataset_ref: str | None) -> No
         writer.writerow(result.column_names)
         writer.writerows([[_cell(v) for v in row.values()] for row in rows])
     else:
-        output.table(result.column_names, [[_cell(v) for v in row.values()] for row in rows])
+        output.table(result.column_names, [[output.cell(v) for v in row.values()] for row in rows])
         output.note(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
 
 
 def _cell(value: object) -> str:
+    """A CSV cell: null is the empty cell."""
     if value is None:
         return ""
     if isinstance(value, (dict, list)):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from registry.cli.output import say, table
+from registry.cli.output import cell, say, table
 
 __all__ = ["label_diff_report"]
 
@@ -29,6 +29,6 @@ def label_diff_report(d: dict[str, Any]) -> None:
         table(["GUIDELINE", "ROWS"], [[g, str(n)] for g, n in d["by_guideline"].items()])
     if d["changes"]:
         say("\nchanged rows")
-        table(["KEY", "FROM", "TO", "BY", "GUIDELINE"], [[str(c["key"]), str(c["from"]), str(c["to"]),
-                                                         c["annotator"] or "-", c["guideline_version"] or "-"]
+        table(["KEY", "FROM", "TO", "BY", "GUIDELINE"], [[cell(c["key"]), cell(c["from"]), cell(c["to"]),
+                                                         cell(c["annotator"]), cell(c["guideline_version"])]
                                                         for c in d["changes"]])

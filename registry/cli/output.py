@@ -8,8 +8,20 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["dataset_table", "diff_report", "emit", "error", "log_lines", "note", "print_json", "progress_bar", "render",
-           "say", "schema_versions", "show_snapshot", "status", "table"]
+__all__ = ["NULL", "cell", "dataset_table", "diff_report", "emit", "error", "log_lines", "note", "print_json",
+           "progress_bar", "render", "say", "schema_versions", "show_snapshot", "status", "table"]
+
+NULL = "(null)"
+"""How a null prints in text (diff, blame, diff --labels, history, query); JSON prints ``null``."""
+
+
+def cell(value: Any) -> str:
+    """A value as a text cell: :data:`NULL` for null, JSON for lists and objects, else ``str``."""
+    if value is None:
+        return NULL
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str)
+    return str(value)
 
 
 def say(text: str) -> None:
@@ -129,6 +141,8 @@ def show_snapshot(info: dict[str, Any]) -> None:
 
 
 def _value(value: Any) -> str:
+    if value is None:
+        return NULL
     if hasattr(value, "isoformat"):
         return str(value.isoformat())
     return repr(value)

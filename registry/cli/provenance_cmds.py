@@ -75,10 +75,10 @@ def history(ctx: click.Context, name: str, key: str, as_json: bool) -> None:
 
 
 def _history_table(entries: list[dict[str, Any]]) -> None:
+    cell = output.cell
     output.table(["TIME", "WHAT", "VALUE", "BY", "GUIDELINE", "SNAPSHOT", "MESSAGE"], [
-        [e["time"] or "-", f"{e['kind']} {e['change'] or ''}".strip(), e["value"] or "-",
-         e["annotator"] or "-", e["guideline_version"] or "-", e["snapshot_id"][:12], e["message"] or "-"]
-        for e in entries])
+        [cell(e["time"]), f"{e['kind']} {e['change'] or ''}".strip(), cell(e["value"]), cell(e["annotator"]),
+         cell(e["guideline_version"]), e["snapshot_id"][:12], e["message"] or "-"] for e in entries])
 
 
 @click.command()
@@ -94,9 +94,10 @@ def blame(ctx: click.Context, ref: str, column: str, limit: int | None, as_json:
         output.print_json(rows)
         return
     keys = [k for k in rows[0] if k not in _BLAME_COLUMNS] if rows else []
+    cell = output.cell
     output.table([*(k.upper() for k in keys), "SNAPSHOT", "CHANGED", "AUTHOR", "ANNOTATOR", "GUIDELINE"], [
-        [*(str(r[k]) for k in keys), (r["snapshot_id"] or "-")[:12], r["changed_at"] or "-", r["author"] or "-",
-         r["annotator"] or "-", r["guideline_version"] or "-"] for r in rows])
+        [*(cell(r[k]) for k in keys), cell(r["snapshot_id"])[:12], cell(r["changed_at"]), cell(r["author"]),
+         cell(r["annotator"]), cell(r["guideline_version"])] for r in rows])
 
 
 _BLAME_COLUMNS = {"snapshot_id", "changed_at", "author", "message", "annotator", "guideline_version", "labeled_at"}

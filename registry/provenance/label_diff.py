@@ -21,7 +21,7 @@ from registry.snapshots.reader import ManifestReader
 
 __all__ = ["LabelDiff", "label_diff"]
 
-NULL_LABEL = "(none)"
+NULL_LABEL = "(null)"
 """How a missing label is named in the matrix and distributions."""
 
 
@@ -95,7 +95,7 @@ def label_diff(ctx: Context, a: str, b: str, column: str = "label", rows: int | 
             flipped.slice(offset, rows).to_pylist(), identity_labels(acts).to_pylist(),
             acts.column("annotator_id").to_pylist(), acts.column("guideline_version").to_pylist(),
             acts.column("labeled_at").to_pylist(), strict=True):
-        result.changes.append({"key": row["_key"], "from": row["_label_a"], "to": row["_label_b"],
+        result.changes.append({"key": row["_key"], "from": _null(row["_label_a"]), "to": _null(row["_label_b"]),
                                "annotator": annotator, "annotator_id": annotator_id, "guideline_version": guideline,
                                "labeled_at": labeled_at})
     return result
@@ -108,6 +108,11 @@ def _labels(ctx: Context, snapshot: SnapshotRow, keys: list[str], column: str, r
     table = reader.read([*keys, column])
     labels = pc.fill_null(pc.cast(table.column(column), pa.string()), NULL_LABEL)
     return pa.table({"_key": key_strings(table, keys), "_label": labels})
+
+
+def _null(label: str) -> str | None:
+    """A change's label as JSON gives it: null for :data:`NULL_LABEL`."""
+    return None if label == NULL_LABEL else label
 
 
 def _raw(labels: pa.ChunkedArray) -> pa.Array:

@@ -43,7 +43,7 @@ def read_table_file(path: str | Path) -> pa.Table:
         if suffix == ".csv":
             import pyarrow.csv as pacsv
 
-            return pacsv.read_csv(path)
+            return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
         import pyarrow.json as pajson
 
         return pajson.read_json(path)
