@@ -279,7 +279,7 @@ def test_bad_inputs_are_exit_2_with_one_line_and_nothing_committed(reg: Registry
     err = _refused(home, capsys, "label-studio", "b", str(_truncated(tmp_path, export("detection", 1, "csv.csv"))))
     assert "cut-csv.csv" in err
     err = _refused(home, capsys, "label-studio", "c", str(export("detection", 1, "coco.zip")))
-    assert "coco.zip" in err
+    assert "coco.zip: expected a Label Studio JSON export" in err and "import it as coco or yolo" in err
     err = _refused(home, capsys, "yolo", "d", str(export("detection", 1, "json.json")))
     assert "expected a zip archive or a folder" in err
     err = _refused(home, capsys, "coco", "e", str(export("detection", 1, "yolo.zip")))

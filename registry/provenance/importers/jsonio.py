@@ -44,6 +44,8 @@ def describe_non_json(head: bytes) -> str:
     """A guess of what a file that is not one JSON document is, from its first bytes."""
     if head.startswith(b"PAR1"):
         return "this looks like Parquet"
+    if head.startswith(b"PK\x03\x04"):
+        return "this is a zip archive (Label Studio's COCO or YOLO export? import it as coco or yolo)"
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff")
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
