@@ -9,14 +9,31 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from registry import Registry
+from registry.context import create_home
 
 FIXTURES = Path(__file__).parent / "fixtures" / "label-studio"
 LS_FORMATS = ("json.json", "snapshot.json", "json_min.json", "csv.csv", "tsv.tsv")
 """The exports ``registry import label-studio`` reads."""
+
+
+@contextmanager
+def sqlite_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
+    """A new registry home on SQLite under ``tmp_path`` (the fixtures' facts do not depend on the catalog)."""
+    for name in ("REGISTRY_HOME", "REGISTRY_DATABASE_URL", "REGISTRY_STORAGE_URL", "REGISTRY_URL"):
+        monkeypatch.delenv(name, raising=False)
+    registry = Registry.open(create_home(tmp_path / "home").home)
+    try:
+        yield registry
+    finally:
+        registry.close()
 
 
 def load_facts(folder: Path = FIXTURES) -> dict[str, Any]:

@@ -16,11 +16,10 @@ from typing import Any
 import pytest
 
 from registry import Registry
-from registry.context import create_home
 from registry.provenance.importers import read_coco, read_label_studio, read_yolo
 from scripts.label_studio_fixtures import make_fixtures
 from scripts.label_studio_server import LS_VERSION, LabelStudioServer, venv_path
-from tests.label_studio_facts import LS_FORMATS, assert_export_imports
+from tests.label_studio_facts import LS_FORMATS, assert_export_imports, sqlite_registry
 
 pytestmark = pytest.mark.label_studio_live
 
@@ -42,11 +41,8 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]
 
 @pytest.fixture
 def reg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
-    for name in ("REGISTRY_HOME", "REGISTRY_DATABASE_URL", "REGISTRY_STORAGE_URL", "REGISTRY_URL"):
-        monkeypatch.delenv(name, raising=False)
-    registry = Registry.open(create_home(tmp_path / "home").home)
-    yield registry
-    registry.close()
+    with sqlite_registry(tmp_path, monkeypatch) as registry:
+        yield registry
 
 
 def test_a_real_server_makes_exports_the_importers_accept(made: tuple[Path, dict[str, Any]], reg: Registry) -> None:

@@ -24,7 +24,6 @@ from statsmodels.stats.inter_rater import fleiss_kappa
 
 from registry import Registry
 from registry.cli.main import main
-from registry.context import create_home
 from registry.errors import InvalidInput
 from tests.label_studio_facts import (
     FIXTURES,
@@ -35,6 +34,7 @@ from tests.label_studio_facts import (
     human_acts,
     load_facts,
     ratings,
+    sqlite_registry,
 )
 
 FACTS = load_facts()
@@ -44,11 +44,8 @@ USERS = FIXTURES / "users.json"
 
 @pytest.fixture
 def reg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
-    for name in ("REGISTRY_HOME", "REGISTRY_DATABASE_URL", "REGISTRY_STORAGE_URL", "REGISTRY_URL"):
-        monkeypatch.delenv(name, raising=False)
-    registry = Registry.open(create_home(tmp_path / "home").home)
-    yield registry
-    registry.close()
+    with sqlite_registry(tmp_path, monkeypatch) as registry:
+        yield registry
 
 
 def export(kind: str, round_: int, name: str) -> Path:

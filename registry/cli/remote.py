@@ -85,8 +85,8 @@ def _as_given(exc: RegistryError, paths: Sequence[str | os.PathLike[str]]) -> Re
     """``exc`` naming each sent file as the user gave it (the server saw only its base name)."""
     message = exc.message
     for path in paths:
-        name = re.escape(Path(path).name)
-        message = re.sub(rf"(?<![\w/.-]){name}(?=:)", lambda _m, p=path: str(Path(p)), message, count=1)
+        given = str(Path(path)).replace("\\", "\\\\")
+        message = re.sub(rf"(?<![\w/.-]){re.escape(Path(path).name)}(?=:)", given, message, count=1)
     return type(exc)(message)
 
 

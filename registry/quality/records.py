@@ -106,7 +106,8 @@ def annotator_labels(records: pa.Table) -> dict[str, str]:
     for ident, email, name in zip(*(records.column(c).to_pylist() for c in ("annotator_id", "annotator_email",
                                                                              "annotator_name")), strict=True):
         if ident is not None and (ident not in shown or shown[ident] == ident):
-            shown[ident] = identity_label(ident, email if email != ident else None, name if name != ident else None)
+            shown[ident] = identity_label(ident, email if email != ident else None,
+                                          name if name != ident else None) or ident
     return shown
 
 

@@ -56,11 +56,11 @@ def _classes(files: ExportFiles) -> list[str]:
             doc = yaml.safe_load(files.text(described))
         except yaml.YAMLError as exc:
             raise InvalidInput(f"{files.path}: {described} is not YAML ({exc})") from None
-        names = doc.get("names") if isinstance(doc, dict) else None
-        if isinstance(names, dict) and all(isinstance(k, int) for k in names):
-            names = [str(names[i]) if i in names else "" for i in range(max(names) + 1)]
-        if isinstance(names, list) and names:
-            return [str(n) for n in names]
+        given = doc.get("names") if isinstance(doc, dict) else None
+        if isinstance(given, dict) and given and all(isinstance(k, int) and 0 <= k < 100_000 for k in given):
+            given = [str(given[i]) if i in given else "" for i in range(max(given) + 1)]
+        if isinstance(given, list) and given:
+            return [str(n) for n in given]
         raise InvalidInput(f"{files.path}: {described} has no 'names' list")
     raise InvalidInput(f"{files.path}: a YOLO export needs classes.txt (or data.yaml with names) to name its "
                        "class ids; none found")
