@@ -316,7 +316,7 @@ def test_sample_provenance_and_lineage(page: Any, site: Site) -> None:
     page.wait_for_selector("#sample-history")
     entries = site.get("/datasets/signs/history", "reader", key=key)
     assert page.locator("#sample-history tbody tr").count() == len(entries)
-    assert "Alice" in page.locator("#sample-history").inner_text()
+    assert "1 (alice@example.com)" in page.locator("#sample-history").inner_text()  # the id, shown with email
     shot(page, "sample")
     page.goto(f"{site.url}/ui/#/lineage/signs")
     page.wait_for_selector("#lineage-graph")
