@@ -99,3 +99,13 @@ def test_json_min_without_any_answer_field_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match=r"cannot tell which field holds the label \(fields: animal, image\); "
                                            r"pass --config"):
         read_label_studio(path, batch_id="b")
+
+
+def test_structured_data_missing_from_some_items_stays_data(tmp_path: Path) -> None:
+    items = [item(1, 1, 11, "cat", meta=[{"camera": "a"}]), item(1, 2, 12, "dog"), item(2, 3, 11, "dog")]
+    path = tmp_path / "min.json"
+    path.write_text(json.dumps(items), encoding="utf-8")
+    batch = read_label_studio(path, batch_id="b")
+    assert batch.warnings == ["no --config: answers told from the data: animal (choices)"]
+    rows = {r["task_id"]: r for r in batch.rows.to_pylist()}
+    assert json.loads(rows["1"]["data"])["meta"] == [{"camera": "a"}] and rows["2"]["label"] == "dog"

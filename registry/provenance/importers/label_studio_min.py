@@ -70,6 +70,7 @@ def derive_controls(path: object, items: list[dict[str, Any]]) -> tuple[dict[str
     """
     shaped: dict[str, str] = {}
     seen: dict[str, int] = {}
+    other: set[str] = set()  # fields with a value that is neither an answer's shape nor plain text
     per_task: dict[tuple[str, Any], set[str]] = {}
     for item in items:
         for name, value in item.items():
@@ -81,7 +82,9 @@ def derive_controls(path: object, items: list[dict[str, Any]]) -> tuple[dict[str
                 shaped.setdefault(name, kind)
             elif _is_plain(value):
                 per_task.setdefault((name, item.get("id")), set()).add(canonical_json(value))
-    plain = {name for name in seen if name not in shaped}
+            else:
+                other.add(name)
+    plain = {name for name in seen if name not in shaped and name not in other}
     varying = {name for (name, _task), values in per_task.items() if len(values) > 1}
     missing = {name for name in plain if seen[name] < len(items)}
     answers = sorted((varying | missing) & plain)
@@ -90,7 +93,7 @@ def derive_controls(path: object, items: list[dict[str, Any]]) -> tuple[dict[str
                            "answers; pass --config with the project's labeling config")
     if not answers and not shaped:
         raise InvalidInput(f"{path}: cannot tell which field holds the label (fields: "
-                           f"{', '.join(sorted(plain)) or 'none'}); pass --config with the project's labeling config")
+                           f"{', '.join(sorted(seen)) or 'none'}); pass --config with the project's labeling config")
     controls = {**shaped, **{name: "choices" for name in answers}}
     named = ", ".join(f"{name} ({kind})" for name, kind in sorted(controls.items()))
     return controls, f"no --config: answers told from the data: {named}"
