@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -183,10 +183,12 @@ class UnknownTypes:
         self._counts[kind] += 1
         self._first.setdefault(kind, where)
 
-    def see_all(self, item: Mapping[str, Any], known: frozenset[str], where: str) -> None:
-        """Note each key of ``item`` not in ``known``."""
-        for name in item.keys() - known:
-            self.see(name, where)
+    def see_all(self, item: Mapping[str, Any], known: frozenset[str], where: Callable[[], str]) -> None:
+        """Note each key of ``item`` not in ``known`` (``where`` is only called when there is one)."""
+        if not item.keys() <= known:
+            place = where()
+            for name in item.keys() - known:
+                self.see(name, place)
 
     def warnings(self) -> list[str]:
         """One sentence per unknown type, naming it, its count and where it first appeared."""

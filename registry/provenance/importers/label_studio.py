@@ -66,6 +66,8 @@ def _predictions(ctx: LSContext, task: dict[str, Any], annotations: list[dict[st
         return []
     if not isinstance(listed, list) or not all(isinstance(p, dict) or type(p) is int for p in listed):
         raise InvalidInput(f"{where}: 'predictions' must be a list of prediction objects or prediction ids")
+    if all(isinstance(item, dict) for item in listed):
+        return listed
     inside = {p["id"]: p for p in (a.get("prediction") for a in annotations)
               if isinstance(p, dict) and type(p.get("id")) is int}
     found = []
@@ -114,9 +116,10 @@ def _read_task(ctx: LSContext, task: Any, index: int) -> None:
     votes: list[tuple[str | None, bool]] = []
     annotations = _list_field(task, "annotations" if "annotations" in task else "completions", where)
     ctx.drafts += len(task.get("drafts") or ())
-    ctx.unknown_fields.see_all(task, TASK_FIELDS, f"task {task_id}")
+    place = lambda: f"task {task_id}"  # noqa: E731  (built only for a warning)
+    ctx.unknown_fields.see_all(task, TASK_FIELDS, place)
     for position, ann in enumerate(annotations):
-        ctx.unknown_fields.see_all(ann, ANNOTATION_FIELDS, f"task {task_id}")
+        ctx.unknown_fields.see_all(ann, ANNOTATION_FIELDS, place)
         value, value_type = annotation_value(ann.get("result"), f"task {task_id}", ctx.unknown)
         cancelled, ground_truth = _flag(ann, "was_cancelled", where), _flag(ann, "ground_truth", where)
         annotator_id, email, name = person_fields(ann.get("completed_by"))
