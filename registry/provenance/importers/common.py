@@ -44,7 +44,7 @@ class ImportBatch:
     """The resolved-label column of ``rows`` (``"label"``), ``None`` when the format has no single label."""
     warnings: list[str] = field(default_factory=list)
     source_format: str = ""
-    """``label-studio``, ``label-studio-min``, ``coco`` or ``table``."""
+    """``label-studio``, ``label-studio-min``, ``label-studio-csv``, ``coco``, ``yolo`` or ``table``."""
     config_text: str | None = None
     """The labeling configuration (XML) as given with ``--config``; its SHA-256 is on every record."""
 
