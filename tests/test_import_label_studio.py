@@ -225,3 +225,27 @@ def test_choices_result_without_choices_has_no_label(tmp_path: Path) -> None:
     assert batch.records.to_pylist()[0]["value"] is None
     assert batch.rows.to_pylist()[0] | {"data": None} == {"task_id": "1", "label": None, "annotations": 1,
                                                           "agreement": None, "disputed": False, "data": None}
+
+
+def test_label_studio_1x_shapes(tmp_path: Path) -> None:
+    """Prediction ids resolved from the annotations' ``prediction``, an editor who is the annotator is no
+    reviewer, another is; unknown fields are named once each; drafts are counted, not imported."""
+    pred = {"id": 40, "model_version": "m1", "score": 0.5, "result": choice("dog"), "task": 1, "project": 7}
+    tasks = [
+        task(1, "a.jpg", [annotation(1, BOB, choice("cat"), prediction=pred, updated_by=BOB, hologram=1),
+                          annotation(2, ALICE, choice("cat"), prediction=pred, updated_by=14, hologram=2)]),
+        task(2, "b.jpg", []) | {"predictions": [41], "drafts": [{"id": 3, "user": "bob@example.org"}],
+                                "sparkle": True},
+    ]
+    tasks[0]["predictions"] = [40]
+    batch = read_label_studio(write(tmp_path / "e.json", tasks), batch_id="b")
+    records = by_id(batch.records)
+    assert records["prediction:40"]["value"] == "dog" and records["prediction:40"]["model_version"] == "m1"
+    assert "prediction:41" not in records
+    assert (records["annotation:1"]["reviewer"], records["annotation:1"]["review_state"]) == (None, None)
+    assert (records["annotation:2"]["reviewer"], records["annotation:2"]["review_state"]) == ("14", "updated")
+    assert batch.warnings == [
+        "1 prediction(s) exported as ids only (no annotation used them): not imported; Label Studio's snapshot "
+        "export holds them in full", "1 draft(s) (unsubmitted work) not imported",
+        "unknown field 'hologram' in 2 object(s), first in task 1: not imported",
+        "unknown field 'sparkle' in 1 object(s), first in task 2: not imported"]

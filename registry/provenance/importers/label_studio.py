@@ -132,8 +132,10 @@ def _read_task(ctx: LSContext, task: Any, index: int) -> None:
         }
         if "reviews" in ann:
             record.update(review_fields(ann))
-        elif ann.get("updated_by") is not None and as_str(ann["updated_by"]) != annotator_id:
-            record.update(reviewer=person_fields(ann["updated_by"])[0], review_state="updated")
+        elif ann.get("updated_by") is not None:
+            editor = person_fields(ann["updated_by"])
+            if (editor[0] or editor[1]) not in (annotator_id, email):
+                record.update(reviewer=editor[0] or editor[1], review_state="updated")
         if ann.get("project") is not None:
             record["project_id"] = as_str(ann["project"])
         ctx.records.append(record)
