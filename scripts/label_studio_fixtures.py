@@ -1,4 +1,5 @@
-"""Make the Label Studio fixtures: drive a real Label Studio server and keep every export it writes.
+"""Make the Label Studio fixtures: drive a real Label Studio server and keep every export it writes
+(byte for byte as served).
 
 Starts Label Studio (its own venv, see :mod:`scripts.label_studio_server`) on 127.0.0.1 with SQLite in
 a temporary folder and, through its REST API only: signs up three annotators (two of them share the
@@ -218,8 +219,7 @@ def export_all(run: Run, pid: int, folder: Path) -> list[str]:
         name = fmt["name"]
         if fmt.get("disabled") or name.endswith(EXPORT_SKIP):
             continue
-        raw = run.api("GET", f"/api/projects/{pid}/export?exportType={name}&download_all_tasks=true")
-        raw = raw if isinstance(raw, bytes) else json.dumps(raw, indent=1, ensure_ascii=False).encode()
+        raw = run.ls.api("GET", f"/api/projects/{pid}/export?exportType={name}&download_all_tasks=true", raw=True)
         if raw[:2] == b"PK":
             target = folder / f"{name.lower()}.zip"
         else:
@@ -227,12 +227,12 @@ def export_all(run: Run, pid: int, folder: Path) -> list[str]:
             target = folder / f"{name.lower()}{suffix}"
         target.write_bytes(raw)
         written.append(name)
-    (folder / "snapshot.json").write_text(json.dumps(snapshot_export(run, pid), indent=1, ensure_ascii=False))
+    (folder / "snapshot.json").write_bytes(snapshot_export(run, pid))
     return written
 
 
-def snapshot_export(run: Run, pid: int) -> Any:
-    """The "snapshot" export (full user objects) made through the exports API and downloaded."""
+def snapshot_export(run: Run, pid: int) -> bytes:
+    """The "snapshot" export (full user objects) made through the exports API and downloaded, as served."""
     options = {"annotations__completed_by": {"only_id": False}, "drafts": {"only_id": False},
                "predictions": {"only_id": False}}
     made = run.api("POST", f"/api/projects/{pid}/exports/", {"title": "fixture snapshot",
@@ -241,8 +241,7 @@ def snapshot_export(run: Run, pid: int) -> Any:
         if run.api("GET", f"/api/projects/{pid}/exports/{made['id']}")["status"] == "completed":
             break
         time.sleep(0.5)
-    raw = run.api("GET", f"/api/projects/{pid}/exports/{made['id']}/download?exportType=JSON")
-    return json.loads(raw) if isinstance(raw, bytes) else raw
+    return bytes(run.ls.api("GET", f"/api/projects/{pid}/exports/{made['id']}/download?exportType=JSON", raw=True))
 
 
 def make_fixtures(out: Path, ls: LabelStudioServer, seed: int = SEED) -> dict[str, Any]:
@@ -264,8 +263,7 @@ def make_fixtures(out: Path, ls: LabelStudioServer, seed: int = SEED) -> dict[st
     for kind, project in facts["projects"].items():
         relabel(run, kind, project, 5 if kind == "classification" else 3)
         export_all(run, project["project_id"], out / kind / "round2")
-    users = ls.api("GET", "/api/users/")
-    (out / "users.json").write_text(json.dumps(users, indent=1, ensure_ascii=False))
+    (out / "users.json").write_bytes(ls.api("GET", "/api/users/", raw=True))
     for kind, spec in PROJECTS.items():
         (out / kind / "config.xml").write_text(spec["config"] + "\n")
     (out / "facts.json").write_text(json.dumps(facts, indent=1, ensure_ascii=False))

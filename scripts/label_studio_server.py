@@ -175,18 +175,20 @@ class LabelStudioServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def api(self, method: str, path: str, body: Any = None, *, token: str | None = None) -> Any:
-        """Call the REST API with ``token`` (default the admin's); the decoded JSON answer, or raw bytes.
+    def api(self, method: str, path: str, body: Any = None, *, token: str | None = None, raw: bool = False) -> Any:
+        """Call the REST API with ``token`` (default the admin's); the decoded JSON answer (bytes when
+        ``raw`` or when the answer is not JSON).
 
         Raises:
             LabelStudioError: an HTTP error status (with the server's answer).
         """
-        return request(f"{self.url}{path}", method, body, headers={"Authorization": f"Token {token or self.token}"})
+        return request(f"{self.url}{path}", method, body, headers={"Authorization": f"Token {token or self.token}"},
+                       raw=raw)
 
 
 def request(url: str, method: str = "GET", body: Any = None, *, headers: dict[str, str] | None = None,
-            opener: urllib.request.OpenerDirector | None = None) -> Any:
-    """One HTTP call; JSON bodies in and out (bytes out when the answer is not JSON).
+            opener: urllib.request.OpenerDirector | None = None, raw: bool = False) -> Any:
+    """One HTTP call; JSON bodies in and out (bytes out when ``raw`` or the answer is not JSON).
 
     Raises:
         LabelStudioError: an HTTP error status (with the start of the server's answer).
@@ -196,13 +198,15 @@ def request(url: str, method: str = "GET", body: Any = None, *, headers: dict[st
         **({"Content-Type": "application/json"} if data is not None else {}), **(headers or {})})
     try:
         with (opener or urllib.request.build_opener()).open(req, timeout=120) as response:
-            raw = response.read()
+            answer = response.read()
     except urllib.error.HTTPError as exc:
         raise LabelStudioError(f"{method} {url}: HTTP {exc.code}: {exc.read()[:500]!r}") from None
+    if raw:
+        return answer
     try:
-        return json.loads(raw) if raw else None
+        return json.loads(answer) if answer else None
     except ValueError:
-        return raw
+        return answer
 
 
 def main() -> None:
