@@ -27,6 +27,7 @@ __all__ = [
     "RegistryError",
     "StorageError",
     "TooLarge",
+    "UpstreamError",
     "Unauthenticated",
     "UserError",
     "VerifyFailed",
@@ -157,6 +158,13 @@ class TooLarge(InvalidInput):
     code = "too_large"
 
 
+class UpstreamError(UserError):
+    """A labeling tool's server (e.g. Label Studio) was unreachable, refused the token or failed; the
+    message names the server and the HTTP status. Nothing was committed."""
+
+    code = "upstream_error"
+
+
 EXIT_CODES: dict[type[RegistryError], int] = {
     CheckFailed: 1,
     UserError: 2,
@@ -176,6 +184,7 @@ HTTP_STATUS: dict[type[RegistryError], int] = {
     UserError: 400,
     Conflict: 409,
     StorageError: 503,
+    UpstreamError: 502,
 }
 """HTTP status by error class; the most specific listed ancestor wins."""
 

@@ -88,4 +88,5 @@ class SchemaVersionRow(SQLModel, table=True):
 from registry.audit import models as _audit_models  # noqa: E402,F401
 from registry.auth import models as _auth_models  # noqa: E402,F401
 from registry.lineage import models as _lineage_models  # noqa: E402,F401
+from registry.provenance.sync import models as _sync_models  # noqa: E402,F401
 from registry.quality import models as _quality_models  # noqa: E402,F401

@@ -332,6 +332,10 @@ cli.add_command(serve)
 from registry.cli.storage_cmds import storage  # noqa: E402
 
 cli.add_command(storage)
+from registry.cli.sync_cmds import requeue, sync  # noqa: E402
+
+cli.add_command(sync)
+cli.add_command(requeue)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

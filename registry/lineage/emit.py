@@ -52,8 +52,8 @@ if TYPE_CHECKING:
     from registry.snapshots.manifest import Layer
 
 __all__ = ["Assertion", "CommitRun", "LineageRun", "RunInfo", "begin_commit", "commit_metrics", "complete_unchanged",
-           "enqueue_commit", "enqueue_failed_run", "enqueue_qa_run", "enqueue_training_read", "fail_commit",
-           "registry_namespace", "snapshot_input"]
+           "enqueue_commit", "enqueue_export_run", "enqueue_failed_run", "enqueue_qa_run", "enqueue_training_read",
+           "fail_commit", "registry_namespace", "snapshot_input"]
 
 log = logging.getLogger(__name__)
 
@@ -372,4 +372,18 @@ def enqueue_training_read(session: Session, ctx: Context, snapshot: SnapshotRow,
     ])
     record_edge(session, "read", Node("snapshot", name, snapshot.id),
                 Node("run", spec.job.name, spec.run_id, spec.job.namespace), spec.run_id)
+    return RunInfo(spec.job, spec.run_id)
+
+
+def enqueue_export_run(session: Session, ctx: Context, snapshot: SnapshotRow, output: DatasetRef,
+                       operation: str) -> RunInfo:
+    """Queue a run (START, COMPLETE) that sends ``snapshot``'s rows to an outside dataset ``output``
+    (e.g. samples requeued to a labeling project), job ``registry`` / ``<operation>/<dataset>``, in the
+    caller's transaction."""
+    name = _dataset_name(session, snapshot)
+    spec = _spec(None, JobRef(lineage_settings().job_namespace, f"{operation}/{name}"), None, None)
+    data = snapshot_input(ctx, name, snapshot.id)
+    _queue(session, ctx, [
+        run_event(kind, utc_now(), spec.run_id, spec.job, inputs=[data], outputs=[output])
+        for kind in ("START", "COMPLETE")])
     return RunInfo(spec.job, spec.run_id)

@@ -24,7 +24,7 @@ from registry.provenance.importers import (
 )
 from registry.snapshots.commit import AnnotationInput, CommitResult, commit
 
-__all__ = ["FORMATS", "ImportResult", "import_annotations"]
+__all__ = ["FORMATS", "ImportResult", "ensure_dataset", "import_annotations"]
 
 FORMATS = ("label-studio", "coco", "table", "yolo")
 
@@ -71,7 +71,7 @@ def import_annotations(ctx: Context, fmt: str, name: str, path: Path, *, key: st
     if users is not None:
         batch = replace(batch, records=apply_users(batch.records, read_users(users)))
     config_sha = ctx.store.put_bytes(config.read_bytes()).sha256 if config is not None else None
-    created = _ensure_dataset(ctx, name, batch, author)
+    created = ensure_dataset(ctx, name, batch, author)
     details: dict[str, object] = {"format": batch.source_format, "file": path.name, "import_batch": batch_id,
                                   "samples": batch.rows.num_rows, "records": batch.records.num_rows,
                                   "guideline_version": guideline_version, "config_sha256": config_sha,
@@ -109,7 +109,7 @@ def _read(fmt: str, path: Path, *, key: str | None, guideline_version: str | Non
                                  batch_id=batch_id)
 
 
-def _ensure_dataset(ctx: Context, name: str, batch: ImportBatch, author: str | None) -> bool:
+def ensure_dataset(ctx: Context, name: str, batch: ImportBatch, author: str | None) -> bool:
     """Create ``name`` keyed by the import's key column, or check an existing one is keyed the same."""
     try:
         with transaction(ctx.engine, readonly=True) as session:

@@ -1,0 +1,43 @@
+"""``POST /api/v1/hooks/label-studio/{dataset}``: Label Studio's webhook queues a sync of the dataset and
+answers 202 at once. Authenticated by the dataset's hook secret header, not a bearer token; the sync
+runs with the server's ``LABEL_STUDIO_API_KEY`` (see docs/labeling-loop.md)."""
+
+from __future__ import annotations
+
+import os
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from registry.api.deps import base_context
+from registry.errors import TooLarge
+from registry.provenance.sync.hooks import SECRET_HEADER, HookRunner, check_secret, sync_from_row
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["hooks"])
+MAX_HOOK_BODY = 1 << 20
+"""Largest webhook body read (Label Studio's payloads are small; the sync reads the API, not the body)."""
+
+
+def hook_runner(request: Request) -> HookRunner:
+    """The app's one runner (made on first use, with the process's Label Studio token)."""
+    state = request.app.state
+    runner: HookRunner | None = getattr(state, "label_studio_hooks", None)
+    if runner is None:
+        runner = HookRunner(sync_from_row(base_context(request), os.environ.get("LABEL_STUDIO_API_KEY")))
+        state.label_studio_hooks = runner
+    return runner
+
+
+@router.post("/hooks/label-studio/{dataset}", status_code=202)
+async def label_studio_hook(dataset: str, request: Request) -> JSONResponse:
+    """Queue a sync of ``dataset`` (bursts coalesce; one sync at a time per dataset). 401 on a bad secret."""
+    check_secret(base_context(request), dataset, request.headers.get(SECRET_HEADER))
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_HOOK_BODY:
+            raise TooLarge(f"webhook body larger than {MAX_HOOK_BODY} bytes")
+    state = hook_runner(request).request(dataset)
+    return JSONResponse({"dataset": dataset, "sync": state}, status_code=202)

@@ -1,0 +1,136 @@
+"""A small client of Label Studio's REST API: the calls the sync and requeue make, each bounded in
+size and time, every failure an :class:`~registry.errors.UpstreamError` naming the server and status.
+
+The token is sent as ``Authorization: Token ...`` and appears in no message, log or audit event.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from registry.errors import InvalidInput, UpstreamError
+
+__all__ = ["MAX_RESPONSE_BYTES", "PAGE_SIZE", "LabelStudioClient", "server_namespace"]
+
+PAGE_SIZE = 500
+"""Tasks per page when listing a project."""
+MAX_RESPONSE_BYTES = 256 * 2**20
+"""Largest answer read from the server (a page of tasks, the users, a project)."""
+TIMEOUT = httpx.Timeout(120.0, connect=10.0)
+
+
+def server_namespace(url: str) -> str:
+    """The OpenLineage namespace of a Label Studio server: ``scheme://host:port`` of its URL (the
+    naming spec's form for HTTP services), without credentials, path or query."""
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.scheme}://{parts.hostname}:{port}"
+
+
+def check_url(url: str) -> str:
+    """``url`` without a trailing slash, if it is an http(s) URL with a host.
+
+    Raises:
+        InvalidInput: anything else, or a URL carrying credentials (use ``LABEL_STUDIO_API_KEY``).
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput(f"--url {url!r}: expected the Label Studio server's http(s) URL, e.g. http://localhost:8080")
+    if parts.username or parts.password:
+        raise InvalidInput("--url must not carry credentials; put the token in LABEL_STUDIO_API_KEY")
+    return url.rstrip("/")
+
+
+class LabelStudioClient:
+    """Calls to one Label Studio server with one API token."""
+
+    def __init__(self, url: str, token: str | None) -> None:
+        if not token:
+            raise InvalidInput("set LABEL_STUDIO_API_KEY to a Label Studio API token (Account & Settings)")
+        self.url = check_url(url)
+        self._http = httpx.Client(base_url=self.url, timeout=TIMEOUT,
+                                  headers={"Authorization": f"Token {token}"}, follow_redirects=False)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> LabelStudioClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def call(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None) -> Any:
+        """One API call; the decoded JSON answer (None for an empty one).
+
+        Raises:
+            UpstreamError: unreachable, a timeout, an HTTP error status or an answer that is not JSON.
+        """
+        where = f"Label Studio at {self.url}"
+        try:
+            with self._http.stream(method, path, params=params, json=body) as response:
+                raw = bytearray()
+                for chunk in response.iter_bytes():
+                    raw += chunk
+                    if len(raw) > MAX_RESPONSE_BYTES:
+                        raise UpstreamError(f"{where}: {method} {path} answered more than "
+                                            f"{MAX_RESPONSE_BYTES // 2**20} MiB")
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"{where} is unreachable ({type(exc).__name__}: {exc})") from None
+        if response.status_code >= 400:
+            hint = " (check LABEL_STUDIO_API_KEY)" if response.status_code in (401, 403) else ""
+            detail = bytes(raw[:200]).decode(errors="replace").strip()
+            raise UpstreamError(f"{where}: {method} {path} failed with HTTP {response.status_code}{hint}: {detail}")
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise UpstreamError(f"{where}: {method} {path} answered HTTP {response.status_code} "
+                                "with something other than JSON") from None
+
+    def version(self) -> str | None:
+        answer = self.call("GET", "/api/version")
+        return str(answer.get("release")) if isinstance(answer, dict) and answer.get("release") else None
+
+    def project(self, project: int) -> dict[str, Any]:
+        answer = self.call("GET", f"/api/projects/{project}/")
+        if not isinstance(answer, dict):
+            raise UpstreamError(f"Label Studio at {self.url}: project {project} answered no object")
+        return answer
+
+    def users(self) -> list[dict[str, Any]]:
+        answer = self.call("GET", "/api/users/")
+        items = answer.get("results") if isinstance(answer, dict) else answer
+        return [u for u in items or [] if isinstance(u, dict)]
+
+    def _pages(self, project: int, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        page = 1
+        while True:
+            answer = self.call("GET", "/api/tasks/", params={"project": project, "page": page,
+                                                              "page_size": PAGE_SIZE, **params})
+            tasks = answer.get("tasks") if isinstance(answer, dict) else None
+            if not isinstance(tasks, list):
+                raise UpstreamError(f"Label Studio at {self.url}: /api/tasks/ answered no task list")
+            yield from (t for t in tasks if isinstance(t, dict))
+            if len(tasks) < PAGE_SIZE or page * PAGE_SIZE >= int(answer.get("total") or 0):
+                return
+            page += 1
+
+    def task_versions(self, project: int) -> dict[int, str]:
+        """Every task id of ``project`` with its ``updated_at`` (which Label Studio moves whenever an
+        annotation or prediction of the task is created, updated or deleted)."""
+        return {int(t["id"]): str(t.get("updated_at")) for t in self._pages(project, {"include": "id,updated_at"})}
+
+    def tasks_since(self, project: int, since: str | None) -> Iterator[dict[str, Any]]:
+        """Full tasks (data, annotations, predictions) updated after ``since`` (all when None)."""
+        params: dict[str, Any] = {"fields": "all"}
+        if since is not None:
+            params["query"] = json.dumps({"filters": {"conjunction": "and", "items": [{
+                "filter": "filter:tasks:updated_at", "operator": "greater", "type": "Datetime", "value": since}]}})
+        return self._pages(project, params)
