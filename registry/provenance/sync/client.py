@@ -83,7 +83,7 @@ class LabelStudioClient:
         except httpx.HTTPError as exc:
             raise UpstreamError(f"{where} is unreachable ({type(exc).__name__}: {exc})") from None
         if response.status_code >= 400:
-            hint = " (check LABEL_STUDIO_API_KEY)" if response.status_code in (401, 403) else ""
+            hint = " (check LABEL_STUDIO_API_KEY)" if response.status_code == 401 else ""
             detail = bytes(raw[:200]).decode(errors="replace").strip()
             raise UpstreamError(f"{where}: {method} {path} failed with HTTP {response.status_code}{hint}: {detail}")
         if not raw:
