@@ -240,8 +240,9 @@ def test_requeue_sends_samples_with_predictions(reg: Registry, run: Run, tmp_pat
     (event,) = reg.audit_log(action="labeling.requeue")
     assert event.details["created"] == 10 and event.snapshot is not None
 
+    annotate(run, "a1", next(t["id"] for t in back if t["data"]["sample"] == "h1"), "cat")
     synced = sync(reg, run, "again", pid)
-    assert synced.predictions == 10
+    assert (synced.predictions, synced.annotations) == (10, 1)
     more = requeue(reg.ctx, "again@main", url=run.ls.url, project=pid, token=run.ls.token,
                    where="sample = 'h1'", prediction_column="label", model_version="m-8")
     assert len(more.predicted) == 1 and not more.created

@@ -18,7 +18,9 @@ from registry.errors import InvalidInput, UpstreamError
 __all__ = ["MAX_RESPONSE_BYTES", "PAGE_SIZE", "LabelStudioClient", "server_namespace"]
 
 PAGE_SIZE = 500
-"""Tasks per page when listing a project."""
+"""Full tasks (data, annotations, predictions) per page."""
+ID_PAGE_SIZE = 5000
+"""Task ids and update times per page (a few dozen bytes each)."""
 MAX_RESPONSE_BYTES = 256 * 2**20
 """Largest answer read from the server (a page of tasks, the users, a project)."""
 TIMEOUT = httpx.Timeout(120.0, connect=10.0)
@@ -109,23 +111,24 @@ class LabelStudioClient:
         items = answer.get("results") if isinstance(answer, dict) else answer
         return [u for u in items or [] if isinstance(u, dict)]
 
-    def _pages(self, project: int, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    def _pages(self, project: int, params: dict[str, Any], size: int = PAGE_SIZE) -> Iterator[dict[str, Any]]:
         page = 1
         while True:
             answer = self.call("GET", "/api/tasks/", params={"project": project, "page": page,
-                                                              "page_size": PAGE_SIZE, **params})
+                                                              "page_size": size, **params})
             tasks = answer.get("tasks") if isinstance(answer, dict) else None
             if not isinstance(tasks, list):
                 raise UpstreamError(f"Label Studio at {self.url}: /api/tasks/ answered no task list")
             yield from (t for t in tasks if isinstance(t, dict))
-            if len(tasks) < PAGE_SIZE or page * PAGE_SIZE >= int(answer.get("total") or 0):
+            if len(tasks) < size or page * size >= int(answer.get("total") or 0):
                 return
             page += 1
 
     def task_versions(self, project: int) -> dict[int, str]:
         """Every task id of ``project`` with its ``updated_at`` (which Label Studio moves whenever an
         annotation or prediction of the task is created, updated or deleted)."""
-        return {int(t["id"]): str(t.get("updated_at")) for t in self._pages(project, {"include": "id,updated_at"})}
+        listed = self._pages(project, {"include": "id,updated_at"}, ID_PAGE_SIZE)
+        return {int(t["id"]): str(t.get("updated_at")) for t in listed}
 
     def tasks_since(self, project: int, since: str | None) -> Iterator[dict[str, Any]]:
         """Full tasks (data, annotations, predictions) updated after ``since`` (all when None)."""

@@ -76,8 +76,9 @@ def save_state(ctx: Context, name: str, state: SyncState, *, annotations: int | 
     blob = json.dumps({str(k): list(v) for k, v in sorted(state.tasks.items())}, separators=(",", ":")).encode()
     sha = ctx.store.put_bytes(blob).sha256
     with transaction(ctx.engine) as session:
-        dataset = catalog.get_dataset(session, name)
-        row = session.get(LabelSyncRow, dataset.id) or LabelSyncRow(dataset_id=dataset.id, server_url=state.url,
+        dataset_id = catalog.get_dataset(session, name).id
+        assert dataset_id is not None
+        row = session.get(LabelSyncRow, dataset_id) or LabelSyncRow(dataset_id=dataset_id, server_url=state.url,
                                                                     project_id=state.project)
         row.key_field, row.state_sha256, row.tasks = state.key, sha, len(state.tasks)
         row.guideline_version = state.guideline_version
