@@ -37,7 +37,7 @@ URL_ENV = "REGISTRY_URL"
 TOKEN_ENV = "REGISTRY_TOKEN"
 TIMEOUT_ENV = "REGISTRY_TIMEOUT"
 LOCAL_ONLY = ("init", "db upgrade", "gc", "compact", "serve", "token", "audit seal", "lineage flush",
-              "lineage status")
+              "lineage status", "sync", "requeue")
 """Commands with no endpoint: they change the home itself, so they run only where it lives."""
 _ALL_ROWS = 2**31 - 1
 """``rows`` for a label diff that lists every change (the local ``rows=None``)."""
