@@ -8,6 +8,7 @@ these expectations never come from the importer under test.
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,20 @@ import pytest
 
 from registry import Registry
 from registry.context import create_home
+
+
+def require_label_studio(what: str) -> None:
+    """Skip (fail under ``CI=true``) when Label Studio's venv is absent, naming ``what`` needs it."""
+    from scripts.label_studio_server import LS_VERSION, venv_path
+
+    if (venv_path() / "bin" / "label-studio").is_file():
+        return
+    reason = (f"no Label Studio {LS_VERSION} venv at {venv_path()}: run scripts/setup.sh "
+              "(python scripts/label_studio_server.py --ensure-venv)")
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI must run {what}: {reason}")
+    pytest.skip(reason)
+
 
 FIXTURES = Path(__file__).parent / "fixtures" / "label-studio"
 LS_FORMATS = ("json.json", "snapshot.json", "json_min.json", "csv.csv", "tsv.tsv")

@@ -8,7 +8,6 @@ importers must accept it and report no field or result type they do not know.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,20 +17,15 @@ import pytest
 from registry import Registry
 from registry.provenance.importers import read_coco, read_label_studio, read_yolo
 from scripts.label_studio_fixtures import make_fixtures
-from scripts.label_studio_server import LS_VERSION, LabelStudioServer, venv_path
-from tests.label_studio_facts import LS_FORMATS, assert_export_imports, sqlite_registry
+from scripts.label_studio_server import LS_VERSION, LabelStudioServer
+from tests.label_studio_facts import LS_FORMATS, assert_export_imports, require_label_studio, sqlite_registry
 
 pytestmark = pytest.mark.label_studio_live
 
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
-    if not (venv_path() / "bin" / "label-studio").is_file():
-        reason = (f"no Label Studio {LS_VERSION} venv at {venv_path()}: run scripts/setup.sh "
-                  "(python scripts/label_studio_server.py --ensure-venv)")
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must run the Label Studio live test: {reason}")
-        pytest.skip(reason)
+    require_label_studio("the Label Studio live test")
     out = tmp_path_factory.mktemp("label-studio")
     with LabelStudioServer() as server:
         facts = make_fixtures(out, server)

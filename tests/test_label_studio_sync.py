@@ -31,10 +31,10 @@ from registry.provenance.sync.requeue import requeue
 from registry.provenance.sync.service import sync_label_studio
 from registry.snapshots.history import resolve_ref
 from scripts.label_studio_fixtures import Run, sign_up
-from scripts.label_studio_server import LS_VERSION, LabelStudioServer, venv_path
+from scripts.label_studio_server import LabelStudioServer
 from tests.api_support import serve
 from tests.conftest import Cli
-from tests.label_studio_facts import sqlite_registry
+from tests.label_studio_facts import require_label_studio, sqlite_registry
 
 pytestmark = pytest.mark.label_studio_live
 
@@ -45,12 +45,7 @@ CONFIG = ('<View><Text name="text" value="$text"/><Choices name="label" toName="
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     """One real server for the module, with two annotators signed up through the invite link."""
-    if not (venv_path() / "bin" / "label-studio").is_file():
-        reason = (f"no Label Studio {LS_VERSION} venv at {venv_path()}: run scripts/setup.sh "
-                  "(python scripts/label_studio_server.py --ensure-venv)")
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must run the Label Studio sync tests: {reason}")
-        pytest.skip(reason)
+    require_label_studio("the Label Studio sync tests")
     server = LabelStudioServer(workdir=tmp_path_factory.mktemp("ls-sync"))
     with pytest.MonkeyPatch.context() as env:
         env.setenv("USE_DEFAULT_BANNED_SUBNETS", "false")  # its webhooks may call a registry on 127.0.0.1

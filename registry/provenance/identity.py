@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from registry.errors import InvalidInput
 
-__all__ = ["Person", "apply_users", "identity_key", "identity_label", "identity_labels", "read_users"]
+__all__ = ["Person", "apply_users", "identity_key", "identity_label", "identity_labels", "person_of", "read_users"]
 
 MAX_USERS_BYTES = 64 * 1024 * 1024
 
@@ -55,8 +55,13 @@ def _person(entry: Any, index: int, path: Path) -> Person:
     if not isinstance(entry, dict) or entry.get("id") is None:
         raise InvalidInput(f"{path}: user at position {index} is not an object with an 'id' (expected Label "
                            "Studio's /api/users/ answer)")
-    full = " ".join(str(entry.get(k) or "").strip() for k in ("first_name", "last_name")).strip()
-    return Person(str(entry["id"]), entry.get("email") or None, full or entry.get("username") or None)
+    return person_of(entry)
+
+
+def person_of(user: dict[str, Any]) -> Person:
+    """A :class:`Person` from one user object of Label Studio's ``/api/users/`` (it must have an ``id``)."""
+    full = " ".join(str(user.get(k) or "").strip() for k in ("first_name", "last_name")).strip()
+    return Person(str(user["id"]), user.get("email") or None, full or user.get("username") or None)
 
 
 def read_users(path: Path) -> dict[str, Person]:

@@ -29,7 +29,7 @@ from registry.context import Context
 from registry.db import transaction
 from registry.errors import NotFound
 from registry.lineage.emit import LineageRun
-from registry.provenance.identity import Person, apply_users
+from registry.provenance.identity import Person, apply_users, person_of
 from registry.provenance.importers import ImportBatch, read_label_studio
 from registry.provenance.importers.label_studio import TASK_FIELDS
 from registry.provenance.records import empty_records
@@ -97,12 +97,7 @@ def _earlier(stamp: str) -> str | None:
 
 
 def _users(client: LabelStudioClient) -> dict[str, Person]:
-    people = {}
-    for user in client.users():
-        full = " ".join(str(user.get(k) or "").strip() for k in ("first_name", "last_name")).strip()
-        people[str(user["id"])] = Person(str(user["id"]), user.get("email") or None,
-                                         full or user.get("username") or None)
-    return people
+    return {str(user["id"]): person_of(user) for user in client.users() if user.get("id") is not None}
 
 
 def _fetch(client: LabelStudioClient, state: SyncState, versions: dict[int, str],
