@@ -5,6 +5,10 @@ server is in test_label_studio_sync.py."""
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -105,3 +109,17 @@ def test_hook_route_checks_the_secret_and_answers_202(reg: Registry, monkeypatch
         assert status["runs"] == 1 and "127.0.0.1:9" in str(status["last_error"])  # logged, nothing committed
         assert len(reg.log("pets")) == 1
         assert "a-token" not in str(status["last_error"])
+
+
+def test_every_keeps_polling_through_failures(tmp_path: Path, reg: Registry) -> None:
+    """``--every`` prints a line per cycle and keeps going when the server is down; stopping it is clean."""
+    env = {**os.environ, "REGISTRY_HOME": str(reg.home), "LABEL_STUDIO_API_KEY": "t0ken"}
+    proc = subprocess.Popen([sys.executable, "-m", "registry.cli.main", "sync", "label-studio", "pets", "--url",
+                             "http://127.0.0.1:9", "--project", "1", "--every", "1s"], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(8)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    failures = [line for line in err.splitlines() if "sync failed" in line]
+    assert len(failures) >= 2 and all("http://127.0.0.1:9" in line for line in failures), err
+    assert "t0ken" not in out + err and proc.returncode == 0 and reg.datasets() == []

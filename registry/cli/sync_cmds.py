@@ -72,17 +72,24 @@ def label_studio(ctx: click.Context, name: str, url: str, project: int, key: str
         output.emit(result.to_dict(), as_json, result.line())
         return result
 
-    result = cycle()
+    if interval is None:
+        result = cycle()
+        if hook_url is not None:
+            _register(reg.ctx, name, url, project, hook_url, as_json)
+        if evaluate and result.gate and result.gate.get("status") == "failed":
+            ctx.exit(1)
+        return
     if hook_url is not None:
-        _register(reg.ctx, name, url, project, hook_url, as_json)
-    if evaluate and result.gate and result.gate.get("status") == "failed" and interval is None:
-        ctx.exit(1)
-    while interval is not None:
-        time.sleep(interval)
-        try:
-            cycle()
-        except RegistryError as exc:  # keep polling: the next cycle resumes from the last committed point
-            output.note(f"sync failed: {exc.message}")
+        raise InvalidInput("--register-webhook registers once; run it without --every")
+    try:
+        while True:
+            try:
+                cycle()
+            except RegistryError as exc:  # keep polling: the next cycle resumes from the last committed point
+                output.note(f"{time.strftime('%H:%M:%S')} sync failed: {exc.message}")
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        output.note("stopped")
 
 
 def _register(ctx: Any, name: str, url: str, project: int, hook_url: str, as_json: bool) -> None:
