@@ -99,8 +99,9 @@ def test_sync_follows_annotations_updates_and_deletes(reg: Registry, run: Run) -
     tasks = {t["data"]["sample"]: t["id"] for t in run.api("GET", f"/api/tasks/?project={pid}")["tasks"]}
     acts = {(who, s): annotate(run, who, tasks[s], label)
             for who, label in (("a1", "cat"), ("a3", "dog")) for s in ("s0", "s1", "s2")}
-    first = sync(reg, run, "pets", pid, guideline_version="v1")
-    assert first.snapshot_id is not None
+    reg.set_policy("pets", "maintainers: [alice]\nchecks:\n  - check: row_count\n    min: 4\n", actor="alice")
+    first = sync(reg, run, "pets", pid, guideline_version="v1", evaluate=True)
+    assert first.snapshot_id is not None and first.gate is not None and first.gate["status"] == "passed"
     assert (first.tasks, first.tasks_changed, first.tasks_deleted, first.annotations) == (4, 4, 0, 6)
     assert len(reg.log("pets")) == 1 and reg.read("pets").num_rows == 4
     got = records(reg, "pets")
@@ -115,8 +116,9 @@ def test_sync_follows_annotations_updates_and_deletes(reg: Registry, run: Run) -
     run.api("PATCH", f"/api/annotations/{acts[('a3', 's0')]}/", fix, "a3")
     run.api("DELETE", f"/api/annotations/{acts[('a3', 's1')]}/")
     run.api("DELETE", f"/api/tasks/{tasks['s2']}/")
-    third = sync(reg, run, "pets", pid)
+    third = sync(reg, run, "pets", pid, evaluate=True)
     assert (third.tasks_changed, third.tasks_deleted) == (2, 1)
+    assert third.gate is not None and third.gate["status"] == "failed"  # 3 rows < min 4: the verdict is reported
     diff = reg.diff(f"pets@{first.snapshot_id}", "pets@main")
     assert (diff.added, diff.removed, diff.changed) == (0, 1, 2)
     after = records(reg, "pets")
@@ -198,7 +200,7 @@ def test_server_stopped_mid_sync_commits_nothing_and_the_next_sync_resumes(
     port = run.ls.port
 
     def kill(message: str) -> None:
-        if "changed" in message and run.ls.process is not None:
+        if "fetched" in message and run.ls.process is not None:  # after the tasks, before users and commit
             os.killpg(run.ls.process.pid, signal.SIGKILL)
             run.ls.process.wait()
 

@@ -1,9 +1,10 @@
 """``registry sync label-studio``: read what changed in a Label Studio project through its REST API
 and commit it as one snapshot (action ``snapshot.sync``), or nothing when nothing changed.
 
-What is fetched: every task's ``(id, updated_at)`` (cheap), then in full (data, annotations,
-predictions) only the tasks whose ``updated_at`` differs from the saved resume point, plus the
-project's labeling config and users. Those tasks go through the JSON importer
+What is fetched: in full (data, annotations, predictions) only the tasks whose ``updated_at`` is
+newer than the saved resume point (Label Studio moves it on every annotation or prediction change),
+plus the project (labeling config, task count) and users; the task ids are listed only when the
+count says a task was deleted. Those tasks go through the JSON importer
 (:func:`~registry.provenance.importers.read_label_studio`); their rows are upserted, rows of deleted
 tasks removed, and the records of touched samples replaced, so a removed annotation becomes a
 tombstone. Everything is read before the commit: a failure on the way commits nothing and leaves the
@@ -100,20 +101,26 @@ def _users(client: LabelStudioClient) -> dict[str, Person]:
     return {str(user["id"]): person_of(user) for user in client.users() if user.get("id") is not None}
 
 
-def _fetch(client: LabelStudioClient, state: SyncState, versions: dict[int, str],
-           changed: set[int]) -> list[dict[str, Any]]:
-    """The changed tasks in full (and any created since ``versions`` was read)."""
-    if not changed:
-        return []
-    since = None
-    if len(changed) * 2 < len(versions):
-        since = _earlier(min(versions[t] for t in changed))
+def _fetch(client: LabelStudioClient, state: SyncState) -> list[dict[str, Any]]:
+    """The tasks changed since the resume point, in full: filtered on the server by ``updated_at`` (all
+    tasks on the first sync), then kept if their ``updated_at`` differs from the one committed."""
+    since = _earlier(state.last_updated_at) if state.tasks and state.last_updated_at else None
     wanted = []
     for task in client.tasks_since(state.project, since):
-        task_id = int(task["id"])
-        if task_id in changed or task_id not in state.tasks:
+        known = state.tasks.get(int(task["id"]))
+        if known is None or known[1] != str(task.get("updated_at")):
             wanted.append({k: v for k, v in task.items() if k in TASK_FIELDS})
     return wanted
+
+
+def _deleted(client: LabelStudioClient, state: SyncState, count: Any, tasks: list[dict[str, Any]]) -> set[int]:
+    """Tasks of the resume point no longer in the project. The project's task count tells whether any
+    went (committed tasks + new ones fetched now = count); only then are all task ids listed."""
+    new = sum(1 for t in tasks if int(t["id"]) not in state.tasks)
+    if not state.tasks or (isinstance(count, int) and count == len(state.tasks) + new):
+        return set()
+    listed = client.task_versions(state.project)
+    return set(state.tasks) - set(listed)
 
 
 def _read(tasks: list[dict[str, Any]], state: SyncState, config: str, tool_version: str | None,
@@ -163,18 +170,18 @@ def sync_label_studio(ctx: Context, name: str, *, url: str, project: int, token:
         state = load_state(ctx, name, client.url, project, key)
         if guideline_version is not None:
             state.guideline_version = guideline_version
-        note(f"listing tasks of project {project} at {client.url}")
-        config = str(client.project(project).get("label_config") or "")
-        versions = client.task_versions(project)
-        changed = {t for t, stamp in versions.items() if state.tasks.get(t, ("", ""))[1] != stamp}
-        deleted = set(state.tasks) - set(versions)
-        note(f"{len(versions)} task(s): {len(changed)} changed, {len(deleted)} deleted")
-        tasks = _fetch(client, state, versions, changed)
+        note(f"reading project {project} at {client.url}")
+        about = client.project(project)
+        config = str(about.get("label_config") or "")
+        tasks = _fetch(client, state)
+        note(f"{len(tasks)} changed task(s) fetched")
+        deleted = _deleted(client, state, about.get("task_number"), tasks)
+        total = len(state.tasks) + sum(1 for t in tasks if int(t["id"]) not in state.tasks) - len(deleted)
+        note(f"{total} task(s): {len(tasks)} changed, {len(deleted)} deleted")
         fetched = {int(t["id"]) for t in tasks}
-        deleted |= (changed - fetched) & set(state.tasks)  # listed, then gone before the fetch
         users = _users(client) if tasks else {}
         tool_version = client.version() if tasks else None
-    result = SyncResult(name, client.url, project, None, len(versions), len(tasks), len(deleted), 0, 0)
+    result = SyncResult(name, client.url, project, None, total, len(tasks), len(deleted), 0, 0)
     if not tasks and not deleted and state.exists:
         return result
     with tempfile.TemporaryDirectory(prefix="registry-sync-") as workdir:
