@@ -50,21 +50,27 @@ def populate(ls: LabelStudioServer, tasks: int, annotations: int, rng: random.Ra
     return pid
 
 
-def change(ls: LabelStudioServer, pid: int, count: int, rng: random.Random) -> None:
-    """Update one annotation of each of ``count`` random tasks through the API."""
-    listed: list[dict[str, Any]] = []
-    page = 1
-    while True:
-        answer = ls.api("GET", f"/api/tasks/?project={pid}&fields=all&page={page}&page_size=1000")
-        listed += answer["tasks"]
-        if len(listed) >= answer["total"]:
-            break
-        page += 1
-    for task in rng.sample(listed, count):
-        annotation = task["annotations"][0]
-        label = annotation["result"][0]["value"]["choices"][0]
-        other = LABELS[(LABELS.index(label) + 1) % len(LABELS)]
-        ls.api("PATCH", f"/api/annotations/{annotation['id']}/", {"result": _result(other)})
+def change(ls: LabelStudioServer, reg: Registry, count: int, rng: random.Random) -> None:
+    """Update one annotation of each of ``count`` random tasks through the API (picked from the synced
+    records, which hold every annotation id and label)."""
+    table = _records(reg)
+    first_of_task: dict[str, tuple[str, str]] = {}
+    for row in table.select(["task_id", "annotation_id", "value"]).to_pylist():
+        first_of_task.setdefault(row["task_id"], (row["annotation_id"], row["value"]))
+    for task in rng.sample(sorted(first_of_task), count):
+        annotation_id, label = first_of_task[task]
+        other = LABELS[(LABELS.index(label) + 1) % len(LABELS)] if label in LABELS else LABELS[0]
+        ls.api("PATCH", f"/api/annotations/{annotation_id.removeprefix('annotation:')}/", {"result": _result(other)})
+
+
+def _records(reg: Registry) -> Any:
+    from registry.db import transaction
+    from registry.provenance.store import records_at
+    from registry.snapshots.history import resolve_ref
+
+    with transaction(reg.ctx.engine, readonly=True) as session:
+        _dataset, snapshot = resolve_ref(session, "bench@main")
+        return records_at(reg.ctx, session, snapshot)
 
 
 def timed_sync(reg: Registry, ls: LabelStudioServer, pid: int) -> tuple[float, Any]:
@@ -90,7 +96,7 @@ def main() -> None:
         first_s, first = timed_sync(reg, ls, pid)
         assert first.tasks_changed == args.tasks and first.annotations == args.tasks * args.annotations, first
         print(f"first sync: {first_s:.1f} s", flush=True)
-        change(ls, pid, args.changed, rng)
+        change(ls, reg, args.changed, rng)
         second_s, second = timed_sync(reg, ls, pid)
         assert second.tasks_changed == args.changed and second.commit is not None, second
         assert second.commit.changed == args.changed or second.commit.changed <= args.changed, second.commit

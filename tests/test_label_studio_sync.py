@@ -90,7 +90,7 @@ def records(reg: Registry, ref: str) -> pa.Table:
 
 def test_sync_follows_annotations_updates_and_deletes(reg: Registry, run: Run) -> None:
     pid, _ = new_project(run, 0)
-    empty = sync(reg, run, "pets", pid)
+    empty = sync(reg, run, "pets", pid, author="alice")
     assert empty.snapshot_id is None and empty.dataset_created and [d.name for d in reg.datasets()] == ["pets"]
     with pytest.raises(NotFound):
         reg.log("pets")
