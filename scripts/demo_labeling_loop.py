@@ -70,7 +70,7 @@ def main() -> None:
         ls.api("DELETE", f"/api/tasks/{tasks['img-005.jpg']}/")
         print("an annotator corrected img-000.jpg and a manager deleted task img-005.jpg")
         run(*sync, env=env)
-        run("registry", "diff", "live-signs~1", "live-signs@main", "--labels", "--rows", "5")
+        run("registry", "diff", "live-signs@main~1", "live-signs@main", "--labels", "--rows", "5")
         run("registry", "audit", "log", "--action", "snapshot.sync")
 
         with socket.socket() as sock:
@@ -92,12 +92,17 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=20)
-        run("registry", "requeue", "live-signs@main", "--to", "label-studio", "--url", ls.url, "--project", str(pid),
-            "--where", "disputed", "--prediction-column", "label", "--model-version", "sign-model-3", "--dry-run",
-            env=env)
-        run("registry", "requeue", "live-signs@main", "--to", "label-studio", "--url", ls.url, "--project", str(pid),
-            "--where", "disputed", "--prediction-column", "label", "--model-version", "sign-model-3", env=env)
-
+        Path("sign-model-3.csv").write_text("image,text,label,pred,score\n" + "".join(
+            f"new-{i:03d}.jpg,sign {i},{'stop' if i % 2 else 'yield'},{'yield' if i % 3 else 'stop'},{0.5 + i / 20}\n"
+            for i in range(8)))
+        run("registry", "dataset", "create", "sign-model-3", "--key", "image")
+        run("registry", "commit", "sign-model-3", "sign-model-3.csv", "-m", "model 3 predictions on new crops")
+        requeue = ["registry", "requeue", "sign-model-3@main", "--to", "label-studio", "--url", ls.url, "--project",
+                   str(pid), "--where", "label != pred", "--prediction-column", "pred", "--score-column", "score",
+                   "--model-version", "sign-model-3"]
+        run(*requeue, "--dry-run", env=env)
+        run(*requeue, env=env)
+        run("registry", "audit", "log", "--action", "labeling.requeue")
 
 if __name__ == "__main__":
     main()
