@@ -34,10 +34,13 @@ class Settings(BaseSettings):
     storage_url: str | None = None
     """Where objects live; default ``file://<home>/objects``."""
     max_layers: int = 8
-    """A branch head with more layers than this is compacted (upper layers merged) after a commit."""
-    compact_rows: int = 20_000
-    """A head whose layers above the base hold more rows than this is compacted into one layer
-    after a commit, so reads stay close to the speed of one file (0 turns it off)."""
+    """Automatic compaction (``registry compact --auto``, the ``registry serve`` worker) merges the upper
+    layers of a branch head that has more layers than this, in size tiers."""
+    compact_base_fraction: float = 0.25
+    """Automatic compaction rewrites a head's base once the layers above it hold this fraction of its rows
+    (0: never), so the bytes it writes follow the change, not the table."""
+    compact_interval: float = 60.0
+    """Seconds between automatic compaction passes of the ``registry serve`` worker (0: no worker)."""
     actor: str | None = None
     """Who is acting, when ``--author`` is not given."""
     audit_seal_events: int = 10_000

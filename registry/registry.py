@@ -16,7 +16,7 @@ from registry.db import transaction
 from registry.lineage.emit import LineageRun
 from registry.snapshots import history
 from registry.snapshots.commit import CommitResult, Mode, commit
-from registry.snapshots.compact import CompactResult, compact
+from registry.snapshots.compact import CompactResult, auto_compact, compact
 from registry.snapshots.diff import ChangeSet, DiffResult, change_set, diff
 from registry.snapshots.gc import DEFAULT_MIN_AGE, GcReport, gc
 from registry.snapshots.history import SchemaVersionInfo, SnapshotInfo
@@ -175,7 +175,13 @@ class Registry:
         return gc(self.ctx, dry_run, min_age, actor)
 
     def compact(self, ref: str, full: bool = True, actor: str | None = None) -> CompactResult:
+        """Merge the layers of the snapshot ``ref`` names (all, or with ``full=False`` those above the base)."""
         return compact(self.ctx, ref, full, actor)
+
+    def compact_auto(self, names: Sequence[str] | None = None, actor: str | None = None) -> list[CompactResult]:
+        """Apply the compaction policy to every branch head of ``names`` (default every dataset), as
+        ``registry compact --auto`` and the ``registry serve`` worker do; returns what was compacted."""
+        return auto_compact(self.ctx, names, actor)
 
     def audit_log(self, *, dataset: str | None = None, actor: str | None = None, action: str | None = None,
                   since: str | None = None, until: str | None = None, limit: int | None = None) -> list[AuditEvent]:

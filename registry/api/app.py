@@ -138,9 +138,12 @@ def create_app(home: Path, settings: Settings | None = None, max_upload_bytes: i
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         from registry.lineage.worker import start_worker, stop_worker
+        from registry.snapshots import compact_worker
 
         start_worker(ctx)  # lineage delivery by a thread of this process, not a process per commit
+        compact_worker.start_worker(ctx)  # automatic compaction, never inside a request
         yield
+        compact_worker.stop_worker(ctx)
         stop_worker(ctx)
         ctx.close()
 

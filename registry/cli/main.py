@@ -297,13 +297,25 @@ def gc(state: _State, dry_run: bool, min_age: float, as_json: bool) -> None:
 
 
 @cli.command()
-@click.argument("ref")
+@click.argument("refs", nargs=-1)
+@click.option("--auto", "auto", is_flag=True,
+              help="Apply the compaction policy to every branch head of the NAMEs given (default every dataset); "
+                   "for cron.")
 @json_option
 @pass_state
-def compact(state: _State, ref: str, as_json: bool) -> None:
+def compact(state: _State, refs: tuple[str, ...], auto: bool, as_json: bool) -> None:
     """Merge the layers of NAME (or NAME@REF) into one; ids and content do not change."""
-    with output.status(f"compacting {ref}"):
-        result = state.registry().compact(ref)
+    if auto:
+        results = state.registry().compact_auto(list(refs) or None)
+        output.emit([r.to_dict() for r in results], as_json,
+                    "\n".join(f"{r.dataset}@{r.ref}: {r.layers_before} layer(s) -> {r.layers_after}"
+                              f"{' (base rewritten)' if r.full else ''}" for r in results)
+                    or "nothing to compact")
+        return
+    if len(refs) != 1:
+        raise click.UsageError("give one NAME or NAME@REF to compact, or --auto [NAME...]")
+    with output.status(f"compacting {refs[0]}"):
+        result = state.registry().compact(refs[0])
     output.emit(result.to_dict(), as_json,
                 f"{result.dataset}@{result.snapshot_id[:12]}: {result.layers_before} layer(s) -> "
                 f"{result.layers_after}")

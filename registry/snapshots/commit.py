@@ -8,11 +8,12 @@ most unreferenced objects, which ``gc`` removes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -20,19 +21,21 @@ from sqlalchemy.exc import IntegrityError
 
 from registry import catalog
 from registry.audit import log as audit
-from registry.context import SYSTEM_ACTOR, Context, resolve_actor
+from registry.context import Actor, Context, resolve_actor
 from registry.db import transaction
 from registry.errors import BreakingSchemaChange, InvalidInput, RefConflict
 from registry.failpoints import failpoint
 from registry.lineage import emit as lineage_emit
-from registry.models import SchemaVersionRow, SnapshotRow
+from registry.models import DatasetRow, SchemaVersionRow, SnapshotRow
 from registry.snapshots.describe import describe_change
 from registry.snapshots.hashing import hash_table, key_hash
-from registry.snapshots.layers import LayerIndex, compare_sorted, in_sorted, write_parquet_object
+from registry.snapshots.identity import assign_ids, rows_equal
+from registry.snapshots.layers import LayerIndex, alt_metadata, in_sorted, write_parquet_object
 from registry.snapshots.manifest import Layer, Manifest, snapshot_id
 from registry.snapshots.reader import ManifestReader
-from registry.snapshots.schema import compare_schemas, fingerprint, schema_to_json
+from registry.snapshots.schema import SchemaChange, compare_schemas, fingerprint, schema_to_json
 from registry.snapshots.tables import check_keys, normalize, read_table_file, require_key_columns
+from registry.storage.verified import corrupt
 from registry.timeutil import utc_now
 
 if TYPE_CHECKING:
@@ -66,7 +69,16 @@ class CommitResult:
 
 
 def load_manifest(ctx: Context, snapshot: SnapshotRow) -> Manifest:
-    return Manifest.from_bytes(ctx.store.read_bytes(snapshot.manifest_sha256), f"manifest of {snapshot.id}")
+    """The snapshot's manifest, its bytes checked against its name.
+
+    Raises:
+        VerifyFailed: the manifest object is damaged.
+    """
+    data = ctx.store.read_bytes(snapshot.manifest_sha256)
+    if hashlib.sha256(data).hexdigest() != snapshot.manifest_sha256:
+        raise corrupt(snapshot.manifest_sha256, f"manifest of {snapshot.id[:12]}", "its bytes hash to "
+                      f"{hashlib.sha256(data).hexdigest()}")
+    return Manifest.from_bytes(data, f"manifest of {snapshot.id}")
 
 
 def _as_table(source: pa.Table | str | Path, what: str) -> pa.Table:
@@ -122,6 +134,66 @@ def commit(
     return result
 
 
+@dataclass
+class _Request:
+    """Stage 1 (parse): what the commit was asked, the catalog state it builds on, and the input rows."""
+
+    name: str
+    mode: Mode
+    message: str
+    who: Actor
+    dataset: DatasetRow
+    keys: list[str]
+    parent: SnapshotRow | None
+    latest_schema: SchemaVersionRow | None
+    table: pa.Table
+    has_rows: bool
+    delete_keys: pa.Table | str | Path | None
+    annotations: AnnotationInput | None
+    parent_manifest: Manifest | None
+    parent_reader: ManifestReader | None
+
+
+@dataclass(frozen=True)
+class _Schema:
+    """Stage 2 (classify schema): the new schema against the dataset's latest."""
+
+    fingerprint: str
+    columns: list[dict[str, Any]]
+    changes: list[SchemaChange]
+    compatibility: str
+    new_base: bool
+    """The snapshot starts a new base layer (first commit, or the schema changed)."""
+
+
+@dataclass
+class _Change:
+    """Stage 3 (diff per mode): which input rows to store, which keys go, and the counts."""
+
+    ids: np.ndarray  # per input row (input order): its id (see registry.snapshots.identity)
+    kh: np.ndarray  # per input row: its key hash (its id unless a collision gave it an alternate id)
+    rh: np.ndarray  # per input row: its row hash
+    cells: dict[str, np.ndarray]  # per column, per input row: value hashes
+    keep: np.ndarray  # per input row: stored in the change layer
+    changed: np.ndarray  # per input row: its key was there with other values
+    removed: np.ndarray  # sorted ids of deleted keys
+    added: int
+    rows: int
+    delta: RecordDelta | None
+
+
+@dataclass(frozen=True)
+class _Written:
+    """Stage 4 (write objects): the objects and manifest of the new snapshot."""
+
+    change_sha: str
+    deletes_sha: str | None
+    manifest_sha: str
+    layers: tuple[Layer, ...]
+    annotations_sha: str | None
+    bytes_written: int
+
+
 def _commit(
     ctx: Context,
     name: str,
@@ -137,10 +209,35 @@ def _commit(
     run: lineage_emit.CommitRun,
     annotations: AnnotationInput | None,
 ) -> CommitResult:
-    """The commit itself; :func:`commit` wraps it with the lineage run's START/COMPLETE or FAIL."""
+    """The commit itself, in named stages; :func:`commit` wraps it with the lineage run's START/COMPLETE or
+    FAIL. Nothing is written before stage 4, and nothing is visible before stage 5's transaction."""
     note = progress or (lambda _msg: None)
+    request = _parse(ctx, name, source, message=message, author=author, mode=mode, delete_keys=delete_keys,
+                     expect_parent=expect_parent, annotations=annotations, note=note)
+    schema = _classify_schema(request, allow_breaking)
+    note("comparing with the parent")
+    change = _diff(ctx, request, schema)
+    if not schema.new_base and not change.keep.any() and not change.removed.size and \
+            (change.delta is None or change.delta.empty):
+        parent = request.parent
+        assert parent is not None
+        grandparents = catalog.parents_of(parent)
+        latest = request.latest_schema
+        return CommitResult(name, parent.id, grandparents[0] if grandparents else None, False, 0, 0, 0,
+                            parent.rows, 0, latest.version if latest else 0, "unchanged")
+    note("writing objects")
+    written = _write_objects(ctx, request, schema, change)
+    note("recording the snapshot")
+    result = _record(ctx, request, schema, change, written, run)
+    _after_commit(ctx, result)
+    return result
+
+
+def _parse(ctx: Context, name: str, source: pa.Table | str | Path | None, *, message: str, author: str | None,
+           mode: Mode, delete_keys: pa.Table | str | Path | None, expect_parent: str | None,
+           annotations: AnnotationInput | None, note: Progress) -> _Request:
+    """Stage 1: check the request, read the branch head and its schema, read the input rows."""
     who = resolve_actor(ctx, author)
-    author = who.name
     if mode not in ("replace", "upsert"):
         raise InvalidInput(f"unknown mode {mode!r}; use replace or upsert")
     if mode == "replace" and delete_keys is not None:
@@ -165,172 +262,198 @@ def _commit(
     table = normalize(_as_table(source, "input")) if source is not None else None
     parent_manifest = load_manifest(ctx, parent) if parent else None
     parent_reader = ManifestReader(ctx.store, ctx.cache, parent_manifest) if parent_manifest else None
-
     if table is None:
-        if parent is None:
+        if parent_reader is None:
             raise InvalidInput(f"{name} has no snapshot yet; there is nothing to delete from")
-        assert parent_reader is not None
         table = parent_reader.schema().empty_table()
     if mode == "upsert" and parent is None:
         mode = "replace"
     if mode == "upsert" and latest_schema is not None and source is not None:
         table = _conform_to(table, json.loads(latest_schema.arrow_schema), name)
+    return _Request(name, mode, message, who, dataset, keys, parent, latest_schema, table, source is not None,
+                    delete_keys, annotations, parent_manifest, parent_reader)
 
-    schema_fp = fingerprint(table.schema) if source is not None else parent_manifest.schema_fingerprint  # type: ignore[union-attr]
-    schema_cols = schema_to_json(table.schema) if source is not None else json.loads(latest_schema.arrow_schema)  # type: ignore[union-attr]
-    changes = compare_schemas(json.loads(latest_schema.arrow_schema), schema_cols) if latest_schema else []
+
+def _classify_schema(request: _Request, allow_breaking: bool) -> _Schema:
+    """Stage 2: fingerprint the new schema and classify it against the latest (breaking needs consent)."""
+    latest = request.latest_schema
+    if request.has_rows or latest is None:
+        fingerprint_, columns = fingerprint(request.table.schema), schema_to_json(request.table.schema)
+    else:
+        assert request.parent_manifest is not None
+        fingerprint_, columns = request.parent_manifest.schema_fingerprint, json.loads(latest.arrow_schema)
+    changes = compare_schemas(json.loads(latest.arrow_schema), columns) if latest else []
     breaking = [c for c in changes if c.breaking]
     if breaking and not allow_breaking:
         listed = "; ".join(c.describe() for c in breaking)
-        raise BreakingSchemaChange(f"{name}: breaking schema change ({listed}); pass --allow-breaking to commit it")
-    compatibility = "initial" if latest_schema is None else ("breaking" if breaking else
-                                                             "compatible" if changes else "unchanged")
+        raise BreakingSchemaChange(f"{request.name}: breaking schema change ({listed}); pass --allow-breaking "
+                                   "to commit it")
+    compatibility = "initial" if latest is None else ("breaking" if breaking else
+                                                      "compatible" if changes else "unchanged")
+    new_base = request.parent is None or (latest is not None and latest.fingerprint != fingerprint_)
+    return _Schema(fingerprint_, columns, changes, compatibility, new_base)
 
-    note("hashing rows")
+
+def _diff(ctx: Context, request: _Request, schema: _Schema) -> _Change:
+    """Stage 3: each input row's id (hash matches confirmed by the key values), and per mode which rows
+    changed (confirmed by the values), which are new and which keys go."""
+    table, keys, parent = request.table, request.keys, request.parent_reader
     require_key_columns(table, keys, "input")
-    kh_in_input, rh_in_input, cells = hash_table(table, keys)
-    order = check_keys(table, keys, kh_in_input, "input")
-    kh, rh = kh_in_input[order], rh_in_input[order]
-
-    new_base = parent is None or (latest_schema is not None and latest_schema.fingerprint != schema_fp)
-    note("comparing with the parent")
-    removed_kh = np.zeros(0, np.uint64)
-    changed_mask = np.zeros(len(kh), bool)
-    if new_base:
-        keep = np.ones(table.num_rows, bool)
-        added, changed = table.num_rows, 0
-        if parent_reader is not None:
-            found = compare_sorted(kh, rh, *parent_reader.effective_index())
-            added, changed = int((~found.present).sum()), int((found.present & ~found.same).sum())
-            removed_kh = found.removed_kh
-            changed_mask = found.present & ~found.same
-    elif mode == "replace":
-        assert parent_reader is not None
-        found = compare_sorted(kh, rh, *parent_reader.effective_index())
-        keep = ~found.same
-        added, changed = int((~found.present).sum()), int((found.present & ~found.same).sum())
-        removed_kh = found.removed_kh
-        changed_mask = found.present & ~found.same
-    else:
-        assert parent_reader is not None
-        looked_up = parent_reader.lookup(kh)
-        same = looked_up.present & (looked_up.rh == rh)
-        keep = ~same
-        added, changed = int((~looked_up.present).sum()), int((looked_up.present & ~same).sum())
-        changed_mask = looked_up.present & ~same
-        if delete_keys is not None:
-            removed_kh = _deleted_hashes(parent_reader, delete_keys, keys, kh)
-
-    delta = _annotation_delta(ctx, parent, annotations)
-    if not new_base and not keep.any() and not removed_kh.size and (delta is None or delta.empty):
+    kh, rh, cells = hash_table(table, keys)
+    _check_key_values(table, keys)
+    identity = assign_ids(table, keys, kh, parent)
+    present = identity.found.present
+    same = np.zeros(table.num_rows, bool)
+    if present.any() and identity.parent_rows is not None:
+        hinted = np.flatnonzero(present)
+        equal_hash = identity.found.rh[hinted] == rh[hinted]
+        candidates = hinted[equal_hash]  # equal hashes say "maybe unchanged"; the values decide
+        if candidates.size:
+            same[candidates] = rows_equal(table.take(pa.array(candidates)),
+                                          identity.parent_rows.take(pa.array(np.flatnonzero(equal_hash))),
+                                          table.column_names)
+    changed = present & ~same
+    removed = np.zeros(0, np.uint64)
+    if parent is not None and (schema.new_base or request.mode == "replace"):
+        eff_ids, _ = parent.effective_index()
+        kept_ids = np.sort(identity.ids[present])
+        removed = np.asarray(eff_ids[~in_sorted(eff_ids, kept_ids)[0]]) if len(eff_ids) else removed
+    elif request.delete_keys is not None:
         assert parent is not None
-        grandparents = catalog.parents_of(parent)
-        return CommitResult(name, parent.id, grandparents[0] if grandparents else None, False, 0, 0, 0,
-                            parent.rows, 0, latest_schema.version if latest_schema else 0, "unchanged")
-    rows = table.num_rows if new_base or mode == "replace" else parent.rows + added - len(removed_kh)  # type: ignore[union-attr]
+        removed = _deleted_ids(parent, request.delete_keys, keys, identity.ids)
+    keep = np.ones(table.num_rows, bool) if schema.new_base else ~same
+    added = int((~present).sum())
+    if schema.new_base or request.mode == "replace":
+        rows = table.num_rows
+    else:
+        assert request.parent is not None
+        rows = request.parent.rows + added - len(removed)
+    delta = _annotation_delta(ctx, request.parent, request.annotations)
+    return _Change(identity.ids, kh, rh, cells, keep, changed, removed, added, rows, delta)
 
-    note("writing objects")
-    kept_rows = order[keep]  # input rows to store, in key-hash order
-    keep_in_input = np.zeros(table.num_rows, bool)
-    keep_in_input[kept_rows] = True
-    everything = bool(keep_in_input.all())
-    upserts = table if everything else table.filter(pa.array(keep_in_input))
-    position_in_file = np.cumsum(keep_in_input) - 1
-    change = write_parquet_object(ctx.store, upserts)
-    ctx.cache.save_rows(change.sha256, LayerIndex.build(
-        kh[keep], position_in_file[kept_rows], rh_in_input if everything else rh_in_input[keep_in_input],
-        cells if everything else {c: h[keep_in_input] for c, h in cells.items()}, keys))
+
+def _check_key_values(table: pa.Table, keys: list[str], what: str = "input") -> None:
+    """Null and empty keys are errors, reported as such before ids are given; duplicates are found by
+    :func:`assign_ids`, by their values (distinct keys may share a hash)."""
+    check_keys(table, keys, np.arange(table.num_rows, dtype=np.uint64), what)
+
+
+def _write_objects(ctx: Context, request: _Request, schema: _Schema, change: _Change) -> _Written:
+    """Stage 4: the change rows, the deleted keys, the manifest and the annotation records, each written
+    durably (temp file, fsync, rename) before any catalog change."""
+    table, keys = request.table, request.keys
+    keep = change.keep
+    everything = bool(keep.all())
+    upserts = table if everything else table.filter(pa.array(keep))
+    ids_in_file = change.ids if everything else change.ids[keep]
+    kh_in_file = change.kh if everything else change.kh[keep]
+    rh_in_file = change.rh if everything else change.rh[keep]
+    cells = change.cells if everything else {c: h[keep] for c, h in change.cells.items()}
+    info = write_parquet_object(ctx.store, upserts, metadata=alt_metadata(ids_in_file, kh_in_file))
+    alt = ids_in_file[ids_in_file != kh_in_file]
+    ctx.cache.save_rows(info.sha256, LayerIndex.from_file_order(ids_in_file, rh_in_file, cells, keys, alt))
     failpoint("commit:after-change-object")
-    bytes_written = change.size
+    bytes_written = info.size
     deletes_sha: str | None = None
-    if removed_kh.size:  # sorted by every path above
-        assert parent_reader is not None
-        deleted_rows = parent_reader.fetch(removed_kh, columns=keys)
-        deletes = write_parquet_object(ctx.store, deleted_rows)
-        ctx.cache.save_deletes(deletes.sha256, removed_kh)
+    if change.removed.size:
+        assert request.parent_reader is not None
+        deleted_rows = request.parent_reader.fetch(change.removed, columns=keys)
+        deletes = write_parquet_object(ctx.store, deleted_rows,
+                                       metadata=alt_metadata(change.removed, key_hash(deleted_rows, keys)))
+        ctx.cache.save_deletes(deletes.sha256, change.removed)
         deletes_sha = deletes.sha256
         bytes_written += deletes.size
-
-    layer = Layer(rows=change.sha256, rows_count=upserts.num_rows, deletes=deletes_sha,
-                  deletes_count=int(removed_kh.size))
-    layers = (layer,) if new_base else (*parent_manifest.layers, layer)  # type: ignore[union-attr]
-    manifest = Manifest(key_columns=tuple(keys), schema_fingerprint=schema_fp, rows=rows, layers=layers)
+    layer = Layer(rows=info.sha256, rows_count=upserts.num_rows, deletes=deletes_sha,
+                  deletes_count=int(change.removed.size))
+    parent_manifest = request.parent_manifest
+    layers = (layer,) if schema.new_base or parent_manifest is None else (*parent_manifest.layers, layer)
+    manifest = Manifest(key_columns=tuple(keys), schema_fingerprint=schema.fingerprint, rows=change.rows,
+                        layers=layers)
     failpoint("commit:after-objects")
     manifest_info = ctx.store.put_bytes(manifest.to_bytes())
     failpoint("commit:after-manifest")
     bytes_written += manifest_info.size
-
     annotations_sha: str | None = None
-    if delta is not None and not delta.empty:
+    if change.delta is not None and not change.delta.empty:
         from registry.provenance.store import write_delta
 
-        records_info = write_delta(ctx, delta)
+        records_info = write_delta(ctx, change.delta)
         annotations_sha = records_info.sha256
         bytes_written += records_info.size
-    label_column = annotations.label_column if annotations else None
-    relabeled = _relabeled(parent_reader, kh, cells, order, changed_mask, label_column) \
-        if label_column and parent_reader is not None and label_column in cells else None
-    summary = describe_change(added, changed, int(removed_kh.size), relabeled, delta)
+    return _Written(info.sha256, deletes_sha, manifest_info.sha256, layers, annotations_sha, bytes_written)
 
+
+def _record(ctx: Context, request: _Request, schema: _Schema, change: _Change, written: _Written,
+            run: lineage_emit.CommitRun) -> CommitResult:
+    """Stage 5: one catalog transaction inserts the snapshot (and a new schema version), moves ``main`` by
+    compare-and-swap, appends the audit event and queues the lineage event."""
+    name, parent, dataset, annotations = request.name, request.parent, request.dataset, request.annotations
+    added, changed, removed = change.added, int(change.changed.sum()), int(change.removed.size)
+    label_column = annotations.label_column if annotations else None
+    relabeled = _relabeled(request.parent_reader, change, label_column) \
+        if label_column and request.parent_reader is not None and label_column in change.cells else None
+    summary = describe_change(added, changed, removed, relabeled, change.delta)
+    author = request.who.name
     created_at = utc_now()
     parents = [parent.id] if parent else []
-    new_id = snapshot_id(dataset=name, parents=parents, change_sha256=change.sha256, deletes_sha256=deletes_sha,
-                         schema_fingerprint=schema_fp, author=author, message=message, created_at=created_at,
-                         annotations_sha256=annotations_sha)
-    lineage_metrics = lineage_emit.commit_metrics(table if mode == "replace" else None)  # outside the lock
-    note("recording the snapshot")
+    new_id = snapshot_id(dataset=name, parents=parents, change_sha256=written.change_sha,
+                         deletes_sha256=written.deletes_sha, schema_fingerprint=schema.fingerprint, author=author,
+                         message=request.message, created_at=created_at, annotations_sha256=written.annotations_sha)
+    lineage_metrics = lineage_emit.commit_metrics(request.table if request.mode == "replace" else None)
     # Stores with commits (lakeFS) seal the objects now, naming the snapshot; a crash before the catalog
     # commits leaves a store commit no snapshot records, whose objects gc removes like any unreferenced ones.
-    store_commit = ctx.store.seal_commit(new_id, message or f"registry commit {name}")
+    store_commit = ctx.store.seal_commit(new_id, request.message or f"registry commit {name}")
+    latest = request.latest_schema
     try:
         with transaction(ctx.engine) as session:
             # Everything read in the first transaction still holds if main has not moved, and the
             # compare-and-swap below fails if it has (a racing schema version fails earlier, on
             # its primary key): no need to read it again.
-            version = latest_schema.version if latest_schema else 0
-            if latest_schema is None or latest_schema.fingerprint != schema_fp:
+            version = latest.version if latest else 0
+            if latest is None or latest.fingerprint != schema.fingerprint:
                 version += 1
                 session.add(SchemaVersionRow(
-                    dataset_id=catalog.dataset_id(dataset), version=version, fingerprint=schema_fp,
-                    arrow_schema=json.dumps(schema_cols), compatibility=compatibility,
-                    changes=json.dumps([asdict(c) for c in changes]), first_snapshot_id=new_id,
+                    dataset_id=catalog.dataset_id(dataset), version=version, fingerprint=schema.fingerprint,
+                    arrow_schema=json.dumps(schema.columns), compatibility=schema.compatibility,
+                    changes=json.dumps([asdict(c) for c in schema.changes]), first_snapshot_id=new_id,
                     created_at=created_at))
             snapshot_row = SnapshotRow(
                 id=new_id, dataset_id=catalog.dataset_id(dataset), seq=(parent.seq + 1) if parent else 1,
-                parents=json.dumps(parents), author=author, message=message, created_at=created_at,
-                schema_version=version, schema_fingerprint=schema_fp, change_sha256=change.sha256,
-                deletes_sha256=deletes_sha, manifest_sha256=manifest_info.sha256, rows=rows,
-                bytes_written=bytes_written, added=added, changed=changed, removed=int(removed_kh.size),
-                annotations_sha256=annotations_sha, summary=summary, store_commit_id=store_commit)
+                parents=json.dumps(parents), author=author, message=request.message, created_at=created_at,
+                schema_version=version, schema_fingerprint=schema.fingerprint, change_sha256=written.change_sha,
+                deletes_sha256=written.deletes_sha, manifest_sha256=written.manifest_sha, rows=change.rows,
+                bytes_written=written.bytes_written, added=added, changed=changed, removed=removed,
+                annotations_sha256=written.annotations_sha, summary=summary, store_commit_id=store_commit)
             session.add(snapshot_row)
             session.flush()
             catalog.move_branch(session, dataset, catalog.MAIN, parent.id if parent else None, new_id)
-            lineage_emit.enqueue_commit(session, ctx, run, dataset=dataset, snapshot=snapshot_row, schema=schema_cols,
-                                        mode=mode, compatibility=compatibility,
-                                        column_metrics=lineage_metrics, layers=layers)
+            lineage_emit.enqueue_commit(session, ctx, run, dataset=dataset, snapshot=snapshot_row,
+                                        schema=schema.columns, mode=request.mode,
+                                        compatibility=schema.compatibility, column_metrics=lineage_metrics,
+                                        layers=written.layers)
             audit.record(session, ctx, annotations.audit_action if annotations else "snapshot.commit", "snapshot",
-                         new_id, dataset=name, snapshot=new_id, actor=who, details={
-                             "parent": parent.id if parent else None, "ref": catalog.MAIN, "mode": mode,
-                             "message": message, "rows": rows, "added": added, "changed": changed,
-                             "removed": int(removed_kh.size), "schema_version": version,
-                             "compatibility": compatibility, "bytes_written": bytes_written, "summary": summary,
-                             "annotations": annotations_sha, **(annotations.audit_details if annotations else {})})
+                         new_id, dataset=name, snapshot=new_id, actor=request.who, details={
+                             "parent": parent.id if parent else None, "ref": catalog.MAIN, "mode": request.mode,
+                             "message": request.message, "rows": change.rows, "added": added, "changed": changed,
+                             "removed": removed, "schema_version": version,
+                             "compatibility": schema.compatibility, "bytes_written": written.bytes_written,
+                             "summary": summary, "annotations": written.annotations_sha,
+                             **(annotations.audit_details if annotations else {})})
             failpoint("commit:before-catalog-commit")
     except IntegrityError as exc:
         raise RefConflict(f"{name}@main was moved by another writer while committing; re-read and commit again") \
             from exc
     failpoint("commit:after-catalog-commit")
-    upper_rows = sum(layer.rows_count + layer.deletes_count for layer in layers[1:])
-    full = 0 < ctx.settings.compact_rows < upper_rows
-    if full or len(layers) > ctx.settings.max_layers:
-        note("compacting layers")
-        from registry.snapshots.compact import compact_snapshot
+    return CommitResult(name, new_id, parent.id if parent else None, True, added, changed, removed,
+                        change.rows, written.bytes_written, version, schema.compatibility)
 
-        with transaction(ctx.engine, readonly=True) as session:
-            snapshot = catalog.get_snapshot(session, new_id)
-        compact_snapshot(ctx, name, snapshot, full=full, actor=SYSTEM_ACTOR)
-    return CommitResult(name, new_id, parent.id if parent else None, True, added, changed, int(removed_kh.size),
-                        rows, bytes_written, version, compatibility)
+
+def _after_commit(ctx: Context, result: CommitResult) -> None:
+    """Stage 6: work after the snapshot is visible. Compaction is never done here (a commit does not wait
+    for it): a compaction worker running in this process (``registry serve``) is told to look soon."""
+    from registry.snapshots.compact_worker import nudge
+
+    nudge(ctx, result.dataset)
 
 
 def _conform_to(table: pa.Table, columns: list[dict[str, str]], name: str) -> pa.Table:
@@ -361,26 +484,26 @@ def _type_from_string(text: str, current: pa.DataType) -> pa.DataType:
         return current
 
 
-def _deleted_hashes(parent: ManifestReader, source: pa.Table | str | Path, keys: list[str],
-                    upsert_kh: np.ndarray) -> np.ndarray:
+def _deleted_ids(parent: ManifestReader, source: pa.Table | str | Path, keys: list[str],
+                upsert_ids: np.ndarray) -> np.ndarray:
+    """The sorted ids of the keys to delete, each found in the parent by its values."""
     table = normalize(_as_table(source, "delete-keys"))
     missing_cols = [k for k in keys if k not in table.column_names]
     if missing_cols:
         raise InvalidInput(f"delete-keys: missing key column(s) {', '.join(missing_cols)}")
     table = table.select(keys)
-    kh = key_hash(table, keys)
-    check_keys(table, keys, kh, "delete-keys")
-    both, _ = in_sorted(kh, upsert_kh)
+    _check_key_values(table, keys, "delete-keys")
+    identity = assign_ids(table, keys, key_hash(table, keys), parent, "delete-keys", fetch_columns=keys)
+    both, _ = in_sorted(identity.ids, np.sort(upsert_ids))
     if both.any():
         example = table.filter(pa.array(both)).slice(0, 3).to_pylist()
         raise InvalidInput(f"delete-keys: {int(both.sum())} key(s) are also upserted, e.g. {example}; "
                            "a key can be upserted or deleted in one commit, not both")
-    found = parent.lookup(kh)
-    if not found.present.all():
-        example = table.filter(pa.array(~found.present)).slice(0, 3).to_pylist()
-        raise InvalidInput(f"delete-keys: {int((~found.present).sum())} key(s) are not in the dataset, "
+    if not identity.found.present.all():
+        example = table.filter(pa.array(~identity.found.present)).slice(0, 3).to_pylist()
+        raise InvalidInput(f"delete-keys: {int((~identity.found.present).sum())} key(s) are not in the dataset, "
                            f"e.g. {example}")
-    return np.sort(kh)
+    return np.sort(identity.ids)
 
 
 @dataclass(frozen=True)
@@ -413,11 +536,11 @@ def _annotation_delta(ctx: Context, parent: SnapshotRow | None, annotations: Ann
     return diff_records(before, annotations.records, annotations.replace)
 
 
-def _relabeled(parent: ManifestReader, kh: np.ndarray, cells: dict[str, np.ndarray], order: np.ndarray,
-               changed: np.ndarray, label_column: str) -> int | None:
-    """How many changed rows (``changed``, in key-hash order) have another label than in the parent."""
-    found = parent.lookup(kh[changed])
+def _relabeled(parent: ManifestReader, change: _Change, label_column: str) -> int | None:
+    """How many changed rows have another label than in the parent."""
+    changed = np.flatnonzero(change.changed)
+    found = parent.lookup(change.ids[changed])
     before = parent.cell_hashes(found, [label_column])
     if before is None:
         return None
-    return int((cells[label_column][order][changed] != before[label_column]).sum())
+    return int((change.cells[label_column][changed] != before[label_column]).sum())

@@ -1,26 +1,52 @@
-"""Compaction: rewrite a snapshot's layers into fewer, without changing its id or content."""
+"""Compaction: rewrite a snapshot's layers into fewer, without changing its id or content.
+
+Compaction never runs inside a commit (design invariant 4). ``registry compact --auto`` (for cron) and
+the worker of ``registry serve`` apply :func:`plan_compaction` to every branch head: upper layers are
+merged with each other in size tiers, and the base is rewritten only once the layers above it hold
+``compact_base_fraction`` of its rows, so the bytes compaction writes follow the change, not the table.
+
+A merge streams: each layer's row groups are read one at a time, filtered of hidden rows and appended
+to the new object, so memory is bounded by a row group and the index arrays (memory-mapped), whatever
+the table's size. The new manifest replaces the old by compare-and-swap on the snapshot's manifest
+column; a commit that read the old manifest keeps working (its objects stay referenced by its own
+manifest). A crash at any point leaves the old manifest or the new one, plus unreferenced objects that
+``gc`` removes.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 from sqlalchemy import update
-from sqlmodel import col
+from sqlmodel import col, select
 
+from registry import catalog
 from registry.audit import log as audit
-from registry.context import Actor, Context
+from registry.context import SYSTEM_ACTOR, Actor, Context
 from registry.db import transaction
-from registry.errors import Conflict
-from registry.models import SnapshotRow
+from registry.errors import Conflict, NotFound
+from registry.failpoints import failpoint
+from registry.models import DatasetRow, RefRow, SnapshotRow
 from registry.snapshots.commit import load_manifest
 from registry.snapshots.history import resolve_ref
-from registry.snapshots.layers import LayerIndex, write_parquet_object
+from registry.snapshots.layers import ENTRY_DTYPE, FENCE, ROW_GROUP_ROWS, write_parquet_object
 from registry.snapshots.manifest import Layer, Manifest
 from registry.snapshots.reader import ManifestReader
 
-__all__ = ["CompactResult", "compact", "compact_snapshot"]
+__all__ = ["COMPACT_POINTS", "CompactResult", "auto_compact", "compact", "compact_snapshot", "plan_compaction"]
+
+COMPACT_POINTS = ("compact:after-layer-object", "compact:after-manifest", "compact:before-catalog-commit")
+"""Crash points of a compaction, in order (see :mod:`registry.failpoints`)."""
+FAN_IN = 4
+"""Upper layers merge into the layer below them while it holds at most this many times their rows."""
+CHUNK = 1 << 22
+"""Index entries copied at a time when writing a merged index."""
 
 
 @dataclass(frozen=True)
@@ -32,71 +58,169 @@ class CompactResult:
     layers_before: int
     layers_after: int
     bytes_written: int
+    ref: str | None = None
+    full: bool = False
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+def _weight(layer: Layer) -> int:
+    return layer.rows_count + layer.deletes_count
+
+
+def plan_compaction(layers: Sequence[Layer], max_layers: int, base_fraction: float) -> int | None:
+    """Which layers to merge: the index of the first one (0 rewrites the base too), or None for none.
+
+    The base is rewritten once the layers above it hold ``base_fraction`` of its rows (0 never). Else,
+    past ``max_layers`` layers, the newest layers merge into the one below them while that one is at most
+    ``FAN_IN`` times their size (size tiers: each row is rewritten O(log) times over a history), and
+    further down until the head is within ``max_layers``.
+    """
+    if len(layers) <= 1:
+        return None
+    upper = sum(_weight(layer) for layer in layers[1:])
+    if base_fraction > 0 and upper >= base_fraction * max(layers[0].rows_count, 1):
+        return 0
+    if len(layers) <= max(max_layers, 2):
+        return None
+    first = len(layers) - 1
+    merged = _weight(layers[first])
+    while first > 1 and (len(layers) - first < 2 or _weight(layers[first - 1]) <= FAN_IN * merged
+                         or first > max(max_layers, 2) - 1):
+        first -= 1
+        merged += _weight(layers[first])
+    return first
+
+
+def _positions(hidden_rows: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """New file positions of kept ``rows`` once the sorted ``hidden_rows`` are cut out."""
+    return rows - np.searchsorted(hidden_rows, rows)
+
+
+def _stream_rows(reader: ManifestReader, numbers: list[int], hidden: dict[int, np.ndarray],
+                 writer: pq.ParquetWriter) -> None:
+    """Append each layer's visible rows to ``writer``, one row group at a time."""
+    for number in numbers:
+        parquet = pq.ParquetFile(reader.layer_path(number))
+        start = 0
+        for group in range(parquet.metadata.num_row_groups):
+            rows = parquet.read_row_group(group, use_threads=False)
+            stop = start + rows.num_rows
+            gone = hidden[number]
+            cut = gone[(gone >= start) & (gone < stop)] - start
+            if cut.size:
+                keep = np.ones(rows.num_rows, bool)
+                keep[cut] = False
+                rows = rows.filter(pa.array(keep))
+            if rows.num_rows:
+                writer.write_table(rows.cast(writer.schema) if rows.schema != writer.schema else rows,
+                                   row_group_size=ROW_GROUP_ROWS)
+            start = stop
+
+
+def _write_index(ctx: Context, reader: ManifestReader, numbers: list[int], hidden_entries: list[np.ndarray],
+                 hidden: dict[int, np.ndarray], folder: Path) -> None:
+    """The merged layer's index, written into ``folder`` as memory-mapped arrays.
+
+    The largest layer's sorted entries are copied in chunks with the other layers' (few) entries inserted
+    among them, so no table-sized sort or copy is held in memory.
+    """
+    indexes = {n: ctx.cache.rows_index(reader.manifest.layers[n].rows or "", reader.keys) for n in numbers}
+    offsets, offset = {}, 0
+    for n in numbers:
+        offsets[n] = offset
+        offset += len(indexes[n]) - len(hidden[n])
+    total = offset
+    big = max(numbers, key=lambda n: len(indexes[n]))
+    small_parts = []
+    for n in numbers:
+        if n == big:
+            continue
+        index = indexes[n]
+        visible = np.ones(len(index), bool)
+        visible[hidden_entries[n]] = False
+        part = np.array(index.entries[visible])
+        part["row"] = _positions(hidden[n], part["row"].astype(np.int64)) + offsets[n]
+        small_parts.append(part)
+    small = np.concatenate(small_parts) if small_parts else np.zeros(0, ENTRY_DTYPE)
+    small = small[np.argsort(small["kh"], kind="stable")]
+    entries = np.lib.format.open_memmap(folder / "entries.npy", mode="w+", dtype=ENTRY_DTYPE, shape=(total,))
+    index = indexes[big]
+    big_hidden = np.zeros(len(index), bool)
+    big_hidden[hidden_entries[big]] = True
+    out, taken = 0, 0
+    for start in range(0, len(index), CHUNK):
+        chunk = np.array(index.entries[start:start + CHUNK])
+        chunk = chunk[~big_hidden[start:start + CHUNK]]
+        chunk["row"] = _positions(hidden[big], chunk["row"].astype(np.int64)) + offsets[big]
+        last = start + CHUNK >= len(index)
+        upto = len(small) if last else int(np.searchsorted(small["kh"], chunk["kh"][-1], side="right")) \
+            if len(chunk) else taken
+        merged = np.concatenate([chunk, small[taken:upto]])
+        merged = merged[np.argsort(merged["kh"], kind="stable")]
+        entries[out:out + len(merged)] = merged
+        out += len(merged)
+        taken = upto
+    if not len(index):
+        entries[:] = small
+    entries.flush()
+    np.save(folder / "fences.npy", np.ascontiguousarray(entries["kh"][::FENCE]))
+    del entries
+    columns = [c for c in indexes[numbers[0]].cells if all(c in indexes[n].cells for n in numbers)]
+    for i, column in enumerate(columns):
+        cells = np.lib.format.open_memmap(folder / f"cell-{i}.npy", mode="w+", dtype=np.uint64, shape=(total,))
+        for n in numbers:
+            keep = np.ones(len(indexes[n]), bool)
+            keep[hidden[n]] = False
+            cells[offsets[n]:offsets[n] + int(keep.sum())] = indexes[n].cells[column][keep]
+        cells.flush()
+        del cells
+    (folder / "columns.json").write_text(json.dumps(columns))
 
 
 def _merge(ctx: Context, reader: ManifestReader, first: int) -> tuple[Layer, int]:
     """One layer equal to layers ``first..`` of ``reader`` applied in order (rows and deletes)."""
     layers = reader.manifest.layers
     hidden_entries = reader.hidden_entries()
-    parts: list[pa.Table] = []
-    kh_parts, row_parts, rh_parts = [], [], []
-    cell_parts: dict[str, list[np.ndarray]] = {}
-    offset = 0
-    for number in range(first, len(layers)):
-        sha = layers[number].rows
-        if not sha:
-            continue
-        index = ctx.cache.rows_index(sha, reader.keys)
-        visible_entries = np.ones(len(index), bool)
-        visible_entries[hidden_entries[number]] = False
-        hidden_rows = reader.hidden_rows(number, hidden_entries[number])
-        visible_rows = np.ones(len(index), bool)
-        visible_rows[hidden_rows] = False
-        parts.append(reader.read_visible(number, hidden_rows, None))
-        new_position = np.cumsum(visible_rows) - 1 + offset  # where each kept row lands in the merged file
-        kh_parts.append(index.kh[visible_entries])
-        row_parts.append(new_position[index.rows[visible_entries]])
-        rh_parts.append(index.rh_in_file_order()[visible_rows])
-        for column, hashes in index.cells.items():
-            cell_parts.setdefault(column, []).append(hashes[visible_rows])
-        offset += int(visible_rows.sum())
-    kh = np.concatenate(kh_parts)
-    order = np.argsort(kh, kind="stable")
-    cells = {c: np.concatenate(v) for c, v in cell_parts.items() if len(v) == len(parts)}
-    index = LayerIndex.build(kh[order], np.concatenate(row_parts)[order], np.concatenate(rh_parts), cells,
-                             reader.keys)
-    table = pa.concat_tables(parts)
-    info = write_parquet_object(ctx.store, table)
-    ctx.cache.save_rows(info.sha256, index)
+    numbers = [n for n in range(first, len(layers)) if layers[n].rows]
+    hidden = {n: reader.hidden_rows(n, hidden_entries[n]) for n in numbers}
+    schema = reader.schema()
+    with ctx.store.staging_file(".parquet") as staged:
+        with pq.ParquetWriter(staged, schema, compression="zstd") as writer:
+            _stream_rows(reader, numbers, hidden, writer)
+        info = ctx.store.put(staged)
+    rows_count = sum(len(ctx.cache.rows_index(layers[n].rows or "", reader.keys)) - len(hidden[n]) for n in numbers)
+    with ctx.cache.staged_index(info.sha256) as folder:
+        _write_index(ctx, reader, numbers, hidden_entries, hidden, folder)
+    failpoint("compact:after-layer-object")
     written = info.size
     deletes_sha, deletes_count = None, 0
     if first > 0:
-        # Keys deleted above the base and not upserted again since: they still hide base rows.
-        upserted = index.kh
+        # Keys deleted above the base and not upserted again since: they still hide rows below.
+        upserted = ctx.cache.rows_index(info.sha256, reader.keys).kh
         deleted = [np.asarray(ctx.cache.deletes_index(layer.deletes, reader.keys))
                    for layer in layers[first:] if layer.deletes]
         if deleted:
             gone = np.unique(np.concatenate(deleted))
             gone = gone[~np.isin(gone, upserted)]
-            base = ManifestReader(ctx.store, ctx.cache, Manifest(reader.manifest.key_columns,
-                                                                 reader.manifest.schema_fingerprint, 0,
-                                                                 layers[:first]))
-            gone = gone[base.lookup(gone).present]
+            below = ManifestReader(ctx.store, ctx.cache, Manifest(reader.manifest.key_columns,
+                                                                  reader.manifest.schema_fingerprint, 0,
+                                                                  layers[:first]))
+            gone = gone[below.lookup(gone).present]
             if gone.size:
-                keys_table = base.fetch(gone, columns=list(reader.keys))
+                keys_table = below.fetch(gone, columns=list(reader.keys))
                 deletes_info = write_parquet_object(ctx.store, keys_table)
                 ctx.cache.save_deletes(deletes_info.sha256, gone)
                 deletes_sha, deletes_count = deletes_info.sha256, int(gone.size)
                 written += deletes_info.size
-    return Layer(info.sha256, table.num_rows, deletes_sha, deletes_count), written
+    return Layer(info.sha256, rows_count, deletes_sha, deletes_count), written
 
 
 def compact_snapshot(ctx: Context, dataset: str, snapshot: SnapshotRow, full: bool = True,
-                     actor: str | Actor | None = None) -> CompactResult:
-    """Rewrite ``snapshot``'s layers: all into one (``full``), or all above the base into one.
+                     actor: str | Actor | None = None, first: int | None = None) -> CompactResult:
+    """Rewrite ``snapshot``'s layers from layer ``first`` on into one (default: all of them when ``full``,
+    else all above the base).
 
     Raises:
         Conflict: another process compacted the same snapshot meanwhile.
@@ -104,13 +228,14 @@ def compact_snapshot(ctx: Context, dataset: str, snapshot: SnapshotRow, full: bo
     manifest = load_manifest(ctx, snapshot)
     reader = ManifestReader(ctx.store, ctx.cache, manifest)
     before = len(manifest.layers)
-    first = 0 if full else 1
+    first = first if first is not None else 0 if full else 1
     if before - first <= 1:
-        return CompactResult(dataset, snapshot.id, before, before, 0)
+        return CompactResult(dataset, snapshot.id, before, before, 0, full=first == 0)
     merged, written = _merge(ctx, reader, first)
     layers = (*manifest.layers[:first], merged)
     new = Manifest(manifest.key_columns, manifest.schema_fingerprint, manifest.rows, layers)
     info = ctx.store.put_bytes(new.to_bytes())
+    failpoint("compact:after-manifest")
     with transaction(ctx.engine) as session:
         result = session.execute(update(SnapshotRow).where(
             col(SnapshotRow.id) == snapshot.id, col(SnapshotRow.manifest_sha256) == snapshot.manifest_sha256
@@ -118,13 +243,56 @@ def compact_snapshot(ctx: Context, dataset: str, snapshot: SnapshotRow, full: bo
         if result.rowcount != 1:  # type: ignore[attr-defined]
             raise Conflict(f"snapshot {snapshot.id[:12]} was compacted by another process meanwhile")
         audit.record(session, ctx, "snapshot.compact", "snapshot", snapshot.id, dataset=dataset, snapshot=snapshot.id,
-                     actor=actor, details={"full": full, "layers_before": before, "layers_after": len(layers),
+                     actor=actor, details={"full": first == 0, "layers_before": before, "layers_after": len(layers),
                                            "manifest_before": snapshot.manifest_sha256, "manifest_after": info.sha256})
-    return CompactResult(dataset, snapshot.id, before, len(layers), written + info.size)
+        failpoint("compact:before-catalog-commit")
+    return CompactResult(dataset, snapshot.id, before, len(layers), written + info.size, full=first == 0)
 
 
 def compact(ctx: Context, ref: str, full: bool = True, actor: str | None = None) -> CompactResult:
-    """Compact the snapshot ``ref`` names (default the head of ``main``)."""
+    """Compact the snapshot ``ref`` names (default the head of ``main``), whatever the policy says."""
     with transaction(ctx.engine, readonly=True) as session:
         dataset, snapshot = resolve_ref(session, ref)
     return compact_snapshot(ctx, dataset.name, snapshot, full=full, actor=actor)
+
+
+def auto_compact(ctx: Context, names: Sequence[str] | None = None, actor: str | Actor | None = None,
+                 progress: Callable[[str], None] | None = None) -> list[CompactResult]:
+    """Apply :func:`plan_compaction` to every branch head of ``names`` (default every dataset).
+
+    A head that another process compacted meanwhile, or that a commit moved past, is skipped (the next
+    run sees it). Returns what was compacted.
+
+    Raises:
+        NotFound: a name given is not a dataset.
+    """
+    with transaction(ctx.engine, readonly=True) as session:
+        if names:
+            datasets = [catalog.get_dataset(session, catalog.check_dataset_name(n)) for n in names]
+        else:
+            datasets = list(session.exec(select(DatasetRow).order_by(col(DatasetRow.name))).all())
+        heads = [(ds.name, ref.name, ref.snapshot_id) for ds in datasets for ref in session.exec(
+            select(RefRow).where(RefRow.dataset_id == ds.id, RefRow.kind == "branch").order_by(col(RefRow.name)))]
+    done: list[CompactResult] = []
+    seen: set[str] = set()
+    for name, branch, snapshot_id in heads:
+        if snapshot_id in seen:
+            continue
+        seen.add(snapshot_id)
+        try:
+            with transaction(ctx.engine, readonly=True) as session:
+                snapshot = catalog.get_snapshot(session, snapshot_id)
+            manifest = load_manifest(ctx, snapshot)
+        except NotFound:
+            continue
+        first = plan_compaction(manifest.layers, ctx.settings.max_layers, ctx.settings.compact_base_fraction)
+        if first is None:
+            continue
+        if progress:
+            progress(f"compacting {name}@{branch} from layer {first} of {len(manifest.layers)}")
+        try:
+            result = compact_snapshot(ctx, name, snapshot, actor=actor or SYSTEM_ACTOR, first=first)
+        except Conflict:
+            continue
+        done.append(CompactResult(**{**result.to_dict(), "ref": branch}))  # type: ignore[arg-type]
+    return done

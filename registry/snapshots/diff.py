@@ -24,6 +24,7 @@ from registry.errors import InvalidInput
 from registry.models import DatasetRow, SchemaVersionRow, SnapshotRow
 from registry.snapshots.commit import load_manifest
 from registry.snapshots.history import resolve_ref
+from registry.snapshots.identity import rows_equal
 from registry.snapshots.layers import compare_sorted
 from registry.snapshots.reader import Lookup, ManifestReader
 from registry.snapshots.schema import compare_schemas
@@ -69,6 +70,7 @@ class _Classified:
     unchanged: int
     changed_a: Lookup | None = None  # lookups of kh_changed, when the classification made them
     changed_b: Lookup | None = None
+    hash_blind: bool = False  # some changed rows have equal hashes: count changed cells from the values
 
 
 def _touched_between(session: Session, ctx: Context, older: SnapshotRow, newer: SnapshotRow, keys: list[str]
@@ -92,15 +94,31 @@ def _touched_between(session: Session, ctx: Context, older: SnapshotRow, newer: 
     return np.unique(np.concatenate(touched)) if touched else np.zeros(0, np.uint64)
 
 
+def _changed_despite_equal_hashes(reader_a: ManifestReader, reader_b: ManifestReader, kh: np.ndarray,
+                                   in_a: Lookup, in_b: Lookup) -> np.ndarray:
+    """Per touched key present on both sides with equal row hashes: whether its values differ anyway (a
+    64-bit hash may collide; the values decide, design invariant 11)."""
+    if not len(kh):
+        return np.zeros(0, bool)
+    before, after = reader_a.fetch(kh, found=in_a), reader_b.fetch(kh, found=in_b)
+    if before.schema.names != after.schema.names:
+        return np.ones(len(kh), bool)
+    return ~rows_equal(before, after, before.column_names)
+
+
 def _classify(reader_a: ManifestReader, reader_b: ManifestReader, touched: np.ndarray | None,
               rows_a: int) -> _Classified:
     if touched is not None:
         in_a, in_b = reader_a.lookup(touched), reader_b.lookup(touched)
-        changed = in_a.present & in_b.present & (in_a.rh != in_b.rh)
+        both = in_a.present & in_b.present
+        changed = both & (in_a.rh != in_b.rh)
+        hinted = np.flatnonzero(both & ~changed)
+        changed[hinted] = _changed_despite_equal_hashes(reader_a, reader_b, touched[hinted], in_a.take(hinted),
+                                                        in_b.take(hinted))
         added = touched[~in_a.present & in_b.present]
         removed = touched[in_a.present & ~in_b.present]
         return _Classified(added, removed, touched[changed], rows_a - len(removed) - int(changed.sum()),
-                           in_a.take(changed), in_b.take(changed))
+                           in_a.take(changed), in_b.take(changed), bool(changed[hinted].any()))
     kh_b, rh_b = reader_b.effective_index()
     found = compare_sorted(kh_b, rh_b, *reader_a.effective_index())
     return _Classified(kh_b[~found.present], found.removed_kh, kh_b[found.present & ~found.same],
@@ -178,7 +196,7 @@ def _count_changed_cells(reader_a: ManifestReader, reader_b: ManifestReader, fou
         return {c: 0 for c in columns}
     in_a = found.changed_a if found.changed_a is not None else reader_a.lookup(kh)
     in_b = found.changed_b if found.changed_b is not None else reader_b.lookup(kh)
-    before = reader_a.cell_hashes(in_a, columns)
+    before = reader_a.cell_hashes(in_a, columns) if not found.hash_blind else None
     after = reader_b.cell_hashes(in_b, columns) if before is not None else None
     if before is not None and after is not None:
         return {c: int((before[c] != after[c]).sum()) for c in columns}

@@ -86,8 +86,11 @@ def gc(ctx: Context, dry_run: bool = False, min_age: float = DEFAULT_MIN_AGE, ac
                 report.kept_young += 1
                 continue
             ctx.store.delete(info.sha256)
+            ctx.cache.drop(info.sha256)  # derived data goes with its object
         report.deleted.append(info.sha256)
         report.deleted_bytes += info.size
+    if not dry_run:
+        _drop_orphan_indexes(ctx, keep)
     for path in ctx.store.iter_leftovers():
         if path.stat().st_mtime <= cutoff:
             report.leftovers.append(path.name)
@@ -99,6 +102,16 @@ def gc(ctx: Context, dry_run: bool = False, min_age: float = DEFAULT_MIN_AGE, ac
                 "deleted": report.deleted, "deleted_bytes": report.deleted_bytes, "leftovers": report.leftovers,
                 "min_age": min_age})
     return report
+
+
+def _drop_orphan_indexes(ctx: Context, keep: set[str]) -> None:
+    """Remove cached indexes whose object is no longer referenced nor stored (compacted away)."""
+    if not ctx.cache.folder.is_dir():
+        return
+    for entry in ctx.cache.folder.iterdir():
+        name = entry.name
+        if len(name) == 64 and name not in keep and not ctx.store.exists(name):
+            ctx.cache.drop(name)
 
 
 def _mtime(ctx: Context, sha: str) -> float:

@@ -16,7 +16,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from registry.snapshots.hashing import hash_table, key_hash
 from registry.storage import ObjectInfo, ObjectStore
+from registry.storage.verified import verified_path
 
 __all__ = [
     "INDEX_FORMAT",
@@ -38,6 +39,11 @@ __all__ = [
     "compare_sorted",
     "in_sorted",
     "write_parquet_object",
+    "ALT_IDS",
+    "alt_ids_of",
+    "alt_metadata",
+    "alt_metadata_for",
+    "stored_ids",
 ]
 
 INDEX_FORMAT = 4
@@ -49,8 +55,49 @@ ROW_GROUP_ROWS = 1024 * 1024
 10M-row labels table 128k-row groups cost 30% more bytes (dictionaries restart per group)."""
 
 
-def write_parquet_object(store: ObjectStore, table: pa.Table, row_group_size: int = ROW_GROUP_ROWS) -> ObjectInfo:
-    """Write ``table`` as one zstd Parquet object (temp file, fsync, atomic rename)."""
+ALT_IDS = b"registry.alt_ids"
+"""Parquet key-value metadata naming the rows of an object stored under alternate ids (see
+:mod:`registry.snapshots.identity`)."""
+
+
+def alt_metadata(ids: np.ndarray, kh: np.ndarray) -> dict[bytes, bytes] | None:
+    """The ``registry.alt_ids`` metadata of an object whose rows (file order) have ``ids`` and key hashes
+    ``kh``; None when every row's id is its key hash."""
+    rows = np.flatnonzero(np.asarray(ids) != np.asarray(kh))
+    if not rows.size:
+        return None
+    return alt_metadata_for(rows, np.asarray(ids)[rows])
+
+
+def alt_metadata_for(rows: np.ndarray, ids: np.ndarray) -> dict[bytes, bytes]:
+    """``registry.alt_ids`` metadata naming file ``rows`` and their alternate ``ids``."""
+    return {ALT_IDS: json.dumps({"rows": [int(r) for r in rows], "ids": [str(int(v)) for v in ids]}).encode()}
+
+
+def alt_ids_of(metadata: dict[bytes, bytes] | None) -> tuple[np.ndarray, np.ndarray]:
+    """The (file rows, ids) an object's metadata names as stored under alternate ids."""
+    raw = (metadata or {}).get(ALT_IDS)
+    if not raw:
+        return np.zeros(0, np.int64), np.zeros(0, np.uint64)
+    doc = json.loads(raw)
+    return np.asarray(doc["rows"], np.int64), np.asarray([int(v) for v in doc["ids"]], np.uint64)
+
+
+def stored_ids(table: pa.Table, key_columns: Sequence[str]) -> np.ndarray:
+    """The ids of a stored object's rows (file order): key hashes, except where its metadata names
+    alternate ids."""
+    kh = key_hash(table, key_columns)
+    rows, ids = alt_ids_of(table.schema.metadata)
+    kh[rows] = ids
+    return kh
+
+
+def write_parquet_object(store: ObjectStore, table: pa.Table, row_group_size: int = ROW_GROUP_ROWS,
+                         metadata: dict[bytes, bytes] | None = None) -> ObjectInfo:
+    """Write ``table`` as one zstd Parquet object (temp file, fsync, atomic rename), with ``metadata``
+    (such as :func:`alt_metadata`) as the file's key-value metadata."""
+    if metadata:
+        table = table.replace_schema_metadata(metadata)
     with store.staging_file(".parquet") as staged:
         pq.write_table(table, staged, compression="zstd", row_group_size=row_group_size)
         return store.put(staged)
@@ -102,6 +149,8 @@ class LayerIndex:
     entries: np.ndarray
     fences: np.ndarray
     cells: dict[str, np.ndarray] = field(default_factory=dict)
+    alt: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
+    """The ids in ``entries`` that are alternate ids (sorted; almost always empty)."""
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -129,7 +178,7 @@ class LayerIndex:
 
     @classmethod
     def build(cls, kh: np.ndarray, rows: np.ndarray, rh: np.ndarray, cells: dict[str, np.ndarray],
-              key_columns: Sequence[str]) -> LayerIndex:
+              key_columns: Sequence[str], alt: np.ndarray | None = None) -> LayerIndex:
         """An index from sorted ``kh`` with their file ``rows``, and file-order row and cell hashes."""
         entries = np.empty(len(kh), ENTRY_DTYPE)
         entries["kh"] = kh
@@ -137,13 +186,14 @@ class LayerIndex:
         entries["rh"] = rh[rows]
         value_columns = [c for c in cells if c not in key_columns]
         kept = {c: cells[c] for c in value_columns} if len(value_columns) <= MAX_CELL_COLUMNS else {}
-        return cls(entries, np.ascontiguousarray(kh[::FENCE]), kept)
+        alt_ids = np.sort(np.asarray(alt, np.uint64)) if alt is not None else np.zeros(0, np.uint64)
+        return cls(entries, np.ascontiguousarray(kh[::FENCE]), kept, alt_ids)
 
     @classmethod
     def from_file_order(cls, kh: np.ndarray, rh: np.ndarray, cells: dict[str, np.ndarray],
-                        key_columns: Sequence[str]) -> LayerIndex:
+                        key_columns: Sequence[str], alt: np.ndarray | None = None) -> LayerIndex:
         order = np.argsort(kh, kind="stable")
-        return cls.build(kh[order], order, rh, cells, key_columns)
+        return cls.build(kh[order], order, rh, cells, key_columns, alt)
 
     def search(self, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For each of ``wanted``: whether it is here, and its entry number."""
@@ -179,6 +229,15 @@ class IndexCache:
         self._rows: dict[str, LayerIndex] = {}
         self._deletes: dict[str, np.ndarray] = {}
 
+    def object_path(self, sha256: str, role: str = "layer") -> Path:
+        """A local path of a stored object whose bytes were checked against its name (once per process
+        and file; see :mod:`registry.storage.verified`).
+
+        Raises:
+            VerifyFailed: the object's bytes do not hash to its name.
+        """
+        return verified_path(self.store, sha256, role, self.folder.parent / "verified")
+
     def _write(self, sha256: str, arrays: dict[str, np.ndarray], columns: list[str]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         final = self.folder / sha256
@@ -193,10 +252,33 @@ class IndexCache:
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
+    @contextlib.contextmanager
+    def staged_index(self, sha256: str) -> Iterator[Path]:
+        """A fresh folder to write the index of rows object ``sha256`` into (as ``save_rows`` lays it out);
+        it becomes the index on leaving without an error, atomically."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / f".{uuid.uuid4().hex}.tmp"
+        tmp.mkdir()
+        try:
+            yield tmp
+            with contextlib.suppress(OSError):  # another process kept the same index first
+                os.replace(tmp, self.folder / sha256)
+            self._rows.pop(sha256, None)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def drop(self, sha256: str) -> None:
+        """Forget the index of an object (garbage collection deleted it)."""
+        self._rows.pop(sha256, None)
+        self._deletes.pop(sha256, None)
+        shutil.rmtree(self.folder / sha256, ignore_errors=True)
+
     def save_rows(self, sha256: str, index: LayerIndex) -> None:
         """Keep the index of a rows object (atomically: readers never see half an index)."""
         columns = list(index.cells)
         arrays = {"entries": index.entries, "fences": index.fences}
+        if len(index.alt):
+            arrays["alt"] = index.alt
         arrays.update({f"cell-{i}": index.cells[c] for i, c in enumerate(columns)})
         self._write(sha256, arrays, columns)
         self._rows[sha256] = index
@@ -224,7 +306,8 @@ class IndexCache:
             else:
                 arrays, columns = opened
                 cells = {c: arrays[f"cell-{i}"] for i, c in enumerate(columns) if f"cell-{i}" in arrays}
-                self._rows[sha256] = LayerIndex(arrays["entries"], arrays["fences"], cells)
+                alt = arrays.get("alt", np.zeros(0, np.uint64))
+                self._rows[sha256] = LayerIndex(arrays["entries"], arrays["fences"], cells, alt)
         return self._rows[sha256]
 
     def deletes_index(self, sha256: str, key_columns: Sequence[str]) -> np.ndarray:
@@ -232,8 +315,8 @@ class IndexCache:
         if sha256 not in self._deletes:
             opened = self._open(sha256)
             if opened is None or "kh" not in opened[0]:
-                table = pq.read_table(self.store.local_path(sha256))
-                kh = np.sort(key_hash(table, key_columns))
+                table = pq.read_table(self.object_path(sha256, "deleted keys"))
+                kh = np.sort(stored_ids(table, key_columns))
                 self.save_deletes(sha256, kh)
             else:
                 self._deletes[sha256] = opened[0]["kh"]
@@ -241,8 +324,10 @@ class IndexCache:
 
     def rebuild_rows(self, sha256: str, key_columns: Sequence[str]) -> LayerIndex:
         """Recompute a rows object's index from its Parquet bytes and keep it."""
-        table = pq.read_table(self.store.local_path(sha256))
+        table = pq.read_table(self.object_path(sha256, "layer rows"))
         kh, rh, cells = hash_table(table, key_columns)
-        index = LayerIndex.from_file_order(kh, rh, cells, key_columns)
+        rows, alt = alt_ids_of(table.schema.metadata)
+        kh[rows] = alt
+        index = LayerIndex.from_file_order(kh, rh, cells, key_columns, alt)
         self.save_rows(sha256, index)
         return index

@@ -63,7 +63,8 @@ def stream(ctx: Context, ref: str) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]
                 continue
             hidden = reader.hidden_rows(n, hidden_by_layer[n]) if hidden_by_layer else None
             if hidden is None or not len(hidden):
-                yield from pq.ParquetFile(reader.layer_path(n)).iter_batches(batch_size=STREAM_BATCH_ROWS)
+                for batch in pq.ParquetFile(reader.layer_path(n)).iter_batches(batch_size=STREAM_BATCH_ROWS):
+                    yield batch.replace_schema_metadata(None)
             else:
                 yield from reader.read_visible(n, hidden, None).to_batches(max_chunksize=STREAM_BATCH_ROWS)
 

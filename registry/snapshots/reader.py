@@ -84,6 +84,10 @@ class ManifestReader:
             pending = pending[~(found | deleted)]
         return result
 
+    def has_alt_ids(self) -> bool:
+        """Whether any layer stores rows under alternate ids (see :mod:`registry.snapshots.identity`)."""
+        return any(len(self._rows_index(n).alt) for n in range(len(self.manifest.layers)))
+
     def cell_hashes(self, found: Lookup, columns: Sequence[str]) -> dict[str, np.ndarray] | None:
         """Per-column value hashes of looked-up rows, or None if an index lacks a column."""
         out = {c: np.zeros(len(found.layer), np.uint64) for c in columns}
@@ -148,22 +152,22 @@ class ManifestReader:
 
     def schema(self) -> pa.Schema:
         """The Arrow schema of the rows (from the base layer's Parquet footer)."""
-        return pq.read_schema(self.layer_path(0))
+        return pq.read_schema(self.layer_path(0)).remove_metadata()
 
     def layer_path(self, layer_no: int) -> str:
         sha = self.manifest.layers[layer_no].rows
         assert sha is not None
-        return str(self.store.local_path(sha))
+        return str(self.cache.object_path(sha, f"rows of layer {layer_no}"))
 
     def read(self, columns: Sequence[str] | None = None) -> pa.Table:
         """Every visible row: each layer's visible rows in file order, oldest layer first."""
         layers = self.manifest.layers
         cols = list(columns) if columns is not None else None
         if len(layers) == 1 and layers[0].rows:
-            return pq.read_table(self.layer_path(0), columns=cols)
+            return pq.read_table(self.layer_path(0), columns=cols).replace_schema_metadata(None)
         parts = [self.read_visible(n, self.hidden_rows(n, hidden), cols)
                  for n, hidden in enumerate(self.hidden_entries()) if layers[n].rows]
-        return pa.concat_tables(parts) if parts else pa.table({})
+        return pa.concat_tables([p.replace_schema_metadata(None) for p in parts]) if parts else pa.table({})
 
     def hidden_rows(self, layer_no: int, hidden_entries: np.ndarray) -> np.ndarray:
         """Index entries as sorted row positions in the layer's file."""
@@ -173,10 +177,10 @@ class ManifestReader:
         """The rows of one layer's file except the sorted row positions ``hidden``, in file order."""
         path = self.layer_path(layer_no)
         if not len(hidden):
-            return pq.read_table(path, columns=columns)
+            return pq.read_table(path, columns=columns).replace_schema_metadata(None)
         if len(hidden) <= SLICE_LIMIT:
             # Few rows hidden: read at full speed and cut them out with zero-copy slices.
-            table = pq.read_table(path, columns=columns)
+            table = pq.read_table(path, columns=columns).replace_schema_metadata(None)
             edges = np.concatenate([[-1], hidden, [table.num_rows]])
             return pa.concat_tables([table.slice(start + 1, stop - start - 1)
                                      for start, stop in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True)
@@ -190,6 +194,7 @@ class ManifestReader:
             part = visible[bounds[group]:bounds[group + 1]]
             # Each task opens its own file: a ParquetFile must not be shared between threads.
             rows = pq.ParquetFile(path).read_row_group(group, columns=columns, use_threads=False)
+            rows = rows.replace_schema_metadata(None)
             return rows if part.all() else rows.filter(pa.array(part))
 
         with ThreadPoolExecutor(max_workers=2) as pool:
@@ -239,4 +244,4 @@ class ManifestReader:
             pieces.append(pa.Table.from_batches(batches, schema=batches[0].schema))
             local[here] = wanted + offset
             offset += pieces[-1].num_rows
-        return pa.concat_tables(pieces).take(pa.array(local))
+        return pa.concat_tables(pieces).take(pa.array(local)).replace_schema_metadata(None)

@@ -1,0 +1,87 @@
+"""The compaction worker of ``registry serve``: automatic compaction in a thread, outside every commit.
+
+Every ``compact_interval`` seconds (sooner after a commit in this process nudges it) the worker runs
+:func:`registry.snapshots.compact.auto_compact` over every dataset. A failure is logged and retried on
+the next pass; it never reaches a request.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from registry.context import Context
+
+__all__ = ["CompactionWorker", "nudge", "start_worker", "stop_worker"]
+
+log = logging.getLogger("registry.compaction")
+_workers: dict[int, CompactionWorker] = {}
+_lock = threading.Lock()
+
+
+class CompactionWorker:
+    """A daemon thread applying the compaction policy to one home."""
+
+    def __init__(self, ctx: Context, interval: float) -> None:
+        self.ctx = ctx
+        self.interval = interval
+        self.passes = 0
+        self.compacted = 0
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="registry-compaction", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def nudge(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        from registry.snapshots.compact import auto_compact
+
+        while not self._stop.is_set():
+            try:
+                self.compacted += len(auto_compact(self.ctx))
+            except Exception:  # noqa: BLE001 - a failed pass is retried; it must not kill the server
+                log.exception("automatic compaction failed; retrying in %.0f s", self.interval)
+            self.passes += 1
+            self._wake.wait(self.interval)
+            self._wake.clear()
+
+
+def start_worker(ctx: Context) -> CompactionWorker | None:
+    """Start the worker for ``ctx``'s home unless ``compact_interval`` is 0."""
+    if ctx.settings.compact_interval <= 0:
+        return None
+    worker = CompactionWorker(ctx, ctx.settings.compact_interval)
+    with _lock:
+        _workers[_key(ctx)] = worker
+    worker.start()
+    return worker
+
+
+def _key(ctx: Context) -> int:
+    return hash(str(ctx.cache.folder))
+
+
+def stop_worker(ctx: Context) -> None:
+    """Stop the worker started for ``ctx``'s home, if any."""
+    with _lock:
+        worker = _workers.pop(_key(ctx), None)
+    if worker is not None:
+        worker.stop()
+
+
+def nudge(ctx: Context, dataset: str) -> None:
+    """Ask this process's worker for ``ctx``'s home (if one runs) to look at the datasets soon."""
+    with _lock:
+        worker = _workers.get(_key(ctx))
+    if worker is not None:
+        log.debug("commit to %s: nudging the compaction worker", dataset)
+        worker.nudge()

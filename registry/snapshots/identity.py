@@ -1,0 +1,202 @@
+"""Row identity by key values (design invariant 11): 64-bit hashes find candidates, values decide.
+
+A stored row's id is normally its 64-bit key hash. The hash is fast but not collision-proof (a printable
+key colliding with another is found in a few hundred tries), so a commit never trusts a hash match: it
+fetches the matched rows' key values and compares them. When two distinct keys share a key hash, the
+later one takes an *alternate id*, the first free one of ``BLAKE2b(key values, probe)`` for probe 1, 2...
+(open addressing, each probe confirmed by values the same way). A layer object that holds rows under
+alternate ids names them in its Parquet key-value metadata (``registry.alt_ids``: file rows and their
+ids), so its index is rebuilt from its bytes alone. Everything that works on stored ids (reads, hiding
+rows of lower layers, diffs, compaction) then sees one id per key and never confuses two keys.
+
+Change detection is by values too: rows whose hashes match are compared column by column before a
+commit calls them unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from registry.errors import InvalidInput
+from registry.snapshots.reader import Lookup, ManifestReader
+
+__all__ = ["Identity", "alt_id", "assign_ids", "rows_equal"]
+
+MAX_PROBES = 16
+
+
+def _key_bytes(keys_table: pa.Table, row: int) -> bytes:
+    values = [keys_table.column(i)[row].as_py() for i in range(keys_table.num_columns)]
+    return json.dumps(values, default=repr, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def alt_id(key_bytes: bytes, probe: int) -> np.uint64:
+    """The alternate id of a key at ``probe`` (1, 2, ...): 64 bits of BLAKE2b of its canonical values."""
+    digest = hashlib.blake2b(key_bytes, digest_size=8, salt=probe.to_bytes(8, "little"),
+                             person=b"registry.altid").digest()
+    return np.uint64(int.from_bytes(digest, "little"))
+
+
+def _equal_columns(left: pa.ChunkedArray | pa.Array, right: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Per row: the two values are equal (nulls equal nulls, NaN equals NaN)."""
+    if left.type != right.type:
+        try:
+            right = right.cast(left.type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return np.zeros(len(left), bool)
+    try:
+        same = pc.fill_null(pc.equal(left, right), False).to_numpy(zero_copy_only=False)
+    except pa.ArrowNotImplementedError:  # nested types: compare as Python values
+        return np.array([a == b for a, b in zip(left.to_pylist(), right.to_pylist(), strict=True)], bool)
+    same |= pc.and_(pc.is_null(left), pc.is_null(right)).to_numpy(zero_copy_only=False)
+    if pa.types.is_floating(left.type):
+        same |= pc.fill_null(pc.and_(pc.is_nan(left), pc.is_nan(right)), False).to_numpy(zero_copy_only=False)
+    return np.asarray(same, bool)
+
+
+def rows_equal(left: pa.Table, right: pa.Table, columns: Sequence[str]) -> np.ndarray:
+    """Per row: ``left`` and ``right`` hold equal values in every one of ``columns``."""
+    same = np.ones(left.num_rows, bool)
+    for name in columns:
+        if name not in right.column_names:
+            return np.zeros(left.num_rows, bool)
+        same &= _equal_columns(left.column(name), right.column(name))
+    return same
+
+
+@dataclass
+class Identity:
+    """The ids of a commit's input rows, and where their keys already are in the parent."""
+
+    ids: np.ndarray
+    """Per input row (input order): its id, unique within the input."""
+    found: Lookup
+    """Per input row: the parent's row holding the same key values (absent: a new key)."""
+    parent_rows: pa.Table | None
+    """The parent's rows of the present input rows (in input order of ``found.present``), when fetched."""
+
+
+def _duplicates_message(what: str, keys_table: pa.Table, rows: list[int]) -> str:
+    shown = ", ".join(repr(keys_table.slice(r, 1).to_pylist()[0] if keys_table.num_columns > 1
+                           else keys_table.column(0)[r].as_py()) for r in rows[:5])
+    return f"{what}: {len(rows)} duplicate key(s), e.g. {shown}; keys must be unique"
+
+
+def assign_ids(table: pa.Table, keys: Sequence[str], kh: np.ndarray, parent: ManifestReader | None,
+               what: str = "input", fetch_columns: Sequence[str] | None = None) -> Identity:
+    """Give each row of ``table`` its id, deciding every hash match by the key values.
+
+    ``fetch_columns``: the parent's columns to fetch for present rows (default every column; the key
+    columns are always fetched), for the caller to compare values.
+
+    Raises:
+        InvalidInput: two rows of ``table`` have the same key values; or a key cannot be placed within
+            ``MAX_PROBES`` alternate ids (never seen in practice).
+    """
+    keys_table = table.select(list(keys))
+    n = table.num_rows
+    ids = np.asarray(kh, np.uint64).copy()
+    empty = Lookup(np.full(n, -1, np.int64), np.zeros(n, np.int64), np.zeros(n, np.uint64))
+    found = empty if parent is None else parent.lookup(ids)
+    parent_rows: pa.Table | None = None
+    cols = None if fetch_columns is None else list(dict.fromkeys([*keys, *fetch_columns]))
+    pending: list[int] = []
+    if parent is not None and found.present.any():
+        present = np.flatnonzero(found.present)
+        parent_rows = parent.fetch(ids[present], columns=cols, found=found.take(present))
+        same_key = rows_equal(keys_table.take(pa.array(present)), parent_rows, keys)
+        if not same_key.all():  # a hash collision with another key: that row probes for its own id
+            wrong = present[~same_key]
+            found.layer[wrong] = -1
+            pending += wrong.tolist()
+            keep = np.flatnonzero(same_key)
+            parent_rows = parent_rows.take(pa.array(keep))
+    if parent is not None and parent.has_alt_ids():
+        # A key stored under an alternate id keeps it: look for every new key there too.
+        pending += np.flatnonzero(~found.present).tolist()
+    pending = sorted(set(pending) | set(_colliding_in_input(ids, keys_table, found, what)))
+    if pending:
+        _probe(ids, keys_table, found, pending, parent, what)
+        if parent_rows is not None or found.present.any():
+            present = np.flatnonzero(found.present)
+            parent_rows = parent.fetch(ids[present], columns=cols, found=found.take(present)) \
+                if parent is not None and present.size else None
+    return Identity(ids, found, parent_rows)
+
+
+def _colliding_in_input(ids: np.ndarray, keys_table: pa.Table, found: Lookup, what: str) -> list[int]:
+    """Rows that share an id with another input row but hold other key values (all but one per group:
+    the one present in the parent, else the first by value). Equal key values are an error."""
+    order = np.argsort(ids, kind="stable")
+    sorted_ids = ids[order]
+    starts = np.flatnonzero(sorted_ids[1:] == sorted_ids[:-1])
+    if not starts.size:
+        return []
+    groups: dict[int, list[int]] = {}
+    for s in starts.tolist():
+        groups.setdefault(int(sorted_ids[s]), []).extend([int(order[s]), int(order[s + 1])])
+    movers: list[int] = []
+    duplicates: list[int] = []
+    for members in groups.values():
+        rows = sorted(set(members))
+        by_value: dict[bytes, int] = {}
+        for r in rows:
+            value = _key_bytes(keys_table, r)
+            if value in by_value:
+                duplicates.append(r)
+            else:
+                by_value[value] = r
+        if duplicates:
+            continue
+        keeper = next((r for r in rows if found.present[r]), min(rows, key=lambda r: _key_bytes(keys_table, r)))
+        movers += [r for r in rows if r != keeper]
+    if duplicates:
+        raise InvalidInput(_duplicates_message(what, keys_table, duplicates))
+    return movers
+
+
+def _probe(ids: np.ndarray, keys_table: pa.Table, found: Lookup, pending: list[int],
+           parent: ManifestReader | None, what: str) -> None:
+    """Settle each pending row on the alternate id that holds its key in the parent, or else on the first
+    one free in the parent and in the input. Probes are looked up a level at a time for every pending row.
+    When the parent stores no row under an alternate id, the first free probe ends the search."""
+    rows = np.asarray(pending, np.int64)
+    values = [_key_bytes(keys_table, int(r)) for r in rows]
+    taken = set(np.delete(ids, rows).tolist())
+    home = np.zeros(len(rows), np.uint64)
+    homed = np.zeros(len(rows), bool)
+    present = np.zeros(len(rows), bool)
+    exhaustive = parent is not None and parent.has_alt_ids()
+    names = list(keys_table.column_names)
+    for probe in range(1, MAX_PROBES + 1):
+        active = np.flatnonzero(~present & (~homed | exhaustive))
+        if not active.size:
+            break
+        candidates = np.array([alt_id(values[i], probe) for i in active], np.uint64)
+        hit = np.zeros(len(active), bool)
+        if parent is not None:
+            at = parent.lookup(candidates)
+            hit = at.present.copy()
+            if hit.any():
+                stored = parent.fetch(candidates[hit], columns=names, found=at.take(hit))
+                same = rows_equal(keys_table.take(pa.array(rows[active[hit]])), stored, names)
+                for j, ok in zip(np.flatnonzero(hit).tolist(), same.tolist(), strict=True):
+                    if ok:
+                        i, row = int(active[j]), int(rows[active[j]])
+                        present[i], home[i], homed[i] = True, candidates[j], True
+                        found.layer[row], found.position[row], found.rh[row] = at.layer[j], at.position[j], at.rh[j]
+        for j, i in enumerate(active.tolist()):
+            if not hit[j] and not homed[i] and int(candidates[j]) not in taken:
+                home[i], homed[i] = candidates[j], True
+                taken.add(int(candidates[j]))
+    if not homed.all():
+        stuck = values[int(np.flatnonzero(~homed)[0])].decode()
+        raise InvalidInput(f"{what}: key {stuck} collides with {MAX_PROBES} other keys' ids")
+    ids[rows] = home
