@@ -99,6 +99,8 @@ def test_automatic_compaction_is_audited_as_the_system(reg: Registry, monkeypatc
     reg.commit("labels", labels_table(30))
     for i in range(3):
         reg.commit("labels", labels_table(1, seed=i + 1, prefix=f"n{i}"), mode="upsert")
+    assert not any(e["action"] == "snapshot.compact" for e in events(reg.ctx.engine)), "a commit compacted"
+    assert reg.compact_auto()  # what the serve worker and `registry compact --auto` run
     actions = [(e["action"], e["actor"], e["actor_kind"]) for e in events(reg.ctx.engine)]
     assert ("snapshot.compact", "registry", "system") in actions
     assert sum(a == "snapshot.commit" for a, _, _ in actions) == 4

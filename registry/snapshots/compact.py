@@ -16,6 +16,7 @@ manifest). A crash at any point leaves the old manifest or the new one, plus unr
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,7 +42,8 @@ from registry.snapshots.reader import ManifestReader
 
 __all__ = ["COMPACT_POINTS", "CompactResult", "auto_compact", "compact", "compact_snapshot", "plan_compaction"]
 
-COMPACT_POINTS = ("compact:after-layer-object", "compact:after-manifest", "compact:before-catalog-commit")
+COMPACT_POINTS = ("compact:after-layer-object", "compact:after-manifest", "compact:before-catalog-commit",
+                  "compact:after-catalog-commit")
 """Crash points of a compaction, in order (see :mod:`registry.failpoints`)."""
 FAN_IN = 4
 """Upper layers merge into the layer below them while it holds at most this many times their rows."""
@@ -69,25 +71,34 @@ def _weight(layer: Layer) -> int:
     return layer.rows_count + layer.deletes_count
 
 
+def _size_class(rows: int) -> int:
+    return int(math.log(max(rows, 1), FAN_IN))
+
+
 def plan_compaction(layers: Sequence[Layer], max_layers: int, base_fraction: float) -> int | None:
     """Which layers to merge: the index of the first one (0 rewrites the base too), or None for none.
 
-    The base is rewritten once the layers above it hold ``base_fraction`` of its rows (0 never). Else,
-    past ``max_layers`` layers, the newest layers merge into the one below them while that one is at most
-    ``FAN_IN`` times their size (size tiers: each row is rewritten O(log) times over a history), and
-    further down until the head is within ``max_layers``.
+    The base is rewritten once the layers above it hold ``base_fraction`` of its rows (0: never). Above
+    it, layers merge in size tiers: once the newest ``FAN_IN`` or more layers are of one size class
+    (``log_FAN_IN`` of their rows), they become one layer of the next class, so each row is rewritten
+    O(log) times over a history. A head still above ``max_layers`` merges its newest layers to fit.
     """
     if len(layers) <= 1:
         return None
     upper = sum(_weight(layer) for layer in layers[1:])
     if base_fraction > 0 and upper >= base_fraction * max(layers[0].rows_count, 1):
         return 0
-    if len(layers) <= max(max_layers, 2):
-        return None
+    top = _size_class(_weight(layers[-1]))
     first = len(layers) - 1
-    merged = _weight(layers[first])
-    while first > 1 and (len(layers) - first < 2 or _weight(layers[first - 1]) <= FAN_IN * merged
-                         or first > max(max_layers, 2) - 1):
+    while first > 1 and _size_class(_weight(layers[first - 1])) <= top:
+        first -= 1
+    if len(layers) - first < FAN_IN:
+        if len(layers) <= max(max_layers, 2):
+            return None
+        first = max(max_layers, 2) - 1  # over the limit: merge the newest layers to fit
+    # Like a carry: the merged layer absorbs the layers below it that are no bigger in class.
+    merged = sum(_weight(layer) for layer in layers[first:])
+    while first > 1 and _size_class(_weight(layers[first - 1])) <= _size_class(merged):
         first -= 1
         merged += _weight(layers[first])
     return first
@@ -246,6 +257,7 @@ def compact_snapshot(ctx: Context, dataset: str, snapshot: SnapshotRow, full: bo
                      actor=actor, details={"full": first == 0, "layers_before": before, "layers_after": len(layers),
                                            "manifest_before": snapshot.manifest_sha256, "manifest_after": info.sha256})
         failpoint("compact:before-catalog-commit")
+    failpoint("compact:after-catalog-commit")
     return CompactResult(dataset, snapshot.id, before, len(layers), written + info.size, full=first == 0)
 
 

@@ -55,6 +55,9 @@ def stream(ctx: Context, ref: str) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]
     if not any(layer.rows for layer in layers):
         return pa.schema([]), iter(())
     schema = reader.schema()
+    for n, layer in enumerate(layers):  # verified before the first byte goes out, not mid-stream
+        if layer.rows:
+            reader.layer_path(n)
     hidden_by_layer = [] if len(layers) == 1 else reader.hidden_entries()
 
     def batches() -> Iterator[pa.RecordBatch]:
