@@ -304,14 +304,22 @@ def _diff(ctx: Context, request: _Request, schema: _Schema) -> _Change:
     identity = assign_ids(table, keys, kh, parent)
     present = identity.found.present
     same = np.zeros(table.num_rows, bool)
-    if present.any() and identity.parent_rows is not None:
+    if identity.aligned:  # the input holds the parent's rows in order: compare in place, no gathers
+        assert identity.parent_rows is not None
+        m = identity.aligned
+        same[:m] = (identity.found.rh[:m] == rh[:m]) & rows_equal(table.slice(0, m), identity.parent_rows,
+                                                                  table.column_names)
+    else:
         hinted = np.flatnonzero(present)
         equal_hash = identity.found.rh[hinted] == rh[hinted]
         candidates = hinted[equal_hash]  # equal hashes say "maybe unchanged"; the values decide
         if candidates.size:
-            same[candidates] = rows_equal(table.take(pa.array(candidates)),
-                                          identity.parent_rows.take(pa.array(np.flatnonzero(equal_hash))),
-                                          table.column_names)
+            assert parent is not None and identity.parent_rows is not None
+            if set(table.column_names) <= set(identity.parent_rows.column_names):  # matched in bulk
+                before = identity.parent_rows.take(pa.array(np.flatnonzero(equal_hash)))
+            else:
+                before = parent.fetch(identity.ids[candidates], found=identity.found.take(candidates))
+            same[candidates] = rows_equal(table.take(pa.array(candidates)), before, table.column_names)
     changed = present & ~same
     removed = np.zeros(0, np.uint64)
     if parent is not None and (schema.new_base or request.mode == "replace"):
@@ -493,7 +501,7 @@ def _deleted_ids(parent: ManifestReader, source: pa.Table | str | Path, keys: li
         raise InvalidInput(f"delete-keys: missing key column(s) {', '.join(missing_cols)}")
     table = table.select(keys)
     _check_key_values(table, keys, "delete-keys")
-    identity = assign_ids(table, keys, key_hash(table, keys), parent, "delete-keys", fetch_columns=keys)
+    identity = assign_ids(table, keys, key_hash(table, keys), parent, "delete-keys")
     both, _ = in_sorted(identity.ids, np.sort(upsert_ids))
     if both.any():
         example = table.filter(pa.array(both)).slice(0, 3).to_pylist()

@@ -81,6 +81,9 @@ class Identity:
     """Per input row: the parent's row holding the same key values (absent: a new key)."""
     parent_rows: pa.Table | None
     """The parent's rows of the present input rows (in input order of ``found.present``), when fetched."""
+    aligned: int = 0
+    """When non-zero: the first ``aligned`` input rows are the parent's rows in read order, one for one,
+    and ``parent_rows`` is the parent's whole read (the input came in the parent's order)."""
 
 
 def _duplicates_message(what: str, keys_table: pa.Table, rows: list[int]) -> str:
@@ -89,12 +92,17 @@ def _duplicates_message(what: str, keys_table: pa.Table, rows: list[int]) -> str
     return f"{what}: {len(rows)} duplicate key(s), e.g. {shown}; keys must be unique"
 
 
+BULK_FRACTION = 0.25
+"""An input with at least this share of the parent's rows is matched against one sequential read of the
+parent (and without any sort when it comes in the parent's order) instead of row-group fetches."""
+
+
 def assign_ids(table: pa.Table, keys: Sequence[str], kh: np.ndarray, parent: ManifestReader | None,
-               what: str = "input", fetch_columns: Sequence[str] | None = None) -> Identity:
+               what: str = "input") -> Identity:
     """Give each row of ``table`` its id, deciding every hash match by the key values.
 
-    ``fetch_columns``: the parent's columns to fetch for present rows (default every column; the key
-    columns are always fetched), for the caller to compare values.
+    ``parent_rows`` of the result holds the parent's key columns of present rows (every column when the
+    input was matched in bulk), for the caller to compare values.
 
     Raises:
         InvalidInput: two rows of ``table`` have the same key values; or a key cannot be placed within
@@ -103,32 +111,78 @@ def assign_ids(table: pa.Table, keys: Sequence[str], kh: np.ndarray, parent: Man
     keys_table = table.select(list(keys))
     n = table.num_rows
     ids = np.asarray(kh, np.uint64).copy()
-    empty = Lookup(np.full(n, -1, np.int64), np.zeros(n, np.int64), np.zeros(n, np.uint64))
-    found = empty if parent is None else parent.lookup(ids)
+    found = Lookup(np.full(n, -1, np.int64), np.zeros(n, np.int64), np.zeros(n, np.uint64))
     parent_rows: pa.Table | None = None
-    cols = None if fetch_columns is None else list(dict.fromkeys([*keys, *fetch_columns]))
     pending: list[int] = []
-    if parent is not None and found.present.any():
+    aligned = 0
+    if parent is not None and n:
+        bulk = n >= BULK_FRACTION * max(parent.manifest.rows, 1)
+        found, parent_rows, aligned = _match_in_bulk(parent, ids) if bulk else \
+            (*_match_by_lookup(parent, ids, keys), 0)
         present = np.flatnonzero(found.present)
-        parent_rows = parent.fetch(ids[present], columns=cols, found=found.take(present))
-        same_key = rows_equal(keys_table.take(pa.array(present)), parent_rows, keys)
-        if not same_key.all():  # a hash collision with another key: that row probes for its own id
+        if aligned:  # present == arange(aligned), and parent_rows row i is input row i's match
+            same_key = rows_equal(keys_table.slice(0, aligned), parent_rows, keys)
+        elif present.size:
+            same_key = rows_equal(keys_table.take(pa.array(present)), parent_rows, keys)
+        if present.size and not same_key.all():  # a hash collision with another key: it probes for its id
+            aligned = 0
             wrong = present[~same_key]
             found.layer[wrong] = -1
             pending += wrong.tolist()
-            keep = np.flatnonzero(same_key)
-            parent_rows = parent_rows.take(pa.array(keep))
-    if parent is not None and parent.has_alt_ids():
-        # A key stored under an alternate id keeps it: look for every new key there too.
-        pending += np.flatnonzero(~found.present).tolist()
+            assert parent_rows is not None
+            parent_rows = parent_rows.filter(pa.array(same_key))
+        if parent.has_alt_ids():
+            # A key stored under an alternate id keeps it: look for every new key there too.
+            pending += np.flatnonzero(~found.present).tolist()
     pending = sorted(set(pending) | set(_colliding_in_input(ids, keys_table, found, what)))
     if pending:
+        before = found.present.copy()
         _probe(ids, keys_table, found, pending, parent, what)
-        if parent_rows is not None or found.present.any():
-            present = np.flatnonzero(found.present)
-            parent_rows = parent.fetch(ids[present], columns=cols, found=found.take(present)) \
-                if parent is not None and present.size else None
-    return Identity(ids, found, parent_rows)
+        moved = np.flatnonzero(found.present & ~before)
+        if moved.size and parent is not None:  # keys found under alternate ids join the fetched rows
+            extra = parent.fetch(ids[moved], columns=None if parent_rows is None else parent_rows.column_names,
+                                 found=found.take(moved))
+            order = np.argsort(np.concatenate([np.flatnonzero(before & found.present), moved]), kind="stable")
+            joined = pa.concat_tables([parent_rows.cast(extra.schema), extra]) if parent_rows is not None \
+                else extra
+            parent_rows = joined.take(pa.array(order))
+    return Identity(ids, found, parent_rows, aligned if not pending else 0)
+
+
+def _match_by_lookup(parent: ManifestReader, ids: np.ndarray, keys: Sequence[str]
+                     ) -> tuple[Lookup, pa.Table | None]:
+    """Few rows: look each id up in the parent's indexes and fetch the key columns of the matches."""
+    found = parent.lookup(ids)
+    present = np.flatnonzero(found.present)
+    if not present.size:
+        return found, None
+    return found, parent.fetch(ids[present], columns=list(keys), found=found.take(present))
+
+
+def _match_in_bulk(parent: ManifestReader, ids: np.ndarray) -> tuple[Lookup, pa.Table | None, int]:
+    """Many rows: read the parent once, in order, and align it with the input by id. Returns the matches,
+    the parent's rows of the present input rows and how many leading input rows are the parent's rows in
+    order (then the rows returned are the parent's whole read)."""
+    parent_ids, parent_rh = parent.read_order_index()
+    n, m = len(ids), len(parent_ids)
+    found = Lookup(np.full(n, -1, np.int64), np.zeros(n, np.int64), np.zeros(n, np.uint64))
+    if not m:
+        return found, None, 0
+    rows = parent.read()
+    if n >= m and np.array_equal(parent_ids, ids[:m]):  # the parent's rows in order, new ones after
+        found.layer[:m] = 0
+        found.position[:m] = np.arange(m)
+        found.rh[:m] = parent_rh
+        return found, rows, m
+    order = np.argsort(parent_ids, kind="stable")
+    sorted_ids = parent_ids[order]
+    at = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+    hit = sorted_ids[at] == ids
+    positions = order[at[hit]]
+    found.layer[hit] = 0
+    found.position[hit] = positions
+    found.rh[hit] = parent_rh[positions]
+    return found, rows.take(pa.array(positions)), 0
 
 
 def _colliding_in_input(ids: np.ndarray, keys_table: pa.Table, found: Lookup, what: str) -> list[int]:

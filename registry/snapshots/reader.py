@@ -118,6 +118,31 @@ class ManifestReader:
                 hidden = np.union1d(hidden, np.union1d(index.kh, self._deletes_index(layer_no)))
         return hidden_by_layer
 
+    def read_order_index(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ids and row hashes of every visible row, in :meth:`read` order (each layer's visible rows in
+        file order, oldest layer first): aligns a full read with ids without sorting it."""
+        layers = self.manifest.layers
+        hidden_by_layer = self.hidden_entries() if len(layers) > 1 else [np.zeros(0, np.int64)]
+        ids, rhs = [], []
+        for n, hidden in enumerate(hidden_by_layer):
+            if not layers[n].rows:
+                continue
+            index = self._rows_index(n)
+            file_ids = np.empty(len(index), np.uint64)
+            file_rh = np.empty(len(index), np.uint64)
+            rows = np.asarray(index.rows)
+            file_ids[rows] = index.kh
+            file_rh[rows] = index.entries["rh"]
+            if len(hidden):
+                keep = np.ones(len(index), bool)
+                keep[self.hidden_rows(n, hidden)] = False
+                file_ids, file_rh = file_ids[keep], file_rh[keep]
+            ids.append(file_ids)
+            rhs.append(file_rh)
+        if not ids:
+            return np.zeros(0, np.uint64), np.zeros(0, np.uint64)
+        return np.concatenate(ids), np.concatenate(rhs)
+
     def visible_masks(self) -> list[np.ndarray]:
         """Per layer, which of its index entries are visible (not hidden by a layer above)."""
         masks = []
