@@ -13,10 +13,10 @@ from harness import core_bench
 
 fmt_s, fmt_b = core_bench.fmt_s, core_bench.fmt_b
 
-LABELS = {"registry": "registry", "registry-nofull": "registry, COMPACT_ROWS=0", "delta": "Delta Lake", "dvc": "DVC",
-          "oxen": "Oxen", "duckdb": "DuckDB + Parquet"}
+LABELS = {"registry": "registry", "registry-nofull": "registry, COMPACT_BASE_FRACTION=0", "delta": "Delta Lake",
+          "dvc": "DVC", "oxen": "Oxen", "duckdb": "DuckDB + Parquet", "lance": "Lance"}
 SHORT = {"registry": "registry", "registry-nofull": "registry\nno full\ncompaction", "delta": "Delta",
-         "dvc": "DVC", "oxen": "Oxen", "duckdb": "DuckDB\n+ Parquet"}
+         "dvc": "DVC", "oxen": "Oxen", "duckdb": "DuckDB\n+ Parquet", "lance": "Lance"}
 FILE_LEVEL = {"dvc"}  # tools whose diff names changed files, not rows
 
 Getter = Callable[[dict[str, Any]], float | None]
@@ -219,13 +219,15 @@ def tool_notes(name: str, fig: dict[str, Any], raw: dict[str, Any]) -> list[str]
 TOOL_NOTES = {
     "registry": ["commit = `Registry.commit(..., mode=\"upsert\")` of the 5,000 changed rows (in-memory Arrow); "
                  "diff = `Registry.diff(\"labels@v1\", \"labels@v2\")` (row counts, changed cells per column, 10 "
-                 "example rows); read = `Registry.read(\"labels@v1\")`; automatic compaction runs inline in the "
-                 "chain commits that cross its thresholds."],
-    "registry-nofull": ["the same registry code and calls with `REGISTRY_COMPACT_ROWS=0` in its processes: no "
-                        "automatic full compaction (which rewrites the whole table as a new base layer once the "
-                        "layers above the base hold more than 20,000 rows); upper layers are still merged past "
-                        "`REGISTRY_MAX_LAYERS` (8). Shown for the storage trade-off; the goals are judged on the "
-                        "default configuration, except its own storage line."],
+                 "example rows); read = `Registry.read(\"labels@v1\")`; commits never compact: each chain step is a "
+                 "commit followed by the compaction pass the serve worker would run (`Registry.compact_auto`)."],
+    "registry-nofull": ["the same registry code and calls with `REGISTRY_COMPACT_BASE_FRACTION=0` in its "
+                        "processes: automatic compaction never rewrites the base layer (by default it does once "
+                        "the layers above hold 25% of the base's rows); upper layers still merge in size tiers. "
+                        "Shown for the storage trade-off; the goals are judged on the default configuration."],
+    "lance": ["commit = `LanceDataset.merge_insert(\"sample_id\")` with update-all / insert-all of the 5,000 rows; "
+              "diff = a keyed full join (DuckDB) of versions 1 and 2's key and label columns (Lance has no change "
+              "feed); read = `lance.dataset(path, version=1).to_table()`. No compaction or cleanup was run."],
     "delta": ["commit = `DeltaTable.merge(...)` on `sample_id` with update-all / insert-all of the 5,000 rows; "
               "diff = the change data feed of version 1 (`load_cdf`, enabled at creation); read = "
               "`DeltaTable(path, version=0).to_pyarrow_table()` (time travel). No OPTIMIZE or VACUUM was run."],

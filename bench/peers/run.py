@@ -34,6 +34,7 @@ TOOLS: dict[str, tuple[str, str, str, str]] = {
     "dvc": ("tool_dvc", "DvcTool", "dvc", "dvc"),
     "oxen": ("tool_oxen", "OxenTool", "oxenai", "oxen"),
     "duckdb": ("tool_duckdb", "DuckDBTool", "duckdb", "duckdb"),
+    "lance": ("tool_lance", "LanceTool", "pylance", "lance"),
 }
 log = core_bench.log
 
