@@ -232,6 +232,38 @@ class Tool:
         return {"total": total, "store": total, "store_what": "everything"}
 
 
+class MergeTool(Tool):
+    """A table format whose commit is a keyed merge of the changed rows (Delta Lake, Lance): subclasses
+    give ``_write`` (create the table from v1) and ``_merge`` (upsert the changes)."""
+
+    def _write(self, table: pa.Table) -> None:
+        raise NotImplementedError
+
+    def _merge(self, changes: pa.Table) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def init_v1(self) -> Work:
+        table = pq.read_table(self.inputs.v1)
+
+        def work() -> dict[str, Any]:
+            self._write(table)
+            return {}
+
+        return work
+
+    def commit_v2(self) -> Work:
+        changes = pq.read_table(self.inputs.changes_v2)
+        return lambda: self._merge(changes)
+
+    def chain(self) -> Work:
+        def steps() -> Any:
+            for path in self.inputs.chain_changes():
+                changes = pq.read_table(path)
+                yield lambda changes=changes: self._merge(changes)
+
+        return lambda: timed_loop(steps(), self.dir)
+
+
 def timed_loop(steps: Iterator[Callable[[], Any]], folder: Path) -> dict[str, Any]:
     """Run each chain step, timing each one alone; between steps (untimed) count ``folder``'s bytes,
     so the growth per version is on record."""

@@ -7,8 +7,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
-from harness import KEY, Tool, Work, timed_loop
+from harness import KEY, MergeTool, Work
 
 CDF = {"delta.enableChangeDataFeed": "true"}
 
@@ -20,20 +19,14 @@ def zstd() -> Any:
     return WriterProperties(compression="ZSTD")
 
 
-class DeltaTool(Tool):
+class DeltaTool(MergeTool):
     name = "delta"
     label = "Delta Lake"
 
-    def init_v1(self) -> Work:
+    def _write(self, table: pa.Table) -> None:
         from deltalake import write_deltalake
 
-        table = pq.read_table(self.inputs.v1)
-
-        def work() -> dict[str, Any]:
-            write_deltalake(str(self.dir), table, configuration=CDF, writer_properties=zstd())
-            return {}
-
-        return work
+        write_deltalake(str(self.dir), table, configuration=CDF, writer_properties=zstd())
 
     def _merge(self, changes: Any) -> dict[str, Any]:
         from deltalake import DeltaTable
@@ -44,10 +37,6 @@ class DeltaTool(Tool):
                    .when_matched_update_all().when_not_matched_insert_all().execute())
         return {"version": dt.version(), "files_added": metrics.get("num_target_files_added"),
                 "files_removed": metrics.get("num_target_files_removed")}
-
-    def commit_v2(self) -> Work:
-        changes = pq.read_table(self.inputs.changes_v2)
-        return lambda: self._merge(changes)
 
     def diff_v1_v2(self) -> Work:
         """Version 0 is v1 and version 1 is v2: read the change data feed of version 1."""
@@ -72,14 +61,6 @@ class DeltaTool(Tool):
             return {"rows": DeltaTable(str(self.dir), version=0).to_pyarrow_table().num_rows}
 
         return work
-
-    def chain(self) -> Work:
-        def steps() -> Any:
-            for path in self.inputs.chain_changes():
-                changes = pq.read_table(path)
-                yield lambda changes=changes: self._merge(changes)
-
-        return lambda: timed_loop(steps(), self.dir)
 
     def head_table(self) -> pa.Table:
         from deltalake import DeltaTable

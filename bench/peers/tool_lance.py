@@ -9,24 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
-from harness import KEY, Tool, Work, timed_loop
+from harness import KEY, MergeTool, Work
 
 
-class LanceTool(Tool):
+class LanceTool(MergeTool):
     name = "lance"
     label = "Lance"
 
-    def init_v1(self) -> Work:
+    def _write(self, table: pa.Table) -> None:
         import lance
 
-        table = pq.read_table(self.inputs.v1)
-
-        def work() -> dict[str, Any]:
-            lance.write_dataset(table, str(self.dir))
-            return {}
-
-        return work
+        lance.write_dataset(table, str(self.dir))
 
     def _merge(self, changes: pa.Table) -> dict[str, Any]:
         import lance
@@ -35,10 +28,6 @@ class LanceTool(Tool):
         stats = ds.merge_insert(KEY).when_matched_update_all().when_not_matched_insert_all().execute(changes)
         return {"version": lance.dataset(str(self.dir)).version, **{k: stats.get(k) for k in
                                                                    ("num_inserted_rows", "num_updated_rows")}}
-
-    def commit_v2(self) -> Work:
-        changes = pq.read_table(self.inputs.changes_v2)
-        return lambda: self._merge(changes)
 
     def diff_v1_v2(self) -> Work:
         """Version 1 is v1 and version 2 is v2: a keyed full join of the two versions."""
@@ -67,14 +56,6 @@ class LanceTool(Tool):
         import lance
 
         return lambda: {"rows": lance.dataset(str(self.dir), version=1).to_table().num_rows}
-
-    def chain(self) -> Work:
-        def steps() -> Any:
-            for path in self.inputs.chain_changes():
-                changes = pq.read_table(path)
-                yield lambda changes=changes: self._merge(changes)
-
-        return lambda: timed_loop(steps(), self.dir)
 
     def head_table(self) -> pa.Table:
         import lance
