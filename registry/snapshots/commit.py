@@ -172,6 +172,7 @@ class _Change:
 
     ids: np.ndarray  # per input row (input order): its id (see registry.snapshots.identity)
     kh: np.ndarray  # per input row: its key hash (its id unless a collision gave it an alternate id)
+    order: np.ndarray  # the input rows sorted by id
     rh: np.ndarray  # per input row: its row hash
     cells: dict[str, np.ndarray]  # per column, per input row: value hashes
     keep: np.ndarray  # per input row: stored in the change layer
@@ -337,7 +338,8 @@ def _diff(ctx: Context, request: _Request, schema: _Schema) -> _Change:
         assert request.parent is not None
         rows = request.parent.rows + added - len(removed)
     delta = _annotation_delta(ctx, request.parent, request.annotations)
-    return _Change(identity.ids, kh, rh, cells, keep, changed, removed, added, rows, delta)
+    order = identity.order if identity.order is not None else np.argsort(identity.ids, kind="stable")
+    return _Change(identity.ids, kh, order, rh, cells, keep, changed, removed, added, rows, delta)
 
 
 def _check_key_values(table: pa.Table, keys: list[str], what: str = "input") -> None:
@@ -359,7 +361,10 @@ def _write_objects(ctx: Context, request: _Request, schema: _Schema, change: _Ch
     cells = change.cells if everything else {c: h[keep] for c, h in change.cells.items()}
     info = write_parquet_object(ctx.store, upserts, metadata=alt_metadata(ids_in_file, kh_in_file))
     alt = ids_in_file[ids_in_file != kh_in_file]
-    ctx.cache.save_rows(info.sha256, LayerIndex.from_file_order(ids_in_file, rh_in_file, cells, keys, alt))
+    kept_order = change.order if everything else change.order[keep[change.order]]  # input rows, by id
+    position_in_file = kept_order if everything else (np.cumsum(keep) - 1)[kept_order]
+    ctx.cache.save_rows(info.sha256, LayerIndex.build(change.ids[kept_order], position_in_file, rh_in_file, cells,
+                                                      keys, alt))
     failpoint("commit:after-change-object")
     bytes_written = info.size
     deletes_sha: str | None = None

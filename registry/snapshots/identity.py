@@ -81,6 +81,8 @@ class Identity:
     """Per input row: the parent's row holding the same key values (absent: a new key)."""
     parent_rows: pa.Table | None
     """The parent's rows of the present input rows (in input order of ``found.present``), when fetched."""
+    order: np.ndarray | None = None
+    """The input rows sorted by id (stable), when known."""
     aligned: int = 0
     """When non-zero: the first ``aligned`` input rows are the parent's rows in read order, one for one,
     and ``parent_rows`` is the parent's whole read (the input came in the parent's order)."""
@@ -134,7 +136,8 @@ def assign_ids(table: pa.Table, keys: Sequence[str], kh: np.ndarray, parent: Man
         if parent.has_alt_ids():
             # A key stored under an alternate id keeps it: look for every new key there too.
             pending += np.flatnonzero(~found.present).tolist()
-    pending = sorted(set(pending) | set(_colliding_in_input(ids, keys_table, found, what)))
+    order = np.argsort(ids, kind="stable")
+    pending = sorted(set(pending) | set(_colliding_in_input(ids, order, keys_table, found, what)))
     if pending:
         before = found.present.copy()
         _probe(ids, keys_table, found, pending, parent, what)
@@ -146,7 +149,9 @@ def assign_ids(table: pa.Table, keys: Sequence[str], kh: np.ndarray, parent: Man
             joined = pa.concat_tables([parent_rows.cast(extra.schema), extra]) if parent_rows is not None \
                 else extra
             parent_rows = joined.take(pa.array(order))
-    return Identity(ids, found, parent_rows, aligned if not pending else 0)
+    if pending:
+        order = np.argsort(ids, kind="stable")
+    return Identity(ids, found, parent_rows, order, aligned if not pending else 0)
 
 
 def _match_by_lookup(parent: ManifestReader, ids: np.ndarray, keys: Sequence[str]
@@ -185,10 +190,11 @@ def _match_in_bulk(parent: ManifestReader, ids: np.ndarray) -> tuple[Lookup, pa.
     return found, rows.take(pa.array(positions)), 0
 
 
-def _colliding_in_input(ids: np.ndarray, keys_table: pa.Table, found: Lookup, what: str) -> list[int]:
+def _colliding_in_input(ids: np.ndarray, order: np.ndarray, keys_table: pa.Table, found: Lookup, what: str
+                        ) -> list[int]:
     """Rows that share an id with another input row but hold other key values (all but one per group:
-    the one present in the parent, else the first by value). Equal key values are an error."""
-    order = np.argsort(ids, kind="stable")
+    the one present in the parent, else the first by value). Equal key values are an error. ``order``
+    sorts ``ids``."""
     sorted_ids = ids[order]
     starts = np.flatnonzero(sorted_ids[1:] == sorted_ids[:-1])
     if not starts.size:
