@@ -364,7 +364,7 @@ def _write_objects(ctx: Context, request: _Request, schema: _Schema, change: _Ch
     kept_order = change.order if everything else change.order[keep[change.order]]  # input rows, by id
     position_in_file = kept_order if everything else (np.cumsum(keep) - 1)[kept_order]
     ctx.cache.save_rows(info.sha256, LayerIndex.build(change.ids[kept_order], position_in_file, rh_in_file, cells,
-                                                      keys, alt))
+                                                      keys, alt, upserts.select(keys)))
     failpoint("commit:after-change-object")
     bytes_written = info.size
     deletes_sha: str | None = None

@@ -36,7 +36,14 @@ from registry.failpoints import failpoint
 from registry.models import DatasetRow, RefRow, SnapshotRow
 from registry.snapshots.commit import load_manifest
 from registry.snapshots.history import resolve_ref
-from registry.snapshots.layers import ENTRY_DTYPE, FENCE, ROW_GROUP_ROWS, write_parquet_object
+from registry.snapshots.layers import (
+    ENTRY_DTYPE,
+    FENCE,
+    KEYS_FILE,
+    ROW_GROUP_ROWS,
+    LayerIndex,
+    write_parquet_object,
+)
 from registry.snapshots.manifest import Layer, Manifest
 from registry.snapshots.reader import ManifestReader
 
@@ -188,6 +195,25 @@ def _write_index(ctx: Context, reader: ManifestReader, numbers: list[int], hidde
         cells.flush()
         del cells
     (folder / "columns.json").write_text(json.dumps(columns))
+    _write_merged_keys(indexes, numbers, hidden, folder)
+
+
+def _write_merged_keys(indexes: dict[int, LayerIndex], numbers: list[int], hidden: dict[int, np.ndarray],
+                       folder: Path) -> None:
+    """The merged layer's key columns in file order (the index's ``keys.arrow``), a chunk at a time; left
+    out when a source index lacks them (the commit then reads key values from Parquet)."""
+    sources = [indexes[n].keys for n in numbers]
+    if any(keys is None for keys in sources):
+        return
+    schema = sources[0].schema  # type: ignore[union-attr]
+    with pa.OSFile(str(folder / KEYS_FILE), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+        for n, keys in zip(numbers, sources, strict=True):
+            assert keys is not None
+            keep = np.ones(keys.num_rows, bool)
+            keep[hidden[n]] = False
+            for start in range(0, keys.num_rows, CHUNK):
+                part = keys.slice(start, CHUNK).filter(pa.array(keep[start:start + CHUNK]))
+                writer.write_table(part.cast(schema) if part.schema != schema else part)
 
 
 def _merge(ctx: Context, reader: ManifestReader, first: int) -> tuple[Layer, int]:

@@ -161,7 +161,7 @@ def _match_by_lookup(parent: ManifestReader, ids: np.ndarray, keys: Sequence[str
     present = np.flatnonzero(found.present)
     if not present.size:
         return found, None
-    return found, parent.fetch(ids[present], columns=list(keys), found=found.take(present))
+    return found, parent.fetch_keys(ids[present], found=found.take(present))
 
 
 def _match_in_bulk(parent: ManifestReader, ids: np.ndarray) -> tuple[Lookup, pa.Table | None, int]:
@@ -245,7 +245,7 @@ def _probe(ids: np.ndarray, keys_table: pa.Table, found: Lookup, pending: list[i
             at = parent.lookup(candidates)
             hit = at.present.copy()
             if hit.any():
-                stored = parent.fetch(candidates[hit], columns=names, found=at.take(hit))
+                stored = parent.fetch_keys(candidates[hit], found=at.take(hit))
                 same = rows_equal(keys_table.take(pa.array(rows[active[hit]])), stored, names)
                 for j, ok in zip(np.flatnonzero(hit).tolist(), same.tolist(), strict=True):
                     if ok:

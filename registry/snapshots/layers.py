@@ -131,6 +131,23 @@ def compare_sorted(new_kh: np.ndarray, new_rh: np.ndarray, old_kh: np.ndarray, o
     return Comparison(present, same, np.asarray(old_kh[~hit]))
 
 
+KEYS_FILE = "keys.arrow"
+
+
+def write_keys(path: Path, keys: pa.Table) -> None:
+    """Write key columns as an uncompressed Arrow IPC file (memory-mapped by :func:`read_keys`)."""
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, keys.schema) as writer:
+        writer.write_table(keys, max_chunksize=1 << 20)
+
+
+def read_keys(path: Path) -> pa.Table | None:
+    """The key columns of an index, memory-mapped (pages are read only when touched); None if absent."""
+    try:
+        return pa.ipc.open_file(pa.memory_map(str(path), "r")).read_all()
+    except (OSError, pa.ArrowInvalid):
+        return None
+
+
 ENTRY_DTYPE = np.dtype([("kh", "<u8"), ("row", "<u8"), ("rh", "<u8")])
 FENCE = 512
 """Entries per fence: a lookup binary-searches the small fence array, then one 12 KiB window."""
@@ -151,6 +168,9 @@ class LayerIndex:
     cells: dict[str, np.ndarray] = field(default_factory=dict)
     alt: np.ndarray = field(default_factory=lambda: np.zeros(0, np.uint64))
     """The ids in ``entries`` that are alternate ids (sorted; almost always empty)."""
+    keys: pa.Table | None = None
+    """The key columns in file order (memory-mapped Arrow), so a commit confirms a hash match by the key
+    values without decoding Parquet row groups; None in indexes written before it existed."""
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -178,7 +198,8 @@ class LayerIndex:
 
     @classmethod
     def build(cls, kh: np.ndarray, rows: np.ndarray, rh: np.ndarray, cells: dict[str, np.ndarray],
-              key_columns: Sequence[str], alt: np.ndarray | None = None) -> LayerIndex:
+              key_columns: Sequence[str], alt: np.ndarray | None = None, keys: pa.Table | None = None
+              ) -> LayerIndex:
         """An index from sorted ``kh`` with their file ``rows``, and file-order row and cell hashes."""
         entries = np.empty(len(kh), ENTRY_DTYPE)
         entries["kh"] = kh
@@ -187,13 +208,15 @@ class LayerIndex:
         value_columns = [c for c in cells if c not in key_columns]
         kept = {c: cells[c] for c in value_columns} if len(value_columns) <= MAX_CELL_COLUMNS else {}
         alt_ids = np.sort(np.asarray(alt, np.uint64)) if alt is not None else np.zeros(0, np.uint64)
-        return cls(entries, np.ascontiguousarray(kh[::FENCE]), kept, alt_ids)
+        return cls(entries, np.ascontiguousarray(kh[::FENCE]), kept, alt_ids,
+                   keys.select(list(key_columns)) if keys is not None else None)
 
     @classmethod
     def from_file_order(cls, kh: np.ndarray, rh: np.ndarray, cells: dict[str, np.ndarray],
-                        key_columns: Sequence[str], alt: np.ndarray | None = None) -> LayerIndex:
+                        key_columns: Sequence[str], alt: np.ndarray | None = None, keys: pa.Table | None = None
+                        ) -> LayerIndex:
         order = np.argsort(kh, kind="stable")
-        return cls.build(kh[order], order, rh, cells, key_columns, alt)
+        return cls.build(kh[order], order, rh, cells, key_columns, alt, keys)
 
     def search(self, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For each of ``wanted``: whether it is here, and its entry number."""
@@ -238,7 +261,8 @@ class IndexCache:
         """
         return verified_path(self.store, sha256, role, self.folder.parent / "verified")
 
-    def _write(self, sha256: str, arrays: dict[str, np.ndarray], columns: list[str]) -> None:
+    def _write(self, sha256: str, arrays: dict[str, np.ndarray], columns: list[str],
+               keys: pa.Table | None = None) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         final = self.folder / sha256
         tmp = self.folder / f".{uuid.uuid4().hex}.tmp"
@@ -246,6 +270,8 @@ class IndexCache:
         try:
             for name, array in arrays.items():
                 np.save(tmp / f"{name}.npy", np.ascontiguousarray(array))
+            if keys is not None:
+                write_keys(tmp / KEYS_FILE, keys)
             (tmp / "columns.json").write_text(json.dumps(columns))
             with contextlib.suppress(OSError):  # another process kept the same index first
                 os.replace(tmp, final)
@@ -280,7 +306,7 @@ class IndexCache:
         if len(index.alt):
             arrays["alt"] = index.alt
         arrays.update({f"cell-{i}": index.cells[c] for i, c in enumerate(columns)})
-        self._write(sha256, arrays, columns)
+        self._write(sha256, arrays, columns, index.keys)
         self._rows[sha256] = index
 
     def save_deletes(self, sha256: str, kh: np.ndarray) -> None:
@@ -307,7 +333,8 @@ class IndexCache:
                 arrays, columns = opened
                 cells = {c: arrays[f"cell-{i}"] for i, c in enumerate(columns) if f"cell-{i}" in arrays}
                 alt = arrays.get("alt", np.zeros(0, np.uint64))
-                self._rows[sha256] = LayerIndex(arrays["entries"], arrays["fences"], cells, alt)
+                self._rows[sha256] = LayerIndex(arrays["entries"], arrays["fences"], cells, alt,
+                                                read_keys(self.folder / sha256 / KEYS_FILE))
         return self._rows[sha256]
 
     def deletes_index(self, sha256: str, key_columns: Sequence[str]) -> np.ndarray:
@@ -328,6 +355,7 @@ class IndexCache:
         kh, rh, cells = hash_table(table, key_columns)
         rows, alt = alt_ids_of(table.schema.metadata)
         kh[rows] = alt
-        index = LayerIndex.from_file_order(kh, rh, cells, key_columns, alt)
+        index = LayerIndex.from_file_order(kh, rh, cells, key_columns, alt,
+                                           table.select(list(key_columns)).replace_schema_metadata(None))
         self.save_rows(sha256, index)
         return index

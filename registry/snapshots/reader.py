@@ -225,6 +225,25 @@ class ManifestReader:
         with ThreadPoolExecutor(max_workers=2) as pool:
             return pa.concat_tables(list(pool.map(one_group, range(groups.num_row_groups))))
 
+    def fetch_keys(self, kh: np.ndarray, found: Lookup | None = None) -> pa.Table:
+        """The key columns of the current rows of ``kh`` (absent keys skipped), in ``kh`` order: from the
+        indexes' memory-mapped key columns (O(k) pages), else from the layers' Parquet row groups."""
+        found = found if found is not None else self.lookup(kh)
+        layers = np.unique(found.layer[found.present])
+        indexes = {int(n): self._rows_index(int(n)) for n in layers}
+        if any(index.keys is None for index in indexes.values()):
+            return self.fetch(kh, columns=list(self.keys), found=found)
+        parts: list[tuple[np.ndarray, pa.Table]] = []
+        for n, index in indexes.items():
+            which = np.flatnonzero(found.layer == n)
+            assert index.keys is not None
+            parts.append((which, index.keys.take(pa.array(found.position[which]))))
+        if not parts:
+            return self.fetch(kh[:0], columns=list(self.keys))
+        order_in = np.concatenate([which for which, _ in parts])
+        table = pa.concat_tables([t for _, t in parts], promote_options="permissive")
+        return table.take(pa.array(np.argsort(order_in, kind="stable")))
+
     def fetch(self, kh: np.ndarray, columns: Sequence[str] | None = None, found: Lookup | None = None
               ) -> pa.Table:
         """The current rows of the given key hashes (absent keys are skipped), in ``kh`` order.
