@@ -39,6 +39,7 @@ __all__ = [
     "compare_sorted",
     "in_sorted",
     "write_parquet_object",
+    "take_rows",
     "ALT_IDS",
     "alt_ids_of",
     "alt_metadata",
@@ -146,6 +147,23 @@ def read_keys(path: Path) -> pa.Table | None:
         return pa.ipc.open_file(pa.memory_map(str(path), "r")).read_all()
     except (OSError, pa.ArrowInvalid):
         return None
+
+
+def take_rows(table: pa.Table, positions: np.ndarray) -> pa.Table:
+    """``table.take(positions)`` one record batch at a time, touching only the rows taken (a chunked
+    take would first concatenate every chunk: the whole memory-mapped column)."""
+    batches = table.to_batches()
+    if len(batches) <= 1:
+        return pa.Table.from_batches([batches[0].take(pa.array(positions))] if batches else [], table.schema)
+    bounds = np.cumsum([0] + [b.num_rows for b in batches])
+    batch_of = np.searchsorted(bounds, positions, side="right") - 1
+    order = np.argsort(batch_of, kind="stable")
+    parts = []
+    for number in np.unique(batch_of):
+        which = order[batch_of[order] == number]
+        parts.append(batches[int(number)].take(pa.array(positions[which] - bounds[number])))
+    taken = pa.Table.from_batches(parts, table.schema)
+    return taken.take(pa.array(np.argsort(order, kind="stable")))
 
 
 ENTRY_DTYPE = np.dtype([("kh", "<u8"), ("row", "<u8"), ("rh", "<u8")])

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from registry.snapshots.layers import IndexCache, LayerIndex, in_sorted
+from registry.snapshots.layers import IndexCache, LayerIndex, in_sorted, take_rows
 from registry.snapshots.manifest import Manifest
 from registry.storage import ObjectStore
 
@@ -237,7 +237,7 @@ class ManifestReader:
         for n, index in indexes.items():
             which = np.flatnonzero(found.layer == n)
             assert index.keys is not None
-            parts.append((which, index.keys.take(pa.array(found.position[which]))))
+            parts.append((which, take_rows(index.keys, found.position[which])))
         if not parts:
             return self.fetch(kh[:0], columns=list(self.keys))
         order_in = np.concatenate([which for which, _ in parts])
