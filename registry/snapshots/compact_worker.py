@@ -1,6 +1,7 @@
 """The compaction worker of ``registry serve``: automatic compaction in a thread, outside every commit.
 
-Every ``compact_interval`` seconds (sooner after a commit in this process nudges it) the worker runs
+Every ``compact_interval`` seconds (sooner after a commit in this process nudges it; the first pass one
+interval after start) the worker runs
 :func:`registry.snapshots.compact.auto_compact` over every dataset. A failure is logged and retried on
 the next pass; it never reaches a request.
 """
@@ -46,13 +47,15 @@ class CompactionWorker:
         from registry.snapshots.compact import auto_compact
 
         while not self._stop.is_set():
+            self._wake.wait(self.interval)  # a pass every interval, or sooner after a commit here
+            self._wake.clear()
+            if self._stop.is_set():
+                break
             try:
                 self.compacted += len(auto_compact(self.ctx))
             except Exception:  # noqa: BLE001 - a failed pass is retried; it must not kill the server
                 log.exception("automatic compaction failed; retrying in %.0f s", self.interval)
             self.passes += 1
-            self._wake.wait(self.interval)
-            self._wake.clear()
 
 
 def start_worker(ctx: Context) -> CompactionWorker | None:
