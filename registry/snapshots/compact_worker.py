@@ -1,7 +1,6 @@
 """The compaction worker of ``registry serve``: automatic compaction in a thread, outside every commit.
 
-Every ``compact_interval`` seconds (sooner after a commit in this process nudges it; the first pass one
-interval after start) the worker runs
+Every ``compact_interval`` seconds (the first pass one interval after start) the worker runs
 :func:`registry.snapshots.compact.auto_compact` over every dataset. A failure is logged and retried on
 the next pass; it never reaches a request.
 """
@@ -13,7 +12,7 @@ import threading
 
 from registry.context import Context
 
-__all__ = ["CompactionWorker", "nudge", "start_worker", "stop_worker"]
+__all__ = ["CompactionWorker", "start_worker", "stop_worker"]
 
 log = logging.getLogger("registry.compaction")
 _workers: dict[int, CompactionWorker] = {}
@@ -35,9 +34,6 @@ class CompactionWorker:
     def start(self) -> None:
         self._thread.start()
 
-    def nudge(self) -> None:
-        self._wake.set()
-
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()
         self._wake.set()
@@ -47,7 +43,7 @@ class CompactionWorker:
         from registry.snapshots.compact import auto_compact
 
         while not self._stop.is_set():
-            self._wake.wait(self.interval)  # a pass every interval, or sooner after a commit here
+            self._wake.wait(self.interval)  # a pass every interval (stop() wakes it to leave)
             self._wake.clear()
             if self._stop.is_set():
                 break
@@ -79,12 +75,3 @@ def stop_worker(ctx: Context) -> None:
         worker = _workers.pop(_key(ctx), None)
     if worker is not None:
         worker.stop()
-
-
-def nudge(ctx: Context, dataset: str) -> None:
-    """Ask this process's worker for ``ctx``'s home (if one runs) to look at the datasets soon."""
-    with _lock:
-        worker = _workers.get(_key(ctx))
-    if worker is not None:
-        log.debug("commit to %s: nudging the compaction worker", dataset)
-        worker.nudge()
