@@ -91,8 +91,9 @@ def commit(
     progress: Progress | None = None,
     lineage: lineage_emit.LineageRun | None = None,
     annotations: AnnotationInput | None = None,
+    branch: str | None = None,
 ) -> CommitResult:
-    """Commit ``source`` to the ``main`` branch of dataset ``name``.
+    """Commit ``source`` to the ``main`` branch of dataset ``name`` (or to ``branch``; ``NAME@BRANCH`` too).
 
     ``replace``: ``source`` is the full new content. ``upsert``: its rows are merged by key into the
     parent. ``delete_keys`` (upsert only): a table or file of keys to remove. ``lineage``: the
@@ -108,12 +109,17 @@ def commit(
             malformed ``lineage`` job, run id or source.
         BreakingSchemaChange: the schema change is breaking and ``allow_breaking`` is False.
         RefConflict: ``main`` is not at ``expect_parent``, or moved while committing.
+        PermissionDenied: the branch is protected (changes reach it only by merge; the refusal is audited).
     """
+    from registry.branches import guard_commit
+
+    name, branch = catalog.split_ref(name) if "@" in name else (name, branch or catalog.MAIN)
+    guard_commit(ctx, name, branch, author)
     run = lineage_emit.begin_commit(ctx, name, lineage)
     try:
         result = _commit(ctx, name, source, message=message, author=author, mode=mode, delete_keys=delete_keys,
                          expect_parent=expect_parent, allow_breaking=allow_breaking, progress=progress, run=run,
-                         annotations=annotations)
+                         annotations=annotations, branch=branch)
     except Exception as exc:
         lineage_emit.fail_commit(ctx, run, exc)
         raise
@@ -136,6 +142,7 @@ def _commit(
     progress: Progress | None,
     run: lineage_emit.CommitRun,
     annotations: AnnotationInput | None,
+    branch: str = catalog.MAIN,
 ) -> CommitResult:
     """The commit itself; :func:`commit` wraps it with the lineage run's START/COMPLETE or FAIL."""
     note = progress or (lambda _msg: None)
@@ -151,13 +158,13 @@ def _commit(
     with transaction(ctx.engine, readonly=True) as session:
         dataset = catalog.get_dataset(session, name)
         keys = catalog.key_columns(dataset)
-        head_ref = catalog.get_ref(session, dataset, catalog.MAIN)
+        head_ref = catalog.get_ref(session, dataset, branch)
         parent = catalog.get_snapshot(session, head_ref.snapshot_id) if head_ref else None
         latest_schema = catalog.latest_schema_version(session, dataset)
         if expect_parent is not None:
             current = parent.id if parent else None
             if current is None or not current.startswith(expect_parent):
-                raise RefConflict(f"{name}@main is at {current[:12] if current else 'nothing'}, not at "
+                raise RefConflict(f"{name}@{branch} is at {current[:12] if current else 'nothing'}, not at "
                                   f"{expect_parent[:12]}; another writer committed first")
         session.expunge_all()
 
@@ -304,20 +311,20 @@ def _commit(
                 annotations_sha256=annotations_sha, summary=summary, store_commit_id=store_commit)
             session.add(snapshot_row)
             session.flush()
-            catalog.move_branch(session, dataset, catalog.MAIN, parent.id if parent else None, new_id)
+            catalog.move_branch(session, dataset, branch, parent.id if parent else None, new_id)
             lineage_emit.enqueue_commit(session, ctx, run, dataset=dataset, snapshot=snapshot_row, schema=schema_cols,
                                         mode=mode, compatibility=compatibility,
                                         column_metrics=lineage_metrics, layers=layers)
             audit.record(session, ctx, annotations.audit_action if annotations else "snapshot.commit", "snapshot",
                          new_id, dataset=name, snapshot=new_id, actor=who, details={
-                             "parent": parent.id if parent else None, "ref": catalog.MAIN, "mode": mode,
+                             "parent": parent.id if parent else None, "ref": branch, "mode": mode,
                              "message": message, "rows": rows, "added": added, "changed": changed,
                              "removed": int(removed_kh.size), "schema_version": version,
                              "compatibility": compatibility, "bytes_written": bytes_written, "summary": summary,
                              "annotations": annotations_sha, **(annotations.audit_details if annotations else {})})
             failpoint("commit:before-catalog-commit")
     except IntegrityError as exc:
-        raise RefConflict(f"{name}@main was moved by another writer while committing; re-read and commit again") \
+        raise RefConflict(f"{name}@{branch} was moved by another writer while committing; re-read and commit again") \
             from exc
     failpoint("commit:after-catalog-commit")
     upper_rows = sum(layer.rows_count + layer.deletes_count for layer in layers[1:])
