@@ -124,7 +124,7 @@ def merge(state: Any, source: str, into: str, strategy: str, prefer: str | None,
     elif result.outcome == "fast-forward":
         output.say(f"fast-forward {dataset}@{into}: {result.target_before[:12]} -> {result.snapshot_id}")
     elif result.outcome == "dry-run":
-        unresolved = len(result.unresolved)
+        unresolved = sum(1 for c in result.conflicts if "resolution" not in c)
         output.say(f"dry run: {len(result.conflicts)} conflict(s), {unresolved} unresolved; "
                    f"{result.changed:,} row(s) to upsert, {result.removed:,} to delete; nothing changed")
     else:
