@@ -18,12 +18,12 @@ for keys both sides changed, and compared cell by cell on their actual values:
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlmodel import Session
 
 from registry import catalog
@@ -31,6 +31,7 @@ from registry.context import Context
 from registry.models import SnapshotRow
 from registry.snapshots.ancestry import Graph
 from registry.snapshots.commit import load_manifest
+from registry.snapshots.hashing import column_hash
 from registry.snapshots.layers import compare_sorted
 from registry.snapshots.reader import Lookup, ManifestReader
 
@@ -56,12 +57,6 @@ def sample_key(key: dict[str, Any]) -> str:
     return "|".join(str(v) for v in key.values())
 
 
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    return bool(a == b)
-
-
 @dataclass
 class Conflict:
     """One conflict: a cell (or, for ``column == ROW``, a whole row) both sides changed differently.
@@ -79,6 +74,8 @@ class Conflict:
     base: Any
     ours: Any
     theirs: Any
+    row: int = -1
+    """The row of :attr:`MergePlan.merged` a cell conflict is in."""
     ours_by: dict[str, Any] | None = None
     theirs_by: dict[str, Any] | None = None
     take: str | None = None
@@ -102,15 +99,6 @@ class Conflict:
 
 
 @dataclass
-class _Row:
-    """A key both sides changed: each side's row (None: deleted) and the merged row so far."""
-
-    ours: dict[str, Any] | None
-    theirs: dict[str, Any] | None
-    merged: dict[str, Any] | None
-
-
-@dataclass
 class MergePlan:
     """Everything a merge of ``theirs`` into ``ours`` changes, and its conflicts."""
 
@@ -120,17 +108,20 @@ class MergePlan:
     ours: SnapshotRow
     theirs: SnapshotRow
     ours_reader: ManifestReader
+    theirs_reader: ManifestReader
     theirs_taken: pa.Table
     """Rows only ``theirs`` changed or added: taken as they are."""
     theirs_deleted: np.ndarray
     """Sorted key hashes only ``theirs`` deleted (unchanged on ``ours``)."""
-    both: dict[int, _Row]
+    merged: pa.Table
+    """Rows both sides changed (and both kept), merged cell by cell; conflicting cells hold ours."""
+    merged_differs: np.ndarray
+    """Per row of ``merged``: it differs from ours (a cell came from theirs)."""
     conflicts: list[Conflict]
     ours_changed: int
     theirs_changed: int
     full_compare: bool = False
     """The touched keys were found by comparing whole indexes (long or schema-changing history)."""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def unresolved(self) -> list[Conflict]:
@@ -139,22 +130,29 @@ class MergePlan:
     def result(self) -> tuple[pa.Table, np.ndarray]:
         """``(rows to upsert onto ours, sorted key hashes to delete from ours)`` with every resolution
         applied; an unresolved conflict keeps ours."""
-        rows = {kh: _Row(r.ours, r.theirs, dict(r.merged) if r.merged is not None else None)
-                for kh, r in self.both.items()}
+        merged, differs = self.merged, self.merged_differs.copy()
+        overrides: dict[str, dict[int, Any]] = {}
+        rows_from_theirs, deleted = [], []
         for conflict in self.conflicts:
             if conflict.take in (None, "ours"):
                 continue
-            row = rows[conflict.kh]
             if conflict.column == ROW:  # only ours or theirs resolve a row: its value is the whole row
-                row.merged = dict(row.theirs) if row.theirs is not None else None
-            elif row.merged is not None:
-                row.merged[conflict.column] = conflict.theirs if conflict.take == "theirs" else conflict.value
-        upserts = [r.merged for r in rows.values() if r.merged is not None
-                   and (r.ours is None or any(not _same(r.merged[c], r.ours[c]) for c in self.schema.names))]
-        deletes = [kh for kh, r in rows.items() if r.merged is None and r.ours is not None]
-        merged = pa.Table.from_pylist(upserts, schema=self.schema) if upserts else self.schema.empty_table()
-        table = pa.concat_tables([self.theirs_taken.cast(self.schema), merged])
-        return table, np.sort(np.concatenate([self.theirs_deleted, np.array(deletes, np.uint64)]))
+                (deleted if conflict.theirs == DELETED else rows_from_theirs).append(conflict.kh)
+                continue
+            overrides.setdefault(conflict.column, {})[conflict.row] = \
+                conflict.theirs if conflict.take == "theirs" else conflict.value
+            differs[conflict.row] = True
+        for column, values in overrides.items():
+            cells = merged.column(column).to_pylist()
+            for row, value in values.items():
+                cells[row] = value
+            merged = merged.set_column(merged.schema.get_field_index(column), column,
+                                       pa.array(cells, self.schema.field(column).type))
+        parts = [self.theirs_taken.cast(self.schema), merged.filter(pa.array(differs)).cast(self.schema)]
+        if rows_from_theirs:
+            parts.append(self.theirs_reader.fetch(np.sort(np.array(rows_from_theirs, np.uint64))).cast(self.schema))
+        deletes = np.concatenate([self.theirs_deleted, np.array(deleted, np.uint64)])
+        return pa.concat_tables(parts), np.sort(deletes)
 
 
 def _snapshots(session: Session, ids: list[str]) -> list[SnapshotRow]:
@@ -193,10 +191,86 @@ def _differs(a: Lookup, b: Lookup) -> np.ndarray:
     return np.asarray((a.present != b.present) | (both & (a.rh != b.rh)))
 
 
-def _rows_by_kh(reader: ManifestReader, kh: np.ndarray, found: Lookup) -> dict[int, dict[str, Any]]:
+def _take(lookups: tuple[Lookup, Lookup, Lookup], mask: np.ndarray) -> tuple[Lookup, Lookup, Lookup]:
+    return lookups[0].take(mask), lookups[1].take(mask), lookups[2].take(mask)
+
+
+def _values_differ(a: pa.ChunkedArray, b: pa.ChunkedArray) -> np.ndarray:
+    """Per row: the actual values differ (nulls equal nulls)."""
+    both_null = pc.and_(pc.is_null(a), pc.is_null(b))
+    equal = pc.fill_null(pc.equal(a, b), False)
+    return np.asarray(~pc.or_(both_null, equal).to_numpy(zero_copy_only=False))
+
+
+def _base_hashes(reader: ManifestReader, kh: np.ndarray, found: Lookup, columns: list[str]
+                 ) -> dict[str, np.ndarray]:
+    """Cell hashes of the base rows (0 where absent): from the index, else from the rows."""
+    hashes = reader.cell_hashes(found, columns)
+    if hashes is not None:
+        return hashes
     present = found.present
-    rows = reader.fetch(kh[present], found=found.take(present)).to_pylist()
-    return dict(zip(kh[present].tolist(), rows, strict=True))
+    rows = reader.fetch(kh[present], found=found.take(present))
+    out = {c: np.zeros(len(kh), np.uint64) for c in columns}
+    for column in columns:
+        out[column][present] = column_hash(rows.column(column))
+    return out
+
+
+def _row_conflicts(readers: tuple[ManifestReader, ManifestReader, ManifestReader], kh: np.ndarray,
+                   lookups: tuple[Lookup, Lookup, Lookup], keys: list[str]) -> list[Conflict]:
+    """A row deleted on one side and changed on the other (rare: whole rows are read)."""
+    rows = []
+    for reader, found in zip(readers, lookups, strict=True):
+        present = found.present
+        fetched = reader.fetch(kh[present], found=found.take(present)).to_pylist()
+        by_kh = dict(zip(kh[present].tolist(), fetched, strict=True))
+        rows.append([by_kh.get(k) for k in kh.tolist()])
+    conflicts = []
+    for k, b, o, t in zip(kh.tolist(), *rows, strict=True):
+        present = o if o is not None else t
+        conflicts.append(Conflict(k, {c: present[c] for c in keys}, ROW,
+                                  "deleted-ours" if o is None else "deleted-theirs", b,
+                                  DELETED if o is None else o, DELETED if t is None else t))
+    return conflicts
+
+
+def _cell_merge(readers: tuple[ManifestReader, ManifestReader, ManifestReader], kh: np.ndarray,
+                lookups: tuple[Lookup, Lookup, Lookup], keys: list[str], schema: pa.Schema
+                ) -> tuple[pa.Table, np.ndarray, list[Conflict]]:
+    """Merge rows both sides changed, cell by cell. Their current rows sit in each side's upper layers
+    (cheap to read); the base is consulted through its cell hashes, and its values are read only for
+    the columns and rows that conflict."""
+    r_base, r_ours, r_theirs = readers
+    l_base, l_ours, l_theirs = lookups
+    ours, theirs = r_ours.fetch(kh, found=l_ours), r_theirs.fetch(kh, found=l_theirs)
+    values = [c for c in schema.names if c not in keys]
+    base_h = _base_hashes(r_base, kh, l_base, values)
+    in_base = l_base.present
+    columns: dict[str, Any] = {}
+    differs = np.zeros(len(kh), bool)
+    cells: list[tuple[int, str]] = []
+    for column in values:
+        o, t = ours.column(column), theirs.column(column)
+        differ = _values_differ(o, t)
+        ours_is_base = in_base & (column_hash(o) == base_h[column])
+        theirs_is_base = in_base & (column_hash(t) == base_h[column])
+        take = differ & ours_is_base
+        columns[column] = pc.if_else(pa.array(take), t, o) if take.any() else o
+        differs |= take
+        cells += [(int(i), column) for i in np.flatnonzero(differ & ~ours_is_base & ~theirs_is_base)]
+    merged = pa.table({name: columns.get(name, ours.column(name)) for name in schema.names})
+    if not cells:
+        return merged, differs, []
+    rows = np.unique([i for i, _ in cells])
+    wanted = sorted({c for _, c in cells})
+    in_base_rows = rows[in_base[rows]]
+    base = r_base.fetch(kh[in_base_rows], columns=wanted, found=l_base.take(in_base_rows)).to_pylist()
+    base_of = dict(zip(in_base_rows.tolist(), base, strict=True))
+    key_of = dict(zip(rows.tolist(), ours.select(keys).take(pa.array(rows)).to_pylist(), strict=True))
+    conflicts = [Conflict(int(kh[i]), key_of[i], column, "changed" if i in base_of else "added",
+                          base_of[i][column] if i in base_of else None, ours.column(column)[i].as_py(),
+                          theirs.column(column)[i].as_py(), row=i) for i, column in cells]
+    return merged, differs, conflicts
 
 
 def plan_merge(ctx: Context, session: Session, graph: Graph, base: SnapshotRow, ours: SnapshotRow,
@@ -204,7 +278,9 @@ def plan_merge(ctx: Context, session: Session, graph: Graph, base: SnapshotRow, 
     """Classify every key either side changed since ``base``; see the module docstring.
 
     The three snapshots must share one schema (the caller checks it)."""
-    readers = [ManifestReader(ctx.store, ctx.cache, load_manifest(ctx, s)) for s in (base, ours, theirs)]
+    readers = (ManifestReader(ctx.store, ctx.cache, load_manifest(ctx, base)),
+               ManifestReader(ctx.store, ctx.cache, load_manifest(ctx, ours)),
+               ManifestReader(ctx.store, ctx.cache, load_manifest(ctx, theirs)))
     r_base, r_ours, r_theirs = readers
     limit = max(1000, int(max(base.rows, ours.rows, theirs.rows) * PATH_LIMIT_FRACTION))
     t_ours = _touched(ctx, session, graph, base, ours, keys, limit)
@@ -216,42 +292,17 @@ def plan_merge(ctx: Context, session: Session, graph: Graph, base: SnapshotRow, 
     candidates = np.union1d(t_ours, t_theirs)
     l_base, l_ours, l_theirs = (r.lookup(candidates) for r in readers)
     ours_changed, theirs_changed = _differs(l_base, l_ours), _differs(l_base, l_theirs)
-    same_result = ~_differs(l_ours, l_theirs)
     only_theirs = theirs_changed & ~ours_changed
     take = only_theirs & l_theirs.present
     theirs_taken = r_theirs.fetch(candidates[take], found=l_theirs.take(take))
     theirs_deleted = np.sort(candidates[only_theirs & ~l_theirs.present])
-    both_mask = theirs_changed & ours_changed & ~same_result
-    kh_both = candidates[both_mask]
-    at = {name: lookup.take(both_mask) for name, lookup in (("b", l_base), ("o", l_ours), ("t", l_theirs))}
-    rows_b = _rows_by_kh(r_base, kh_both, at["b"])
-    rows_o = _rows_by_kh(r_ours, kh_both, at["o"])
-    rows_t = _rows_by_kh(r_theirs, kh_both, at["t"])
+    both = theirs_changed & ours_changed & _differs(l_ours, l_theirs)
+    kept = both & l_ours.present & l_theirs.present
     schema = r_ours.schema()
-    values = [c for c in schema.names if c not in keys]
-    both: dict[int, _Row] = {}
-    conflicts: list[Conflict] = []
-    for kh in kh_both.tolist():
-        b, o, t = rows_b.get(kh), rows_o.get(kh), rows_t.get(kh)
-        key_row = o if o is not None else t
-        assert key_row is not None  # both sides deleting is not a conflict (same result)
-        key = {k: key_row[k] for k in keys}
-        if o is None or t is None:
-            kind = "deleted-ours" if o is None else "deleted-theirs"
-            both[kh] = _Row(o, t, o)
-            conflicts.append(Conflict(kh, key, ROW, kind, b, DELETED if o is None else o,
-                                      DELETED if t is None else t))
-            continue
-        merged = dict(o)
-        for column in values:
-            if _same(o[column], t[column]):
-                continue
-            if b is None:
-                conflicts.append(Conflict(kh, key, column, "added", None, o[column], t[column]))
-            elif _same(o[column], b[column]):
-                merged[column] = t[column]
-            elif not _same(t[column], b[column]):
-                conflicts.append(Conflict(kh, key, column, "changed", b[column], o[column], t[column]))
-        both[kh] = _Row(o, t, merged)
-    return MergePlan(keys, schema, base, ours, theirs, r_ours, theirs_taken, theirs_deleted, both, conflicts,
-                     int(ours_changed.sum()), int(theirs_changed.sum()), full)
+    lookups = (l_base, l_ours, l_theirs)
+    merged, differs, conflicts = _cell_merge(readers, candidates[kept], _take(lookups, kept), keys, schema)
+    gone = both & ~kept
+    if gone.any():
+        conflicts += _row_conflicts(readers, candidates[gone], _take(lookups, gone), keys)
+    return MergePlan(keys, schema, base, ours, theirs, r_ours, r_theirs, theirs_taken, theirs_deleted, merged,
+                     differs, conflicts, int(ours_changed.sum()), int(theirs_changed.sum()), full)
