@@ -97,7 +97,7 @@ def test_concurrent_commits_and_merges_lose_nothing(reg: Registry, cli: Cli, tmp
     runs += [_spawn(cli, "merge-feat", "merge", "ds@feat", "--into", "main", "--retry", "20", "--json"),
              _spawn(cli, "merge-other", "merge", "ds@other", "--into", "main", "--json")]
     outcomes = []
-    for proc, out, err in runs:
+    for proc, _out, err in runs:
         code = proc.wait(timeout=300)
         assert code in (0, 3), err.read_text()
         if code == 3:

@@ -45,6 +45,7 @@ class MergeRequest(BaseModel):
     dry_run: bool = False
     message: str = Field(default="", max_length=10_000)
     retry: int = Field(default=0, ge=0, le=10)
+    expect_target: str | None = Field(default=None, max_length=64, description="as If-Match (the header wins)")
 
 
 @router.get("/datasets/{name}/branches")
@@ -103,7 +104,7 @@ async def merge_into(name: str, body: MergeRequest, access: Annotated[Access, De
     409 with every unresolved conflict (``error.conflicts``), 409 when the target moved or the gate
     of the target's policy fails."""
     access.principal.require_dataset(name)
-    expect = if_match.strip().strip('"') if if_match else None
+    expect = if_match.strip().strip('"') if if_match else body.expect_target
     source = body.source if body.source.startswith(f"{name}@") else f"{name}@{body.source}"
     try:
         with tempfile.TemporaryDirectory(prefix="registry-merge-") as folder:
