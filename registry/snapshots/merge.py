@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from sqlmodel import Session
 
 from registry import catalog
@@ -234,6 +235,26 @@ def _row_conflicts(readers: tuple[ManifestReader, ManifestReader, ManifestReader
     return conflicts
 
 
+def _cells_at(reader: ManifestReader, found: Lookup, columns: list[str]) -> list[dict[str, Any]]:
+    """The values of ``columns`` at looked-up rows (all present), in order: a few cells of a large base
+    layer, so each needed row group is read with those columns dictionary-encoded (no string decoding)."""
+    out: list[dict[str, Any]] = [{} for _ in range(len(found.layer))]
+    for layer_no in np.unique(found.layer):
+        which = np.flatnonzero(found.layer == layer_no)
+        parquet = pq.ParquetFile(reader.layer_path(int(layer_no)), read_dictionary=columns)
+        bounds = np.cumsum([0] + [parquet.metadata.row_group(g).num_rows
+                                  for g in range(parquet.metadata.num_row_groups)])
+        positions = found.position[which]
+        groups = np.searchsorted(bounds, positions, side="right") - 1
+        for group in np.unique(groups):
+            here = groups == group
+            table = parquet.read_row_group(int(group), columns=columns)
+            picked = table.take(pa.array(positions[here] - bounds[group])).to_pylist()
+            for row, values in zip(which[here].tolist(), picked, strict=True):
+                out[row] = values
+    return out
+
+
 def _cell_merge(readers: tuple[ManifestReader, ManifestReader, ManifestReader], kh: np.ndarray,
                 lookups: tuple[Lookup, Lookup, Lookup], keys: list[str], schema: pa.Schema
                 ) -> tuple[pa.Table, np.ndarray, list[Conflict]]:
@@ -264,7 +285,7 @@ def _cell_merge(readers: tuple[ManifestReader, ManifestReader, ManifestReader], 
     rows = np.unique([i for i, _ in cells])
     wanted = sorted({c for _, c in cells})
     in_base_rows = rows[in_base[rows]]
-    base = r_base.fetch(kh[in_base_rows], columns=wanted, found=l_base.take(in_base_rows)).to_pylist()
+    base = _cells_at(r_base, l_base.take(in_base_rows), wanted)
     base_of = dict(zip(in_base_rows.tolist(), base, strict=True))
     key_of = dict(zip(rows.tolist(), ours.select(keys).take(pa.array(rows)).to_pylist(), strict=True))
     conflicts = [Conflict(int(kh[i]), key_of[i], column, "changed" if i in base_of else "added",
