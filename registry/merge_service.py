@@ -29,7 +29,6 @@ from registry.context import Actor, Context, resolve_actor
 from registry.db import transaction
 from registry.errors import GateBlocked, InvalidInput, NotFound, RefConflict, UnresolvedConflicts
 from registry.lineage import emit as lineage_emit
-from registry.lineage.events import JobRef
 from registry.lineage.settings import lineage_settings
 from registry.models import DatasetRow, SchemaVersionRow, SnapshotRow
 from registry.provenance import merge_records
@@ -140,9 +139,10 @@ def _check_schemas(ctx: Context, heads: _Heads, keys: list[str]) -> None:
         return
     with transaction(ctx.engine, readonly=True) as session:
         base, ours, theirs = (_schema(session, heads.dataset, s) for s in (heads.base, heads.target, heads.source))
-    clashes = [{"key": None, "column": c, "kind": "schema", "base": base.get(c), "ours": ours[c],
-                "theirs": theirs[c]} for c in sorted(set(ours) & set(theirs))
-               if ours[c] != theirs[c] and ours[c] != base.get(c) and theirs[c] != base.get(c)]
+    clashes: list[dict[str, object]] = [
+        {"key": None, "column": c, "kind": "schema", "base": base.get(c), "ours": ours[c], "theirs": theirs[c]}
+        for c in sorted(set(ours) & set(theirs))
+        if ours[c] != theirs[c] and ours[c] != base.get(c) and theirs[c] != base.get(c)]
     if clashes:
         listed = "; ".join(f"{c['column']}: ours {c['ours']}, theirs {c['theirs']}" for c in clashes)
         raise UnresolvedConflicts(f"{heads.dataset.name}: incompatible schema changes on both sides ({listed}); "
@@ -284,7 +284,7 @@ def _merge_once(ctx: Context, heads: _Heads, source: str, into: str, who: Actor,
     with transaction(ctx.engine, readonly=True) as session:
         schema = [{"name": k, "type": v} for k, v in _schema(session, heads.dataset, heads.target).items()]
     run = lineage_emit.begin_commit(ctx, name, lineage_emit.LineageRun(
-        job=JobRef(lineage_settings().job_namespace, f"merge/{name}")))
+        job=f"{lineage_settings().job_namespace}/merge/{name}"))
     try:
         with transaction(ctx.engine) as session:
             session.add(row)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import registry_client
@@ -58,9 +59,9 @@ class RemoteBranches:
 
             keys = next(d["key_columns"] for d in self._call(self.client.datasets) if d["name"] == name)
             rows = [{"key": {k: r[k] for k in keys}, "column": r["column"], "value": r["value"]}
-                    for r in read_table_file(resolutions).to_pylist()]
+                    for r in read_table_file(Path(resolutions)).to_pylist()]
         try:
-            return Remote(self.client.merge(name, ref, into, strategy=strategy, prefer=prefer,  # type: ignore[arg-type]
+            return Remote(self.client.merge(name, ref, into, strategy=strategy, prefer=prefer,
                                             resolutions=rows, dry_run=dry_run, message=message,
                                             expect_target=expect_target, retry=retry))
         except registry_client.UnresolvedConflicts as exc:

@@ -133,7 +133,8 @@ class MergePlan:
         applied; an unresolved conflict keeps ours."""
         merged, differs = self.merged, self.merged_differs.copy()
         overrides: dict[str, dict[int, Any]] = {}
-        rows_from_theirs, deleted = [], []
+        rows_from_theirs: list[int] = []
+        deleted: list[int] = []
         for conflict in self.conflicts:
             if conflict.take in (None, "ours"):
                 continue
