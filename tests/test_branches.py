@@ -129,3 +129,18 @@ def test_cli_branch_commands(reg: Registry, cli: Cli, tmp_path: Path) -> None:
     assert cli("branch", "create", "nosuch/x").code == 2
     log = json.loads(cli("log", "ds@main", "--json").stdout)
     assert len(log) == 1
+
+
+def test_import_to_a_branch_keeps_main_and_its_records(reg: Registry, tmp_path: Path) -> None:
+    from tests import provenance_fixtures as lsx
+
+    reg.import_annotations("label-studio", "signs", lsx.write(tmp_path / "v1.json", lsx.export_v1()), key="image",
+                           guideline_version="g1")
+    main_head = reg.show("signs").id
+    reg.branch("signs/round2")
+    result = reg.import_annotations("label-studio", "signs@round2", lsx.write(tmp_path / "v2.json", lsx.export_v2()),
+                                    key="image", guideline_version="g2")
+    assert result.commit.parent == main_head and reg.show("signs").id == main_head
+    assert reg.show("signs@round2").id == result.commit.snapshot_id
+    assert reg.annotations("signs@round2").num_rows > 0
+    assert reg.label_diff("signs@main", "signs@round2").to_dict()
