@@ -118,6 +118,7 @@ def test_clean_merge_keeps_changes_of_both_sides_in_different_columns(reg: Regis
     # Merging again changes nothing; feat is now merged into main.
     assert reg.merge("ds@feat", "main").outcome == "up-to-date"
     assert {b.name: b.merged for b in reg.branches("ds")}["feat"] is True
+    assert reg.verify().ok and reg.verify_audit().ok
 
 
 def test_fast_forward_moves_the_ref_without_a_snapshot(reg: Registry) -> None:

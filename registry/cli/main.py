@@ -175,7 +175,7 @@ def commit(state: _State, name: str, file: str | None, message: str, author: str
     if as_json:
         output.print_json(data)
     elif not result.created:
-        output.say(f"no change: {name}@main is still {result.snapshot_id}")
+        output.say(f"no change: {name if '@' in name else name + '@main'} is still {result.snapshot_id}")
     else:
         output.say(result.snapshot_id)
         output.note(f"{name}: +{result.added:,} ~{result.changed:,} -{result.removed:,} -> {result.rows:,} rows, "
