@@ -33,7 +33,8 @@ from registry.lineage.settings import lineage_settings
 from registry.models import DatasetRow, SchemaVersionRow, SnapshotRow
 from registry.provenance import merge_records
 from registry.provenance.store import write_delta
-from registry.quality.merge_gate import evaluate_result, record_and_decide
+from registry.quality.models import GateResultRow
+from registry.quality.store import current_policy
 from registry.snapshots.ancestry import load_graph
 from registry.snapshots.describe import describe_change
 from registry.snapshots.manifest import snapshot_id
@@ -194,6 +195,24 @@ def _refuse(ctx: Context, heads: _Heads, source: str, into: str, who: Actor, rea
                               "reason": reason, **details})
 
 
+def _evaluate_gate(ctx: Context, dataset: DatasetRow, snapshot: SnapshotRow, who: Actor) -> GateResultRow | None:
+    """The target's policy on the merge result (None without a policy: then the QA machinery is not even loaded)."""
+    with transaction(ctx.engine, readonly=True) as session:
+        if current_policy(session, dataset) is None:
+            return None
+    from registry.quality.merge_gate import evaluate_result
+
+    return evaluate_result(ctx, dataset.name, snapshot, who.name)
+
+
+def _decide(session: Session, dataset: DatasetRow, snapshot: SnapshotRow, row: GateResultRow | None) -> Any:
+    if row is None:
+        return None
+    from registry.quality.merge_gate import record_and_decide
+
+    return record_and_decide(session, dataset, snapshot, row)
+
+
 class _GateFailed(Exception):
     def __init__(self, status: Any) -> None:
         super().__init__(status.state)
@@ -208,10 +227,10 @@ def _gate_message(name: str, into: str, status: Any) -> str:
 
 def _fast_forward(ctx: Context, heads: _Heads, source: str, into: str, who: Actor) -> MergeResult:
     name = heads.dataset.name
-    gate_row = evaluate_result(ctx, name, heads.source, who.name)
+    gate_row = _evaluate_gate(ctx, heads.dataset, heads.source, who)
     try:
         with transaction(ctx.engine) as session:
-            status = record_and_decide(session, heads.dataset, heads.source, gate_row) if gate_row else None
+            status = _decide(session, heads.dataset, heads.source, gate_row)
             if status is not None and not status.passes:
                 raise _GateFailed(status)
             catalog.move_branch(session, heads.dataset, into, heads.target.id, heads.source.id)
@@ -280,7 +299,7 @@ def _merge_once(ctx: Context, heads: _Heads, source: str, into: str, who: Actor,
                       bytes_written=layer.bytes_written, added=layer.added, changed=layer.changed,
                       removed=layer.removed, annotations_sha256=annotations_sha,
                       summary=describe_change(layer.added, layer.changed, layer.removed))
-    gate_row = evaluate_result(ctx, name, row, who.name)
+    gate_row = _evaluate_gate(ctx, heads.dataset, row, who)
     with transaction(ctx.engine, readonly=True) as session:
         schema = [{"name": k, "type": v} for k, v in _schema(session, heads.dataset, heads.target).items()]
     run = lineage_emit.begin_commit(ctx, name, lineage_emit.LineageRun(
@@ -289,7 +308,7 @@ def _merge_once(ctx: Context, heads: _Heads, source: str, into: str, who: Actor,
         with transaction(ctx.engine) as session:
             session.add(row)
             session.flush()
-            status = record_and_decide(session, heads.dataset, row, gate_row) if gate_row else None
+            status = _decide(session, heads.dataset, row, gate_row)
             if status is not None and not status.passes:
                 raise _GateFailed(status)
             catalog.move_branch(session, heads.dataset, into, heads.target.id, new_id)

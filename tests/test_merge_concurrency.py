@@ -42,14 +42,14 @@ def _commit_from_another_process(cli: Cli, tmp_path: Path, prefix: str) -> None:
 
 def _race_once(monkeypatch: pytest.MonkeyPatch, cli: Cli, tmp_path: Path, prefixes: list[str]) -> None:
     """Make another process commit to main while the merge is between its plan and its transaction."""
-    real = merge_service.evaluate_result
+    real = merge_service.write_merge_layer
 
     def racing(*args: Any, **kwargs: Any) -> Any:
         if prefixes:
             _commit_from_another_process(cli, tmp_path, prefixes.pop(0))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(merge_service, "evaluate_result", racing)
+    monkeypatch.setattr(merge_service, "write_merge_layer", racing)
 
 
 def test_a_commit_during_the_merge_fails_it_with_a_conflict(reg: Registry, cli: Cli, tmp_path: Path,
