@@ -18,6 +18,7 @@ for keys both sides changed, and compared cell by cell on their actual values:
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +33,6 @@ from registry.context import Context
 from registry.models import SnapshotRow
 from registry.snapshots.ancestry import Graph
 from registry.snapshots.commit import load_manifest
-from registry.snapshots.hashing import column_hash
 from registry.snapshots.layers import compare_sorted
 from registry.snapshots.reader import Lookup, ManifestReader
 
@@ -204,20 +204,6 @@ def _values_differ(a: pa.ChunkedArray, b: pa.ChunkedArray) -> np.ndarray:
     return np.asarray(~pc.or_(both_null, equal).to_numpy(zero_copy_only=False))
 
 
-def _base_hashes(reader: ManifestReader, kh: np.ndarray, found: Lookup, columns: list[str]
-                 ) -> dict[str, np.ndarray]:
-    """Cell hashes of the base rows (0 where absent): from the index, else from the rows."""
-    hashes = reader.cell_hashes(found, columns)
-    if hashes is not None:
-        return hashes
-    present = found.present
-    rows = reader.fetch(kh[present], found=found.take(present))
-    out = {c: np.zeros(len(kh), np.uint64) for c in columns}
-    for column in columns:
-        out[column][present] = column_hash(rows.column(column))
-    return out
-
-
 def _row_conflicts(readers: tuple[ManifestReader, ManifestReader, ManifestReader], kh: np.ndarray,
                    lookups: tuple[Lookup, Lookup, Lookup], keys: list[str]) -> list[Conflict]:
     """A row deleted on one side and changed on the other (rare: whole rows are read)."""
@@ -256,43 +242,46 @@ def _cells_at(reader: ManifestReader, found: Lookup, columns: list[str]) -> list
     return out
 
 
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return bool(a == b)
+
+
 def _cell_merge(readers: tuple[ManifestReader, ManifestReader, ManifestReader], kh: np.ndarray,
                 lookups: tuple[Lookup, Lookup, Lookup], keys: list[str], schema: pa.Schema
                 ) -> tuple[pa.Table, np.ndarray, list[Conflict]]:
-    """Merge rows both sides changed, cell by cell. Their current rows sit in each side's upper layers
-    (cheap to read); the base is consulted through its cell hashes, and its values are read only for
-    the columns and rows that conflict."""
+    """Merge rows both sides changed, cell by cell, on actual values. Their current rows sit in each
+    side's upper layers (cheap to read); the base is read only for the cells where the sides differ,
+    those columns only."""
     r_base, r_ours, r_theirs = readers
     l_base, l_ours, l_theirs = lookups
     ours, theirs = r_ours.fetch(kh, found=l_ours), r_theirs.fetch(kh, found=l_theirs)
-    values = [c for c in schema.names if c not in keys]
-    base_h = _base_hashes(r_base, kh, l_base, values)
-    in_base = l_base.present
-    columns: dict[str, Any] = {}
+    differ = {c: _values_differ(ours.column(c), theirs.column(c)) for c in schema.names if c not in keys}
+    wanted = [c for c, mask in differ.items() if mask.any()]
+    merged = {name: ours.column(name) for name in schema.names}
     differs = np.zeros(len(kh), bool)
-    cells: list[tuple[int, str]] = []
-    for column in values:
-        o, t = ours.column(column), theirs.column(column)
-        differ = _values_differ(o, t)
-        ours_is_base = in_base & (column_hash(o) == base_h[column])
-        theirs_is_base = in_base & (column_hash(t) == base_h[column])
-        take = differ & ours_is_base
-        columns[column] = pc.if_else(pa.array(take), t, o) if take.any() else o
-        differs |= take
-        cells += [(int(i), column) for i in np.flatnonzero(differ & ~ours_is_base & ~theirs_is_base)]
-    merged = pa.table({name: columns.get(name, ours.column(name)) for name in schema.names})
-    if not cells:
-        return merged, differs, []
-    rows = np.unique([i for i, _ in cells])
-    wanted = sorted({c for _, c in cells})
-    in_base_rows = rows[in_base[rows]]
-    base = _cells_at(r_base, l_base.take(in_base_rows), wanted)
-    base_of = dict(zip(in_base_rows.tolist(), base, strict=True))
+    if not wanted:
+        return pa.table(merged), differs, []
+    rows = np.flatnonzero(np.any([differ[c] for c in wanted], axis=0))
+    in_base = rows[l_base.present[rows]]
+    base_of = dict(zip(in_base.tolist(), _cells_at(r_base, l_base.take(in_base), wanted), strict=True))
     key_of = dict(zip(rows.tolist(), ours.select(keys).take(pa.array(rows)).to_pylist(), strict=True))
-    conflicts = [Conflict(int(kh[i]), key_of[i], column, "changed" if i in base_of else "added",
-                          base_of[i][column] if i in base_of else None, ours.column(column)[i].as_py(),
-                          theirs.column(column)[i].as_py(), row=i) for i, column in cells]
-    return merged, differs, conflicts
+    conflicts: list[Conflict] = []
+    for column in wanted:
+        take = np.zeros(len(kh), bool)
+        for i in np.flatnonzero(differ[column]).tolist():
+            o, t = ours.column(column)[i].as_py(), theirs.column(column)[i].as_py()
+            base = base_of.get(i)
+            if base is not None and _same(o, base[column]):
+                take[i] = True
+            elif base is None or not _same(t, base[column]):
+                conflicts.append(Conflict(int(kh[i]), key_of[i], column, "added" if base is None else "changed",
+                                          None if base is None else base[column], o, t, row=i))
+        if take.any():
+            merged[column] = pc.if_else(pa.array(take), theirs.column(column), ours.column(column))
+            differs |= take
+    return pa.table(merged), differs, conflicts
 
 
 def plan_merge(ctx: Context, session: Session, graph: Graph, base: SnapshotRow, ours: SnapshotRow,
