@@ -144,3 +144,15 @@ def test_import_to_a_branch_keeps_main_and_its_records(reg: Registry, tmp_path: 
     assert reg.show("signs@round2").id == result.commit.snapshot_id
     assert reg.annotations("signs@round2").num_rows > 0
     assert reg.label_diff("signs@main", "signs@round2").to_dict()
+
+
+def test_qa_run_and_gate_check_take_branch_refs(reg: Registry, cli: Cli) -> None:
+    table = _setup(reg)
+    reg.set_policy("ds", "checks:\n  - check: row_count\n    min: 200\n")
+    reg.branch("ds/shrink")
+    reg.commit("ds@shrink", None, mode="upsert", delete_keys=table.select(["sample_id"]).slice(0, 5))
+    result = reg.qa_run("ds@shrink")
+    assert result.snapshot_id == reg.show("ds@shrink").id and result.status == "failed"
+    assert not reg.gate("ds@shrink").passes
+    res = cli("gate", "check", "ds@shrink", "--json")
+    assert res.code == 1 and json.loads(res.stdout)["snapshot_id"] == result.snapshot_id
