@@ -259,7 +259,12 @@ def _merge_once(ctx: Context, heads: _Heads, source: str, into: str, who: Actor,
                                None)
         return _fast_forward(ctx, heads, source, into, who)
     keys = catalog.key_columns(heads.dataset)
-    _check_schemas(ctx, heads, keys)
+    try:
+        _check_schemas(ctx, heads, keys)
+    except UnresolvedConflicts as exc:
+        if not dry_run:
+            _refuse(ctx, heads, source, into, who, "schema", {"conflicts": exc.conflicts})
+        raise
     assert heads.base is not None
     with transaction(ctx.engine, readonly=True) as session:
         graph = load_graph(session, heads.dataset)

@@ -304,3 +304,4 @@ def test_expect_target_and_schema_conflicts(reg: Registry) -> None:
     with pytest.raises(UnresolvedConflicts, match="confidence") as raised:
         reg.merge("ds@feat", "main", strategy="theirs")
     assert raised.value.conflicts[0]["kind"] == "schema"
+    assert reg.audit_log(dataset="ds", action="merge.refused")[-1].details["reason"] == "schema"
