@@ -305,3 +305,19 @@ def test_expect_target_and_schema_conflicts(reg: Registry) -> None:
         reg.merge("ds@feat", "main", strategy="theirs")
     assert raised.value.conflicts[0]["kind"] == "schema"
     assert reg.audit_log(dataset="ds", action="merge.refused")[-1].details["reason"] == "schema"
+
+
+def test_fast_forward_is_gated_and_a_waiver_on_the_result_applies(reg: Registry) -> None:
+    reg.create_dataset("ds", "sample_id", owner="alice")
+    reg.commit("ds", labels_table(100), author="alice")
+    reg.set_policy("ds", "checks:\n  - check: row_count\n    min: 100\n", actor="alice")
+    reg.branch("ds/shrink")
+    _upsert(reg, "ds@shrink", [], delete=["s00000001"])
+    head, shrunk = reg.show("ds").id, reg.show("ds@shrink").id
+    with pytest.raises(GateBlocked, match="99 vs >= 100"):
+        reg.merge("ds@shrink", "main")
+    assert reg.show("ds").id == head
+    reg.waive("ds@shrink", "one sample withdrawn by its owner", actor="alice")
+    result = reg.merge("ds@shrink", "main")
+    assert result.outcome == "fast-forward" and reg.show("ds").id == shrunk
+    assert result.gate is not None and result.gate["state"] == "waived"
