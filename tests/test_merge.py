@@ -321,3 +321,18 @@ def test_fast_forward_is_gated_and_a_waiver_on_the_result_applies(reg: Registry)
     result = reg.merge("ds@shrink", "main")
     assert result.outcome == "fast-forward" and reg.show("ds").id == shrunk
     assert result.gate is not None and result.gate["state"] == "waived"
+
+
+def test_composite_keys_merge_and_resolve(reg: Registry, tmp_path: Path) -> None:
+    reg.create_dataset("boxes", ["image", "box"])
+    reg.commit("boxes", pa.table({"image": ["a", "a", "b"], "box": [1, 2, 1], "label": ["x", "y", "z"]}))
+    reg.branch("boxes/fix")
+    reg.commit("boxes@fix", pa.table({"image": ["a", "b"], "box": [2, 1], "label": ["t2", "tz"]}), mode="upsert")
+    reg.commit("boxes", pa.table({"image": ["b"], "box": [1], "label": ["oz"]}), mode="upsert")
+    dry = reg.merge("boxes@fix", "main", dry_run=True)
+    assert [(c["key"], c["ours"], c["theirs"]) for c in dry.conflicts] == [({"image": "b", "box": 1}, "oz", "tz")]
+    path = tmp_path / "res.jsonl"
+    path.write_text(json.dumps({"image": "b", "box": 1, "column": "label", "value": "theirs"}) + "\n")
+    reg.merge("boxes@fix", "main", resolutions=path)
+    rows = {(r["image"], r["box"]): r["label"] for r in reg.read("boxes").to_pylist()}
+    assert rows == {("a", 1): "x", ("a", 2): "t2", ("b", 1): "tz"}
