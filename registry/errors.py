@@ -28,6 +28,7 @@ __all__ = [
     "StorageError",
     "TooLarge",
     "UpstreamError",
+    "UnresolvedConflicts",
     "Unauthenticated",
     "UserError",
     "VerifyFailed",
@@ -165,6 +166,23 @@ class UpstreamError(UserError):
     code = "upstream_error"
 
 
+class UnresolvedConflicts(CheckFailed):
+    """A merge found conflicts that no resolution, preference or strategy settled; nothing changed.
+
+    ``conflicts`` lists them (key, column, base, ours, theirs, who set each side)."""
+
+    code = "merge_conflicts"
+
+    def __init__(self, message: str, conflicts: list[dict[str, object]] | None = None) -> None:
+        super().__init__(message)
+        self.conflicts = conflicts or []
+
+    def to_dict(self) -> dict[str, dict[str, str]]:
+        body = super().to_dict()
+        body["error"]["conflicts"] = self.conflicts  # type: ignore[assignment]
+        return body
+
+
 EXIT_CODES: dict[type[RegistryError], int] = {
     CheckFailed: 1,
     UserError: 2,
@@ -175,6 +193,7 @@ EXIT_CODES: dict[type[RegistryError], int] = {
 HTTP_STATUS: dict[type[RegistryError], int] = {
     CheckFailed: 422,
     GateBlocked: 409,
+    UnresolvedConflicts: 409,
     PermissionDenied: 403,
     Unauthenticated: 401,
     TooLarge: 413,

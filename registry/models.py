@@ -85,6 +85,7 @@ class SchemaVersionRow(SQLModel, table=True):
 
 
 # The tables of the domain packages, so that SQLModel.metadata (alembic, tests) holds every table.
+from registry import branch_models as _branch_models  # noqa: E402,F401
 from registry.audit import models as _audit_models  # noqa: E402,F401
 from registry.auth import models as _auth_models  # noqa: E402,F401
 from registry.lineage import models as _lineage_models  # noqa: E402,F401

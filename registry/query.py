@@ -21,6 +21,7 @@ from sqlmodel import Session, SQLModel, col, select
 
 from registry.audit.models import AuditSegmentRow
 from registry.audit.segments import unsealed_events
+from registry.branch_models import MergeConflictRow
 from registry.context import Context
 from registry.db import transaction
 from registry.errors import InvalidInput
@@ -75,6 +76,7 @@ def _catalog_views(session: Session) -> dict[str, pa.Table]:
         "snapshots": with_dataset_name(catalog_table(session, SnapshotRow)),
         "refs": with_dataset_name(catalog_table(session, RefRow)),
         "schema_versions": with_dataset_name(catalog_table(session, SchemaVersionRow)),
+        "merge_conflicts": with_dataset_name(catalog_table(session, MergeConflictRow)),
     }
 
 
@@ -89,7 +91,7 @@ def _domain_views(ctx: Context) -> dict[str, pa.Table]:
 def view_names() -> list[str]:
     """The views every query can use (``data`` too when a dataset is given)."""
     return ["datasets", "snapshots", "refs", "schema_versions", "annotations", "audit_log", "gate_results",
-            "qa_policies", "gate_waivers", "pins", "lineage_edges"]
+            "qa_policies", "gate_waivers", "pins", "lineage_edges", "merge_conflicts"]
 
 
 def open_sandbox(ctx: Context, dataset_ref: str | None = None) -> duckdb.DuckDBPyConnection:

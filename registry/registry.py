@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from registry.audit.log import AuditEvent
     from registry.audit.seal import SealResult
     from registry.audit.verify import AuditVerifyReport, Checkpoint
+    from registry.branches import BranchInfo
+    from registry.merge_service import MergeResult
     from registry.provenance.label_diff import LabelDiff
     from registry.provenance.sample_history import HistoryEntry
     from registry.provenance.service import ImportResult
@@ -101,6 +103,48 @@ class Registry:
         deletes = Path(delete_keys) if isinstance(delete_keys, os.PathLike) else delete_keys
         return commit(self.ctx, name, source, message=message, author=author, mode=mode, delete_keys=deletes,
                       expect_parent=expect_parent, allow_breaking=allow_breaking, progress=progress, lineage=lineage)
+
+    def branch(self, name_branch: str, from_ref: str | None = None, actor: str | None = None) -> BranchInfo:
+        """Create branch ``NAME/BRANCH`` at ``from_ref`` (default the head of ``main``); no data is copied."""
+        from registry.branches import create_branch
+
+        return create_branch(self.ctx, name_branch, from_ref, actor)
+
+    def branches(self, name: str) -> list[BranchInfo]:
+        """Every branch of dataset ``name``, ``main`` first."""
+        from registry.branches import list_branches
+
+        return list_branches(self.ctx, name)
+
+    def delete_branch(self, name_branch: str, force: bool = False, actor: str | None = None) -> BranchInfo:
+        """Delete branch ``NAME/BRANCH`` (not ``main``, not a protected one; unmerged work needs ``force``)."""
+        from registry.branches import delete_branch
+
+        return delete_branch(self.ctx, name_branch, force, actor)
+
+    def protect(self, name_branch: str, protected: bool = True, actor: str | None = None) -> BranchInfo:
+        """Protect branch ``NAME/BRANCH``: direct commits are refused, changes arrive only by merge."""
+        from registry.branches import protect_branch
+
+        return protect_branch(self.ctx, name_branch, protected, actor)
+
+    def merge(self, source: str, into: str = "main", *, strategy: str = "fail", prefer: str | None = None,
+              resolutions: str | os.PathLike[str] | None = None, dry_run: bool = False, message: str = "",
+              actor: str | None = None, expect_target: str | None = None, retry: int = 0) -> MergeResult:
+        """Merge ``source`` (``NAME@BRANCH``) into branch ``into``; see :func:`registry.merge_service.merge`.
+
+        Raises ``UnresolvedConflicts`` (with ``.conflicts``) when conflicts remain, ``GateBlocked`` when
+        the result fails the target's policy, ``RefConflict`` when the target moved."""
+        from registry.merge_service import merge
+
+        return merge(self.ctx, source, into, strategy=strategy, prefer=prefer,
+                     resolutions=Path(resolutions) if resolutions is not None else None, dry_run=dry_run,
+                     message=message, actor=actor, expect_target=expect_target, retry=retry)
+
+    def merge_conflicts(self, source: str, into: str = "main") -> pa.Table:
+        """``MergeConflicts``: every conflict merging ``source`` into ``into`` would meet, as a pyarrow table
+        (key, column, kind, base, ours, theirs, who set each side); nothing is changed."""
+        return self.merge(source, into, dry_run=True).conflicts_table()
 
     def read(self, ref: str, columns: Sequence[str] | None = None) -> pa.Table:
         """The rows of ``ref`` as a ``pyarrow.Table``."""

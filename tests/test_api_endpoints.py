@@ -74,7 +74,7 @@ def test_whoami_names_the_token_its_scope_and_actions(client: TestClient, signs:
     headers = bearer(signs, "etl", "writer", ["signs"])
     body = client.get("/api/v1/whoami", headers=headers).json()
     assert body == {"name": "etl", "role": "writer", "datasets": ["signs"],
-                    "actions": ["read", "gate_check", "commit", "tag", "import", "lineage_ingest"]}
+                    "actions": ["read", "gate_check", "commit", "tag", "branch", "import", "lineage_ingest"]}
     auditor = client.get("/api/v1/whoami", headers=bearer(signs, "aud", "auditor")).json()
     assert (auditor["datasets"], auditor["actions"]) == ([], ["read", "gate_check", "audit", "query"])
     assert _error(client.get("/api/v1/whoami")) == (401, "unauthenticated")

@@ -24,6 +24,7 @@ from starlette.requests import ClientDisconnect
 
 from registry.api import (
     routes_audit,
+    routes_branches,
     routes_datasets,
     routes_governance,
     routes_hooks,
@@ -154,7 +155,7 @@ def create_app(home: Path, settings: Settings | None = None, max_upload_bytes: i
     _install_error_handlers(app)
     app.include_router(_health_router())
     for module in (routes_datasets, routes_quality, routes_audit, routes_meta, routes_provenance, routes_governance,
-                   routes_lineage, routes_hooks):
+                   routes_lineage, routes_hooks, routes_branches):
         app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     mount_console(app)
     return app

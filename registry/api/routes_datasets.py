@@ -61,11 +61,12 @@ def dataset_log(name: str, access: Reader, limit: Annotated[int | None, Query(ge
 @router.post("/datasets/{name}/commits", status_code=status.HTTP_201_CREATED)
 async def dataset_commit(name: str, request: Request, access: Annotated[Access, Depends(require("commit"))],
                          message: str = "", mode: Mode = "replace", expect_parent: str | None = None,
-                         allow_breaking: bool = False,
+                         allow_breaking: bool = False, branch: str | None = None,
                          if_match: Annotated[str | None, Header()] = None) -> dict[str, object]:
-    """Commit rows to ``main``: a multipart ``file`` part (Parquet) or an Arrow IPC stream body.
+    """Commit rows to ``main`` (or ``branch``): a multipart ``file`` part (Parquet) or an Arrow IPC stream body.
 
-    ``If-Match`` (or ``expect_parent``) names the snapshot ``main`` must still point at (409 otherwise).
+    ``If-Match`` (or ``expect_parent``) names the snapshot the branch must still point at (409 otherwise);
+    a protected branch refuses direct commits (403).
     """
     from registry.api.uploads import spool_upload
 
@@ -74,7 +75,8 @@ async def dataset_commit(name: str, request: Request, access: Annotated[Access, 
     with tempfile.TemporaryDirectory(prefix="registry-upload-") as folder:
         source = await spool_upload(request, request.app.state.max_upload_bytes, Path(folder))
         result = await run_in_threadpool(lambda: commit(access.ctx, name, source, message=message, mode=mode,
-                                                        expect_parent=parent, allow_breaking=allow_breaking))
+                                                        expect_parent=parent, allow_breaking=allow_breaking,
+                                                        branch=branch))
     return result.to_dict()
 
 

@@ -151,7 +151,7 @@ def dataset_list(state: _State, as_json: bool) -> None:
               help="replace: FILE is the full content; upsert: FILE's rows are merged by key.")
 @click.option("--delete-keys", type=click.Path(dir_okay=False), default=None,
               help="A file of keys to remove (with --mode upsert).")
-@click.option("--expect-parent", default=None, help="Fail with exit 3 unless main is at this snapshot.")
+@click.option("--expect-parent", default=None, help="Fail with exit 3 unless the branch is at this snapshot.")
 @click.option("--allow-breaking", is_flag=True, help="Accept a breaking schema change.")
 @click.option("--job", default=None, help="OpenLineage job NAMESPACE/NAME (default registry/commit/NAME).")
 @click.option("--run-id", default=None, help="OpenLineage run id (a UUID) of this commit (default: a new one).")
@@ -163,7 +163,7 @@ def dataset_list(state: _State, as_json: bool) -> None:
 def commit(state: _State, name: str, file: str | None, message: str, author: str | None, mode: str,
            delete_keys: str | None, expect_parent: str | None, allow_breaking: bool, job: str | None,
            run_id: str | None, parent_run: str | None, sources: tuple[str, ...], as_json: bool) -> None:
-    """Commit FILE (Parquet, CSV or JSONL) as the next snapshot of NAME."""
+    """Commit FILE (Parquet, CSV or JSONL) as the next snapshot of NAME (or NAME@BRANCH)."""
     from registry.lineage.emit import LineageRun
 
     lineage = LineageRun(job=job, run_id=run_id, parent_run=parent_run, sources=sources)
@@ -175,7 +175,7 @@ def commit(state: _State, name: str, file: str | None, message: str, author: str
     if as_json:
         output.print_json(data)
     elif not result.created:
-        output.say(f"no change: {name}@main is still {result.snapshot_id}")
+        output.say(f"no change: {name if '@' in name else name + '@main'} is still {result.snapshot_id}")
     else:
         output.say(result.snapshot_id)
         output.note(f"{name}: +{result.added:,} ~{result.changed:,} -{result.removed:,} -> {result.rows:,} rows, "
@@ -348,6 +348,11 @@ from registry.cli.sync_cmds import requeue, sync  # noqa: E402
 
 cli.add_command(sync)
 cli.add_command(requeue)
+
+from registry.cli.branch_cmds import branch, merge  # noqa: E402
+
+cli.add_command(branch)
+cli.add_command(merge)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

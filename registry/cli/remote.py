@@ -119,11 +119,14 @@ def local_only(command: str | None = None) -> NoReturn:
     raise InvalidInput(f"`registry {command}` runs only on the registry host; unset {URL_ENV} and run it there")
 
 
+from registry.cli.remote_branches import RemoteBranches  # noqa: E402  (it imports Remote lazily from here)
+
+
 def _rows(values: list[dict[str, Any]]) -> list[Remote]:
     return [Remote(v) for v in values]
 
 
-class RemoteRegistry:
+class RemoteRegistry(RemoteBranches):
     """The registry at ``REGISTRY_URL``, acting with ``REGISTRY_TOKEN`` (the audit log names the token)."""
 
     def __init__(self, client: registry_client.Client) -> None:

@@ -71,7 +71,7 @@ def import_annotations(ctx: Context, fmt: str, name: str, path: Path, *, key: st
     if users is not None:
         batch = replace(batch, records=apply_users(batch.records, read_users(users)))
     config_sha = ctx.store.put_bytes(config.read_bytes()).sha256 if config is not None else None
-    created = ensure_dataset(ctx, name, batch, author)
+    created = ensure_dataset(ctx, catalog.split_ref(name)[0], batch, author)  # NAME@BRANCH imports to a branch
     details: dict[str, object] = {"format": batch.source_format, "file": path.name, "import_batch": batch_id,
                                   "samples": batch.rows.num_rows, "records": batch.records.num_rows,
                                   "guideline_version": guideline_version, "config_sha256": config_sha,

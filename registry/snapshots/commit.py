@@ -103,8 +103,9 @@ def commit(
     progress: Progress | None = None,
     lineage: lineage_emit.LineageRun | None = None,
     annotations: AnnotationInput | None = None,
+    branch: str | None = None,
 ) -> CommitResult:
-    """Commit ``source`` to the ``main`` branch of dataset ``name``.
+    """Commit ``source`` to the ``main`` branch of dataset ``name`` (or to ``branch``; ``NAME@BRANCH`` too).
 
     ``replace``: ``source`` is the full new content. ``upsert``: its rows are merged by key into the
     parent. ``delete_keys`` (upsert only): a table or file of keys to remove. ``lineage``: the
@@ -120,12 +121,17 @@ def commit(
             malformed ``lineage`` job, run id or source.
         BreakingSchemaChange: the schema change is breaking and ``allow_breaking`` is False.
         RefConflict: ``main`` is not at ``expect_parent``, or moved while committing.
+        PermissionDenied: the branch is protected (changes reach it only by merge; the refusal is audited).
     """
+    from registry.branches import guard_commit
+
+    name, branch = catalog.split_ref(name) if "@" in name else (name, branch or catalog.MAIN)
+    guard_commit(ctx, name, branch, author)
     run = lineage_emit.begin_commit(ctx, name, lineage)
     try:
         result = _commit(ctx, name, source, message=message, author=author, mode=mode, delete_keys=delete_keys,
                          expect_parent=expect_parent, allow_breaking=allow_breaking, progress=progress, run=run,
-                         annotations=annotations)
+                         annotations=annotations, branch=branch)
     except Exception as exc:
         lineage_emit.fail_commit(ctx, run, exc)
         raise
@@ -139,6 +145,7 @@ class _Request:
     """Stage 1 (parse): what the commit was asked, the catalog state it builds on, and the input rows."""
 
     name: str
+    branch: str
     mode: Mode
     message: str
     who: Actor
@@ -209,12 +216,13 @@ def _commit(
     progress: Progress | None,
     run: lineage_emit.CommitRun,
     annotations: AnnotationInput | None,
+    branch: str = catalog.MAIN,
 ) -> CommitResult:
     """The commit itself, in named stages; :func:`commit` wraps it with the lineage run's START/COMPLETE or
     FAIL. Nothing is written before stage 4, and nothing is visible before stage 5's transaction."""
     note = progress or (lambda _msg: None)
     request = _parse(ctx, name, source, message=message, author=author, mode=mode, delete_keys=delete_keys,
-                     expect_parent=expect_parent, annotations=annotations, note=note)
+                     expect_parent=expect_parent, annotations=annotations, note=note, branch=branch)
     schema = _classify_schema(request, allow_breaking)
     note("comparing with the parent")
     change = _diff(ctx, request, schema)
@@ -236,7 +244,7 @@ def _commit(
 
 def _parse(ctx: Context, name: str, source: pa.Table | str | Path | None, *, message: str, author: str | None,
            mode: Mode, delete_keys: pa.Table | str | Path | None, expect_parent: str | None,
-           annotations: AnnotationInput | None, note: Progress) -> _Request:
+           annotations: AnnotationInput | None, note: Progress, branch: str = catalog.MAIN) -> _Request:
     """Stage 1: check the request, read the branch head and its schema, read the input rows."""
     who = resolve_actor(ctx, author)
     if mode not in ("replace", "upsert"):
@@ -249,13 +257,13 @@ def _parse(ctx: Context, name: str, source: pa.Table | str | Path | None, *, mes
     with transaction(ctx.engine, readonly=True) as session:
         dataset = catalog.get_dataset(session, name)
         keys = catalog.key_columns(dataset)
-        head_ref = catalog.get_ref(session, dataset, catalog.MAIN)
+        head_ref = catalog.get_ref(session, dataset, branch)
         parent = catalog.get_snapshot(session, head_ref.snapshot_id) if head_ref else None
         latest_schema = catalog.latest_schema_version(session, dataset)
         if expect_parent is not None:
             current = parent.id if parent else None
             if current is None or not current.startswith(expect_parent):
-                raise RefConflict(f"{name}@main is at {current[:12] if current else 'nothing'}, not at "
+                raise RefConflict(f"{name}@{branch} is at {current[:12] if current else 'nothing'}, not at "
                                   f"{expect_parent[:12]}; another writer committed first")
         session.expunge_all()
 
@@ -271,7 +279,7 @@ def _parse(ctx: Context, name: str, source: pa.Table | str | Path | None, *, mes
         mode = "replace"
     if mode == "upsert" and latest_schema is not None and source is not None:
         table = _conform_to(table, json.loads(latest_schema.arrow_schema), name)
-    return _Request(name, mode, message, who, dataset, keys, parent, latest_schema, table, source is not None,
+    return _Request(name, branch, mode, message, who, dataset, keys, parent, latest_schema, table, source is not None,
                     delete_keys, annotations, parent_manifest, parent_reader)
 
 
@@ -439,14 +447,14 @@ def _record(ctx: Context, request: _Request, schema: _Schema, change: _Change, w
                 annotations_sha256=written.annotations_sha, summary=summary, store_commit_id=store_commit)
             session.add(snapshot_row)
             session.flush()
-            catalog.move_branch(session, dataset, catalog.MAIN, parent.id if parent else None, new_id)
+            catalog.move_branch(session, dataset, request.branch, parent.id if parent else None, new_id)
             lineage_emit.enqueue_commit(session, ctx, run, dataset=dataset, snapshot=snapshot_row,
                                         schema=schema.columns, mode=request.mode,
                                         compatibility=schema.compatibility, column_metrics=lineage_metrics,
                                         layers=written.layers)
             audit.record(session, ctx, annotations.audit_action if annotations else "snapshot.commit", "snapshot",
                          new_id, dataset=name, snapshot=new_id, actor=request.who, details={
-                             "parent": parent.id if parent else None, "ref": catalog.MAIN, "mode": request.mode,
+                             "parent": parent.id if parent else None, "ref": request.branch, "mode": request.mode,
                              "message": request.message, "rows": change.rows, "added": added, "changed": changed,
                              "removed": removed, "schema_version": version,
                              "compatibility": schema.compatibility, "bytes_written": written.bytes_written,
@@ -454,8 +462,8 @@ def _record(ctx: Context, request: _Request, schema: _Schema, change: _Change, w
                              **(annotations.audit_details if annotations else {})})
             failpoint("commit:before-catalog-commit")
     except IntegrityError as exc:
-        raise RefConflict(f"{name}@main was moved by another writer while committing; re-read and commit again") \
-            from exc
+        raise RefConflict(f"{name}@{request.branch} was moved by another writer while committing; "
+                          "re-read and commit again") from exc
     failpoint("commit:after-catalog-commit")
     return CommitResult(name, new_id, parent.id if parent else None, True, added, changed, removed,
                         change.rows, written.bytes_written, version, schema.compatibility)

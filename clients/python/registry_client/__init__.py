@@ -27,6 +27,7 @@ from registry_client.errors import (
     StorageError,
     TooLarge,
     Unauthenticated,
+    UnresolvedConflicts,
     UserError,
     VerifyFailed,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "StorageError",
     "TooLarge",
     "Unauthenticated",
+    "UnresolvedConflicts",
     "UserError",
     "VerifyFailed",
 ]

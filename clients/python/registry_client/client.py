@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import httpx
 
+from registry_client.branches import BranchCalls
 from registry_client.errors import ConnectionFailed, InvalidInput, RegistryError, error_for
 
 if TYPE_CHECKING:  # pyarrow is imported when rows are sent or read: JSON-only calls start faster
@@ -43,7 +44,7 @@ def _params(**values: Any) -> dict[str, Any]:
     return {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in values.items() if v is not None}
 
 
-class Client:
+class Client(BranchCalls):
     """A connection to one registry server, acting with one bearer token.
 
     >>> with Client("http://127.0.0.1:8000", token) as reg:          # doctest: +SKIP
@@ -174,9 +175,9 @@ class Client:
     def commit(self, name: str, table_or_path: pa.Table | str | os.PathLike[str], *, message: str = "",
                mode: Literal["replace", "upsert"] = "replace", expect_parent: str | None = None,
                allow_breaking: bool = False) -> dict[str, Any]:
-        """Commit rows as the next snapshot of ``name``'s ``main``: a ``pyarrow.Table`` (sent as an
-        Arrow IPC stream, batch by batch) or a file (Parquet, CSV or JSON lines; sent as multipart,
-        read from disk as it is sent). ``expect_parent`` is sent as ``If-Match``.
+        """Commit rows as the next snapshot of ``name``'s ``main`` (``NAME@BRANCH``: of that branch): a
+        ``pyarrow.Table`` (sent as an Arrow IPC stream, batch by batch) or a file (Parquet, CSV or JSON
+        lines; sent as multipart, read from disk as it is sent). ``expect_parent`` is sent as ``If-Match``.
 
         Returns the commit result (``registry commit --json``): ``snapshot_id``, ``created``, counts.
 
@@ -185,7 +186,8 @@ class Client:
             BreakingSchemaChange: a breaking schema change without ``allow_breaking``.
             TooLarge: the upload exceeds the server's limit.  InvalidInput: unreadable rows or bad keys.
         """
-        params = _params(message=message, mode=mode, allow_breaking=allow_breaking)
+        name, _, branch = name.partition("@")
+        params = _params(message=message, mode=mode, allow_breaking=allow_breaking, branch=branch or None)
         headers = {"If-Match": f'"{expect_parent}"'} if expect_parent else {}
         if not isinstance(table_or_path, (str, os.PathLike)):  # a pyarrow.Table
             from registry_client.streams import arrow_chunks

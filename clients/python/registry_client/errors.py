@@ -29,6 +29,7 @@ __all__ = [
     "StorageError",
     "TooLarge",
     "Unauthenticated",
+    "UnresolvedConflicts",
     "UserError",
     "VerifyFailed",
     "error_for",
@@ -140,6 +141,17 @@ class GateBlocked(CheckFailed):
     """A snapshot's QA gate does not pass, so training may not use it."""
 
     code = "gate_blocked"
+
+
+class UnresolvedConflicts(CheckFailed):
+    """A merge found conflicts nothing resolved; nothing changed (HTTP 409). ``conflicts`` lists them."""
+
+    code = "merge_conflicts"
+
+    def __init__(self, message: str, status: int | None = None,
+                 conflicts: list[dict[str, object]] | None = None) -> None:
+        super().__init__(message, status)
+        self.conflicts = conflicts or []
 
 
 class PermissionDenied(UserError, PermissionError):

@@ -3,6 +3,7 @@
 import { ApiError, forget, may, token, whoami } from "./api.js";
 import { errorBox, h, labelled } from "./dom.js";
 import { auditPage } from "./pages/audit.js";
+import { branchesPage } from "./pages/branches.js";
 import { datasetsPage } from "./pages/datasets.js";
 import { diffPage } from "./pages/diff.js";
 import { gatePage } from "./pages/gate.js";
@@ -18,6 +19,7 @@ const ROUTES = [
   [/^\/gate\/(.+)$/, gatePage],
   [/^\/audit$/, auditPage],
   [/^\/lineage\/(.+)$/, lineagePage],
+  [/^\/branches\/([^/]+)$/, branchesPage],
 ];
 
 const main = document.getElementById("main");

@@ -73,7 +73,7 @@ export async function historyPage(view, [name]) {
     h("h1", {}, name),
     h("p", { class: "muted" }, `${num(snapshots.length)} snapshots, newest first.`,
       head ? [" Head: ", shortId(head.id), " · ", link(`#/lineage/${seg(ref(head))}`, "lineage"), " · gate ",
-        h("span", { id: "head-gate" }, "…")] : ""),
+        h("span", { id: "head-gate" }, "…"), " · ", link(`#/branches/${seg(name.split("@")[0])}`, "branches")] : ""),
     tools,
     h("div", { class: "scroll" }, h("table", { class: "grid history", id: "history" },
       h("caption", { class: "sr-only" }, `Snapshots of ${name}`),
