@@ -32,6 +32,7 @@ from registry.api import (
     routes_provenance,
     routes_quality,
 )
+from registry.api.guard import RequestGuard
 from registry.config import Settings, find_home
 from registry.context import open_context
 from registry.errors import RegistryError, Unauthenticated, http_status_for
@@ -152,6 +153,8 @@ def create_app(home: Path, settings: Settings | None = None, max_upload_bytes: i
     app.state.ctx = ctx
     app.state.max_upload_bytes = max_upload_bytes or settings.api_max_upload_bytes
     _install_error_handlers(app)
+    app.add_middleware(RequestGuard, ctx=ctx, body_limit=settings.api_max_body_bytes,
+                       upload_limit=app.state.max_upload_bytes)
     app.include_router(_health_router())
     for module in (routes_datasets, routes_quality, routes_audit, routes_meta, routes_provenance, routes_governance,
                    routes_lineage, routes_hooks):

@@ -2,32 +2,75 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from registry.errors import InvalidInput
+from registry.errors import InvalidInput, TooLarge
 
 __all__ = [
+    "MAX_NESTING",
     "SUPPORTED_SUFFIXES",
+    "InputLimits",
+    "check_columns",
+    "check_json_depth",
     "check_keys",
+    "first_line",
     "normalize",
+    "read_arrow_stream",
     "read_table_file",
     "require_key_columns",
     "write_table_file",
 ]
 
 SUPPORTED_SUFFIXES = (".parquet", ".pq", ".csv", ".jsonl", ".ndjson", ".json")
+MAX_NESTING = 64
+"""The deepest nesting (lists and structs in a column, arrays and objects in a JSON line) accepted."""
+_BLOCK = 8 << 20
+_STRING = re.compile(rb'"(?:[^"\\\n]|\\.)*"')
+_OPEN = np.array([ord("["), ord("{")], dtype=np.uint8)
+_CLOSE = np.array([ord("]"), ord("}")], dtype=np.uint8)
 
 
-def read_table_file(path: str | Path) -> pa.Table:
-    """Read a Parquet, CSV or JSON-lines file into Arrow.
+@dataclass(frozen=True)
+class InputLimits:
+    """How large an input may become once decoded: checked before (Parquet metadata, JSON nesting) or
+    while (Arrow stream batches) it is read, so a small compressed file cannot expand without bound."""
+
+    max_rows: int = 100_000_000
+    max_bytes: int = 32 << 30
+    max_depth: int = MAX_NESTING
+
+    @classmethod
+    def from_settings(cls) -> InputLimits:
+        """The limits of ``REGISTRY_MAX_INPUT_ROWS`` / ``REGISTRY_MAX_INPUT_BYTES``."""
+        from registry.config import Settings
+
+        settings = Settings()
+        return cls(max_rows=settings.max_input_rows, max_bytes=settings.max_input_bytes)
+
+    def check(self, rows: int, size: int, what: str) -> None:
+        """Raises: TooLarge: more than ``max_rows`` rows or ``max_bytes`` decoded bytes."""
+        if rows > self.max_rows:
+            raise TooLarge(f"{what}: {rows:,} rows, more than the limit of {self.max_rows:,} "
+                           "(REGISTRY_MAX_INPUT_ROWS); commit it in parts")
+        if size > self.max_bytes:
+            raise TooLarge(f"{what}: {size:,} bytes once decoded, more than the limit of {self.max_bytes:,} "
+                           "(REGISTRY_MAX_INPUT_BYTES); commit it in parts")
+
+
+def read_table_file(path: str | Path, limits: InputLimits | None = None) -> pa.Table:
+    """Read a Parquet, CSV or JSON-lines file into Arrow, within ``limits`` (default: the settings').
 
     Raises:
-        InvalidInput: the file is missing, of an unknown kind, or cannot be parsed.
+        InvalidInput: the file is missing, of an unknown kind, cannot be parsed, nests deeper than
+            the limit, or has a duplicate or unsupported column.
+        TooLarge: it decodes to more rows or bytes than the limits allow.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -35,21 +78,163 @@ def read_table_file(path: str | Path) -> pa.Table:
         raise InvalidInput(f"{path}: no such file")
     if suffix not in SUPPORTED_SUFFIXES:
         raise InvalidInput(f"{path}: unknown file kind {suffix or '(none)'}; use .parquet, .csv or .jsonl")
+    limits = limits or InputLimits.from_settings()
     try:
         if suffix in (".parquet", ".pq"):
-            import pyarrow.parquet as pq
-
-            return pq.read_table(path)
-        if suffix == ".csv":
+            table = _read_parquet(path, limits)
+        elif suffix == ".csv":
             import pyarrow.csv as pacsv
 
-            return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
-        import pyarrow.json as pajson
+            limits.check(0, path.stat().st_size, str(path))
+            table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
+        else:
+            import pyarrow.json as pajson
 
-        return pajson.read_json(path)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InvalidInput(f"{path}: cannot read as {suffix[1:]}: {first_line}") from exc
+            limits.check(0, path.stat().st_size, str(path))
+            check_json_depth(path, limits.max_depth)
+            table = pajson.read_json(path)
+    except (pa.ArrowException, OSError, ValueError, TypeError, RecursionError, MemoryError) as exc:
+        if isinstance(exc, InvalidInput):
+            raise
+        raise InvalidInput(f"{path}: cannot read as {suffix[1:]}: {first_line(exc)}") from exc
+    limits.check(table.num_rows, table.nbytes, str(path))
+    check_columns(table.schema, str(path), limits.max_depth)
+    return table
+
+
+def _read_parquet(path: Path, limits: InputLimits) -> pa.Table:
+    """The file's rows, after its footer says they fit the limits (a few KB can declare millions of rows)."""
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(path) as parquet:
+        meta = parquet.metadata
+        decoded = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        limits.check(meta.num_rows, decoded, str(path))
+        check_columns(parquet.schema_arrow, str(path), limits.max_depth)
+        return parquet.read()
+
+
+def read_arrow_stream(path: Path, limits: InputLimits | None = None, what: str = "the body") -> pa.Table:
+    """The rows of an Arrow IPC stream file, batch by batch within ``limits``.
+
+    Raises:
+        InvalidInput: not an Arrow IPC stream, or a duplicate or unsupported column.
+        TooLarge: more rows or decoded bytes than the limits allow.
+    """
+    limits = limits or InputLimits.from_settings()
+    batches: list[pa.RecordBatch] = []
+    rows = size = 0
+    try:
+        with pa.OSFile(str(path)) as source:
+            reader = pa.ipc.open_stream(source)
+            check_columns(reader.schema, what, limits.max_depth)
+            for batch in reader:
+                rows, size = rows + batch.num_rows, size + batch.nbytes
+                limits.check(rows, size, what)
+                batches.append(batch)
+            return pa.Table.from_batches(batches, reader.schema)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        if isinstance(exc, InvalidInput):
+            raise
+        raise InvalidInput(f"{what} is not a readable Arrow IPC stream: {first_line(exc)}") from exc
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its class name if it has none)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def check_json_depth(path: Path, max_depth: int) -> None:
+    """Refuse a JSON-lines file whose records nest deeper than ``max_depth`` before any parser sees it
+    (pyarrow's reader crashes the process on very deep nesting). Strings are blanked first, so
+    brackets inside values do not count; each line is measured on its own.
+
+    Raises:
+        InvalidInput: a line nests deeper than ``max_depth`` (its line number is named).
+    """
+    line_offset = 0
+    with path.open("rb") as fh:
+        while True:
+            block = fh.read(_BLOCK)
+            if not block:
+                return
+            if not block.endswith(b"\n"):
+                block += fh.readline()
+            deepest, line = _deepest(_STRING.sub(b'""', block))
+            if deepest > max_depth:
+                raise InvalidInput(f"{path}: line {line_offset + line} nests {deepest} levels deep, more than the "
+                                   f"limit of {max_depth}")
+            line_offset += block.count(b"\n")
+
+
+def _deepest(block: bytes) -> tuple[int, int]:
+    """The deepest nesting of any line of ``block`` and that line's number (1-based)."""
+    data = np.frombuffer(block, dtype=np.uint8)
+    step = np.isin(data, _OPEN).astype(np.int64) - np.isin(data, _CLOSE).astype(np.int64)
+    depth = np.cumsum(step)
+    newline = data == ord("\n")
+    # depth relative to the start of each line: minus the running depth at the line's newline
+    last = np.where(newline, np.arange(data.size), -1)
+    np.maximum.accumulate(last, out=last)
+    relative = depth - np.where(last >= 0, depth[np.maximum(last, 0)], 0)
+    if relative.size == 0:
+        return 0, 1
+    at = int(np.argmax(relative))
+    return int(relative[at]), int(newline[:at].sum()) + 1
+
+
+def check_columns(schema: pa.Schema, what: str, max_depth: int = MAX_NESTING) -> None:
+    """Refuse column names given twice and types the registry cannot store or hash.
+
+    Raises:
+        InvalidInput: a duplicate column (or struct field) name, a union, run-end-encoded or
+            interval column, an extension type, or nesting deeper than ``max_depth``; the column is named.
+    """
+    _check_fields(list(schema), what, "column", max_depth, max_depth)
+
+
+def _check_fields(fields: list[pa.Field], what: str, kind: str, depth: int, limit: int) -> None:
+    seen: set[str] = set()
+    for field in fields:
+        if field.name in seen:
+            raise InvalidInput(f"{what}: {kind} {field.name!r} appears more than once; column names must be unique")
+        seen.add(field.name)
+        _check_type(field.type, field.name, what, depth, limit)
+
+
+def _check_type(t: pa.DataType, name: str, what: str, depth: int, limit: int) -> None:
+    if depth <= 0:
+        raise InvalidInput(f"{what}: column {name!r} nests deeper than the limit of {limit} levels")
+    for refused, label in _REFUSED:
+        if refused(t):
+            raise InvalidInput(f"{what}: column {name!r} has type {t}, which the registry cannot store "
+                               f"({label}); cast it to a supported type first")
+    if pa.types.is_struct(t):
+        _check_fields([t.field(i) for i in range(t.num_fields)], what, f"field of {name!r}", depth - 1, limit)
+    elif pa.types.is_dictionary(t):
+        _check_type(t.value_type, name, what, depth, limit)
+    elif pa.types.is_map(t):
+        _check_type(t.key_type, name, what, depth - 1, limit)
+        _check_type(t.item_type, name, what, depth - 1, limit)
+    elif hasattr(t, "value_type"):  # list, large list, fixed-size list, list views
+        _check_type(t.value_type, name, what, depth - 1, limit)
+
+
+def _is_extension(t: pa.DataType) -> bool:
+    return isinstance(t, pa.ExtensionType)
+
+
+def _is_run_end_encoded(t: pa.DataType) -> bool:
+    return bool(getattr(pa.types, "is_run_end_encoded", lambda _t: False)(t))
+
+
+_REFUSED = (
+    (pa.types.is_union, "unions are not supported"),
+    (_is_run_end_encoded, "run-end encoding is not supported; decode it"),
+    (pa.types.is_interval, "intervals are not supported"),
+    (_is_extension, "extension types are not supported"),
+)
 
 
 def write_table_file(table: pa.Table, path: str | Path) -> None:
