@@ -288,6 +288,7 @@ def normalize(table: pa.Table) -> pa.Table:
     The stored bytes are read back in this form, so hashes computed before writing equal hashes
     recomputed from the object.
     """
+    check_columns(table.schema, "input")
     fields = []
     for field in table.schema:
         t = field.type
