@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from registry.cli import output
+from registry.cli.once import only_once
 from registry.errors import RegistryError, exit_code_for
 
 __all__ = ["cli", "main"]
@@ -122,7 +123,8 @@ def dataset() -> None:
 
 @dataset.command("create")
 @click.argument("name")
-@click.option("--key", "key", required=True, help="Key column(s), comma-separated, e.g. sample_id.")
+@click.option("--key", "key", required=True, multiple=True, callback=only_once,
+              help="Key column(s), comma-separated, e.g. sample_id.")
 @click.option("--description", default="", help="What the dataset holds.")
 @click.option("--owner", default=None, help="Owner (default: the acting user).")
 @json_option

@@ -6,12 +6,13 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from registry.errors import InvalidInput, TooLarge
+from registry.errors import BreakingSchemaChange, InvalidInput, TooLarge
 
 __all__ = [
     "MAX_NESTING",
@@ -20,6 +21,7 @@ __all__ = [
     "check_columns",
     "check_json_depth",
     "check_keys",
+    "check_upsert_types",
     "first_line",
     "normalize",
     "read_arrow_stream",
@@ -305,6 +307,32 @@ def normalize(table: pa.Table) -> pa.Table:
     if schema != table.schema:
         table = table.cast(schema)
     return table.replace_schema_metadata(None)
+
+
+def check_upsert_types(table: pa.Table, columns: list[dict[str, Any]], name: str, allow_breaking: bool) -> None:
+    """Refuse an upsert whose column types would change the dataset's by more than a widening, unless
+    ``allow_breaking``: upserted values are cast to the dataset's types, and casting a string column into
+    an int column (or back) changes what the values mean, which the schema rules call breaking.
+    Integers into a floating column pass (the cast fails on any value it cannot hold exactly), and so
+    does a column of nulls.
+
+    Raises:
+        BreakingSchemaChange: a column's type differs that way (each is named).
+    """
+    from registry.snapshots.schema import compare_schemas, schema_to_json
+
+    given = schema_to_json(table.schema)
+    nulls = {c["name"] for c in given if c["type"] == "null"}
+    breaking = [c for c in compare_schemas(given, columns) if c.kind == "type_changed" and c.breaking
+                and c.column not in nulls and not _int_into_float(table.schema.field(c.column).type, c.after)]
+    if breaking and not allow_breaking:
+        listed = "; ".join(f"{c.column!r} is {c.before} in the upsert but {c.after} in the dataset" for c in breaking)
+        raise BreakingSchemaChange(f"{name}: the upsert changes column types ({listed}); cast the column, or pass "
+                                   "--allow-breaking to convert the values to the dataset's types")
+
+
+def _int_into_float(given: pa.DataType, target: str | None) -> bool:
+    return pa.types.is_integer(given) and target in ("float", "double", "halffloat")
 
 
 def require_key_columns(table: pa.Table, key_columns: Sequence[str], what: str) -> None:
