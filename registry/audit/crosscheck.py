@@ -307,7 +307,8 @@ def _check_tokens(replay: _Replay, tokens: list[ApiTokenRow]) -> list[str]:
                 ("role", token.role, details.get("role")),
                 ("datasets", _json(token.datasets), details.get("datasets")),
                 ("expires_at", token.expires_at, details.get("expires_at")),
-                ("created_by", token.created_by, event["actor"])):
+                ("created_by", token.created_by, event["actor"]),
+                ("secret_sha256", token.secret_sha256, details.get("secret_sha256", token.secret_sha256))):
             if catalog_value != chain_value:
                 problems.append(_differs(what, column, catalog_value, chain_value))
         problem = _time_problem(what, "created_at", token.created_at, event)
