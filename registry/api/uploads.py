@@ -63,8 +63,9 @@ async def spool_upload(request: Request, limit: int, folder: Path) -> pa.Table |
             upload = form.get("file")
             if not isinstance(upload, UploadFile):
                 raise InvalidInput("the multipart upload needs a 'file' part holding the rows (Parquet)")
-            suffix = Path(upload.filename or "").suffix.lower()
-            return await _save(upload, folder / f"upload{suffix if suffix in SUPPORTED_SUFFIXES else '.parquet'}")
+            name = _sent_name(upload, "upload.parquet")
+            supported = Path(name).suffix.lower() in SUPPORTED_SUFFIXES
+            return await _save(upload, folder / (name if supported else "upload.parquet"))
     if kind == ARROW_STREAM:
         target = folder / "upload.arrows"
         with target.open("wb") as out:
@@ -97,11 +98,16 @@ async def spool_files(request: Request, limit: int, folder: Path, required: str,
             if not isinstance(upload, UploadFile):
                 raise InvalidInput(f"the multipart part {part!r} must be a file")
             (folder / part).mkdir()
-            name = Path((upload.filename or "").replace("\\", "/")).name
-            spooled[part] = await _save(upload, folder / part / (name if name not in ("", ".", "..") else part))
+            spooled[part] = await _save(upload, folder / part / _sent_name(upload, part))
     if required not in spooled:
         raise InvalidInput(f"the multipart upload needs a {required!r} file part")
     return spooled
+
+
+def _sent_name(upload: UploadFile, fallback: str) -> str:
+    """The base name the client sent for a part (so errors name the user's file), else ``fallback``."""
+    name = Path((upload.filename or "").replace("\\", "/")).name
+    return name if name not in ("", ".", "..") else fallback
 
 
 def _content_type(request: Request) -> str:
