@@ -22,6 +22,7 @@ __all__ = [
     "check_json_depth",
     "check_keys",
     "check_upsert_types",
+    "check_values",
     "first_line",
     "normalize",
     "read_arrow_stream",
@@ -101,7 +102,21 @@ def read_table_file(path: str | Path, limits: InputLimits | None = None) -> pa.T
         raise InvalidInput(f"{path}: cannot read as {suffix[1:]}: {first_line(exc)}") from exc
     limits.check(table.num_rows, table.nbytes, str(path))
     check_columns(table.schema, str(path), limits.max_depth)
+    check_values(table, str(path))
     return table
+
+
+def check_values(table: pa.Table, what: str) -> None:
+    """Refuse data that is not what its types promise (invalid UTF-8 in a string column, offsets out of
+    bounds in an Arrow stream): read later, it would fail or crash far from its source.
+
+    Raises:
+        InvalidInput: the table does not validate (the first problem is named).
+    """
+    try:
+        table.validate(full=True)
+    except (pa.ArrowException, ValueError) as exc:
+        raise InvalidInput(f"{what}: invalid data: {first_line(exc)}") from exc
 
 
 def _read_parquet(path: Path, limits: InputLimits) -> pa.Table:
@@ -134,11 +149,13 @@ def read_arrow_stream(path: Path, limits: InputLimits | None = None, what: str =
                 rows, size = rows + batch.num_rows, size + batch.nbytes
                 limits.check(rows, size, what)
                 batches.append(batch)
-            return pa.Table.from_batches(batches, reader.schema)
+            table = pa.Table.from_batches(batches, reader.schema)
     except (pa.ArrowException, OSError, ValueError) as exc:
         if isinstance(exc, InvalidInput):
             raise
         raise InvalidInput(f"{what} is not a readable Arrow IPC stream: {first_line(exc)}") from exc
+    check_values(table, what)
+    return table
 
 
 def first_line(exc: BaseException) -> str:
@@ -147,15 +164,17 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def check_json_depth(path: Path, max_depth: int) -> None:
-    """Refuse a JSON-lines file whose records nest deeper than ``max_depth`` before any parser sees it
-    (pyarrow's reader crashes the process on very deep nesting). Strings are blanked first, so
-    brackets inside values do not count; each line is measured on its own.
+def check_json_depth(path: Path, max_depth: int = MAX_NESTING, per_line: bool = True) -> None:
+    """Refuse JSON nesting deeper than ``max_depth`` before any parser sees the file: pyarrow's reader
+    crashes the process on very deep nesting, and streaming parsers spend memory quadratic in the depth.
+    Strings are blanked first, so brackets inside values do not count. ``per_line``: JSON lines, each
+    line measured on its own; otherwise one document (which may span lines).
 
     Raises:
-        InvalidInput: a line nests deeper than ``max_depth`` (its line number is named).
+        InvalidInput: the nesting is deeper than ``max_depth`` (the line is named).
     """
     line_offset = 0
+    carried = 0
     with path.open("rb") as fh:
         while True:
             block = fh.read(_BLOCK)
@@ -163,27 +182,28 @@ def check_json_depth(path: Path, max_depth: int) -> None:
                 return
             if not block.endswith(b"\n"):
                 block += fh.readline()
-            deepest, line = _deepest(_STRING.sub(b'""', block))
+            deepest, line, carried = _deepest(_STRING.sub(b'""', block), 0 if per_line else carried, per_line)
             if deepest > max_depth:
                 raise InvalidInput(f"{path}: line {line_offset + line} nests {deepest} levels deep, more than the "
                                    f"limit of {max_depth}")
             line_offset += block.count(b"\n")
 
 
-def _deepest(block: bytes) -> tuple[int, int]:
-    """The deepest nesting of any line of ``block`` and that line's number (1-based)."""
+def _deepest(block: bytes, carried: int, per_line: bool) -> tuple[int, int, int]:
+    """The deepest nesting in ``block`` (starting ``carried`` deep), the 1-based line it occurs on, and
+    the depth at the block's end."""
     data = np.frombuffer(block, dtype=np.uint8)
+    if data.size == 0:
+        return carried, 1, carried
     step = np.isin(data, _OPEN).astype(np.int64) - np.isin(data, _CLOSE).astype(np.int64)
-    depth = np.cumsum(step)
+    depth = np.cumsum(step) + carried
     newline = data == ord("\n")
-    # depth relative to the start of each line: minus the running depth at the line's newline
-    last = np.where(newline, np.arange(data.size), -1)
-    np.maximum.accumulate(last, out=last)
-    relative = depth - np.where(last >= 0, depth[np.maximum(last, 0)], 0)
-    if relative.size == 0:
-        return 0, 1
-    at = int(np.argmax(relative))
-    return int(relative[at]), int(newline[:at].sum()) + 1
+    if per_line:  # depth relative to the start of each line: minus the running depth at the line's newline
+        last = np.where(newline, np.arange(data.size), -1)
+        np.maximum.accumulate(last, out=last)
+        depth = depth - np.where(last >= 0, depth[np.maximum(last, 0)], 0)
+    at = int(np.argmax(depth))
+    return int(depth[at]), int(newline[:at].sum()) + 1, int(depth[-1])
 
 
 def check_columns(schema: pa.Schema, what: str, max_depth: int = MAX_NESTING) -> None:
