@@ -180,3 +180,22 @@ def test_a_parquet_footer_declaring_too_many_rows_is_refused_before_reading(tmp_
     pq.write_table(pa.table({"id": pa.array(range(300_000), pa.int64())}), path, compression="zstd")
     with pytest.raises(InvalidInput, match="300,000 rows, more than the limit of 1,000"):
         read_table_file(path, InputLimits(max_rows=1_000))
+
+
+def test_errors_over_http_do_not_show_server_paths(reg: Registry) -> None:
+    from registry.api.app import create_app
+    from tests.api_support import bearer, serve
+
+    reg.create_dataset("signs", "id")
+    reg.commit("signs", pa.table({"id": [1, 2], "label": ["a", "b"]}))
+    from registry.models import SnapshotRow
+
+    with transaction(reg.ctx.engine, readonly=True) as session:
+        change = session.exec(select(SnapshotRow.change_sha256)).one()
+    reg.ctx.store.local_path(change).unlink()  # a damaged store: the read names the missing object
+    headers = bearer(reg, "r", "reader")
+    with serve(create_app(reg.home)) as url:
+        response = httpx.get(url + "/api/v1/snapshots/signs/data", headers=headers)
+    assert 400 <= response.status_code < 500, response.text
+    message = response.json()["error"]["message"]
+    assert "object" in message and str(reg.home) not in message and "<registry home>" in message
