@@ -120,26 +120,20 @@ def corpus_cli(cli: Cli) -> Cli:
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_malformed_table_files_are_refused_with_exit_2(corpus_cli: Cli) -> None:
+@pytest.mark.parametrize("kind", ["table", "label-studio"])
+def test_malformed_files_are_refused_with_exit_2(corpus_cli: Cli, kind: str) -> None:
     cli = corpus_cli
     before = _snapshot_state(cli)
-    for name, make in CORPUS.items():
+    for name, make in (CORPUS if kind == "table" else LABEL_STUDIO).items():
         path = cli.cwd / name
         path.write_bytes(make())
-        _refused(_run(cli, "commit", "signs", str(path), "--mode", "upsert" if "types" in name else "replace"), name)
+        if kind == "table":
+            args = ("commit", "signs", str(path), "--mode", "upsert" if "types" in name else "replace")
+        else:
+            args = ("import", "label-studio", "signs", str(path))
+        _refused(_run(cli, *args), name)
     assert _snapshot_state(cli) == before
     assert cli("verify").code == 0
-
-
-@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_malformed_label_studio_exports_are_refused_with_exit_2(corpus_cli: Cli) -> None:
-    cli = corpus_cli
-    before = _snapshot_state(cli)
-    for name, make in LABEL_STUDIO.items():
-        path = cli.cwd / name
-        path.write_bytes(make())
-        _refused(_run(cli, "import", "label-studio", "signs", str(path)), name)
-    assert _snapshot_state(cli) == before
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

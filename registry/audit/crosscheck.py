@@ -117,6 +117,14 @@ def _differs(what: str, column: str, catalog: object, chain: object) -> str:
     return f"{what}: {column} is {catalog!r} in the catalog, but the audit chain recorded {chain!r}"
 
 
+def _compare(what: str, event: dict[str, Any], created_at: str | None,
+             columns: tuple[tuple[str, object, object], ...]) -> list[str]:
+    """Each ``(column, catalog value, chain value)`` that differs, and a ``created_at`` out of step with ``event``."""
+    problems = [_differs(what, column, ours, theirs) for column, ours, theirs in columns if ours != theirs]
+    late = _time_problem(what, "created_at", created_at, event)
+    return problems + ([late] if late else [])
+
+
 def _time_problem(what: str, column: str, row_time: str | None, event: dict[str, Any]) -> str | None:
     """A row's time must fall within :data:`CLOCK_SKEW_SECONDS` before the event that recorded it."""
     try:
@@ -143,16 +151,11 @@ def _check_datasets(replay: _Replay, datasets: list[DatasetRow], wanted: Any) ->
                             "the registry)")
             continue
         details = event["details"]
-        for column, catalog_value, chain_value in (
-                ("key columns", _json(dataset.key_columns), details.get("key_columns")),
-                ("owner", dataset.owner, details.get("owner")),
-                ("description", dataset.description, details.get("description")),
-                ("created_by", dataset.created_by, event["actor"])):
-            if catalog_value != chain_value:
-                problems.append(_differs(what, column, catalog_value, chain_value))
-        problem = _time_problem(what, "created_at", dataset.created_at, event)
-        if problem:
-            problems.append(problem)
+        problems += _compare(what, event, dataset.created_at, (
+            ("key columns", _json(dataset.key_columns), details.get("key_columns")),
+            ("owner", dataset.owner, details.get("owner")),
+            ("description", dataset.description, details.get("description")),
+            ("created_by", dataset.created_by, event["actor"])))
     present = {d.name for d in datasets}
     problems += [f"dataset {n!r} recorded by the audit chain (event {e['seq']}) is missing from the catalog"
                  for n, e in replay.datasets.items() if wanted(n) and n not in present]
@@ -160,6 +163,18 @@ def _check_datasets(replay: _Replay, datasets: list[DatasetRow], wanted: Any) ->
 
 
 _COUNTS = ("rows", "added", "changed", "removed", "schema_version", "bytes_written", "summary", "message")
+
+
+def _of_datasets(rows: list[Any], names: dict[int | None, str], wanted: Any, problems: list[str],
+                 label: Any) -> Iterator[tuple[Any, str]]:
+    """``(row, dataset name)`` of each row whose dataset is checked; a row whose ``dataset_id`` names no
+    dataset is a problem (the dataset's id was changed, or the row moved)."""
+    for row in rows:
+        dataset = names.get(row.dataset_id)
+        if dataset is None:
+            problems.append(f"{label(row)} belongs to no dataset (dataset_id {row.dataset_id})")
+        elif wanted(dataset):
+            yield row, dataset
 
 
 def _tops_manifest(ctx: Context, snap: SnapshotRow) -> bool:
@@ -177,15 +192,9 @@ def _tops_manifest(ctx: Context, snap: SnapshotRow) -> bool:
 
 def _check_snapshots(ctx: Context, replay: _Replay, snapshots: list[SnapshotRow], names: dict[int | None, str],
                      wanted: Any) -> list[str]:
-    problems = []
+    problems: list[str] = []
     by_id = {s.id: s for s in snapshots}
-    for snap in snapshots:
-        dataset = names.get(snap.dataset_id)
-        if dataset is None:
-            problems.append(f"snapshot {snap.id[:12]} belongs to no dataset (dataset_id {snap.dataset_id})")
-            continue
-        if not wanted(dataset):
-            continue
+    for snap, dataset in _of_datasets(snapshots, names, wanted, problems, lambda s: f"snapshot {s.id[:12]}"):
         what = f"snapshot {dataset}@{snap.id[:12]}"
         event = replay.snapshots.get(snap.id)
         if event is None:
@@ -221,15 +230,9 @@ def _check_snapshots(ctx: Context, replay: _Replay, snapshots: list[SnapshotRow]
 
 
 def _check_refs(replay: _Replay, refs: list[RefRow], names: dict[int | None, str], wanted: Any) -> list[str]:
-    problems = []
+    problems: list[str] = []
     seen = set()
-    for ref in refs:
-        dataset = names.get(ref.dataset_id)
-        if dataset is None:
-            problems.append(f"ref {ref.name!r} belongs to no dataset (dataset_id {ref.dataset_id})")
-            continue
-        if not wanted(dataset):
-            continue
+    for ref, dataset in _of_datasets(refs, names, wanted, problems, lambda r: f"ref {r.name!r}"):
         seen.add((dataset, ref.name))
         what = f"{ref.kind} {dataset}@{ref.name}"
         event = replay.refs.get((dataset, ref.name))
@@ -303,17 +306,12 @@ def _check_tokens(replay: _Replay, tokens: list[ApiTokenRow]) -> list[str]:
             problems.append(f"{what} has no token.create event in the audit chain (created outside the registry)")
             continue
         details = event["details"]
-        for column, catalog_value, chain_value in (
-                ("role", token.role, details.get("role")),
-                ("datasets", _json(token.datasets), details.get("datasets")),
-                ("expires_at", token.expires_at, details.get("expires_at")),
-                ("created_by", token.created_by, event["actor"]),
-                ("secret_sha256", token.secret_sha256, details.get("secret_sha256", token.secret_sha256))):
-            if catalog_value != chain_value:
-                problems.append(_differs(what, column, catalog_value, chain_value))
-        problem = _time_problem(what, "created_at", token.created_at, event)
-        if problem:
-            problems.append(problem)
+        problems += _compare(what, event, token.created_at, (
+            ("role", token.role, details.get("role")),
+            ("datasets", _json(token.datasets), details.get("datasets")),
+            ("expires_at", token.expires_at, details.get("expires_at")),
+            ("created_by", token.created_by, event["actor"]),
+            ("secret_sha256", token.secret_sha256, details.get("secret_sha256", token.secret_sha256))))
         revoked = event["revoked"]
         if revoked is None and token.revoked_at is not None:
             problems.append(f"{what}: revoked_at is {token.revoked_at!r} in the catalog, but the audit chain has "
