@@ -199,3 +199,23 @@ def test_errors_over_http_do_not_show_server_paths(reg: Registry) -> None:
     assert 400 <= response.status_code < 500, response.text
     message = response.json()["error"]["message"]
     assert "object" in message and str(reg.home) not in message and "<registry home>" in message
+
+
+@pytest.mark.parametrize(("text", "per_line", "deep"), [
+    (b"[\n" * 100 + b"]\n" * 100, False, True),  # a pretty-printed document spans lines
+    (b'[{"a": [1, "]]]]\\\\\\"' + b"[" * 300 + b'"]}]\n', False, False),  # brackets and escaped quotes in a string
+    (b"[[[]]]\n" * 1000, True, False),  # many shallow lines
+    (b'{"a": "\\\\\\\\"}\n' + b"[" * 70 + b"]" * 70 + b"\n", True, True),  # escaped backslashes end the string
+    (b'{"a": "unbalanced\n' + b"[" * 70 + b"]" * 70 + b"\n", True, True),  # a bad line cannot hide the next
+    (b'{"s": "' + b"[" * 500 + b'"}\n', True, False),
+])
+def test_json_nesting_is_measured_outside_strings(tmp_path: Path, text: bytes, per_line: bool, deep: bool) -> None:
+    from registry.snapshots.tables import check_json_depth
+
+    path = tmp_path / "doc.json"
+    path.write_bytes(text)
+    if deep:
+        with pytest.raises(InvalidInput, match="levels deep, more than the limit of 64"):
+            check_json_depth(path, per_line=per_line)
+    else:
+        check_json_depth(path, per_line=per_line)

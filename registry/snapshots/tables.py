@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,10 +33,13 @@ __all__ = [
 SUPPORTED_SUFFIXES = (".parquet", ".pq", ".csv", ".jsonl", ".ndjson", ".json")
 MAX_NESTING = 64
 """The deepest nesting (lists and structs in a column, arrays and objects in a JSON line) accepted."""
-_BLOCK = 8 << 20
-_STRING = re.compile(rb'"(?:[^"\\\n]|\\.)*"')
-_OPEN = np.array([ord("["), ord("{")], dtype=np.uint8)
-_CLOSE = np.array([ord("]"), ord("}")], dtype=np.uint8)
+_BLOCK = 1 << 20
+_STEP = np.zeros(256, dtype=np.int32)
+_STEP[[ord("["), ord("{")]] = 1
+_STEP[[ord("]"), ord("}")]] = -1
+_QUOTE, _NEWLINE = ord('"'), ord("\n")
+_NOT_STRUCTURE = bytes(sorted(set(range(256)) - set(b'[]{}"\n')))
+"""Every byte but brackets, quotes and newlines: dropped (in C) before the nesting is counted."""
 
 
 @dataclass(frozen=True)
@@ -167,14 +169,14 @@ def first_line(exc: BaseException) -> str:
 def check_json_depth(path: Path, max_depth: int = MAX_NESTING, per_line: bool = True) -> None:
     """Refuse JSON nesting deeper than ``max_depth`` before any parser sees the file: pyarrow's reader
     crashes the process on very deep nesting, and streaming parsers spend memory quadratic in the depth.
-    Strings are blanked first, so brackets inside values do not count. ``per_line``: JSON lines, each
-    line measured on its own; otherwise one document (which may span lines).
+    Brackets inside strings do not count. ``per_line``: JSON lines, each line measured on its own
+    (quotes too, so an unbalanced line cannot hide the next one's brackets); otherwise one document.
 
     Raises:
         InvalidInput: the nesting is deeper than ``max_depth`` (the line is named).
     """
     line_offset = 0
-    carried = 0
+    carried = (0, 0)
     with path.open("rb") as fh:
         while True:
             block = fh.read(_BLOCK)
@@ -182,28 +184,35 @@ def check_json_depth(path: Path, max_depth: int = MAX_NESTING, per_line: bool = 
                 return
             if not block.endswith(b"\n"):
                 block += fh.readline()
-            deepest, line, carried = _deepest(_STRING.sub(b'""', block), 0 if per_line else carried, per_line)
+            structure = block.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_STRUCTURE)
+            deepest, line, carried = _deepest(structure, (0, 0) if per_line else carried, per_line)
             if deepest > max_depth:
                 raise InvalidInput(f"{path}: line {line_offset + line} nests {deepest} levels deep, more than the "
                                    f"limit of {max_depth}")
             line_offset += block.count(b"\n")
 
 
-def _deepest(block: bytes, carried: int, per_line: bool) -> tuple[int, int, int]:
-    """The deepest nesting in ``block`` (starting ``carried`` deep), the 1-based line it occurs on, and
-    the depth at the block's end."""
+def _deepest(block: bytes, carried: tuple[int, int], per_line: bool) -> tuple[int, int, tuple[int, int]]:
+    """The deepest nesting in ``block`` (escapes removed, only brackets, quotes and newlines kept), the
+    1-based line it occurs on, and the (depth, quotes seen) at its end; ``carried`` is the (depth, quotes
+    seen) it starts with."""
     data = np.frombuffer(block, dtype=np.uint8)
     if data.size == 0:
-        return carried, 1, carried
-    step = np.isin(data, _OPEN).astype(np.int64) - np.isin(data, _CLOSE).astype(np.int64)
-    depth = np.cumsum(step) + carried
-    newline = data == ord("\n")
-    if per_line:  # depth relative to the start of each line: minus the running depth at the line's newline
-        last = np.where(newline, np.arange(data.size), -1)
+        return carried[0], 1, carried
+    quotes = np.cumsum(data == _QUOTE, dtype=np.int32) + np.int32(carried[1] & 1)
+    step = _STEP[data]
+    newline = data == _NEWLINE
+    if per_line:  # quotes and depth counted from the start of each line
+        last = np.where(newline, np.arange(data.size, dtype=np.int32), np.int32(-1))
         np.maximum.accumulate(last, out=last)
-        depth = depth - np.where(last >= 0, depth[np.maximum(last, 0)], 0)
+        starts = last >= 0
+        quotes -= np.where(starts, quotes[np.maximum(last, 0)], 0)
+    step[(quotes & 1) == 1] = 0  # inside a string (an opening quote counts as inside, its closing one not)
+    depth = np.cumsum(step, dtype=np.int32) + np.int32(carried[0])
+    if per_line:
+        depth -= np.where(starts, depth[np.maximum(last, 0)], 0)
     at = int(np.argmax(depth))
-    return int(depth[at]), int(newline[:at].sum()) + 1, int(depth[-1])
+    return int(depth[at]), int(np.count_nonzero(newline[:at])) + 1, (int(depth[-1]), int(quotes[-1]))
 
 
 def check_columns(schema: pa.Schema, what: str, max_depth: int = MAX_NESTING) -> None:
