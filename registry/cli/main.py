@@ -265,7 +265,8 @@ def export(state: _State, ref: str, out: str, as_json: bool) -> None:
 @json_option
 @pass_state
 def verify(state: _State, name: str | None, as_json: bool) -> None:
-    """Recompute every object hash, manifest and snapshot id; exit 1 on the first mismatch."""
+    """Recompute every object hash, manifest and snapshot id, and cross-check the catalog against the
+    audit chain; exit 1 on the first mismatch."""
     from registry.snapshots.verify import verify as run_verify
 
     with output.progress_bar("verifying snapshots") as advance:
