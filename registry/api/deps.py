@@ -47,9 +47,9 @@ def request_context(request: Request, principal: str | None) -> Context:
 
 async def authenticated(request: Request) -> Access:
     """A dependency: any valid token (401 without one), whatever its role."""
-    principal = getattr(request.state, PRINCIPAL_STATE, None)  # the guard checked it before reading the body
-    if not isinstance(principal, Principal):
-        principal = await run_in_threadpool(authenticate, base_context(request), _bearer(request))
+    checked = getattr(request.state, PRINCIPAL_STATE, None)  # the guard checked it before reading the body
+    principal: Principal = checked if isinstance(checked, Principal) else await run_in_threadpool(
+        authenticate, base_context(request), _bearer(request))
     return Access(principal, request_context(request, principal.name))
 
 
