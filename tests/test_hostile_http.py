@@ -131,6 +131,20 @@ def test_deeply_nested_inputs_are_refused_not_crashed_on(server: Server, tokens:
             assert 400 <= nested.status_code < 500, (depth, nested.status_code)
 
 
+def test_hostile_label_studio_exports_are_refused(server: Server, tokens: dict[str, dict[str, str]]) -> None:
+    """Deep nesting made ijson's memory grow with the square of the depth; invalid UTF-8 and wrong shapes."""
+    exports = {"deep.json": b"[" * 100_000 + b"]" * 100_000,
+               "deep-task.json": b'[{"id": 1, "data": ' + b'{"a": ' * 50_000 + b"1" + b"}" * 50_000 + b"}]",
+               "bad-utf8.json": b'[{"id": 1, "data": {"text": "\xff"}}]', "object.json": b'{"tasks": 1}'}
+    with server.client(tokens["writer"]) as http:
+        for name, data in exports.items():
+            response = http.post("/datasets/labels/imports", params={"format": "label-studio"},
+                                 files={"file": (name, data)})
+            status, code, message = _error(response)
+            assert 400 <= status < 500 and name in message and "registry-upload" not in message, (name, message)
+        assert "labels" not in [d["name"] for d in http.get("/datasets").json()]
+
+
 def test_decompression_bombs_are_refused(server: Server, tokens: dict[str, dict[str, str]]) -> None:
     """A few KB that declare or decode to more rows or bytes than the limits allow."""
     many = pa.table({"id": pa.array(range(1_000_000), pa.int64()), "label": pa.array(["x"] * 1_000_000)})
