@@ -58,8 +58,8 @@ class Settings(BaseSettings):
     """A query (``registry query``, ``POST /query``) running longer than this is interrupted (0: no limit)."""
     query_memory_limit: str = "2GB"
     """DuckDB's memory limit for one query (``memory_limit``); past it the query fails, the process lives."""
-    query_threads: int = 2
-    """DuckDB threads per query."""
+    query_threads: int = 0
+    """DuckDB threads per query (0: DuckDB's default, one per core)."""
     api_max_query_rows: int = 100_000
     """The most rows ``POST /query`` returns; a larger result is refused (422), so add a LIMIT."""
     api_trusted_proxies: str = ""

@@ -27,7 +27,7 @@ from registry.audit.segments import unsealed_events
 from registry.config import Settings
 from registry.context import Context
 from registry.db import transaction
-from registry.errors import InvalidInput, QueryInterrupted
+from registry.errors import InvalidInput, QueryInterrupted, UserError
 from registry.models import DatasetRow, RefRow, SchemaVersionRow, SnapshotRow
 from registry.provenance.store import STORED_SCHEMA
 from registry.rows import rows_to_table
@@ -117,7 +117,14 @@ def open_sandbox(ctx: Context, dataset_ref: str | None = None, limits: QueryLimi
         from registry.snapshots.read import read
 
         tables["data"] = read(ctx, dataset_ref)
-    con = duckdb.connect(":memory:", config={"memory_limit": limits.memory_limit, "threads": limits.threads})
+    config: dict[str, str | int] = {"memory_limit": limits.memory_limit}
+    if limits.threads > 0:
+        config["threads"] = limits.threads
+    try:
+        con = duckdb.connect(":memory:", config=config)
+    except duckdb.Error as exc:
+        raise UserError(f"the query limits are misconfigured (REGISTRY_QUERY_MEMORY_LIMIT, "
+                        f"REGISTRY_QUERY_THREADS): {_first_line(exc)}") from exc
     try:
         for name, table in tables.items():
             con.register(name, table)
@@ -185,7 +192,7 @@ class QueryLimits:
 
     timeout: float = 60.0
     memory_limit: str = "2GB"
-    threads: int = 2
+    threads: int = 0
     max_rows: int | None = None
 
     @classmethod
