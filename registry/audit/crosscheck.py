@@ -6,9 +6,10 @@ snapshot's counts, parent and schema version, every ref's position and kind (tag
 schema version, every token's role and scope. A row edited, added or removed behind the registry's
 back (``sqlite3``, ``psql``) disagrees with the replay, and the mismatch is named.
 
-Contract for code that moves refs: the event that creates or moves a ref carries ``dataset``,
-``snapshot`` (the target) and ``details.ref`` (the ref's name; ``details.tag`` for tags), and
-``details.kind`` when it is not a branch.
+Contract for code that creates snapshots or moves refs (docs/security.md): the event creating a
+snapshot has ``object_type`` ``snapshot`` and ``details`` with ``rows`` and ``added``; the event that
+creates or moves a ref carries ``dataset``, ``snapshot`` (the target) and ``details.ref`` (the ref's
+name; ``details.tag`` for tags), and ``details.kind`` when it is not a branch.
 """
 
 from __future__ import annotations
@@ -212,9 +213,11 @@ def _check_snapshots(ctx: Context, replay: _Replay, snapshots: list[SnapshotRow]
             problems.append(_differs(what, "parent", first_parent, details["parent"]))
         if "annotations" in details and snap.annotations_sha256 != details["annotations"]:
             problems.append(_differs(what, "annotations_sha256", snap.annotations_sha256, details["annotations"]))
-        expected_seq = by_id[first_parent].seq + 1 if first_parent in by_id else 1
-        if snap.seq != expected_seq:
-            problems.append(f"{what}: seq is {snap.seq} in the catalog, but its parent makes it {expected_seq}")
+        parent_seqs = [by_id[p].seq for p in parents if p in by_id] if isinstance(parents, list) else []
+        allowed = {parent_seqs[0] + 1, max(parent_seqs) + 1} if parent_seqs else {1}  # a merge: either rule
+        if snap.seq not in allowed:
+            problems.append(f"{what}: seq is {snap.seq} in the catalog, but its parents make it "
+                            f"{' or '.join(map(str, sorted(allowed)))}")
         if snap.id in replay.manifests:
             if snap.manifest_sha256 != replay.manifests[snap.id]:
                 problems.append(_differs(what, "manifest_sha256", snap.manifest_sha256, replay.manifests[snap.id]))
