@@ -216,3 +216,27 @@ def test_a_single_dataset_verify_checks_only_its_rows(pristine: Path, tmp_path: 
         assert any("owner is 'mallory'" in p for p in reg.verify("signs").problems)
     finally:
         reg.close()
+
+
+def test_the_review_attacks_are_named_on_every_backend(reg: Registry) -> None:
+    """The adversarial review's catalog edits, on SQLite and PostgreSQL alike: a moved tag, `main` rolled
+    back, the key columns, owner and `added` edited, a token's role raised."""
+    from tests.audit_helpers import execute
+
+    reg.create_dataset("signs", "id", owner="alice")
+    first = reg.commit("signs", pa.table({"id": [1, 2], "label": ["a", "b"]})).snapshot_id
+    second = reg.commit("signs", pa.table({"id": [1, 2, 3], "label": ["a", "b", "c"]})).snapshot_id
+    reg.tag(f"signs@{first}", "v1")
+    create_token(reg.ctx, "etl", "reader", actor="alice")
+    assert reg.verify().ok
+    edits = [("UPDATE ref SET snapshot_id = :s WHERE name = 'v1'", {"s": second}, "tags never move"),
+             ("UPDATE ref SET snapshot_id = :s WHERE name = 'main'", {"s": first}, "branch signs@main points at"),
+             ("UPDATE dataset SET key_columns = '[\"label\"]'", {}, "key columns"),
+             ("UPDATE dataset SET owner = 'mallory'", {}, "owner is 'mallory'"),
+             ("UPDATE snapshot SET added = 99 WHERE id = :s", {"s": second}, "added is 99"),
+             ("UPDATE api_token SET role = 'admin' WHERE name = 'etl'", {}, "role is 'admin'")]
+    for sql, params, _ in edits:
+        execute(reg.ctx.engine, sql, **params)
+    problems = reg.verify().problems
+    for _, _, expected in edits:
+        assert any(expected in p for p in problems), (expected, problems)
