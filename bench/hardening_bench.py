@@ -32,7 +32,8 @@ import pyarrow.parquet as pq
 from registry import Registry
 from registry.context import create_home
 from registry.snapshots import verify as verify_module
-from registry.snapshots.tables import InputLimits, read_table_file, write_table_file
+from registry.snapshots.inputs import InputLimits
+from registry.snapshots.tables import read_table_file, write_table_file
 
 
 def _median(fn: Callable[[], object], reps: int) -> float:

@@ -117,7 +117,7 @@ def open_sandbox(ctx: Context, dataset_ref: str | None = None, limits: QueryLimi
         from registry.snapshots.read import read
 
         tables["data"] = read(ctx, dataset_ref)
-    config: dict[str, str | int] = {"memory_limit": limits.memory_limit}
+    config: dict[str, str | bool | int | float | list[str]] = {"memory_limit": limits.memory_limit}
     if limits.threads > 0:
         config["threads"] = limits.threads
     try:

@@ -174,7 +174,8 @@ def _post_quietly(url: str, secret: str) -> None:
 
 
 def test_a_parquet_footer_declaring_too_many_rows_is_refused_before_reading(tmp_path: Path) -> None:
-    from registry.snapshots.tables import InputLimits, read_table_file
+    from registry.snapshots.inputs import InputLimits
+    from registry.snapshots.tables import read_table_file
 
     path = tmp_path / "many.parquet"
     pq.write_table(pa.table({"id": pa.array(range(300_000), pa.int64())}), path, compression="zstd")
@@ -210,7 +211,7 @@ def test_errors_over_http_do_not_show_server_paths(reg: Registry) -> None:
     (b'{"s": "' + b"[" * 500 + b'"}\n', True, False),
 ])
 def test_json_nesting_is_measured_outside_strings(tmp_path: Path, text: bytes, per_line: bool, deep: bool) -> None:
-    from registry.snapshots.tables import check_json_depth
+    from registry.snapshots.inputs import check_json_depth
 
     path = tmp_path / "doc.json"
     path.write_bytes(text)

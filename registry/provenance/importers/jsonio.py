@@ -10,7 +10,7 @@ from typing import Any
 import ijson
 
 from registry.errors import InvalidInput
-from registry.snapshots.tables import check_json_depth  # nesting is bounded before ijson or json sees a file
+from registry.snapshots.inputs import check_json_depth  # nesting is bounded before ijson or json sees a file
 
 __all__ = [
     "describe_json_shape",
