@@ -130,7 +130,8 @@ def upload_folder() -> Iterator[Path]:
             yield Path(folder)
         except RegistryError as exc:
             # FOLDER/NAME (a commit) and FOLDER/PART/NAME (an import) both show as the sent NAME
-            scrubbed = re.sub(re.escape(folder + os.sep) + r"(?:[^/\s]+/)?", "", exc.message).replace(folder, "(upload)")
+            scrubbed = re.sub(re.escape(folder + os.sep) + r"(?:[^/\s]+/)?", "", exc.message)
+            scrubbed = scrubbed.replace(folder, "(upload)")
             exc.message = scrubbed
             exc.args = (scrubbed,)
             raise
