@@ -13,13 +13,16 @@ from registry.models import DatasetRow, RefRow, SchemaVersionRow, SnapshotRow
 from registry.timeutil import utc_now
 
 __all__ = [
+    "BRANCH_NAME",
     "DATASET_NAME",
     "MAIN",
     "TAG_NAME",
     "add_tag",
+    "check_branch_name",
     "check_dataset_name",
     "check_tag_name",
     "dataset_id",
+    "full_match",
     "get_dataset",
     "get_ref",
     "get_snapshot",
@@ -31,10 +34,20 @@ __all__ = [
 ]
 
 MAIN = "main"
-DATASET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)?$")
-TAG_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-_HEX = re.compile(r"^[0-9a-f]{8,64}$")
-_ANCESTOR = re.compile(r"^(?P<base>.+?)~(?P<n>\d+)$")
+DATASET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)?")
+TAG_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+BRANCH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}(/[A-Za-z0-9][A-Za-z0-9._-]{0,99})*")
+_HEX = re.compile(r"[0-9a-f]{8,64}")
+_ANCESTOR = re.compile(r"(?P<base>.+?)~(?P<n>\d+)")
+
+
+def full_match(pattern: re.Pattern[str], text: object) -> bool:
+    """Whether ``text`` is a string that ``pattern`` matches from its first to its last character.
+
+    Every name check goes through this: ``re.match`` with ``$`` accepts a trailing newline
+    (``"main\\n"``), which would let a name spoof another in listings.
+    """
+    return isinstance(text, str) and pattern.fullmatch(text) is not None
 
 
 def check_dataset_name(name: str) -> str:
@@ -44,7 +57,7 @@ def check_dataset_name(name: str) -> str:
         InvalidName: it has characters other than lowercase letters, digits, ``.``, ``_``, ``-``
             and at most one ``/``.
     """
-    if len(name) > 200 or not DATASET_NAME.match(name):
+    if len(name) > 200 or not full_match(DATASET_NAME, name):
         raise InvalidName(
             f"invalid dataset name {name!r}: use lowercase letters, digits, '.', '_', '-' and at most "
             "one '/' for a namespace (e.g. vision/street-signs)"
@@ -58,12 +71,27 @@ def check_tag_name(tag: str) -> str:
     Raises:
         InvalidName: it is empty, has other characters, is ``main`` or looks like a snapshot id.
     """
-    if not TAG_NAME.match(tag) or tag == MAIN or _HEX.match(tag):
+    if not full_match(TAG_NAME, tag) or tag == MAIN or full_match(_HEX, tag):
         raise InvalidName(
             f"invalid tag name {tag!r}: use letters, digits, '.', '_', '-' (not 'main', and not 8+ hex "
             "characters, which read as a snapshot id)"
         )
     return tag
+
+
+def check_branch_name(branch: str) -> str:
+    """Return ``branch`` if it can name a branch: segments of letters, digits, ``.``, ``_``, ``-``
+    joined by ``/`` (``main``, ``fix/labels``), not looking like a snapshot id, 200 characters at most.
+
+    Raises:
+        InvalidName: anything else (a trailing newline included).
+    """
+    if len(branch) > 200 or not full_match(BRANCH_NAME, branch) or full_match(_HEX, branch):
+        raise InvalidName(
+            f"invalid branch name {branch!r}: use letters, digits, '.', '_', '-' in segments joined by '/' "
+            "(not 8+ hex characters, which read as a snapshot id)"
+        )
+    return branch
 
 
 def split_ref(text: str) -> tuple[str, str]:
@@ -121,7 +149,7 @@ def resolve(session: Session, dataset: DatasetRow, ref: str) -> SnapshotRow:
         NotFound: nothing matches, or the dataset has no snapshots yet.
         AmbiguousRef: an id prefix matches several snapshots (they are listed).
     """
-    ancestry = _ANCESTOR.match(ref)
+    ancestry = _ANCESTOR.fullmatch(ref)
     if ancestry:
         snapshot = resolve(session, dataset, ancestry["base"])
         for step in range(int(ancestry["n"])):
@@ -134,7 +162,7 @@ def resolve(session: Session, dataset: DatasetRow, ref: str) -> SnapshotRow:
     named = get_ref(session, dataset, ref)
     if named is not None:
         return get_snapshot(session, named.snapshot_id)
-    if _HEX.match(ref):
+    if full_match(_HEX, ref):
         matches = session.exec(
             select(SnapshotRow).where(SnapshotRow.dataset_id == dataset.id, col(SnapshotRow.id).startswith(ref))
         ).all()

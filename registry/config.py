@@ -47,7 +47,28 @@ class Settings(BaseSettings):
     """Unsealed audit events are sealed into a Parquet segment once this many accumulate (0: only
     on ``registry audit seal``)."""
     api_max_upload_bytes: int = 1 << 30
-    """The largest commit body the HTTP API accepts (413 above it)."""
+    """The largest upload (commit or import body) the HTTP API accepts, in bytes as sent (413 above it)."""
+    api_max_body_bytes: int = 8 << 20
+    """The largest body of any other API request (JSON: lineage events, policies, queries); 413 above it."""
+    max_input_rows: int = 100_000_000
+    """The most rows one input file or upload may decode to (Parquet footers are checked before reading)."""
+    max_input_bytes: int = 32 << 30
+    """The most bytes one input file or upload may decode to in memory (a compressed file can expand 1000x)."""
+    query_timeout_seconds: float = 60.0
+    """A query (``registry query``, ``POST /query``) running longer than this is interrupted (0: no limit)."""
+    query_memory_limit: str = "2GB"
+    """DuckDB's memory limit for one query (``memory_limit``); past it the query fails, the process lives."""
+    query_threads: int = 0
+    """DuckDB threads per query (0: DuckDB's default, one per core)."""
+    api_max_query_rows: int = 100_000
+    """The most rows ``POST /query`` returns; a larger result is refused (422), so add a LIMIT."""
+    api_trusted_proxies: str = ""
+    """Comma-separated addresses whose ``X-Forwarded-For`` is believed (``registry serve``); empty: none."""
+    audit_denied_interval_seconds: float = 60.0
+    """After a token's refused request is audited, its further refusals within this many seconds are only
+    counted (in the next recorded event's ``suppressed``); 0 records every one."""
+    api_shutdown_grace_seconds: float = 10.0
+    """On SIGTERM ``registry serve`` waits this long for requests in flight, then cancels them (queries too)."""
     s3_endpoint_url: str | None = None
     """S3-compatible endpoint (MinIO, Ceph, R2); default ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``, else AWS."""
     s3_region: str | None = None

@@ -23,6 +23,7 @@ __all__ = [
     "InvalidName",
     "NotFound",
     "PermissionDenied",
+    "QueryInterrupted",
     "RefConflict",
     "RegistryError",
     "StorageError",
@@ -153,6 +154,12 @@ class Unauthenticated(UserError):
     code = "unauthenticated"
 
 
+class QueryInterrupted(UserError):
+    """A query ran past its time limit, or its caller went away, and was stopped."""
+
+    code = "query_interrupted"
+
+
 class TooLarge(InvalidInput):
     """An upload exceeds the configured size limit."""
 
@@ -197,6 +204,7 @@ HTTP_STATUS: dict[type[RegistryError], int] = {
     PermissionDenied: 403,
     Unauthenticated: 401,
     TooLarge: 413,
+    QueryInterrupted: 422,
     InvalidInput: 422,
     NotFound: 404,
     AlreadyExists: 409,

@@ -12,7 +12,10 @@ are accepted, so a query can neither read nor write a file, attach a database or
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -22,9 +25,10 @@ from sqlmodel import Session, SQLModel, col, select
 from registry.audit.models import AuditSegmentRow
 from registry.audit.segments import unsealed_events
 from registry.branch_models import MergeConflictRow
+from registry.config import Settings
 from registry.context import Context
 from registry.db import transaction
-from registry.errors import InvalidInput
+from registry.errors import InvalidInput, QueryInterrupted, UserError
 from registry.models import DatasetRow, RefRow, SchemaVersionRow, SnapshotRow
 from registry.provenance.store import STORED_SCHEMA
 from registry.rows import rows_to_table
@@ -32,7 +36,7 @@ from registry.rows import rows_to_table
 if TYPE_CHECKING:
     import duckdb
 
-__all__ = ["catalog_table", "open_sandbox", "run_query", "view_names"]
+__all__ = ["QueryLimits", "catalog_table", "open_sandbox", "run_query", "view_names"]
 
 
 _ALLOWED_STATEMENTS = {"SELECT", "EXPLAIN"}
@@ -94,10 +98,13 @@ def view_names() -> list[str]:
             "qa_policies", "gate_waivers", "pins", "lineage_edges", "merge_conflicts"]
 
 
-def open_sandbox(ctx: Context, dataset_ref: str | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection holding the registry's views, locked down for untrusted SQL."""
+def open_sandbox(ctx: Context, dataset_ref: str | None = None, limits: QueryLimits | None = None
+                 ) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection holding the registry's views, locked down for untrusted SQL and
+    held to ``limits`` (memory and threads)."""
     import duckdb
 
+    limits = limits or QueryLimits.from_settings(ctx.settings)
     with transaction(ctx.engine, readonly=True) as session:
         tables = _catalog_views(session)
         tables["audit_unsealed"] = unsealed_events(session)
@@ -112,7 +119,14 @@ def open_sandbox(ctx: Context, dataset_ref: str | None = None) -> duckdb.DuckDBP
         from registry.snapshots.read import read
 
         tables["data"] = read(ctx, dataset_ref)
-    con = duckdb.connect(":memory:")
+    config: dict[str, str | bool | int | float | list[str]] = {"memory_limit": limits.memory_limit}
+    if limits.threads > 0:
+        config["threads"] = limits.threads
+    try:
+        con = duckdb.connect(":memory:", config=config)
+    except duckdb.Error as exc:
+        raise UserError(f"the query limits are misconfigured (REGISTRY_QUERY_MEMORY_LIMIT, "
+                        f"REGISTRY_QUERY_THREADS): {_first_line(exc)}") from exc
     try:
         for name, table in tables.items():
             con.register(name, table)
@@ -173,28 +187,93 @@ def check_read_only(sql: str) -> None:
                                f"({statement.query.strip()[:60]!r})")
 
 
+@dataclass(frozen=True)
+class QueryLimits:
+    """What one query may use: wall time (then it is interrupted), DuckDB memory and threads, and
+    optionally how many result rows it may return (the HTTP API's cap)."""
+
+    timeout: float = 60.0
+    memory_limit: str = "2GB"
+    threads: int = 0
+    max_rows: int | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, max_rows: int | None = None) -> QueryLimits:
+        """The limits ``REGISTRY_QUERY_*`` configure, with ``max_rows`` as given."""
+        return cls(settings.query_timeout_seconds, settings.query_memory_limit, settings.query_threads, max_rows)
+
+
 def run_query(ctx: Context, sql: str, dataset_ref: str | None = None,
-              parameters: Sequence[object] | None = None) -> pa.Table:
+              parameters: Sequence[object] | None = None, limits: QueryLimits | None = None,
+              cancel: threading.Event | None = None) -> pa.Table:
     """Run read-only ``sql`` over the registry's views; the result of the last statement, as Arrow.
 
+    The query is interrupted when it runs past ``limits.timeout`` or when ``cancel`` is set (the HTTP
+    client went away); DuckDB gets ``limits.memory_limit`` and ``limits.threads``.
+
     Raises:
-        InvalidInput: the SQL is not a read-only query, fails to bind or run, or tries to reach a
-            file, an extension or a setting.
+        InvalidInput: the SQL is not a read-only query, fails to bind or run, tries to reach a
+            file, an extension or a setting, runs out of its memory limit, or returns more than
+            ``limits.max_rows`` rows.
+        QueryInterrupted: it ran past the timeout or was cancelled.
         NotFound: ``dataset_ref`` names no snapshot.
     """
     import duckdb
 
+    limits = limits or QueryLimits.from_settings(ctx.settings)
     check_read_only(sql)
-    con = open_sandbox(ctx, dataset_ref)
+    con = open_sandbox(ctx, dataset_ref, limits)
+    cancel = cancel or threading.Event()
+    done = threading.Event()
+    watchdog = threading.Thread(target=_watch, args=(con, cancel, done, limits.timeout), daemon=True,
+                                name="registry-query-watchdog")
+    watchdog.start()
     try:
-        return con.sql(sql, params=list(parameters) if parameters else None).to_arrow_table()
+        relation = con.sql(sql, params=list(parameters) if parameters else None)
+        return _collect(relation, limits.max_rows) if relation is not None else pa.table({})
+    except duckdb.InterruptException as exc:
+        reason = "it was cancelled (the client went away)" if cancel.is_set() else (
+            f"it ran longer than the limit of {limits.timeout:g} s (REGISTRY_QUERY_TIMEOUT_SECONDS)")
+        raise QueryInterrupted(f"query interrupted: {reason}") from exc
+    except duckdb.OutOfMemoryException as exc:
+        raise InvalidInput(f"query ran out of its memory limit of {limits.memory_limit} "
+                           f"(REGISTRY_QUERY_MEMORY_LIMIT): {_first_line(exc)}") from exc
     except duckdb.PermissionException as exc:
         raise InvalidInput(f"the query tried to reach outside the registry's views, which is not allowed: "
                            f"{_first_line(exc)}") from exc
     except duckdb.Error as exc:
         raise InvalidInput(f"query failed: {_first_line(exc)}") from exc
     finally:
+        done.set()
+        watchdog.join()
         con.close()
+
+
+def _watch(con: duckdb.DuckDBPyConnection, cancel: threading.Event, done: threading.Event, timeout: float) -> None:
+    """Interrupt ``con`` once ``timeout`` seconds pass (0: never) or ``cancel`` is set, unless ``done`` first."""
+    deadline = time.monotonic() + timeout if timeout > 0 else float("inf")
+    while not done.wait(_POLL):
+        if cancel.is_set() or time.monotonic() >= deadline:
+            con.interrupt()
+            return
+
+
+_POLL = 0.05
+
+
+def _collect(relation: duckdb.DuckDBPyRelation, max_rows: int | None) -> pa.Table:
+    """The relation's rows, refusing more than ``max_rows`` without materialising them all."""
+    if max_rows is None:
+        return relation.to_arrow_table()
+    reader = relation.to_arrow_reader(batch_size=min(max_rows + 1, 65_536))
+    batches, rows = [], 0
+    for batch in reader:
+        rows += batch.num_rows
+        if rows > max_rows:
+            raise InvalidInput(f"the query returns more than {max_rows:,} rows, the most the API sends "
+                               "(REGISTRY_API_MAX_QUERY_ROWS); add a LIMIT or aggregate")
+        batches.append(batch)
+    return pa.Table.from_batches(batches, reader.schema)
 
 
 def _first_line(exc: Exception) -> str:

@@ -74,7 +74,7 @@ def test_whoami_names_the_token_its_scope_and_actions(client: TestClient, signs:
     headers = bearer(signs, "etl", "writer", ["signs"])
     body = client.get("/api/v1/whoami", headers=headers).json()
     assert body == {"name": "etl", "role": "writer", "datasets": ["signs"],
-                    "actions": ["read", "gate_check", "commit", "tag", "branch", "import", "lineage_ingest"]}
+                    "actions": ["read", "gate_check", "commit", "tag", "branch", "import", "pin", "lineage_ingest"]}
     auditor = client.get("/api/v1/whoami", headers=bearer(signs, "aud", "auditor")).json()
     assert (auditor["datasets"], auditor["actions"]) == ([], ["read", "gate_check", "audit", "query"])
     assert _error(client.get("/api/v1/whoami")) == (401, "unauthenticated")
@@ -378,12 +378,13 @@ def test_training_read_over_http(http: httpx.Client, signs: Registry) -> None:
     assert http.get("/snapshots/signs/data", headers=reader).status_code == 200  # a plain read is not gated
 
     anyway = http.get("/snapshots/signs/data", params={"training": "true", "allow_unverified": "true"},
-                      headers=reader)
+                      headers=keeper)
     assert anyway.status_code == 200, anyway.text
-    assert [e.actor for e in signs.audit_log(action="read.unverified")] == ["trainer"]
-    no_pin = http.get("/snapshots/signs/data", params={"training": "true", "allow_unverified": "true"},
-                      headers=bearer(signs, "etl", "writer"))
-    assert _error(no_pin) == (403, "permission_denied")
+    assert [e.actor for e in signs.audit_log(action="read.unverified")] == ["keeper"]
+    for role in ("writer", "ci", "reader"):  # only those who own gates may read past one
+        refused = http.get("/snapshots/signs/data", params={"training": "true", "allow_unverified": "true"},
+                           headers=bearer(signs, f"etl-{role}", role))
+        assert _error(refused) == (403, "permission_denied")
 
     waived = http.post("/gates/signs/waivers", json={"reason": "small on purpose"}, headers=keeper)
     assert waived.status_code == 201, waived.text

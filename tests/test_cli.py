@@ -420,6 +420,8 @@ INPUT_CASES = [
     Case("key-named-twice", ("dataset", "create", "other", "--key", "a,a")),
     Case("init-non-home-folder", ("init", "busy"), {"busy/notes.txt": "mine"}, mentions="busy"),
     Case("upsert-wrong-type", ("commit", NAME, "typed.csv", "--mode", "upsert"),
+         {"typed.csv": "sample_id,label,score\ns1,cat,abc\n"}, "breaking_schema_change", "'score' is string"),
+    Case("upsert-wrong-type-allowed", ("commit", NAME, "typed.csv", "--mode", "upsert", "--allow-breaking"),
          {"typed.csv": "sample_id,label,score\ns1,cat,abc\n"}, mentions="abc"),
     # "every error becomes one line on stderr" (cli.main.main), even when a user's path holds a newline.
     Case("newline-in-path", ("commit", NAME, "no\nsuch.csv"), mentions="such.csv"),

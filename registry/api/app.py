@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -33,6 +34,7 @@ from registry.api import (
     routes_provenance,
     routes_quality,
 )
+from registry.api.guard import RequestGuard
 from registry.config import Settings, find_home
 from registry.context import open_context
 from registry.errors import RegistryError, Unauthenticated, http_status_for
@@ -72,11 +74,18 @@ def _error(status: int, code: str, message: str, headers: dict[str, str] | None 
     return JSONBody({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
 
 
+def _without_server_paths(request: Request, message: str) -> str:
+    """``message`` with the server's folders (the registry home, the temporary folder) left out: a client
+    learns nothing about the server's file system from an error."""
+    home = str(request.app.state.ctx.paths.home)
+    return message.replace(home, "<registry home>").replace(tempfile.gettempdir(), "<tmp>")
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RegistryError)
-    async def registry_error(_request: Request, exc: RegistryError) -> JSONBody:
+    async def registry_error(request: Request, exc: RegistryError) -> JSONBody:
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
-        return _error(http_status_for(exc), exc.code, exc.message, headers)
+        return _error(http_status_for(exc), exc.code, _without_server_paths(request, exc.message), headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONBody:
@@ -153,6 +162,8 @@ def create_app(home: Path, settings: Settings | None = None, max_upload_bytes: i
     app.state.ctx = ctx
     app.state.max_upload_bytes = max_upload_bytes or settings.api_max_upload_bytes
     _install_error_handlers(app)
+    app.add_middleware(RequestGuard, ctx=ctx, body_limit=settings.api_max_body_bytes,
+                       upload_limit=app.state.max_upload_bytes)
     app.include_router(_health_router())
     for module in (routes_datasets, routes_quality, routes_audit, routes_meta, routes_provenance, routes_governance,
                    routes_lineage, routes_hooks, routes_branches):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
+from registry.api.guard import PRINCIPAL_STATE
 from registry.auth.denied import record_denied
 from registry.auth.roles import READ_ACTIONS, Principal
 from registry.auth.tokens import authenticate
@@ -46,7 +47,9 @@ def request_context(request: Request, principal: str | None) -> Context:
 
 async def authenticated(request: Request) -> Access:
     """A dependency: any valid token (401 without one), whatever its role."""
-    principal = await run_in_threadpool(authenticate, base_context(request), _bearer(request))
+    checked = getattr(request.state, PRINCIPAL_STATE, None)  # the guard checked it before reading the body
+    principal: Principal = checked if isinstance(checked, Principal) else await run_in_threadpool(
+        authenticate, base_context(request), _bearer(request))
     return Access(principal, request_context(request, principal.name))
 
 

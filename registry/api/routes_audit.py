@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body, Depends, Request
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
 from registry.api.deps import Access, require
 from registry.errors import InvalidInput, PermissionDenied
@@ -38,15 +41,38 @@ def audit_events(access: Annotated[Access, Depends(require("audit"))], dataset: 
 
 
 @router.post("/query")
-def query(body: Query, access: Annotated[Access, Depends(require("query"))]) -> dict[str, object]:
-    """Read-only DuckDB SQL over the registry's views; the rows as JSON objects."""
-    from registry.query import run_query
+async def query(body: Query, request: Request, access: Annotated[Access, Depends(require("query"))]
+                ) -> dict[str, object]:
+    """Read-only DuckDB SQL over the registry's views; the rows as JSON objects. The query is held to
+    the configured time and memory limits, stopped if the client disconnects, and refused (422) if it
+    returns more than ``api_max_query_rows`` rows."""
+    from registry.query import QueryLimits, run_query
 
     if access.principal.datasets:
         raise PermissionDenied(f"token {access.principal.name!r} is limited to some datasets and the query "
                                "views span all of them")
-    table = run_query(access.ctx, body.sql, body.dataset)
-    return {"columns": table.column_names, "rows": table.to_pylist()}
+    settings = access.ctx.settings
+    limits = QueryLimits.from_settings(settings, max_rows=settings.api_max_query_rows)
+    cancel = threading.Event()
+
+    def rows() -> dict[str, object]:
+        table = run_query(access.ctx, body.sql, body.dataset, limits=limits, cancel=cancel)
+        return {"columns": table.column_names, "rows": table.to_pylist()}
+
+    running = asyncio.ensure_future(run_in_threadpool(rows))
+    try:
+        while not running.done():
+            await asyncio.wait({running}, timeout=_DISCONNECT_POLL)
+            if not running.done() and await request.is_disconnected():
+                cancel.set()  # the worker thread stops at DuckDB's next interrupt check
+    except asyncio.CancelledError:
+        cancel.set()  # the server is shutting down past its grace period
+        raise
+    return running.result()
+
+
+_DISCONNECT_POLL = 0.25
+"""Seconds between checks whether the client of a running query is still connected."""
 
 
 @router.post("/lineage")
@@ -55,4 +81,23 @@ def lineage(event: Annotated[dict[str, Any], Body()],
     """Accept an OpenLineage RunEvent: the registry snapshots it read or produced become graph edges."""
     from registry.lineage.intake import ingest_run_event
 
+    if access.principal.datasets:
+        for name in _registry_datasets(access, event):
+            access.principal.require_dataset(name)  # the same 404 as a dataset that does not exist
     return ingest_run_event(access.ctx, event).to_dict()
+
+
+def _registry_datasets(access: Access, event: object) -> set[str]:
+    """Every dataset of this registry's namespace that an event names as an input or output."""
+    from registry.lineage.emit import registry_namespace
+
+    if not isinstance(event, dict):
+        return set()
+    ours = registry_namespace(access.ctx)
+    named = set()
+    for key in ("inputs", "outputs"):
+        datasets = event.get(key)
+        for dataset in datasets if isinstance(datasets, list) else []:
+            if isinstance(dataset, dict) and dataset.get("namespace") == ours:
+                named.add(str(dataset.get("name")))
+    return named

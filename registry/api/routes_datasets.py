@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, status
@@ -68,12 +66,12 @@ async def dataset_commit(name: str, request: Request, access: Annotated[Access, 
     ``If-Match`` (or ``expect_parent``) names the snapshot the branch must still point at (409 otherwise);
     a protected branch refuses direct commits (403).
     """
-    from registry.api.uploads import spool_upload
+    from registry.api.uploads import spool_upload, upload_folder
 
     access.principal.require_dataset(name)
     parent = expect_parent or (if_match.strip().strip('"') if if_match else None)
-    with tempfile.TemporaryDirectory(prefix="registry-upload-") as folder:
-        source = await spool_upload(request, request.app.state.max_upload_bytes, Path(folder))
+    with upload_folder() as folder:
+        source = await spool_upload(request, request.app.state.max_upload_bytes, folder)
         result = await run_in_threadpool(lambda: commit(access.ctx, name, source, message=message, mode=mode,
                                                         expect_parent=parent, allow_breaking=allow_breaking,
                                                         branch=branch))
@@ -94,13 +92,13 @@ def snapshot_data(ref: str, access: Reader, request: Request, format: Literal["a
     """The snapshot's rows, streamed batch by batch as an Arrow IPC stream or a Parquet file.
 
     ``training=true`` is the training read: refused with 409 unless the gate passes now (or
-    ``allow_unverified=true``, which needs the pin action), audited like a local ``Registry.load``
+    ``allow_unverified=true``, which needs the read_unverified action), audited like a local ``Registry.load``
     under ``job``.
     """
     if not training and (job is not None or allow_unverified):
         raise InvalidInput("job and allow_unverified go with training=true")
     if allow_unverified:
-        permit(request, access, "pin")
+        permit(request, access, "read_unverified")
     access.principal.require_ref(ref)
     if training:
         from registry.quality.training import training_stream

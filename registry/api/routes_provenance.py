@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import re
-import tempfile
-from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from starlette.concurrency import run_in_threadpool
 
 from registry.api.deps import Access, require
-from registry.errors import RegistryError
 
 __all__ = ["router"]
 
@@ -39,30 +35,18 @@ async def dataset_import(
     """Import a labeling tool's export (multipart part ``file``; ``config``: the Label Studio labeling
     config; ``users``: its ``/api/users/`` answer) as the dataset's next snapshot with its annotation
     records; creates the dataset if needed. Errors name the sent files, never where the server kept them."""
-    from registry.api.uploads import spool_files
+    from registry.api.uploads import spool_files, upload_folder
     from registry.provenance.service import import_annotations
 
     access.principal.require_dataset(name)
-    with tempfile.TemporaryDirectory(prefix="registry-upload-") as folder:
-        parts = await spool_files(request, request.app.state.max_upload_bytes, Path(folder), "file",
-                                  ("config", "users"))
-        try:
-            result = await run_in_threadpool(
-                lambda: import_annotations(access.ctx, format, name, parts["file"], key=key,
-                                           guideline_version=guideline_version, config=parts.get("config"),
-                                           resolve=resolve, mapping=mapping, message=message,
-                                           users=parts.get("users")))
-        except RegistryError as exc:
-            raise _without_folder(exc, folder) from None
+    with upload_folder() as folder:
+        parts = await spool_files(request, request.app.state.max_upload_bytes, folder, "file", ("config", "users"))
+        result = await run_in_threadpool(
+            lambda: import_annotations(access.ctx, format, name, parts["file"], key=key,
+                                       guideline_version=guideline_version, config=parts.get("config"),
+                                       resolve=resolve, mapping=mapping, message=message,
+                                       users=parts.get("users")))
     return result.to_dict()
-
-
-def _without_folder(exc: RegistryError, folder: str) -> RegistryError:
-    """``exc`` with the spool folder's paths (``FOLDER/PART/NAME``) shown as the sent file names."""
-    message = re.sub(re.escape(folder) + r"/[^/\s]+/", "", exc.message).replace(folder, "(upload)")
-    exc.message = message
-    exc.args = (message,)
-    return exc
 
 
 @router.get("/datasets/{name}/history")

@@ -7,7 +7,12 @@ malformed or abandoned (client disconnected) upload leaves nothing behind.
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow as pa
@@ -16,10 +21,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.types import Message
 
-from registry.errors import InvalidInput, TooLarge
-from registry.snapshots.tables import SUPPORTED_SUFFIXES
+from registry.errors import InvalidInput, RegistryError, TooLarge
+from registry.snapshots.tables import SUPPORTED_SUFFIXES, read_arrow_stream
 
-__all__ = ["ARROW_STREAM", "spool_files", "spool_upload"]
+__all__ = ["ARROW_STREAM", "spool_files", "spool_upload", "upload_folder"]
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 
@@ -58,14 +63,15 @@ async def spool_upload(request: Request, limit: int, folder: Path) -> pa.Table |
             upload = form.get("file")
             if not isinstance(upload, UploadFile):
                 raise InvalidInput("the multipart upload needs a 'file' part holding the rows (Parquet)")
-            suffix = Path(upload.filename or "").suffix.lower()
-            return await _save(upload, folder / f"upload{suffix if suffix in SUPPORTED_SUFFIXES else '.parquet'}")
+            name = _sent_name(upload, "upload.parquet")
+            supported = Path(name).suffix.lower() in SUPPORTED_SUFFIXES
+            return await _save(upload, folder / (name if supported else "upload.parquet"))
     if kind == ARROW_STREAM:
         target = folder / "upload.arrows"
         with target.open("wb") as out:
             async for chunk in body.stream():
                 out.write(chunk)
-        return await run_in_threadpool(_read_arrow_stream, target)
+        return await run_in_threadpool(read_arrow_stream, target)
     raise InvalidInput(f"upload the rows as multipart/form-data (a 'file' part) or as {ARROW_STREAM}, "
                        f"not {kind or 'no content type'}")
 
@@ -92,11 +98,16 @@ async def spool_files(request: Request, limit: int, folder: Path, required: str,
             if not isinstance(upload, UploadFile):
                 raise InvalidInput(f"the multipart part {part!r} must be a file")
             (folder / part).mkdir()
-            name = Path((upload.filename or "").replace("\\", "/")).name
-            spooled[part] = await _save(upload, folder / part / (name if name not in ("", ".", "..") else part))
+            spooled[part] = await _save(upload, folder / part / _sent_name(upload, part))
     if required not in spooled:
         raise InvalidInput(f"the multipart upload needs a {required!r} file part")
     return spooled
+
+
+def _sent_name(upload: UploadFile, fallback: str) -> str:
+    """The base name the client sent for a part (so errors name the user's file), else ``fallback``."""
+    name = Path((upload.filename or "").replace("\\", "/")).name
+    return name if name not in ("", ".", "..") else fallback
 
 
 def _content_type(request: Request) -> str:
@@ -110,9 +121,17 @@ async def _save(upload: UploadFile, target: Path) -> Path:
     return target
 
 
-def _read_arrow_stream(path: Path) -> pa.Table:
-    try:
-        with pa.OSFile(str(path)) as source:
-            return pa.ipc.open_stream(source).read_all()
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise InvalidInput(f"the body is not an Arrow IPC stream: {exc}") from exc
+@contextmanager
+def upload_folder() -> Iterator[Path]:
+    """A temporary folder for one upload, removed whatever happens. An error raised inside names the
+    uploaded files by their own names, never by the server's temporary path."""
+    with tempfile.TemporaryDirectory(prefix="registry-upload-") as folder:
+        try:
+            yield Path(folder)
+        except RegistryError as exc:
+            # FOLDER/NAME (a commit) and FOLDER/PART/NAME (an import) both show as the sent NAME
+            scrubbed = re.sub(re.escape(folder + os.sep) + r"(?:[^/\s]+/)?", "", exc.message)
+            scrubbed = scrubbed.replace(folder, "(upload)")
+            exc.message = scrubbed
+            exc.args = (scrubbed,)
+            raise

@@ -126,7 +126,7 @@ def verify_audit(ctx: Context, checkpoint: Checkpoint | None = None) -> AuditVer
         if not _check_segment(ctx, segment, walk, report):
             break
     else:
-        if walk.walk(unsealed, "the unsealed log"):
+        if _walk_safely(walk, unsealed, "the unsealed log", walk.expected_seq):
             report.events += unsealed.num_rows
             _check_tail(walk, head.seq, head.hash)
     if walk.problem is None and checkpoint is not None and not walk.checkpoint_seen:
@@ -145,9 +145,9 @@ def _check_segment(ctx: Context, segment: AuditSegmentRow, walk: _Walk, report: 
     altered = hashlib.sha256(data).hexdigest() != segment.sha256
     try:
         table = pq.ParquetFile(pa.BufferReader(data)).read().sort_by("seq")  # stored by actor; chained by seq
-    except (pa.ArrowException, OSError, KeyError) as exc:
+    except (pa.ArrowException, OSError, KeyError, TypeError, ValueError) as exc:
         return walk.fail(segment.first_seq, f"{span} was modified and is no longer readable Parquet: {exc}")
-    if not walk.walk(table, span):
+    if not _walk_safely(walk, table, span, segment.first_seq):
         if altered:
             walk.problem = f"{span} was modified: {walk.problem}"
         return False
@@ -159,6 +159,16 @@ def _check_segment(ctx: Context, segment: AuditSegmentRow, walk: _Walk, report: 
             or seqs[-1].as_py() != segment.last_seq or table.column("hash")[-1].as_py() != segment.last_hash):
         return walk.fail(segment.first_seq, f"{span}: the catalog's record of the segment does not match its content")
     return True
+
+
+def _walk_safely(walk: _Walk, table: pa.Table, where: str, first_seq: int) -> bool:
+    """:meth:`_Walk.walk`, with undecodable or mistyped content (a flipped byte in a string, a column of
+    the wrong type) reported as a modification rather than raised."""
+    try:
+        return walk.walk(table, where)
+    except (pa.ArrowException, UnicodeError, KeyError, TypeError, ValueError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return walk.fail(first_seq, f"{where} was modified and its events cannot be decoded: {detail}")
 
 
 def _check_tail(walk: _Walk, head_seq: int, head_hash: str) -> None:

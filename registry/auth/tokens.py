@@ -95,7 +95,8 @@ def create_token(ctx: Context, name: str, role: str, datasets: list[str] | None 
             session.add(row)
             session.flush()
             audit.record(session, ctx, "token.create", "token", name, actor=who,
-                         details={"role": role, "datasets": scope, "expires_at": expires_at})
+                         details={"role": role, "datasets": scope, "expires_at": expires_at,
+                                  "secret_sha256": row.secret_sha256})  # lets verify catch a swapped secret
     except IntegrityError as exc:
         raise AlreadyExists(f"token {name!r} exists already") from exc
     return secret, _info(row)

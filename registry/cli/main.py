@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from registry.cli import output
+from registry.cli.once import only_once
 from registry.errors import RegistryError, exit_code_for
 
 __all__ = ["cli", "main"]
@@ -122,7 +123,8 @@ def dataset() -> None:
 
 @dataset.command("create")
 @click.argument("name")
-@click.option("--key", "key", required=True, help="Key column(s), comma-separated, e.g. sample_id.")
+@click.option("--key", "key", required=True, multiple=True, callback=only_once,
+              help="Key column(s), comma-separated, e.g. sample_id.")
 @click.option("--description", default="", help="What the dataset holds.")
 @click.option("--owner", default=None, help="Owner (default: the acting user).")
 @json_option
@@ -263,7 +265,8 @@ def export(state: _State, ref: str, out: str, as_json: bool) -> None:
 @json_option
 @pass_state
 def verify(state: _State, name: str | None, as_json: bool) -> None:
-    """Recompute every object hash, manifest and snapshot id; exit 1 on the first mismatch."""
+    """Recompute every object hash, manifest and snapshot id, and cross-check the catalog against the
+    audit chain; exit 1 on the first mismatch."""
     from registry.snapshots.verify import verify as run_verify
 
     with output.progress_bar("verifying snapshots") as advance:

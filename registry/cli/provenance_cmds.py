@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from registry.cli import output
+from registry.cli.once import only_once
 
 __all__ = ["blame", "history", "import_"]
 
@@ -21,7 +22,8 @@ def _registry(ctx: click.Context) -> Any:
 @click.argument("fmt", metavar="FORMAT", type=click.Choice(["label-studio", "coco", "yolo", "table"]))
 @click.argument("name")
 @click.argument("file", type=click.Path())
-@click.option("--key", default=None, help="The field that identifies a sample (label-studio: a task data field, "
+@click.option("--key", default=None, multiple=True, callback=only_once,
+              help="The field that identifies a sample (label-studio: a task data field, "
               "default the task id; coco: id or file_name).")
 @click.option("--guideline-version", default=None, help="The labeling guideline the annotators followed.")
 @click.option("--config", type=click.Path(dir_okay=False), default=None,

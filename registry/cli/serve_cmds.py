@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from registry.cli import output
+from registry.config import Settings
 
 if TYPE_CHECKING:
     from registry.context import Context
 
-__all__ = ["admin_token_text", "create_admin_token", "serve"]
+__all__ = ["admin_token_text", "create_admin_token", "serve", "server_options"]
 
 ADMIN_TOKEN = "admin"
 
@@ -53,4 +54,13 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, bootstrap_admi
     registry.close()
     output.say(f"serving {registry.home} on http://{host}:{port} (API docs: /docs, console: /ui/)")
     uvicorn.run("registry.api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level="info")
+                log_level="info", **server_options(Settings()))
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options from the settings: ``X-Forwarded-For`` believed only from the configured proxies
+    (never by default, so a client cannot spoof the address the audit log records), and a bounded
+    graceful shutdown."""
+    proxies = [p.strip() for p in settings.api_trusted_proxies.split(",") if p.strip()]
+    return {"proxy_headers": bool(proxies), "forwarded_allow_ips": proxies or [],
+            "timeout_graceful_shutdown": settings.api_shutdown_grace_seconds}

@@ -142,6 +142,8 @@ def parse_events(text: str) -> list[Any]:
         return value if isinstance(value, list) else [value]
     except json.JSONDecodeError:
         pass
+    except RecursionError as exc:
+        raise InvalidInput("the events nest too deeply to be OpenLineage events") from exc
     events = []
     for number, line in enumerate(text.splitlines(), 1):
         if line.strip():
@@ -150,6 +152,8 @@ def parse_events(text: str) -> list[Any]:
             except json.JSONDecodeError as exc:
                 raise InvalidInput(f"line {number}: not JSON ({exc.msg}); give a JSON event, a list or JSON lines") \
                     from exc
+            except RecursionError as exc:
+                raise InvalidInput(f"line {number}: nests too deeply to be an OpenLineage event") from exc
     return events
 
 

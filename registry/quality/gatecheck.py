@@ -85,7 +85,7 @@ def gate_status_from_sql(rows: Rows, ref: str) -> GateStatus | None:
     dataset_id = dataset[0][0]
     named = rows("SELECT snapshot_id FROM ref WHERE dataset_id = :dataset AND name = :ref",
                  {"dataset": dataset_id, "ref": at or "main"})
-    if not named and _FULL_ID.match(at):
+    if not named and _FULL_ID.fullmatch(at):
         named = rows("SELECT id FROM snapshot WHERE dataset_id = :dataset AND id = :id",
                      {"dataset": dataset_id, "id": at})
     if not named:

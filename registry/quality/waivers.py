@@ -24,7 +24,9 @@ from registry.timeutil import utc_now
 
 __all__ = ["Waiver", "parse_expiry", "waive"]
 
-_RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
+_RELATIVE = re.compile(r"(\d+)\s*([mhdw])")
+_LATEST = datetime(9000, 12, 31, 23, 59, 59, tzinfo=UTC)
+"""No expiry later than this: beyond it date arithmetic overflows (year 9999), and no token lives that long."""
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
@@ -55,17 +57,22 @@ def parse_expiry(text: str, now: datetime | None = None) -> str:
         InvalidInput: neither form, or a time in the past.
     """
     now = now or datetime.now(UTC)
-    relative = _RELATIVE.match(text.strip())
-    if relative:
-        moment = now + timedelta(**{_UNITS[relative[2]]: int(relative[1])})
-    else:
-        try:
+    relative = _RELATIVE.fullmatch(text.strip())
+    try:
+        if relative:
+            moment = now + timedelta(**{_UNITS[relative[2]]: int(relative[1])})
+        else:
             moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise InvalidInput(f"--expires {text!r}: give an ISO-8601 time (2026-12-31T12:00:00Z) or a duration "
-                               "such as 12h, 7d or 2w") from exc
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+        if moment.astimezone(UTC) > _LATEST:
+            raise OverflowError
+    except OverflowError as exc:
+        raise InvalidInput(f"--expires {text!r} is out of range; give a time between now and "
+                           f"{_LATEST.date()}") from exc
+    except ValueError as exc:
+        raise InvalidInput(f"--expires {text!r}: give an ISO-8601 time (2026-12-31T12:00:00Z) or a duration "
+                           "such as 12h, 7d or 2w") from exc
     if moment <= now:
         raise InvalidInput(f"--expires {text!r} is in the past")
     return _utc_text(moment)

@@ -34,7 +34,7 @@ from registry.snapshots.layers import LayerIndex, alt_metadata, in_sorted, write
 from registry.snapshots.manifest import Layer, Manifest, snapshot_id
 from registry.snapshots.reader import ManifestReader
 from registry.snapshots.schema import SchemaChange, compare_schemas, fingerprint, schema_to_json
-from registry.snapshots.tables import check_keys, normalize, read_table_file, require_key_columns
+from registry.snapshots.tables import check_keys, check_upsert_types, normalize, read_table_file, require_key_columns
 from registry.storage.verified import corrupt
 from registry.timeutil import utc_now
 
@@ -222,7 +222,8 @@ def _commit(
     FAIL. Nothing is written before stage 4, and nothing is visible before stage 5's transaction."""
     note = progress or (lambda _msg: None)
     request = _parse(ctx, name, source, message=message, author=author, mode=mode, delete_keys=delete_keys,
-                     expect_parent=expect_parent, annotations=annotations, note=note, branch=branch)
+                     expect_parent=expect_parent, annotations=annotations, note=note, branch=branch,
+                     allow_breaking=allow_breaking)
     schema = _classify_schema(request, allow_breaking)
     note("comparing with the parent")
     change = _diff(ctx, request, schema)
@@ -244,7 +245,8 @@ def _commit(
 
 def _parse(ctx: Context, name: str, source: pa.Table | str | Path | None, *, message: str, author: str | None,
            mode: Mode, delete_keys: pa.Table | str | Path | None, expect_parent: str | None,
-           annotations: AnnotationInput | None, note: Progress, branch: str = catalog.MAIN) -> _Request:
+           annotations: AnnotationInput | None, note: Progress, branch: str = catalog.MAIN,
+           allow_breaking: bool = False) -> _Request:
     """Stage 1: check the request, read the branch head and its schema, read the input rows."""
     who = resolve_actor(ctx, author)
     if mode not in ("replace", "upsert"):
@@ -278,6 +280,7 @@ def _parse(ctx: Context, name: str, source: pa.Table | str | Path | None, *, mes
     if mode == "upsert" and parent is None:
         mode = "replace"
     if mode == "upsert" and latest_schema is not None and source is not None:
+        check_upsert_types(table, json.loads(latest_schema.arrow_schema), name, allow_breaking)
         table = _conform_to(table, json.loads(latest_schema.arrow_schema), name)
     return _Request(name, branch, mode, message, who, dataset, keys, parent, latest_schema, table, source is not None,
                     delete_keys, annotations, parent_manifest, parent_reader)

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from registry.errors import InvalidInput
+from registry.errors import BreakingSchemaChange, InvalidInput
+from registry.snapshots.inputs import InputLimits, check_columns, check_json_depth, check_values, first_line
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
     "check_keys",
+    "check_upsert_types",
     "normalize",
+    "read_arrow_stream",
     "read_table_file",
     "require_key_columns",
     "write_table_file",
@@ -23,11 +27,13 @@ __all__ = [
 SUPPORTED_SUFFIXES = (".parquet", ".pq", ".csv", ".jsonl", ".ndjson", ".json")
 
 
-def read_table_file(path: str | Path) -> pa.Table:
-    """Read a Parquet, CSV or JSON-lines file into Arrow.
+def read_table_file(path: str | Path, limits: InputLimits | None = None) -> pa.Table:
+    """Read a Parquet, CSV or JSON-lines file into Arrow, within ``limits`` (default: the settings').
 
     Raises:
-        InvalidInput: the file is missing, of an unknown kind, or cannot be parsed.
+        InvalidInput: the file is missing, of an unknown kind, cannot be parsed, nests deeper than
+            the limit, or has a duplicate or unsupported column.
+        TooLarge: it decodes to more rows or bytes than the limits allow.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -35,21 +41,68 @@ def read_table_file(path: str | Path) -> pa.Table:
         raise InvalidInput(f"{path}: no such file")
     if suffix not in SUPPORTED_SUFFIXES:
         raise InvalidInput(f"{path}: unknown file kind {suffix or '(none)'}; use .parquet, .csv or .jsonl")
+    limits = limits or InputLimits.from_settings()
     try:
         if suffix in (".parquet", ".pq"):
-            import pyarrow.parquet as pq
-
-            return pq.read_table(path)
-        if suffix == ".csv":
+            table = _read_parquet(path, limits)
+        elif suffix == ".csv":
             import pyarrow.csv as pacsv
 
-            return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
-        import pyarrow.json as pajson
+            limits.check(0, path.stat().st_size, str(path))
+            table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
+        else:
+            import pyarrow.json as pajson
 
-        return pajson.read_json(path)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InvalidInput(f"{path}: cannot read as {suffix[1:]}: {first_line}") from exc
+            limits.check(0, path.stat().st_size, str(path))
+            check_json_depth(path, limits.max_depth)
+            table = pajson.read_json(path)
+    except (pa.ArrowException, OSError, ValueError, TypeError, RecursionError, MemoryError) as exc:
+        if isinstance(exc, InvalidInput):
+            raise
+        raise InvalidInput(f"{path}: cannot read as {suffix[1:]}: {first_line(exc)}") from exc
+    limits.check(table.num_rows, table.nbytes, str(path))
+    check_columns(table.schema, str(path), limits.max_depth)
+    check_values(table, str(path))
+    return table
+
+
+def _read_parquet(path: Path, limits: InputLimits) -> pa.Table:
+    """The file's rows, after its footer says they fit the limits (a few KB can declare millions of rows)."""
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(path) as parquet:
+        meta = parquet.metadata
+        decoded = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        limits.check(meta.num_rows, decoded, str(path))
+        check_columns(parquet.schema_arrow, str(path), limits.max_depth)
+        return parquet.read()
+
+
+def read_arrow_stream(path: Path, limits: InputLimits | None = None, what: str = "the body") -> pa.Table:
+    """The rows of an Arrow IPC stream file, batch by batch within ``limits``.
+
+    Raises:
+        InvalidInput: not an Arrow IPC stream, or a duplicate or unsupported column.
+        TooLarge: more rows or decoded bytes than the limits allow.
+    """
+    limits = limits or InputLimits.from_settings()
+    batches: list[pa.RecordBatch] = []
+    rows = size = 0
+    try:
+        with pa.OSFile(str(path)) as source:
+            reader = pa.ipc.open_stream(source)
+            check_columns(reader.schema, what, limits.max_depth)
+            for batch in reader:
+                rows, size = rows + batch.num_rows, size + batch.nbytes
+                limits.check(rows, size, what)
+                batches.append(batch)
+            table = pa.Table.from_batches(batches, reader.schema)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        if isinstance(exc, InvalidInput):
+            raise
+        raise InvalidInput(f"{what} is not a readable Arrow IPC stream: {first_line(exc)}") from exc
+    check_values(table, what)
+    return table
 
 
 def write_table_file(table: pa.Table, path: str | Path) -> None:
@@ -103,6 +156,7 @@ def normalize(table: pa.Table) -> pa.Table:
     The stored bytes are read back in this form, so hashes computed before writing equal hashes
     recomputed from the object.
     """
+    check_columns(table.schema, "input")
     fields = []
     for field in table.schema:
         t = field.type
@@ -119,6 +173,32 @@ def normalize(table: pa.Table) -> pa.Table:
     if schema != table.schema:
         table = table.cast(schema)
     return table.replace_schema_metadata(None)
+
+
+def check_upsert_types(table: pa.Table, columns: list[dict[str, Any]], name: str, allow_breaking: bool) -> None:
+    """Refuse an upsert whose column types would change the dataset's by more than a widening, unless
+    ``allow_breaking``: upserted values are cast to the dataset's types, and casting a string column into
+    an int column (or back) changes what the values mean, which the schema rules call breaking.
+    Integers into a floating column pass (the cast fails on any value it cannot hold exactly), and so
+    does a column of nulls.
+
+    Raises:
+        BreakingSchemaChange: a column's type differs that way (each is named).
+    """
+    from registry.snapshots.schema import compare_schemas, schema_to_json
+
+    given = schema_to_json(table.schema)
+    nulls = {c["name"] for c in given if c["type"] == "null"}
+    breaking = [c for c in compare_schemas(given, columns) if c.kind == "type_changed" and c.breaking
+                and c.column not in nulls and not _int_into_float(table.schema.field(c.column).type, c.after)]
+    if breaking and not allow_breaking:
+        listed = "; ".join(f"{c.column!r} is {c.before} in the upsert but {c.after} in the dataset" for c in breaking)
+        raise BreakingSchemaChange(f"{name}: the upsert changes column types ({listed}); cast the column, or pass "
+                                   "--allow-breaking to convert the values to the dataset's types")
+
+
+def _int_into_float(given: pa.DataType, target: str | None) -> bool:
+    return pa.types.is_integer(given) and target in ("float", "double", "halffloat")
 
 
 def require_key_columns(table: pa.Table, key_columns: Sequence[str], what: str) -> None:

@@ -1,4 +1,5 @@
-"""Recompute every stored hash: objects, manifests and snapshot ids (design invariant 5)."""
+"""Recompute every stored hash (objects, manifests, snapshot ids) and cross-check the catalog against the
+audit chain (design invariant 5)."""
 
 from __future__ import annotations
 
@@ -81,7 +82,21 @@ def verify(ctx: Context, name: str | None = None, progress: Callable[[int, int],
             done += 1
             if progress:
                 progress(done, total)
+    report.problems += _against_audit(ctx, name)
     return report
+
+
+def _against_audit(ctx: Context, name: str | None) -> list[str]:
+    """The audit chain's own problem (whole-registry runs), then every way the catalog disagrees with it."""
+    from registry.audit.crosscheck import crosscheck
+    from registry.audit.verify import verify_audit
+
+    problems = []
+    if name is None:
+        chain = verify_audit(ctx)
+        if not chain.ok:
+            problems.append(f"audit chain: {chain.problem}")
+    return problems + crosscheck(ctx, name)
 
 
 def _check_snapshot(ctx: Context, dataset: DatasetRow, snap: SnapshotRow, known: set[str],

@@ -23,6 +23,7 @@ __all__ = [
     "InvalidName",
     "NotFound",
     "PermissionDenied",
+    "QueryInterrupted",
     "RefConflict",
     "RegistryError",
     "ServerError",
@@ -164,6 +165,12 @@ class Unauthenticated(UserError):
     """No valid token: missing, unknown, expired or revoked (HTTP 401)."""
 
     code = "unauthenticated"
+
+
+class QueryInterrupted(UserError):
+    """The query ran past the server's time limit, or was cancelled, and was stopped (HTTP 422)."""
+
+    code = "query_interrupted"
 
 
 class TooLarge(InvalidInput):

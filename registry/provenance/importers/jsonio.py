@@ -10,6 +10,7 @@ from typing import Any
 import ijson
 
 from registry.errors import InvalidInput
+from registry.snapshots.inputs import check_json_depth  # nesting is bounded before ijson or json sees a file
 
 __all__ = [
     "describe_json_shape",
@@ -87,6 +88,7 @@ def iter_array(path: Path) -> Iterator[Any]:
     Raises:
         InvalidInput: the file is not well-formed JSON (with the position of the error).
     """
+    check_json_depth(path, per_line=False)
     with path.open("rb") as fh:
         try:
             yield from ijson.items(fh, "item", use_float=True)
@@ -101,6 +103,7 @@ def load_json(path: Path) -> Any:
         InvalidInput: missing file, or not well-formed JSON (with the position of the error).
     """
     _require_file(path)
+    check_json_depth(path, per_line=False)
     try:
         return json.loads(path.read_bytes())
     except json.JSONDecodeError as exc:
@@ -112,6 +115,7 @@ def load_json(path: Path) -> Any:
 def top_level_keys(path: Path, limit: int = 64) -> list[str]:
     """The keys of the top-level JSON object in ``path``, streamed (at most ``limit``)."""
     keys: list[str] = []
+    check_json_depth(path, per_line=False)
     with path.open("rb") as fh:
         try:
             for prefix, event, value in ijson.parse(fh):
