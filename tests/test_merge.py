@@ -336,3 +336,24 @@ def test_composite_keys_merge_and_resolve(reg: Registry, tmp_path: Path) -> None
     reg.merge("boxes@fix", "main", resolutions=path)
     rows = {(r["image"], r["box"]): r["label"] for r in reg.read("boxes").to_pylist()}
     assert rows == {("a", 1): "x", ("a", 2): "t2", ("b", 1): "tz"}
+
+
+def test_verify_cross_check_replays_branches_and_merges(reg: Registry) -> None:
+    """verify replays branch.create/delete and both kinds of merge from the audit chain: a registry that only
+    the registry changed verifies clean, and moving a merged-into branch behind its back is named."""
+    rows = _setup(reg, 50)
+    reg.branch("ds/fix")
+    _upsert(reg, "ds@fix", [_edit(rows, "s00000001", label="cat")])
+    reg.branch("ds/ff")
+    reg.merge("ds@fix", "ff")  # fast-forward
+    _upsert(reg, "ds@main", [_edit(rows, "s00000002", label="dog")])
+    merged = reg.merge("ds@fix", "main")  # merge snapshot with two parents
+    reg.branch("ds/tmp")
+    reg.delete_branch("ds/tmp")
+    report = reg.verify()
+    assert report.ok, report.problems
+    with reg.ctx.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE ref SET snapshot_id = (SELECT snapshot_id FROM ref WHERE name = 'fix') "
+                             "WHERE name = 'main'")
+    problems = reg.verify().problems
+    assert any("ds@main" in p and merged.snapshot_id[:12] in p for p in problems), problems

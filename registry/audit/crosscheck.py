@@ -7,7 +7,8 @@ schema version, every token's role and scope. A row edited, added or removed beh
 back (``sqlite3``, ``psql``) disagrees with the replay, and the mismatch is named.
 
 Contract for code that creates snapshots or moves refs (docs/security.md): the event creating a
-snapshot has ``object_type`` ``snapshot`` and ``details`` with ``rows`` and ``added``; the event that
+snapshot has ``object_type`` ``snapshot`` and ``details`` with ``rows`` and ``added`` (a merge snapshot
+too, with ``parent`` its first parent); ``branch.delete`` (``details.branch``) removes a ref; the event that
 creates or moves a ref carries ``dataset``, ``snapshot`` (the target) and ``details.ref`` (the ref's
 name; ``details.tag`` for tags), and ``details.kind`` when it is not a branch.
 """
@@ -62,6 +63,9 @@ class _Replay:
             self.tokens[event["object_id"]] = {**event, "revoked": None}
         elif action == "token.revoke" and event["object_id"] in self.tokens:
             self.tokens[event["object_id"]]["revoked"] = event
+        elif action == "branch.delete" and dataset and isinstance(details.get("branch"), str):
+            self.refs.pop((dataset, details["branch"]), None)
+            return
         if dataset and snapshot:
             if action == "ref.tag" and isinstance(details.get("tag"), str):
                 self.refs[dataset, details["tag"]] = {**event, "kind": "tag"}
