@@ -31,6 +31,7 @@ from registry.api import (
     routes_meta,
     routes_provenance,
     routes_quality,
+    routes_training,
 )
 from registry.config import Settings, find_home
 from registry.context import open_context
@@ -154,7 +155,7 @@ def create_app(home: Path, settings: Settings | None = None, max_upload_bytes: i
     _install_error_handlers(app)
     app.include_router(_health_router())
     for module in (routes_datasets, routes_quality, routes_audit, routes_meta, routes_provenance, routes_governance,
-                   routes_lineage, routes_hooks):
+                   routes_lineage, routes_hooks, routes_training):
         app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     mount_console(app)
     return app

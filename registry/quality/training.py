@@ -26,7 +26,7 @@ from registry.context import Actor, Context, resolve_actor
 from registry.db import transaction
 from registry.errors import GateBlocked, InvalidInput, NotFound, StorageError, VerifyFailed
 from registry.lineage import emit as lineage_emit
-from registry.lineage.events import JobRef
+from registry.lineage.events import JobRef, ParentRef
 from registry.lineage.settings import lineage_settings
 from registry.models import DatasetRow, SnapshotRow
 from registry.quality.content import content_hash
@@ -40,7 +40,8 @@ from registry.snapshots.reader import ManifestReader
 from registry.snapshots.tables import write_table_atomically
 from registry.timeutil import utc_now
 
-__all__ = ["PullResult", "load", "pin", "pin_entry", "pull", "training_stream"]
+__all__ = ["Admitted", "PullResult", "admit", "load", "pin", "pin_entry", "pull", "record_read", "training_stream",
+           "verified_manifest"]
 
 
 @dataclass(frozen=True)
@@ -94,8 +95,12 @@ def _check_object(ctx: Context, sha: str, role: str) -> None:
                            "`registry verify` lists every damaged object")
 
 
-def _verified_manifest(ctx: Context, dataset: DatasetRow, snapshot: SnapshotRow) -> Manifest:
-    """The snapshot's manifest after re-hashing it and every object it names."""
+def verified_manifest(ctx: Context, dataset: DatasetRow, snapshot: SnapshotRow) -> Manifest:
+    """The snapshot's manifest after re-hashing it and every object it names.
+
+    Raises:
+        VerifyFailed: an object's bytes no longer hash to its name.
+    """
     where = f"{dataset.name}@{snapshot.id[:12]}"
     _check_object(ctx, snapshot.manifest_sha256, f"manifest of {where}")
     manifest = load_manifest(ctx, snapshot)
@@ -106,7 +111,7 @@ def _verified_manifest(ctx: Context, dataset: DatasetRow, snapshot: SnapshotRow)
 
 def _verified_rows(ctx: Context, dataset: DatasetRow, snapshot: SnapshotRow) -> tuple[pa.Table, str]:
     """The snapshot's rows after re-hashing every object they come from, and their content hash."""
-    table = ManifestReader(ctx.store, ctx.cache, _verified_manifest(ctx, dataset, snapshot)).read()
+    table = ManifestReader(ctx.store, ctx.cache, verified_manifest(ctx, dataset, snapshot)).read()
     return table, content_hash(table, catalog.key_columns(dataset))
 
 
@@ -178,7 +183,7 @@ def load(ctx: Context, target: str | LockEntry, *, allow_unverified: bool = Fals
     ref = entry.target if entry is not None else str(target)
     job = job or (entry.job if entry is not None else None)
     who = resolve_actor(ctx, actor)
-    admitted = _admit(ctx, ref, who, allow_unverified=allow_unverified, job=job)
+    admitted = admit(ctx, ref, who, allow_unverified=allow_unverified, job=job)
     dataset, snapshot, _ = admitted
     if entry is not None and snapshot.id != entry.snapshot_id:
         raise VerifyFailed(f"lock entry for {entry.dataset} names snapshot {entry.snapshot_id}, which resolves to "
@@ -187,8 +192,8 @@ def load(ctx: Context, target: str | LockEntry, *, allow_unverified: bool = Fals
     if entry is not None and digest != entry.content_hash:
         raise VerifyFailed(f"{entry.dataset}@{snapshot.id[:12]}: the rows read hash to {digest}, but the pin "
                            f"recorded {entry.content_hash}; the stored data changed since it was pinned")
-    _record_read(ctx, admitted, who, job=job, ref=entry.ref if entry else catalog.split_ref(ref)[1], digest=digest,
-                 rows=table.num_rows, pinned=entry is not None, operation=operation)
+    record_read(ctx, admitted, who, job=job, ref=entry.ref if entry else catalog.split_ref(ref)[1], digest=digest,
+                rows=table.num_rows, pinned=entry is not None, operation=operation)
     return table
 
 
@@ -209,18 +214,18 @@ def training_stream(ctx: Context, ref: str, *, allow_unverified: bool = False, j
     from registry.snapshots.read import stream
 
     who = resolve_actor(ctx, actor)
-    admitted = _admit(ctx, ref, who, allow_unverified=allow_unverified, job=job)
+    admitted = admit(ctx, ref, who, allow_unverified=allow_unverified, job=job)
     dataset, snapshot, _ = admitted
-    _verified_manifest(ctx, dataset, snapshot)
-    _record_read(ctx, admitted, who, job=job, ref=catalog.split_ref(ref)[1], digest=None, rows=snapshot.rows,
-                 pinned=False, operation=operation)
+    verified_manifest(ctx, dataset, snapshot)
+    record_read(ctx, admitted, who, job=job, ref=catalog.split_ref(ref)[1], digest=None, rows=snapshot.rows,
+                pinned=False, operation=operation)
     return stream(ctx, f"{dataset.name}@{snapshot.id}")
 
 
-_Admitted = tuple[DatasetRow, SnapshotRow, GateStatus]
+Admitted = tuple[DatasetRow, SnapshotRow, GateStatus]
 
 
-def _admit(ctx: Context, ref: str, who: Actor, *, allow_unverified: bool, job: str | None) -> _Admitted:
+def admit(ctx: Context, ref: str, who: Actor, *, allow_unverified: bool, job: str | None) -> Admitted:
     """The dataset, snapshot and gate of ``ref`` if a training read may proceed; else the refusal is
     audited and GateBlocked raised."""
     with transaction(ctx.engine, readonly=True) as session:
@@ -231,17 +236,19 @@ def _admit(ctx: Context, ref: str, who: Actor, *, allow_unverified: bool, job: s
     return dataset, snapshot, status
 
 
-def _record_read(ctx: Context, admitted: _Admitted, who: Actor, *, job: str | None, ref: str, digest: str | None,
-                 rows: int, pinned: bool, operation: str) -> None:
+def record_read(ctx: Context, admitted: Admitted, who: Actor, *, job: str | None, ref: str, digest: str | None,
+                rows: int, pinned: bool, operation: str, run_id: str | None = None,
+                parent: ParentRef | None = None) -> None:
     """The audit event (``read.training``, or ``read.unverified`` past a blocked gate) and the lineage
     training read of one admitted read, in one transaction."""
     dataset, snapshot, status = admitted
     action = "read.training" if status.passes else "read.unverified"
     with transaction(ctx.engine) as session:
-        lineage_emit.enqueue_training_read(session, ctx, snapshot, _lineage_job(job), operation=operation)
+        lineage_emit.enqueue_training_read(session, ctx, snapshot, _lineage_job(job), run_id, parent=parent,
+                                           operation=operation)
         audit.record(session, ctx, action, "snapshot", snapshot.id, dataset=dataset.name, snapshot=snapshot.id,
                      details={"job": job, "ref": ref, "content_hash": digest, "rows": rows, "gate": status.state,
-                              "pinned": pinned, "operation": operation}, actor=who)
+                              "pinned": pinned, "operation": operation, "run_id": run_id}, actor=who)
 
 
 def pull(ctx: Context, lockfile: str | os.PathLike[str] = LOCKFILE_NAME, outdir: str | os.PathLike[str] = ".",

@@ -1,0 +1,149 @@
+"""Training reads over HTTP: scan plans, admitted training jobs, and a local cache of plan objects
+keyed by SHA-256 (a second read of the same snapshot downloads nothing).
+
+:class:`TrainingCalls` is mixed into :class:`~registry_client.Client`; :class:`ObjectCache` is a
+small picklable value, so DataLoader workers and Ray tasks each fetch (and verify) only the objects
+of their own share.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import httpx
+
+from registry_client.errors import ConnectionFailed, InvalidInput, VerifyFailed, error_for
+
+if TYPE_CHECKING:
+    from registry_client.client import Client
+
+__all__ = ["ObjectCache", "TrainingCalls", "default_cache_dir", "parent_from_env"]
+
+_CHUNK = 1 << 20
+
+
+def default_cache_dir() -> Path:
+    """``REGISTRY_CLIENT_CACHE``, else ``~/.cache/dataset-registry/objects``."""
+    named = os.environ.get("REGISTRY_CLIENT_CACHE", "").strip()
+    return Path(named) if named else Path.home() / ".cache" / "dataset-registry" / "objects"
+
+
+def parent_from_env() -> str | None:
+    """The caller's parent run as ``NAMESPACE/NAME/RUN_ID``, from ``OPENLINEAGE_PARENT_ID`` or from
+    ``OPENLINEAGE_PARENT_RUN_ID`` with ``OPENLINEAGE_PARENT_JOB_NAMESPACE`` and ``..._JOB_NAME``
+    (the server checks the form)."""
+    whole = os.environ.get("OPENLINEAGE_PARENT_ID", "").strip()
+    if whole:
+        return whole
+    run_id = os.environ.get("OPENLINEAGE_PARENT_RUN_ID", "").strip()
+    if not run_id:
+        return None
+    namespace = os.environ.get("OPENLINEAGE_PARENT_JOB_NAMESPACE", "").strip()
+    name = os.environ.get("OPENLINEAGE_PARENT_JOB_NAME", "").strip()
+    if not namespace or not name:
+        raise InvalidInput("OPENLINEAGE_PARENT_RUN_ID is set without OPENLINEAGE_PARENT_JOB_NAMESPACE and "
+                           "OPENLINEAGE_PARENT_JOB_NAME; set all three, or OPENLINEAGE_PARENT_ID")
+    return f"{namespace}/{name}/{run_id}"
+
+
+class ObjectCache:
+    """Plan objects of one snapshot, downloaded once into ``folder`` (named by their hash) and kept.
+
+    A download is hashed as it is written and renamed into place only if it matches its name.
+    """
+
+    def __init__(self, url: str, authorization: str | None, ref: str, folder: Path, timeout: float = 60.0) -> None:
+        self.url = url
+        self.authorization = authorization
+        self.ref = ref
+        self.folder = folder
+        self.timeout = timeout
+        self.downloads: list[str] = []
+        """Objects this instance downloaded (the rest came from the cache)."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "downloads": []}
+
+    def path(self, sha256: str) -> str:
+        """The local file of one object, downloaded and verified if it is not cached yet.
+
+        Raises:
+            VerifyFailed: the bytes received do not hash to ``sha256``.
+            ConnectionFailed, NotFound, ...: as the client's other calls.
+        """
+        target = self.folder / sha256[:2] / sha256
+        if target.exists():
+            return str(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f".{sha256}.{uuid.uuid4().hex[:8]}.partial")
+        headers = {"Authorization": self.authorization} if self.authorization else {}
+        address = f"{self.url}/api/v1/snapshots/{quote(self.ref, safe='@~')}/objects/{sha256}"
+        digest = hashlib.sha256()
+        try:
+            with httpx.stream("GET", address, headers=headers, timeout=self.timeout) as response:
+                if not response.is_success:
+                    response.read()
+                    body = response.json() if response.headers.get("content-type", "").startswith(
+                        "application/json") else {}
+                    error = body.get("error", {}) if isinstance(body, dict) else {}
+                    raise error_for(response.status_code, error.get("code"), error.get("message", response.text))
+                with open(partial, "wb") as fh:
+                    for chunk in response.iter_bytes(_CHUNK):
+                        digest.update(chunk)
+                        fh.write(chunk)
+            if digest.hexdigest() != sha256:
+                raise VerifyFailed(f"object {sha256} from {self.url} hashes to {digest.hexdigest()}; not cached")
+            partial.replace(target)
+        except httpx.TransportError as exc:
+            raise ConnectionFailed(f"cannot fetch object {sha256} from {self.url}: {exc}") from exc
+        finally:
+            partial.unlink(missing_ok=True)
+        self.downloads.append(sha256)
+        return str(target)
+
+
+class TrainingCalls:
+    """Scan plans and training admission (mixed into :class:`~registry_client.Client`)."""
+
+    def plan(self: Client, ref: str, shards: int = 1, columns: Sequence[str] | None = None) -> dict[str, Any]:
+        """The snapshot's scan plan (see ``registry.snapshots.plan``): read tasks in ``shards`` shards
+        that together yield exactly its rows."""
+        params: dict[str, Any] = {"shards": shards}
+        if columns is not None:
+            params["columns"] = list(columns)
+        result: dict[str, Any] = self._send("GET", f"/snapshots/{quote(ref, safe='@~')}/plan", params=params)
+        return result
+
+    def admit_training(self: Client, ref: str, *, columns: Sequence[str] | None = None, job: str | None = None,
+                       run_id: str | None = None, parent: str | None = None, allow_unverified: bool = False,
+                       shards: int = 1) -> dict[str, Any]:
+        """Start a training job's read of ``ref``: the gate is checked and the read audited once, under
+        the job's lineage run (``run_id``, default ``OPENLINEAGE_RUN_ID``; ``parent``, default the
+        OpenLineage parent variables; ``job``, default ``REGISTRY_JOB``). Returns ``{"plan", "run_id",
+        "job", "gate"}``.
+
+        Raises:
+            GateBlocked: the gate does not pass and ``allow_unverified`` is False.
+        """
+        params: dict[str, Any] = {"training": "true", "shards": shards,
+                                  "job": job or os.environ.get("REGISTRY_JOB") or None,
+                                  "run_id": run_id or os.environ.get("OPENLINEAGE_RUN_ID") or None,
+                                  "parent": parent or parent_from_env(),
+                                  "allow_unverified": "true" if allow_unverified else None}
+        if columns is not None:
+            params["columns"] = list(columns)
+        params = {k: v for k, v in params.items() if v is not None}
+        result: dict[str, Any] = self._send("GET", f"/snapshots/{quote(ref, safe='@~')}/plan", params=params)
+        return result
+
+    def object_cache(self: Client, ref: str, folder: str | os.PathLike[str] | None = None) -> ObjectCache:
+        """A cache of ``ref``'s plan objects in ``folder`` (default :func:`default_cache_dir`)."""
+        authorization = self._http.headers.get("Authorization")
+        return ObjectCache(self.url, authorization, ref, Path(folder) if folder else default_cache_dir(),
+                           self._http.timeout.read or 60.0)

@@ -1,0 +1,78 @@
+"""Cutting one scan plan across every consumer of a job (ranks x DataLoader workers, Ray tasks), and
+reading a consumer's share as record batches.
+
+The plan's rows are cut into ``consumers x per_consumer`` units of equal row counts (within one
+row; see :func:`registry.snapshots.plan.split`). Without shuffling, consumer ``c`` reads units
+``c*per .. (c+1)*per`` in storage order; with shuffling, the unit order is a permutation drawn from
+``(seed, epoch)`` and consumer ``c`` takes every ``consumers``-th unit of it, and each unit's rows are
+permuted by a generator drawn from ``(seed, epoch, unit)``. Every consumer computes the same cut
+from the same plan, so every row is read exactly once per epoch with no coordination, and the same
+seed and epoch give the same order on any machine.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+from registry.errors import InvalidInput
+from registry.snapshots.plan import ReadTask, ScanPlan, read_task, split
+from registry.training.admission import ObjectSource, VerifiedObjects
+
+__all__ = ["Share", "iter_share", "share_of"]
+
+Share = list[tuple[int, list[ReadTask]]]
+"""A consumer's units: (unit number, its tasks)."""
+
+
+def share_of(plan: ScanPlan, consumer: int, consumers: int, *, epoch: int = 0, seed: int = 0,
+             shuffle: bool = False) -> Share:
+    """The units consumer ``consumer`` of ``consumers`` reads in ``epoch``.
+
+    Raises:
+        InvalidInput: ``consumer`` is not in ``range(consumers)``.
+    """
+    if consumers < 1 or not 0 <= consumer < consumers:
+        raise InvalidInput(f"consumer {consumer} of {consumers}: expected 0 <= consumer < consumers")
+    tasks = plan.tasks
+    per = max(1, math.ceil(len(tasks) / consumers))
+    units = split(tasks, consumers * per)
+    if shuffle:
+        order = np.random.default_rng([seed, epoch]).permutation(len(units))
+        mine = [int(u) for u in order[consumer::consumers]]
+    else:
+        mine = list(range(consumer * per, (consumer + 1) * per))
+    return [(u, units[u]) for u in mine if units[u]]
+
+
+def iter_share(plan: ScanPlan, objects: ObjectSource, share: Share, *, batch_size: int,
+               columns: Sequence[str] | None = None, shuffle: bool = False, seed: int = 0, epoch: int = 0
+               ) -> Iterator[pa.RecordBatch]:
+    """The rows of ``share`` as record batches of ``batch_size`` rows (the last may be shorter), each
+    object verified before its first use in this process.
+
+    Raises:
+        VerifyFailed: an object's bytes do not hash to its name.
+    """
+    if batch_size < 1:
+        raise InvalidInput(f"batch_size must be at least 1, got {batch_size}")
+    verified = objects if isinstance(objects, VerifiedObjects) else VerifiedObjects(objects)
+    cols = list(columns) if columns is not None else (list(plan.columns) if plan.columns is not None else None)
+    pending: list[pa.Table] = []
+    held = 0
+    for unit, tasks in share:
+        table = pa.concat_tables([read_task(verified.path(t.object), t, cols) for t in tasks])
+        if shuffle:
+            table = table.take(pa.array(np.random.default_rng([seed, epoch, unit]).permutation(table.num_rows)))
+        pending.append(table)
+        held += table.num_rows
+        if held >= batch_size:
+            whole = pa.concat_tables(pending)
+            cut = held - held % batch_size
+            yield from whole.slice(0, cut).combine_chunks().to_batches(max_chunksize=batch_size)
+            pending, held = [whole.slice(cut)], held - cut
+    if held:
+        yield from pa.concat_tables(pending).combine_chunks().to_batches(max_chunksize=batch_size)
