@@ -8,13 +8,15 @@ the registry does not depend on its client package.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from registry.errors import InvalidInput
 from registry.quality.lockfile import LockEntry
 from registry.training.admission import Admission, ObjectSource, admit_training, local_objects
+from registry.training.view import write_view
 
-__all__ = ["admit_job"]
+__all__ = ["admit_job", "admitted_view"]
 
 
 def admit_job(target: str | LockEntry, registry: Any = None, *, columns: Sequence[str] | None = None,
@@ -50,3 +52,24 @@ def _local(registry: Any, target: str | LockEntry, columns: Sequence[str] | None
            allow_unverified: bool) -> tuple[Admission, ObjectSource]:
     admission = admit_training(registry.ctx, target, columns=columns, job=job, allow_unverified=allow_unverified)
     return admission, local_objects(registry.ctx, admission.plan)
+
+
+def admitted_view(target: str | LockEntry, registry: Any = None, *, columns: Sequence[str] | None = None,
+                  job: str | None = None, allow_unverified: bool = False) -> tuple[Admission, Path]:
+    """Admit a training job as :func:`admit_job` does and return its flat Parquet view (written once
+    per snapshot and column list: in the home's ``cache/views``, or next to the client's object cache).
+
+    Raises:
+        GateBlocked, NotFound, VerifyFailed, InvalidInput: as :func:`admit_job`.
+    """
+    from registry.registry import Registry
+
+    if registry is None:
+        with Registry.open() as opened:
+            return admitted_view(target, opened, columns=columns, job=job, allow_unverified=allow_unverified)
+    admission, objects = admit_job(target, registry, columns=columns, job=job, allow_unverified=allow_unverified)
+    if isinstance(registry, Registry):
+        folder = registry.ctx.paths.cache_dir / "views"
+    else:
+        folder = Path(objects.folder).parent / "views"  # type: ignore[attr-defined]  # the client's ObjectCache
+    return admission, write_view(admission.plan, objects, folder)
