@@ -152,7 +152,7 @@ def test_through_the_http_client_with_its_object_cache(local: Registry, tmp_path
         assert sorted(_keys(loader)) == key_values(expected)
         again = SnapshotDataset("churn@main", registry=client, batch_size=200, seed=3)
         assert sorted(_keys(again)) == key_values(expected)
-        assert again.objects.downloads == []  # type: ignore[attr-defined]  # all from the cache
+        assert again.objects.source.downloads == []  # type: ignore[attr-defined]  # all from the cache
         reads = local.audit_log(action="read.training")
         assert [r.details["job"] for r in reads] == ["remote-train", None] and reads[0].actor == "trainer"
         events = _run_events(local, ds.run_id)

@@ -47,12 +47,21 @@ class LocalObjects:
         return self.paths[sha256]
 
 
+_VERIFIED: dict[str, tuple[int, int, int]] = {}
+"""Per process: object hash -> (inode, size, mtime in ns) of the file when its bytes last hashed right."""
+
+
+def _stamp(path: str) -> tuple[int, int, int]:
+    info = os.stat(path)
+    return info.st_ino, info.st_size, info.st_mtime_ns
+
+
 class VerifiedObjects:
-    """An :class:`ObjectSource` that re-hashes each object the first time this process uses it."""
+    """An :class:`ObjectSource` that re-hashes an object before this process first reads it, and again
+    whenever its file changed since (a rewrite changes its modification time)."""
 
     def __init__(self, source: ObjectSource) -> None:
         self.source = source
-        self._seen: set[str] = set()
 
     def path(self, sha256: str) -> str:
         """The local file of a verified object.
@@ -61,16 +70,14 @@ class VerifiedObjects:
             VerifyFailed: its bytes do not hash to its name.
         """
         found = self.source.path(sha256)
-        if sha256 not in self._seen:
+        try:
+            stamp = _stamp(found)
+        except OSError as exc:
+            raise VerifyFailed(f"object {sha256} cannot be read: {exc.strerror or exc}") from exc
+        if _VERIFIED.get(sha256) != stamp:
             verify_object(found, sha256)
-            self._seen.add(sha256)
+            _VERIFIED[sha256] = stamp
         return found
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"source": self.source}  # a worker verifies for itself
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["source"])  # type: ignore[misc]
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from registry.errors import InvalidInput
 from registry.snapshots.plan import ReadTask, ScanPlan, read_task, split
@@ -48,11 +49,32 @@ def share_of(plan: ScanPlan, consumer: int, consumers: int, *, epoch: int = 0, s
     return [(u, units[u]) for u in mine if units[u]]
 
 
+def _pieces(verified: VerifiedObjects, share: Share, columns: list[str] | None, batch_size: int, shuffle: bool,
+            seed: int, epoch: int) -> Iterator[pa.Table | pa.RecordBatch]:
+    """The rows of ``share`` in order, as pieces of any size: a whole row group nothing hides is
+    streamed batch by batch, as a plain Parquet read would."""
+    for unit, tasks in share:
+        if shuffle:
+            table = pa.concat_tables([read_task(verified.path(t.object), t, columns) for t in tasks])
+            order = np.random.default_rng([seed, epoch, unit]).permutation(table.num_rows)
+            yield table.take(pa.array(order))
+            continue
+        for task in tasks:
+            path = verified.path(task.object)
+            parquet = pq.ParquetFile(path)
+            whole = task.offset == 0 and task.length == parquet.metadata.row_group(task.row_group).num_rows
+            if whole and not task.hidden:
+                yield from parquet.iter_batches(batch_size=batch_size, row_groups=[task.row_group], columns=columns,
+                                                use_threads=False)
+            else:
+                yield read_task(path, task, columns)
+
+
 def iter_share(plan: ScanPlan, objects: ObjectSource, share: Share, *, batch_size: int,
                columns: Sequence[str] | None = None, shuffle: bool = False, seed: int = 0, epoch: int = 0
                ) -> Iterator[pa.RecordBatch]:
-    """The rows of ``share`` as record batches of ``batch_size`` rows (the last may be shorter), each
-    object verified before its first use in this process.
+    """The rows of ``share`` as record batches of exactly ``batch_size`` rows (the last may be
+    shorter), each object verified before this process first reads it.
 
     Raises:
         VerifyFailed: an object's bytes do not hash to its name.
@@ -63,16 +85,19 @@ def iter_share(plan: ScanPlan, objects: ObjectSource, share: Share, *, batch_siz
     cols = list(columns) if columns is not None else (list(plan.columns) if plan.columns is not None else None)
     pending: list[pa.Table] = []
     held = 0
-    for unit, tasks in share:
-        table = pa.concat_tables([read_task(verified.path(t.object), t, cols) for t in tasks])
-        if shuffle:
-            table = table.take(pa.array(np.random.default_rng([seed, epoch, unit]).permutation(table.num_rows)))
-        pending.append(table)
-        held += table.num_rows
-        if held >= batch_size:
-            whole = pa.concat_tables(pending)
-            cut = held - held % batch_size
-            yield from whole.slice(0, cut).combine_chunks().to_batches(max_chunksize=batch_size)
-            pending, held = [whole.slice(cut)], held - cut
+    for piece in _pieces(verified, share, cols, batch_size, shuffle, seed, epoch):
+        if not held and piece.num_rows == batch_size and isinstance(piece, pa.RecordBatch):
+            yield piece  # the common case: a Parquet batch passes through untouched
+            continue
+        pending.append(piece if isinstance(piece, pa.Table) else pa.Table.from_batches([piece]))
+        held += piece.num_rows
+        if held < batch_size:
+            continue
+        rows = pa.concat_tables(pending)
+        start = 0
+        while held - start >= batch_size:
+            yield rows.slice(start, batch_size).combine_chunks().to_batches()[0]
+            start += batch_size
+        pending, held = [rows.slice(start)], held - start
     if held:
-        yield from pa.concat_tables(pending).combine_chunks().to_batches(max_chunksize=batch_size)
+        yield pa.concat_tables(pending).combine_chunks().to_batches()[0]

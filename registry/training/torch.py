@@ -26,7 +26,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 
 from registry.errors import InvalidInput
 from registry.quality.lockfile import LockEntry
-from registry.training.admission import Admission, ObjectSource
+from registry.training.admission import Admission, LocalObjects, ObjectSource, VerifiedObjects
 from registry.training.consumers import iter_share, share_of
 from registry.training.sources import admit_job
 
@@ -85,7 +85,12 @@ class SnapshotDataset(IterableDataset[Any]):
         self.columns = list(columns) if columns is not None else None
         admission, objects = self._admit_once(ref_or_lock_entry, registry, job, allow_unverified)
         self.admission: Admission = admission
-        self.objects: ObjectSource = objects
+        self.objects: ObjectSource = VerifiedObjects(objects)
+        if isinstance(objects, LocalObjects):
+            # Hash each local object once here; forked workers inherit the result (and re-hash a file
+            # that changed since). A remote object is hashed as it downloads, in the worker that needs it.
+            for sha in admission.plan.objects:
+                self.objects.path(sha)
 
     def _admit_once(self, target: str | LockEntry, registry: Any, job: str | None,
                     allow_unverified: bool) -> tuple[Admission, ObjectSource]:
