@@ -53,10 +53,22 @@ class Registry:
         self.ctx = ctx
 
     @classmethod
-    def init(cls, path: str | os.PathLike[str] | None = None) -> Registry:
-        """Create a home at ``path`` (default ``./.registry``) and open it."""
+    def init(cls, path: str | os.PathLike[str] | None = None, lineage_namespace: str | None = None) -> Registry:
+        """Create a home at ``path`` (default ``./.registry``) and open it, fixing its lineage namespace
+        (``lineage_namespace``, see :mod:`registry.lineage.namespace`).
+
+        Raises:
+            InvalidInput: ``lineage_namespace`` is not ``scheme://authority``.
+            Conflict: the home exists with another namespace fixed.
+        """
+        from registry.lineage.namespace import check_namespace, fix_namespace
+
+        if lineage_namespace:
+            check_namespace(lineage_namespace)
         paths = create_home(Path(path) if path is not None else None)
-        return cls(open_context(paths.home))
+        registry = cls(open_context(paths.home))
+        fix_namespace(registry.ctx, lineage_namespace)
+        return registry
 
     @classmethod
     def open(cls, home: str | os.PathLike[str] | None = None) -> Registry:

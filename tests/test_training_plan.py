@@ -18,7 +18,7 @@ from registry import Registry
 from registry.api.app import create_app
 from registry.auth.tokens import create_token
 from registry.errors import InvalidInput, NotFound, VerifyFailed
-from registry.snapshots.plan import ReadTask, ScanPlan, build_plan, read_task, split, verify_object
+from registry.snapshots.plan import ReadTask, ScanPlan, build_plan, group, read_task, split, verify_object
 from tests.api_support import serve
 from tests.training_support import BLOCKING, churned, key_values
 
@@ -98,6 +98,17 @@ def test_split_keeps_every_visible_row_once(length: int, data: st.DataObject, sh
     assert sorted(covered) == sorted(visible)
     sizes = [sum(t.rows for t in shard) for shard in parts]
     assert max(sizes) - min(sizes) <= 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(0, 500), min_size=1, max_size=40), st.integers(1, 16))
+def test_group_keeps_whole_tasks_in_order_and_fills_every_shard(sizes: list[int], shards: int) -> None:
+    tasks = [ReadTask(f"{n:064x}", 0, 0, size) for n, size in enumerate(sizes)]
+    groups = group(tasks, shards)
+    live = [t for t in tasks if t.rows]
+    assert len(groups) == shards and sum(t.rows for g in groups for t in g) == sum(sizes)
+    if len(live) >= shards:
+        assert [t for g in groups for t in g] == live and all(groups)
 
 
 @pytest.fixture

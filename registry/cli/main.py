@@ -76,9 +76,11 @@ def cli(ctx: click.Context, home: str | None, author: str | None) -> None:
 
 @cli.command()
 @click.argument("path", required=False, type=click.Path(file_okay=False))
+@click.option("--lineage-namespace", metavar="URI", default=None,
+              help="This registry's OpenLineage namespace, scheme://authority (default: a new registry://reg-<id>).")
 @json_option
 @click.pass_context
-def init(ctx: click.Context, path: str | None, as_json: bool) -> None:
+def init(ctx: click.Context, path: str | None, lineage_namespace: str | None, as_json: bool) -> None:
     """Create a registry home at PATH (default ./.registry) and its first admin API token, printed once
     (none when an active admin token exists)."""
     from registry.cli.serve_cmds import admin_token_text, create_admin_token
@@ -86,13 +88,18 @@ def init(ctx: click.Context, path: str | None, as_json: bool) -> None:
 
     ctx.obj.local_only("init")
     home = Path(path) if path else (Path(ctx.obj.home) if ctx.obj.home else None)
+    from registry.lineage.namespace import check_namespace, fix_namespace
+
+    if lineage_namespace:
+        check_namespace(lineage_namespace)
     paths = create_home(home)
     ctx.obj.home = str(paths.home)
+    namespace = fix_namespace(ctx.obj.registry().ctx, lineage_namespace)
     secret = create_admin_token(ctx.obj.registry().ctx)
     if as_json:
-        output.print_json({"home": str(paths.home), "admin_token": secret})
+        output.print_json({"home": str(paths.home), "admin_token": secret, "lineage_namespace": namespace})
         return
-    output.say(f"initialised registry home {paths.home}")
+    output.say(f"initialised registry home {paths.home} (lineage namespace {namespace})")
     if secret:
         output.say(admin_token_text(secret))
 

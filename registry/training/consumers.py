@@ -1,18 +1,22 @@
 """Cutting one scan plan across every consumer of a job (ranks x DataLoader workers, Ray tasks), and
 reading a consumer's share as record batches.
 
-The plan's rows are cut into ``consumers x per_consumer`` units of equal row counts (within one
-row; see :func:`registry.snapshots.plan.split`). Without shuffling, consumer ``c`` reads units
-``c*per .. (c+1)*per`` in storage order; with shuffling, the unit order is a permutation drawn from
-``(seed, epoch)`` and consumer ``c`` takes every ``consumers``-th unit of it, and each unit's rows are
-permuted by a generator drawn from ``(seed, epoch, unit)``. Every consumer computes the same cut
-from the same plan, so every row is read exactly once per epoch with no coordination, and the same
-seed and epoch give the same order on any machine.
+Without shuffling, the plan's rows are cut into one contiguous run per consumer, equal within one row
+(:func:`registry.snapshots.plan.split`): at most ``consumers - 1`` row groups are cut, so almost every
+row group is decoded once, by one consumer. With shuffling, the units are the plan's tasks (row
+groups; cut further only when there are fewer than consumers), their order a permutation drawn
+from ``(seed, epoch)`` of which consumer ``c`` takes every ``consumers``-th, and each unit's rows are
+permuted by a generator drawn from ``(seed, epoch, unit)``; shares then differ by at most about one
+row group. Every consumer computes the same cut from the same plan, so every row is read exactly
+once per epoch with no coordination, and the same seed and epoch give the same order anywhere.
+
+A task's row group is streamed batch by batch as a plain Parquet read would be; rows a newer layer
+hides are cut out with zero-copy slices, and only batches made of several pieces are copied to
+reach the batch size.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -39,20 +43,39 @@ def share_of(plan: ScanPlan, consumer: int, consumers: int, *, epoch: int = 0, s
     if consumers < 1 or not 0 <= consumer < consumers:
         raise InvalidInput(f"consumer {consumer} of {consumers}: expected 0 <= consumer < consumers")
     tasks = plan.tasks
-    per = max(1, math.ceil(len(tasks) / consumers))
-    units = split(tasks, consumers * per)
-    if shuffle:
-        order = np.random.default_rng([seed, epoch]).permutation(len(units))
-        mine = [int(u) for u in order[consumer::consumers]]
-    else:
-        mine = list(range(consumer * per, (consumer + 1) * per))
-    return [(u, units[u]) for u in mine if units[u]]
+    if not shuffle:
+        return [(consumer, split(tasks, consumers)[consumer])]
+    units = [[task] for task in tasks] if len(tasks) >= consumers else split(tasks, consumers)
+    order = np.random.default_rng([seed, epoch]).permutation(len(units))
+    return [(int(u), units[u]) for u in order[consumer::consumers] if units[u]]
+
+
+def _stream_task(path: str, task: ReadTask, columns: list[str] | None, batch_size: int
+                 ) -> Iterator[pa.RecordBatch]:
+    """One task's visible rows, streamed: its row group's batches from ``offset`` for ``length`` rows,
+    the hidden rows cut out as zero-copy slices."""
+    hidden = np.asarray(task.hidden, np.int64)
+    stop = task.offset + task.length
+    at = 0  # row position (within the row group) of the batch's first row
+    parquet = pq.ParquetFile(path)
+    for batch in parquet.iter_batches(batch_size=batch_size, row_groups=[task.row_group], columns=columns,
+                                      use_threads=False):
+        low, high = max(task.offset, at), min(stop, at + batch.num_rows)
+        if low < high:
+            cuts = hidden[np.searchsorted(hidden, low):np.searchsorted(hidden, high)]
+            start = low
+            for cut in [*cuts.tolist(), high]:
+                if cut > start:
+                    yield batch.slice(start - at, cut - start)
+                start = cut + 1
+        at += batch.num_rows
+        if at >= stop:
+            break
 
 
 def _pieces(verified: VerifiedObjects, share: Share, columns: list[str] | None, batch_size: int, shuffle: bool,
             seed: int, epoch: int) -> Iterator[pa.Table | pa.RecordBatch]:
-    """The rows of ``share`` in order, as pieces of any size: a whole row group nothing hides is
-    streamed batch by batch, as a plain Parquet read would."""
+    """The rows of ``share`` in order, as pieces of any size."""
     for unit, tasks in share:
         if shuffle:
             table = pa.concat_tables([read_task(verified.path(t.object), t, columns) for t in tasks])
@@ -60,14 +83,7 @@ def _pieces(verified: VerifiedObjects, share: Share, columns: list[str] | None, 
             yield table.take(pa.array(order))
             continue
         for task in tasks:
-            path = verified.path(task.object)
-            parquet = pq.ParquetFile(path)
-            whole = task.offset == 0 and task.length == parquet.metadata.row_group(task.row_group).num_rows
-            if whole and not task.hidden:
-                yield from parquet.iter_batches(batch_size=batch_size, row_groups=[task.row_group], columns=columns,
-                                                use_threads=False)
-            else:
-                yield read_task(path, task, columns)
+            yield from _stream_task(verified.path(task.object), task, columns, batch_size)
 
 
 def iter_share(plan: ScanPlan, objects: ObjectSource, share: Share, *, batch_size: int,

@@ -21,7 +21,7 @@ from ray.data.datasource import Datasource, ReadTask
 
 from registry.quality.lockfile import LockEntry
 from registry.snapshots.plan import ReadTask as PlanTask
-from registry.snapshots.plan import ScanPlan, read_task
+from registry.snapshots.plan import ScanPlan, group, read_task
 from registry.training.admission import Admission, ObjectSource, VerifiedObjects
 from registry.training.sources import admit_job
 
@@ -35,7 +35,8 @@ def _read_shard(plan: ScanPlan, shard: tuple[PlanTask, ...], objects: ObjectSour
 
 
 class SnapshotDatasource(Datasource):  # type: ignore[misc]
-    """The read tasks of one admitted snapshot: one per plan shard, of equal row counts."""
+    """The read tasks of one admitted snapshot: runs of whole row groups (so each is decoded once),
+    as equal in rows as whole row groups allow."""
 
     def __init__(self, admission: Admission, objects: ObjectSource) -> None:
         super().__init__()
@@ -51,14 +52,14 @@ class SnapshotDatasource(Datasource):  # type: ignore[misc]
 
     def get_read_tasks(self, parallelism: int, per_task_row_limit: int | None = None,
                        data_context: Any = None) -> list[ReadTask]:
-        plan = self.admission.plan.reshard(max(1, min(parallelism, self.admission.plan.rows or 1)))
+        plan = self.admission.plan
         tasks = []
-        for shard in plan.shards:
+        for shard in group(plan.tasks, max(1, min(parallelism, plan.rows or 1))):
             if not shard:
                 continue
             metadata = BlockMetadata(num_rows=sum(t.rows for t in shard), size_bytes=None, exec_stats=None,
                                      input_files=None)
-            tasks.append(ReadTask(lambda shard=shard: _read_shard(plan, shard, self.objects), metadata,
+            tasks.append(ReadTask(lambda shard=tuple(shard): _read_shard(plan, shard, self.objects), metadata,
                                   schema=plan.schema, per_task_row_limit=per_task_row_limit))
         return tasks
 
