@@ -160,7 +160,9 @@ def pin_entry(ctx: Context, ref: str, job: str | None = None, actor: str | None 
                          pinned_at=entry.pinned_at, pinned_by=who.name)
             session.add(row)
             session.flush()
-            lineage_emit.enqueue_training_read(session, ctx, snapshot, _lineage_job(job), operation="pin")
+            # A pin is its own job (registry/pin/<dataset>), not a run of the training job it is for: that
+            # job's runs are its reads (load, pull, SnapshotDataset), which name their own parents.
+            lineage_emit.enqueue_training_read(session, ctx, snapshot, None, operation="pin")
             audit.record(session, ctx, "pin.create", "pin", row.id, dataset=dataset.name, snapshot=snapshot.id,
                          details={**entry.to_dict(), "lockfile": row.lockfile, "gate": now.state}, actor=who)
     except _Blocked as blocked:
