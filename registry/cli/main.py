@@ -255,11 +255,21 @@ def schema(state: _State, name: str, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("ref")
-@click.argument("out", type=click.Path(dir_okay=False))
+@click.argument("out", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["coco", "yolo", "hf"]), default=None,
+              help="A training format: coco (a JSON file), yolo or hf (a new folder); default: by OUT's suffix.")
 @json_option
 @pass_state
-def export(state: _State, ref: str, out: str, as_json: bool) -> None:
-    """Write the rows of NAME@REF to OUT (.parquet, .csv or .jsonl)."""
+def export(state: _State, ref: str, out: str, fmt: str | None, as_json: bool) -> None:
+    """Write the rows of NAME@REF to OUT (.parquet, .csv or .jsonl), or in a training format (--format)."""
+    if fmt is not None:
+        from registry.training.export import export_training
+
+        state.local_only("export --format")
+        with output.status(f"exporting {ref} as {fmt}"):
+            result = export_training(state.registry().ctx, ref, out, fmt)
+        output.emit(dict(result), as_json, f"wrote {result['rows']:,} rows to {out} ({fmt})")
+        return
     with output.status(f"exporting {ref}"):
         count = state.registry().export(ref, out)
     output.emit({"ref": ref, "out": out, "rows": count}, as_json, f"wrote {count:,} rows to {out}")

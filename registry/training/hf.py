@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import datasets
+import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets.table import InMemoryTable
 
@@ -24,7 +25,7 @@ from registry.training.admission import ObjectSource
 from registry.training.consumers import iter_share
 from registry.training.sources import admit_job, admitted_view
 
-__all__ = ["fingerprint", "to_hf_dataset", "to_hf_iterable"]
+__all__ = ["fingerprint", "to_arrow_dataset", "to_hf_dataset", "to_hf_iterable"]
 
 STREAM_BATCH_ROWS = 8192
 
@@ -47,7 +48,12 @@ def to_hf_dataset(ref_or_lock_entry: str | LockEntry, columns: Sequence[str] | N
     admission, view = admitted_view(ref_or_lock_entry, registry, columns=columns, job=job,
                                     allow_unverified=allow_unverified)
     table = pq.read_table(view, columns=list(columns) if columns is not None else None, memory_map=True)
-    return datasets.Dataset(InMemoryTable(table), fingerprint=fingerprint(admission.plan))
+    return to_arrow_dataset(table, admission.plan)
+
+
+def to_arrow_dataset(table: pa.Table, plan: ScanPlan) -> datasets.Dataset:
+    """``table`` (the rows of ``plan``'s snapshot) as a ``datasets.Dataset`` fingerprinted by it."""
+    return datasets.Dataset(InMemoryTable(table), fingerprint=fingerprint(plan))
 
 
 def _rows(units: list[list[dict[str, Any]]], plan: dict[str, Any], objects: ObjectSource) -> Iterator[dict[str, Any]]:
