@@ -58,8 +58,7 @@ def _stream_task(path: str, task: ReadTask, columns: list[str] | None, batch_siz
     stop = task.offset + task.length
     at = 0  # row position (within the row group) of the batch's first row
     parquet = pq.ParquetFile(path)
-    for batch in parquet.iter_batches(batch_size=batch_size, row_groups=[task.row_group], columns=columns,
-                                      use_threads=False):
+    for batch in parquet.iter_batches(batch_size=batch_size, row_groups=[task.row_group], columns=columns):
         low, high = max(task.offset, at), min(stop, at + batch.num_rows)
         if low < high:
             cuts = hidden[np.searchsorted(hidden, low):np.searchsorted(hidden, high)]
