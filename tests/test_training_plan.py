@@ -158,3 +158,39 @@ def test_the_api_refuses_bad_plan_requests(served: tuple[Registry, Client], tmp_
     with pytest.raises(registry_client.GateBlocked, match="huge"):
         client.admit_training("churn", job="train")
     assert [e.details["read"] for e in reg.audit_log(action="gate.refuse")] == ["churn"]
+
+
+def test_the_client_loads_a_lock_entry_from_its_cache(served: tuple[Registry, Client], tmp_path: Path) -> None:
+    from registry_client.lockfile import read_lockfile
+
+    reg, client = served
+    expected = churned(reg)
+    lock = tmp_path / "registry.lock"
+    entry = reg.pin("churn", lock, job="train")
+    assert entry.namespace and entry.registry == str(reg.home)
+    (loaded,) = read_lockfile(lock, job="train")
+    got = client.load_locked(loaded, cache_dir=tmp_path / "cache")
+    assert got.sort_by("idx").equals(expected.sort_by("idx"))
+    again = client.object_cache(f"churn@{entry.snapshot_id}", tmp_path / "cache")
+    assert all(Path(again.path(sha)).exists() for sha in build_plan(reg.ctx, "churn").objects)
+    assert again.downloads == []
+    reads = reg.audit_log(action="read.training")
+    assert len(reads) == 1 and reads[0].details["pinned"] and reads[0].details["content_hash"] == entry.content_hash
+
+    with pytest.raises(registry_client.VerifyFailed, match="pinned in registry registry://elsewhere"):
+        client.load_locked({**loaded, "namespace": "registry://elsewhere"})
+    with pytest.raises(registry_client.VerifyFailed, match="changed since it was pinned"):
+        client.load_locked({**loaded, "content_hash": "sha256:" + "0" * 64})
+    other = tmp_path / "other.yaml"
+    other.write_text("x: 1\n")
+    with pytest.raises(registry_client.InvalidInput, match="not a registry lockfile"):
+        read_lockfile(other)
+
+
+def test_a_lock_entry_from_another_registry_is_refused_locally(reg: Registry, tmp_path: Path) -> None:
+    churned(reg)
+    entry = reg.pin("churn", tmp_path / "registry.lock")
+    moved = type(entry)(**{**entry.to_dict(), "namespace": "registry://elsewhere"})
+    with pytest.raises(VerifyFailed, match="registry://elsewhere"):
+        reg.load(moved)
+    assert reg.load(entry).num_rows == reg.read("churn").num_rows

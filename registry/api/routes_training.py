@@ -25,24 +25,29 @@ def snapshot_plan(ref: str, access: Reader, request: Request,
                   shards: Annotated[int, Query(ge=1, le=MAX_SHARDS)] = 1,
                   columns: Annotated[list[str] | None, Query()] = None, training: bool = False,
                   job: str | None = None, run_id: str | None = None, parent: str | None = None,
-                  allow_unverified: bool = False) -> dict[str, object]:
+                  allow_unverified: bool = False, content_hash: str | None = None,
+                  namespace: str | None = None) -> dict[str, object]:
     """The snapshot's scan plan: read tasks (object, row group, hidden rows) in ``shards`` shards that
     together yield exactly its rows; fetch each object from ``objects/{sha256}`` and verify its hash.
 
     ``training=true`` admits a training job first: refused with 409 unless the gate passes now (or
     ``allow_unverified=true``, which needs the pin action), then audited once with the job's lineage
     run (``run_id``, under ``parent`` = ``NAMESPACE/NAME/RUN_ID`` when given). The answer is then
-    ``{"plan": ..., "run_id": ..., "job": ..., "gate": ...}``.
+    ``{"plan": ..., "run_id": ..., "job": ..., "gate": ...}``. A read of a lockfile entry passes its
+    ``content_hash`` (verified against the stored rows) and ``namespace`` (must be this registry's):
+    409 ``verify_failed`` otherwise.
     """
-    if not training and (job is not None or run_id is not None or parent is not None or allow_unverified):
-        raise InvalidInput("job, run_id, parent and allow_unverified go with training=true")
+    extras = (job, run_id, parent, content_hash, namespace)
+    if not training and (any(v is not None for v in extras) or allow_unverified):
+        raise InvalidInput("job, run_id, parent, content_hash, namespace and allow_unverified go with training=true")
     if allow_unverified:
         permit(request, access, "pin")
     access.principal.require_ref(ref)
     if not training:
         return build_plan(access.ctx, ref, shards, columns).to_dict()
     admission = admit_training(access.ctx, ref, columns=columns, job=job, run_id=run_id,
-                               allow_unverified=allow_unverified, parent=parent, from_env=False)
+                               allow_unverified=allow_unverified, parent=parent, from_env=False,
+                               content_hash=content_hash, namespace=namespace)
     if shards > 1:
         admission = type(admission)(admission.plan.reshard(shards), admission.run_id, admission.job, admission.gate)
     return admission.to_dict()

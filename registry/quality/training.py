@@ -27,6 +27,7 @@ from registry.db import transaction
 from registry.errors import GateBlocked, InvalidInput, NotFound, StorageError, VerifyFailed
 from registry.lineage import emit as lineage_emit
 from registry.lineage.events import JobRef, ParentRef
+from registry.lineage.namespace import registry_namespace
 from registry.lineage.settings import lineage_settings
 from registry.models import DatasetRow, SnapshotRow
 from registry.quality.content import content_hash
@@ -40,8 +41,8 @@ from registry.snapshots.reader import ManifestReader
 from registry.snapshots.tables import write_table_atomically
 from registry.timeutil import utc_now
 
-__all__ = ["Admitted", "PullResult", "admit", "load", "pin", "pin_entry", "pull", "record_read", "training_stream",
-           "verified_manifest"]
+__all__ = ["Admitted", "PullResult", "admit", "check_origin", "load", "pin", "pin_entry", "pull", "record_read",
+           "training_stream", "verified_manifest", "verified_rows"]
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ def verified_manifest(ctx: Context, dataset: DatasetRow, snapshot: SnapshotRow) 
     return manifest
 
 
-def _verified_rows(ctx: Context, dataset: DatasetRow, snapshot: SnapshotRow) -> tuple[pa.Table, str]:
+def verified_rows(ctx: Context, dataset: DatasetRow, snapshot: SnapshotRow) -> tuple[pa.Table, str]:
     """The snapshot's rows after re-hashing every object they come from, and their content hash."""
     table = ManifestReader(ctx.store, ctx.cache, verified_manifest(ctx, dataset, snapshot)).read()
     return table, content_hash(table, catalog.key_columns(dataset))
@@ -130,10 +131,25 @@ def pin(ctx: Context, ref: str, lockfile: str | os.PathLike[str] = LOCKFILE_NAME
     return entry
 
 
+def check_origin(ctx: Context, dataset: str, namespace: str | None, location: str | None = None) -> None:
+    """Refuse a pin of ``dataset`` made in another registry: its lineage ``namespace`` (None: a lockfile
+    older than this check) is not ours.
+
+    Raises:
+        VerifyFailed: it names another registry's namespace.
+    """
+    ours = registry_namespace(ctx)
+    if namespace and namespace != ours:
+        raise VerifyFailed(f"the lock entry for {dataset} was pinned in registry {namespace} "
+                           f"({location or 'location not recorded'}), not in this one ({ours}); point the job at "
+                           "that registry")
+
+
 def pin_entry(ctx: Context, ref: str, job: str | None = None, actor: str | None = None,
-              lockfile: str | os.PathLike[str] | None = None) -> LockEntry:
+              lockfile: str | os.PathLike[str] | None = None, origin: str | None = None) -> LockEntry:
     """Pin the snapshot ``ref`` names in the catalog (audited) and return its lockfile entry, without
-    writing any lockfile: :func:`pin` writes ``lockfile``; an API client writes its own.
+    writing any lockfile: :func:`pin` writes ``lockfile``; an API client writes its own. The entry
+    names the registry (``origin``: the server's URL, default the home) and its lineage namespace.
 
     Raises:
         GateBlocked: the gate does not pass (the refusal is audited as ``pin.refuse``).
@@ -146,9 +162,10 @@ def pin_entry(ctx: Context, ref: str, job: str | None = None, actor: str | None 
         status = gate_status(session, dataset, snapshot)
     if not status.passes:
         _refuse(ctx, "pin.refuse", status, who, refusal)
-    _, digest = _verified_rows(ctx, dataset, snapshot)
+    _, digest = verified_rows(ctx, dataset, snapshot)
     entry = LockEntry(dataset.name, job, catalog.split_ref(ref)[1], snapshot.id, digest, status.result_id,
-                      status.waiver["id"] if status.waiver else None, utc_now(), who.name)
+                      status.waiver["id"] if status.waiver else None, utc_now(), who.name,
+                      origin or str(ctx.paths.home), registry_namespace(ctx))
     try:
         with transaction(ctx.engine) as session:
             now = gate_status(session, dataset, snapshot)
@@ -184,13 +201,15 @@ def load(ctx: Context, target: str | LockEntry, *, allow_unverified: bool = Fals
     entry = target if isinstance(target, LockEntry) else None
     ref = entry.target if entry is not None else str(target)
     job = job or (entry.job if entry is not None else None)
+    if entry is not None:
+        check_origin(ctx, entry.dataset, entry.namespace, entry.registry)
     who = resolve_actor(ctx, actor)
     admitted = admit(ctx, ref, who, allow_unverified=allow_unverified, job=job)
     dataset, snapshot, _ = admitted
     if entry is not None and snapshot.id != entry.snapshot_id:
         raise VerifyFailed(f"lock entry for {entry.dataset} names snapshot {entry.snapshot_id}, which resolves to "
                            f"{snapshot.id}")
-    table, digest = _verified_rows(ctx, dataset, snapshot)
+    table, digest = verified_rows(ctx, dataset, snapshot)
     if entry is not None and digest != entry.content_hash:
         raise VerifyFailed(f"{entry.dataset}@{snapshot.id[:12]}: the rows read hash to {digest}, but the pin "
                            f"recorded {entry.content_hash}; the stored data changed since it was pinned")

@@ -22,7 +22,7 @@ from registry.errors import VerifyFailed
 from registry.lineage.events import ParentRef, check_run_id, new_run_id
 from registry.lineage.parent_env import parent_from_env
 from registry.quality.lockfile import LockEntry
-from registry.quality.training import admit, record_read
+from registry.quality.training import admit, check_origin, record_read, verified_rows
 from registry.snapshots.plan import ScanPlan, build_plan, verify_object
 
 __all__ = ["Admission", "LocalObjects", "ObjectSource", "VerifiedObjects", "admit_training", "job_from_env",
@@ -105,7 +105,8 @@ def job_from_env() -> str | None:
 def admit_training(ctx: Context, target: str | LockEntry, *, columns: Sequence[str] | None = None,
                    job: str | None = None, run_id: str | None = None, allow_unverified: bool = False,
                    actor: str | None = None, parent: ParentRef | str | None = None,
-                   from_env: bool = True) -> Admission:
+                   from_env: bool = True, content_hash: str | None = None, namespace: str | None = None
+                   ) -> Admission:
     """Admit one training job's read of ``NAME@REF`` or a lockfile entry: gate check (a refusal is
     audited as ``gate.refuse``), then ``read.training`` (or ``read.unverified``) and the job's lineage
     run, in one transaction. Objects are not hashed here: each reader verifies what it reads.
@@ -114,9 +115,14 @@ def admit_training(ctx: Context, target: str | LockEntry, *, columns: Sequence[s
     job name, run id and parent default to this process's environment (``REGISTRY_JOB``,
     ``OPENLINEAGE_RUN_ID``, the OpenLineage parent variables); the API passes the caller's instead.
 
+    A lockfile entry (or ``content_hash`` and ``namespace``, as the API receives them) is checked
+    before anything is recorded: its namespace must be this registry's, and the snapshot's rows must
+    still hash to its content hash (one full, verified read).
+
     Raises:
         GateBlocked: the gate does not pass now and ``allow_unverified`` is False.
-        VerifyFailed: a lock entry's snapshot id differs from what its ref resolves to.
+        VerifyFailed: a lock entry from another registry, or whose snapshot id or content hash differs
+            from what is stored.
         NotFound: no such dataset or ref.
         InvalidInput: a column does not exist, or a malformed run id or parent run variable.
     """
@@ -128,15 +134,24 @@ def admit_training(ctx: Context, target: str | LockEntry, *, columns: Sequence[s
     parent_ref = ParentRef.parse(parent) if isinstance(parent, str) else parent
     if parent_ref is None and from_env:
         parent_ref = parent_from_env()
+    content_hash = content_hash or (entry.content_hash if entry is not None else None)
+    namespace = namespace or (entry.namespace if entry is not None else None)
+    check_origin(ctx, catalog.split_ref(ref)[0], namespace, entry.registry if entry is not None else None)
     who = resolve_actor(ctx, actor)
     admitted = admit(ctx, ref, who, allow_unverified=allow_unverified, job=job)
     dataset, snapshot, status = admitted
     if entry is not None and snapshot.id != entry.snapshot_id:
         raise VerifyFailed(f"lock entry for {entry.dataset} names snapshot {entry.snapshot_id}, which resolves to "
                            f"{snapshot.id}")
+    if content_hash:
+        _, digest = verified_rows(ctx, dataset, snapshot)
+        if digest != content_hash:
+            raise VerifyFailed(f"{dataset.name}@{snapshot.id[:12]}: the rows hash to {digest}, but the pin recorded "
+                               f"{content_hash}; the stored data changed since it was pinned")
     plan = build_plan(ctx, f"{dataset.name}@{snapshot.id}", 1, columns)
-    record_read(ctx, admitted, who, job=job, ref=entry.ref if entry else catalog.split_ref(ref)[1], digest=None,
-                rows=plan.rows, pinned=entry is not None, operation="train", run_id=run, parent=parent_ref)
+    record_read(ctx, admitted, who, job=job, ref=entry.ref if entry else catalog.split_ref(ref)[1],
+                digest=content_hash, rows=plan.rows, pinned=content_hash is not None, operation="train",
+                run_id=run, parent=parent_ref)
     return Admission(plan, run, job, status.state)
 
 

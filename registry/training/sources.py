@@ -37,7 +37,10 @@ def admit_job(target: str | LockEntry, registry: Any = None, *, columns: Sequenc
     if hasattr(registry, "admit_training") and hasattr(registry, "object_cache"):
         ref = target.target if isinstance(target, LockEntry) else target
         job = job or (target.job if isinstance(target, LockEntry) else None)
-        answer = registry.admit_training(ref, columns=columns, job=job, allow_unverified=allow_unverified)
+        locked = target if isinstance(target, LockEntry) else None
+        answer = registry.admit_training(ref, columns=columns, job=job, allow_unverified=allow_unverified,
+                                         content_hash=locked.content_hash if locked else None,
+                                         namespace=locked.namespace if locked else None)
         admission = Admission.from_dict(answer)
         if isinstance(target, LockEntry) and admission.plan.snapshot_id != target.snapshot_id:
             raise InvalidInput(f"lock entry for {target.dataset} names {target.snapshot_id}, but the server "

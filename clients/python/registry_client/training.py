@@ -8,6 +8,7 @@ of their own share.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import uuid
@@ -21,6 +22,8 @@ import httpx
 from registry_client.errors import ConnectionFailed, InvalidInput, VerifyFailed, error_for
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from registry_client.client import Client
 
 __all__ = ["ObjectCache", "TrainingCalls", "default_cache_dir", "parent_from_env"]
@@ -122,20 +125,24 @@ class TrainingCalls:
 
     def admit_training(self: Client, ref: str, *, columns: Sequence[str] | None = None, job: str | None = None,
                        run_id: str | None = None, parent: str | None = None, allow_unverified: bool = False,
-                       shards: int = 1) -> dict[str, Any]:
+                       shards: int = 1, content_hash: str | None = None,
+                       namespace: str | None = None) -> dict[str, Any]:
         """Start a training job's read of ``ref``: the gate is checked and the read audited once, under
         the job's lineage run (``run_id``, default ``OPENLINEAGE_RUN_ID``; ``parent``, default the
         OpenLineage parent variables; ``job``, default ``REGISTRY_JOB``). Returns ``{"plan", "run_id",
-        "job", "gate"}``.
+        "job", "gate"}``. ``content_hash`` and ``namespace`` (of a lockfile entry) are checked by the
+        server against the stored rows and its own namespace.
 
         Raises:
             GateBlocked: the gate does not pass and ``allow_unverified`` is False.
+            VerifyFailed: the pinned content hash or namespace does not match.
         """
         params: dict[str, Any] = {"training": "true", "shards": shards,
                                   "job": job or os.environ.get("REGISTRY_JOB") or None,
                                   "run_id": run_id or os.environ.get("OPENLINEAGE_RUN_ID") or None,
                                   "parent": parent or parent_from_env(),
-                                  "allow_unverified": "true" if allow_unverified else None}
+                                  "allow_unverified": "true" if allow_unverified else None,
+                                  "content_hash": content_hash, "namespace": namespace}
         if columns is not None:
             params["columns"] = list(columns)
         params = {k: v for k, v in params.items() if v is not None}
@@ -147,3 +154,40 @@ class TrainingCalls:
         authorization = self._http.headers.get("Authorization")
         return ObjectCache(self.url, authorization, ref, Path(folder) if folder else default_cache_dir(),
                            self._http.timeout.read or 60.0)
+
+    def load_locked(self: Client, entry: dict[str, Any], *, job: str | None = None,
+                    cache_dir: str | os.PathLike[str] | None = None) -> pa.Table:
+        """The rows of a lockfile entry (see :func:`registry_client.lockfile.read_lockfile`): gated and
+        audited once by the server, which checks the entry's namespace and content hash; the objects come
+        from the local cache (downloaded and hash-checked once), so a second read downloads nothing.
+
+        Raises:
+            GateBlocked: the gate no longer passes.
+            VerifyFailed: the entry was pinned in another registry, or its rows changed.
+        """
+        import pyarrow as pa
+
+        ref = f"{entry['dataset']}@{entry['snapshot_id']}"
+        answer = self.admit_training(ref, job=job or entry.get("job"), content_hash=entry["content_hash"],
+                                     namespace=entry.get("namespace"))
+        plan = answer["plan"]
+        if plan["snapshot_id"] != entry["snapshot_id"]:
+            raise VerifyFailed(f"{ref}: the server resolved {plan['snapshot_id']}")
+        cache = self.object_cache(ref, cache_dir)
+        schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(plan["schema"])))
+        parts = [_read_task(cache.path(task["object"]), task) for shard in plan["shards"] for task in shard]
+        return pa.concat_tables(parts) if parts else schema.empty_table()
+
+
+def _read_task(path: str, task: dict[str, Any]) -> pa.Table:
+    """One plan task's visible rows (the client cannot import ``registry.snapshots.plan.read_task``)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    offset, length = int(task["offset"]), int(task["length"])
+    group = pq.ParquetFile(path).read_row_group(int(task["row_group"])).slice(offset, length)
+    if not task["hidden"]:
+        return group
+    positions = pa.array(range(offset, offset + length), pa.int64())
+    return group.filter(pc.invert(pc.is_in(positions, value_set=pa.array(task["hidden"], pa.int64()))))
