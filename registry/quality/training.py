@@ -41,8 +41,8 @@ from registry.snapshots.reader import ManifestReader
 from registry.snapshots.tables import write_table_atomically
 from registry.timeutil import utc_now
 
-__all__ = ["Admitted", "PullResult", "admit", "check_origin", "load", "pin", "pin_entry", "pull", "record_read",
-           "training_stream", "verified_manifest", "verified_rows"]
+__all__ = ["Admitted", "PullResult", "admit", "admit_pinned", "check_content", "check_origin", "load", "pin",
+           "pin_entry", "pull", "record_read", "training_stream", "verified_manifest", "verified_rows"]
 
 
 @dataclass(frozen=True)
@@ -195,24 +195,19 @@ def load(ctx: Context, target: str | LockEntry, *, allow_unverified: bool = Fals
 
     Raises:
         GateBlocked: the gate does not pass now and ``allow_unverified`` is False (audited as ``gate.refuse``).
-        VerifyFailed: an object's bytes or the rows' content hash differ from what was stored or pinned.
+        VerifyFailed: an object's bytes or the rows' content hash differ from what was stored or pinned,
+            or the lockfile entry was pinned in another registry.
         NotFound: no such dataset, ref or snapshot.
     """
     entry = target if isinstance(target, LockEntry) else None
     ref = entry.target if entry is not None else str(target)
     job = job or (entry.job if entry is not None else None)
-    if entry is not None:
-        check_origin(ctx, entry.dataset, entry.namespace, entry.registry)
     who = resolve_actor(ctx, actor)
-    admitted = admit(ctx, ref, who, allow_unverified=allow_unverified, job=job)
+    admitted = admit_pinned(ctx, ref, who, allow_unverified=allow_unverified, job=job, entry=entry)
     dataset, snapshot, _ = admitted
-    if entry is not None and snapshot.id != entry.snapshot_id:
-        raise VerifyFailed(f"lock entry for {entry.dataset} names snapshot {entry.snapshot_id}, which resolves to "
-                           f"{snapshot.id}")
     table, digest = verified_rows(ctx, dataset, snapshot)
-    if entry is not None and digest != entry.content_hash:
-        raise VerifyFailed(f"{entry.dataset}@{snapshot.id[:12]}: the rows read hash to {digest}, but the pin "
-                           f"recorded {entry.content_hash}; the stored data changed since it was pinned")
+    if entry is not None:
+        check_content(dataset.name, snapshot.id, digest, entry.content_hash)
     record_read(ctx, admitted, who, job=job, ref=entry.ref if entry else catalog.split_ref(ref)[1], digest=digest,
                 rows=table.num_rows, pinned=entry is not None, operation=operation)
     return table
@@ -244,6 +239,36 @@ def training_stream(ctx: Context, ref: str, *, allow_unverified: bool = False, j
 
 
 Admitted = tuple[DatasetRow, SnapshotRow, GateStatus]
+
+
+def admit_pinned(ctx: Context, ref: str, who: Actor, *, allow_unverified: bool, job: str | None,
+                 entry: LockEntry | None, namespace: str | None = None) -> Admitted:
+    """:func:`admit` for a read that may be of a lockfile entry (or of a pin's ``namespace``): an entry
+    of another registry is refused before anything is recorded, and one whose ref no longer resolves
+    to its snapshot after the gate check.
+
+    Raises:
+        VerifyFailed: the entry is another registry's, or names another snapshot.
+        GateBlocked, NotFound: as :func:`admit`.
+    """
+    check_origin(ctx, catalog.split_ref(ref)[0], namespace or (entry.namespace if entry else None),
+                 entry.registry if entry else None)
+    admitted = admit(ctx, ref, who, allow_unverified=allow_unverified, job=job)
+    if entry is not None and admitted[1].id != entry.snapshot_id:
+        raise VerifyFailed(f"lock entry for {entry.dataset} names snapshot {entry.snapshot_id}, which resolves to "
+                           f"{admitted[1].id}")
+    return admitted
+
+
+def check_content(dataset: str, snapshot_id: str, digest: str, pinned: str) -> None:
+    """Refuse rows whose content hash ``digest`` is not the ``pinned`` one.
+
+    Raises:
+        VerifyFailed: they differ.
+    """
+    if digest != pinned:
+        raise VerifyFailed(f"{dataset}@{snapshot_id[:12]}: the rows read hash to {digest}, but the pin recorded "
+                           f"{pinned}; the stored data changed since it was pinned")
 
 
 def admit(ctx: Context, ref: str, who: Actor, *, allow_unverified: bool, job: str | None) -> Admitted:

@@ -22,7 +22,7 @@ from registry.errors import VerifyFailed
 from registry.lineage.events import ParentRef, check_run_id, new_run_id
 from registry.lineage.parent_env import parent_from_env
 from registry.quality.lockfile import LockEntry
-from registry.quality.training import admit, check_origin, record_read, verified_rows
+from registry.quality.training import admit_pinned, check_content, record_read, verified_rows
 from registry.snapshots.plan import ScanPlan, build_plan, verify_object
 
 __all__ = ["Admission", "LocalObjects", "ObjectSource", "VerifiedObjects", "admit_training", "job_from_env",
@@ -135,19 +135,12 @@ def admit_training(ctx: Context, target: str | LockEntry, *, columns: Sequence[s
     if parent_ref is None and from_env:
         parent_ref = parent_from_env()
     content_hash = content_hash or (entry.content_hash if entry is not None else None)
-    namespace = namespace or (entry.namespace if entry is not None else None)
-    check_origin(ctx, catalog.split_ref(ref)[0], namespace, entry.registry if entry is not None else None)
     who = resolve_actor(ctx, actor)
-    admitted = admit(ctx, ref, who, allow_unverified=allow_unverified, job=job)
+    admitted = admit_pinned(ctx, ref, who, allow_unverified=allow_unverified, job=job, entry=entry,
+                            namespace=namespace)
     dataset, snapshot, status = admitted
-    if entry is not None and snapshot.id != entry.snapshot_id:
-        raise VerifyFailed(f"lock entry for {entry.dataset} names snapshot {entry.snapshot_id}, which resolves to "
-                           f"{snapshot.id}")
     if content_hash:
-        _, digest = verified_rows(ctx, dataset, snapshot)
-        if digest != content_hash:
-            raise VerifyFailed(f"{dataset.name}@{snapshot.id[:12]}: the rows hash to {digest}, but the pin recorded "
-                               f"{content_hash}; the stored data changed since it was pinned")
+        check_content(dataset.name, snapshot.id, verified_rows(ctx, dataset, snapshot)[1], content_hash)
     plan = build_plan(ctx, f"{dataset.name}@{snapshot.id}", 1, columns)
     record_read(ctx, admitted, who, job=job, ref=entry.ref if entry else catalog.split_ref(ref)[1],
                 digest=content_hash, rows=plan.rows, pinned=content_hash is not None, operation="train",
