@@ -164,7 +164,7 @@ def dataset_list(state: _State, as_json: bool) -> None:
 @click.option("--run-id", default=None, help="OpenLineage run id (a UUID) of this commit (default: a new one).")
 @click.option("--parent-run", default=None, help="The run this commit belongs to: NAMESPACE/NAME/RUN_ID.")
 @click.option("--source", "sources", multiple=True,
-              help="An input besides the parent: DATASET@REF or NAMESPACE:NAME (repeatable).")
+              help="An input besides the parent: DATASET@REF, or a URI such as s3://bucket/key (repeatable).")
 @json_option
 @pass_state
 def commit(state: _State, name: str, file: str | None, message: str, author: str | None, mode: str,

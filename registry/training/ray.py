@@ -12,6 +12,7 @@ task receives its shard of the plan and verifies every object it reads before tr
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from functools import partial
 from typing import Any
 
 import pyarrow as pa
@@ -34,12 +35,12 @@ def _read_shard(plan: ScanPlan, shard: tuple[PlanTask, ...], objects: ObjectSour
         yield read_task(verified.path(task.object), task, plan.columns)
 
 
-class SnapshotDatasource(Datasource):  # type: ignore[misc]
+class SnapshotDatasource(Datasource):
     """The read tasks of one admitted snapshot: runs of whole row groups (so each is decoded once),
     as equal in rows as whole row groups allow."""
 
     def __init__(self, admission: Admission, objects: ObjectSource) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.admission = admission
         self.objects = objects
 
@@ -59,7 +60,7 @@ class SnapshotDatasource(Datasource):  # type: ignore[misc]
                 continue
             metadata = BlockMetadata(num_rows=sum(t.rows for t in shard), size_bytes=None, exec_stats=None,
                                      input_files=None)
-            tasks.append(ReadTask(lambda shard=tuple(shard): _read_shard(plan, shard, self.objects), metadata,
+            tasks.append(ReadTask(partial(_read_shard, plan, tuple(shard), self.objects), metadata,
                                   schema=plan.schema, per_task_row_limit=per_task_row_limit))
         return tasks
 
@@ -76,5 +77,6 @@ def read_snapshot(ref_or_lock_entry: str | LockEntry, columns: Sequence[str] | N
     """
     admission, objects = admit_job(ref_or_lock_entry, registry, columns=columns, job=job,
                                    allow_unverified=allow_unverified)
-    return ray.data.read_datasource(SnapshotDatasource(admission, objects), override_num_blocks=override_num_blocks,
-                                    **read_args)
+    dataset: ray.data.Dataset = ray.data.read_datasource(SnapshotDatasource(admission, objects),
+                                                         override_num_blocks=override_num_blocks, **read_args)
+    return dataset
