@@ -86,6 +86,10 @@ def test_values_are_the_newest_and_unshuffled_reads_keep_storage_order(local: Re
         assert set(batch) == {"idx", "value"}
         got.update(zip(batch["idx"].tolist(), batch["value"].tolist(), strict=True))
     assert got == dict(zip(expected.column("idx").to_pylist(), expected.column("value").to_pylist(), strict=True))
+    even = SnapshotDataset("churn", batch_size=100, shuffle=False, even=True, registry=local)
+    shares = [[k for b in even.batches(c, 3) for k in b.column("idx").to_pylist()] for c in range(3)]
+    assert max(map(len, shares)) - min(map(len, shares)) <= 1  # equal within one row, for DDP
+    assert sorted(shares[0] + shares[1] + shares[2]) == key_values(expected)
 
 
 def test_a_blocked_gate_stops_the_job_before_the_first_batch(local: Registry) -> None:

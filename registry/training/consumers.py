@@ -1,18 +1,19 @@
 """Cutting one scan plan across every consumer of a job (ranks x DataLoader workers, Ray tasks), and
 reading a consumer's share as record batches.
 
-Without shuffling, the plan's rows are cut into one contiguous run per consumer, equal within one row
-(:func:`registry.snapshots.plan.split`): at most ``consumers - 1`` row groups are cut, so almost every
-row group is decoded once, by one consumer. With shuffling, the units are the plan's tasks (row
-groups; cut further only when there are fewer than consumers), their order a permutation drawn
-from ``(seed, epoch)`` of which consumer ``c`` takes every ``consumers``-th, and each unit's rows are
-permuted by a generator drawn from ``(seed, epoch, unit)``; shares then differ by at most about one
-row group. Every consumer computes the same cut from the same plan, so every row is read exactly
-once per epoch with no coordination, and the same seed and epoch give the same order anywhere.
+Without shuffling, each consumer reads a contiguous run of whole row groups, the runs as equal in
+rows as whole row groups allow (:func:`registry.snapshots.plan.group`), so every row group is decoded
+once; ``exact`` cuts the rows into runs equal within one row instead
+(:func:`~registry.snapshots.plan.split`), decoding up to ``consumers - 1`` row groups twice. With
+shuffling, the units are the plan's tasks (row groups; cut further only when there are fewer than
+consumers), their order a permutation drawn from ``(seed, epoch)`` of which consumer ``c`` takes every
+``consumers``-th, and each unit's rows are permuted by a generator drawn from ``(seed, epoch, unit)``.
+Every consumer computes the same cut from the same plan, so every row is read exactly once per epoch
+with no coordination, and the same seed and epoch give the same order anywhere.
 
-A task's row group is streamed batch by batch as a plain Parquet read would be; rows a newer layer
-hides are cut out with zero-copy slices, and only batches made of several pieces are copied to
-reach the batch size.
+A task's row group is streamed as a plain Parquet read would be, :data:`DECODE_ROWS` at a time; rows
+a newer layer hides are cut out with zero-copy slices, the pieces joined (one copy, only when there
+are several) and cut into batches without copying.
 """
 
 from __future__ import annotations
@@ -24,18 +25,23 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from registry.errors import InvalidInput
-from registry.snapshots.plan import ReadTask, ScanPlan, read_task, split
+from registry.snapshots.plan import ReadTask, ScanPlan, group, read_task, split
 from registry.training.admission import ObjectSource, VerifiedObjects
 
-__all__ = ["Share", "iter_share", "share_of"]
+__all__ = ["DECODE_ROWS", "Share", "iter_share", "share_of"]
+
+DECODE_ROWS = 65_536
+"""Rows decoded at a time: batches are cut from these without copying, so the per-batch cost stays
+small however small the batches are."""
 
 Share = list[tuple[int, list[ReadTask]]]
 """A consumer's units: (unit number, its tasks)."""
 
 
 def share_of(plan: ScanPlan, consumer: int, consumers: int, *, epoch: int = 0, seed: int = 0,
-             shuffle: bool = False) -> Share:
-    """The units consumer ``consumer`` of ``consumers`` reads in ``epoch``.
+             shuffle: bool = False, exact: bool = False) -> Share:
+    """The units consumer ``consumer`` of ``consumers`` reads in ``epoch``. Unshuffled, a contiguous run
+    of whole row groups (``exact``: of equal rows, cutting up to ``consumers - 1`` row groups).
 
     Raises:
         InvalidInput: ``consumer`` is not in ``range(consumers)``.
@@ -44,7 +50,7 @@ def share_of(plan: ScanPlan, consumer: int, consumers: int, *, epoch: int = 0, s
         raise InvalidInput(f"consumer {consumer} of {consumers}: expected 0 <= consumer < consumers")
     tasks = plan.tasks
     if not shuffle:
-        return [(consumer, split(tasks, consumers)[consumer])]
+        return [(consumer, (split if exact else group)(tasks, consumers)[consumer])]
     units = [[task] for task in tasks] if len(tasks) >= consumers else split(tasks, consumers)
     order = np.random.default_rng([seed, epoch]).permutation(len(units))
     return [(int(u), units[u]) for u in order[consumer::consumers] if units[u]]
@@ -100,18 +106,15 @@ def iter_share(plan: ScanPlan, objects: ObjectSource, share: Share, *, batch_siz
     cols = list(columns) if columns is not None else (list(plan.columns) if plan.columns is not None else None)
     pending: list[pa.Table] = []
     held = 0
-    for piece in _pieces(verified, share, cols, batch_size, shuffle, seed, epoch):
-        if not held and piece.num_rows == batch_size and isinstance(piece, pa.RecordBatch):
-            yield piece  # the common case: a Parquet batch passes through untouched
-            continue
+    for piece in _pieces(verified, share, cols, max(batch_size, DECODE_ROWS), shuffle, seed, epoch):
         pending.append(piece if isinstance(piece, pa.Table) else pa.Table.from_batches([piece]))
         held += piece.num_rows
         if held < batch_size:
             continue
-        rows = pa.concat_tables(pending)
+        rows = pa.concat_tables(pending).combine_chunks()  # one copy, and none for a single piece
         start = 0
         while held - start >= batch_size:
-            yield rows.slice(start, batch_size).combine_chunks().to_batches()[0]
+            yield rows.slice(start, batch_size).to_batches()[0]
             start += batch_size
         pending, held = [rows.slice(start)], held - start
     if held:

@@ -63,7 +63,9 @@ class SnapshotDataset(IterableDataset[Any]):
     cached locally by hash), or None for ``Registry.open()``. ``shuffle`` permutes the order of the
     plan's units and the rows within each unit, from ``(seed, epoch)``; call :meth:`set_epoch` before
     each epoch. ``transform`` turns each ``pyarrow.RecordBatch`` into what the loop receives (default
-    :func:`to_tensors`).
+    :func:`to_tensors`). Shares are whole row groups, so they differ by up to one row group; unshuffled,
+    ``even=True`` makes them equal within one row (what DDP without ``Join`` needs), at the cost of
+    decoding a few row groups twice.
 
     Raises:
         GateBlocked: the snapshot's gate does not pass (every rank raises it).
@@ -73,13 +75,15 @@ class SnapshotDataset(IterableDataset[Any]):
 
     def __init__(self, ref_or_lock_entry: str | LockEntry, columns: Sequence[str] | None = None,
                  batch_size: int = 1024, shuffle: bool = True, seed: int = 0, transform: Transform | None = None,
-                 *, registry: Any = None, job: str | None = None, allow_unverified: bool = False) -> None:
+                 *, registry: Any = None, job: str | None = None, allow_unverified: bool = False,
+                 even: bool = False) -> None:
         super().__init__()
         if batch_size < 1:
             raise InvalidInput(f"batch_size must be at least 1, got {batch_size}")
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
+        self.even = even
         self.transform = transform or to_tensors
         self.epoch = 0
         self.columns = list(columns) if columns is not None else None
@@ -130,7 +134,8 @@ class SnapshotDataset(IterableDataset[Any]):
     def batches(self, consumer: int, consumers: int) -> Iterator[pa.RecordBatch]:
         """Consumer ``consumer``'s record batches of this epoch, before ``transform``."""
         plan = self.admission.plan
-        share = share_of(plan, consumer, consumers, epoch=self.epoch, seed=self.seed, shuffle=self.shuffle)
+        share = share_of(plan, consumer, consumers, epoch=self.epoch, seed=self.seed, shuffle=self.shuffle,
+                         exact=self.even)
         return iter_share(plan, self.objects, share, batch_size=self.batch_size, shuffle=self.shuffle,
                           seed=self.seed, epoch=self.epoch)
 
