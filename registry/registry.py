@@ -128,12 +128,15 @@ class Registry:
         Raises:
             NotFound: no such dataset or ref.
             InvalidInput: ``shards`` out of range or an unknown column.
-            VerifyFailed: a lockfile entry's ref no longer resolves to its snapshot.
+            VerifyFailed: a lockfile entry of another registry, or whose ref no longer resolves to its snapshot.
         """
+        from registry.quality.training import check_origin
         from registry.snapshots.plan import build_plan
 
         if isinstance(ref_or_lock_entry, str):
             return build_plan(self.ctx, ref_or_lock_entry, shards, columns)
+        entry = ref_or_lock_entry
+        check_origin(self.ctx, entry.dataset, entry.namespace, entry.registry)
         plan = build_plan(self.ctx, ref_or_lock_entry.target, shards, columns)
         if plan.snapshot_id != ref_or_lock_entry.snapshot_id:
             raise VerifyFailed(f"lock entry for {ref_or_lock_entry.dataset} names {ref_or_lock_entry.snapshot_id}, "

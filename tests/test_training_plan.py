@@ -193,4 +193,7 @@ def test_a_lock_entry_from_another_registry_is_refused_locally(reg: Registry, tm
     moved = type(entry)(**{**entry.to_dict(), "namespace": "registry://elsewhere"})
     with pytest.raises(VerifyFailed, match="registry://elsewhere"):
         reg.load(moved)
+    with pytest.raises(VerifyFailed, match="registry://elsewhere"):
+        reg.plan(moved)
+    assert reg.plan(entry).snapshot_id == entry.snapshot_id
     assert reg.load(entry).num_rows == reg.read("churn").num_rows
