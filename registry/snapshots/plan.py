@@ -266,10 +266,12 @@ def verify_object(path: str | Path, sha256: str) -> None:
                            "`registry verify` lists every damaged object")
 
 
-def read_task(path: str | Path, task: ReadTask, columns: Sequence[str] | None = None) -> pa.Table:
-    """The visible rows of one task from its object's local ``path`` (already verified by the caller)."""
+def read_task(path: str | Path, task: ReadTask, columns: Sequence[str] | None = None,
+              use_threads: bool = False) -> pa.Table:
+    """The visible rows of one task from its object's local ``path`` (already verified by the caller).
+    ``use_threads``: decode columns in parallel (off by default: engines run one task per core)."""
     group = pq.ParquetFile(path).read_row_group(task.row_group, columns=list(columns) if columns else None,
-                                                use_threads=False)
+                                                use_threads=use_threads)
     if task.offset or task.length != group.num_rows:
         group = group.slice(task.offset, task.length)
     if not task.hidden:

@@ -83,7 +83,7 @@ def _pieces(verified: VerifiedObjects, share: Share, columns: list[str] | None, 
     """The rows of ``share`` in order, as pieces of any size."""
     for unit, tasks in share:
         if shuffle:
-            table = pa.concat_tables([read_task(verified.path(t.object), t, columns) for t in tasks])
+            table = pa.concat_tables([read_task(verified.path(t.object), t, columns, use_threads=True) for t in tasks])
             order = np.random.default_rng([seed, epoch, unit]).permutation(table.num_rows)
             yield table.take(pa.array(order))
             continue
