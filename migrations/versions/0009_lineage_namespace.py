@@ -1,15 +1,15 @@
 """lineage: the registry's dataset namespace, stored once instead of derived from the host name
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-04 20:50:00
 """
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision = '0008'
-down_revision = '0007'
+revision = '0009'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 
