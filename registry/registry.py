@@ -13,6 +13,7 @@ from registry.config import Settings, find_home
 from registry.context import Context, create_home, open_context
 from registry.datasets import DatasetInfo, create_dataset, list_datasets
 from registry.db import transaction
+from registry.errors import VerifyFailed
 from registry.lineage.emit import LineageRun
 from registry.snapshots import history
 from registry.snapshots.commit import CommitResult, Mode, commit
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from registry.quality.policies import PolicyInfo
     from registry.quality.training import PullResult
     from registry.quality.waivers import Waiver
+    from registry.snapshots.plan import ScanPlan
 
 __all__ = ["Registry"]
 
@@ -53,10 +55,22 @@ class Registry:
         self.ctx = ctx
 
     @classmethod
-    def init(cls, path: str | os.PathLike[str] | None = None) -> Registry:
-        """Create a home at ``path`` (default ``./.registry``) and open it."""
+    def init(cls, path: str | os.PathLike[str] | None = None, lineage_namespace: str | None = None) -> Registry:
+        """Create a home at ``path`` (default ``./.registry``) and open it, fixing its lineage namespace
+        (``lineage_namespace``, see :mod:`registry.lineage.namespace`).
+
+        Raises:
+            InvalidInput: ``lineage_namespace`` is not ``scheme://authority``.
+            Conflict: the home exists with another namespace fixed.
+        """
+        from registry.lineage.namespace import check_namespace, fix_namespace
+
+        if lineage_namespace:
+            check_namespace(lineage_namespace)
         paths = create_home(Path(path) if path is not None else None)
-        return cls(open_context(paths.home))
+        registry = cls(open_context(paths.home))
+        fix_namespace(registry.ctx, lineage_namespace)
+        return registry
 
     @classmethod
     def open(cls, home: str | os.PathLike[str] | None = None) -> Registry:
@@ -149,6 +163,29 @@ class Registry:
     def read(self, ref: str, columns: Sequence[str] | None = None) -> pa.Table:
         """The rows of ``ref`` as a ``pyarrow.Table``."""
         return read(self.ctx, ref, columns)
+
+    def plan(self, ref_or_lock_entry: str | LockEntry, shards: int = 1,
+             columns: Sequence[str] | None = None) -> ScanPlan:
+        """The scan plan of a snapshot (``NAME@REF`` or a lockfile entry): read tasks in ``shards`` equal
+        shards that together yield exactly its rows, each naming its object by SHA-256.
+
+        Raises:
+            NotFound: no such dataset or ref.
+            InvalidInput: ``shards`` out of range or an unknown column.
+            VerifyFailed: a lockfile entry of another registry, or whose ref no longer resolves to its snapshot.
+        """
+        from registry.quality.training import check_origin
+        from registry.snapshots.plan import build_plan
+
+        if isinstance(ref_or_lock_entry, str):
+            return build_plan(self.ctx, ref_or_lock_entry, shards, columns)
+        entry = ref_or_lock_entry
+        check_origin(self.ctx, entry.dataset, entry.namespace, entry.registry)
+        plan = build_plan(self.ctx, ref_or_lock_entry.target, shards, columns)
+        if plan.snapshot_id != ref_or_lock_entry.snapshot_id:
+            raise VerifyFailed(f"lock entry for {ref_or_lock_entry.dataset} names {ref_or_lock_entry.snapshot_id}, "
+                               f"which resolves to {plan.snapshot_id}")
+        return plan
 
     def export(self, ref: str, out: str | os.PathLike[str]) -> int:
         return export(self.ctx, ref, Path(out))

@@ -16,3 +16,5 @@ if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$(id -u)" =
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
     || echo "setup: could not install chromium; the console tests will skip (and fail under CI=true)" >&2
 fi
+# Training-read tools (torch, datasets, Ray, pandas, polars, pycocotools): their own script, see its header.
+bash scripts/setup_training.sh

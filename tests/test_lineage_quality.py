@@ -60,23 +60,22 @@ def test_failed_gate_is_still_a_complete_run(passed: Registry) -> None:
             }["row_count"] is False
 
 
-def test_pin_and_load_emit_runs_of_the_training_job(passed: Registry, tmp_path: Path) -> None:
+def test_a_pin_is_its_own_job_and_a_load_a_run_of_the_training_job(passed: Registry, tmp_path: Path) -> None:
     passed.qa_run("signs")
     lock = tmp_path / "registry.lock"
     entry = passed.pin("signs", lock, job="train-resnet")
     passed.load(entry, job="train-resnet")
-    events = _job_events(passed, "train-resnet")
-    assert [e["eventType"] for e in events] == ["START", "COMPLETE", "START", "COMPLETE"]
-    assert len(runs(events)) == 2
-    for event in events:
+    pins, loads = _job_events(passed, "pin/signs"), _job_events(passed, "train-resnet")
+    assert [e["eventType"] for e in pins] == [e["eventType"] for e in loads] == ["START", "COMPLETE"]
+    assert len(runs(pins)) == len(runs(loads)) == 1 and runs(pins) != runs(loads)
+    for event in pins + loads:
         check_event(event)
         (dataset,) = event["inputs"]
         assert dataset["facets"]["version"]["datasetVersion"] == entry.snapshot_id
     edges = passed.query("SELECT kind, src_version, dst_name FROM lineage_edges WHERE kind <> 'parent'").to_pylist()
-    assert len(edges) == 2 and all(e["src_version"] == entry.snapshot_id and e["dst_name"] == "train-resnet"
-                                   for e in edges)
-    namespaced = passed.pin("signs", lock, job="airflow/train")
-    assert namespaced.snapshot_id == entry.snapshot_id
+    assert sorted(e["dst_name"] for e in edges) == ["pin/signs", "train-resnet"]
+    assert all(e["src_version"] == entry.snapshot_id for e in edges)
+    passed.load(entry, job="airflow/train")
     assert _job_events(passed, "train")[-1]["job"]["namespace"] == "airflow"
 
 
@@ -94,7 +93,7 @@ def test_default_file_sink_writes_what_the_client_would(passed: Registry, tmp_pa
     passed.pin("signs", tmp_path / "registry.lock", job="train")
     with transaction(passed.ctx.engine, readonly=True) as session:
         payloads = [json.loads(r.payload) for r in session.exec(select(LineageOutboxRow)).all()]
-    assert {p["job"]["name"].split("/")[0] for p in payloads} >= {"commit", "qa", "train"}
+    assert {p["job"]["name"].split("/")[0] for p in payloads} >= {"commit", "qa", "pin"}
     for payload in payloads:
         assert file_line(payload) == Serde.to_json(to_client_event(payload))
     written = (passed.home / "lineage" / "events.jsonl").read_text().splitlines()

@@ -36,7 +36,9 @@ _HEX = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}
 _TIME = re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)?")
 _MS = re.compile(r"\(\d[\d,]* ms\)")
 _CLIENT_FIELDS = {"seq", "hash", "prev_hash", "client", "remote_addr", "actor_kind", "duration_ms", "home",
-                  "lockfile", "path"}
+                  "lockfile", "path", "registry", "namespace"}
+_FILE_DIR = re.compile(r"/[^\s'\"]*/(?=[^/\s'\"]+\.(?:csv|json)\b)")
+"""The folder of an imported file: the client's on one side, the server's upload folder on the other."""
 
 
 @dataclass
@@ -102,7 +104,7 @@ def _json(text: str) -> Any:
 
 
 def mask_text(text: str) -> str:
-    return _MS.sub("(<ms>)", _HEX.sub("<id>", _TIME.sub("<time>", text)))
+    return _FILE_DIR.sub("<dir>/", _MS.sub("(<ms>)", _HEX.sub("<id>", _TIME.sub("<time>", text))))
 
 
 def mask(value: Any) -> Any:
@@ -194,6 +196,7 @@ def test_pin_and_pull_write_the_same_lockfile_and_files(pair: Pair) -> None:
     pair.both("pin", NAME, "--job", "train", "--lockfile", "train.lock", "--json")
     local, remote = (_lock(w / side / "train.lock") for side in ("local", "remote"))
     assert mask(local) == mask(remote)
+    assert local["pins"][0]["registry"].endswith("local") and remote["pins"][0]["registry"].startswith("http://")
     assert local["pins"][0]["content_hash"] == remote["pins"][0]["content_hash"]  # the same rows
     pulled, _ = pair.both("pull", "data", "--lockfile", "train.lock", "--json")
     local_file = w / "local" / json.loads(pulled.stdout)[0]["path"]

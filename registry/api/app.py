@@ -33,6 +33,7 @@ from registry.api import (
     routes_meta,
     routes_provenance,
     routes_quality,
+    routes_training,
 )
 from registry.api.guard import RequestGuard
 from registry.config import Settings, find_home
@@ -166,7 +167,7 @@ def create_app(home: Path, settings: Settings | None = None, max_upload_bytes: i
                        upload_limit=app.state.max_upload_bytes)
     app.include_router(_health_router())
     for module in (routes_datasets, routes_quality, routes_audit, routes_meta, routes_provenance, routes_governance,
-                   routes_lineage, routes_hooks, routes_branches):
+                   routes_lineage, routes_hooks, routes_branches, routes_training):
         app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     mount_console(app)
     return app

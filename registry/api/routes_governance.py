@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, status
+from fastapi import APIRouter, Body, Depends, Query, Request, status
 from pydantic import BaseModel
 
 from registry.api.deps import Access, require
@@ -81,13 +81,14 @@ def gate_waive(ref: str, body: NewWaiver, access: Annotated[Access, Depends(requ
 
 
 @router.post("/pins", status_code=status.HTTP_201_CREATED)
-def pin(body: NewPin, access: Annotated[Access, Depends(require("pin"))]) -> dict[str, object]:
+def pin(body: NewPin, access: Annotated[Access, Depends(require("pin"))], request: Request) -> dict[str, object]:
     """Pin the snapshot for training (refused with 409 unless its gate passes); the lockfile entry to
-    write, which the client keeps."""
+    write, which the client keeps (naming this server and its lineage namespace)."""
     from registry.quality.training import pin_entry
 
     access.principal.require_ref(body.ref)
-    return pin_entry(access.ctx, body.ref, body.job).to_dict()
+    origin = str(request.base_url).rstrip("/")
+    return pin_entry(access.ctx, body.ref, body.job, origin=origin).to_dict()
 
 
 def _whole_chain(access: Access) -> None:

@@ -135,3 +135,27 @@ def _ingest_lines(results: list[dict[str, Any]]) -> None:
         output.say(f"{result['job']} run {result['run_id']}: read {consumed}; {result['new_edges']} new edge(s)")
         for reason in result["skipped"]:
             output.note(f"  skipped {reason}")
+        for name in result.get("other_namespaces", []):
+            output.note(f"  not this registry's namespace: {name}")
+
+
+@lineage.command("namespace")
+@click.option("--fix", "fix", metavar="URI", default=None,
+              help="Fix the namespace as URI (scheme://authority) if none is stored yet.")
+@json_option
+@click.pass_obj
+def namespace(state: Any, fix: str | None, as_json: bool) -> None:
+    """Show this registry's lineage namespace (fixed at `registry init`), or fix one on an older registry."""
+    from registry.lineage.namespace import fix_namespace, registry_namespace, stored_namespace
+
+    state.local_only("lineage namespace")
+    ctx = _ctx(state)
+    value = fix_namespace(ctx, fix) if fix else registry_namespace(ctx)
+    info = {"namespace": value, "fixed": fix is not None or stored_namespace(ctx.engine) is not None}
+    output.render(info, as_json, _namespace_lines)
+
+
+def _namespace_lines(info: dict[str, Any]) -> None:
+    output.say(info["namespace"])
+    if not info["fixed"]:
+        output.note("derived from the host, not fixed: fix it with `registry lineage namespace --fix URI`")

@@ -77,9 +77,11 @@ def cli(ctx: click.Context, home: str | None, author: str | None) -> None:
 
 @cli.command()
 @click.argument("path", required=False, type=click.Path(file_okay=False))
+@click.option("--lineage-namespace", metavar="URI", default=None,
+              help="This registry's OpenLineage namespace, scheme://authority (default: a new registry://reg-<id>).")
 @json_option
 @click.pass_context
-def init(ctx: click.Context, path: str | None, as_json: bool) -> None:
+def init(ctx: click.Context, path: str | None, lineage_namespace: str | None, as_json: bool) -> None:
     """Create a registry home at PATH (default ./.registry) and its first admin API token, printed once
     (none when an active admin token exists)."""
     from registry.cli.serve_cmds import admin_token_text, create_admin_token
@@ -87,13 +89,18 @@ def init(ctx: click.Context, path: str | None, as_json: bool) -> None:
 
     ctx.obj.local_only("init")
     home = Path(path) if path else (Path(ctx.obj.home) if ctx.obj.home else None)
+    from registry.lineage.namespace import check_namespace, fix_namespace
+
+    if lineage_namespace:
+        check_namespace(lineage_namespace)
     paths = create_home(home)
     ctx.obj.home = str(paths.home)
+    namespace = fix_namespace(ctx.obj.registry().ctx, lineage_namespace)
     secret = create_admin_token(ctx.obj.registry().ctx)
     if as_json:
-        output.print_json({"home": str(paths.home), "admin_token": secret})
+        output.print_json({"home": str(paths.home), "admin_token": secret, "lineage_namespace": namespace})
         return
-    output.say(f"initialised registry home {paths.home}")
+    output.say(f"initialised registry home {paths.home} (lineage namespace {namespace})")
     if secret:
         output.say(admin_token_text(secret))
 
@@ -159,7 +166,7 @@ def dataset_list(state: _State, as_json: bool) -> None:
 @click.option("--run-id", default=None, help="OpenLineage run id (a UUID) of this commit (default: a new one).")
 @click.option("--parent-run", default=None, help="The run this commit belongs to: NAMESPACE/NAME/RUN_ID.")
 @click.option("--source", "sources", multiple=True,
-              help="An input besides the parent: DATASET@REF or NAMESPACE:NAME (repeatable).")
+              help="An input besides the parent: DATASET@REF, or a URI such as s3://bucket/key (repeatable).")
 @json_option
 @pass_state
 def commit(state: _State, name: str, file: str | None, message: str, author: str | None, mode: str,
@@ -250,11 +257,21 @@ def schema(state: _State, name: str, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("ref")
-@click.argument("out", type=click.Path(dir_okay=False))
+@click.argument("out", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["coco", "yolo", "hf"]), default=None,
+              help="A training format: coco (a JSON file), yolo or hf (a new folder); default: by OUT's suffix.")
 @json_option
 @pass_state
-def export(state: _State, ref: str, out: str, as_json: bool) -> None:
-    """Write the rows of NAME@REF to OUT (.parquet, .csv or .jsonl)."""
+def export(state: _State, ref: str, out: str, fmt: str | None, as_json: bool) -> None:
+    """Write the rows of NAME@REF to OUT (.parquet, .csv or .jsonl), or in a training format (--format)."""
+    if fmt is not None:
+        from registry.training.export import export_training
+
+        state.local_only("export --format")
+        with output.status(f"exporting {ref} as {fmt}"):
+            result = export_training(state.registry().ctx, ref, out, fmt)
+        output.emit(dict(result), as_json, f"wrote {result['rows']:,} rows to {out} ({fmt})")
+        return
     with output.status(f"exporting {ref}"):
         count = state.registry().export(ref, out)
     output.emit({"ref": ref, "out": out, "rows": count}, as_json, f"wrote {count:,} rows to {out}")

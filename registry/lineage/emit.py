@@ -27,7 +27,6 @@ from sqlmodel import Session
 from registry import catalog
 from registry.context import Context
 from registry.db import transaction
-from registry.errors import InvalidInput
 from registry.lineage import dispatch, metrics, outbox
 from registry.lineage.events import (
     CUSTOM_FACET,
@@ -42,7 +41,9 @@ from registry.lineage.events import (
     run_event,
 )
 from registry.lineage.graph import Node, record_edge
-from registry.lineage.settings import default_namespace, lineage_settings, openlineage_disabled
+from registry.lineage.namespace import registry_namespace
+from registry.lineage.naming import dataset_name as outside_dataset
+from registry.lineage.settings import lineage_settings, openlineage_disabled
 from registry.models import DatasetRow, SnapshotRow
 from registry.timeutil import utc_now
 
@@ -124,11 +125,6 @@ class Assertion:
         return {k: v for k, v in item.items() if v is not None}
 
 
-def registry_namespace(ctx: Context) -> str:
-    """The namespace of this registry's datasets in events (``REGISTRY_LINEAGE_NAMESPACE``)."""
-    return lineage_settings().namespace or default_namespace(ctx.paths.home)
-
-
 def _version_facets(snapshot_id: str) -> dict[str, Any]:
     return {"version": facet("version", datasetVersion=snapshot_id)}
 
@@ -146,11 +142,10 @@ def _job(text: str | JobRef | None, default: JobRef) -> JobRef:
 
 
 def _parse_source(session: Session, ctx: Context, text: str) -> tuple[DatasetRef, Node]:
-    """``DATASET@REF`` (resolved to a snapshot now) or ``NAMESPACE:NAME``."""
+    """``DATASET@REF`` (resolved to a snapshot now) or an outside dataset's URI (see
+    :mod:`registry.lineage.naming`)."""
     if ":" in text:
-        namespace, _, name = text.rpartition(":")
-        if not namespace or not name:
-            raise InvalidInput(f"source {text!r}: write DATASET@REF or NAMESPACE:NAME (e.g. s3://bucket:path)")
+        namespace, name = outside_dataset(text)
         return DatasetRef(namespace, name), Node("dataset", name, "", namespace)
     dataset_name, ref = catalog.split_ref(text)
     snapshot = catalog.resolve(session, catalog.get_dataset(session, dataset_name), ref)

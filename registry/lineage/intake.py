@@ -40,6 +40,9 @@ class IngestResult:
     skipped: list[str] = field(default_factory=list)
     """Datasets in our namespace that name no snapshot, with the reason."""
     new_edges: int = 0
+    other_namespaces: list[str] = field(default_factory=list)
+    """Inputs in another namespace, as ``NAMESPACE/NAME``: not this registry's, so no edge (is the
+    producer configured with another registry's namespace?)."""
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -93,6 +96,7 @@ def ingest_run_event(ctx: Context, event: Any) -> IngestResult:
     consumed: list[str] = []
     produced: list[str] = []
     skipped: list[str] = []
+    others = [f"{d['namespace']}/{d['name']}" for d in inputs if d["namespace"] != ours]
     new_edges = 0
     with transaction(ctx.engine) as session:
         for dataset in inputs:
@@ -115,7 +119,7 @@ def ingest_run_event(ctx: Context, event: Any) -> IngestResult:
                 node = Node("snapshot", dataset["name"], snapshot_id)
             produced.append(node.key)
             new_edges += record_edge(session, "produce", run_node, node, run_id)
-        result = IngestResult(str(job), run_id, event_type, consumed, produced, skipped, new_edges)
+        result = IngestResult(str(job), run_id, event_type, consumed, produced, skipped, new_edges, others)
         if new_edges:
             audit.record(session, ctx, "lineage.ingest", "run", run_id, details=result.to_dict())
     return result

@@ -12,7 +12,7 @@ from __future__ import annotations
 from sqlalchemy import Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-__all__ = ["LineageEdgeRow", "LineageLeaseRow", "LineageOutboxRow"]
+__all__ = ["LineageEdgeRow", "LineageLeaseRow", "LineageNamespaceRow", "LineageOutboxRow"]
 
 
 class LineageOutboxRow(SQLModel, table=True):
@@ -44,6 +44,17 @@ class LineageLeaseRow(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     owner: str | None = Field(default=None, max_length=64)
     expires_at: str | None = Field(default=None, max_length=32)
+
+
+class LineageNamespaceRow(SQLModel, table=True):
+    """The single row holding this registry's dataset namespace, fixed by ``registry init``, so it stays
+    the same when the registry moves hosts (see :mod:`registry.lineage.namespace`)."""
+
+    __tablename__ = "lineage_namespace"
+
+    id: int = Field(default=1, primary_key=True)
+    namespace: str = Field(max_length=400)
+    fixed_at: str = Field(max_length=32)
 
 
 class LineageEdgeRow(SQLModel, table=True):

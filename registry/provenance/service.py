@@ -13,6 +13,7 @@ from registry.context import Context
 from registry.datasets import create_dataset
 from registry.db import transaction
 from registry.errors import InvalidInput, NotFound
+from registry.lineage.emit import LineageRun
 from registry.provenance.identity import apply_users, read_users
 from registry.provenance.importers import (
     ImportBatch,
@@ -78,6 +79,7 @@ def import_annotations(ctx: Context, fmt: str, name: str, path: Path, *, key: st
                                   "warnings": batch.warnings}
     result = commit(ctx, name, batch.rows, message=message or f"import {batch.source_format} export {path.name}",
                     author=author, mode="replace", progress=progress,
+                    lineage=LineageRun(sources=(path.resolve().as_uri(),)),  # the export file is the run's input
                     annotations=AnnotationInput(batch.records, batch.label_column, replace=True,
                                                 audit_action="snapshot.import", audit_details=details))
     return ImportResult(result, batch.source_format, batch_id, batch.rows.num_rows, batch.records.num_rows,

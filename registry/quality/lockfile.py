@@ -14,6 +14,8 @@ fixed order, so a lockfile diffs cleanly in code review::
       waiver_id: null
       pinned_at: '2026-11-23T17:00:00.000000Z'
       pinned_by: alice
+      registry: /srv/registry/.registry   # the home, or the server's URL, it was pinned in
+      namespace: registry://ml-platform   # that registry's lineage namespace: reads check it
 
 What the user asked for (``ref``) is kept apart from what it resolved to (``snapshot_id``), as in
 DVC's lock files: pulling reads the snapshot id, never the ref.
@@ -52,6 +54,10 @@ class LockEntry:
     waiver_id: str | None
     pinned_at: str
     pinned_by: str | None = None
+    registry: str | None = None
+    """Where it was pinned: the registry home, or the server's URL (informative: homes move)."""
+    namespace: str | None = None
+    """That registry's lineage namespace, which never changes: a read in another registry is refused."""
 
     @property
     def target(self) -> str:

@@ -26,7 +26,8 @@ from registry.context import Actor, Context, resolve_actor
 from registry.db import transaction
 from registry.errors import GateBlocked, InvalidInput, NotFound, StorageError, VerifyFailed
 from registry.lineage import emit as lineage_emit
-from registry.lineage.events import JobRef
+from registry.lineage.events import JobRef, ParentRef
+from registry.lineage.namespace import registry_namespace
 from registry.lineage.settings import lineage_settings
 from registry.models import DatasetRow, SnapshotRow
 from registry.quality.content import content_hash
@@ -40,7 +41,8 @@ from registry.snapshots.reader import ManifestReader
 from registry.snapshots.tables import write_table_atomically
 from registry.timeutil import utc_now
 
-__all__ = ["PullResult", "load", "pin", "pin_entry", "pull", "training_stream"]
+__all__ = ["Admitted", "PullResult", "admit", "admit_pinned", "check_content", "check_origin", "load", "pin",
+           "pin_entry", "pull", "record_read", "training_stream", "verified_manifest", "verified_rows"]
 
 
 @dataclass(frozen=True)
@@ -94,8 +96,12 @@ def _check_object(ctx: Context, sha: str, role: str) -> None:
                            "`registry verify` lists every damaged object")
 
 
-def _verified_manifest(ctx: Context, dataset: DatasetRow, snapshot: SnapshotRow) -> Manifest:
-    """The snapshot's manifest after re-hashing it and every object it names."""
+def verified_manifest(ctx: Context, dataset: DatasetRow, snapshot: SnapshotRow) -> Manifest:
+    """The snapshot's manifest after re-hashing it and every object it names.
+
+    Raises:
+        VerifyFailed: an object's bytes no longer hash to its name.
+    """
     where = f"{dataset.name}@{snapshot.id[:12]}"
     _check_object(ctx, snapshot.manifest_sha256, f"manifest of {where}")
     manifest = load_manifest(ctx, snapshot)
@@ -104,9 +110,9 @@ def _verified_manifest(ctx: Context, dataset: DatasetRow, snapshot: SnapshotRow)
     return manifest
 
 
-def _verified_rows(ctx: Context, dataset: DatasetRow, snapshot: SnapshotRow) -> tuple[pa.Table, str]:
+def verified_rows(ctx: Context, dataset: DatasetRow, snapshot: SnapshotRow) -> tuple[pa.Table, str]:
     """The snapshot's rows after re-hashing every object they come from, and their content hash."""
-    table = ManifestReader(ctx.store, ctx.cache, _verified_manifest(ctx, dataset, snapshot)).read()
+    table = ManifestReader(ctx.store, ctx.cache, verified_manifest(ctx, dataset, snapshot)).read()
     return table, content_hash(table, catalog.key_columns(dataset))
 
 
@@ -125,10 +131,25 @@ def pin(ctx: Context, ref: str, lockfile: str | os.PathLike[str] = LOCKFILE_NAME
     return entry
 
 
+def check_origin(ctx: Context, dataset: str, namespace: str | None, location: str | None = None) -> None:
+    """Refuse a pin of ``dataset`` made in another registry: its lineage ``namespace`` (None: a lockfile
+    older than this check) is not ours.
+
+    Raises:
+        VerifyFailed: it names another registry's namespace.
+    """
+    ours = registry_namespace(ctx)
+    if namespace and namespace != ours:
+        raise VerifyFailed(f"the lock entry for {dataset} was pinned in registry {namespace} "
+                           f"({location or 'location not recorded'}), not in this one ({ours}); point the job at "
+                           "that registry")
+
+
 def pin_entry(ctx: Context, ref: str, job: str | None = None, actor: str | None = None,
-              lockfile: str | os.PathLike[str] | None = None) -> LockEntry:
+              lockfile: str | os.PathLike[str] | None = None, origin: str | None = None) -> LockEntry:
     """Pin the snapshot ``ref`` names in the catalog (audited) and return its lockfile entry, without
-    writing any lockfile: :func:`pin` writes ``lockfile``; an API client writes its own.
+    writing any lockfile: :func:`pin` writes ``lockfile``; an API client writes its own. The entry
+    names the registry (``origin``: the server's URL, default the home) and its lineage namespace.
 
     Raises:
         GateBlocked: the gate does not pass (the refusal is audited as ``pin.refuse``).
@@ -141,9 +162,10 @@ def pin_entry(ctx: Context, ref: str, job: str | None = None, actor: str | None 
         status = gate_status(session, dataset, snapshot)
     if not status.passes:
         _refuse(ctx, "pin.refuse", status, who, refusal)
-    _, digest = _verified_rows(ctx, dataset, snapshot)
+    _, digest = verified_rows(ctx, dataset, snapshot)
     entry = LockEntry(dataset.name, job, catalog.split_ref(ref)[1], snapshot.id, digest, status.result_id,
-                      status.waiver["id"] if status.waiver else None, utc_now(), who.name)
+                      status.waiver["id"] if status.waiver else None, utc_now(), who.name,
+                      origin or str(ctx.paths.home), registry_namespace(ctx))
     try:
         with transaction(ctx.engine) as session:
             now = gate_status(session, dataset, snapshot)
@@ -155,7 +177,9 @@ def pin_entry(ctx: Context, ref: str, job: str | None = None, actor: str | None 
                          pinned_at=entry.pinned_at, pinned_by=who.name)
             session.add(row)
             session.flush()
-            lineage_emit.enqueue_training_read(session, ctx, snapshot, _lineage_job(job), operation="pin")
+            # A pin is its own job (registry/pin/<dataset>), not a run of the training job it is for: that
+            # job's runs are its reads (load, pull, SnapshotDataset), which name their own parents.
+            lineage_emit.enqueue_training_read(session, ctx, snapshot, None, operation="pin")
             audit.record(session, ctx, "pin.create", "pin", row.id, dataset=dataset.name, snapshot=snapshot.id,
                          details={**entry.to_dict(), "lockfile": row.lockfile, "gate": now.state}, actor=who)
     except _Blocked as blocked:
@@ -171,24 +195,21 @@ def load(ctx: Context, target: str | LockEntry, *, allow_unverified: bool = Fals
 
     Raises:
         GateBlocked: the gate does not pass now and ``allow_unverified`` is False (audited as ``gate.refuse``).
-        VerifyFailed: an object's bytes or the rows' content hash differ from what was stored or pinned.
+        VerifyFailed: an object's bytes or the rows' content hash differ from what was stored or pinned,
+            or the lockfile entry was pinned in another registry.
         NotFound: no such dataset, ref or snapshot.
     """
     entry = target if isinstance(target, LockEntry) else None
     ref = entry.target if entry is not None else str(target)
     job = job or (entry.job if entry is not None else None)
     who = resolve_actor(ctx, actor)
-    admitted = _admit(ctx, ref, who, allow_unverified=allow_unverified, job=job)
+    admitted = admit_pinned(ctx, ref, who, allow_unverified=allow_unverified, job=job, entry=entry)
     dataset, snapshot, _ = admitted
-    if entry is not None and snapshot.id != entry.snapshot_id:
-        raise VerifyFailed(f"lock entry for {entry.dataset} names snapshot {entry.snapshot_id}, which resolves to "
-                           f"{snapshot.id}")
-    table, digest = _verified_rows(ctx, dataset, snapshot)
-    if entry is not None and digest != entry.content_hash:
-        raise VerifyFailed(f"{entry.dataset}@{snapshot.id[:12]}: the rows read hash to {digest}, but the pin "
-                           f"recorded {entry.content_hash}; the stored data changed since it was pinned")
-    _record_read(ctx, admitted, who, job=job, ref=entry.ref if entry else catalog.split_ref(ref)[1], digest=digest,
-                 rows=table.num_rows, pinned=entry is not None, operation=operation)
+    table, digest = verified_rows(ctx, dataset, snapshot)
+    if entry is not None:
+        check_content(dataset.name, snapshot.id, digest, entry.content_hash)
+    record_read(ctx, admitted, who, job=job, ref=entry.ref if entry else catalog.split_ref(ref)[1], digest=digest,
+                rows=table.num_rows, pinned=entry is not None, operation=operation)
     return table
 
 
@@ -209,18 +230,48 @@ def training_stream(ctx: Context, ref: str, *, allow_unverified: bool = False, j
     from registry.snapshots.read import stream
 
     who = resolve_actor(ctx, actor)
-    admitted = _admit(ctx, ref, who, allow_unverified=allow_unverified, job=job)
+    admitted = admit(ctx, ref, who, allow_unverified=allow_unverified, job=job)
     dataset, snapshot, _ = admitted
-    _verified_manifest(ctx, dataset, snapshot)
-    _record_read(ctx, admitted, who, job=job, ref=catalog.split_ref(ref)[1], digest=None, rows=snapshot.rows,
-                 pinned=False, operation=operation)
+    verified_manifest(ctx, dataset, snapshot)
+    record_read(ctx, admitted, who, job=job, ref=catalog.split_ref(ref)[1], digest=None, rows=snapshot.rows,
+                pinned=False, operation=operation)
     return stream(ctx, f"{dataset.name}@{snapshot.id}")
 
 
-_Admitted = tuple[DatasetRow, SnapshotRow, GateStatus]
+Admitted = tuple[DatasetRow, SnapshotRow, GateStatus]
 
 
-def _admit(ctx: Context, ref: str, who: Actor, *, allow_unverified: bool, job: str | None) -> _Admitted:
+def admit_pinned(ctx: Context, ref: str, who: Actor, *, allow_unverified: bool, job: str | None,
+                 entry: LockEntry | None, namespace: str | None = None) -> Admitted:
+    """:func:`admit` for a read that may be of a lockfile entry (or of a pin's ``namespace``): an entry
+    of another registry is refused before anything is recorded, and one whose ref no longer resolves
+    to its snapshot after the gate check.
+
+    Raises:
+        VerifyFailed: the entry is another registry's, or names another snapshot.
+        GateBlocked, NotFound: as :func:`admit`.
+    """
+    check_origin(ctx, catalog.split_ref(ref)[0], namespace or (entry.namespace if entry else None),
+                 entry.registry if entry else None)
+    admitted = admit(ctx, ref, who, allow_unverified=allow_unverified, job=job)
+    if entry is not None and admitted[1].id != entry.snapshot_id:
+        raise VerifyFailed(f"lock entry for {entry.dataset} names snapshot {entry.snapshot_id}, which resolves to "
+                           f"{admitted[1].id}")
+    return admitted
+
+
+def check_content(dataset: str, snapshot_id: str, digest: str, pinned: str) -> None:
+    """Refuse rows whose content hash ``digest`` is not the ``pinned`` one.
+
+    Raises:
+        VerifyFailed: they differ.
+    """
+    if digest != pinned:
+        raise VerifyFailed(f"{dataset}@{snapshot_id[:12]}: the rows read hash to {digest}, but the pin recorded "
+                           f"{pinned}; the stored data changed since it was pinned")
+
+
+def admit(ctx: Context, ref: str, who: Actor, *, allow_unverified: bool, job: str | None) -> Admitted:
     """The dataset, snapshot and gate of ``ref`` if a training read may proceed; else the refusal is
     audited and GateBlocked raised."""
     with transaction(ctx.engine, readonly=True) as session:
@@ -231,17 +282,19 @@ def _admit(ctx: Context, ref: str, who: Actor, *, allow_unverified: bool, job: s
     return dataset, snapshot, status
 
 
-def _record_read(ctx: Context, admitted: _Admitted, who: Actor, *, job: str | None, ref: str, digest: str | None,
-                 rows: int, pinned: bool, operation: str) -> None:
+def record_read(ctx: Context, admitted: Admitted, who: Actor, *, job: str | None, ref: str, digest: str | None,
+                rows: int, pinned: bool, operation: str, run_id: str | None = None,
+                parent: ParentRef | None = None) -> None:
     """The audit event (``read.training``, or ``read.unverified`` past a blocked gate) and the lineage
     training read of one admitted read, in one transaction."""
     dataset, snapshot, status = admitted
     action = "read.training" if status.passes else "read.unverified"
     with transaction(ctx.engine) as session:
-        lineage_emit.enqueue_training_read(session, ctx, snapshot, _lineage_job(job), operation=operation)
+        lineage_emit.enqueue_training_read(session, ctx, snapshot, _lineage_job(job), run_id, parent=parent,
+                                           operation=operation)
         audit.record(session, ctx, action, "snapshot", snapshot.id, dataset=dataset.name, snapshot=snapshot.id,
                      details={"job": job, "ref": ref, "content_hash": digest, "rows": rows, "gate": status.state,
-                              "pinned": pinned, "operation": operation}, actor=who)
+                              "pinned": pinned, "operation": operation, "run_id": run_id}, actor=who)
 
 
 def pull(ctx: Context, lockfile: str | os.PathLike[str] = LOCKFILE_NAME, outdir: str | os.PathLike[str] = ".",

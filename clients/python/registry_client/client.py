@@ -18,6 +18,7 @@ import httpx
 
 from registry_client.branches import BranchCalls
 from registry_client.errors import ConnectionFailed, InvalidInput, RegistryError, error_for
+from registry_client.training import TrainingCalls
 
 if TYPE_CHECKING:  # pyarrow is imported when rows are sent or read: JSON-only calls start faster
     import pyarrow as pa
@@ -44,7 +45,7 @@ def _params(**values: Any) -> dict[str, Any]:
     return {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in values.items() if v is not None}
 
 
-class Client(BranchCalls):
+class Client(BranchCalls, TrainingCalls):
     """A connection to one registry server, acting with one bearer token.
 
     >>> with Client("http://127.0.0.1:8000", token) as reg:          # doctest: +SKIP

@@ -1,0 +1,121 @@
+"""Cutting one scan plan across every consumer of a job (ranks x DataLoader workers, Ray tasks), and
+reading a consumer's share as record batches.
+
+Without shuffling, each consumer reads a contiguous run of whole row groups, the runs as equal in
+rows as whole row groups allow (:func:`registry.snapshots.plan.group`), so every row group is decoded
+once; ``exact`` cuts the rows into runs equal within one row instead
+(:func:`~registry.snapshots.plan.split`), decoding up to ``consumers - 1`` row groups twice. With
+shuffling, the units are the plan's tasks (row groups; cut further only when there are fewer than
+consumers), their order a permutation drawn from ``(seed, epoch)`` of which consumer ``c`` takes every
+``consumers``-th, and each unit's rows are permuted by a generator drawn from ``(seed, epoch, unit)``.
+Every consumer computes the same cut from the same plan, so every row is read exactly once per epoch
+with no coordination, and the same seed and epoch give the same order anywhere.
+
+A task's row group is streamed as a plain Parquet read would be, :data:`DECODE_ROWS` at a time; rows
+a newer layer hides are cut out with zero-copy slices, the pieces joined (one copy, only when there
+are several) and cut into batches without copying.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from registry.errors import InvalidInput
+from registry.snapshots.plan import ReadTask, ScanPlan, group, read_task, split
+from registry.training.admission import ObjectSource, VerifiedObjects
+
+__all__ = ["DECODE_ROWS", "Share", "iter_share", "share_of"]
+
+DECODE_ROWS = 65_536
+"""Rows decoded at a time: batches are cut from these without copying, so the per-batch cost stays
+small however small the batches are."""
+
+Share = list[tuple[int, list[ReadTask]]]
+"""A consumer's units: (unit number, its tasks)."""
+
+
+def share_of(plan: ScanPlan, consumer: int, consumers: int, *, epoch: int = 0, seed: int = 0,
+             shuffle: bool = False, exact: bool = False) -> Share:
+    """The units consumer ``consumer`` of ``consumers`` reads in ``epoch``. Unshuffled, a contiguous run
+    of whole row groups (``exact``: of equal rows, cutting up to ``consumers - 1`` row groups).
+
+    Raises:
+        InvalidInput: ``consumer`` is not in ``range(consumers)``.
+    """
+    if consumers < 1 or not 0 <= consumer < consumers:
+        raise InvalidInput(f"consumer {consumer} of {consumers}: expected 0 <= consumer < consumers")
+    tasks = plan.tasks
+    if not shuffle:
+        return [(consumer, (split if exact else group)(tasks, consumers)[consumer])]
+    units = [[task] for task in tasks] if len(tasks) >= consumers else split(tasks, consumers)
+    order = np.random.default_rng([seed, epoch]).permutation(len(units))
+    return [(int(u), units[u]) for u in order[consumer::consumers] if units[u]]
+
+
+def _stream_task(path: str, task: ReadTask, columns: list[str] | None, batch_size: int
+                 ) -> Iterator[pa.RecordBatch]:
+    """One task's visible rows, streamed: its row group's batches from ``offset`` for ``length`` rows,
+    the hidden rows cut out as zero-copy slices."""
+    hidden = np.asarray(task.hidden, np.int64)
+    stop = task.offset + task.length
+    at = 0  # row position (within the row group) of the batch's first row
+    parquet = pq.ParquetFile(path)
+    for batch in parquet.iter_batches(batch_size=batch_size, row_groups=[task.row_group], columns=columns):
+        low, high = max(task.offset, at), min(stop, at + batch.num_rows)
+        if low < high:
+            cuts = hidden[np.searchsorted(hidden, low):np.searchsorted(hidden, high)]
+            start = low
+            for cut in [*cuts.tolist(), high]:
+                if cut > start:
+                    yield batch.slice(start - at, cut - start)
+                start = cut + 1
+        at += batch.num_rows
+        if at >= stop:
+            break
+
+
+def _pieces(verified: VerifiedObjects, share: Share, columns: list[str] | None, batch_size: int, shuffle: bool,
+            seed: int, epoch: int) -> Iterator[pa.Table | pa.RecordBatch]:
+    """The rows of ``share`` in order, as pieces of any size."""
+    for unit, tasks in share:
+        if shuffle:
+            table = pa.concat_tables([read_task(verified.path(t.object), t, columns, use_threads=True) for t in tasks])
+            order = np.random.default_rng([seed, epoch, unit]).permutation(table.num_rows)
+            yield table.take(pa.array(order))
+            continue
+        for task in tasks:
+            yield from _stream_task(verified.path(task.object), task, columns, batch_size)
+
+
+def iter_share(plan: ScanPlan, objects: ObjectSource, share: Share, *, batch_size: int,
+               columns: Sequence[str] | None = None, shuffle: bool = False, seed: int = 0, epoch: int = 0
+               ) -> Iterator[pa.RecordBatch]:
+    """The rows of ``share`` as record batches of exactly ``batch_size`` rows (the last may be
+    shorter), each object verified before this process first reads it.
+
+    Raises:
+        VerifyFailed: an object's bytes do not hash to its name.
+    """
+    if batch_size < 1:
+        raise InvalidInput(f"batch_size must be at least 1, got {batch_size}")
+    verified = objects if isinstance(objects, VerifiedObjects) else VerifiedObjects(objects)
+    cols = list(columns) if columns is not None else (list(plan.columns) if plan.columns is not None else None)
+    pending: list[pa.Table] = []
+    held = 0
+    for piece in _pieces(verified, share, cols, max(batch_size, DECODE_ROWS), shuffle, seed, epoch):
+        pending.append(piece if isinstance(piece, pa.Table) else pa.Table.from_batches([piece]))
+        held += piece.num_rows
+        if held < batch_size:
+            continue
+        rows = pa.concat_tables(pending).combine_chunks()  # one copy, and none for a single piece
+        start = 0
+        while held - start >= batch_size:
+            yield rows.slice(start, batch_size).to_batches()[0]
+            start += batch_size
+        pending, held = [rows.slice(start)], held - start
+    if held:
+        yield pa.concat_tables(pending).combine_chunks().to_batches()[0]
