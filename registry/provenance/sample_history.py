@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
@@ -41,6 +42,8 @@ class HistoryEntry:
     annotation_id: str | None = None
     annotator_id: str | None = None
     """The stable identity of who labeled (``annotator`` shows it with email or name)."""
+    model_version: str | None = None
+    """For a model's prediction (``source_kind`` other than human): the model and version that made it."""
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -67,7 +70,19 @@ def sample_history(ctx: Context, name: str, key: str) -> list[HistoryEntry]:
     if not entries:
         raise NotFound(f"{name} has no sample {key!r} in any snapshot or annotation record")
     order = {s.id: s.seq for s in snapshots}
-    return sorted(entries, key=lambda e: (order[e.snapshot_id], e.kind == "snapshot", e.time or ""))
+    return sorted(entries, key=lambda e: (_instant(e.time), order[e.snapshot_id], e.kind == "snapshot"))
+
+
+def _instant(text: str | None) -> datetime:
+    """When an event happened, for time order: sources write ISO times in several forms (``Z``, offsets,
+    none); one without a zone is UTC, and an unreadable or missing one sorts last."""
+    if not text:
+        return datetime.max.replace(tzinfo=UTC)
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.max.replace(tzinfo=UTC)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _key_hash_of(key: str, column: str, dtype: pa.DataType) -> int | None:
@@ -98,4 +113,5 @@ def _labeling_acts(ctx: Context, snap: SnapshotRow, key: str) -> list[HistoryEnt
     return [HistoryEntry("label", r["updated_at"] or r["created_at"], snap.id, snap.message, r["value"],
                          identity_label(r["annotator_id"], r["annotator_email"], r["annotator_name"]),
                          r["source_kind"], r["guideline_version"], r["change"], r["annotation_id"],
-                         identity_key(r["annotator_id"], r["annotator_email"], r["annotator_name"])) for r in rows]
+                         identity_key(r["annotator_id"], r["annotator_email"], r["annotator_name"]),
+                         r["model_version"] if r["source_kind"] != "human" else None) for r in rows]
