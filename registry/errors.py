@@ -23,6 +23,7 @@ __all__ = [
     "InvalidName",
     "NotFound",
     "PermissionDenied",
+    "QuerySyntaxError",
     "RefConflict",
     "RegistryError",
     "StorageError",
@@ -163,6 +164,11 @@ class UpstreamError(UserError):
     message names the server and the HTTP status. Nothing was committed."""
 
     code = "upstream_error"
+
+
+class QuerySyntaxError(InvalidInput):
+    """SQL that does not parse. Its message keeps the parser's line breaks: the caret under the
+    offending column on the next lines is the useful part, so the CLI prints it as written."""
 
 
 EXIT_CODES: dict[type[RegistryError], int] = {

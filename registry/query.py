@@ -23,7 +23,7 @@ from registry.audit.models import AuditSegmentRow
 from registry.audit.segments import unsealed_events
 from registry.context import Context
 from registry.db import transaction
-from registry.errors import InvalidInput
+from registry.errors import InvalidInput, QuerySyntaxError
 from registry.models import DatasetRow, RefRow, SchemaVersionRow, SnapshotRow
 from registry.provenance.store import STORED_SCHEMA
 from registry.rows import rows_to_table
@@ -161,7 +161,7 @@ def check_read_only(sql: str) -> None:
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as exc:
-        raise InvalidInput(f"cannot parse the query: {exc}") from exc
+        raise QuerySyntaxError(f"cannot parse the query: {exc}") from exc
     if not statements:
         raise InvalidInput("the query is empty")
     for statement in statements:

@@ -18,7 +18,7 @@ import click
 from registry import DISTRIBUTION
 from registry.cli import output
 from registry.cli.help_text import ROOT_EPILOG, whole_summaries
-from registry.errors import RegistryError, exit_code_for
+from registry.errors import QuerySyntaxError, RegistryError, exit_code_for
 
 __all__ = ["cli", "main"]
 
@@ -391,7 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cli.main(args=args, prog_name="registry", standalone_mode=False)
     except RegistryError as exc:
-        _report(exc.to_dict(), as_json)
+        _report(exc.to_dict(), as_json, keep_lines=isinstance(exc, QuerySyntaxError))
         return exit_code_for(exc)
     except click.exceptions.Abort:
         output.error("aborted")
@@ -410,10 +410,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _report(body: dict[str, dict[str, str]], as_json: bool) -> None:
-    """The error on stderr: JSON with ``--json``; else ``error: ...``, its own line breaks kept (a query's
-    parse error points at the column on the next lines) and carriage returns shown, not obeyed."""
-    body["error"]["message"] = body["error"]["message"].replace("\r", "\\r")
+def _report(body: dict[str, dict[str, str]], as_json: bool, keep_lines: bool = False) -> None:
+    """The error on stderr: JSON with ``--json``, else one ``error: ...`` line (line breaks shown as ``\\n``,
+    so a name holding one cannot forge output); a query's parse error keeps its lines, which point at
+    the column."""
+    message = body["error"]["message"].replace("\r", "\\r")
+    body["error"]["message"] = message if keep_lines else message.replace("\n", "\\n")
     if as_json:
         sys.stderr.write(json.dumps(body) + "\n")
     else:

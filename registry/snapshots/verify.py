@@ -141,6 +141,7 @@ def _check_snapshot(ctx: Context, dataset: DatasetRow, snap: SnapshotRow, known:
             problem = _object_problem(ctx, sha, f"layer {number} {role} of {where}", seen, report)
             if problem:
                 problems.append(problem)
+            if sha in report.bad_objects:
                 continue
             rows = pq.ParquetFile(ctx.store.local_path(sha)).metadata.num_rows
             if rows != count:
