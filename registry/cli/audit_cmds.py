@@ -116,9 +116,9 @@ def audit_seal(ctx: click.Context, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts (the same as --format json).")
 @click.pass_context
 def query(ctx: click.Context, sql: str, fmt: str, dataset_ref: str | None, as_json: bool) -> None:
-    """Read-only SQL (DuckDB) over datasets, snapshots, refs, schema_versions, annotations, audit_log, ...
+    """Read-only SQL (DuckDB) over the catalog's views: datasets, snapshots, refs, audit_log and more.
 
-    The query cannot read or write files, attach databases, load extensions or change settings.
+    Views: datasets, snapshots, refs, schema_versions, annotations, audit_log, ... The query cannot read or write files, attach databases, load extensions or change settings.
     """
     result = _registry(ctx).query(sql, dataset=dataset_ref)
     rows = result.to_pylist()

@@ -41,8 +41,9 @@ class VerifyReport:
 def _object_problem(ctx: Context, sha: str, role: str, seen: dict[str, str | None], report: VerifyReport
                     ) -> str | None:
     if sha in seen:
-        if sha in report.bad_objects:
-            report.bad_objects[sha].append(role.rpartition(" of ")[2])
+        user = role.rpartition(" of ")[2]
+        if sha in report.bad_objects and user not in report.bad_objects[sha]:
+            report.bad_objects[sha].append(user)
         return None  # reported once, with every snapshot that uses it (see verify)
     problem: str | None = None
     try:
@@ -95,10 +96,9 @@ def _name_users(report: VerifyReport) -> None:
     """Add to each bad object's one problem line the snapshots that use it."""
     for sha, users in report.bad_objects.items():
         index = next((i for i, p in enumerate(report.problems) if p.startswith(f"object {sha} ")), None)
-        unique = list(dict.fromkeys(users))
-        if index is not None and len(unique) > 1:
-            shown = ", ".join(unique[:10]) + (f" and {len(unique) - 10} more" if len(unique) > 10 else "")
-            report.problems[index] += f"; used by {len(unique)} snapshots: {shown}"
+        if index is not None and len(users) > 1:
+            shown = ", ".join(users[:10]) + (f" and {len(users) - 10} more" if len(users) > 10 else "")
+            report.problems[index] += f"; used by {len(users)} snapshots: {shown}"
 
 
 def _check_snapshot(ctx: Context, dataset: DatasetRow, snap: SnapshotRow, known: set[str],
