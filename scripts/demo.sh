@@ -12,7 +12,15 @@ rm -rf demo-out && mkdir demo-out && cd demo-out
 unset REGISTRY_HOME REGISTRY_DATABASE_URL REGISTRY_STORAGE_URL
 export REGISTRY_ACTOR="${REGISTRY_ACTOR:-demo-annotator}"
 
-run() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+# Print a command as it can be pasted back into a shell (each argument quoted where it needs it), then run it.
+quoted() {
+  local arg out=()
+  for arg in "$@"; do
+    if [[ "$arg" =~ ^[A-Za-z0-9_@%+=:,./-]+$ ]]; then out+=("$arg"); else out+=("'${arg//\'/\'\\\'\'}'"); fi
+  done
+  printf '%s' "${out[*]}"
+}
+run() { printf '\n\033[1m$ %s\033[0m\n' "$(quoted "$@")"; "$@"; }
 
 python ../scripts/make_demo_data.py .
 run registry init
