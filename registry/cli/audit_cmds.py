@@ -118,7 +118,8 @@ def audit_seal(ctx: click.Context, as_json: bool) -> None:
 def query(ctx: click.Context, sql: str, fmt: str, dataset_ref: str | None, as_json: bool) -> None:
     """Read-only SQL (DuckDB) over the catalog's views: datasets, snapshots, refs, audit_log and more.
 
-    Views: datasets, snapshots, refs, schema_versions, annotations, audit_log, ... The query cannot read or write files, attach databases, load extensions or change settings.
+    Views: datasets, snapshots, refs, schema_versions, annotations, audit_log, ... The query cannot read or
+    write files, attach databases, load extensions or change settings.
     """
     result = _registry(ctx).query(sql, dataset=dataset_ref)
     rows = result.to_pylist()

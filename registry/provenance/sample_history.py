@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
@@ -18,10 +19,15 @@ from registry.errors import NotFound
 from registry.models import SnapshotRow
 from registry.provenance.identity import identity_key, identity_label
 from registry.provenance.labels import key_type
+from registry.snapshots.commit import load_manifest
 from registry.snapshots.hashing import key_hash
 from registry.snapshots.layers import in_sorted
+from registry.snapshots.reader import ManifestReader
 
 __all__ = ["HistoryEntry", "sample_history"]
+
+LABEL_COLUMN = "label"
+"""The column a plain commit's row value is shown from, when the row has it (the importers write it)."""
 
 
 @dataclass(frozen=True)
@@ -102,8 +108,24 @@ def _row_changes(ctx: Context, snap: SnapshotRow, keys: list[str], kh: int | Non
         found.append("upserted")
     if snap.deletes_sha256 and in_sorted(probe, ctx.cache.deletes_index(snap.deletes_sha256, keys))[0][0]:
         found.append("deleted")
-    return [HistoryEntry("snapshot", snap.created_at, snap.id, snap.message, annotator=snap.author, change=change)
+    value = _row_value(ctx, snap, keys, probe) if "upserted" in found else None
+    return [HistoryEntry("snapshot", snap.created_at, snap.id, snap.message,
+                         value=value if change == "upserted" else None, annotator=snap.author, change=change)
             for change in found]
+
+
+def _row_value(ctx: Context, snap: SnapshotRow, keys: list[str], probe: np.ndarray) -> str | None:
+    """The row's value in ``snap``, so a plain commit shows what it wrote: its ``label`` when it has
+    one, else the row's other columns as JSON."""
+    reader = ManifestReader(ctx.store, ctx.cache, load_manifest(ctx, snap))
+    rows = reader.fetch(probe).to_pylist()
+    if not rows:
+        return None
+    row = {k: v for k, v in rows[0].items() if k not in keys}
+    if LABEL_COLUMN in row:
+        label = row[LABEL_COLUMN]
+        return None if label is None else str(label)
+    return json.dumps(row, default=str, ensure_ascii=False, sort_keys=True)
 
 
 def _labeling_acts(ctx: Context, snap: SnapshotRow, key: str) -> list[HistoryEntry]:

@@ -7,17 +7,45 @@ function value(v) {
   return typeof v === "number" ? num(v) : v === null || v === undefined ? "—" : String(v);
 }
 
+const LABELS = { per_column: "nulls per column", per_class: "per class", examples: "examples", error: "error",
+  note: "note", gold_items: "gold items", classes_below_min: "classes below the minimum" };
+
+/** A detail value as short text: numbers grouped, objects as "name: value" pairs, long lists cut. */
+function detailText(value, depth = 0) {
+  if (value === null || value === undefined) return "—";
+  if (typeof value === "number") return num(value);
+  if (Array.isArray(value)) {
+    const shown = value.slice(0, 8).map((v) => detailText(v, depth + 1)).join(", ");
+    return value.length > 8 ? `${shown}, … (${num(value.length)} in all)` : shown || "none";
+  }
+  if (typeof value === "object") {
+    if (depth > 1) return JSON.stringify(value);
+    const entries = Object.entries(value);
+    const shown = entries.slice(0, 8).map(([k, v]) => `${k}: ${detailText(v, depth + 1)}`).join("; ");
+    return entries.length > 8 ? `${shown}; … (${num(entries.length)} in all)` : shown || "none";
+  }
+  return String(value);
+}
+
+/** Every detail of a check result, visible (not only in a tooltip). */
+function detailsList(details) {
+  const entries = Object.entries(details || {});
+  if (!entries.length) return h("span", { class: "muted" }, "—");
+  return h("ul", { class: "details-list" }, entries.map(([key, value]) => h("li", {},
+    h("span", { class: "muted" }, `${LABELS[key] || key.replaceAll("_", " ")}: `), detailText(value))));
+}
+
 function checksTable(checks, id) {
-  return table(["Check", "Kind", "Severity", "Metric", "Threshold", "Result"],
+  return table(["Check", "Kind", "Severity", "Metric", "Threshold", "Result", "Details"],
     checks.map((c) => h("tr", { class: c.passed ? "pass" : "fail", "data-check": c.name },
       h("th", { scope: "row" }, c.name),
       h("td", {}, c.check),
       h("td", {}, c.severity),
-      h("td", { class: "num", title: String(c.metric) }, value(c.metric)),
-      h("td", { class: "num", title: String(c.threshold) }, value(c.threshold)),
+      h("td", { class: "num" }, value(c.metric)),
+      h("td", { class: "num nowrap" }, value(c.threshold)),
       h("td", {}, c.passed ? h("span", { class: "badge gate-passed" }, "pass")
-        : h("span", { class: "badge gate-failed" }, "FAIL"),
-      c.details && c.details.error ? h("div", { class: "muted" }, c.details.error) : ""))),
+        : h("span", { class: "badge gate-failed" }, "FAIL")),
+      h("td", { class: "details-cell" }, detailsList(c.details)))),
     { class: "grid checks", id });
 }
 
