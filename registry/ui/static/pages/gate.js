@@ -1,7 +1,7 @@
 // Gate: each check with metric, threshold and severity, the waiver, the policy version, and past results.
 
 import { api, ApiError, may, refresh, seg } from "../api.js";
-import { errorBox, gateBadge, h, labelled, link, num, shortId, table, time } from "../dom.js";
+import { emptyState, errorBox, gateBadge, h, labelled, link, num, plain, shortId, table, time } from "../dom.js";
 
 function value(v) {
   return typeof v === "number" ? num(v) : v === null || v === undefined ? "—" : String(v);
@@ -115,7 +115,7 @@ export async function gatePage(view, [ref]) {
     h("h1", {}, "Gate of ", h("span", { class: "ref" }, `${dataset}@${gate.snapshot_id.slice(0, 12)}`)),
     h("p", {}, link(`#/datasets/${seg(dataset)}`, `← ${dataset} history`), " · ",
       link(`#/lineage/${seg(`${dataset}@${gate.snapshot_id}`)}`, "lineage")),
-    h("p", { class: "gate-state", id: "gate-state" }, gateBadge(gate.state), " ", gate.message),
+    h("p", { class: "gate-state", id: "gate-state" }, gateBadge(gate.state), " ", plain(gate.message)),
     h("dl", { class: "facts" },
       h("dt", {}, "Snapshot"), h("dd", {}, shortId(gate.snapshot_id)),
       h("dt", {}, "Policy version"), h("dd", { id: "policy-version" }, gate.policy_version ?? "none"),
@@ -128,8 +128,10 @@ export async function gatePage(view, [ref]) {
   } else if (gate.failed.length || gate.warnings.length) {
     checks.append(checksTable([...gate.failed, ...gate.warnings].map((c) => ({ ...c, passed: false,
       severity: gate.failed.includes(c) ? "error" : "warn", details: { error: c.error } })), "checks"));
+  } else if (gate.state === "no_policy") {
+    checks.append(emptyState("This dataset has no QA policy yet, so there is nothing to evaluate."));
   } else {
-    checks.append(h("p", { class: "muted" }, "No evaluation under the current policy."));
+    checks.append(emptyState("No evaluation under the current policy yet."));
   }
   view.append(checks);
   if (gate.waiver) view.append(waiverBox(gate.waiver));
@@ -140,7 +142,7 @@ export async function gatePage(view, [ref]) {
   const past = h("section", { "aria-labelledby": "history-title" }, h("h2", { id: "history-title" },
     "History of gate results"));
   if (resultsError) past.append(errorBox(resultsError));
-  else if (!results.length) past.append(h("p", { class: "muted" }, "This snapshot was never evaluated."));
+  else if (!results.length) past.append(emptyState("This snapshot was never evaluated."));
   else {
     past.append(h("div", { class: "results", id: "results" }, results.map((r) => h("details", {},
       h("summary", {}, time(r.created_at), " ", gateBadge(r.status), ` policy v${r.policy_version} · by ${r.created_by}`
