@@ -60,3 +60,21 @@ def test_schema_head_constant_matches_the_newest_migration() -> None:
     from registry.db import SCHEMA_HEAD, alembic_config
 
     assert ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head() == SCHEMA_HEAD
+
+
+def test_one_distribution_name_everywhere() -> None:
+    """The name on the package index is ours (``dataset-registry`` is someone else's project there)."""
+    from registry import DISTRIBUTION, __version__
+    from registry.lineage.events import PRODUCER
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["name"] == DISTRIBUTION == "dataset-ledger"
+    assert f"https://pypi.org/project/{DISTRIBUTION}/{__version__}" == PRODUCER
+    texts = [ROOT / "README.md", ROOT / "Dockerfile", ROOT / "docker-compose.yml", *(ROOT / "docs").glob("*.md"),
+             *(ROOT / "registry").rglob("*.py"), *(ROOT / "registry").rglob("*.json"),
+             *(ROOT / "clients").rglob("*.md")]
+    stale = [str(p.relative_to(ROOT)) for p in texts if "dataset-registry" in p.read_text()]
+    assert stale == []
+    installs = [line for p in texts if p.suffix == ".md" for line in p.read_text().splitlines()
+                if "pip install '" in line and "[" in line]
+    assert installs and all(f"pip install '{DISTRIBUTION}[" in line for line in installs), installs

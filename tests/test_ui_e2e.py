@@ -125,7 +125,7 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1366, "height": 860}, locale="en-US")
+    context = browser.new_context(viewport={"width": 1366, "height": 860}, locale="en-US", accept_downloads=True)
     tab = context.new_page()
     tab.set_default_timeout(20_000)
     errors: list[str] = []

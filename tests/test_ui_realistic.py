@@ -6,6 +6,8 @@ no snapshot; ``nulls`` whose gate fails on null labels; three training runs of o
 ``wide``; and 10,000 audit events. Every page is screenshotted into test-artifacts/ui/.
 """
 
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import csv
@@ -28,7 +30,9 @@ from registry.lineage.emit import registry_namespace
 from registry.lineage.events import new_run_id
 from registry.lineage.intake import ingest_run_event
 from tests.api_support import bearer, serve
-from tests.test_ui_e2e import ARTIFACTS, Site, _need_browser, expect, login, shot
+
+# The browser and page fixtures of the console tests, shared (the arguments named `page` are that fixture).
+from tests.test_ui_e2e import Site, _need_browser, browser, expect, login, page, shot  # noqa: F401
 
 SNAPSHOTS = 1_000
 ROWS = 100_000
@@ -97,30 +101,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Site, list[
             reg.close()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    _need_browser()
-    from playwright.sync_api import sync_playwright
-
-    from tests.test_ui_e2e import ARGS, CHROMIUM
-
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": WIDTH, "height": 860}, locale="en-US", accept_downloads=True)
-    tab = context.new_page()
-    tab.set_default_timeout(60_000)
-    errors: list[str] = []
-    tab.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield tab
-    context.close()
-    assert errors == [], errors
+def _open(page: Any, s: Site, role: str, route: str, selector: str) -> None:
+    """Sign in as ``role``, open ``route`` and wait (generously: the data is large) for ``selector``."""
+    login(page, s, role)
+    page.goto(f"{s.url}/ui/{route}")
+    page.wait_for_selector(selector, timeout=120_000)
 
 
 def _not_clipped(page: Any) -> None:
@@ -138,9 +123,7 @@ def _no_shell_advice(page: Any) -> None:
 
 def test_high_cardinality_label_diff_shows_top_classes_and_other(page: Any, site: tuple[Site, list[str]]) -> None:
     s, _ = site
-    login(page, s, "reader")
-    page.goto(f"{s.url}/ui/#/diff?a=wide@v1&b=wide@main")
-    page.wait_for_selector("#matrix", timeout=120_000)
+    _open(page, s, "reader", "#/diff?a=wide@v1&b=wide@main", "#matrix")
     expected = s.get("/diff", "reader", a="wide@v1", b="wide@main", labels="true", rows=50)
     classes = page.locator("#matrix thead th").all_inner_texts()[1:]
     assert len(classes) == 13 and classes[-1] == "other"
@@ -160,9 +143,7 @@ def test_high_cardinality_label_diff_shows_top_classes_and_other(page: Any, site
 
 def test_a_column_that_is_not_categorical_gets_its_own_view(page: Any, site: tuple[Site, list[str]]) -> None:
     s, _ = site
-    login(page, s, "reader")
-    page.goto(f"{s.url}/ui/#/diff?a=wide@v1&b=wide@main&column=score")
-    page.wait_for_selector("#not-labels", timeout=120_000)
+    _open(page, s, "reader", "#/diff?a=wide@v1&b=wide@main&column=score", "#not-labels")
     page.wait_for_selector("#row-diff")
     assert "“score” is not a label column" in page.locator("#not-labels h2").inner_text()
     assert page.locator("#matrix").count() == 0 and page.locator("[role=alert]").count() == 0
@@ -174,9 +155,7 @@ def test_a_column_that_is_not_categorical_gets_its_own_view(page: Any, site: tup
 
 def test_audit_page_reads_well_with_10000_events(page: Any, site: tuple[Site, list[str]]) -> None:
     s, _ = site
-    login(page, s, "auditor")
-    page.goto(f"{s.url}/ui/#/audit")
-    page.wait_for_selector("#audit-events")
+    _open(page, s, "auditor", "#/audit", "#audit-events")
     shown = s.get("/audit/events", "auditor", limit=200)[::-1]
     rows = page.locator("#audit-events tbody tr")
     assert rows.count() == 200
@@ -213,9 +192,7 @@ def test_audit_page_reads_well_with_10000_events(page: Any, site: tuple[Site, li
 
 def test_gate_page_shows_metric_threshold_and_details(page: Any, site: tuple[Site, list[str]]) -> None:
     s, _ = site
-    login(page, s, "reader")
-    page.goto(f"{s.url}/ui/#/gate/nulls")
-    page.wait_for_selector("#checks")
+    _open(page, s, "reader", "#/gate/nulls", "#checks")
     gate = s.get("/gates/nulls", "reader")
     check = gate["failed"][0]
     row = page.locator("#checks tr.fail")
@@ -231,9 +208,7 @@ def test_gate_page_shows_metric_threshold_and_details(page: Any, site: tuple[Sit
 
 def test_lineage_tells_runs_apart(page: Any, site: tuple[Site, list[str]]) -> None:
     s, runs = site
-    login(page, s, "reader")
-    page.goto(f"{s.url}/ui/#/lineage/wide")
-    page.wait_for_selector("#lineage-edges")
+    _open(page, s, "reader", "#/lineage/wide", "#lineage-edges")
     assert len({r[:8] for r in runs}) == 1  # what the console used to show: one prefix for all three
     cells = page.locator("#lineage-edges code.run-id").all_inner_texts()
     assert len(cells) >= 3 and len(set(cells)) == len(set(page.locator("#lineage-edges code.run-id")
@@ -248,9 +223,7 @@ def test_lineage_tells_runs_apart(page: Any, site: tuple[Site, list[str]]) -> No
 
 def test_empty_states_instead_of_errors(page: Any, site: tuple[Site, list[str]]) -> None:
     s, _ = site
-    login(page, s, "admin")
-    page.goto(f"{s.url}/ui/#/datasets/empty")
-    page.wait_for_selector("main .empty")
+    _open(page, s, "admin", "#/datasets/empty", "main .empty")
     assert page.locator("[role=alert]").count() == 0
     _no_shell_advice(page)
     shot(page, "real-empty-dataset")
@@ -275,9 +248,7 @@ def test_empty_states_instead_of_errors(page: Any, site: tuple[Site, list[str]])
 
 def test_history_of_1000_snapshots_and_a_plain_commit_sample(page: Any, site: tuple[Site, list[str]]) -> None:
     s, _ = site
-    login(page, s, "reader")
-    page.goto(f"{s.url}/ui/#/datasets/many")
-    page.wait_for_selector("#history")
+    _open(page, s, "reader", "#/datasets/many", "#history")
     assert page.locator("#history tbody tr").count() == 100
     assert page.locator("#show-more").inner_text() == f"Show 100 more ({SNAPSHOTS - 100:,} not shown)"
     _not_clipped(page)
