@@ -49,7 +49,7 @@ def test_every_printed_command_runs_again_when_pasted(demo: tuple[Path, str], tm
     shutil.copytree(out, copy)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REGISTRY_", "OPENLINEAGE_"))}
     env.update({"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-                "OPENLINEAGE_DISABLED": "true"})
+                "OPENLINEAGE_DISABLED": "true", "REGISTRY_ACTOR": "demo-annotator"})  # the demo's shell exports it
     local = commands[: next(i for i, c in enumerate(commands) if "--limit 2" in c)]  # before the remote part
     for command in local:
         words = shlex.split(command)

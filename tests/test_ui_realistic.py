@@ -215,7 +215,7 @@ def test_lineage_tells_runs_apart(page: Any, site: tuple[Site, list[str]]) -> No
                                                             .evaluate_all("e => e.map(c => c.title)")))
     for run in runs:
         assert any(c.startswith(f"…{run[-8:]} · 20") for c in cells), (run, cells)
-    labels = page.locator("#lineage-graph g.kind-run text.name").all_inner_texts()
+    labels = page.locator("#lineage-graph g.kind-run text.name").all_text_contents()
     assert len(set(labels)) == 3, labels
     _not_clipped(page)
     shot(page, "real-lineage")

@@ -47,14 +47,14 @@ export function heatMap(matrix, netChange) {
   let maxDiag = 0;
   for (const [from, row] of Object.entries(folded)) {
     for (const [to, count] of Object.entries(row)) {
-      if (from === to && from !== OTHER) maxDiag = Math.max(maxDiag, count);
+      if (from === to) maxDiag = Math.max(maxDiag, count);
       else maxOff = Math.max(maxOff, count);
     }
   }
   const shade = (count, max) => (max > 0 ? 0.12 + 0.88 * (Math.log1p(count) / Math.log1p(max)) : 0);
   const cell = (from, to) => {
     const count = (folded[from] || {})[to];
-    const diag = from === to && from !== OTHER;
+    const diag = from === to;  // "other" to "other" holds unchanged rows too: shaded as the diagonal
     const attrs = { "data-from": from, "data-to": to, class: diag ? "diag" : "off" };
     if (count === undefined) return h("td", { ...attrs, class: `${attrs.class} zero`, "aria-label": "0" });
     const alpha = shade(count, diag ? maxDiag : maxOff);
