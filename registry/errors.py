@@ -170,6 +170,8 @@ class QuerySyntaxError(InvalidInput):
     """SQL that does not parse. Its message keeps the parser's line breaks: the caret under the
     offending column on the next lines is the useful part, so the CLI prints it as written."""
 
+    code = "query_syntax"
+
 
 EXIT_CODES: dict[type[RegistryError], int] = {
     CheckFailed: 1,

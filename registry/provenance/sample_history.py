@@ -132,7 +132,9 @@ def _labeling_acts(ctx: Context, snap: SnapshotRow, key: str) -> list[HistoryEnt
     assert snap.annotations_sha256 is not None
     table = pq.ParquetFile(ctx.store.local_path(snap.annotations_sha256)).read()
     rows = table.filter(pc.equal(table.column("sample_key"), key)).to_pylist()
-    return [HistoryEntry("label", r["updated_at"] or r["created_at"], snap.id, snap.message, r["value"],
+    # A removal is known when the snapshot that dropped the record was made, not when the act was.
+    return [HistoryEntry("label", snap.created_at if r["change"] == "removed" else r["updated_at"] or r["created_at"],
+                         snap.id, snap.message, r["value"],
                          identity_label(r["annotator_id"], r["annotator_email"], r["annotator_name"]),
                          r["source_kind"], r["guideline_version"], r["change"], r["annotation_id"],
                          identity_key(r["annotator_id"], r["annotator_email"], r["annotator_name"]),

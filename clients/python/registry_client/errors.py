@@ -23,6 +23,7 @@ __all__ = [
     "InvalidName",
     "NotFound",
     "PermissionDenied",
+    "QuerySyntaxError",
     "RefConflict",
     "RegistryError",
     "ServerError",
@@ -152,6 +153,12 @@ class Unauthenticated(UserError):
     """No valid token: missing, unknown, expired or revoked (HTTP 401)."""
 
     code = "unauthenticated"
+
+
+class QuerySyntaxError(InvalidInput):
+    """The SQL does not parse; the message keeps the parser's lines (the caret under the column)."""
+
+    code = "query_syntax"
 
 
 class TooLarge(InvalidInput):
