@@ -92,8 +92,11 @@ def measure(reps: int, folder: Path, env: dict[str, str]) -> list[dict[str, obje
 
 
 def report(results: list[dict[str, object]], reps: int, out: Path) -> None:
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     lines = [f"# CLI start-up: read-only commands on a small registry ({reps} runs each, median wall)", "",
-             f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}. "
+             f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, load average "
+             f"at the end {load} (a busy shared machine inflates every figure; the ratio to the baseline, "
+             "measured run by run, is the steadier one). "
              f"Goal: <= {GOAL_SECONDS} s wall. Baseline: `python -c pass`, interleaved run by run.", "",
              "| command | median s | min s | max s | x baseline | meets goal |", "|---|---|---|---|---|---|"]
     lines += [f"| `{r['command']}` | {r['median_s']} | {r['min_s']} | {r['max_s']} | {r['ratio']} | "
