@@ -307,3 +307,19 @@ def _run_remote(args: list[str], env: dict[str, str]) -> tuple[int, str]:
 def test_in_process_main_prints_the_epilog(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     assert "Exit codes:" in capsys.readouterr().out
+
+
+def test_export_to_stdout_over_http_prints_what_the_local_export_prints(tour: Registry, home: Path) -> None:
+    import subprocess
+    import sys
+
+    token = bearer(tour, "reader", "reader")["Authorization"].removeprefix("Bearer ")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+    argv = [sys.executable, "-m", "registry.cli.main", "export", "d@v1", "-", "--format", "jsonl"]
+    local = subprocess.run(argv, capture_output=True, env={**env, "REGISTRY_HOME": str(home)}, timeout=120)
+    with serve(create_app(tour.home)) as url:
+        remote = subprocess.run(argv, capture_output=True, env={**env, "REGISTRY_URL": url, "REGISTRY_TOKEN": token},
+                                timeout=120)
+    assert local.returncode == remote.returncode == 0, remote.stderr
+    rows = sorted(local.stdout.decode().splitlines())
+    assert len(rows) == 40 and sorted(remote.stdout.decode().splitlines()) == rows
