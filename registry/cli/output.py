@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["NULL", "cell", "dataset_table", "diff_report", "emit", "error", "log_lines", "log_oneline", "note", "print_json",
-           "progress_bar", "render", "say", "schema_versions", "show_snapshot", "status", "table"]
+__all__ = ["NULL", "cell", "dataset_table", "diff_report", "emit", "error", "log_lines", "log_oneline", "note",
+           "print_json", "progress_bar", "render", "say", "schema_versions", "show_snapshot", "status", "table"]
 
 NULL = "(null)"
 """How a null prints in text (diff, blame, diff --labels, history, query); JSON prints ``null``."""
