@@ -1,5 +1,5 @@
 # The registry image: the `registry` CLI and its HTTP API (see docs/deploy.md).
-#   docker build -t dataset-registry .
+#   docker build -t dataset-ledger .
 FROM python:3.11-slim
 
 ENV PYTHONUNBUFFERED=1 \

@@ -13,8 +13,10 @@ from registry.errors import RegistryError
 if TYPE_CHECKING:
     from registry.registry import Registry
 
-__all__ = ["Registry", "RegistryError"]
+__all__ = ["DISTRIBUTION", "Registry", "RegistryError"]
 __version__ = "0.1.0"
+DISTRIBUTION = "dataset-ledger"
+"""The name on the package index (``pip install dataset-ledger``); the import package and command stay ``registry``."""
 
 
 def __getattr__(name: str) -> Any:

@@ -24,6 +24,7 @@ __all__ = [
     "NotFound",
     "PermissionDenied",
     "QueryInterrupted",
+    "QuerySyntaxError",
     "RefConflict",
     "RegistryError",
     "StorageError",
@@ -188,6 +189,13 @@ class UnresolvedConflicts(CheckFailed):
         body = super().to_dict()
         body["error"]["conflicts"] = self.conflicts  # type: ignore[assignment]
         return body
+
+
+class QuerySyntaxError(InvalidInput):
+    """SQL that does not parse. Its message keeps the parser's line breaks: the caret under the
+    offending column on the next lines is the useful part, so the CLI prints it as written."""
+
+    code = "query_syntax"
 
 
 EXIT_CODES: dict[type[RegistryError], int] = {

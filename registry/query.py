@@ -28,7 +28,7 @@ from registry.branch_models import MergeConflictRow
 from registry.config import Settings
 from registry.context import Context
 from registry.db import transaction
-from registry.errors import InvalidInput, QueryInterrupted, UserError
+from registry.errors import InvalidInput, QueryInterrupted, QuerySyntaxError, UserError
 from registry.models import DatasetRow, RefRow, SchemaVersionRow, SnapshotRow
 from registry.provenance.store import STORED_SCHEMA
 from registry.rows import rows_to_table
@@ -177,7 +177,7 @@ def check_read_only(sql: str) -> None:
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as exc:
-        raise InvalidInput(f"cannot parse the query: {exc}") from exc
+        raise QuerySyntaxError(f"cannot parse the query: {exc}") from exc
     if not statements:
         raise InvalidInput("the query is empty")
     for statement in statements:

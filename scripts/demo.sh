@@ -5,16 +5,27 @@
 # then read the audit log, verify its hash chain against a checkpoint and query it with SQL;
 # finally serve it over HTTP and run the same commands remotely (REGISTRY_URL) with a CI token.
 set -euo pipefail
+# DEMO_OUT (default demo-out) is the folder it works in; DEMO_SKIP_SETUP=1 uses .venv as it is.
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
-export PATH="$PWD/.venv/bin:$PATH"
-rm -rf demo-out && mkdir demo-out && cd demo-out
+ROOT="$PWD"
+[ "${DEMO_SKIP_SETUP:-}" = 1 ] || bash scripts/setup.sh
+export PATH="$ROOT/.venv/bin:$PATH"
+OUT="${DEMO_OUT:-demo-out}"
+rm -rf "$OUT" && mkdir -p "$OUT" && cd "$OUT"
 unset REGISTRY_HOME REGISTRY_DATABASE_URL REGISTRY_STORAGE_URL
 export REGISTRY_ACTOR="${REGISTRY_ACTOR:-demo-annotator}"
 
-run() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+# Print a command as it can be pasted back into a shell (each argument quoted where it needs it), then run it.
+quoted() {
+  local arg out=()
+  for arg in "$@"; do
+    if [[ "$arg" =~ ^[A-Za-z0-9_@%+=:,./-]+$ ]]; then out+=("$arg"); else out+=("'${arg//\'/\'\\\'\'}'"); fi
+  done
+  printf '%s' "${out[*]}"
+}
+run() { printf '\n\033[1m$ %s\033[0m\n' "$(quoted "$@")"; "$@"; }
 
-python ../scripts/make_demo_data.py .
+python "$ROOT/scripts/make_demo_data.py" .
 run registry init
 run registry dataset create street-signs --key sample_id --description "Street sign crops and their labels"
 run registry commit street-signs labels-v1.parquet -m "Initial labeling round"
@@ -67,7 +78,7 @@ for _ in range(150):
     except OSError:
         time.sleep(0.2)
 else:
-    sys.exit("registry serve did not become ready; see demo-out/serve.log")
+    sys.exit("registry serve did not become ready; see serve.log in the demo folder")
 PY
 export REGISTRY_URL="http://127.0.0.1:$PORT"
 REGISTRY_TOKEN=$(python -c 'import json; print(json.load(open("ci-token.json"))["token"])')

@@ -239,11 +239,11 @@ def test_the_package_installs_on_its_own_and_never_imports_registry(tmp_path: Pa
     wheels = tmp_path / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w",
                     str(wheels), str(source)], check=True, capture_output=True)
-    wheel = next(wheels.glob("dataset_registry_client-*.whl"))
+    wheel = next(wheels.glob("dataset_ledger_client-*.whl"))
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         metadata = archive.read(next(n for n in names if n.endswith("METADATA"))).decode()
-    assert {n.split("/")[0] for n in names if not n.startswith("dataset_registry_client-")} == {"registry_client"}
+    assert {n.split("/")[0] for n in names if not n.startswith("dataset_ledger_client-")} == {"registry_client"}
     requires = sorted(line.split(":", 1)[1].strip().split(">")[0] for line in metadata.splitlines()
                       if line.startswith("Requires-Dist:"))
     assert requires == ["httpx", "pyarrow", "pyyaml"]  # pyyaml: lockfiles (registry_client.lockfile)

@@ -176,7 +176,7 @@ def test_cli_pin_refusal_and_pull(cli: Cli, tmp_path: Path) -> None:
     assert cli("commit", "labels", str(tmp_path / "v1.parquet")).code == 0
     (tmp_path / "strict.yaml").write_text(STRICT)
     assert cli("policy", "set", "labels", str(tmp_path / "strict.yaml")).code == 0
-    assert cli("qa", "run", "labels").code == 0
+    assert cli("qa", "run", "labels").code == 1  # the strict policy fails
     refused = cli("pin", "labels", "--job", "train", "--json")
     assert refused.code == 1
     assert json.loads(refused.stderr)["error"]["code"] == "gate_blocked"

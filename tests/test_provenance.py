@@ -84,9 +84,11 @@ def test_history_of_one_sample_oldest_first(two_imports: Registry) -> None:
     v1, head = two_imports.show("signs@v1").id, two_imports.show("signs").id
     labels = [(e.snapshot_id, e.annotator, e.value, e.change, e.guideline_version) for e in entries
               if e.kind == "label"]
+    # In time order: Bob's relabel (Nov 20) came before the import that found Alice's act removed.
     assert labels == [(v1, None, "stop", "added", "g1"), (v1, "1 (alice@example.com)", "stop", "added", "g1"),
-                      (v1, "2", "stop", "added", "g1"), (head, "1 (alice@example.com)", "stop", "removed", "g1"),
-                      (head, "2", "yield", "updated", "g2")]
+                      (v1, "2", "stop", "added", "g1"), (head, "2", "yield", "updated", "g2"),
+                      (head, "1 (alice@example.com)", "stop", "removed", "g1")]
+    assert [e.time for e in entries] == sorted(e.time for e in entries)
     assert [(e.snapshot_id, e.change) for e in entries if e.kind == "snapshot"] == [(v1, "upserted"),
                                                                                   (head, "upserted")]
     assert entries[0].source_kind == "model"

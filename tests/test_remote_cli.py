@@ -290,7 +290,7 @@ def test_imports_provenance_waivers_checkpoints_and_lineage_intake(pair: Pair) -
     pair.both("blame", "votes", "--json")
     pair.both("blame", "votes")
     pair.both("policy", "set", "votes", str(w / "strict.yaml"))
-    pair.both("qa", "run", "votes")
+    pair.both("qa", "run", "votes", code=1)
     pair.both("gate", "check", "votes", code=1)
     pair.both("gate", "waive", "votes", "--reason", "reviewed by hand", "--expires", "7d", "--json")
     pair.both("gate", "check", "votes")

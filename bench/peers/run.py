@@ -28,8 +28,8 @@ from harness import Inputs, StepFailed, Tool, core_bench, dir_bytes, generate_in
 
 # name -> (module, class, the PyPI package it needs, the import that proves it is installed)
 TOOLS: dict[str, tuple[str, str, str, str]] = {
-    "registry": ("tool_registry", "RegistryTool", "dataset-registry", "registry"),
-    "registry-nofull": ("tool_registry", "RegistryNoFullCompactionTool", "dataset-registry", "registry"),
+    "registry": ("tool_registry", "RegistryTool", "dataset-ledger", "registry"),
+    "registry-nofull": ("tool_registry", "RegistryNoFullCompactionTool", "dataset-ledger", "registry"),
     "delta": ("tool_delta", "DeltaTool", "deltalake", "deltalake"),
     "dvc": ("tool_dvc", "DvcTool", "dvc", "dvc"),
     "oxen": ("tool_oxen", "OxenTool", "oxenai", "oxen"),

@@ -49,7 +49,15 @@ def _event_lines(events: list[dict[str, Any]]) -> None:
         return
     output.table(["SEQ", "TIME", "ACTOR", "ACTION", "OBJECT", "DATASET"],
                  [[str(e["seq"]), e["time"][:19], f"{e['actor']} ({e['actor_kind']})", e["action"],
-                   f"{e['object_type']}:{e['object_id'][:40]}", e["dataset"] or "-"] for e in events])
+                   _clip(f"{e['object_type']}:{e['object_id']}", OBJECT_WIDTH), e["dataset"] or "-"] for e in events])
+
+
+OBJECT_WIDTH = 48
+"""Characters of OBJECT shown in `audit log`; longer ones end in an ellipsis (``--json`` has them whole)."""
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 @audit.command("verify")
@@ -105,15 +113,17 @@ def audit_seal(ctx: click.Context, as_json: bool) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
 @click.option("--dataset", "dataset_ref", default=None, metavar="NAME@REF",
               help="Also expose that snapshot's rows as the view `data`.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts (the same as --format json).")
 @click.pass_context
-def query(ctx: click.Context, sql: str, fmt: str, dataset_ref: str | None) -> None:
-    """Read-only SQL (DuckDB) over datasets, snapshots, refs, schema_versions, annotations, audit_log, ...
+def query(ctx: click.Context, sql: str, fmt: str, dataset_ref: str | None, as_json: bool) -> None:
+    """Read-only SQL (DuckDB) over the catalog's views: datasets, snapshots, refs, audit_log and more.
 
-    The query cannot read or write files, attach databases, load extensions or change settings.
+    Views: datasets, snapshots, refs, schema_versions, annotations, audit_log, ... The query cannot read or
+    write files, attach databases, load extensions or change settings.
     """
     result = _registry(ctx).query(sql, dataset=dataset_ref)
     rows = result.to_pylist()
-    if fmt == "json":
+    if fmt == "json" or as_json:
         output.print_json(rows)
     elif fmt == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")

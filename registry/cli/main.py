@@ -15,9 +15,11 @@ from typing import Any
 
 import click
 
+from registry import DISTRIBUTION
 from registry.cli import output
+from registry.cli.help_text import ROOT_EPILOG, whole_summaries
 from registry.cli.once import only_once
-from registry.errors import RegistryError, exit_code_for
+from registry.errors import QuerySyntaxError, RegistryError, exit_code_for
 
 __all__ = ["cli", "main"]
 
@@ -63,12 +65,12 @@ pass_state = click.make_pass_decorator(_State)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}, epilog=ROOT_EPILOG)
 @click.option("--home", envvar="REGISTRY_HOME", type=click.Path(file_okay=False),
               help="Registry home (default: $REGISTRY_HOME, else the nearest .registry folder upwards).")
 @click.option("--author", envvar=None, default=None,
               help="Who acts, as the audit log records it (default: $REGISTRY_ACTOR, else the OS user).")
-@click.version_option(package_name="dataset-registry")
+@click.version_option(package_name=DISTRIBUTION)
 @click.pass_context
 def cli(ctx: click.Context, home: str | None, author: str | None) -> None:
     """An immutable, incremental dataset registry: snapshots, diffs, verification, audit."""
@@ -83,12 +85,19 @@ def cli(ctx: click.Context, home: str | None, author: str | None) -> None:
 @click.pass_context
 def init(ctx: click.Context, path: str | None, lineage_namespace: str | None, as_json: bool) -> None:
     """Create a registry home at PATH (default ./.registry) and its first admin API token, printed once
-    (none when an active admin token exists)."""
+    (none when an active admin token exists).
+
+    On an existing home it says so and changes nothing (exit 0); `registry db upgrade` applies migrations."""
     from registry.cli.serve_cmds import admin_token_text, create_admin_token
-    from registry.context import create_home
+    from registry.config import HOME_DIRNAME
 
     ctx.obj.local_only("init")
-    home = Path(path) if path else (Path(ctx.obj.home) if ctx.obj.home else None)
+    home = Path(path) if path else (Path(ctx.obj.home) if ctx.obj.home else Path(HOME_DIRNAME))
+    if (home / "registry.json").is_file():
+        output.emit({"home": str(home.resolve()), "created": False, "admin_token": None}, as_json,
+                    f"registry home {home.resolve()} exists already; nothing changed")
+        return
+    from registry.context import create_home
     from registry.lineage.namespace import check_namespace, fix_namespace
 
     if lineage_namespace:
@@ -98,7 +107,8 @@ def init(ctx: click.Context, path: str | None, lineage_namespace: str | None, as
     namespace = fix_namespace(ctx.obj.registry().ctx, lineage_namespace)
     secret = create_admin_token(ctx.obj.registry().ctx)
     if as_json:
-        output.print_json({"home": str(paths.home), "admin_token": secret, "lineage_namespace": namespace})
+        output.print_json({"home": str(paths.home), "created": True, "admin_token": secret,
+                           "lineage_namespace": namespace})
         return
     output.say(f"initialised registry home {paths.home} (lineage namespace {namespace})")
     if secret:
@@ -111,8 +121,9 @@ def db() -> None:
 
 
 @db.command("upgrade")
+@json_option
 @pass_state
-def db_upgrade(state: _State) -> None:
+def db_upgrade(state: _State, as_json: bool) -> None:
     """Apply pending catalog migrations."""
     from registry.config import RegistryPaths, find_home
     from registry.db import upgrade
@@ -120,7 +131,7 @@ def db_upgrade(state: _State) -> None:
     state.local_only("db upgrade")
     paths = RegistryPaths.for_home(find_home(state.home))
     upgrade(paths.database_url)
-    output.say(f"catalog of {paths.home} is up to date")
+    output.emit({"home": str(paths.home), "up_to_date": True}, as_json, f"catalog of {paths.home} is up to date")
 
 
 @cli.group()
@@ -193,13 +204,15 @@ def commit(state: _State, name: str, file: str | None, message: str, author: str
 
 @cli.command()
 @click.argument("name")
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="Show at most this many snapshots.")
+@click.option("-n", "--limit", "--max-count", "limit", type=click.IntRange(min=1), default=None,
+              help="Show at most this many snapshots.")
+@click.option("--oneline", is_flag=True, help="One line per snapshot: short id, refs, message.")
 @json_option
 @pass_state
-def log(state: _State, name: str, limit: int | None, as_json: bool) -> None:
+def log(state: _State, name: str, limit: int | None, oneline: bool, as_json: bool) -> None:
     """History of NAME (or NAME@REF), newest first."""
     entries = [s.to_dict() for s in state.registry().log(name, limit)]
-    output.render(entries, as_json, output.log_lines)
+    output.render(entries, as_json, output.log_oneline if oneline else output.log_lines)
 
 
 @cli.command()
@@ -231,18 +244,33 @@ def tag(state: _State, ref: str, tag_name: str, as_json: bool) -> None:
               help="Example rows to show of each kind.")
 @click.option("--labels", is_flag=True, help="Label diff: change matrix, per-class net change, who relabeled.")
 @click.option("--column", default="label", show_default=True, help="The label column (with --labels).")
+@click.option("--exit-code", is_flag=True, help="Exit 1 when there are differences, 0 when there are none (for CI).")
+@click.option("--quiet", is_flag=True, help="Print nothing; implies --exit-code.")
 @json_option
 @pass_state
-def diff(state: _State, a: str, b: str, rows: int, labels: bool, column: str, as_json: bool) -> None:
-    """Row-level diff from NAME@A to NAME@B (with --labels, how the labels moved and by whom)."""
+def diff(state: _State, a: str, b: str, rows: int, labels: bool, column: str, exit_code: bool, quiet: bool,
+         as_json: bool) -> None:
+    """Row-level diff from NAME@A to NAME@B (with --labels, how the labels moved and by whom).
+
+    B without `NAME@` is a ref of A's dataset: `registry diff street-signs@v1 v2`."""
+    from registry.cli.refs import second_ref
+
+    b = second_ref(a, b)
     if labels:
         from registry.cli.label_output import label_diff_report
 
-        changes = state.registry().label_diff(a, b, column, None if as_json else rows).to_dict()
-        output.render(changes, as_json, label_diff_report)
-        return
-    result = state.registry().diff(a, b, rows).to_dict()
-    output.render(result, as_json, output.diff_report)
+        changes = state.registry().label_diff(a, b, column, 0 if quiet else None if as_json else rows).to_dict()
+        differs = bool(changes["relabeled"] or changes["rows_a"] != changes["rows_b"]
+                       or changes["distribution_a"] != changes["distribution_b"])
+        report: Any = label_diff_report
+    else:
+        changes = state.registry().diff(a, b, 0 if quiet else rows).to_dict()
+        differs = bool(changes["added"] or changes["removed"] or changes["changed"] or changes["schema_changes"])
+        report = output.diff_report
+    if not quiet:
+        output.render(changes, as_json, report)
+    if differs and (exit_code or quiet):
+        raise SystemExit(1)
 
 
 @cli.command()
@@ -255,26 +283,38 @@ def schema(state: _State, name: str, as_json: bool) -> None:
     output.render(versions, as_json, output.schema_versions)
 
 
+_TRAINING_FORMATS = ("coco", "yolo", "hf")
+"""Export formats written by registry.training.export (files or folders, never stdout)."""
+
+
 @cli.command()
 @click.argument("ref")
-@click.argument("out", type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["coco", "yolo", "hf"]), default=None,
-              help="A training format: coco (a JSON file), yolo or hf (a new folder); default: by OUT's suffix.")
+@click.argument("out", type=click.Path(allow_dash=True))
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "parquet", *_TRAINING_FORMATS]), default=None,
+              help="csv, jsonl or parquet (default: OUT's suffix; needed when OUT is - for stdout), or a "
+                   "training format: coco (a JSON file), yolo or hf (a new folder).")
 @json_option
 @pass_state
 def export(state: _State, ref: str, out: str, fmt: str | None, as_json: bool) -> None:
-    """Write the rows of NAME@REF to OUT (.parquet, .csv or .jsonl), or in a training format (--format)."""
-    if fmt is not None:
+    """Write the rows of NAME@REF to OUT (.parquet, .csv or .jsonl), to stdout with `-`, or in a training
+    format (--format coco|yolo|hf)."""
+    if fmt in _TRAINING_FORMATS:
         from registry.training.export import export_training
 
         state.local_only("export --format")
+        if out == "-":
+            raise click.UsageError(f"--format {fmt} writes files; give an OUT path instead of -")
         with output.status(f"exporting {ref} as {fmt}"):
             result = export_training(state.registry().ctx, ref, out, fmt)
         output.emit(dict(result), as_json, f"wrote {result['rows']:,} rows to {out} ({fmt})")
         return
-    with output.status(f"exporting {ref}"):
-        count = state.registry().export(ref, out)
-    output.emit({"ref": ref, "out": out, "rows": count}, as_json, f"wrote {count:,} rows to {out}")
+    from registry.cli.streams import export_rows
+
+    count = export_rows(state.registry(), ref, out, fmt)
+    if out != "-":
+        output.emit({"ref": ref, "out": out, "rows": count}, as_json, f"wrote {count:,} rows to {out}")
+    elif not as_json:
+        output.note(f"wrote {count:,} rows to stdout")
 
 
 @cli.command()
@@ -379,10 +419,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; every error becomes one line on stderr and its documented exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     as_json = "--json" in args
+    whole_summaries(cli)
     try:
         cli.main(args=args, prog_name="registry", standalone_mode=False)
     except RegistryError as exc:
-        _report(exc.to_dict(), as_json)
+        _report(exc.to_dict(), as_json, keep_lines=isinstance(exc, QuerySyntaxError))
         return exit_code_for(exc)
     except click.exceptions.Abort:
         output.error("aborted")
@@ -401,8 +442,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _report(body: dict[str, dict[str, str]], as_json: bool) -> None:
-    body["error"]["message"] = body["error"]["message"].replace("\r", "\\r").replace("\n", "\\n")
+def _report(body: dict[str, dict[str, str]], as_json: bool, keep_lines: bool = False) -> None:
+    """The error on stderr: JSON with ``--json``, else one ``error: ...`` line (line breaks shown as ``\\n``,
+    so a name holding one cannot forge output); a query's parse error keeps its lines, which point at
+    the column."""
+    message = body["error"]["message"].replace("\r", "\\r")
+    body["error"]["message"] = message if keep_lines else message.replace("\n", "\\n")
     if as_json:
         sys.stderr.write(json.dumps(body) + "\n")
     else:

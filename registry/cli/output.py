@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["NULL", "cell", "dataset_table", "diff_report", "emit", "error", "log_lines", "note", "print_json",
-           "progress_bar", "render", "say", "schema_versions", "show_snapshot", "status", "table"]
+__all__ = ["NULL", "cell", "dataset_table", "diff_report", "emit", "error", "log_lines", "log_oneline", "note",
+           "print_json", "progress_bar", "render", "say", "schema_versions", "show_snapshot", "status", "table"]
 
 NULL = "(null)"
 """How a null prints in text (diff, blame, diff --labels, history, query); JSON prints ``null``."""
@@ -122,6 +122,15 @@ def log_lines(entries: list[dict[str, Any]]) -> None:
         say("")
         say(f"    {entry['message'] or '(no message)'}")
         say("")
+
+
+def log_oneline(entries: list[dict[str, Any]]) -> None:
+    """``registry log --oneline``: short id, refs and the message's first line, one snapshot a line."""
+    for entry in entries:
+        refs = [*entry["branches"], *(f"tag: {t}" for t in entry["tags"])]
+        decoration = f" ({', '.join(refs)})" if refs else ""
+        subject = (entry["message"] or "(no message)").splitlines()[0] if entry["message"] else "(no message)"
+        say(f"{entry['id'][:12]}{decoration} {subject}")
 
 
 def show_snapshot(info: dict[str, Any]) -> None:

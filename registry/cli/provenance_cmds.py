@@ -71,7 +71,7 @@ def import_(ctx: click.Context, fmt: str, name: str, file: str, key: str | None,
 @json_option
 @click.pass_context
 def history(ctx: click.Context, name: str, key: str, as_json: bool) -> None:
-    """Every labeling act and every snapshot that changed sample KEY of NAME, oldest first."""
+    """Every labeling act and every snapshot that changed sample KEY of NAME, in time order."""
     entries = [e.to_dict() for e in _registry(ctx).history(name, key)]
     output.render(entries, as_json, _history_table)
 
@@ -79,8 +79,16 @@ def history(ctx: click.Context, name: str, key: str, as_json: bool) -> None:
 def _history_table(entries: list[dict[str, Any]]) -> None:
     cell = output.cell
     output.table(["TIME", "WHAT", "VALUE", "BY", "GUIDELINE", "SNAPSHOT", "MESSAGE"], [
-        [cell(e["time"]), f"{e['kind']} {e['change'] or ''}".strip(), cell(e["value"]), cell(e["annotator"]),
+        [cell(e["time"]), f"{e['kind']} {e['change'] or ''}".strip(), cell(e["value"]), _by(e),
          cell(e["guideline_version"]), e["snapshot_id"][:12], e["message"] or "-"] for e in entries])
+
+
+def _by(entry: dict[str, Any]) -> str:
+    """Who made the event: the annotator, or for a model's prediction the model and its version."""
+    if entry.get("source_kind") not in (None, "human"):
+        model = f"model {entry.get('model_version') or '(version unknown)'}"
+        return f"{entry['annotator']} ({model})" if entry["annotator"] else model
+    return output.cell(entry["annotator"])
 
 
 @click.command()

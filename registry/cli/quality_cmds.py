@@ -54,18 +54,31 @@ def _result_table(result: dict[str, Any]) -> None:
         _gate_lines(result["gate"])
 
 
+POLICY_EXAMPLE = """\b
+A minimal policy (policy.yaml):
+  maintainers: [alice]
+  checks:
+    - check: row_count
+      min: 1000
+    - check: not_null
+      columns: [label]
+"""
+
+
 @click.group()
 def policy() -> None:
     """A dataset's QA policy (YAML, versioned; changed only by its owner and maintainers)."""
 
 
-@policy.command("set")
+@policy.command("set", epilog=POLICY_EXAMPLE)
 @click.argument("name")
 @click.argument("file", type=click.File("r"))
 @json_option
 @click.pass_context
 def policy_set(ctx: click.Context, name: str, file: Any, as_json: bool) -> None:
-    """Record FILE (YAML, '-' for stdin) as NAME's next policy version."""
+    """Record FILE (YAML, '-' for stdin) as NAME's next policy version.
+
+    Every check type, its options and the gate's rules: docs/quality.md."""
     info = _registry(ctx).set_policy(name, file.read(), source=file.name)
     text = (f"{name}: policy v{info.version} ({info.policy_hash[:12]}), {len(info.checks)} check(s)" if info.created
             else f"{name}: policy unchanged (still v{info.version})")
@@ -95,13 +108,19 @@ def qa() -> None:
 
 @qa.command("run")
 @click.argument("ref")
+@click.option("--no-fail", is_flag=True,
+              help="Exit 0 even when the verdict is failed (the result is stored either way).")
 @json_option
 @click.pass_context
-def qa_run(ctx: click.Context, ref: str, as_json: bool) -> None:
-    """Evaluate NAME@REF under its dataset's current policy and store the gate result."""
+def qa_run(ctx: click.Context, ref: str, no_fail: bool, as_json: bool) -> None:
+    """Evaluate NAME@REF under its dataset's current policy and store the gate result.
+
+    Exits 1 when the verdict is failed (unless a waiver lets the gate pass), as `gate check` does."""
     with output.status(f"evaluating {ref}"):
         result = _registry(ctx).qa_run(ref).to_dict()
     output.render(result, as_json, _result_table)
+    if result["status"] == "failed" and not (result["gate"] or {}).get("passes") and not no_fail:
+        raise SystemExit(1)
 
 
 @click.group()
@@ -172,6 +191,10 @@ def pin(ctx: click.Context, ref: str, lockfile: str, job: str | None, as_json: b
 def pull(ctx: click.Context, outdir: str, lockfile: str, job: str | None, allow_unverified: bool,
          as_json: bool) -> None:
     """Write every pinned snapshot of the lockfile to OUTDIR as Parquet, verifying each content hash."""
+    if not Path(lockfile).is_file():
+        from registry.errors import NotFound
+
+        raise NotFound(f"{lockfile}: no such lockfile; `registry pin NAME@REF` writes one")
     with output.status(f"pulling {lockfile}"):
         results = _registry(ctx).pull(lockfile, Path(outdir), job, allow_unverified)
     output.render([r.to_dict() for r in results], as_json, _pulled_lines)

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from registry.quality.lockfile import LockEntry
 
 __all__ = ["LOCAL_ONLY", "Remote", "RemoteImport", "RemoteRegistry", "RemoteRows", "RemoteServerError", "local_only",
-           "to_local"]
+           "to_local", "token_hint"]
 
 URL_ENV = "REGISTRY_URL"
 TOKEN_ENV = "REGISTRY_TOKEN"
@@ -119,6 +119,15 @@ def local_only(command: str | None = None) -> NoReturn:
     raise InvalidInput(f"`registry {command}` runs only on the registry host; unset {URL_ENV} and run it there")
 
 
+def token_hint(message: str, url: str, token_set: bool) -> str:
+    """A refusal (401) that says which server refused and what to do about ``REGISTRY_TOKEN``."""
+    if token_set:
+        return (f"{url} did not accept {TOKEN_ENV}: {message}; it may be mistyped, revoked or expired "
+                "(`registry token list` on the registry host)")
+    return (f"{url} needs an API token: set {TOKEN_ENV} (`registry token create --name NAME --role ROLE` on the "
+            f"registry host); {message}")
+
+
 from registry.cli.remote_branches import RemoteBranches  # noqa: E402  (it imports Remote lazily from here)
 
 
@@ -149,8 +158,12 @@ class RemoteRegistry(RemoteBranches):
         return cls(registry_client.Client(os.environ[URL_ENV], os.environ.get(TOKEN_ENV), timeout=timeout))
 
     def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        with _translated():
-            return method(*args, **kwargs)
+        try:
+            with _translated():
+                return method(*args, **kwargs)
+        except errors.Unauthenticated as exc:
+            raise errors.Unauthenticated(token_hint(str(exc), self.client.url, bool(os.environ.get(TOKEN_ENV)))
+                                         ) from exc
 
     # --- what only the registry host can do ------------------------------------------------------------
 
@@ -219,6 +232,10 @@ class RemoteRegistry(RemoteBranches):
 
     def schema(self, name: str) -> list[Remote]:
         return _rows(self._call(self.client.schema, name))
+
+    def read(self, ref: str) -> Any:
+        """The rows of ``ref`` as a ``pyarrow.Table`` (for ``registry export NAME@REF -``)."""
+        return self._call(self.client.read, ref)
 
     def export(self, ref: str, out: str | os.PathLike[str]) -> int:
         """Read ``ref`` over the network and write it as the local export does."""

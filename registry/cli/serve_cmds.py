@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -41,18 +43,25 @@ def admin_token_text(secret: str) -> str:
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes.")
 @click.option("--bootstrap-admin", is_flag=True,
               help="Create an admin token named 'admin' if no active admin token exists, and print it once.")
+@click.option("--json", "as_json", is_flag=True, help="Print the address (and a new admin token) as one JSON line.")
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int, workers: int, bootstrap_admin: bool) -> None:
+def serve(ctx: click.Context, host: str, port: int, workers: int, bootstrap_admin: bool, as_json: bool) -> None:
     """Serve the registry over HTTP (API under /api/v1, docs at /docs); see docs/api.md."""
     import uvicorn
 
     registry = ctx.obj.registry()  # the root group's _State: opens (and checks) the home first
-    if bootstrap_admin:
-        secret = create_admin_token(registry.ctx)
+    secret = create_admin_token(registry.ctx) if bootstrap_admin else None
+    if bootstrap_admin and not as_json:
         output.say(admin_token_text(secret) if secret else "an admin token exists already; none created")
     os.environ["REGISTRY_HOME"] = str(registry.home)
     registry.close()
-    output.say(f"serving {registry.home} on http://{host}:{port} (API docs: /docs, console: /ui/)")
+    url = f"http://{host}:{port}"
+    if as_json:
+        output.say(json.dumps({"home": str(registry.home), "url": url, "api": f"{url}/api/v1",
+                               "console": f"{url}/ui/", "admin_token": secret}))
+    else:
+        output.say(f"serving {registry.home} on {url} (API docs: /docs, console: /ui/)")
+    sys.stdout.flush()
     uvicorn.run("registry.api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                 log_level="info", **server_options(Settings()))
 

@@ -15,14 +15,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from registry import __version__
+from registry import DISTRIBUTION, __version__
 from registry.errors import InvalidInput
 
 __all__ = ["CUSTOM_FACET", "CUSTOM_FACET_SCHEMA_PATH", "PRODUCER", "RUN_EVENT_SCHEMA", "DatasetRef", "JobRef",
            "ParentRef", "check_run_id", "custom_facet", "custom_facet_schema", "dataset_dict", "error_facet", "facet",
            "new_run_id", "run_event"]
 
-PRODUCER = f"https://pypi.org/project/dataset-registry/{__version__}"
+PRODUCER = f"https://pypi.org/project/{DISTRIBUTION}/{__version__}"
 RUN_EVENT_SCHEMA = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
 _FACETS = "https://openlineage.io/spec/facets"
 CUSTOM_FACET = "datasetRegistry_commit"

@@ -22,7 +22,7 @@ __all__ = ["DEFAULT_SCHEMA_BASE_URL", "Delivery", "LineageSettings", "default_na
 
 Delivery = Literal["auto", "inline", "background", "manual"]
 
-DEFAULT_SCHEMA_BASE_URL = "https://dataset-registry.invalid"
+DEFAULT_SCHEMA_BASE_URL = "https://dataset-ledger.invalid"
 """Base of the custom facet's ``_schemaURL`` until a deployment names its API's public URL."""
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
@@ -17,10 +19,15 @@ from registry.errors import NotFound
 from registry.models import SnapshotRow
 from registry.provenance.identity import identity_key, identity_label
 from registry.provenance.labels import key_type
+from registry.snapshots.commit import load_manifest
 from registry.snapshots.hashing import key_hash
 from registry.snapshots.layers import in_sorted
+from registry.snapshots.reader import ManifestReader
 
 __all__ = ["HistoryEntry", "sample_history"]
+
+LABEL_COLUMN = "label"
+"""The column a plain commit's row value is shown from, when the row has it (the importers write it)."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,8 @@ class HistoryEntry:
     annotation_id: str | None = None
     annotator_id: str | None = None
     """The stable identity of who labeled (``annotator`` shows it with email or name)."""
+    model_version: str | None = None
+    """For a model's prediction (``source_kind`` other than human): the model and version that made it."""
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -67,7 +76,19 @@ def sample_history(ctx: Context, name: str, key: str) -> list[HistoryEntry]:
     if not entries:
         raise NotFound(f"{name} has no sample {key!r} in any snapshot or annotation record")
     order = {s.id: s.seq for s in snapshots}
-    return sorted(entries, key=lambda e: (order[e.snapshot_id], e.kind == "snapshot", e.time or ""))
+    return sorted(entries, key=lambda e: (_instant(e.time), order[e.snapshot_id], e.kind == "snapshot"))
+
+
+def _instant(text: str | None) -> datetime:
+    """When an event happened, for time order: sources write ISO times in several forms (``Z``, offsets,
+    none); one without a zone is UTC, and an unreadable or missing one sorts last."""
+    if not text:
+        return datetime.max.replace(tzinfo=UTC)
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.max.replace(tzinfo=UTC)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _key_hash_of(key: str, column: str, dtype: pa.DataType) -> int | None:
@@ -87,15 +108,34 @@ def _row_changes(ctx: Context, snap: SnapshotRow, keys: list[str], kh: int | Non
         found.append("upserted")
     if snap.deletes_sha256 and in_sorted(probe, ctx.cache.deletes_index(snap.deletes_sha256, keys))[0][0]:
         found.append("deleted")
-    return [HistoryEntry("snapshot", snap.created_at, snap.id, snap.message, annotator=snap.author, change=change)
+    value = _row_value(ctx, snap, keys, probe) if "upserted" in found else None
+    return [HistoryEntry("snapshot", snap.created_at, snap.id, snap.message,
+                         value=value if change == "upserted" else None, annotator=snap.author, change=change)
             for change in found]
+
+
+def _row_value(ctx: Context, snap: SnapshotRow, keys: list[str], probe: np.ndarray) -> str | None:
+    """The row's value in ``snap``, so a plain commit shows what it wrote: its ``label`` when it has
+    one, else the row's other columns as JSON."""
+    reader = ManifestReader(ctx.store, ctx.cache, load_manifest(ctx, snap))
+    rows = reader.fetch(probe).to_pylist()
+    if not rows:
+        return None
+    row = {k: v for k, v in rows[0].items() if k not in keys}
+    if LABEL_COLUMN in row:
+        label = row[LABEL_COLUMN]
+        return None if label is None else str(label)
+    return json.dumps(row, default=str, ensure_ascii=False, sort_keys=True)
 
 
 def _labeling_acts(ctx: Context, snap: SnapshotRow, key: str) -> list[HistoryEntry]:
     assert snap.annotations_sha256 is not None
     table = pq.ParquetFile(ctx.store.local_path(snap.annotations_sha256)).read()
     rows = table.filter(pc.equal(table.column("sample_key"), key)).to_pylist()
-    return [HistoryEntry("label", r["updated_at"] or r["created_at"], snap.id, snap.message, r["value"],
+    # A removal is known when the snapshot that dropped the record was made, not when the act was.
+    return [HistoryEntry("label", snap.created_at if r["change"] == "removed" else r["updated_at"] or r["created_at"],
+                         snap.id, snap.message, r["value"],
                          identity_label(r["annotator_id"], r["annotator_email"], r["annotator_name"]),
                          r["source_kind"], r["guideline_version"], r["change"], r["annotation_id"],
-                         identity_key(r["annotator_id"], r["annotator_email"], r["annotator_name"])) for r in rows]
+                         identity_key(r["annotator_id"], r["annotator_email"], r["annotator_name"]),
+                         r["model_version"] if r["source_kind"] != "human" else None) for r in rows]

@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 
 from registry.quality.measure import Measure, at_least, at_most, share
 from registry.quality.policy import (
+    DEFAULT_LABEL_COLUMN,
     AllowedValues,
     ClassBalance,
     DistributionShift,
@@ -144,10 +145,11 @@ def _gold_pairs(subject: Subject, gold: pa.Table, keys: list[str], label: str) -
 
 def gold_accuracy(check: GoldAccuracy, subject: Subject) -> Measure:
     keys = check.key or subject.keys
-    gold_label = check.gold_label or check.label
+    label = check.label or DEFAULT_LABEL_COLUMN
+    gold_label = check.gold_label or label
     gold, resolved = subject.other(check.gold, [*keys, gold_label])
-    subject.require([check.label])
-    matched = _gold_pairs(subject, gold.rename_columns([*keys, "__gold"]), keys, check.label)
+    subject.require([label])
+    matched = _gold_pairs(subject, gold.rename_columns([*keys, "__gold"]), keys, label)
     predicted = "__predicted"
     hits = np.asarray(pc.fill_null(pc.equal(pc.cast(matched[predicted], pa.string()),
                                             pc.cast(matched["__gold"], pa.string())), False)

@@ -21,15 +21,38 @@ import json
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from registry.errors import InvalidInput
 
-__all__ = ["CHECK_TYPES", "Check", "Policy", "parse_policy", "policy_hash"]
+__all__ = ["CHECK_TYPES", "DEFAULT_LABEL_COLUMN", "Check", "Columns", "OneColumn", "Policy", "parse_policy",
+           "policy_hash"]
 
 Severity = Literal["error", "warn"]
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
 Scalar = str | int | float | bool
+DEFAULT_LABEL_COLUMN = "label"
+"""The label column imports write and ``diff --labels`` reads; checks default to it."""
+
+
+def _one_or_many(value: Any) -> Any:
+    """``key: sample_id`` means ``key: [sample_id]``: a single column name is a list of one."""
+    return [value] if isinstance(value, str) else value
+
+
+def _just_one(value: Any) -> Any:
+    """``key: [sample_id]`` means ``key: sample_id`` where one column is asked for."""
+    if isinstance(value, list) and len(value) == 1:
+        return value[0]
+    if isinstance(value, list):
+        raise ValueError(f"give one column, not {len(value)}")
+    return value
+
+
+Columns = Annotated[list[str], BeforeValidator(_one_or_many)]
+"""Column names: a list, or one name as a string."""
+OneColumn = Annotated[str, BeforeValidator(_just_one)]
+"""One column name: a string, or a list of one."""
 
 
 class _Check(BaseModel):
@@ -67,13 +90,13 @@ class RowCount(_Check):
 
 class UniqueKey(_Check):
     check: Literal["unique_key"]
-    columns: list[str] | None = Field(default=None, min_length=1)
+    columns: Columns | None = Field(default=None, min_length=1)
     """Default: the dataset's key columns."""
 
 
 class NotNull(_Check):
     check: Literal["not_null"]
-    columns: list[str] = Field(min_length=1)
+    columns: Columns = Field(min_length=1)
 
 
 class AllowedValues(_Check):
@@ -114,11 +137,11 @@ class DistributionShift(_Check):
 class GoldAccuracy(_Check):
     check: Literal["gold_accuracy"]
     gold: str = Field(pattern=r"^[^@\s]+(@\S+)?$")
-    label: str
-    """The label column of this dataset."""
+    label: str | None = None
+    """The label column of this dataset (default: its ``label`` column)."""
     gold_label: str | None = None
     """The label column of the gold dataset (default: ``label``)."""
-    key: list[str] | None = Field(default=None, min_length=1)
+    key: Columns | None = Field(default=None, min_length=1)
     """Columns joining the two (default: this dataset's key columns)."""
     min_accuracy: Share
     min_class_accuracy: Share | None = None
@@ -139,7 +162,7 @@ class AnnotatorAccuracy(_RecordsCheck):
     gold: str = Field(pattern=r"^[^@\s]+(@\S+)?$")
     label: str
     """The gold dataset's label column."""
-    key: str | None = None
+    key: OneColumn | None = None
     """The gold dataset's column matching records' ``sample_key`` (default: its one key column)."""
     min_accuracy: Share
     min_items: int = Field(default=1, ge=1)
@@ -233,7 +256,8 @@ def _describe(exc: ValidationError, root: yaml.Node | None, source: str) -> str:
         line = node.start_mark.line + 1 if node is not None else 1
         message = str(error["msg"]).removeprefix("Value error, ")
         if error["type"] == "union_tag_invalid":
-            message = f"unknown check type; use one of {', '.join(CHECK_TYPES)}"
+            tag = (error.get("ctx") or {}).get("tag")
+            message = f"unknown check type {tag!r}; use one of {', '.join(CHECK_TYPES)}"
         elif error["type"] == "union_tag_not_found":
             message = f"each check needs 'check: TYPE' (one of {', '.join(CHECK_TYPES)})"
         elif error["type"] == "extra_forbidden":

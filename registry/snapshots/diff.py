@@ -176,6 +176,16 @@ def _key_of(row: dict[str, Any], keys: list[str]) -> Any:
     return row[keys[0]] if len(keys) == 1 else {k: row[k] for k in keys}
 
 
+_KINDS = {"changed": 0, "added": 1, "removed": 2}
+
+
+def _example_order(example: dict[str, Any]) -> tuple[Any, ...]:
+    """Examples by kind, then in key order (nulls last)."""
+    key = example["key"]
+    values = list(key.values()) if isinstance(key, dict) else [key]
+    return (_KINDS[example["kind"]], *((False, v) if v is not None else (True, 0) for v in values))
+
+
 def _cheapest(reader: ManifestReader, kh: np.ndarray, limit: int, found: Lookup | None = None
               ) -> tuple[np.ndarray, Lookup]:
     """Up to ``limit`` of sorted ``kh`` that sit in the fewest row groups (lowest layer, lowest
@@ -240,6 +250,7 @@ def diff(ctx: Context, a_ref: str, b_ref: str, rows: int = 10) -> DiffResult:
         removed, removed_a = _cheapest(reader_a, np.sort(found.kh_removed), rows)
         for row in reader_a.fetch(removed, found=removed_a).to_pylist():
             examples.append({"kind": "removed", "key": _key_of(row, keys), "before": row, "after": None})
+    examples.sort(key=_example_order)
     schema_changes = [asdict(c) for c in compare_schemas(schema_a, schema_b)]
     return DiffResult(dataset.name, a.id, b.id, len(found.kh_added), len(found.kh_removed), len(kh_changed),
                       found.unchanged, changed_cells, schema_changes, examples)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pyarrow as pa
@@ -14,6 +14,7 @@ from registry.errors import BreakingSchemaChange, InvalidInput
 from registry.snapshots.inputs import InputLimits, check_columns, check_json_depth, check_values, first_line
 
 __all__ = [
+    "EXPORT_FORMATS",
     "SUPPORTED_SUFFIXES",
     "check_keys",
     "check_upsert_types",
@@ -22,6 +23,7 @@ __all__ = [
     "read_table_file",
     "require_key_columns",
     "write_table_file",
+    "write_table_to",
 ]
 
 SUPPORTED_SUFFIXES = (".parquet", ".pq", ".csv", ".jsonl", ".ndjson", ".json")
@@ -105,6 +107,10 @@ def read_arrow_stream(path: Path, limits: InputLimits | None = None, what: str =
     return table
 
 
+EXPORT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+"""File suffix -> export format."""
+
+
 def write_table_file(table: pa.Table, path: str | Path) -> None:
     """Write ``table`` as Parquet, CSV or JSON lines, chosen by the suffix of ``path``.
 
@@ -113,23 +119,31 @@ def write_table_file(table: pa.Table, path: str | Path) -> None:
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
+    if suffix not in EXPORT_FORMATS:
+        raise InvalidInput(f"{path}: cannot export to {suffix or '(no suffix)'}; use .parquet, .csv or .jsonl")
+    with open(path, "wb") as sink:
+        write_table_to(table, EXPORT_FORMATS[suffix], sink)
+
+
+def write_table_to(table: pa.Table, fmt: str, sink: BinaryIO) -> None:
+    """Write ``table`` to an open binary ``sink`` (a file, or stdout's buffer) as ``fmt``: parquet, csv or
+    jsonl. Parquet is written front to back, so ``sink`` need not be seekable (a pipe is fine)."""
+    if fmt == "parquet":
         import pyarrow.parquet as pq
 
-        pq.write_table(table, path, compression="zstd")
-    elif suffix == ".csv":
+        pq.write_table(table, sink, compression="zstd")
+    elif fmt == "csv":
         import pyarrow.csv as pacsv
 
-        pacsv.write_csv(table, path)
-    elif suffix in (".jsonl", ".ndjson"):
+        pacsv.write_csv(table, sink)
+    elif fmt == "jsonl":
         import json
 
-        with open(path, "w", encoding="utf-8") as fh:
-            for batch in table.to_batches(max_chunksize=65536):
-                for row in batch.to_pylist():
-                    fh.write(json.dumps(row, default=str, ensure_ascii=False) + "\n")
+        for batch in table.to_batches(max_chunksize=65536):
+            sink.write("".join(json.dumps(row, default=str, ensure_ascii=False) + "\n"
+                               for row in batch.to_pylist()).encode())
     else:
-        raise InvalidInput(f"{path}: cannot export to {suffix or '(no suffix)'}; use .parquet, .csv or .jsonl")
+        raise InvalidInput(f"cannot export as {fmt!r}; use parquet, csv or jsonl")
 
 
 def write_table_atomically(table: pa.Table, out: Path) -> None:

@@ -28,6 +28,8 @@ class VerifyReport:
     objects: int = 0
     bytes: int = 0
     problems: list[str] = field(default_factory=list)
+    bad_objects: dict[str, list[str]] = field(default_factory=dict)
+    """Each unreadable or corrupt object (reported once in ``problems``) -> the snapshots that use it."""
 
     @property
     def ok(self) -> bool:
@@ -40,7 +42,10 @@ class VerifyReport:
 def _object_problem(ctx: Context, sha: str, role: str, seen: dict[str, str | None], report: VerifyReport
                     ) -> str | None:
     if sha in seen:
-        return seen[sha]
+        user = role.rpartition(" of ")[2]
+        if sha in report.bad_objects and user not in report.bad_objects[sha]:
+            report.bad_objects[sha].append(user)
+        return None  # reported once, with every snapshot that uses it (see verify)
     problem: str | None = None
     try:
         stored = ctx.store.digest(sha)  # the store's own bytes, never a cached copy
@@ -51,6 +56,8 @@ def _object_problem(ctx: Context, sha: str, role: str, seen: dict[str, str | Non
     except (NotFound, StorageError, OSError) as exc:
         problem = f"object {sha} ({role}) cannot be read: {exc}"
     seen[sha] = problem
+    if problem:
+        report.bad_objects[sha] = [role.rpartition(" of ")[2]]
     return problem
 
 
@@ -82,6 +89,7 @@ def verify(ctx: Context, name: str | None = None, progress: Callable[[int, int],
             done += 1
             if progress:
                 progress(done, total)
+    _name_users(report)
     report.problems += _against_audit(ctx, name)
     return report
 
@@ -97,6 +105,15 @@ def _against_audit(ctx: Context, name: str | None) -> list[str]:
         if not chain.ok:
             problems.append(f"audit chain: {chain.problem}")
     return problems + crosscheck(ctx, name)
+
+
+def _name_users(report: VerifyReport) -> None:
+    """Add to each bad object's one problem line the snapshots that use it."""
+    for sha, users in report.bad_objects.items():
+        index = next((i for i, p in enumerate(report.problems) if p.startswith(f"object {sha} ")), None)
+        if index is not None and len(users) > 1:
+            shown = ", ".join(users[:10]) + (f" and {len(users) - 10} more" if len(users) > 10 else "")
+            report.problems[index] += f"; used by {len(users)} snapshots: {shown}"
 
 
 def _check_snapshot(ctx: Context, dataset: DatasetRow, snap: SnapshotRow, known: set[str],
@@ -121,7 +138,7 @@ def _check_snapshot(ctx: Context, dataset: DatasetRow, snap: SnapshotRow, known:
             problem = _object_problem(ctx, sha, f"{role} of {where}", seen, report)
             if problem:
                 problems.append(problem)
-    if any(p.startswith(f"object {snap.manifest_sha256}") for p in problems):
+    if snap.manifest_sha256 in report.bad_objects:
         return problems
     try:
         manifest = Manifest.from_bytes(ctx.store.read_bytes(snap.manifest_sha256), f"manifest of {where}")
@@ -139,6 +156,7 @@ def _check_snapshot(ctx: Context, dataset: DatasetRow, snap: SnapshotRow, known:
             problem = _object_problem(ctx, sha, f"layer {number} {role} of {where}", seen, report)
             if problem:
                 problems.append(problem)
+            if sha in report.bad_objects:
                 continue
             rows = pq.ParquetFile(ctx.store.local_path(sha)).metadata.num_rows
             if rows != count:

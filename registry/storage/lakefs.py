@@ -1,4 +1,4 @@
-"""A lakeFS branch as an object store, through the ``lakefs-sdk`` client (``pip install 'dataset-registry[lakefs]'``).
+"""A lakeFS branch as an object store, through the ``lakefs-sdk`` client (``pip install 'dataset-ledger[lakefs]'``).
 
 ``lakefs://repository/branch/prefix`` uploads objects to ``prefix/ab/cdef...`` on the branch. Each
 registry snapshot commit also becomes a lakeFS commit (:meth:`LakeFSObjectStore.seal_commit`) whose
@@ -83,7 +83,7 @@ class LakeFSObjectStore(RemoteObjectStore):
                 from lakefs_sdk.api_client import ApiClient
                 from lakefs_sdk.configuration import Configuration
             except ImportError as exc:
-                raise StorageError("lakefs:// storage needs the lakeFS SDK: pip install 'dataset-registry[lakefs]'"
+                raise StorageError("lakefs:// storage needs the lakeFS SDK: pip install 'dataset-ledger[lakefs]'"
                                    ) from exc
             host = self.endpoint if self.endpoint.endswith("/api/v1") else f"{self.endpoint}/api/v1"
             config = Configuration(host=host, username=self._access, password=self._secret)

@@ -24,6 +24,7 @@ __all__ = [
     "NotFound",
     "PermissionDenied",
     "QueryInterrupted",
+    "QuerySyntaxError",
     "RefConflict",
     "RegistryError",
     "ServerError",
@@ -171,6 +172,12 @@ class QueryInterrupted(UserError):
     """The query ran past the server's time limit, or was cancelled, and was stopped (HTTP 422)."""
 
     code = "query_interrupted"
+
+
+class QuerySyntaxError(InvalidInput):
+    """The SQL does not parse; the message keeps the parser's lines (the caret under the column)."""
+
+    code = "query_syntax"
 
 
 class TooLarge(InvalidInput):

@@ -1,7 +1,7 @@
 // The console shell: hash routing, the login page, the header; each page lives in pages/*.js.
 
 import { ApiError, forget, may, token, whoami } from "./api.js";
-import { errorBox, h, labelled } from "./dom.js";
+import { emptyState, errorBox, h, labelled, plain } from "./dom.js";
 import { auditPage } from "./pages/audit.js";
 import { branchesPage } from "./pages/branches.js";
 import { datasetsPage } from "./pages/datasets.js";
@@ -87,8 +87,8 @@ function loginPage() {
   h("button", { type: "submit" }, "Sign in"));
   const view = setView(
     h("h1", { tabindex: "-1" }, "Sign in"),
-    h("p", {}, "Paste an API token (", h("code", {}, "registry token create"),
-      "). It is kept in this browser tab only and forgotten when the tab closes or you log out."),
+    h("p", {}, "Paste the API token your registry's administrator gave you. It is kept in this browser tab only ",
+      "and forgotten when the tab closes or you log out."),
     form);
   if (loginMessage) view.append(errorBox(loginMessage));
   input.focus();
@@ -128,7 +128,10 @@ async function render() {
       loginPage();
       return;
     }
-    view.replaceChildren(...[...view.children].filter((el) => el.tagName === "H1"), errorBox(err));
+    const heading = [...view.children].filter((el) => el.tagName === "H1");
+    // Something that does not exist (yet) is a state to describe, not an error to shout.
+    view.replaceChildren(...heading, err instanceof ApiError && err.status === 404
+      ? emptyState(plain(err.message)) : errorBox(err));
   }
   if (main.contains(view)) {
     performance.mark("console:rendered");  // the bench reads this: the page's content is drawn

@@ -57,9 +57,21 @@ export function table(headers, rows, attrs = {}) {
       c instanceof Node && c.tagName === "TD" ? c : h("td", {}, c)))))));
 }
 
+/** A server message without its command-line advice ("; set one with `registry policy set ...`"):
+ * the console's readers act through its pages, not a shell. */
+export function plain(message) {
+  const text = String(message ?? "");
+  const kept = text.split(/;\s+/).filter((part) => !/`registry\b|\bregistry [a-z]+ [a-z-]+/.test(part));
+  const joined = (kept.length ? kept : [text.split(/;\s+/)[0]]).join("; ");
+  return joined.replace(/\s*\(`registry[^)]*\)/g, "").replace(/`registry[^`]*`/g, "the registry's tools");
+}
+
 /** An error box (role=alert so screen readers announce it). */
 export const errorBox = (err) =>
-  h("p", { class: "error", role: "alert" }, err && err.code ? `${err.message} (${err.code})` : String(err));
+  h("p", { class: "error", role: "alert" }, err && err.code ? `${plain(err.message)} (${err.code})` : plain(err));
+
+/** What a page shows when there is nothing (yet): no snapshot, no gate, nothing changed. */
+export const emptyState = (...children) => h("p", { class: "empty", role: "status" }, ...children);
 
 export function labelled(id, text, input) {
   input.id = id;

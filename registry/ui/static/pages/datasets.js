@@ -1,7 +1,7 @@
 // Datasets: each with its head snapshot, rows, last commit and the head's gate badge.
 
 import { api, seg } from "../api.js";
-import { gateBadge, h, link, num, shortId, table, time } from "../dom.js";
+import { emptyState, gateBadge, h, link, num, shortId, table, time } from "../dom.js";
 
 export async function datasetsPage(view) {
   const datasets = await api("/datasets");
@@ -27,7 +27,7 @@ export async function datasetsPage(view) {
   view.replaceChildren(
     h("h1", {}, "Datasets"),
     datasets.length === 0
-      ? h("p", {}, "No datasets yet (create one with ", h("code", {}, "registry dataset create"), ").")
+      ? emptyState("No datasets yet, or none this token may read.")
       : table(["Dataset", "Description", "Head snapshot", "Rows", "Snapshots", "Last commit", "Gate"], rows,
         { class: "grid", id: "datasets" }));
 }

@@ -70,9 +70,25 @@ function pagedTable(params, name, total, firstRows) {
     h("div", { class: "pager" }, prev, status, next));
 }
 
+/** A column is a label column (categorical) unless most of its values are distinct: ids, scores, free text. */
+export function categorical(d) {
+  const classes = new Set([...Object.keys(d.distribution_a), ...Object.keys(d.distribution_b)]).size;
+  const rows = Math.max(d.rows_a, d.rows_b);
+  return rows < 20 || classes <= Math.max(20, rows / 2);
+}
+
+function notLabelColumn(column, d) {
+  const classes = new Set([...Object.keys(d.distribution_a), ...Object.keys(d.distribution_b)]).size;
+  return h("section", { id: "not-labels", class: "notice" }, h("h2", {}, `“${column}” is not a label column`),
+    h("p", {}, `It holds ${num(classes)} distinct values in ${num(Math.max(d.rows_a, d.rows_b))} rows, so most `,
+      "values are unique (an id, a score or free text), and a change matrix would say nothing. ",
+      `${num(d.relabeled)} of ${num(d.rows_in_both)} rows in both snapshots changed it. `,
+      "Name a categorical column above to see how its classes moved; the row diff follows."));
+}
+
 async function rowDiff(view, a, b) {
   const d = await api("/diff", { params: { a, b, rows: 0 } });
-  view.append(h("section", {}, h("h2", {}, "Row diff"),
+  view.append(h("section", { id: "row-diff" }, h("h2", {}, "Row diff"),
     h("dl", { class: "facts" },
       ["added", "removed", "changed", "unchanged"].map((k) => [h("dt", {}, k), h("dd", {}, num(d[k]))])),
     Object.keys(d.changed_cells).length ? countTable("changed-cells", "Column", d.changed_cells) : ""));
@@ -101,6 +117,17 @@ export async function diffPage(view, _args, query) {
     return;
   }
   loading.remove();
+  if (!categorical(d)) {
+    view.append(h("p", {}, link(`#/datasets/${seg(name)}`, `← ${name} history`)), notLabelColumn(column, d));
+    await rowDiff(view, a, b);
+    return;
+  }
+  if (d.relabeled === 0 && d.rows_a === d.rows_b && d.total_variation === 0) {
+    view.append(h("p", {}, link(`#/datasets/${seg(name)}`, `← ${name} history`)),
+      h("p", { class: "empty", id: "no-change" }, `Nothing changed in “${column}” between A and B: `,
+        `${num(d.rows_in_both)} rows in both, none relabeled.`));
+    return;
+  }
   view.append(
     h("p", {}, link(`#/datasets/${seg(name)}`, `← ${name} history`)),
     h("dl", { class: "facts", id: "diff-facts" },
@@ -111,7 +138,7 @@ export async function diffPage(view, _args, query) {
       h("dt", {}, "Total variation"), h("dd", { "data-field": "total_variation", title: String(d.total_variation) },
         num(d.total_variation))),
     h("section", { "aria-labelledby": "matrix-title" }, h("h2", { id: "matrix-title" }, "Change matrix"),
-      heatMap(d.matrix)),
+      heatMap(d.matrix, d.net_change)),
     h("div", { class: "two" },
       h("section", { "aria-labelledby": "net-title" }, h("h2", { id: "net-title" }, "Net change per class (B − A)"),
         h("div", { class: "scroll" }, netChangeChart(d.net_change))),

@@ -1,23 +1,51 @@
 // Gate: each check with metric, threshold and severity, the waiver, the policy version, and past results.
 
 import { api, ApiError, may, refresh, seg } from "../api.js";
-import { errorBox, gateBadge, h, labelled, link, num, shortId, table, time } from "../dom.js";
+import { emptyState, errorBox, gateBadge, h, labelled, link, num, plain, shortId, table, time } from "../dom.js";
 
 function value(v) {
   return typeof v === "number" ? num(v) : v === null || v === undefined ? "—" : String(v);
 }
 
+const LABELS = { per_column: "nulls per column", per_class: "per class", examples: "examples", error: "error",
+  note: "note", gold_items: "gold items", classes_below_min: "classes below the minimum" };
+
+/** A detail value as short text: numbers grouped, objects as "name: value" pairs, long lists cut. */
+function detailText(value, depth = 0) {
+  if (value === null || value === undefined) return "—";
+  if (typeof value === "number") return num(value);
+  if (Array.isArray(value)) {
+    const shown = value.slice(0, 8).map((v) => detailText(v, depth + 1)).join(", ");
+    return value.length > 8 ? `${shown}, … (${num(value.length)} in all)` : shown || "none";
+  }
+  if (typeof value === "object") {
+    if (depth > 1) return JSON.stringify(value);
+    const entries = Object.entries(value);
+    const shown = entries.slice(0, 8).map(([k, v]) => `${k}: ${detailText(v, depth + 1)}`).join("; ");
+    return entries.length > 8 ? `${shown}; … (${num(entries.length)} in all)` : shown || "none";
+  }
+  return String(value);
+}
+
+/** Every detail of a check result, visible (not only in a tooltip). */
+function detailsList(details) {
+  const entries = Object.entries(details || {});
+  if (!entries.length) return h("span", { class: "muted" }, "—");
+  return h("ul", { class: "details-list" }, entries.map(([key, value]) => h("li", {},
+    h("span", { class: "muted" }, `${LABELS[key] || key.replaceAll("_", " ")}: `), detailText(value))));
+}
+
 function checksTable(checks, id) {
-  return table(["Check", "Kind", "Severity", "Metric", "Threshold", "Result"],
+  return table(["Check", "Kind", "Severity", "Metric", "Threshold", "Result", "Details"],
     checks.map((c) => h("tr", { class: c.passed ? "pass" : "fail", "data-check": c.name },
       h("th", { scope: "row" }, c.name),
       h("td", {}, c.check),
       h("td", {}, c.severity),
-      h("td", { class: "num", title: String(c.metric) }, value(c.metric)),
-      h("td", { class: "num", title: String(c.threshold) }, value(c.threshold)),
+      h("td", { class: "num" }, value(c.metric)),
+      h("td", { class: "num nowrap" }, value(c.threshold)),
       h("td", {}, c.passed ? h("span", { class: "badge gate-passed" }, "pass")
-        : h("span", { class: "badge gate-failed" }, "FAIL"),
-      c.details && c.details.error ? h("div", { class: "muted" }, c.details.error) : ""))),
+        : h("span", { class: "badge gate-failed" }, "FAIL")),
+      h("td", { class: "details-cell" }, detailsList(c.details)))),
     { class: "grid checks", id });
 }
 
@@ -87,7 +115,7 @@ export async function gatePage(view, [ref]) {
     h("h1", {}, "Gate of ", h("span", { class: "ref" }, `${dataset}@${gate.snapshot_id.slice(0, 12)}`)),
     h("p", {}, link(`#/datasets/${seg(dataset)}`, `← ${dataset} history`), " · ",
       link(`#/lineage/${seg(`${dataset}@${gate.snapshot_id}`)}`, "lineage")),
-    h("p", { class: "gate-state", id: "gate-state" }, gateBadge(gate.state), " ", gate.message),
+    h("p", { class: "gate-state", id: "gate-state" }, gateBadge(gate.state), " ", plain(gate.message)),
     h("dl", { class: "facts" },
       h("dt", {}, "Snapshot"), h("dd", {}, shortId(gate.snapshot_id)),
       h("dt", {}, "Policy version"), h("dd", { id: "policy-version" }, gate.policy_version ?? "none"),
@@ -100,8 +128,10 @@ export async function gatePage(view, [ref]) {
   } else if (gate.failed.length || gate.warnings.length) {
     checks.append(checksTable([...gate.failed, ...gate.warnings].map((c) => ({ ...c, passed: false,
       severity: gate.failed.includes(c) ? "error" : "warn", details: { error: c.error } })), "checks"));
+  } else if (gate.state === "no_policy") {
+    checks.append(emptyState("This dataset has no QA policy yet, so there is nothing to evaluate."));
   } else {
-    checks.append(h("p", { class: "muted" }, "No evaluation under the current policy."));
+    checks.append(emptyState("No evaluation under the current policy yet."));
   }
   view.append(checks);
   if (gate.waiver) view.append(waiverBox(gate.waiver));
@@ -112,7 +142,7 @@ export async function gatePage(view, [ref]) {
   const past = h("section", { "aria-labelledby": "history-title" }, h("h2", { id: "history-title" },
     "History of gate results"));
   if (resultsError) past.append(errorBox(resultsError));
-  else if (!results.length) past.append(h("p", { class: "muted" }, "This snapshot was never evaluated."));
+  else if (!results.length) past.append(emptyState("This snapshot was never evaluated."));
   else {
     past.append(h("div", { class: "results", id: "results" }, results.map((r) => h("details", {},
       h("summary", {}, time(r.created_at), " ", gateBadge(r.status), ` policy v${r.policy_version} · by ${r.created_by}`

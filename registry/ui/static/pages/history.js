@@ -1,7 +1,7 @@
 // Dataset history: the snapshot graph with refs, author, time, message and change summary; pick two to diff.
 
 import { api, may, refresh, seg } from "../api.js";
-import { errorBox, gateBadge, h, labelled, link, num, shortId, time } from "../dom.js";
+import { emptyState, errorBox, gateBadge, h, labelled, link, num, shortId, time } from "../dom.js";
 import { layout, rowGraph } from "../graph.js";
 
 function refBadges(snap) {
@@ -22,6 +22,10 @@ const CHUNK = 100;
 
 export async function historyPage(view, [name]) {
   const snapshots = await api(`/datasets/${seg(name)}/log`);
+  if (snapshots.length === 0) {
+    view.replaceChildren(h("h1", {}, name), emptyState(`No snapshots yet: nothing has been committed to ${name}.`));
+    return;
+  }
   const { rows, width } = layout(snapshots);
   const ref = (snap) => `${name}@${snap.id}`;
   const radio = (group, snap, checked) => h("input", { type: "radio", name: group, value: snap.id, checked,

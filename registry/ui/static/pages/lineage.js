@@ -8,12 +8,28 @@ const BOX_H = 46;
 const GAP_X = 90;
 const GAP_Y = 18;
 
-/** A node key with ids cut short (snapshot ids to 12 characters, run ids to 8). */
-const shortKey = (key) => key.replace(/@([0-9a-f]{12})[0-9a-f]{52}$/, "@$1").replace(/#([^#]{8})[^#]*$/, "#$1");
+/** When a UUIDv7 run id was made (its first 48 bits are Unix milliseconds), else null. */
+export function runTime(id) {
+  const hex = String(id || "").replaceAll("-", "");
+  if (!/^[0-9a-f]{32}$/i.test(hex) || hex[12] !== "7") return null;
+  return new Date(parseInt(hex.slice(0, 12), 16)).toISOString().replace("T", " ").replace(/\.\d+Z$/, "");
+}
+
+/** A run id as people tell runs apart: UUIDv7 ids of one day share their first characters (the time),
+ * so show the random tail, with the time the id carries. */
+export function runName(id) {
+  const when = runTime(id);
+  const tail = String(id).slice(-8);
+  return when ? `…${tail} · ${when}` : String(id).slice(0, 8);
+}
+
+/** A node key with ids cut short (snapshot ids to 12 characters, run ids to their distinguishing tail). */
+const shortKey = (key) => key.replace(/@([0-9a-f]{12})[0-9a-f]{52}$/, "@$1")
+  .replace(/#([^#]+)$/, (_m, run) => `#${runName(run)}`);
 
 function nodeLabel(node) {
   if (node.kind === "snapshot") return `${node.name}@${node.version.slice(0, 12)}`;
-  if (node.kind === "run") return `${node.namespace}/${node.name} run ${node.version.slice(0, 8)}`;
+  if (node.kind === "run") return `${node.name} run …${String(node.version).slice(-8)}`;
   return `${node.namespace}:${node.name}`;
 }
 
@@ -66,7 +82,8 @@ function drawing(graph) {
     const box = s("g", { class: `lnode kind-${n.kind}${n.key === graph.root ? " root" : ""}`, "data-key": n.key },
       s("title", {}, n.key),
       s("rect", { x: p.x, y: p.y, width: BOX_W, height: BOX_H, rx: n.kind === "run" ? 18 : 4 }),
-      s("text", { x: p.x + 10, y: p.y + 17, class: "kind" }, n.kind === "run" ? "job run" : n.kind),
+      s("text", { x: p.x + 10, y: p.y + 17, class: "kind" }, n.kind === "run"
+        ? `job run${runTime(n.version) ? ` · ${runTime(n.version)}` : ""}` : n.kind),
       s("text", { x: p.x + 10, y: p.y + 35, class: "name" }, label.length > 32 ? `${label.slice(0, 31)}…` : label));
     if (n.kind !== "snapshot") return box;
     return s("a", { href: `#/lineage/${seg(`${n.name}@${n.version}`)}`, "aria-label": `lineage of ${label}` }, box);
@@ -102,6 +119,6 @@ export async function lineagePage(view, [ref], query) {
     h("h2", {}, "Edges"),
     h("div", { class: "scroll" }, table(["From", "Edge", "To", "Run", "Recorded"], graph.edges.map((e) => [
       h("span", { title: e.src }, shortKey(e.src)), e.kind, h("span", { title: e.dst }, shortKey(e.dst)),
-      e.run_id ? h("code", { title: e.run_id }, e.run_id.slice(0, 8)) : "—", time(e.created_at)]),
+      e.run_id ? h("code", { title: e.run_id, class: "run-id" }, runName(e.run_id)) : "—", time(e.created_at)]),
     { class: "grid", id: "lineage-edges" })));
 }

@@ -1,0 +1,127 @@
+#!/usr/bin/env python
+"""CLI start-up benchmark: every read-only ``registry`` command on a small registry, as whole processes.
+
+Run ``python bench/cli_bench.py [--reps 5] [--out bench/results/cli.md]``. It builds a small registry
+in a temporary folder with the CLI itself (a 200-row labels dataset with three snapshots and a tag, two
+Label Studio imports, a QA policy and a gate result), then runs each read-only command ``--reps``
+times, interleaved with the baseline ``python -c pass`` (the same interpreter), and reports the
+median wall time of each and its ratio to the baseline's median.
+
+Goal (issue 21): every read-only command on a small registry <= 0.3 s wall.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+GOAL_SECONDS = 0.3
+ROOT = Path(__file__).resolve().parent.parent
+READ_ONLY = [
+    ["log", "signs"], ["log", "signs", "-n", "1", "--oneline"], ["show", "signs@v1"], ["schema", "signs"],
+    ["diff", "signs@v1", "main"], ["diff", "signs@v1", "main", "--quiet"], ["dataset", "list"],
+    ["export", "signs@v1", "-", "--format", "csv"], ["gate", "check", "signs"], ["policy", "show", "signs"],
+    ["history", "review", "s3://signs/1.jpg"], ["blame", "review"], ["diff", "review@v1", "main", "--labels"],
+    ["audit", "log"], ["audit", "verify"], ["lineage", "signs@main"], ["query", "SELECT count(*) FROM snapshots"],
+    ["verify"], ["token", "list"], ["lineage", "status"], ["storage", "info"],
+]
+
+
+def _registry(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run([sys.executable, "-m", "registry.cli.main", *args], cwd=cwd, env=env,
+                          capture_output=True, timeout=600)
+
+
+def build(folder: Path, env: dict[str, str]) -> None:
+    """The small registry: signs (3 snapshots, tag v1) and review (two Label Studio imports, tag v1)."""
+    sys.path.insert(0, str(ROOT))
+    from tests import provenance_fixtures as lsx
+
+    rows = "\n".join(f"s{i:04d},{['stop', 'yield', 'merge'][i % 3]}" for i in range(200))
+    (folder / "v1.csv").write_text("sample_id,label\n" + rows + "\n")
+    (folder / "v2.csv").write_text("sample_id,label\n" + "\n".join(f"s{i:04d},stop" for i in range(0, 200, 7)) + "\n")
+    (folder / "policy.yaml").write_text("checks:\n  - check: row_count\n    min: 10\n")
+    first, second = lsx.write(folder / "ls1.json", lsx.export_v1()), lsx.write(folder / "ls2.json", lsx.export_v2())
+    steps = [["init"], ["dataset", "create", "signs", "--key", "sample_id"], ["commit", "signs", "v1.csv", "-m", "v1"],
+             ["tag", "signs@main", "v1"], ["commit", "signs", "v2.csv", "--mode", "upsert", "-m", "relabel"],
+             ["policy", "set", "signs", "policy.yaml"], ["qa", "run", "signs"],
+             ["import", "label-studio", "review", str(first), "--key", "image"],
+             ["tag", "review@main", "v1"],
+             ["import", "label-studio", "review", str(second), "--key", "image"]]
+    for step in steps:
+        done = _registry(step, env, folder)
+        if done.returncode != 0:
+            sys.exit(f"set-up step {' '.join(step)} failed: {done.stderr.decode()}")
+
+
+def _wall(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, int]:
+    start = time.perf_counter()
+    done = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
+    return time.perf_counter() - start, done.returncode
+
+
+def measure(reps: int, folder: Path, env: dict[str, str]) -> list[dict[str, object]]:
+    baseline_argv = [sys.executable, "-c", "pass"]
+    results = []
+    for args in READ_ONLY:
+        argv = [sys.executable, "-m", "registry.cli.main", *args]
+        _wall(argv, env, folder)  # warm-up: page cache, derived caches
+        runs, bases, codes = [], [], set()
+        for _ in range(reps):
+            base, _ = _wall(baseline_argv, env, folder)
+            wall, code = _wall(argv, env, folder)
+            bases.append(base)
+            runs.append(wall)
+            codes.add(code)
+        median = statistics.median(runs)
+        results.append({"command": "registry " + " ".join(args), "median_s": round(median, 3),
+                        "min_s": round(min(runs), 3), "max_s": round(max(runs), 3),
+                        "baseline_median_s": round(statistics.median(bases), 3),
+                        "ratio": round(median / statistics.median(bases), 1), "exit_codes": sorted(codes),
+                        "meets_goal": median <= GOAL_SECONDS})
+        print(f"{results[-1]['command']:<58} {median:6.3f} s  ({results[-1]['ratio']}x python -c pass)", flush=True)
+    return results
+
+
+def report(results: list[dict[str, object]], reps: int, out: Path) -> None:
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    lines = [f"# CLI start-up: read-only commands on a small registry ({reps} runs each, median wall)", "",
+             f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, load average "
+             f"at the end {load} (a busy shared machine inflates every figure; the ratio to the baseline, "
+             "measured run by run, is the steadier one). "
+             f"Goal: <= {GOAL_SECONDS} s wall. Baseline: `python -c pass`, interleaved run by run.", "",
+             "| command | median s | min s | max s | x baseline | meets goal |", "|---|---|---|---|---|---|"]
+    lines += [f"| `{r['command']}` | {r['median_s']} | {r['min_s']} | {r['max_s']} | {r['ratio']} | "
+              f"{'yes' if r['meets_goal'] else 'no'} |" for r in results]
+    met = sum(bool(r["meets_goal"]) for r in results)
+    lines += ["", f"{met} of {len(results)} commands meet the goal."]
+    out.write_text("\n".join(lines) + "\n")
+    out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "cli.md")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="cli-bench-") as tmp:
+        folder = Path(tmp)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+        env.update({"REGISTRY_HOME": str(folder / ".registry"), "REGISTRY_ACTOR": "bench",
+                    "OPENLINEAGE_DISABLED": "true"})
+        build(folder, env)
+        results = measure(args.reps, folder, env)
+    report(results, args.reps, args.out)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
