@@ -30,6 +30,7 @@ from registry_client.errors import (
     TooLarge,
     Unauthenticated,
     UnresolvedConflicts,
+    UpstreamError,
     UserError,
     VerifyFailed,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "TooLarge",
     "Unauthenticated",
     "UnresolvedConflicts",
+    "UpstreamError",
     "UserError",
     "VerifyFailed",
 ]

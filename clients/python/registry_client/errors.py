@@ -32,6 +32,7 @@ __all__ = [
     "TooLarge",
     "Unauthenticated",
     "UnresolvedConflicts",
+    "UpstreamError",
     "UserError",
     "VerifyFailed",
     "error_for",
@@ -184,6 +185,13 @@ class TooLarge(InvalidInput):
     """The upload exceeds the server's size limit (HTTP 413)."""
 
     code = "too_large"
+
+
+class UpstreamError(UserError):
+    """A labeling tool's server (e.g. Label Studio) was unreachable, refused the token or failed (HTTP 502);
+    nothing was committed."""
+
+    code = "upstream_error"
 
 
 class ServerError(RegistryError):
