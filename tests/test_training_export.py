@@ -1,6 +1,7 @@
 """``registry export NAME@REF OUT --format coco|yolo|hf``: COCO files pycocotools loads and the COCO
-importer reads back into the same rows, YOLO label files that match the boxes, and Hugging Face
-dataset folders; rows that do not fit a format, and existing outputs, are clear errors."""
+importer reads back into the same rows, YOLO label files that match the boxes and that the YOLO importer
+reads back, and Hugging Face dataset folders; rows that do not fit a format, and existing outputs, are
+clear errors."""
 
 from __future__ import annotations
 
@@ -76,3 +77,22 @@ def test_the_cli_exports_training_formats(detections: Registry, tmp_path: Path) 
     assert done.code == 0 and json.loads(done.stdout)["rows"] == 3
     bad = cli("export", "boxes", str(tmp_path / "c.json"), "--format", "coco")
     assert bad.code == 2 and "exists" in bad.stderr
+
+
+def test_yolo_round_trips_through_the_yolo_importer(detections: Registry, tmp_path: Path) -> None:
+    """`registry import yolo` reads what `export --format yolo` writes: every image is a row, every box
+    comes back with its class name and the COCO box normalised by the image size."""
+    out = tmp_path / "yolo"
+    export_training(detections.ctx, "boxes", out, "yolo")
+    detections.import_annotations("yolo", "again", out)
+    images = {Path(r["file_name"]).stem: r for r in detections.read("boxes").to_pylist()}
+    again = {r["image"]: r for r in detections.read("again").to_pylist()}
+    assert set(again) == set(images)
+    for stem, row in images.items():
+        expected = [(b["category"], round((b["bbox"][0] + b["bbox"][2] / 2) / row["width"], 6),
+                     round((b["bbox"][1] + b["bbox"][3] / 2) / row["height"], 6),
+                     round(b["bbox"][2] / row["width"], 6), round(b["bbox"][3] / row["height"], 6))
+                    for b in row["boxes"]]
+        got = [(b["category"], round(b["x"], 6), round(b["y"], 6), round(b["width"], 6), round(b["height"], 6))
+               for b in again[stem]["boxes"]]
+        assert got == expected, stem
