@@ -1,4 +1,4 @@
-"""provenance: Label Studio sync state per dataset (source, resume point, webhook secret hash)
+"""provenance: Label Studio sync state per dataset (source, resume point, webhook secret hash) and the sync lease
 
 Revision ID: 0008
 Revises: 0007
@@ -32,7 +32,14 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['dataset_id'], ['dataset.id'], ),
     sa.PrimaryKeyConstraint('dataset_id')
     )
+    op.create_table('sync_lease',
+    sa.Column('dataset', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('owner', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+    sa.Column('expires_at', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.PrimaryKeyConstraint('dataset')
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('sync_lease')
     op.drop_table('label_sync')

@@ -5,7 +5,9 @@ An ASGI middleware, so nothing is parsed before it decides:
 1. a query string naming a parameter twice is refused (422): ``?training=true&training=false`` must
    not be read as whichever value a framework happens to keep;
 2. a request with a body to ``/api/`` must carry a valid token before a byte of the body is read
-   (401), so an anonymous client cannot make the server parse anything;
+   (401), so an anonymous client cannot make the server parse anything; a labeling tool's webhook
+   (``/api/v1/hooks/label-studio/{dataset}``) carries the dataset's hook secret instead, checked the same
+   way before its body is read;
 3. every body is bounded: uploads (commits, imports) by ``api_max_upload_bytes``, counted as they
    stream to disk by :mod:`registry.api.uploads`; every other body by ``api_max_body_bytes``, read
    here into memory up to that limit (413 past it) and handed on.
@@ -27,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from registry.auth.tokens import authenticate
 from registry.context import Context
 from registry.errors import InvalidInput, RegistryError, TooLarge, Unauthenticated, http_status_for
+from registry.provenance.sync.hooks import SECRET_HEADER, check_secret
 
 __all__ = ["PRINCIPAL_STATE", "RequestGuard", "is_upload_path"]
 
@@ -35,6 +38,7 @@ PRINCIPAL_STATE = "registry_principal"
 
 _UPLOAD = re.compile(r"/api/v1/datasets/[^/]+(/[^/]+)?/(commits|imports)")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_HOOK = re.compile(r"/api/v1/hooks/label-studio/([^/]+)")
 
 
 def is_upload_path(path: str) -> bool:
@@ -66,7 +70,11 @@ class RequestGuard:
 
     async def _admit_body(self, scope: Scope, receive: Receive) -> Receive:
         path: str = scope["path"]
-        if path.startswith("/api/"):
+        hook = _HOOK.fullmatch(path)
+        if hook is not None:  # authenticated by the dataset's hook secret, not by a token
+            secret = _header(scope, SECRET_HEADER.lower().encode())
+            await run_in_threadpool(check_secret, self.ctx, hook.group(1), secret)
+        elif path.startswith("/api/"):
             principal = await run_in_threadpool(authenticate, self.ctx, _bearer(scope))
             scope.setdefault("state", {})[PRINCIPAL_STATE] = principal
         limit = self.upload_limit if is_upload_path(path) else self.body_limit

@@ -5,6 +5,8 @@ Coalescing (the exactly-once argument, ``docs/labeling-loop.md``): each dataset 
 thread. An event while none runs starts one; an event while one runs only sets ``pending``. The thread
 loops while ``pending`` was set after its last sync began, so every event is followed by at least one
 sync that started after it (nothing is missed) and a burst of N events costs at most two syncs.
+Across processes (several ``registry serve`` workers) the catalog's sync lease (:mod:`.lease`) keeps
+one sync at a time: a runner that finds it held waits and syncs after the holder, so the argument holds.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ import hmac
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from registry import catalog
 from registry.context import Context
 from registry.db import transaction
-from registry.errors import InvalidInput, NotFound, RegistryError, Unauthenticated
+from registry.errors import Conflict, InvalidInput, NotFound, RegistryError, Unauthenticated
 from registry.provenance.sync.client import LabelStudioClient, check_url
 from registry.provenance.sync.models import LabelSyncRow
 from registry.provenance.sync.state import sync_row
@@ -94,8 +97,10 @@ class _Slot:
 class HookRunner:
     """Runs ``sync(name)`` in a background thread per dataset, coalescing requests (see the module doc)."""
 
-    def __init__(self, sync: Callable[[str], object]) -> None:
+    def __init__(self, sync: Callable[[str], object], busy_wait: float = 1.0) -> None:
         self._sync = sync
+        self.busy_wait = busy_wait
+        """Seconds to wait before syncing again when another process held the dataset's sync lease."""
         self._lock = threading.Lock()
         self._slots: dict[str, _Slot] = {}
 
@@ -116,6 +121,11 @@ class HookRunner:
             try:
                 self._sync(name)
                 slot.last_error = None
+            except Conflict as exc:  # another process syncs it now (or moved it): sync again after that one
+                slot.last_error = exc.message
+                time.sleep(self.busy_wait)
+                with self._lock:
+                    slot.pending = True
             except RegistryError as exc:  # logged; the next event (or a manual sync) resumes
                 slot.last_error = exc.message
                 _log.warning("hook sync of %s failed: %s", name, slot.last_error)

@@ -37,6 +37,7 @@ from registry.provenance.records import empty_records
 from registry.provenance.service import ensure_dataset
 from registry.provenance.store import records_at
 from registry.provenance.sync.client import LabelStudioClient, server_namespace
+from registry.provenance.sync.lease import hold_lease
 from registry.provenance.sync.state import SyncState, load_state, save_state
 from registry.snapshots.commit import AnnotationInput, CommitResult, commit
 
@@ -158,13 +159,22 @@ def sync_label_studio(ctx: Context, name: str, *, url: str, project: int, token:
     """Bring dataset ``name`` up to date with Label Studio project ``project`` at ``url``.
 
     Creates the dataset (keyed by ``key``, default the task id) on the first sync. ``evaluate``
-    runs the dataset's QA gate on the new snapshot and reports the verdict.
+    runs the dataset's QA gate on the new snapshot and reports the verdict. One sync of a dataset
+    runs at a time across processes (the catalog's sync lease, :mod:`registry.provenance.sync.lease`).
 
     Raises:
         InvalidInput: no token; a bad URL; the dataset syncs from another source or key.
         UpstreamError: the server is unreachable, refuses the token or fails (nothing committed).
         RefConflict: another writer moved the dataset during the sync (nothing committed; retry).
+        Conflict: another process is syncing ``name`` now (nothing done).
     """
+    with hold_lease(ctx, name):
+        return _sync(ctx, name, url=url, project=project, token=token, key=key,
+                     guideline_version=guideline_version, author=author, evaluate=evaluate, progress=progress)
+
+
+def _sync(ctx: Context, name: str, *, url: str, project: int, token: str | None, key: str | None,
+          guideline_version: str | None, author: str | None, evaluate: bool, progress: Progress | None) -> SyncResult:
     note = progress or (lambda _msg: None)
     with LabelStudioClient(url, token) as client:
         state = load_state(ctx, name, client.url, project, key)
