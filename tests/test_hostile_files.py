@@ -160,3 +160,26 @@ def test_options_and_values_that_overflowed_are_exit_2(corpus_cli: Cli) -> None:
     assert newline.code == 2 and "invalid dataset name" in newline.stderr
     tag = cli("tag", "signs@main", "v1\n")
     assert tag.code == 2 and "invalid tag name" in tag.stderr
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_deep_json_inside_coco_and_yolo_zips_and_users_files_is_exit_2(corpus_cli: Cli) -> None:
+    """The JSON documents read whole with json.loads (a COCO zip's result.json, a YOLO zip's notes.json,
+    --users) are depth-checked first, so a deep one is exit 2, not a RecursionError (exit 4)."""
+    import zipfile
+
+    deep = b'{"images": [], "annotations": [], "x": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+    cases = {"coco.zip": {"result.json": deep},
+             "yolo.zip": {"classes.txt": b"cat\n", "notes.json": deep, "labels/a.txt": b"0 0.5 0.5 0.1 0.1\n"}}
+    for name, members in cases.items():
+        with zipfile.ZipFile(corpus_cli.cwd / name, "w") as archive:
+            for member, data in members.items():
+                archive.writestr(member, data)
+        result = _run(corpus_cli, "import", name.split(".")[0], "deep", str(corpus_cli.cwd / name))
+        assert result.code == 2 and "nests" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    (corpus_cli.cwd / "users.json").write_bytes(b"[" * 50_000 + b"]" * 50_000)
+    (corpus_cli.cwd / "ls.json").write_text('[{"id": 1, "data": {"image": "a.jpg"}, "annotations": []}]')
+    result = _run(corpus_cli, "import", "label-studio", "deep", str(corpus_cli.cwd / "ls.json"),
+                  "--users", str(corpus_cli.cwd / "users.json"))
+    assert result.code == 2 and "nests" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert corpus_cli("dataset", "list", "--json").stdout.count('"deep"') == 0

@@ -21,9 +21,9 @@ from registry.provenance.sync.hooks import HookRunner
 
 def test_a_held_lease_refuses_a_second_sync_naming_the_holder(reg: Registry) -> None:
     with lease.hold_lease(reg.ctx, "pets") as owner:
-        with pytest.raises(Conflict, match=f"a sync of pets is already running \\({owner}"):
-            with lease.hold_lease(reg.ctx, "pets"):
-                pass
+        with pytest.raises(Conflict, match=f"a sync of pets is already running \\({owner}"), \
+                lease.hold_lease(reg.ctx, "pets"):
+            pass
         with lease.hold_lease(reg.ctx, "other"):  # leases are per dataset
             pass
     with lease.hold_lease(reg.ctx, "pets"):  # released at the end of the block, even the refused one left it

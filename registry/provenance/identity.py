@@ -18,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from registry.errors import InvalidInput
+from registry.snapshots.inputs import check_json_depth
 
 __all__ = ["Person", "apply_users", "identity_key", "identity_label", "identity_labels", "person_of", "read_users"]
 
@@ -74,6 +75,7 @@ def read_users(path: Path) -> dict[str, Person]:
         raise InvalidInput(f"--users {path}: no such file")
     if path.stat().st_size > MAX_USERS_BYTES:
         raise InvalidInput(f"--users {path}: larger than {MAX_USERS_BYTES // 2**20} MiB")
+    check_json_depth(path, per_line=False)
     try:
         doc = json.loads(path.read_bytes())
     except (ValueError, UnicodeDecodeError) as exc:

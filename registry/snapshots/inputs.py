@@ -15,7 +15,8 @@ import pyarrow as pa
 
 from registry.errors import InvalidInput, TooLarge
 
-__all__ = ["MAX_NESTING", "InputLimits", "check_columns", "check_json_depth", "check_values", "first_line"]
+__all__ = ["MAX_NESTING", "InputLimits", "check_columns", "check_json_bytes_depth", "check_json_depth", "check_values",
+           "first_line"]
 
 MAX_NESTING = 64
 """The deepest nesting (lists and structs in a column, arrays and objects in a JSON line) accepted."""
@@ -92,12 +93,27 @@ def check_json_depth(path: Path, max_depth: int = MAX_NESTING, per_line: bool = 
                 return
             if not block.endswith(b"\n"):
                 block += fh.readline()
-            structure = block.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_STRUCTURE)
-            deepest, line, carried = _deepest(structure, (0, 0) if per_line else carried, per_line)
+            deepest, line, carried = _deepest(_structure(block), (0, 0) if per_line else carried, per_line)
             if deepest > max_depth:
                 raise InvalidInput(f"{path}: line {line_offset + line} nests {deepest} levels deep, more than the "
                                    f"limit of {max_depth}")
             line_offset += block.count(b"\n")
+
+
+def check_json_bytes_depth(data: bytes, where: str, max_depth: int = MAX_NESTING) -> None:
+    """:func:`check_json_depth` for one JSON document already in memory (a zip member, say).
+
+    Raises:
+        InvalidInput: the nesting is deeper than ``max_depth`` (``where`` names the document).
+    """
+    deepest, line, _ = _deepest(_structure(data), (0, 0), per_line=False)
+    if deepest > max_depth:
+        raise InvalidInput(f"{where}: line {line} nests {deepest} levels deep, more than the limit of {max_depth}")
+
+
+def _structure(block: bytes) -> bytes:
+    """Only what decides nesting: brackets, quotes and newlines, with escaped quotes and backslashes removed."""
+    return block.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_STRUCTURE)
 
 
 def _deepest(block: bytes, carried: tuple[int, int], per_line: bool) -> tuple[int, int, tuple[int, int]]:

@@ -32,6 +32,7 @@ from registry.provenance.importers.common import (
     record_builder,
 )
 from registry.provenance.importers.jsonio import describe_json_shape, describe_non_json, first_byte, load_json
+from registry.snapshots.inputs import check_json_bytes_depth
 
 __all__ = ["read_coco"]
 
@@ -68,8 +69,10 @@ def _from_zip(path: Path) -> Any:
         member = files.find("result.json") or next((n for n in files.names() if n.endswith(".json")), None)
         if member is None:
             raise InvalidInput(f"{path}: {_EXPECTED}; the zip holds no .json file")
+        data = files.read(member)
+        check_json_bytes_depth(data, f"{path}: {member}")
         try:
-            return json.loads(files.read(member))
+            return json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidInput(f"{path}: {member} is not JSON ({exc})") from None
 

@@ -23,6 +23,7 @@ import yaml
 from registry.errors import InvalidInput
 from registry.provenance.importers.archive import ExportFiles
 from registry.provenance.importers.common import ColumnBuilder, ImportBatch, canonical_json, record_builder
+from registry.snapshots.inputs import check_json_bytes_depth
 
 __all__ = ["read_yolo"]
 
@@ -70,8 +71,10 @@ def _check_notes(files: ExportFiles, classes: list[str]) -> None:
     notes = files.find("notes.json")
     if notes is None:
         return
+    data = files.read(notes)
+    check_json_bytes_depth(data, f"{files.path}: {notes}")
     try:
-        doc = json.loads(files.read(notes))
+        doc = json.loads(data)
         named = {int(c["id"]): str(c["name"]) for c in doc.get("categories", [])}
     except (ValueError, TypeError, KeyError, AttributeError):
         raise InvalidInput(f"{files.path}: {notes} is not Label Studio's notes (categories with id and name)") \
