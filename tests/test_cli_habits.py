@@ -316,7 +316,8 @@ def test_export_to_stdout_over_http_prints_what_the_local_export_prints(tour: Re
     token = bearer(tour, "reader", "reader")["Authorization"].removeprefix("Bearer ")
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
     argv = [sys.executable, "-m", "registry.cli.main", "export", "d@v1", "-", "--format", "jsonl"]
-    local = subprocess.run(argv, capture_output=True, env={**env, "REGISTRY_HOME": str(home)}, timeout=120)
+    catalog = {k: v for k, v in os.environ.items() if k == "REGISTRY_DATABASE_URL"}  # the PostgreSQL-backed home
+    local = subprocess.run(argv, capture_output=True, env={**env, **catalog, "REGISTRY_HOME": str(home)}, timeout=120)
     with serve(create_app(tour.home)) as url:
         remote = subprocess.run(argv, capture_output=True, env={**env, "REGISTRY_URL": url, "REGISTRY_TOKEN": token},
                                 timeout=120)

@@ -73,6 +73,26 @@ def test_type_changing_upserts_follow_the_schema_rules(reg: Registry) -> None:
     assert table.column("n").to_pylist() == [10, 20, 30, 40, 50] and table.schema.field("n").type == pa.int64()
 
 
+def test_upserts_of_the_same_type_family_pass_and_lossy_values_are_refused(reg: Registry) -> None:
+    """A CSV relabel reads decimals as double and times as another unit: within one family the upsert
+    passes, cast to the dataset's types; a value the cast would change is refused, nothing written."""
+    reg.create_dataset("labels", "id")
+    reg.commit("labels", pa.table({"id": [1], "conf": pa.array([0.5], pa.float32()),
+                                   "at": pa.array([1_000_000], pa.timestamp("us"))}))
+    reg.commit("labels", pa.table({"id": [2], "conf": [0.25], "at": pa.array([2_000_000_000], pa.timestamp("ns"))}),
+               mode="upsert")
+    table = reg.read("labels").sort_by("id")
+    assert table.schema.field("conf").type == pa.float32() and table.schema.field("at").type == pa.timestamp("us")
+    assert table.column("conf").to_pylist() == [0.5, 0.25] and table.column("at")[1].value == 2_000_000
+    with pytest.raises(InvalidInput):  # 1 ns is below the dataset's microsecond unit
+        reg.commit("labels", pa.table({"id": [3], "conf": [0.5], "at": pa.array([1], pa.timestamp("ns"))}),
+                   mode="upsert")
+    with pytest.raises(BreakingSchemaChange, match="'at' is"):  # another time zone is another meaning
+        reg.commit("labels", pa.table({"id": [3], "conf": [0.5], "at": pa.array([1], pa.timestamp("us", "UTC"))}),
+                   mode="upsert")
+    assert reg.read("labels").num_rows == 2
+
+
 def test_a_query_past_its_time_limit_is_interrupted(reg: Registry) -> None:
     started = time.monotonic()
     with pytest.raises(QueryInterrupted, match="longer than the limit of 0.5 s"):

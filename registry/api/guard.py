@@ -3,7 +3,7 @@
 An ASGI middleware, so nothing is parsed before it decides:
 
 1. a query string naming a parameter twice is refused (422): ``?training=true&training=false`` must
-   not be read as whichever value a framework happens to keep;
+   not be read as whichever value a framework happens to keep (list parameters, ``columns``, excepted);
 2. a request with a body to ``/api/`` must carry a valid token before a byte of the body is read
    (401), so an anonymous client cannot make the server parse anything; a labeling tool's webhook
    (``/api/v1/hooks/label-studio/{dataset}``) carries the dataset's hook secret instead, checked the same
@@ -115,11 +115,16 @@ async def _buffered(receive: Receive, limit: int) -> Receive:
     return replayed
 
 
+_REPEATABLE = frozenset({"columns"})
+"""Query parameters declared as lists (``?columns=a&columns=b`` on the scan plan and training reads): the
+only ones that may repeat."""
+
+
 def _unique_parameters(scope: Scope) -> None:
     raw = scope.get("query_string", b"").decode("latin-1")
     seen: set[str] = set()
     for name, _value in parse_qsl(raw, keep_blank_values=True):
-        if name in seen:
+        if name in seen and name not in _REPEATABLE:
             raise InvalidInput(f"query parameter {name!r} is given more than once; give it once")
         seen.add(name)
 

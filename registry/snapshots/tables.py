@@ -193,8 +193,10 @@ def check_upsert_types(table: pa.Table, columns: list[dict[str, Any]], name: str
     """Refuse an upsert whose column types would change the dataset's by more than a widening, unless
     ``allow_breaking``: upserted values are cast to the dataset's types, and casting a string column into
     an int column (or back) changes what the values mean, which the schema rules call breaking.
-    Integers into a floating column pass (the cast fails on any value it cannot hold exactly), and so
-    does a column of nulls.
+    Integers into a floating column pass (the cast fails on any value it cannot hold exactly), and so do
+    types of one family (integers of another width, ``double`` into ``float`` as CSV always reads
+    decimals, timestamps of another unit: the cast refuses a value that overflows or loses precision) and
+    a column of nulls.
 
     Raises:
         BreakingSchemaChange: a column's type differs that way (each is named).
@@ -204,7 +206,8 @@ def check_upsert_types(table: pa.Table, columns: list[dict[str, Any]], name: str
     given = schema_to_json(table.schema)
     nulls = {c["name"] for c in given if c["type"] == "null"}
     breaking = [c for c in compare_schemas(given, columns) if c.kind == "type_changed" and c.breaking
-                and c.column not in nulls and not _int_into_float(table.schema.field(c.column).type, c.after)]
+                and c.column not in nulls and not _int_into_float(table.schema.field(c.column).type, c.after)
+                and not _same_family(c.before, c.after)]
     if breaking and not allow_breaking:
         listed = "; ".join(f"{c.column!r} is {c.before} in the upsert but {c.after} in the dataset" for c in breaking)
         raise BreakingSchemaChange(f"{name}: the upsert changes column types ({listed}); cast the column, or pass "
@@ -213,6 +216,22 @@ def check_upsert_types(table: pa.Table, columns: list[dict[str, Any]], name: str
 
 def _int_into_float(given: pa.DataType, target: str | None) -> bool:
     return pa.types.is_integer(given) and target in ("float", "double", "halffloat")
+
+
+_FAMILIES = (
+    {"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"},
+    {"halffloat", "float", "double"},
+    {"string", "large_string"},
+)
+
+
+def _same_family(given: str | None, target: str | None) -> bool:
+    """Both types are integers, floating point, strings, or timestamps of any unit (by their names)."""
+    if given is None or target is None:
+        return False
+    if given.startswith("timestamp[") and target.startswith("timestamp["):
+        return given.partition(",")[2] == target.partition(",")[2]  # the same time zone (or none)
+    return any(given in family and target in family for family in _FAMILIES)
 
 
 def require_key_columns(table: pa.Table, key_columns: Sequence[str], what: str) -> None:

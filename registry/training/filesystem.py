@@ -3,7 +3,7 @@
 - ``registry://NAME@REF/data.parquet``: the registry home given as ``home=`` (storage option),
   ``REGISTRY_HOME``, or the nearest ``.registry`` above the working directory;
 - ``registry+https://HOST[:PORT]/NAME@REF/data.parquet`` (or ``registry+http://``): a registry server,
-  with the token from ``token=`` or ``REGISTRY_TOKEN`` (needs ``dataset-registry-client``).
+  with the token from ``token=`` or ``REGISTRY_TOKEN`` (needs ``dataset-ledger-client``).
 
 Append ``?training=1`` (and ``&job=NAME``) to read for training: the gate is checked (a blocked
 gate raises ``GateBlocked``) and the read audited once per filesystem instance and snapshot. So

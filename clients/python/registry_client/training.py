@@ -32,9 +32,9 @@ _CHUNK = 1 << 20
 
 
 def default_cache_dir() -> Path:
-    """``REGISTRY_CLIENT_CACHE``, else ``~/.cache/dataset-registry/objects``."""
+    """``REGISTRY_CLIENT_CACHE``, else ``~/.cache/dataset-ledger/objects``."""
     named = os.environ.get("REGISTRY_CLIENT_CACHE", "").strip()
-    return Path(named) if named else Path.home() / ".cache" / "dataset-registry" / "objects"
+    return Path(named) if named else Path.home() / ".cache" / "dataset-ledger" / "objects"
 
 
 def parent_from_env() -> str | None:
