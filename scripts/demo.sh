@@ -96,4 +96,4 @@ run registry audit log --action request.denied
 # --- The labeling loop against a live Label Studio (docs/labeling-loop.md); skipped, with how to try it,
 # when Label Studio's venv is absent. Self-contained: its own Label Studio server and registry serve.
 printf '\n\033[1m--- the labeling loop: live sync from Label Studio, webhook, requeue ---\033[0m\n'
-python ../scripts/demo_labeling_loop.py
+python "$ROOT/scripts/demo_labeling_loop.py"
