@@ -41,6 +41,10 @@ CLOCK_SKEW_SECONDS = 60.0
 _READ = ("seq", "time", "actor", "action", "object_type", "object_id", "dataset", "snapshot", "details")
 
 
+_MOVES_REFS = frozenset({"snapshot.commit", "snapshot.import", "snapshot.sync", "merge", "branch.create"})
+"""Actions whose ``details.ref`` names a ref they moved (reads, pins and QA runs name a ref too, and move none)."""
+
+
 @dataclass
 class _Replay:
     """What the chain says the catalog holds."""
@@ -69,7 +73,7 @@ class _Replay:
         if dataset and snapshot:
             if action == "ref.tag" and isinstance(details.get("tag"), str):
                 self.refs[dataset, details["tag"]] = {**event, "kind": "tag"}
-            elif isinstance(details.get("ref"), str):
+            elif action in _MOVES_REFS and isinstance(details.get("ref"), str):
                 self.refs[dataset, details["ref"]] = {**event, "kind": details.get("kind", "branch")}
 
 
@@ -215,7 +219,7 @@ def _check_snapshots(ctx: Context, replay: _Replay, snapshots: list[SnapshotRow]
         first_parent = parents[0] if isinstance(parents, list) and parents else None
         if "parent" in details and first_parent != details["parent"]:
             problems.append(_differs(what, "parent", first_parent, details["parent"]))
-        if "annotations" in details and snap.annotations_sha256 != details["annotations"]:
+        if isinstance(details.get("annotations"), str) and snap.annotations_sha256 != details["annotations"]:
             problems.append(_differs(what, "annotations_sha256", snap.annotations_sha256, details["annotations"]))
         parent_seqs = [by_id[p].seq for p in parents if p in by_id] if isinstance(parents, list) else []
         allowed = {parent_seqs[0] + 1, max(parent_seqs) + 1} if parent_seqs else {1}  # a merge: either rule
