@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from registry import Registry  # noqa: E402
 from registry.context import create_home  # noqa: E402
-from registry.provenance.sync.service import sync_label_studio  # noqa: E402
+from registry.sync.service import sync_label_studio  # noqa: E402
 from scripts.label_studio_server import LabelStudioServer  # noqa: E402
 
 CONFIG = ('<View><Text name="text" value="$text"/><Choices name="label" toName="text">'

@@ -89,5 +89,5 @@ from registry import branch_models as _branch_models  # noqa: E402,F401
 from registry.audit import models as _audit_models  # noqa: E402,F401
 from registry.auth import models as _auth_models  # noqa: E402,F401
 from registry.lineage import models as _lineage_models  # noqa: E402,F401
-from registry.provenance.sync import models as _sync_models  # noqa: E402,F401
 from registry.quality import models as _quality_models  # noqa: E402,F401
+from registry.sync import models as _sync_models  # noqa: E402,F401

@@ -28,18 +28,18 @@ if TYPE_CHECKING:
     from registry.audit.log import AuditEvent
     from registry.audit.seal import SealResult
     from registry.audit.verify import AuditVerifyReport, Checkpoint
-    from registry.branches import BranchInfo
-    from registry.merge_service import MergeResult
+    from registry.branching.branches import BranchInfo
+    from registry.branching.merge import MergeResult
     from registry.provenance.label_diff import LabelDiff
     from registry.provenance.sample_history import HistoryEntry
     from registry.provenance.service import ImportResult
     from registry.quality.evaluate import GateResult
     from registry.quality.gate import GateStatus
-    from registry.quality.lockfile import LockEntry
-    from registry.quality.policies import PolicyInfo
-    from registry.quality.training import PullResult
+    from registry.quality.policy_versions import PolicyInfo
     from registry.quality.waivers import Waiver
     from registry.snapshots.plan import ScanPlan
+    from registry.training.lockfile import LockEntry
+    from registry.training.pins import PullResult
 
 __all__ = ["Registry"]
 
@@ -120,36 +120,36 @@ class Registry:
 
     def branch(self, name_branch: str, from_ref: str | None = None, actor: str | None = None) -> BranchInfo:
         """Create branch ``NAME/BRANCH`` at ``from_ref`` (default the head of ``main``); no data is copied."""
-        from registry.branches import create_branch
+        from registry.branching.branches import create_branch
 
         return create_branch(self.ctx, name_branch, from_ref, actor)
 
     def branches(self, name: str) -> list[BranchInfo]:
         """Every branch of dataset ``name``, ``main`` first."""
-        from registry.branches import list_branches
+        from registry.branching.branches import list_branches
 
         return list_branches(self.ctx, name)
 
     def delete_branch(self, name_branch: str, force: bool = False, actor: str | None = None) -> BranchInfo:
         """Delete branch ``NAME/BRANCH`` (not ``main``, not a protected one; unmerged work needs ``force``)."""
-        from registry.branches import delete_branch
+        from registry.branching.branches import delete_branch
 
         return delete_branch(self.ctx, name_branch, force, actor)
 
     def protect(self, name_branch: str, protected: bool = True, actor: str | None = None) -> BranchInfo:
         """Protect branch ``NAME/BRANCH``: direct commits are refused, changes arrive only by merge."""
-        from registry.branches import protect_branch
+        from registry.branching.branches import protect_branch
 
         return protect_branch(self.ctx, name_branch, protected, actor)
 
     def merge(self, source: str, into: str = "main", *, strategy: str = "fail", prefer: str | None = None,
               resolutions: str | os.PathLike[str] | None = None, dry_run: bool = False, message: str = "",
               actor: str | None = None, expect_target: str | None = None, retry: int = 0) -> MergeResult:
-        """Merge ``source`` (``NAME@BRANCH``) into branch ``into``; see :func:`registry.merge_service.merge`.
+        """Merge ``source`` (``NAME@BRANCH``) into branch ``into``; see :func:`registry.branching.merge.merge`.
 
         Raises ``UnresolvedConflicts`` (with ``.conflicts``) when conflicts remain, ``GateBlocked`` when
         the result fails the target's policy, ``RefConflict`` when the target moved."""
-        from registry.merge_service import merge
+        from registry.branching.merge import merge
 
         return merge(self.ctx, source, into, strategy=strategy, prefer=prefer,
                      resolutions=Path(resolutions) if resolutions is not None else None, dry_run=dry_run,
@@ -174,8 +174,8 @@ class Registry:
             InvalidInput: ``shards`` out of range or an unknown column.
             VerifyFailed: a lockfile entry of another registry, or whose ref no longer resolves to its snapshot.
         """
-        from registry.quality.training import check_origin
         from registry.snapshots.plan import build_plan
+        from registry.training.pins import check_origin
 
         if isinstance(ref_or_lock_entry, str):
             return build_plan(self.ctx, ref_or_lock_entry, shards, columns)
@@ -298,13 +298,13 @@ class Registry:
 
     def set_policy(self, name: str, document: str, source: str = "policy", actor: str | None = None) -> PolicyInfo:
         """Store a QA policy (YAML text) as ``name``'s next policy version; owner and maintainers only."""
-        from registry.quality.policies import set_policy
+        from registry.quality.policy_versions import set_policy
 
         return set_policy(self.ctx, name, document, source, actor)
 
     def policy(self, name: str, version: int | None = None) -> PolicyInfo:
         """The current QA policy of ``name`` (or one version of it)."""
-        from registry.quality.policies import show_policy
+        from registry.quality.policy_versions import show_policy
 
         return show_policy(self.ctx, name, version)
 
@@ -330,7 +330,7 @@ class Registry:
     def pin(self, ref: str, lockfile: str | os.PathLike[str] = "registry.lock", job: str | None = None,
             actor: str | None = None) -> LockEntry:
         """Pin ``ref``'s snapshot for training in ``lockfile``; refused unless its gate passes."""
-        from registry.quality.training import pin
+        from registry.training.pins import pin
 
         return pin(self.ctx, ref, lockfile, job, actor)
 
@@ -342,13 +342,13 @@ class Registry:
             GateBlocked: its gate does not pass now (unless ``allow_unverified``, which is audited).
             VerifyFailed: the stored bytes or the pinned content hash do not match.
         """
-        from registry.quality.training import load
+        from registry.training.pins import load
 
         return load(self.ctx, ref_or_lock_entry, allow_unverified=allow_unverified, job=job, actor=actor)
 
     def pull(self, lockfile: str | os.PathLike[str] = "registry.lock", outdir: str | os.PathLike[str] = ".",
              job: str | None = None, allow_unverified: bool = False, actor: str | None = None) -> list[PullResult]:
         """Write each pinned snapshot of ``lockfile`` to ``outdir``, verified as :meth:`load` does."""
-        from registry.quality.training import pull
+        from registry.training.pins import pull
 
         return pull(self.ctx, lockfile, outdir, job, allow_unverified, actor)

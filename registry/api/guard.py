@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from registry.auth.tokens import authenticate
 from registry.context import Context
 from registry.errors import InvalidInput, RegistryError, TooLarge, Unauthenticated, http_status_for
-from registry.provenance.sync.hooks import SECRET_HEADER, check_secret
+from registry.sync.hooks import SECRET_HEADER, check_secret
 
 __all__ = ["PRINCIPAL_STATE", "RequestGuard", "is_upload_path"]
 

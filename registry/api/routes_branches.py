@@ -13,9 +13,9 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from registry.api.deps import Access, require
-from registry.branches import create_branch, delete_branch, list_branches, protect_branch
+from registry.branching.branches import create_branch, delete_branch, list_branches, protect_branch
+from registry.branching.merge import merge
 from registry.errors import UnresolvedConflicts
-from registry.merge_service import merge
 
 __all__ = ["router"]
 

@@ -101,7 +101,7 @@ def snapshot_data(ref: str, access: Reader, request: Request, format: Literal["a
         permit(request, access, "read_unverified")
     access.principal.require_ref(ref)
     if training:
-        from registry.quality.training import training_stream
+        from registry.training.pins import training_stream
 
         schema, batches = training_stream(access.ctx, ref, allow_unverified=allow_unverified, job=job)
     else:

@@ -44,7 +44,7 @@ class AuditVerify(BaseModel):
 def policy_show(name: str, access: Annotated[Access, Depends(require("read"))],
                 version: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None) -> dict[str, object]:
     """The dataset's current QA policy (or one version of it)."""
-    from registry.quality.policies import show_policy
+    from registry.quality.policy_versions import show_policy
 
     access.principal.require_dataset(name)
     return show_policy(access.ctx, name, version).to_dict()
@@ -55,7 +55,7 @@ def policy_set(name: str, body: PolicyDocument, access: Annotated[Access, Depend
                ) -> dict[str, object]:
     """Store the document as the dataset's next policy version (the token's name must be the dataset's
     owner or a maintainer its current policy lists); the same document again stores nothing."""
-    from registry.quality.policies import set_policy
+    from registry.quality.policy_versions import set_policy
 
     access.principal.require_dataset(name)
     return set_policy(access.ctx, name, body.document, body.source).to_dict()
@@ -84,7 +84,7 @@ def gate_waive(ref: str, body: NewWaiver, access: Annotated[Access, Depends(requ
 def pin(body: NewPin, access: Annotated[Access, Depends(require("pin"))], request: Request) -> dict[str, object]:
     """Pin the snapshot for training (refused with 409 unless its gate passes); the lockfile entry to
     write, which the client keeps (naming this server and its lineage namespace)."""
-    from registry.quality.training import pin_entry
+    from registry.training.pins import pin_entry
 
     access.principal.require_ref(body.ref)
     origin = str(request.base_url).rstrip("/")

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from registry.api.deps import base_context
 from registry.errors import TooLarge
-from registry.provenance.sync.hooks import SECRET_HEADER, HookRunner, check_secret, sync_from_row
+from registry.sync.hooks import SECRET_HEADER, HookRunner, check_secret, sync_from_row
 
 __all__ = ["router"]
 

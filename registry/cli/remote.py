@@ -28,7 +28,7 @@ from registry.errors import InvalidInput, NotFound, RegistryError, VerifyFailed
 if TYPE_CHECKING:
     from registry.lineage.emit import LineageRun
     from registry.lineage.graph import LineageGraph
-    from registry.quality.lockfile import LockEntry
+    from registry.training.lockfile import LockEntry
 
 __all__ = ["LOCAL_ONLY", "Remote", "RemoteImport", "RemoteRegistry", "RemoteRows", "RemoteServerError", "local_only",
            "to_local", "token_hint"]
@@ -349,7 +349,7 @@ class RemoteRegistry(RemoteBranches):
 
     def pin(self, ref: str, lockfile: str | os.PathLike[str] = "registry.lock", job: str | None = None) -> Remote:
         """Pin on the server; the lock entry is written to ``lockfile`` here, as the local pin writes it."""
-        from registry.quality.lockfile import LockEntry, read_lockfile, upsert_entry, write_lockfile
+        from registry.training.lockfile import LockEntry, read_lockfile, upsert_entry, write_lockfile
 
         entries = read_lockfile(lockfile)
         entry = Remote(self._call(self.client.pin, ref, job))
@@ -359,8 +359,8 @@ class RemoteRegistry(RemoteBranches):
     def pull(self, lockfile: str | os.PathLike[str] = "registry.lock", outdir: str | os.PathLike[str] = ".",
              job: str | None = None, allow_unverified: bool = False) -> list[Remote]:
         """Download each pinned snapshot's training read as Parquet and check its content hash here."""
-        from registry.quality.lockfile import read_lockfile
-        from registry.quality.training import PullResult
+        from registry.training.lockfile import read_lockfile
+        from registry.training.pins import PullResult
 
         entries = [e for e in read_lockfile(lockfile) if job is None or e.job == job]
         if not entries:

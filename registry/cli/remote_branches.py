@@ -9,7 +9,7 @@ from typing import Any
 
 import registry_client
 
-from registry.branches import split_branch
+from registry.branching.branches import split_branch
 from registry.catalog import split_ref
 from registry.errors import UnresolvedConflicts
 

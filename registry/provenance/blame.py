@@ -18,8 +18,8 @@ from registry.provenance.store import records_at
 from registry.snapshots.commit import load_manifest
 from registry.snapshots.hashing import key_hash
 from registry.snapshots.history import resolve_ref
+from registry.snapshots.layer_reader import ManifestReader
 from registry.snapshots.layers import in_sorted
-from registry.snapshots.reader import ManifestReader
 
 __all__ = ["blame"]
 

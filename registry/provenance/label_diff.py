@@ -17,7 +17,7 @@ from registry.provenance.labels import current_annotators, key_strings, require_
 from registry.provenance.store import records_at
 from registry.snapshots.commit import load_manifest
 from registry.snapshots.history import resolve_ref
-from registry.snapshots.reader import ManifestReader
+from registry.snapshots.layer_reader import ManifestReader
 
 __all__ = ["LabelDiff", "label_diff"]
 

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 from registry.errors import InvalidInput
 from registry.quality.agreement import cohen_kappa, fleiss_kappa, krippendorff_alpha_nominal, unit_counts
 from registry.quality.measure import Measure, at_least, share
-from registry.quality.policy import Agreement, AnnotatorAccuracy, ProvenanceComplete
+from registry.quality.policy_document import Agreement, AnnotatorAccuracy, ProvenanceComplete
 from registry.quality.records import Ratings, annotator_labels, sample_keys
 from registry.quality.subject import Subject
 from registry.snapshots.hashing import key_hash

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from registry.quality.measure import Measure, at_least, at_most, share
-from registry.quality.policy import (
+from registry.quality.policy_document import (
     DEFAULT_LABEL_COLUMN,
     AllowedValues,
     ClassBalance,

@@ -28,7 +28,7 @@ from registry.quality import checks_records, checks_table
 from registry.quality.gate import GateStatus, gate_status
 from registry.quality.measure import CheckOutcome, Measure
 from registry.quality.models import GateResultRow
-from registry.quality.policy import Policy
+from registry.quality.policy_document import Policy
 from registry.quality.store import current_policy
 from registry.quality.subject import Subject
 from registry.snapshots.history import resolve_ref

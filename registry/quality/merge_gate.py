@@ -16,7 +16,7 @@ from registry.models import DatasetRow, SnapshotRow
 from registry.quality.evaluate import _subject, run_check
 from registry.quality.gate import GateStatus, gate_status
 from registry.quality.models import GateResultRow
-from registry.quality.policy import Policy
+from registry.quality.policy_document import Policy
 from registry.quality.store import current_policy
 from registry.timeutil import utc_now
 

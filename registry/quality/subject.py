@@ -18,7 +18,7 @@ from registry.errors import InvalidInput
 from registry.models import SnapshotRow
 from registry.quality.records import Ratings, latest_ratings, load_records
 from registry.snapshots.commit import load_manifest
-from registry.snapshots.reader import ManifestReader
+from registry.snapshots.layer_reader import ManifestReader
 
 __all__ = ["Subject"]
 

@@ -30,9 +30,9 @@ from registry.models import DatasetRow, SchemaVersionRow, SnapshotRow
 from registry.snapshots.describe import describe_change
 from registry.snapshots.hashing import hash_table, key_hash
 from registry.snapshots.identity import assign_ids, rows_equal
+from registry.snapshots.layer_reader import ManifestReader
 from registry.snapshots.layers import LayerIndex, alt_metadata, in_sorted, write_parquet_object
 from registry.snapshots.manifest import Layer, Manifest, snapshot_id
-from registry.snapshots.reader import ManifestReader
 from registry.snapshots.schema import SchemaChange, compare_schemas, fingerprint, schema_to_json
 from registry.snapshots.tables import check_keys, check_upsert_types, normalize, read_table_file, require_key_columns
 from registry.storage.verified import corrupt
@@ -123,7 +123,7 @@ def commit(
         RefConflict: ``main`` is not at ``expect_parent``, or moved while committing.
         PermissionDenied: the branch is protected (changes reach it only by merge; the refusal is audited).
     """
-    from registry.branches import guard_commit
+    from registry.branching.branches import guard_commit
 
     name, branch = catalog.split_ref(name) if "@" in name else (name, branch or catalog.MAIN)
     guard_commit(ctx, name, branch, author)

@@ -36,6 +36,7 @@ from registry.failpoints import failpoint
 from registry.models import DatasetRow, RefRow, SnapshotRow
 from registry.snapshots.commit import load_manifest
 from registry.snapshots.history import resolve_ref
+from registry.snapshots.layer_reader import ManifestReader
 from registry.snapshots.layers import (
     ENTRY_DTYPE,
     FENCE,
@@ -45,7 +46,6 @@ from registry.snapshots.layers import (
     write_parquet_object,
 )
 from registry.snapshots.manifest import Layer, Manifest
-from registry.snapshots.reader import ManifestReader
 
 __all__ = ["COMPACT_POINTS", "CompactResult", "auto_compact", "compact", "compact_snapshot", "plan_compaction"]
 

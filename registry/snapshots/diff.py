@@ -25,8 +25,8 @@ from registry.models import DatasetRow, SchemaVersionRow, SnapshotRow
 from registry.snapshots.commit import load_manifest
 from registry.snapshots.history import resolve_ref
 from registry.snapshots.identity import rows_equal
+from registry.snapshots.layer_reader import Lookup, ManifestReader
 from registry.snapshots.layers import compare_sorted
-from registry.snapshots.reader import Lookup, ManifestReader
 from registry.snapshots.schema import compare_schemas
 
 __all__ = ["ChangeSet", "DiffResult", "change_set", "diff"]

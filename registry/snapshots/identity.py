@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from registry.errors import InvalidInput
-from registry.snapshots.reader import Lookup, ManifestReader
+from registry.snapshots.layer_reader import Lookup, ManifestReader
 
 __all__ = ["Identity", "alt_id", "assign_ids", "rows_equal"]
 

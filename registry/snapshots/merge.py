@@ -33,8 +33,8 @@ from registry.context import Context
 from registry.models import SnapshotRow
 from registry.snapshots.ancestry import Graph
 from registry.snapshots.commit import load_manifest
+from registry.snapshots.layer_reader import Lookup, ManifestReader
 from registry.snapshots.layers import compare_sorted
-from registry.snapshots.reader import Lookup, ManifestReader
 
 __all__ = ["DELETED", "ROW", "Conflict", "MergePlan", "display", "plan_merge", "sample_key"]
 

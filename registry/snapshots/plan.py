@@ -29,7 +29,7 @@ from registry.db import transaction
 from registry.errors import InvalidInput, VerifyFailed
 from registry.snapshots.commit import load_manifest
 from registry.snapshots.history import resolve_ref
-from registry.snapshots.reader import ManifestReader
+from registry.snapshots.layer_reader import ManifestReader
 
 __all__ = ["MAX_SHARDS", "ReadTask", "ScanPlan", "build_plan", "group", "read_task", "snapshot_objects", "split",
            "verify_object"]

@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 from registry.config import Settings
 from registry.errors import NotFound, StorageError
 from registry.storage.base import ObjectInfo
-from registry.storage.remote import RemoteObjectStore, Sink, Stat, object_key, sha_of_key
+from registry.storage.cloud import RemoteObjectStore, Sink, Stat, object_key, sha_of_key
 
 __all__ = ["S3ObjectStore"]
 

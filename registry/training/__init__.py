@@ -12,5 +12,5 @@ or machines read in parallel, each verifying the objects it reads (docs/training
 - :mod:`~registry.training.export`: COCO, YOLO and Hugging Face exports.
 
 Pins, lockfiles and whole-table training loads stay where they were, in
-:mod:`registry.quality.training` and :mod:`registry.quality.lockfile`.
+:mod:`registry.training.pins` and :mod:`registry.training.lockfile`.
 """

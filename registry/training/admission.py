@@ -21,9 +21,9 @@ from registry.context import Context, resolve_actor
 from registry.errors import VerifyFailed
 from registry.lineage.events import ParentRef, check_run_id, new_run_id
 from registry.lineage.parent_env import parent_from_env
-from registry.quality.lockfile import LockEntry
-from registry.quality.training import admit_pinned, check_content, record_read, verified_rows
 from registry.snapshots.plan import ScanPlan, build_plan, verify_object
+from registry.training.lockfile import LockEntry
+from registry.training.pins import admit_pinned, check_content, record_read, verified_rows
 
 __all__ = ["Admission", "LocalObjects", "ObjectSource", "VerifiedObjects", "admit_training", "job_from_env",
            "local_objects"]

@@ -19,10 +19,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets.table import InMemoryTable
 
-from registry.quality.lockfile import LockEntry
 from registry.snapshots.plan import ReadTask, ScanPlan
 from registry.training.admission import ObjectSource
 from registry.training.consumers import iter_share
+from registry.training.lockfile import LockEntry
 from registry.training.sources import admit_job, admitted_view
 
 __all__ = ["fingerprint", "to_arrow_dataset", "to_hf_dataset", "to_hf_iterable"]

@@ -20,10 +20,10 @@ import ray.data
 from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
-from registry.quality.lockfile import LockEntry
 from registry.snapshots.plan import ReadTask as PlanTask
 from registry.snapshots.plan import ScanPlan, group, read_task
 from registry.training.admission import Admission, ObjectSource, VerifiedObjects
+from registry.training.lockfile import LockEntry
 from registry.training.sources import admit_job
 
 __all__ = ["SnapshotDatasource", "read_snapshot"]

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from registry.errors import InvalidInput
-from registry.quality.lockfile import LockEntry
 from registry.training.admission import Admission, ObjectSource, admit_training, local_objects
+from registry.training.lockfile import LockEntry
 from registry.training.view import write_view
 
 __all__ = ["admit_job", "admitted_view"]

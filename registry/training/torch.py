@@ -25,9 +25,9 @@ import torch.distributed as dist
 from torch.utils.data import IterableDataset, get_worker_info
 
 from registry.errors import InvalidInput
-from registry.quality.lockfile import LockEntry
 from registry.training.admission import Admission, LocalObjects, ObjectSource, VerifiedObjects
 from registry.training.consumers import iter_share, share_of
+from registry.training.lockfile import LockEntry
 from registry.training.sources import admit_job
 
 __all__ = ["SnapshotDataset", "to_tensors"]

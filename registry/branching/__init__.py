@@ -1,0 +1,1 @@
+"""Branches and merges: the use cases that move refs other than by commit."""

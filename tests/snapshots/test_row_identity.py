@@ -1,0 +1,166 @@
+"""Row identity by key values (design invariant 11), tested with a real pair of colliding keys.
+
+``A`` and ``B`` below are distinct printable keys with the same 64-bit key hash (found by
+``tests/support/collisions.py`` in a few hundred tries). Every operation must treat them as two rows: an upsert
+never overwrites the other, a delete never removes the other, a replace that swaps one for the other is a
+change, diffs name the right keys, compaction and a rebuilt index keep both, and change detection is by
+values when the row hashes collide too.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from registry import Registry
+from registry.db import transaction
+from registry.errors import InvalidInput
+from registry.models import SnapshotRow
+from registry.snapshots.commit import load_manifest
+from registry.snapshots.hashing import key_hash
+from registry.snapshots.layer_reader import ManifestReader
+from tests.support.collisions import colliding_keys
+
+A = "sample-0MMMMMMMM"
+B = "s0000422\\>-Bz);'"
+NAME = "signs"
+
+
+def _rows(labels: dict[str, str], score: int = 1) -> pa.Table:
+    keys = sorted(labels)
+    return pa.table({"sample_id": keys, "label": [labels[k] for k in keys],
+                     "score": pa.array([score] * len(keys), pa.int64())})
+
+
+def _content(reg: Registry, ref: str = NAME) -> dict[str, tuple[str, int]]:
+    rows = reg.read(ref).to_pylist()
+    assert len(rows) == len({r["sample_id"] for r in rows}), "a key is stored twice"
+    return {r["sample_id"]: (r["label"], r["score"]) for r in rows}
+
+
+@pytest.fixture
+def signs(reg: Registry) -> Registry:
+    reg.create_dataset(NAME, "sample_id")
+    reg.commit(NAME, _rows({A: "cat", "other": "dog"}), message="v1")
+    return reg
+
+
+def test_the_pair_really_collides() -> None:
+    hashes = key_hash(pa.table({"k": [A, B]}), ["k"])
+    assert A != B and hashes[0] == hashes[1]
+    assert all(c.isprintable() for c in A + B)
+    found_a, found_b, tries = colliding_keys()
+    assert (found_a, found_b) == (A, B) and tries < 1000
+
+
+def test_upsert_of_the_colliding_key_adds_a_row_and_keeps_the_other(signs: Registry) -> None:
+    result = signs.commit(NAME, _rows({B: "bird"}), mode="upsert", message="add B")
+    assert result.created and (result.added, result.changed, result.removed, result.rows) == (1, 0, 0, 3)
+    assert _content(signs) == {A: ("cat", 1), B: ("bird", 1), "other": ("dog", 1)}
+    # Each key is found again by its own values, whichever layer holds it.
+    again = signs.commit(NAME, _rows({A: "lion", B: "bird"}), mode="upsert", message="relabel A")
+    assert (again.added, again.changed) == (0, 1)
+    assert _content(signs) == {A: ("lion", 1), B: ("bird", 1), "other": ("dog", 1)}
+    unchanged = signs.commit(NAME, _rows({B: "bird"}), mode="upsert")
+    assert not unchanged.created
+    assert signs.verify().ok
+
+
+def test_both_keys_in_one_input_are_two_rows_not_a_duplicate(reg: Registry) -> None:
+    reg.create_dataset(NAME, "sample_id")
+    result = reg.commit(NAME, _rows({A: "cat", B: "bird"}))
+    assert result.rows == 2 and result.added == 2
+    assert _content(reg) == {A: ("cat", 1), B: ("bird", 1)}
+    with pytest.raises(InvalidInput, match="duplicate key"):
+        reg.commit(NAME, pa.table({"sample_id": [A, B, A], "label": ["x", "y", "z"],
+                                   "score": pa.array([1, 2, 3], pa.int64())}))
+    assert _content(reg) == {A: ("cat", 1), B: ("bird", 1)}
+
+
+def test_delete_of_the_colliding_key_never_deletes_the_other(signs: Registry) -> None:
+    with pytest.raises(InvalidInput, match="not in the dataset"):
+        signs.commit(NAME, None, mode="upsert", delete_keys=pa.table({"sample_id": [B]}))
+    assert _content(signs) == {A: ("cat", 1), "other": ("dog", 1)}
+    signs.commit(NAME, _rows({B: "bird"}), mode="upsert")
+    gone = signs.commit(NAME, None, mode="upsert", delete_keys=pa.table({"sample_id": [B]}))
+    assert gone.removed == 1 and _content(signs) == {A: ("cat", 1), "other": ("dog", 1)}
+    signs.commit(NAME, _rows({B: "bird"}), mode="upsert")
+    gone = signs.commit(NAME, None, mode="upsert", delete_keys=pa.table({"sample_id": [A]}))
+    assert gone.removed == 1 and _content(signs) == {B: ("bird", 1), "other": ("dog", 1)}
+    assert signs.verify().ok
+
+
+def test_replace_that_swaps_one_key_for_the_other_is_a_change(signs: Registry) -> None:
+    v1 = signs.show(NAME).id
+    result = signs.commit(NAME, _rows({B: "cat", "other": "dog"}), message="swap")
+    assert result.created, "the swap was taken for no change"
+    assert (result.added, result.removed, result.changed) == (1, 1, 0)
+    assert _content(signs) == {B: ("cat", 1), "other": ("dog", 1)}
+    diff = signs.diff(f"{NAME}@{v1}", NAME)
+    assert (diff.added, diff.removed, diff.changed) == (1, 1, 0)
+    kinds = {e["kind"]: e["key"] for e in diff.examples}
+    assert kinds == {"added": B, "removed": A}
+    changes = signs.changes(f"{NAME}@{v1}", NAME)
+    assert changes.upserts.column("sample_id").to_pylist() == [B]
+    assert changes.deletes.column("sample_id").to_pylist() == [A]
+
+
+def test_diff_and_history_name_the_right_key(signs: Registry) -> None:
+    v1 = signs.show(NAME).id
+    signs.commit(NAME, _rows({B: "bird"}), mode="upsert")
+    diff = signs.diff(f"{NAME}@{v1}", NAME)
+    assert (diff.added, diff.removed, diff.changed, diff.unchanged) == (1, 0, 0, 2)
+    assert [(e["kind"], e["key"]) for e in diff.examples] == [("added", B)]
+    reverse = signs.diff(NAME, f"{NAME}@{v1}")
+    assert [(e["kind"], e["key"]) for e in reverse.examples] == [("removed", B)]
+
+
+def test_compaction_and_a_rebuilt_index_keep_both_rows(signs: Registry) -> None:
+    signs.commit(NAME, _rows({B: "bird"}), mode="upsert")
+    signs.commit(NAME, _rows({A: "lion"}), mode="upsert")
+    expected = {A: ("lion", 1), B: ("bird", 1), "other": ("dog", 1)}
+    assert signs.compact(NAME, full=False).layers_after == 2
+    assert _content(signs) == expected
+    assert signs.compact(NAME).layers_after == 1
+    assert _content(signs) == expected
+    # Indexes are derived data: rebuilt from the objects' bytes alone, they give the same ids.
+    shutil.rmtree(signs.ctx.cache.folder)
+    fresh = Registry.open(signs.home)
+    try:
+        assert _content(fresh) == expected
+        relabel = fresh.commit(NAME, _rows({B: "owl"}), mode="upsert")
+        assert (relabel.added, relabel.changed) == (0, 1)
+        assert _content(fresh) == {**expected, B: ("owl", 1)}
+        assert fresh.verify().ok
+    finally:
+        fresh.close()
+
+
+def test_a_change_whose_row_hash_collides_is_still_a_change(reg: Registry) -> None:
+    """Labels A and B hash alike, so rows that differ only by them have equal row hashes: the values
+    decide that the row changed (commit, replace, diff and its changed-cell count)."""
+    reg.create_dataset(NAME, "sample_id")
+    v1 = reg.commit(NAME, pa.table({"sample_id": ["x", "y"], "label": [A, "keep"]})).snapshot_id
+    upsert = reg.commit(NAME, pa.table({"sample_id": ["x"], "label": [B]}), mode="upsert")
+    assert upsert.created and upsert.changed == 1
+    assert dict(zip(*reg.read(NAME).to_pydict().values(), strict=True))["x"] == B
+    diff = reg.diff(f"{NAME}@{v1}", NAME)
+    assert (diff.changed, diff.unchanged) == (1, 1) and diff.changed_cells == {"label": 1}
+    back = reg.commit(NAME, pa.table({"sample_id": ["x", "y"], "label": [A, "keep"]}), message="replace back")
+    assert back.created and back.changed == 1
+    assert dict(zip(*reg.read(NAME).to_pydict().values(), strict=True))["x"] == A
+
+
+def test_stored_ids_are_unique_per_key(signs: Registry) -> None:
+    signs.commit(NAME, _rows({B: "bird"}), mode="upsert")
+    with transaction(signs.ctx.engine, readonly=True) as session:
+        row = session.get(SnapshotRow, signs.show(NAME).id)
+        assert row is not None
+        session.expunge(row)
+    reader = ManifestReader(signs.ctx.store, signs.ctx.cache, load_manifest(signs.ctx, row))
+    ids, _ = reader.effective_index()
+    assert len(ids) == 3 and len(np.unique(ids)) == 3
+    assert reader.has_alt_ids()

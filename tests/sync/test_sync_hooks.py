@@ -1,0 +1,125 @@
+"""Webhook plumbing without a Label Studio server: the coalescing runner (real threads) and the hook
+route over real HTTP (secret checks, 202, a failing sync that only logs). The loop against the real
+server is in test_label_studio_sync.py."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pyarrow as pa
+import pytest
+
+from registry import Registry, catalog
+from registry.api.app import create_app
+from registry.cli.sync_cmds import parse_every
+from registry.db import transaction
+from registry.errors import InvalidInput
+from registry.sync.hooks import SECRET_HEADER, HookRunner
+from registry.sync.models import LabelSyncRow
+from registry.sync.state import SyncState, save_state
+from tests.support.api_support import serve
+from tests.support.label_studio_facts import sqlite_registry
+
+
+def test_a_burst_coalesces_and_syncs_never_overlap() -> None:
+    lock = threading.Lock()
+    active, most, starts = 0, 0, []
+
+    def slow_sync(_name: str) -> None:
+        nonlocal active, most
+        with lock:
+            active += 1
+            most = max(most, active)
+            starts.append(time.monotonic())
+        time.sleep(0.3)
+        with lock:
+            active -= 1
+
+    runner = HookRunner(slow_sync)
+    sent: list[float] = []
+    def burst() -> None:
+        for _ in range(20):
+            sent.append(time.monotonic())
+            runner.request("ds")
+            time.sleep(0.005)
+    threads = [threading.Thread(target=burst) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert runner.wait("ds", 10)
+    assert most == 1  # never two syncs at once for one dataset
+    assert 1 <= len(starts) <= 2 + int((max(sent) - min(sent)) / 0.3) < 80  # a sync covers every event before it
+    assert max(starts) >= max(sent)  # the last event is followed by a sync that started after it
+    syncs = len(starts)
+    assert runner.status("ds")["runs"] == syncs
+    assert runner.request("ds") == "started"
+    assert runner.wait("ds", 10) and runner.status("ds")["runs"] == syncs + 1 == len(starts)  # a later event syncs
+
+
+def test_every_parses_durations() -> None:
+    assert (parse_every("30s"), parse_every("5m"), parse_every("1h"), parse_every("90")) == (30, 300, 3600, 90)
+    for bad in ("", "0m", "5 minutes", "-1s", "1d"):
+        with pytest.raises(InvalidInput):
+            parse_every(bad)
+
+
+@pytest.fixture
+def reg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
+    with sqlite_registry(tmp_path, monkeypatch) as registry:
+        yield registry
+
+
+def test_hook_route_checks_the_secret_and_answers_202(reg: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "a-token")
+    reg.create_dataset("pets", "sample")
+    reg.commit("pets", pa.table({"sample": ["a"], "label": ["cat"]}))
+    save_state(reg.ctx, "pets", SyncState("http://127.0.0.1:9", 3, "sample"))  # nothing listens on port 9
+    with transaction(reg.ctx.engine) as session:
+        row = session.get(LabelSyncRow, catalog.get_dataset(session, "pets").id)
+        assert row is not None
+        row.hook_secret_sha256 = hashlib.sha256(b"s3cret").hexdigest()
+        session.add(row)
+    app = create_app(reg.home)
+    with serve(app) as url:
+        hook = f"{url}/api/v1/hooks/label-studio/pets"
+        for headers in ({}, {SECRET_HEADER: "wrong"}):
+            answer = httpx.post(hook, json={"action": "ANNOTATION_CREATED"}, headers=headers)
+            assert answer.status_code == 401 and answer.json()["error"]["code"] == "unauthenticated"
+        unknown = httpx.post(f"{url}/api/v1/hooks/label-studio/nope", headers={SECRET_HEADER: "s3cret"})
+        assert unknown.status_code == 401
+        assert getattr(app.state, "label_studio_hooks", None) is None  # nothing queued
+        big = httpx.post(hook, content=b"x" * (2 << 20), headers={SECRET_HEADER: "s3cret"})
+        assert big.status_code == 413
+        accepted = httpx.post(hook, json={"action": "ANNOTATION_CREATED", "project": {"id": 3}},
+                              headers={SECRET_HEADER: "s3cret"})
+        assert accepted.status_code == 202 and accepted.json() == {"dataset": "pets", "sync": "started"}
+        runner = app.state.label_studio_hooks
+        assert runner.wait("pets", 30)
+        status = runner.status("pets")
+        assert status["runs"] == 1 and "127.0.0.1:9" in str(status["last_error"])  # logged, nothing committed
+        assert len(reg.log("pets")) == 1
+        assert "a-token" not in str(status["last_error"])
+
+
+def test_every_keeps_polling_through_failures(tmp_path: Path, reg: Registry) -> None:
+    """``--every`` prints a line per cycle and keeps going when the server is down; stopping it is clean."""
+    env = {**os.environ, "REGISTRY_HOME": str(reg.home), "LABEL_STUDIO_API_KEY": "t0ken"}
+    proc = subprocess.Popen([sys.executable, "-m", "registry.cli.main", "sync", "label-studio", "pets", "--url",
+                             "http://127.0.0.1:9", "--project", "1", "--every", "1s"], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(8)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    failures = [line for line in err.splitlines() if "sync failed" in line]
+    assert len(failures) >= 2 and all("http://127.0.0.1:9" in line for line in failures), err
+    assert "t0ken" not in out + err and proc.returncode == 0 and reg.datasets() == []
