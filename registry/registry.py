@@ -1,4 +1,6 @@
-"""``Registry``: the Python API over one registry home, the same service functions the CLI calls."""
+"""``Registry``: the Python API over one registry home, and the local implementation of
+:class:`registry.service.RegistryService` (the CLI's protocol); it binds the domain packages' service
+functions to one open context, as DVC's ``Repo`` attaches its use cases."""
 
 from __future__ import annotations
 
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
     from registry.audit.verify import AuditVerifyReport, Checkpoint
     from registry.branching.branches import BranchInfo
     from registry.branching.merge import MergeResult
+    from registry.lineage.graph import Direction, LineageGraph
+    from registry.lineage.intake import IngestResult
     from registry.provenance.label_diff import LabelDiff
     from registry.provenance.sample_history import HistoryEntry
     from registry.provenance.service import ImportResult
@@ -249,8 +253,10 @@ class Registry:
     def schema(self, name: str) -> list[SchemaVersionInfo]:
         return history.schema_versions(self.ctx, name)
 
-    def verify(self, name: str | None = None) -> VerifyReport:
-        return verify(self.ctx, name)
+    def verify(self, name: str | None = None, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
+        """Recompute every object hash, manifest and snapshot id of ``name`` (or every dataset) and cross-check
+        the catalog against the audit chain; ``progress(done, total)`` is called per snapshot."""
+        return verify(self.ctx, name, progress=progress)
 
     def gc(self, dry_run: bool = False, min_age: float = DEFAULT_MIN_AGE, actor: str | None = None) -> GcReport:
         return gc(self.ctx, dry_run, min_age, actor)
@@ -296,6 +302,18 @@ class Registry:
 
         return run_query(self.ctx, sql, dataset)
 
+    def lineage_walk(self, ref: str, direction: Direction = "both", depth: int = 3) -> LineageGraph:
+        """The lineage graph around the snapshot ``ref`` names, ``depth`` steps up, down or both ways."""
+        from registry.lineage.graph import walk
+
+        return walk(self.ctx, ref, direction, depth)
+
+    def ingest_lineage(self, text: str) -> list[IngestResult]:
+        """Record the consumers that OpenLineage RunEvents (a JSON document, list or JSON lines) name."""
+        from registry.lineage.intake import ingest_text
+
+        return ingest_text(self.ctx, text)
+
     def set_policy(self, name: str, document: str, source: str = "policy", actor: str | None = None) -> PolicyInfo:
         """Store a QA policy (YAML text) as ``name``'s next policy version; owner and maintainers only."""
         from registry.quality.policy_versions import set_policy
@@ -319,6 +337,15 @@ class Registry:
         from registry.quality.gate import check_gate
 
         return check_gate(self.ctx.engine, ref)
+
+    def gate_check(self, ref: str, evaluate: bool = False, actor: str | None = None) -> GateStatus:
+        """:meth:`gate`; with ``evaluate``, run QA first when no result is current (stale or never evaluated)."""
+        status = self.gate(ref)
+        if evaluate and status.state in ("stale", "never_evaluated"):
+            exact = f"{status.dataset}@{status.snapshot_id}"
+            self.qa_run(exact, actor)
+            status = self.gate(exact)
+        return status
 
     def waive(self, ref: str, reason: str, checks: Sequence[str] | None = None, expires: str | None = None,
               actor: str | None = None) -> Waiver:

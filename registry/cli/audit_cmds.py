@@ -6,19 +6,22 @@ import csv
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from registry.cli import output
+
+if TYPE_CHECKING:
+    from registry.service import RegistryService
 
 __all__ = ["audit", "query"]
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
-def _registry(ctx: click.Context) -> Any:
-    return ctx.obj.registry()  # the root group's _State
+def _registry(ctx: click.Context) -> RegistryService:
+    return ctx.obj.service()  # type: ignore[no-any-return]  # the root group's Session
 
 
 @click.group()
@@ -99,7 +102,7 @@ def audit_checkpoint(ctx: click.Context, out: str | None, as_json: bool) -> None
 @click.pass_context
 def audit_seal(ctx: click.Context, as_json: bool) -> None:
     """Seal the unsealed events into a Parquet segment now."""
-    result = _registry(ctx).seal_audit()
+    result = ctx.obj.host().seal_audit()
     if result is None:
         output.emit({"sealed": None}, as_json, "nothing to seal")
     else:

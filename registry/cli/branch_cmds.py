@@ -26,7 +26,7 @@ def branch() -> None:
 @click.pass_obj
 def branch_create(state: Any, name_branch: str, from_ref: str | None, as_json: bool) -> None:
     """Create branch NAME/BRANCH (no data is copied)."""
-    info = state.registry().branch(name_branch, from_ref)
+    info = state.service().branch(name_branch, from_ref)
     output.emit(info.to_dict(), as_json, f"created branch {info.dataset}@{info.name} at {info.snapshot_id[:12]}")
 
 
@@ -42,7 +42,7 @@ def _branch_lines(rows: list[dict[str, Any]]) -> None:
 @click.pass_obj
 def branch_list(state: Any, name: str, as_json: bool) -> None:
     """List the branches of NAME."""
-    output.render([b.to_dict() for b in state.registry().branches(name)], as_json, _branch_lines)
+    output.render([b.to_dict() for b in state.service().branches(name)], as_json, _branch_lines)
 
 
 @branch.command("delete")
@@ -52,7 +52,7 @@ def branch_list(state: Any, name: str, as_json: bool) -> None:
 @click.pass_obj
 def branch_delete(state: Any, name_branch: str, force: bool, as_json: bool) -> None:
     """Delete branch NAME/BRANCH (never main or a protected branch)."""
-    info = state.registry().delete_branch(name_branch, force)
+    info = state.service().delete_branch(name_branch, force)
     output.emit(info.to_dict(), as_json, f"deleted branch {info.dataset}@{info.name} (was {info.snapshot_id[:12]})")
 
 
@@ -63,7 +63,7 @@ def branch_delete(state: Any, name_branch: str, force: bool, as_json: bool) -> N
 @click.pass_obj
 def branch_protect(state: Any, name_branch: str, off: bool, as_json: bool) -> None:
     """Protect NAME/BRANCH: direct commits are refused; changes arrive only by merge."""
-    info = state.registry().protect(name_branch, not off)
+    info = state.service().protect(name_branch, not off)
     verb = "protected" if info.protected else "unprotected"
     output.emit(info.to_dict(), as_json, f"{verb} {info.dataset}@{info.name}")
 
@@ -102,7 +102,7 @@ def merge(state: Any, source: str, into: str, strategy: str, prefer: str | None,
     Exit 1 when conflicts remain (all listed) or the gate fails; 3 when the target moved."""
     try:
         with output.status(f"merging {source} into {into}"):
-            result = state.registry().merge(source, into, strategy=strategy, prefer=prefer,
+            result = state.service().merge(source, into, strategy=strategy, prefer=prefer,
                                             resolutions=resolutions, dry_run=dry_run, message=message,
                                             expect_target=expect_target, retry=retry)
     except UnresolvedConflicts as exc:

@@ -7,11 +7,15 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from registry.cli import output
+
+if TYPE_CHECKING:
+    from registry.cli.session import Session
+    from registry.context import Context
 
 __all__ = ["lineage"]
 
@@ -28,8 +32,9 @@ class _DefaultToShow(click.Group):
         return super().parse_args(ctx, args)
 
 
-def _ctx(state: Any) -> Any:
-    return state.registry().ctx
+def _ctx(state: Session) -> Context:
+    """The home's context, for lineage work that runs only where the home lives (refused with a server)."""
+    return state.host().ctx
 
 
 @click.group(cls=_DefaultToShow)
@@ -47,10 +52,9 @@ def lineage() -> None:
 @click.pass_obj
 def show(state: Any, ref: str, direction: str | None, depth: int, as_dot: bool, as_json: bool) -> None:
     """Walk the lineage graph from the snapshot NAME@REF (both directions by default)."""
-    from registry.lineage.graph import to_dot, walk
+    from registry.lineage.graph import to_dot
 
-    graph = (state.registry().lineage_walk(ref, direction or "both", depth) if state.remote
-             else walk(_ctx(state), ref, direction or "both", depth))  # type: ignore[arg-type]
+    graph = state.service().lineage_walk(ref, direction or "both", depth)
     if as_dot:
         sys.stdout.write(to_dot(graph))
         return
@@ -121,11 +125,8 @@ def _status_lines(info: dict[str, Any]) -> None:
 @click.pass_obj
 def ingest(state: Any, file: Any, as_json: bool) -> None:
     """Record the consumers named by OpenLineage RunEvents in FILE (JSON, a JSON list or JSON lines; - for stdin)."""
-    from registry.lineage.intake import ingest_text
 
-    text = file.read()
-    results = [r.to_dict() for r in (state.registry().ingest_lineage(text) if state.remote
-                                     else ingest_text(_ctx(state), text))]
+    results = [r.to_dict() for r in state.service().ingest_lineage(file.read())]
     output.render(results, as_json, _ingest_lines)
 
 
@@ -148,7 +149,6 @@ def namespace(state: Any, fix: str | None, as_json: bool) -> None:
     """Show this registry's lineage namespace (fixed at `registry init`), or fix one on an older registry."""
     from registry.lineage.namespace import fix_namespace, registry_namespace, stored_namespace
 
-    state.local_only("lineage namespace")
     ctx = _ctx(state)
     value = fix_namespace(ctx, fix) if fix else registry_namespace(ctx)
     info = {"namespace": value, "fixed": fix is not None or stored_namespace(ctx.engine) is not None}

@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,6 +19,10 @@ from registry import DISTRIBUTION
 from registry.cli import output
 from registry.cli.help_text import ROOT_EPILOG, whole_summaries
 from registry.cli.once import only_once
+from registry.cli.session import Session
+
+if TYPE_CHECKING:
+    from registry.snapshots.commit import Mode
 from registry.errors import QuerySyntaxError, RegistryError, exit_code_for
 
 __all__ = ["cli", "main"]
@@ -26,42 +30,7 @@ __all__ = ["cli", "main"]
 INTERNAL_ERROR = 4
 
 
-class _State:
-    def __init__(self, home: str | None, author: str | None = None) -> None:
-        self.home = home
-        self.author = author
-        self._registry: Any = None
-
-    @property
-    def remote(self) -> bool:
-        """True when ``REGISTRY_URL`` names a server to work against (see registry/cli/remote.py)."""
-        return bool(os.environ.get("REGISTRY_URL"))
-
-    def local_only(self, command: str) -> None:
-        """Refuse ``command`` (exit 2) when working against a server: it runs only on the registry host."""
-        if self.remote:
-            from registry.cli.remote import local_only
-
-            local_only(command)
-
-    def registry(self) -> Any:
-        """The registry at ``--home``, acting for ``--author`` and audited as a CLI client; with
-        ``REGISTRY_URL``, the server there (acting with ``REGISTRY_TOKEN``)."""
-        if self._registry is None and self.remote:
-            from registry.cli.remote import RemoteRegistry
-
-            self._registry = RemoteRegistry.from_env(self.author)
-        if self._registry is None:
-            from registry.context import ClientInfo
-            from registry.registry import Registry
-
-            self._registry = Registry.open(self.home)
-            self._registry.ctx.client = ClientInfo(kind="cli")
-            self._registry.ctx.author = self.author
-        return self._registry
-
-
-pass_state = click.make_pass_decorator(_State)
+pass_state = click.make_pass_decorator(Session)
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
@@ -74,7 +43,8 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 @click.pass_context
 def cli(ctx: click.Context, home: str | None, author: str | None) -> None:
     """An immutable, incremental dataset registry: snapshots, diffs, verification, audit."""
-    ctx.obj = _State(home, author)
+    ctx.obj = Session(home, author)
+    ctx.call_on_close(ctx.obj.close)
 
 
 @cli.command()
@@ -91,7 +61,7 @@ def init(ctx: click.Context, path: str | None, lineage_namespace: str | None, as
     from registry.cli.serve_cmds import admin_token_text, create_admin_token
     from registry.config import HOME_DIRNAME
 
-    ctx.obj.local_only("init")
+    ctx.obj.require_host("init")
     home = Path(path) if path else (Path(ctx.obj.home) if ctx.obj.home else Path(HOME_DIRNAME))
     if (home / "registry.json").is_file():
         output.emit({"home": str(home.resolve()), "created": False, "admin_token": None}, as_json,
@@ -104,8 +74,9 @@ def init(ctx: click.Context, path: str | None, lineage_namespace: str | None, as
         check_namespace(lineage_namespace)
     paths = create_home(home)
     ctx.obj.home = str(paths.home)
-    namespace = fix_namespace(ctx.obj.registry().ctx, lineage_namespace)
-    secret = create_admin_token(ctx.obj.registry().ctx)
+    host = ctx.obj.host("init")
+    namespace = fix_namespace(host.ctx, lineage_namespace)
+    secret = create_admin_token(host.ctx)
     if as_json:
         output.print_json({"home": str(paths.home), "created": True, "admin_token": secret,
                            "lineage_namespace": namespace})
@@ -123,12 +94,12 @@ def db() -> None:
 @db.command("upgrade")
 @json_option
 @pass_state
-def db_upgrade(state: _State, as_json: bool) -> None:
+def db_upgrade(state: Session, as_json: bool) -> None:
     """Apply pending catalog migrations."""
     from registry.config import RegistryPaths, find_home
     from registry.db import upgrade
 
-    state.local_only("db upgrade")
+    state.require_host("db upgrade")
     paths = RegistryPaths.for_home(find_home(state.home))
     upgrade(paths.database_url)
     output.emit({"home": str(paths.home), "up_to_date": True}, as_json, f"catalog of {paths.home} is up to date")
@@ -147,18 +118,18 @@ def dataset() -> None:
 @click.option("--owner", default=None, help="Owner (default: the acting user).")
 @json_option
 @pass_state
-def dataset_create(state: _State, name: str, key: str, description: str, owner: str | None, as_json: bool) -> None:
+def dataset_create(state: Session, name: str, key: str, description: str, owner: str | None, as_json: bool) -> None:
     """Create dataset NAME keyed by --key."""
-    info = state.registry().create_dataset(name, key.split(","), description, owner)
+    info = state.service().create_dataset(name, key.split(","), description, owner)
     output.emit(info.to_dict(), as_json, f"created dataset {info.name} (key: {', '.join(info.key_columns)})")
 
 
 @dataset.command("list")
 @json_option
 @pass_state
-def dataset_list(state: _State, as_json: bool) -> None:
+def dataset_list(state: Session, as_json: bool) -> None:
     """List datasets with their head snapshot."""
-    rows = [d.to_dict() for d in state.registry().datasets()]
+    rows = [d.to_dict() for d in state.service().datasets()]
     output.render(rows, as_json, output.dataset_table)
 
 
@@ -180,7 +151,7 @@ def dataset_list(state: _State, as_json: bool) -> None:
               help="An input besides the parent: DATASET@REF, or a URI such as s3://bucket/key (repeatable).")
 @json_option
 @pass_state
-def commit(state: _State, name: str, file: str | None, message: str, author: str | None, mode: str,
+def commit(state: Session, name: str, file: str | None, message: str, author: str | None, mode: Mode,
            delete_keys: str | None, expect_parent: str | None, allow_breaking: bool, job: str | None,
            run_id: str | None, parent_run: str | None, sources: tuple[str, ...], as_json: bool) -> None:
     """Commit FILE (Parquet, CSV or JSONL) as the next snapshot of NAME (or NAME@BRANCH)."""
@@ -188,7 +159,7 @@ def commit(state: _State, name: str, file: str | None, message: str, author: str
 
     lineage = LineageRun(job=job, run_id=run_id, parent_run=parent_run, sources=sources)
     with output.status("committing") as note:
-        result = state.registry().commit(name, file, message=message, author=author, mode=mode,
+        result = state.service().commit(name, file, message=message, author=author, mode=mode,
                                          delete_keys=delete_keys, expect_parent=expect_parent,
                                          allow_breaking=allow_breaking, progress=note, lineage=lineage)
     data = result.to_dict()
@@ -209,9 +180,9 @@ def commit(state: _State, name: str, file: str | None, message: str, author: str
 @click.option("--oneline", is_flag=True, help="One line per snapshot: short id, refs, message.")
 @json_option
 @pass_state
-def log(state: _State, name: str, limit: int | None, oneline: bool, as_json: bool) -> None:
+def log(state: Session, name: str, limit: int | None, oneline: bool, as_json: bool) -> None:
     """History of NAME (or NAME@REF), newest first."""
-    entries = [s.to_dict() for s in state.registry().log(name, limit)]
+    entries = [s.to_dict() for s in state.service().log(name, limit)]
     output.render(entries, as_json, output.log_oneline if oneline else output.log_lines)
 
 
@@ -219,9 +190,9 @@ def log(state: _State, name: str, limit: int | None, oneline: bool, as_json: boo
 @click.argument("ref")
 @json_option
 @pass_state
-def show(state: _State, ref: str, as_json: bool) -> None:
+def show(state: Session, ref: str, as_json: bool) -> None:
     """Details of the snapshot NAME@REF names."""
-    info = state.registry().show(ref).to_dict()
+    info = state.service().show(ref).to_dict()
     output.render(info, as_json, output.show_snapshot)
 
 
@@ -230,9 +201,9 @@ def show(state: _State, ref: str, as_json: bool) -> None:
 @click.argument("tag_name", metavar="TAG")
 @json_option
 @pass_state
-def tag(state: _State, ref: str, tag_name: str, as_json: bool) -> None:
+def tag(state: Session, ref: str, tag_name: str, as_json: bool) -> None:
     """Tag the snapshot NAME@REF names as TAG (tags never move)."""
-    info = state.registry().tag(ref, tag_name)
+    info = state.service().tag(ref, tag_name)
     output.emit({"dataset": info.dataset, "tag": tag_name, "snapshot_id": info.id}, as_json,
                 f"tagged {info.dataset}@{info.id[:12]} as {tag_name}")
 
@@ -248,7 +219,7 @@ def tag(state: _State, ref: str, tag_name: str, as_json: bool) -> None:
 @click.option("--quiet", is_flag=True, help="Print nothing; implies --exit-code.")
 @json_option
 @pass_state
-def diff(state: _State, a: str, b: str, rows: int, labels: bool, column: str, exit_code: bool, quiet: bool,
+def diff(state: Session, a: str, b: str, rows: int, labels: bool, column: str, exit_code: bool, quiet: bool,
          as_json: bool) -> None:
     """Row-level diff from NAME@A to NAME@B (with --labels, how the labels moved and by whom).
 
@@ -259,12 +230,12 @@ def diff(state: _State, a: str, b: str, rows: int, labels: bool, column: str, ex
     if labels:
         from registry.cli.label_output import label_diff_report
 
-        changes = state.registry().label_diff(a, b, column, 0 if quiet else None if as_json else rows).to_dict()
+        changes = state.service().label_diff(a, b, column, 0 if quiet else None if as_json else rows).to_dict()
         differs = bool(changes["relabeled"] or changes["rows_a"] != changes["rows_b"]
                        or changes["distribution_a"] != changes["distribution_b"])
         report: Any = label_diff_report
     else:
-        changes = state.registry().diff(a, b, 0 if quiet else rows).to_dict()
+        changes = state.service().diff(a, b, 0 if quiet else rows).to_dict()
         differs = bool(changes["added"] or changes["removed"] or changes["changed"] or changes["schema_changes"])
         report = output.diff_report
     if not quiet:
@@ -277,9 +248,9 @@ def diff(state: _State, a: str, b: str, rows: int, labels: bool, column: str, ex
 @click.argument("name")
 @json_option
 @pass_state
-def schema(state: _State, name: str, as_json: bool) -> None:
+def schema(state: Session, name: str, as_json: bool) -> None:
     """Schema versions of NAME and whether each change was compatible or breaking."""
-    versions = [v.to_dict() for v in state.registry().schema(name)]
+    versions = [v.to_dict() for v in state.service().schema(name)]
     output.render(versions, as_json, output.schema_versions)
 
 
@@ -295,22 +266,22 @@ _TRAINING_FORMATS = ("coco", "yolo", "hf")
                    "training format: coco (a JSON file), yolo or hf (a new folder).")
 @json_option
 @pass_state
-def export(state: _State, ref: str, out: str, fmt: str | None, as_json: bool) -> None:
+def export(state: Session, ref: str, out: str, fmt: str | None, as_json: bool) -> None:
     """Write the rows of NAME@REF to OUT (.parquet, .csv or .jsonl), to stdout with `-`, or in a training
     format (--format coco|yolo|hf)."""
     if fmt in _TRAINING_FORMATS:
         from registry.training.export import export_training
 
-        state.local_only("export --format")
+        host = state.host("export --format")
         if out == "-":
             raise click.UsageError(f"--format {fmt} writes files; give an OUT path instead of -")
         with output.status(f"exporting {ref} as {fmt}"):
-            result = export_training(state.registry().ctx, ref, out, fmt)
+            result = export_training(host.ctx, ref, out, fmt)
         output.emit(dict(result), as_json, f"wrote {result['rows']:,} rows to {out} ({fmt})")
         return
     from registry.cli.streams import export_rows
 
-    count = export_rows(state.registry(), ref, out, fmt)
+    count = export_rows(state.service(), ref, out, fmt)
     if out != "-":
         output.emit({"ref": ref, "out": out, "rows": count}, as_json, f"wrote {count:,} rows to {out}")
     elif not as_json:
@@ -321,14 +292,11 @@ def export(state: _State, ref: str, out: str, fmt: str | None, as_json: bool) ->
 @click.argument("name", required=False)
 @json_option
 @pass_state
-def verify(state: _State, name: str | None, as_json: bool) -> None:
+def verify(state: Session, name: str | None, as_json: bool) -> None:
     """Recompute every object hash, manifest and snapshot id, and cross-check the catalog against the
     audit chain; exit 1 on the first mismatch."""
-    from registry.snapshots.verify import verify as run_verify
-
     with output.progress_bar("verifying snapshots") as advance:
-        report = (state.registry().verify(name) if state.remote
-                  else run_verify(state.registry().ctx, name, progress=advance))
+        report = state.service().verify(name, progress=advance)
     if as_json:
         output.print_json(report.to_dict())
     elif report.ok:
@@ -347,9 +315,9 @@ def verify(state: _State, name: str | None, as_json: bool) -> None:
               help="Keep unreferenced objects younger than this many seconds (commits in flight).")
 @json_option
 @pass_state
-def gc(state: _State, dry_run: bool, min_age: float, as_json: bool) -> None:
+def gc(state: Session, dry_run: bool, min_age: float, as_json: bool) -> None:
     """Delete objects no snapshot references."""
-    report = state.registry().gc(dry_run=dry_run, min_age=min_age)
+    report = state.host("gc").gc(dry_run=dry_run, min_age=min_age)
     verb = "would delete" if dry_run else "deleted"
     output.emit(report.to_dict(), as_json,
                 f"{verb} {len(report.deleted)} object(s) ({report.deleted_bytes:,} bytes) and "
@@ -363,10 +331,10 @@ def gc(state: _State, dry_run: bool, min_age: float, as_json: bool) -> None:
                    "for cron.")
 @json_option
 @pass_state
-def compact(state: _State, refs: tuple[str, ...], auto: bool, as_json: bool) -> None:
+def compact(state: Session, refs: tuple[str, ...], auto: bool, as_json: bool) -> None:
     """Merge the layers of NAME (or NAME@REF) into one; ids and content do not change."""
     if auto:
-        results = state.registry().compact_auto(list(refs) or None)
+        results = state.host("compact").compact_auto(list(refs) or None)
         output.emit([r.to_dict() for r in results], as_json,
                     "\n".join(f"{r.dataset}@{r.ref}: {r.layers_before} layer(s) -> {r.layers_after}"
                               f"{' (base rewritten)' if r.full else ''}" for r in results)
@@ -375,7 +343,7 @@ def compact(state: _State, refs: tuple[str, ...], auto: bool, as_json: bool) -> 
     if len(refs) != 1:
         raise click.UsageError("give one NAME or NAME@REF to compact, or --auto [NAME...]")
     with output.status(f"compacting {refs[0]}"):
-        result = state.registry().compact(refs[0])
+        result = state.host("compact").compact(refs[0])
     output.emit(result.to_dict(), as_json,
                 f"{result.dataset}@{result.snapshot_id[:12]}: {result.layers_before} layer(s) -> "
                 f"{result.layers_after}")

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from registry.cli import output
 from registry.cli.once import only_once
 
+if TYPE_CHECKING:
+    from registry.service import RegistryService
+
 __all__ = ["blame", "history", "import_"]
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
-def _registry(ctx: click.Context) -> Any:
-    return ctx.obj.registry()
+def _registry(ctx: click.Context) -> RegistryService:
+    return ctx.obj.service()  # type: ignore[no-any-return]  # the root group's Session
 
 
 @click.command("import")

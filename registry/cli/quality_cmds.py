@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from registry.cli import output
+
+if TYPE_CHECKING:
+    from registry.service import RegistryService
 
 __all__ = ["QUALITY_COMMANDS"]
 
@@ -21,8 +24,8 @@ lockfile_option = click.option("--lockfile", default="registry.lock", show_defau
                                type=click.Path(dir_okay=False), help="The lockfile to write or read.")
 
 
-def _registry(ctx: click.Context) -> Any:
-    return ctx.obj.registry()  # the root group's _State
+def _registry(ctx: click.Context) -> RegistryService:
+    return ctx.obj.service()  # type: ignore[no-any-return]  # the root group's Session
 
 
 def _figure(value: Any) -> str:
@@ -92,13 +95,14 @@ def policy_set(ctx: click.Context, name: str, file: Any, as_json: bool) -> None:
 @click.pass_context
 def policy_show(ctx: click.Context, name: str, version: int | None, as_json: bool) -> None:
     """The current (or --version N) QA policy of NAME."""
-    info = _registry(ctx).policy(name, version).to_dict()
+    policy = _registry(ctx).policy(name, version)
+    info = policy.to_dict()
     if as_json:
         output.print_json(info)
         return
     output.note(f"# {name} policy v{info['version']} ({info['policy_hash']}) by {info['created_by']} "
                 f"at {info['created_at']}")
-    sys.stdout.write(info["document"] if info["document"].endswith("\n") else info["document"] + "\n")
+    sys.stdout.write(policy.document if policy.document.endswith("\n") else policy.document + "\n")
 
 
 @click.group()
@@ -117,9 +121,9 @@ def qa_run(ctx: click.Context, ref: str, no_fail: bool, as_json: bool) -> None:
 
     Exits 1 when the verdict is failed (unless a waiver lets the gate pass), as `gate check` does."""
     with output.status(f"evaluating {ref}"):
-        result = _registry(ctx).qa_run(ref).to_dict()
-    output.render(result, as_json, _result_table)
-    if result["status"] == "failed" and not (result["gate"] or {}).get("passes") and not no_fail:
+        gate_result = _registry(ctx).qa_run(ref)
+    output.render(gate_result.to_dict(), as_json, _result_table)
+    if gate_result.status == "failed" and not (gate_result.gate or {}).get("passes") and not no_fail:
         raise SystemExit(1)
 
 
@@ -135,15 +139,7 @@ def gate() -> None:
 @click.pass_context
 def gate_check(ctx: click.Context, ref: str, evaluate: bool, as_json: bool) -> None:
     """Exit 0 if NAME@REF passes its gate (or by waiver); 1 if it failed, is stale or was never evaluated."""
-    from registry.quality.gatecheck import check_gate_at
-
-    client = None
-    if evaluate:
-        from registry.context import ClientInfo  # only when evaluating: it loads the data stack
-
-        client = ClientInfo(kind="cli")
-    status = (_registry(ctx).gate_check(ref, evaluate) if ctx.obj.remote else
-              check_gate_at(ctx.obj.home, ref, evaluate=evaluate, actor=ctx.obj.author, client=client)).to_dict()
+    status = ctx.obj.gate_checker().gate_check(ref, evaluate).to_dict()
     output.render(status, as_json, _gate_lines)
     if not status["passes"]:
         raise SystemExit(1)

@@ -49,7 +49,7 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, bootstrap_admi
     """Serve the registry over HTTP (API under /api/v1, docs at /docs); see docs/api.md."""
     import uvicorn
 
-    registry = ctx.obj.registry()  # the root group's _State: opens (and checks) the home first
+    registry = ctx.obj.host("serve")  # the root group's Session: opens (and checks) the home first
     secret = create_admin_token(registry.ctx) if bootstrap_admin else None
     if bootstrap_admin and not as_json:
         output.say(admin_token_text(secret) if secret else "an admin token exists already; none created")

@@ -14,7 +14,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON f
 
 
 def _ctx(ctx: click.Context) -> Any:
-    return ctx.obj.registry().ctx  # the root group's _State
+    return ctx.obj.host().ctx  # the root group's Session: storage work runs only on the host
 
 
 @click.group()

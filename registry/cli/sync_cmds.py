@@ -58,9 +58,8 @@ def label_studio(ctx: click.Context, name: str, url: str, project: int, key: str
     the next sync resumes from the last committed point (docs/labeling-loop.md)."""
     from registry.sync.service import sync_label_studio
 
-    ctx.obj.local_only("sync")
+    reg = ctx.obj.host("sync")
     interval = parse_every(every) if every is not None else None
-    reg = ctx.obj.registry()
 
     def cycle() -> Any:
         with output.status(f"syncing project {project}") as note:
@@ -121,10 +120,10 @@ def requeue(ctx: click.Context, ref: str, tool: str, url: str, project: int, whe
     from registry.sync.requeue import MAX_REQUEUE
     from registry.sync.requeue import requeue as run
 
-    ctx.obj.local_only("requeue")
+    host = ctx.obj.host("requeue")
     if score_column is not None and prediction_column is None:
         raise InvalidInput("--score-column goes with --prediction-column")
-    result = run(ctx.obj.registry().ctx, ref, url=url, project=project, token=_token(), where=where,
+    result = run(host.ctx, ref, url=url, project=project, token=_token(), where=where,
                  prediction_column=prediction_column, score_column=score_column, model_version=model_version,
                  limit=limit if limit is not None else MAX_REQUEUE, dry_run=dry_run)
     if as_json:

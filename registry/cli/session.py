@@ -1,0 +1,116 @@
+"""``Session``: what one ``registry`` command works against, chosen once per process.
+
+Commands call the use cases of :class:`registry.service.RegistryService` on :meth:`Session.service` and
+never ask where the registry runs: with ``REGISTRY_URL`` set it is the server there
+(:class:`registry.remote_service.RemoteService`), otherwise the home at ``--home`` opened in this process
+(:class:`registry.registry.Registry`). Work that changes a home itself (init, gc, compaction, tokens,
+serving, the labeling sync, storage migration) asks for :meth:`Session.host`, which refuses against a
+server (exit 2) because it runs only where the home lives.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, NoReturn
+
+import click
+
+from registry.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from registry.quality.verdict import GateStatus
+    from registry.registry import Registry
+    from registry.service import GateChecker, RegistryService
+
+__all__ = ["URL_ENV", "Session", "local_only"]
+
+URL_ENV = "REGISTRY_URL"
+
+
+def local_only(command: str | None = None) -> NoReturn:
+    """Refuse a command that has no endpoint (exit 2), naming it as typed."""
+    if command is None:
+        current = click.get_current_context(silent=True)
+        command = current.command_path.removeprefix("registry ") if current is not None else "this command"
+    raise InvalidInput(f"`registry {command}` runs only on the registry host; unset {URL_ENV} and run it there")
+
+
+class _HomeGateChecker:
+    """:class:`~registry.service.GateChecker` on a home, through the fast path of
+    :func:`registry.quality.gatecheck.check_gate_at` (plain ``sqlite3`` when it can answer)."""
+
+    def __init__(self, home: str | None, actor: str | None) -> None:
+        self.home = home
+        self.actor = actor
+
+    def gate_check(self, ref: str, evaluate: bool = False) -> GateStatus:
+        from registry.quality.gatecheck import check_gate_at  # lazy: start-up speed of CI gates
+
+        client = None
+        if evaluate:
+            from registry.context import ClientInfo  # lazy: only when evaluating, which loads the data stack
+
+            client = ClientInfo(kind="cli")
+        return check_gate_at(self.home, ref, evaluate=evaluate, actor=self.actor, client=client)
+
+
+class Session:
+    """The root group's state: ``--home`` and ``--author``, and the registry they name (opened on first use)."""
+
+    def __init__(self, home: str | None, author: str | None = None) -> None:
+        self.home = home
+        self.author = author
+        self._service: RegistryService | None = None
+        self._local: Registry | None = None
+
+    @property
+    def remote(self) -> bool:
+        """True when ``REGISTRY_URL`` names a server to work against."""
+        return bool(os.environ.get(URL_ENV))
+
+    def service(self) -> RegistryService:
+        """The registry every use case runs on: the server at ``REGISTRY_URL`` (acting with
+        ``REGISTRY_TOKEN``), else the home at ``--home`` (acting for ``--author``, audited as a CLI client)."""
+        if self._service is None:
+            if self.remote:
+                from registry.remote_service import RemoteService  # lazy: only commands against a server
+
+                self._service = RemoteService.from_env(self.author)
+            else:
+                self._service = self._open_local()
+        return self._service
+
+    def require_host(self, command: str | None = None) -> None:
+        """Refuse (exit 2) when ``REGISTRY_URL`` is set: ``command`` runs only where the home lives.
+
+        Raises:
+            InvalidInput: ``REGISTRY_URL`` is set (the command has no endpoint).
+        """
+        if self.remote:
+            local_only(command)
+
+    def host(self, command: str | None = None) -> Registry:
+        """The home opened in this process, for work that runs only where it lives (see :meth:`require_host`)."""
+        self.require_host(command)
+        return self._open_local()
+
+    def gate_checker(self) -> GateChecker:
+        """What ``registry gate check`` asks: the server, or the home read through plain ``sqlite3`` when it
+        can answer that way (a CI gate starts without loading the data stack)."""
+        if self.remote:
+            return self.service()
+        return _HomeGateChecker(self.home, self.author)
+
+    def _open_local(self) -> Registry:
+        if self._local is None:
+            from registry.context import ClientInfo  # lazy: loading the catalog stack costs start-up time
+            from registry.registry import Registry
+
+            self._local = Registry.open(self.home)
+            self._local.ctx.client = ClientInfo(kind="cli")
+            self._local.ctx.author = self.author
+        return self._local
+
+    def close(self) -> None:
+        for opened in {id(x): x for x in (self._service, self._local) if x is not None}.values():
+            opened.close()
