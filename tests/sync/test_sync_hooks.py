@@ -114,12 +114,17 @@ def test_hook_route_checks_the_secret_and_answers_202(reg: Registry, monkeypatch
 def test_every_keeps_polling_through_failures(tmp_path: Path, reg: Registry) -> None:
     """``--every`` prints a line per cycle and keeps going when the server is down; stopping it is clean."""
     env = {**os.environ, "REGISTRY_HOME": str(reg.home), "LABEL_STUDIO_API_KEY": "t0ken"}
-    proc = subprocess.Popen([sys.executable, "-m", "registry.cli.main", "sync", "label-studio", "pets", "--url",
-                             "http://127.0.0.1:9", "--project", "1", "--every", "1s"], env=env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(8)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
+    errors = tmp_path / "stderr.txt"
+    with errors.open("w") as sink:
+        proc = subprocess.Popen([sys.executable, "-m", "registry.cli.main", "sync", "label-studio", "pets", "--url",
+                                 "http://127.0.0.1:9", "--project", "1", "--every", "1s"], env=env, cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=sink, text=True)
+        deadline = time.monotonic() + 120  # waits for two cycles, however slow the machine is
+        while errors.read_text().count("sync failed") < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    err = errors.read_text()
     failures = [line for line in err.splitlines() if "sync failed" in line]
     assert len(failures) >= 2 and all("http://127.0.0.1:9" in line for line in failures), err
     assert "t0ken" not in out + err and proc.returncode == 0 and reg.datasets() == []
