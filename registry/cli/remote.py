@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import registry_client
 from registry_client.client import DEFAULT_TIMEOUT
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from registry.training.lockfile import LockEntry
 
 __all__ = ["LOCAL_ONLY", "Remote", "RemoteImport", "RemoteRegistry", "RemoteRows", "RemoteServerError", "local_only",
-           "to_local", "token_hint"]
+           "to_hint", "to_local", "token_hint"]
 
 URL_ENV = "REGISTRY_URL"
 TOKEN_ENV = "REGISTRY_TOKEN"
@@ -87,18 +87,24 @@ def _as_given(exc: RegistryError, paths: Sequence[str | os.PathLike[str]]) -> Re
     for path in paths:
         given = str(Path(path)).replace("\\", "\\\\")
         message = re.sub(rf"(?<![\w/.-]){re.escape(Path(path).name)}(?=:)", given, message, count=1)
-    return type(exc)(message)
+    return type(exc)(message, hint=exc.hint)
+
+
+def to_hint(hint: registry_client.errors.Hint | None) -> errors.Hint | None:
+    """The server's hint as the registry's own, so the CLI words it as for a local error."""
+    return errors.Hint(cast(errors.HintKind, hint.kind), hint.name, hint.value) if hint is not None else None
 
 
 def to_local(exc: registry_client.RegistryError) -> Exception:
     """The :mod:`registry.errors` exception of the same class (its nearest ancestor the registry has)."""
     if isinstance(exc, registry_client.ServerError):
         return RemoteServerError(exc.message)
+    hint = to_hint(exc.hint)
     for cls in type(exc).__mro__:
         local = getattr(errors, cls.__name__, None)
         if isinstance(local, type) and issubclass(local, RegistryError):
-            return local(exc.message)
-    return RegistryError(exc.message)
+            return local(exc.message, hint=hint)
+    return RegistryError(exc.message, hint=hint)
 
 
 @contextmanager

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import registry_client
 
 from registry.branching.branches import split_branch
 from registry.catalog import split_ref
-from registry.errors import UnresolvedConflicts
+from registry.errors import Hint, HintKind, UnresolvedConflicts
 
 __all__ = ["RemoteBranches"]
 
@@ -65,7 +65,8 @@ class RemoteBranches:
                                             resolutions=rows, dry_run=dry_run, message=message,
                                             expect_target=expect_target, retry=retry))
         except registry_client.UnresolvedConflicts as exc:
-            raise UnresolvedConflicts(exc.message, exc.conflicts) from exc
+            hint = Hint(cast(HintKind, exc.hint.kind), exc.hint.name, exc.hint.value) if exc.hint else None
+            raise UnresolvedConflicts(exc.message, exc.conflicts, hint=hint) from exc
         except registry_client.RegistryError as exc:
             from registry.cli.remote import to_local
 
