@@ -158,6 +158,6 @@ def find_home(explicit: str | os.PathLike[str] | None = None, start: Path | None
         if (candidate / "registry.json").is_file():
             return candidate
     raise HomeNotFound(
-        "no registry home found here or in any parent folder; initialise one to create it, or name one "
-        "(the home option or REGISTRY_HOME)", hint=Hint("command", "init")
+        "no registry home found here or in any parent folder (name one with the home option or REGISTRY_HOME); "
+        "initialise one to create it", hint=Hint("command", "init")
     )

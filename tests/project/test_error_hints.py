@@ -7,6 +7,8 @@ from __future__ import annotations
 import ast
 import json
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import FrozenInstanceError
 from pathlib import Path
@@ -180,3 +182,25 @@ def test_client_exposes_the_hint(url: str, reg: Registry) -> None:
     assert registry_client.errors.error_for(422, "x", "m", {"kind": 3}).hint is None  # not a hint: ignored
     local = to_local(unknown.value)
     assert isinstance(local, NotFound) and local.hint == Hint("command", "dataset list")  # the remote CLI words it
+
+
+def test_console_words_hints_as_text(tmp_path: Path) -> None:
+    """The console shows a hint in its own words (its field labels), as text nodes, never markup."""
+    static = ROOT / "registry" / "ui" / "static"
+    assert "innerHTML" not in (static / "dom.js").read_text() + (static / "api.js").read_text()
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    module = tmp_path / "dom.mjs"  # dom.js is an ES module; this copy lets node import it by its suffix
+    shutil.copyfile(static / "dom.js", module)
+    hints = [{"kind": "option", "name": "reason", "value": None},
+             {"kind": "option", "name": "allow_breaking", "value": None},
+             {"kind": "value", "name": "strategy", "value": "fail, ours, theirs"},
+             {"kind": "command", "name": "db upgrade", "value": None}, None]
+    script = (f"import({json.dumps(module.as_uri())}).then((m) => console.log(JSON.stringify("
+              f"{json.dumps(hints)}.map(m.hintText))))")
+    shown = json.loads(subprocess.run([node, "-e", script], capture_output=True, text=True, check=True,
+                                      timeout=60).stdout)
+    assert shown == ['use "Reason"', 'use "allow breaking"', '"Strategy" accepts fail, ours, theirs',
+                     'an administrator can run "db upgrade" on the registry host', ""]
+    assert not any("--" in text or "`registry" in text for text in shown)

@@ -66,16 +66,21 @@ export function plain(message) {
   return joined.replace(/\s*\(`registry[^)]*\)/g, "").replace(/`registry[^`]*`/g, "the registry's tools");
 }
 
-/** An error's hint in the console's words: the setting or field to use, the accepted values, or the
- * command an administrator runs on the registry host (as plain text, never markup). */
+/** The console's own labels for the parameters a hint may name (the forms' field labels). */
+const HINT_LABELS = {
+  reason: "Reason", expires: "Expires", strategy: "Strategy", prefer: "Prefer", depth: "Depth", column: "Label column",
+};
+
+/** An error's hint in the console's words: the field or setting to use, the accepted values, or the
+ * command an administrator runs on the registry host (plain text, never markup). */
 export function hintText(hint) {
   if (!hint || typeof hint.name !== "string") return "";
-  const name = hint.name.replace(/_/g, " ");
+  const label = HINT_LABELS[hint.name] || hint.name.replace(/_/g, " ");
   const value = typeof hint.value === "string" && hint.value ? hint.value : "";
-  if (hint.kind === "option") return value ? `set "${name}" to ${value}` : `use the "${name}" setting`;
-  if (hint.kind === "field") return value ? `fill the "${name}" field (${value})` : `fill the "${name}" field`;
-  if (hint.kind === "value") return value ? `"${name}" accepts ${value}` : `check the "${name}" value`;
-  if (hint.kind === "command") return `an administrator can run "${name}" on the registry host`;
+  if (hint.kind === "option") return value ? `use "${label}" (e.g. ${value})` : `use "${label}"`;
+  if (hint.kind === "field") return value ? `fill the "${label}" field (${value})` : `fill the "${label}" field`;
+  if (hint.kind === "value") return value ? `"${label}" accepts ${value}` : `check "${label}"`;
+  if (hint.kind === "command") return `an administrator can run "${hint.name}" on the registry host`;
   return "";
 }
 
