@@ -370,8 +370,8 @@ class RemoteRegistry(RemoteBranches):
 
         entries = [e for e in read_lockfile(lockfile) if job is None or e.job == job]
         if not entries:
-            raise NotFound(f"{lockfile} has no pins{f' for job {job!r}' if job else ''}; pin with `registry pin "
-                           "NAME@REF`")
+            raise NotFound(f"{lockfile} has no pins{f' for job {job!r}' if job else ''}; pin a snapshot first",
+                           hint=errors.Hint("command", "pin", "NAME@REF"))  # as the local pull words it
         keys: dict[str, list[str]] = {}
         results = []
         for entry in entries:
