@@ -57,7 +57,7 @@ def hint_words(hint: Hint) -> str:
 
 def with_hint(message: str, hint: Hint | None) -> str:
     """An error's message followed by its hint in CLI words, e.g. ``... breaking schema change (...); allow
-    breaking changes to commit it anyway (--allow-breaking)``."""
+    breaking changes to commit it (--allow-breaking)``."""
     return f"{message} ({hint_words(hint)})" if hint is not None else message
 
 
