@@ -8,7 +8,7 @@ import re
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from registry.errors import AlreadyExists, AmbiguousRef, InvalidName, NotFound, RefConflict
+from registry.errors import AlreadyExists, AmbiguousRef, Hint, InvalidName, NotFound, RefConflict
 from registry.models import DatasetRow, RefRow, SchemaVersionRow, SnapshotRow
 from registry.timeutil import utc_now
 
@@ -111,7 +111,8 @@ def get_dataset(session: Session, name: str) -> DatasetRow:
     """
     row = session.exec(select(DatasetRow).where(DatasetRow.name == name)).first()
     if row is None:
-        raise NotFound(f"unknown dataset {name!r}; `registry dataset list` shows the datasets")
+        raise NotFound(f"unknown dataset {name!r}; the list of datasets shows their names",
+                       hint=Hint("command", "dataset list"))
     return row
 
 
@@ -174,8 +175,8 @@ def resolve(session: Session, dataset: DatasetRow, ref: str) -> SnapshotRow:
                                "give more characters")
     if ref == MAIN:
         raise NotFound(f"dataset {dataset.name!r} has no snapshots yet; commit one first")
-    raise NotFound(f"{dataset.name}@{ref}: no branch, tag or snapshot id by that name "
-                   f"(`registry log {dataset.name}` lists them)")
+    raise NotFound(f"{dataset.name}@{ref}: no branch, tag or snapshot id by that name; the dataset's log "
+                   "lists them", hint=Hint("command", "log", dataset.name))
 
 
 def move_branch(session: Session, dataset: DatasetRow, branch: str, expected: str | None, new: str) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from registry.errors import HomeNotFound
+from registry.errors import Hint, HomeNotFound
 
 __all__ = ["HOME_CONFIG", "HOME_DIRNAME", "RegistryPaths", "Settings", "default_storage_url", "find_home",
            "read_home_config", "write_home_config"]
@@ -149,7 +149,8 @@ def find_home(explicit: str | os.PathLike[str] | None = None, start: Path | None
     if given is not None:
         path = Path(given).expanduser()
         if not (path / "registry.json").is_file():
-            raise HomeNotFound(f"{path} is not a registry home; run `registry init {path}` to create one")
+            raise HomeNotFound(f"{path} is not a registry home; initialise one there to create it",
+                               hint=Hint("command", "init", str(path)))
         return path.resolve()
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
@@ -157,6 +158,6 @@ def find_home(explicit: str | os.PathLike[str] | None = None, start: Path | None
         if (candidate / "registry.json").is_file():
             return candidate
     raise HomeNotFound(
-        "no registry home found here or in any parent folder; run `registry init` to create one "
-        "(or pass --home / set REGISTRY_HOME)"
+        "no registry home found here or in any parent folder (name one with the home option or REGISTRY_HOME); "
+        "initialise one to create it", hint=Hint("command", "init")
     )

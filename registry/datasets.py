@@ -13,7 +13,7 @@ from registry import catalog
 from registry.audit import log as audit
 from registry.context import Context, resolve_actor
 from registry.db import transaction
-from registry.errors import AlreadyExists, InvalidInput
+from registry.errors import AlreadyExists, Hint, InvalidInput
 from registry.models import DatasetRow, RefRow, SnapshotRow
 from registry.timeutil import utc_now
 
@@ -51,7 +51,7 @@ def create_dataset(ctx: Context, name: str, key_columns: list[str], description:
     catalog.check_dataset_name(name)
     keys = [k.strip() for k in key_columns if k.strip()]
     if not keys:
-        raise InvalidInput("a dataset needs at least one key column (--key sample_id)")
+        raise InvalidInput("a dataset needs at least one key column", hint=Hint("option", "key", "sample_id"))
     if len(set(keys)) != len(keys):
         raise InvalidInput(f"key column named twice in {', '.join(keys)}")
     who = resolve_actor(ctx, actor)

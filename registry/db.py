@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, SQLModel, create_engine
 
-from registry.errors import CatalogOutOfDate, StorageError
+from registry.errors import CatalogOutOfDate, Hint, StorageError
 
 __all__ = [
     "MIGRATIONS_DIR",
@@ -140,7 +140,7 @@ def check_up_to_date(engine: Engine) -> None:
     if current != SCHEMA_HEAD:
         raise CatalogOutOfDate(
             f"the catalog is at migration {current or 'none'} but this registry needs {SCHEMA_HEAD}; "
-            "run `registry db upgrade`"
+            "upgrade the catalog", hint=Hint("command", "db upgrade")
         )
 
 

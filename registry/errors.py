@@ -4,9 +4,17 @@ Every failure a user can cause or meet is a :class:`RegistryError` subclass with
 ``code``. The edges map these classes once each: :data:`EXIT_CODES` for the CLI and
 :data:`HTTP_STATUS` for the HTTP API. Classes also subclass the matching built-in exception
 (``NotFound`` is a ``LookupError``) so plain Python code can catch them.
+
+A message says what went wrong (and what to do) in words every edge can show; the handle to use,
+an option, a command, a field or the accepted values, is data in :attr:`RegistryError.hint`, which
+each edge renders in its own words: the CLI as ``--allow-breaking`` or ``registry db upgrade``, the
+API as ``{"kind": "option", "name": "allow_breaking", "value": null}``, the console as a field name.
 """
 
 from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
 __all__ = [
     "EXIT_CODES",
@@ -18,6 +26,8 @@ __all__ = [
     "CheckFailed",
     "Conflict",
     "GateBlocked",
+    "Hint",
+    "HintKind",
     "HomeNotFound",
     "InvalidInput",
     "InvalidName",
@@ -39,18 +49,51 @@ __all__ = [
 ]
 
 
+HintKind = Literal["option", "command", "field", "value"]
+"""What a :class:`Hint` names: a parameter (``option``), a command (``command``), a field of a document
+or form (``field``), or the accepted values of a parameter (``value``)."""
+
+
+@dataclass(frozen=True)
+class Hint:
+    """What to use to get past an error, as data; each edge words it (the CLI as a flag or command line).
+
+    - ``Hint("option", "allow_breaking")``: the parameter ``allow_breaking`` (CLI ``--allow-breaking``,
+      API the ``allow_breaking`` parameter); ``value`` is an example value (``Hint("option", "key",
+      "sample_id")``).
+    - ``Hint("command", "db upgrade")``: an operation by its CLI command path without ``registry``;
+      ``value`` holds its arguments (``Hint("command", "policy set", "NAME FILE")``).
+    - ``Hint("field", "records", "DATASET@REF")``: a field of a document or request body and its form.
+    - ``Hint("value", "strategy", "fail, ours, theirs")``: the accepted values of the parameter ``name``.
+
+    Names are snake_case parameter names as the Python API spells them."""
+
+    kind: HintKind
+    name: str
+    value: str | None = None
+
+    def to_dict(self) -> dict[str, str | None]:
+        """``{"kind", "name", "value"}``, as the API's error body carries it."""
+        return asdict(self)
+
+
 class RegistryError(Exception):
-    """Base of every error the registry raises on purpose."""
+    """Base of every error the registry raises on purpose; ``hint`` (optional) names what to use instead."""
 
     code: str = "registry_error"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, hint: Hint | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.hint = hint
 
     def to_dict(self) -> dict[str, dict[str, str]]:
-        """The JSON body both edges print: ``{"error": {"code", "message"}}``."""
-        return {"error": {"code": self.code, "message": self.message}}
+        """The JSON body both edges print: ``{"error": {"code", "message"}}``, plus ``"hint"`` when there is one
+        (the CLI prints the hint inside its message instead)."""
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.hint is not None:
+            body["hint"] = self.hint.to_dict()
+        return {"error": body}
 
 
 class UserError(RegistryError):
@@ -90,7 +133,7 @@ class AlreadyExists(UserError):
 
 
 class BreakingSchemaChange(InvalidInput):
-    """A commit changes the schema in a breaking way without ``--allow-breaking``."""
+    """A commit changes the schema in a breaking way without ``allow_breaking``."""
 
     code = "breaking_schema_change"
 
@@ -102,7 +145,7 @@ class HomeNotFound(UserError, FileNotFoundError):
 
 
 class CatalogOutOfDate(UserError):
-    """The catalog schema is older than this code; ``registry db upgrade`` fixes it."""
+    """The catalog schema is older than this code; upgrading the catalog (``registry db upgrade``) fixes it."""
 
     code = "catalog_out_of_date"
 
@@ -181,8 +224,9 @@ class UnresolvedConflicts(CheckFailed):
 
     code = "merge_conflicts"
 
-    def __init__(self, message: str, conflicts: list[dict[str, object]] | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, conflicts: list[dict[str, object]] | None = None, *,
+                 hint: Hint | None = None) -> None:
+        super().__init__(message, hint=hint)
         self.conflicts = conflicts or []
 
     def to_dict(self) -> dict[str, dict[str, str]]:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import registry_client
 from pydantic import TypeAdapter
@@ -55,7 +55,7 @@ from registry.training.pins import PullResult
 if TYPE_CHECKING:
     import pyarrow as pa
 
-__all__ = ["LOCAL_ONLY", "RemoteServerError", "RemoteService", "local_only", "to_local", "token_hint"]
+__all__ = ["LOCAL_ONLY", "RemoteServerError", "RemoteService", "to_hint", "to_local", "token_refusal"]
 
 URL_ENV = "REGISTRY_URL"
 TOKEN_ENV = "REGISTRY_TOKEN"
@@ -78,18 +78,24 @@ def _as_given(exc: RegistryError, paths: Sequence[str | os.PathLike[str]]) -> Re
     for path in paths:
         given = str(Path(path)).replace("\\", "\\\\")
         message = re.sub(rf"(?<![\w/.-]){re.escape(Path(path).name)}(?=:)", given, message, count=1)
-    return type(exc)(message)
+    return type(exc)(message, hint=exc.hint)
+
+
+def to_hint(hint: registry_client.errors.Hint | None) -> errors.Hint | None:
+    """The server's hint as the registry's own, so each edge words it as for a local error."""
+    return errors.Hint(cast(errors.HintKind, hint.kind), hint.name, hint.value) if hint is not None else None
 
 
 def to_local(exc: registry_client.RegistryError) -> Exception:
     """The :mod:`registry.errors` exception of the same class (its nearest ancestor the registry has)."""
     if isinstance(exc, registry_client.ServerError):
         return RemoteServerError(exc.message)
+    hint = to_hint(exc.hint)
     for cls in type(exc).__mro__:
         local = getattr(errors, cls.__name__, None)
         if isinstance(local, type) and issubclass(local, RegistryError):
-            return local(exc.message)
-    return RegistryError(exc.message)
+            return local(exc.message, hint=hint)
+    return RegistryError(exc.message, hint=hint)
 
 
 @contextmanager
@@ -100,23 +106,14 @@ def _translated() -> Iterator[None]:
         raise to_local(exc) from exc
 
 
-def local_only(command: str | None = None) -> NoReturn:
-    """Refuse a command that has no endpoint (exit 2)."""
-    if command is None:
-        import click
-
-        current = click.get_current_context(silent=True)
-        command = current.command_path.removeprefix("registry ") if current is not None else "this command"
-    raise InvalidInput(f"`registry {command}` runs only on the registry host; unset {URL_ENV} and run it there")
-
-
-def token_hint(message: str, url: str, token_set: bool) -> str:
+def token_refusal(message: str, url: str, token_set: bool) -> errors.Unauthenticated:
     """A refusal (401) that says which server refused and what to do about ``REGISTRY_TOKEN``."""
     if token_set:
-        return (f"{url} did not accept {TOKEN_ENV}: {message}; it may be mistyped, revoked or expired "
-                "(`registry token list` on the registry host)")
-    return (f"{url} needs an API token: set {TOKEN_ENV} (`registry token create --name NAME --role ROLE` on the "
-            f"registry host); {message}")
+        return errors.Unauthenticated(f"{url} did not accept {TOKEN_ENV}: {message}; it may be mistyped, revoked "
+                                      "or expired (the registry host lists the tokens)",
+                                      hint=errors.Hint("command", "token list"))
+    return errors.Unauthenticated(f"{url} needs an API token: set {TOKEN_ENV} (the registry host creates one); "
+                                  f"{message}", hint=errors.Hint("command", "token create", "--name NAME --role ROLE"))
 
 
 def _plain(value: Any) -> Any:
@@ -173,8 +170,7 @@ class RemoteService:
             with _translated():
                 return _plain(method(*args, **kwargs))
         except errors.Unauthenticated as exc:
-            raise errors.Unauthenticated(token_hint(str(exc), self.client.url, bool(os.environ.get(TOKEN_ENV)))
-                                         ) from exc
+            raise token_refusal(str(exc), self.client.url, bool(os.environ.get(TOKEN_ENV))) from exc
 
     def _as(self, cls: type[T], method: Callable[..., Any], *args: Any, **kwargs: Any) -> T:
         return rebuild(cls, self._call(method, *args, **kwargs))
@@ -296,7 +292,7 @@ class RemoteService:
             answer = self.client.merge(name, ref, into, strategy=strategy, prefer=prefer, resolutions=rows,
                                        dry_run=dry_run, message=message, expect_target=expect_target, retry=retry)
         except registry_client.UnresolvedConflicts as exc:
-            raise UnresolvedConflicts(exc.message, exc.conflicts) from exc
+            raise UnresolvedConflicts(exc.message, exc.conflicts, hint=to_hint(exc.hint)) from exc
         except registry_client.RegistryError as exc:
             raise to_local(exc) from exc
         return rebuild(MergeResult, answer)
@@ -436,8 +432,8 @@ class RemoteService:
 
         entries = [e for e in read_lockfile(lockfile) if job is None or e.job == job]
         if not entries:
-            raise NotFound(f"{lockfile} has no pins{f' for job {job!r}' if job else ''}; pin with `registry pin "
-                           "NAME@REF`")
+            raise NotFound(f"{lockfile} has no pins{f' for job {job!r}' if job else ''}; pin a snapshot first",
+                           hint=errors.Hint("command", "pin", "NAME@REF"))  # as the local pull words it
         keys: dict[str, list[str]] = {}
         results = []
         for entry in entries:

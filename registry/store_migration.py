@@ -24,7 +24,7 @@ from pathlib import Path
 from registry.config import HOME_CONFIG, default_storage_url, read_home_config, write_home_config
 from registry.context import Context
 from registry.db import transaction
-from registry.errors import InvalidInput, StorageError
+from registry.errors import Hint, InvalidInput, StorageError
 from registry.failpoints import failpoint
 from registry.storage.base import ObjectStore, open_store
 
@@ -62,8 +62,8 @@ def normalize_url(url: str) -> str:
     """
     url = url.strip()
     if not url:
-        raise InvalidInput("give the destination store: --to s3://bucket/prefix, lakefs://repo/branch/prefix or a "
-                           "folder")
+        raise InvalidInput("give the destination store: s3://bucket/prefix, lakefs://repo/branch/prefix or a "
+                           "folder", hint=Hint("option", "to"))
     if url.startswith("file://") or "://" not in url:
         from urllib.parse import unquote, urlparse
 
@@ -134,7 +134,8 @@ def _copy(source: ObjectStore, target: ObjectStore, sha: str) -> int:
         shutil.copyfileobj(src, staged, 16 << 20)
         info = target.put(staged)
     if info.sha256 != sha:
-        raise StorageError(f"object {sha} read from the source store hashes to {info.sha256}; run `registry verify`")
+        raise StorageError(f"object {sha} read from the source store hashes to {info.sha256}; verify the source "
+                           "store", hint=Hint("command", "verify"))
     stored = target.digest(sha)
     if stored.sha256 != sha or stored.size != info.size:
         raise StorageError(f"object {sha} does not verify at {target.url} after copying (its bytes hash to "

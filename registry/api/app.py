@@ -85,8 +85,14 @@ def _without_server_paths(request: Request, message: str) -> str:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RegistryError)
     async def registry_error(request: Request, exc: RegistryError) -> JSONBody:
+        """``{"error": {"code", "message"}}``, plus ``"hint": {"kind", "name", "value"}`` when the error names
+        what to use instead: the API's words, a parameter or body field such as ``allow_breaking``."""
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
-        return _error(http_status_for(exc), exc.code, _without_server_paths(request, exc.message), headers)
+        status, message = http_status_for(exc), _without_server_paths(request, exc.message)
+        if exc.hint is None:
+            return _error(status, exc.code, message, headers)
+        return JSONBody({"error": {"code": exc.code, "message": message, "hint": exc.hint.to_dict()}},
+                        status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONBody:

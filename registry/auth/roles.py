@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from registry.errors import InvalidInput, NotFound, PermissionDenied
+from registry.errors import Hint, InvalidInput, NotFound, PermissionDenied
 
 __all__ = ["ACTIONS", "PERMISSIONS", "READ_ACTIONS", "ROLES", "Principal", "check_role"]
 
@@ -70,7 +70,8 @@ class Principal:
     def require_dataset(self, dataset: str) -> None:
         """Raises: NotFound: the dataset is outside the token's scope (said as if it did not exist)."""
         if not self.sees(dataset):
-            raise NotFound(f"unknown dataset {dataset!r}; `registry dataset list` shows the datasets")
+            raise NotFound(f"unknown dataset {dataset!r}; the list of datasets shows their names",
+                           hint=Hint("command", "dataset list"))
 
     def require_ref(self, ref: str) -> None:
         """Scope check for a ``NAME[@REF]``."""

@@ -23,7 +23,7 @@ from registry.auth.models import ApiTokenRow
 from registry.auth.roles import Principal, check_role
 from registry.context import Context, resolve_actor
 from registry.db import read_connection, table_of, transaction
-from registry.errors import AlreadyExists, InvalidInput, NotFound, Unauthenticated
+from registry.errors import AlreadyExists, Hint, InvalidInput, NotFound, Unauthenticated
 from registry.timeutil import utc_now
 
 __all__ = ["TOKEN_PREFIX", "TokenInfo", "authenticate", "create_token", "has_admin_token", "list_tokens",
@@ -124,7 +124,8 @@ def revoke_token(ctx: Context, name: str, actor: str | None = None) -> TokenInfo
     with transaction(ctx.engine) as session:
         row = session.exec(select(ApiTokenRow).where(ApiTokenRow.name == name)).first()
         if row is None:
-            raise NotFound(f"unknown token {name!r}; `registry token list` shows the tokens")
+            raise NotFound(f"unknown token {name!r}; the list of tokens shows their names",
+                           hint=Hint("command", "token list"))
         if row.revoked_at is not None:
             raise InvalidInput(f"token {name!r} was revoked at {row.revoked_at}")
         row.revoked_at = utc_now()

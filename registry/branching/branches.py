@@ -15,7 +15,7 @@ from registry.audit import log as audit
 from registry.branch_models import BranchProtectionRow
 from registry.context import Context, resolve_actor
 from registry.db import transaction
-from registry.errors import AlreadyExists, InvalidInput, InvalidName, NotFound, PermissionDenied
+from registry.errors import AlreadyExists, Hint, InvalidInput, InvalidName, NotFound, PermissionDenied
 from registry.models import DatasetRow, RefRow
 from registry.snapshots.ancestry import load_graph
 from registry.timeutil import utc_now
@@ -75,7 +75,8 @@ def is_protected(session: Session, dataset: DatasetRow, branch: str) -> bool:
 def _branch_ref(session: Session, dataset: DatasetRow, branch: str) -> RefRow:
     ref = catalog.get_ref(session, dataset, branch)
     if ref is None or ref.kind != "branch":
-        raise NotFound(f"{dataset.name} has no branch {branch!r} (`registry branch list {dataset.name}` lists them)")
+        raise NotFound(f"{dataset.name} has no branch {branch!r}; the list of its branches shows their names",
+                       hint=Hint("command", "branch list", dataset.name))
     return ref
 
 
@@ -138,7 +139,8 @@ def delete_branch(ctx: Context, text: str, force: bool = False, actor: str | Non
         merged = main is not None and load_graph(session, dataset).is_ancestor(ref.snapshot_id, main.snapshot_id)
         if not merged and not force:
             raise InvalidInput(f"{name}@{branch} has work not merged into main (head {ref.snapshot_id[:12]}); "
-                               f"merge it first, or pass --force to delete it anyway")
+                               "merge it first, or force the deletion to delete it anyway",
+                               hint=Hint("option", "force"))
         info = BranchInfo(name, branch, ref.snapshot_id, False, ref.updated_at, merged)
         session.delete(ref)
         session.flush()
@@ -191,4 +193,5 @@ def guard_commit(ctx: Context, name: str, branch: str, actor: str | None = None)
             audit.record(session, ctx, "commit.denied", "ref", f"{name}@{branch}", dataset=name, actor=actor,
                          details={"branch": branch, "reason": "protected branch"})
         raise PermissionDenied(f"{name}@{branch} is protected: direct commits are refused; commit to another "
-                               f"branch and `registry merge {name}@BRANCH --into {branch}`")
+                               f"branch and merge that branch into {branch}",
+                               hint=Hint("command", "merge", f"{name}@BRANCH --into {branch}"))

@@ -27,7 +27,7 @@ from registry.audit import log as audit
 from registry.branch_models import MergeConflictRow
 from registry.context import Actor, Context, resolve_actor
 from registry.db import transaction
-from registry.errors import GateBlocked, InvalidInput, NotFound, RefConflict, UnresolvedConflicts
+from registry.errors import GateBlocked, Hint, InvalidInput, NotFound, RefConflict, UnresolvedConflicts
 from registry.lineage import emit as lineage_emit
 from registry.lineage.settings import lineage_settings
 from registry.models import DatasetRow, SchemaVersionRow, SnapshotRow
@@ -111,7 +111,8 @@ def _read_heads(ctx: Context, source_ref: str, into: str, expect_target: str | N
         source = catalog.resolve(session, dataset, ref)
         target_ref = catalog.get_ref(session, dataset, into)
         if target_ref is None or target_ref.kind != "branch":
-            raise NotFound(f"{name} has no branch {into!r} to merge into (`registry branch list {name}`)")
+            raise NotFound(f"{name} has no branch {into!r} to merge into; the list of its branches shows their "
+                           "names", hint=Hint("command", "branch list", name))
         target = catalog.get_snapshot(session, target_ref.snapshot_id)
         if expect_target is not None and not target.id.startswith(expect_target):
             raise RefConflict(f"{name}@{into} is at {target.id[:12]}, not at {expect_target[:12]}; "
@@ -284,8 +285,9 @@ def _merge_once(ctx: Context, heads: _Heads, source: str, into: str, who: Actor,
         _refuse(ctx, heads, source, into, who, "conflicts", {"conflicts": len(unresolved)}, unresolved)
         raise UnresolvedConflicts(
             f"merge of {source} into {name}@{into}: {len(unresolved)} unresolved conflict(s) "
-            f"({len(plan.conflicts)} found); nothing changed. Resolve them with --resolutions FILE, "
-            "--prefer ground-truth|reviewer|majority or --strategy ours|theirs", [c.to_dict() for c in unresolved])
+            f"({len(plan.conflicts)} found); nothing changed. Resolve them with a file of resolutions, a preference "
+            "(ground-truth, reviewer or majority) or a strategy (ours or theirs)", [c.to_dict() for c in unresolved],
+            hint=Hint("option", "resolutions", "FILE"))
     upserts, delete_kh = plan.result()
     layer = write_merge_layer(ctx, plan, upserts, delete_kh)
     delta = merge_records.union_delta(*records)
@@ -359,9 +361,11 @@ def merge(ctx: Context, source_ref: str, into: str, *, strategy: str = "fail", p
             ``expect_target``.
     """
     if strategy not in ("fail", "ours", "theirs"):
-        raise InvalidInput(f"unknown --strategy {strategy!r}; use fail, ours or theirs")
+        raise InvalidInput(f"unknown merge strategy {strategy!r}; use fail, ours or theirs",
+                           hint=Hint("value", "strategy", "fail, ours, theirs"))
     if prefer is not None and prefer not in merge_records.PREFERENCES:
-        raise InvalidInput(f"unknown --prefer {prefer!r}; use one of {', '.join(merge_records.PREFERENCES)}")
+        raise InvalidInput(f"unknown preference {prefer!r}; use one of {', '.join(merge_records.PREFERENCES)}",
+                           hint=Hint("value", "prefer", ", ".join(merge_records.PREFERENCES)))
     who = resolve_actor(ctx, actor)
     source = catalog.split_ref(source_ref)[1]
     attempt = 0

@@ -107,10 +107,11 @@ def merge(state: Any, source: str, into: str, strategy: str, prefer: str | None,
                                             expect_target=expect_target, retry=retry)
     except UnresolvedConflicts as exc:
         if as_json:
-            output.print_json({"outcome": "conflicts", "message": exc.message, "conflicts": exc.conflicts})
+            output.print_json({"outcome": "conflicts", "message": output.with_hint(exc.message, exc.hint),
+                               "conflicts": exc.conflicts})
         else:
             _conflict_lines(exc.conflicts)
-            output.error(f"error: {exc.message}")
+            output.error(f"error: {output.with_hint(exc.message, exc.hint)}")
         raise SystemExit(1) from None
     data = result.to_dict()
     if as_json:

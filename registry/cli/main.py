@@ -391,7 +391,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cli.main(args=args, prog_name="registry", standalone_mode=False)
     except RegistryError as exc:
-        _report(exc.to_dict(), as_json, keep_lines=isinstance(exc, QuerySyntaxError))
+        body = exc.to_dict()
+        body["error"].pop("hint", None)
+        body["error"]["message"] = output.with_hint(exc.message, exc.hint)  # the hint in CLI words
+        _report(body, as_json, keep_lines=isinstance(exc, QuerySyntaxError))
         return exit_code_for(exc)
     except click.exceptions.Abort:
         output.error("aborted")

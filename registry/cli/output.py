@@ -8,8 +8,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["NULL", "cell", "dataset_table", "diff_report", "emit", "error", "log_lines", "log_oneline", "note",
-           "print_json", "progress_bar", "render", "say", "schema_versions", "show_snapshot", "status", "table"]
+from registry.errors import Hint
+
+__all__ = ["NULL", "cell", "dataset_table", "diff_report", "emit", "error", "hint_words", "log_lines", "log_oneline",
+           "note", "print_json", "progress_bar", "render", "say", "schema_versions", "show_snapshot", "status",
+           "table", "with_hint"]
 
 NULL = "(null)"
 """How a null prints in text (diff, blame, diff --labels, history, query); JSON prints ``null``."""
@@ -36,6 +39,26 @@ def note(text: str) -> None:
 
 def error(text: str) -> None:
     sys.stderr.write(text + "\n")
+
+
+def hint_words(hint: Hint) -> str:
+    """A hint in the CLI's words: ``--allow-breaking``, ``--key sample_id``, ```registry db upgrade```,
+    ``records: DATASET@REF``, ``--strategy fail|ours|theirs``."""
+    flag = "--" + hint.name.replace("_", "-")
+    if hint.kind == "option":
+        return f"{flag} {hint.value}" if hint.value else flag
+    if hint.kind == "command":
+        return f"`registry {hint.name}{f' {hint.value}' if hint.value else ''}`"
+    if hint.kind == "value":
+        choices = "|".join(part.strip() for part in (hint.value or "").split(","))
+        return f"{flag} {choices}" if choices else flag
+    return f"{hint.name}: {hint.value}" if hint.value else hint.name
+
+
+def with_hint(message: str, hint: Hint | None) -> str:
+    """An error's message followed by its hint in CLI words, e.g. ``... breaking schema change (...); allow
+    breaking changes to commit it (--allow-breaking)``."""
+    return f"{message} ({hint_words(hint)})" if hint is not None else message
 
 
 def print_json(value: Any) -> None:

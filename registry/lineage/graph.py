@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from registry import catalog
 from registry.context import Context
 from registry.db import transaction
-from registry.errors import InvalidInput
+from registry.errors import Hint, InvalidInput
 from registry.lineage.models import LineageEdgeRow
 from registry.timeutil import utc_now
 
@@ -114,7 +114,7 @@ def walk(ctx: Context, ref: str, direction: Direction = "both", depth: int = 3) 
         InvalidInput: ``depth`` is below 1.
     """
     if depth < 1:
-        raise InvalidInput(f"--depth must be at least 1, got {depth}")
+        raise InvalidInput(f"depth must be at least 1, got {depth}", hint=Hint("option", "depth"))
     name, ref_part = catalog.split_ref(ref)
     with transaction(ctx.engine, readonly=True) as session:
         snapshot = catalog.resolve(session, catalog.get_dataset(session, name), ref_part)

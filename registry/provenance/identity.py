@@ -17,12 +17,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from registry.errors import InvalidInput
+from registry.errors import Hint, InvalidInput
 from registry.snapshots.inputs import check_json_depth
 
 __all__ = ["Person", "apply_users", "identity_key", "identity_label", "identity_labels", "person_of", "read_users"]
 
 MAX_USERS_BYTES = 64 * 1024 * 1024
+_USERS = Hint("option", "users")
 
 
 @dataclass(frozen=True)
@@ -72,18 +73,19 @@ def read_users(path: Path) -> dict[str, Person]:
         InvalidInput: missing, too large, not JSON, or not a list of user objects with ids.
     """
     if not path.is_file():
-        raise InvalidInput(f"--users {path}: no such file")
+        raise InvalidInput(f"users file {path}: no such file", hint=_USERS)
     if path.stat().st_size > MAX_USERS_BYTES:
-        raise InvalidInput(f"--users {path}: larger than {MAX_USERS_BYTES // 2**20} MiB")
+        raise InvalidInput(f"users file {path}: larger than {MAX_USERS_BYTES // 2**20} MiB", hint=_USERS)
     check_json_depth(path, per_line=False)
     try:
         doc = json.loads(path.read_bytes())
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"--users {path}: not JSON ({exc})") from None
+        raise InvalidInput(f"users file {path}: not JSON ({exc})", hint=_USERS) from None
     if isinstance(doc, dict) and isinstance(doc.get("results"), list):
         doc = doc["results"]
     if not isinstance(doc, list):
-        raise InvalidInput(f"--users {path}: expected a list of users (Label Studio's /api/users/ answer)")
+        raise InvalidInput(f"users file {path}: expected a list of users (Label Studio's /api/users/ answer)",
+                           hint=_USERS)
     people = [_person(entry, index, path) for index, entry in enumerate(doc)]
     return {p.id: p for p in people}
 

@@ -7,7 +7,7 @@ import json
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from registry.errors import InvalidInput
+from registry.errors import Hint, InvalidInput
 from registry.models import SchemaVersionRow
 
 __all__ = ["current_annotators", "key_strings", "key_type", "require_label_column"]
@@ -35,7 +35,7 @@ def key_type(schema_version: SchemaVersionRow, key: str) -> pa.DataType:
 def require_label_column(schema: pa.Schema, column: str, where: str) -> None:
     if column not in schema.names:
         raise InvalidInput(f"{where} has no column {column!r} (columns: {', '.join(schema.names)}); "
-                           "name the label column with --column")
+                           "name the label column", hint=Hint("option", "column"))
 
 
 def current_annotators(records: pa.Table, keys: pa.Array, labels: pa.Array) -> pa.Table:

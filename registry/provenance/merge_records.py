@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from sqlmodel import Session
 
 from registry.context import Context
-from registry.errors import InvalidInput
+from registry.errors import Hint, InvalidInput
 from registry.models import SnapshotRow
 from registry.provenance.store import RecordDelta, diff_records, records_at
 from registry.snapshots.merge import ROW, Conflict, display, sample_key
@@ -102,7 +102,8 @@ def prefer(conflicts: list[Conflict], how: str, acts_ours: Acts, acts_theirs: Ac
         InvalidInput: an unknown preference.
     """
     if how not in PREFERENCES:
-        raise InvalidInput(f"unknown --prefer {how!r}; use one of {', '.join(PREFERENCES)}")
+        raise InvalidInput(f"unknown preference {how!r}; use one of {', '.join(PREFERENCES)}",
+                           hint=Hint("value", "prefer", ", ".join(PREFERENCES)))
     resolved = 0
     for conflict in conflicts:
         if conflict.take is not None or conflict.column == ROW:

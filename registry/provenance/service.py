@@ -12,7 +12,7 @@ from registry import catalog
 from registry.context import Context
 from registry.datasets import create_dataset
 from registry.db import transaction
-from registry.errors import InvalidInput, NotFound
+from registry.errors import Hint, InvalidInput, NotFound
 from registry.lineage.emit import LineageRun
 from registry.provenance.identity import apply_users, read_users
 from registry.provenance.importers import (
@@ -91,9 +91,9 @@ def _read(fmt: str, path: Path, *, key: str | None, guideline_version: str | Non
     if fmt not in FORMATS:
         raise InvalidInput(f"unknown import format {fmt!r}; use one of {', '.join(FORMATS)}")
     if fmt != "table" and mapping is not None:
-        raise InvalidInput("--map goes with the table format")
+        raise InvalidInput("a column mapping goes with the table format", hint=Hint("option", "map"))
     if fmt != "label-studio" and config is not None:
-        raise InvalidInput("--config goes with the label-studio format")
+        raise InvalidInput("a labeling config goes with the label-studio format", hint=Hint("option", "config"))
     if fmt == "label-studio":
         return read_label_studio(path, key=key, guideline_version=guideline_version, config=config,
                                  resolve=resolve, batch_id=batch_id)
@@ -101,12 +101,15 @@ def _read(fmt: str, path: Path, *, key: str | None, guideline_version: str | Non
         return read_coco(path, key=key, guideline_version=guideline_version, batch_id=batch_id)
     if fmt == "yolo":
         if key is not None:
-            raise InvalidInput("--key does not go with yolo: each label file is a sample, keyed by its name")
+            raise InvalidInput("a key field does not go with yolo: each label file is a sample, keyed by its name",
+                               hint=Hint("option", "key"))
         return read_yolo(path, guideline_version=guideline_version, batch_id=batch_id)
     if mapping is None:
-        raise InvalidInput("the table format needs --map, e.g. --map key=item,annotator=worker_id,value=answer")
+        raise InvalidInput("the table format needs a column mapping, e.g. key=item,annotator=worker_id,value=answer",
+                           hint=Hint("option", "map", "key=item,annotator=worker_id,value=answer"))
     if key is not None:
-        raise InvalidInput("with the table format, name the key column in --map (key=COLUMN)")
+        raise InvalidInput("with the table format, name the key column in the mapping (key=COLUMN)",
+                           hint=Hint("option", "map", "key=COLUMN"))
     return read_annotation_table(path, mapping=parse_mapping(mapping), guideline_version=guideline_version,
                                  batch_id=batch_id)
 
@@ -122,5 +125,6 @@ def ensure_dataset(ctx: Context, name: str, batch: ImportBatch, author: str | No
         return True
     if keys != [batch.key_column]:
         raise InvalidInput(f"{name} is keyed by {', '.join(keys)} but this import's key is {batch.key_column}; "
-                           f"pass --key {keys[0]} (or import into another dataset)")
+                           f"import with key field {keys[0]} (or into another dataset)",
+                           hint=Hint("option", "key", keys[0]))
     return False

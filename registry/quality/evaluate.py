@@ -19,7 +19,7 @@ from registry import catalog
 from registry.audit import log as audit
 from registry.context import Context, resolve_actor
 from registry.db import transaction
-from registry.errors import InvalidInput, NotFound
+from registry.errors import Hint, InvalidInput, NotFound
 from registry.lineage import emit as lineage_emit
 from registry.lineage.events import JobRef, new_run_id
 from registry.lineage.settings import lineage_settings
@@ -126,8 +126,8 @@ def qa_run(ctx: Context, ref: str, actor: str | None = None) -> GateResult:
         dataset, snapshot = resolve_ref(session, ref)
         policy = current_policy(session, dataset)
         if policy is None:
-            raise NotFound(f"dataset {dataset.name!r} has no QA policy; set one with "
-                           f"`registry policy set {dataset.name} FILE`")
+            raise NotFound(f"dataset {dataset.name!r} has no QA policy; set one first",
+                           hint=Hint("command", "policy set", f"{dataset.name} FILE"))
         subject = _subject(ctx, session, dataset, snapshot)
     checks = Policy.model_validate({"checks": json.loads(policy.checks)}).checks
     started_at = utc_now()

@@ -15,7 +15,7 @@ from registry import catalog
 from registry.audit import log as audit
 from registry.context import Context, resolve_actor
 from registry.db import transaction
-from registry.errors import NotFound
+from registry.errors import Hint, NotFound
 from registry.models import DatasetRow
 from registry.quality.models import PolicyRow
 from registry.quality.policy_document import parse_policy, policy_hash
@@ -94,7 +94,8 @@ def show_policy(ctx: Context, name: str, version: int | None = None) -> PolicyIn
         if version is None:
             row = current_policy(session, dataset)
             if row is None:
-                raise NotFound(f"dataset {name!r} has no QA policy yet; set one with `registry policy set {name} FILE`")
+                raise NotFound(f"dataset {name!r} has no QA policy yet; set one first",
+                               hint=Hint("command", "policy set", f"{name} FILE"))
         else:
             row = session.get(PolicyRow, (dataset.id, version))
             if row is None:

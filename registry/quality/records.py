@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from registry.context import Context
-from registry.errors import InvalidInput, NotFound
+from registry.errors import Hint, InvalidInput, NotFound
 from registry.models import SnapshotRow
 
 __all__ = ["OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "Ratings", "annotator_labels", "latest_ratings", "load_records",
@@ -71,7 +71,7 @@ def _own_records(ctx: Context, snapshot: SnapshotRow) -> tuple[pa.Table, str]:
         table = table.filter(pc.invert(pc.fill_null(table["was_cancelled"], False)))
     if not table.num_rows:
         raise NotFound(f"no annotation records for this snapshot ({snapshot.id[:12]}); import them with its rows "
-                       "(`registry import`) or name a dataset of records with `records: DATASET@REF`")
+                       "or name a dataset of records in the policy", hint=Hint("field", "records", "DATASET@REF"))
     return normalise_records(table, f"records of snapshot {snapshot.id[:12]}"), f"snapshot {snapshot.id}"
 
 

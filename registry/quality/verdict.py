@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
+from registry.errors import Hint
+
 __all__ = ["GateState", "GateStatus", "PolicyFacts", "ResultFacts", "WaiverFacts", "decide"]
 
 GateState = Literal["passed", "waived", "failed", "stale", "never_evaluated", "no_policy"]
@@ -102,6 +104,30 @@ class GateStatus:
             return (f"{where}: never evaluated under {version}; "
                     f"run `registry qa run {self.dataset}@{self.snapshot_id[:12]}`")
         return f"{where}: dataset {self.dataset} has no QA policy; set one with `registry policy set`"
+
+    @property
+    def reason(self) -> str:
+        """:attr:`message` with its advice in plain words instead of a command line (errors raised for a
+        gate carry that advice as :attr:`hint`)."""
+        where = f"{self.dataset}@{self.snapshot_id[:12]}"
+        version = f"policy v{self.policy_version}" if self.policy_version else "no policy"
+        if self.state == "stale":
+            return (f"{where}: gate result is stale: the policy changed since it was evaluated (now {version}); "
+                    "evaluate it again")
+        if self.state == "never_evaluated":
+            return f"{where}: never evaluated under {version}; evaluate it first"
+        if self.state == "no_policy":
+            return f"{where}: dataset {self.dataset} has no QA policy; set one first"
+        return self.message
+
+    @property
+    def hint(self) -> Hint | None:
+        """What to run to get a gate at all: evaluate the snapshot, or set a policy."""
+        if self.state in ("stale", "never_evaluated"):
+            return Hint("command", "qa run", f"{self.dataset}@{self.snapshot_id[:12]}")
+        if self.state == "no_policy":
+            return Hint("command", "policy set", f"{self.dataset} FILE")
+        return None
 
     def to_dict(self) -> dict[str, object]:
         return {**asdict(self), "passes": self.passes, "message": self.message}

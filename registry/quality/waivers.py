@@ -16,7 +16,7 @@ from registry import catalog
 from registry.audit import log as audit
 from registry.context import Context, resolve_actor
 from registry.db import transaction
-from registry.errors import InvalidInput
+from registry.errors import Hint, InvalidInput
 from registry.quality.models import WaiverRow
 from registry.quality.store import current_policy, require_maintainer
 from registry.snapshots.history import resolve_ref
@@ -28,6 +28,7 @@ _RELATIVE = re.compile(r"(\d+)\s*([mhdw])")
 _LATEST = datetime(9000, 12, 31, 23, 59, 59, tzinfo=UTC)
 """No expiry later than this: beyond it date arithmetic overflows (year 9999), and no token lives that long."""
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_EXPIRES = Hint("option", "expires")
 
 
 @dataclass(frozen=True)
@@ -68,13 +69,13 @@ def parse_expiry(text: str, now: datetime | None = None) -> str:
         if moment.astimezone(UTC) > _LATEST:
             raise OverflowError
     except OverflowError as exc:
-        raise InvalidInput(f"--expires {text!r} is out of range; give a time between now and "
-                           f"{_LATEST.date()}") from exc
+        raise InvalidInput(f"expiry {text!r} is out of range; give a time between now and "
+                           f"{_LATEST.date()}", hint=_EXPIRES) from exc
     except ValueError as exc:
-        raise InvalidInput(f"--expires {text!r}: give an ISO-8601 time (2026-12-31T12:00:00Z) or a duration "
-                           "such as 12h, 7d or 2w") from exc
+        raise InvalidInput(f"expiry {text!r}: give an ISO-8601 time (2026-12-31T12:00:00Z) or a duration "
+                           "such as 12h, 7d or 2w", hint=_EXPIRES) from exc
     if moment <= now:
-        raise InvalidInput(f"--expires {text!r} is in the past")
+        raise InvalidInput(f"expiry {text!r} is in the past", hint=_EXPIRES)
     return _utc_text(moment)
 
 
@@ -88,7 +89,8 @@ def waive(ctx: Context, ref: str, reason: str, checks: list[str] | None = None, 
         NotFound: no such dataset or ref.
     """
     if not reason.strip():
-        raise InvalidInput("a waiver needs a --reason saying why the snapshot may be used anyway")
+        raise InvalidInput("a waiver needs a reason saying why the snapshot may be used anyway",
+                           hint=Hint("option", "reason"))
     expires_at = parse_expiry(expires) if expires else None
     names = sorted({c.strip() for c in checks if c.strip()}) if checks else None
     who = resolve_actor(ctx, actor)

@@ -23,7 +23,7 @@ from registry import catalog
 from registry.audit import log as audit
 from registry.context import Actor, Context, resolve_actor
 from registry.db import transaction
-from registry.errors import BreakingSchemaChange, InvalidInput, RefConflict
+from registry.errors import BreakingSchemaChange, Hint, InvalidInput, RefConflict
 from registry.failpoints import failpoint
 from registry.lineage import emit as lineage_emit
 from registry.models import DatasetRow, SchemaVersionRow, SnapshotRow
@@ -252,9 +252,11 @@ def _parse(ctx: Context, name: str, source: pa.Table | str | Path | None, *, mes
     if mode not in ("replace", "upsert"):
         raise InvalidInput(f"unknown mode {mode!r}; use replace or upsert")
     if mode == "replace" and delete_keys is not None:
-        raise InvalidInput("--delete-keys goes with --mode upsert (in replace mode, leave the rows out instead)")
+        raise InvalidInput("keys to delete go with upsert mode (in replace mode, leave the rows out instead)",
+                           hint=Hint("option", "mode", "upsert"))
     if source is None and delete_keys is None:
-        raise InvalidInput("nothing to commit: give a file of rows or --delete-keys")
+        raise InvalidInput("nothing to commit: give a file of rows or of keys to delete",
+                           hint=Hint("option", "delete_keys"))
 
     with transaction(ctx.engine, readonly=True) as session:
         dataset = catalog.get_dataset(session, name)
@@ -298,8 +300,8 @@ def _classify_schema(request: _Request, allow_breaking: bool) -> _Schema:
     breaking = [c for c in changes if c.breaking]
     if breaking and not allow_breaking:
         listed = "; ".join(c.describe() for c in breaking)
-        raise BreakingSchemaChange(f"{request.name}: breaking schema change ({listed}); pass --allow-breaking "
-                                   "to commit it")
+        raise BreakingSchemaChange(f"{request.name}: breaking schema change ({listed}); allow breaking changes "
+                                   "to commit it", hint=Hint("option", "allow_breaking"))
     compatibility = "initial" if latest is None else ("breaking" if breaking else
                                                       "compatible" if changes else "unchanged")
     new_base = request.parent is None or (latest is not None and latest.fingerprint != fingerprint_)
@@ -488,7 +490,7 @@ def _conform_to(table: pa.Table, columns: list[dict[str, str]], name: str) -> pa
         parts = ([f"missing {', '.join(missing)}"] if missing else []) + ([f"unexpected {', '.join(extra)}"]
                                                                            if extra else [])
         raise InvalidInput(f"{name}: upsert rows must have the dataset's columns ({'; '.join(parts)}); "
-                           "use --mode replace to change the schema")
+                           "commit in replace mode to change the schema", hint=Hint("option", "mode", "replace"))
     table = table.select(wanted)
     target = pa.schema([pa.field(c["name"], _type_from_string(c["type"], table.schema.field(c["name"]).type))
                         for c in columns])

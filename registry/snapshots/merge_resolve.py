@@ -7,7 +7,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from registry.errors import InvalidInput
+from registry.errors import Hint, InvalidInput
 from registry.snapshots.merge import ROW, Conflict
 from registry.snapshots.tables import read_table_file
 
@@ -55,7 +55,8 @@ def apply_resolutions(conflicts: list[Conflict], path: str | Path, keys: list[st
         if conflict is None:
             at = dict(zip(keys, cell[0], strict=True))
             raise InvalidInput(f"resolutions {path} row {number}: no conflict at key {at} "
-                               f"column {cell[1]!r} (`registry merge ... --dry-run` lists them)")
+                               f"column {cell[1]!r} (a dry run of the merge lists them)",
+                               hint=Hint("option", "dry_run"))
         if cell in seen:
             raise InvalidInput(f"resolutions {path} row {number}: key {cell[0]} column {cell[1]!r} is resolved twice")
         seen.add(cell)
@@ -77,7 +78,8 @@ def apply_strategy(conflicts: list[Conflict], strategy: str) -> int:
         InvalidInput: an unknown strategy.
     """
     if strategy not in STRATEGIES:
-        raise InvalidInput(f"unknown --strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+        raise InvalidInput(f"unknown merge strategy {strategy!r}; use one of {', '.join(STRATEGIES)}",
+                           hint=Hint("value", "strategy", ", ".join(STRATEGIES)))
     if strategy == "fail":
         return 0
     left = [c for c in conflicts if c.take is None]

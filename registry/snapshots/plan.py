@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from registry.context import Context
 from registry.db import transaction
-from registry.errors import InvalidInput, VerifyFailed
+from registry.errors import Hint, InvalidInput, VerifyFailed
 from registry.snapshots.commit import load_manifest
 from registry.snapshots.history import resolve_ref
 from registry.snapshots.layer_reader import ManifestReader
@@ -263,7 +263,7 @@ def verify_object(path: str | Path, sha256: str) -> None:
         raise VerifyFailed(f"object {sha256} cannot be read: {exc.strerror or exc}") from exc
     if actual != sha256:
         raise VerifyFailed(f"object {sha256} is corrupt: its bytes hash to {actual}; "
-                           "`registry verify` lists every damaged object")
+                           "a verify run lists every damaged object", hint=Hint("command", "verify"))
 
 
 def read_task(path: str | Path, task: ReadTask, columns: Sequence[str] | None = None,

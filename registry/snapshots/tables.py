@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from registry.errors import BreakingSchemaChange, InvalidInput
+from registry.errors import BreakingSchemaChange, Hint, InvalidInput
 from registry.snapshots.inputs import InputLimits, check_columns, check_json_depth, check_values, first_line
 
 __all__ = [
@@ -210,8 +210,9 @@ def check_upsert_types(table: pa.Table, columns: list[dict[str, Any]], name: str
                 and not _same_family(c.before, c.after)]
     if breaking and not allow_breaking:
         listed = "; ".join(f"{c.column!r} is {c.before} in the upsert but {c.after} in the dataset" for c in breaking)
-        raise BreakingSchemaChange(f"{name}: the upsert changes column types ({listed}); cast the column, or pass "
-                                   "--allow-breaking to convert the values to the dataset's types")
+        raise BreakingSchemaChange(f"{name}: the upsert changes column types ({listed}); cast the column, or allow "
+                                   "breaking changes to convert the values to the dataset's types",
+                                   hint=Hint("option", "allow_breaking"))
 
 
 def _int_into_float(given: pa.DataType, target: str | None) -> bool:

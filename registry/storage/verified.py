@@ -18,7 +18,7 @@ import threading
 import uuid
 from pathlib import Path
 
-from registry.errors import NotFound, StorageError, VerifyFailed
+from registry.errors import Hint, NotFound, StorageError, VerifyFailed
 from registry.storage.base import ObjectStore
 
 __all__ = ["corrupt", "verified_path"]
@@ -34,8 +34,8 @@ def _identity(path: Path) -> tuple[int, ...]:
 
 def corrupt(sha256: str, role: str, detail: str) -> VerifyFailed:
     """The one error every read path raises for damaged bytes."""
-    return VerifyFailed(f"object {sha256} ({role}) is corrupt: {detail}; `registry verify` lists every "
-                        "damaged object")
+    return VerifyFailed(f"object {sha256} ({role}) is corrupt: {detail}; a verify run lists every damaged object",
+                        hint=Hint("command", "verify"))
 
 
 def _marker(markers: Path | None, sha256: str) -> Path | None:

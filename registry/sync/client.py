@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from registry.errors import InvalidInput, UpstreamError
+from registry.errors import Hint, InvalidInput, UpstreamError
 
 __all__ = ["MAX_RESPONSE_BYTES", "PAGE_SIZE", "LabelStudioClient", "server_namespace"]
 
@@ -42,9 +42,11 @@ def check_url(url: str) -> str:
     """
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput(f"--url {url!r}: expected the Label Studio server's http(s) URL, e.g. http://localhost:8080")
+        raise InvalidInput(f"URL {url!r}: expected the Label Studio server's http(s) URL, e.g. http://localhost:8080",
+                           hint=Hint("option", "url"))
     if parts.username or parts.password:
-        raise InvalidInput("--url must not carry credentials; put the token in LABEL_STUDIO_API_KEY")
+        raise InvalidInput("the Label Studio URL must not carry credentials; put the token in LABEL_STUDIO_API_KEY",
+                           hint=Hint("option", "url"))
     return url.rstrip("/")
 
 

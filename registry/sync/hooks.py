@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from registry import catalog
 from registry.context import Context
 from registry.db import transaction
-from registry.errors import Conflict, InvalidInput, NotFound, RegistryError, Unauthenticated
+from registry.errors import Conflict, Hint, InvalidInput, NotFound, RegistryError, Unauthenticated
 from registry.sync.client import LabelStudioClient, check_url
 from registry.sync.models import LabelSyncRow
 from registry.sync.state import sync_row
@@ -57,7 +57,8 @@ def register_webhook(ctx: Context, name: str, client: LabelStudioClient, project
     url = base if "/hooks/label-studio/" in base else base + hook_path(name)
     with transaction(ctx.engine, readonly=True) as session:
         if sync_row(session, name) is None:
-            raise NotFound(f"{name} has no Label Studio sync yet; run a sync without --register-webhook first")
+            raise NotFound(f"{name} has no Label Studio sync yet; run a sync without registering a webhook first",
+                           hint=Hint("command", "sync label-studio"))
     secret = secrets.token_urlsafe(32)
     client.call("POST", "/api/webhooks/", body={
         "project": project, "url": url, "send_payload": True, "send_for_all_actions": False,

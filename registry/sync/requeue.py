@@ -20,7 +20,7 @@ import pyarrow as pa
 from registry.audit import log as audit_log
 from registry.context import Context
 from registry.db import transaction
-from registry.errors import InvalidInput
+from registry.errors import Hint, InvalidInput
 from registry.lineage.emit import enqueue_export_run
 from registry.lineage.events import DatasetRef
 from registry.provenance.importers.ls_results import read_config
@@ -96,7 +96,8 @@ def _data(row: dict[str, Any]) -> dict[str, Any]:
 
 def _select(ctx: Context, ref: str, where: str, limit: int, columns: list[str | None]) -> pa.Table:
     if ";" in where:
-        raise InvalidInput("--where is one SQL predicate over the snapshot's rows; ';' is not allowed")
+        raise InvalidInput("the filter is one SQL predicate over the snapshot's rows; ';' is not allowed",
+                           hint=Hint("option", "where"))
     table = run_query(ctx, f"SELECT * FROM data WHERE ({where}) LIMIT {int(limit)}", dataset_ref=ref)
     for column in columns:
         if column is not None and column not in table.column_names:
@@ -116,7 +117,7 @@ def requeue(ctx: Context, ref: str, *, url: str, project: int, token: str | None
             the audit event is written only for a complete requeue).
     """
     if not 1 <= limit <= MAX_REQUEUE:
-        raise InvalidInput(f"--limit must be between 1 and {MAX_REQUEUE}")
+        raise InvalidInput(f"the limit must be between 1 and {MAX_REQUEUE}", hint=Hint("option", "limit"))
     with LabelStudioClient(url, token) as client:
         with transaction(ctx.engine, readonly=True) as session:
             dataset, snapshot = resolve_ref(session, ref)

@@ -13,7 +13,7 @@ from sqlmodel import Session
 from registry import catalog
 from registry.context import Context
 from registry.db import transaction
-from registry.errors import InvalidInput, NotFound
+from registry.errors import Hint, InvalidInput, NotFound
 from registry.sync.models import LabelSyncRow
 from registry.timeutil import utc_now
 
@@ -61,8 +61,9 @@ def load_state(ctx: Context, name: str, url: str, project: int, key: str | None)
         raise InvalidInput(f"{name} syncs from project {row.project_id} at {row.server_url}, not project {project} "
                            f"at {url}; sync into another dataset")
     if key is not None and key != row.key_field:
-        fix = f"pass --key {row.key_field} or drop --key" if row.key_field else "drop --key"
-        raise InvalidInput(f"{name} syncs keyed by {row.key_field or 'the task id'}; {fix}")
+        fix = "sync with that key field or without one" if row.key_field else "sync without a key field"
+        raise InvalidInput(f"{name} syncs keyed by {row.key_field or 'the task id'}; {fix}",
+                           hint=Hint("option", "key", row.key_field) if row.key_field else None)
     tasks: TaskVersions = {}
     if row.state_sha256:
         raw = json.loads(ctx.store.read_bytes(row.state_sha256))

@@ -25,7 +25,7 @@ import pyarrow as pa
 import yaml
 
 from registry.context import Context
-from registry.errors import AlreadyExists, InvalidInput
+from registry.errors import AlreadyExists, Hint, InvalidInput
 from registry.snapshots.plan import ScanPlan, build_plan, read_task
 from registry.training.admission import VerifiedObjects, local_objects
 
@@ -45,7 +45,7 @@ def _detections(ref: str, table: pa.Table, fmt: str) -> list[dict[str, Any]]:
     missing = [c for c in _DETECTION_COLUMNS if c not in table.column_names]
     if missing:
         raise InvalidInput(f"{ref} has no {', '.join(missing)} column(s); {fmt} needs rows with image_id, file_name, "
-                           "width, height and boxes, as `registry import coco` makes them")
+                           "width, height and boxes, as a COCO import makes them", hint=Hint("command", "import coco"))
     rows: list[dict[str, Any]] = table.select(list(_DETECTION_COLUMNS)).to_pylist()
     return sorted(rows, key=lambda r: (_as_id(r["image_id"]), str(r["image_id"])))
 

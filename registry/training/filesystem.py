@@ -23,7 +23,7 @@ from urllib.parse import parse_qs
 
 from fsspec import AbstractFileSystem
 
-from registry.errors import InvalidInput, NotFound
+from registry.errors import Hint, InvalidInput, NotFound
 from registry.snapshots.plan import ScanPlan
 from registry.training.view import write_view
 
@@ -168,7 +168,8 @@ class RegistryFileSystem(AbstractFileSystem):  # type: ignore[misc]
 
     def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
         if mode != "rb":
-            raise InvalidInput(f"{path}: registry:// is read-only (commit with `registry commit`)")
+            raise InvalidInput(f"{path}: registry:// is read-only (commit through the registry instead)",
+                               hint=Hint("command", "commit"))
         target = self._parse(path)
         if target.file != FILE_NAME:
             raise FileNotFoundError(f"{path}: a snapshot holds only {FILE_NAME}")

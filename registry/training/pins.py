@@ -24,7 +24,7 @@ from registry import catalog
 from registry.audit import log as audit
 from registry.context import Actor, Context, resolve_actor
 from registry.db import transaction
-from registry.errors import GateBlocked, InvalidInput, NotFound, StorageError, VerifyFailed
+from registry.errors import GateBlocked, Hint, InvalidInput, NotFound, StorageError, VerifyFailed
 from registry.lineage import emit as lineage_emit
 from registry.lineage.events import JobRef, ParentRef
 from registry.lineage.namespace import registry_namespace
@@ -75,9 +75,10 @@ def _refuse(ctx: Context, action: str, status: GateStatus, who: Actor, details: 
                      snapshot=status.snapshot_id, actor=who,
                      details={**details, "gate": status.state, "policy_version": status.policy_version,
                               "failed": [c["name"] for c in status.failed]})
-    raise GateBlocked(f"refused: {status.message}" + ("" if action == "pin.refuse" else
-                                                       "; pass allow_unverified=True (--allow-unverified) to read "
-                                                       "it anyway, audited"))
+    if action == "pin.refuse":
+        raise GateBlocked(f"refused: {status.reason}", hint=status.hint)
+    raise GateBlocked(f"refused: {status.reason}; allow unverified reads to read it anyway, audited",
+                      hint=Hint("option", "allow_unverified"))
 
 
 def _check_object(ctx: Context, sha: str, role: str) -> None:
@@ -93,7 +94,7 @@ def _check_object(ctx: Context, sha: str, role: str) -> None:
         raise VerifyFailed(f"object {sha} ({role}) cannot be read: {exc}") from exc
     if actual != sha:
         raise VerifyFailed(f"object {sha} ({role}) is corrupt: its bytes hash to {actual}; "
-                           "`registry verify` lists every damaged object")
+                           "a verify run lists every damaged object", hint=Hint("command", "verify"))
 
 
 def verified_manifest(ctx: Context, dataset: DatasetRow, snapshot: SnapshotRow) -> Manifest:
@@ -308,7 +309,8 @@ def pull(ctx: Context, lockfile: str | os.PathLike[str] = LOCKFILE_NAME, outdir:
     """
     entries = [e for e in read_lockfile(lockfile) if job is None or e.job == job]
     if not entries:
-        raise NotFound(f"{lockfile} has no pins{f' for job {job!r}' if job else ''}; pin with `registry pin NAME@REF`")
+        raise NotFound(f"{lockfile} has no pins{f' for job {job!r}' if job else ''}; pin a snapshot first",
+                       hint=Hint("command", "pin", "NAME@REF"))
     results = []
     for entry in entries:
         table = load(ctx, entry, allow_unverified=allow_unverified, actor=actor, operation="pull")

@@ -216,7 +216,8 @@ def test_a_scoped_token_cannot_reach_other_datasets_through_lineage(
                                                          "facets": {"version": {"datasetVersion": "0" * 12}}}]))
         own = http.post("/lineage", json=run_event([{"namespace": namespace, "name": "signs",
                                                      "facets": {"version": {"datasetVersion": "main"}}}]))
-    assert _error(foreign) == (404, "not_found", "unknown dataset 'other'; `registry dataset list` shows the datasets")
+    assert _error(foreign) == (404, "not_found", "unknown dataset 'other'; the list of datasets shows their names")
+    assert foreign.json()["error"]["hint"] == {"kind": "command", "name": "dataset list", "value": None}
     assert _error(missing)[:2] == (404, "not_found")
     assert _error(missing)[2].replace("nosuch", "other") == _error(foreign)[2]  # the same answer as for nothing
     assert other not in foreign.text

@@ -163,7 +163,7 @@ def test_majority_ignores_ground_truth(export_file: Path) -> None:
 
 
 def test_unknown_strategy_is_refused(export_file: Path) -> None:
-    with pytest.raises(InvalidInput, match="unknown --resolve strategy 'vote'"):
+    with pytest.raises(InvalidInput, match="unknown resolve strategy 'vote'"):
         read_label_studio(export_file, batch_id="b", resolve="vote")
 
 

@@ -89,7 +89,7 @@ def test_json_min_whose_label_field_is_ambiguous_is_refused(tmp_path: Path) -> N
     items = [item(1, 1, 11, "cat", mood="calm"), item(1, 2, 12, "dog", mood="wild")]
     path = tmp_path / "min.json"
     path.write_text(json.dumps(items), encoding="utf-8")
-    with pytest.raises(InvalidInput, match=r"cannot tell which field holds the label: animal, mood .*--config"):
+    with pytest.raises(InvalidInput, match=r"cannot tell which field holds the label: animal, mood .*labeling config"):
         read_label_studio(path, batch_id="b")
 
 
@@ -97,7 +97,7 @@ def test_json_min_without_any_answer_field_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "min.json"
     path.write_text(json.dumps([item(1, 1, 11, "cat"), item(2, 2, 12, "dog")]), encoding="utf-8")
     with pytest.raises(InvalidInput, match=r"cannot tell which field holds the label \(fields: animal, image\); "
-                                           r"pass --config"):
+                                           r"give the project's labeling config"):
         read_label_studio(path, batch_id="b")
 
 

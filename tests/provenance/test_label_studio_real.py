@@ -283,7 +283,8 @@ def test_bad_inputs_are_exit_2_with_one_line_and_nothing_committed(reg: Registry
     assert "yolo.zip: expected a COCO JSON object" in err
     ambiguous = _one_annotation_per_task(tmp_path)
     err = _refused(home, capsys, "label-studio", "f", str(ambiguous))
-    assert "cannot tell which field holds the label (fields: image, label, sample); pass --config" in err
+    assert ("cannot tell which field holds the label (fields: image, label, sample); give the project's labeling "
+            "config (--config)") in err
     folder = tmp_path / "yolo"
     with zipfile.ZipFile(export("detection", 1, "yolo.zip")) as archive:
         archive.extractall(folder)
@@ -306,7 +307,7 @@ def _one_annotation_per_task(tmp_path: Path) -> Path:
 
 def test_json_min_with_the_config_needs_no_guess(reg: Registry, tmp_path: Path) -> None:
     path = _one_annotation_per_task(tmp_path)
-    with pytest.raises(InvalidInput, match="--config"):
+    with pytest.raises(InvalidInput, match="labeling config"):
         reg.import_annotations("label-studio", "x", path)
     result = reg.import_annotations("label-studio", "x", path, config=FIXTURES / "classification" / "config.xml")
     labels = {r["task_id"]: r["label"] for r in reg.read("x@main").to_pylist()}

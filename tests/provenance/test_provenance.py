@@ -149,7 +149,7 @@ def test_import_refuses_another_key_and_wrong_options(reg: Registry, tmp_path: P
     reg.import_annotations("label-studio", "signs", path, key="image")
     with pytest.raises(InvalidInput, match="keyed by image"):
         reg.import_annotations("label-studio", "signs", path)
-    with pytest.raises(InvalidInput, match="--map"):
+    with pytest.raises(InvalidInput, match="column mapping"):
         reg.import_annotations("label-studio", "signs", path, mapping="key=x")
     with pytest.raises(InvalidInput, match="unknown import format"):
         reg.import_annotations("cvat", "signs", path)

@@ -18,7 +18,7 @@ from registry import Registry
 from registry.cli.main import main
 from registry.config import RegistryPaths
 from registry.db import alembic_config, make_engine, upgrade
-from registry.errors import CatalogOutOfDate
+from registry.errors import CatalogOutOfDate, Hint
 from tests.conftest import Cli
 
 TABLES = {"dataset", "snapshot", "ref", "schema_version", "audit_event", "audit_head", "audit_segment"}
@@ -82,8 +82,9 @@ def test_home_with_unmigrated_sqlite_catalog_is_out_of_date(tmp_path: Path, monk
     with engine.connect():
         pass  # creates the empty database file
     engine.dispose()
-    with pytest.raises(CatalogOutOfDate, match="registry db upgrade"):
+    with pytest.raises(CatalogOutOfDate, match="upgrade the catalog") as refused:
         Registry.open(home)
+    assert refused.value.hint == Hint("command", "db upgrade")  # the CLI words it as `registry db upgrade`
 
     capsys.readouterr()
     assert main(["--home", str(home), "dataset", "list"]) == 2
@@ -101,7 +102,7 @@ def test_catalog_behind_is_refused_until_db_upgrade(home: Path, cli: Cli, capsys
     url = RegistryPaths.for_home(home).database_url
     command.downgrade(alembic_config(url), "base")
 
-    with pytest.raises(CatalogOutOfDate, match="registry db upgrade"):
+    with pytest.raises(CatalogOutOfDate, match="upgrade the catalog"):
         Registry.open(home)
     result = cli("log", "x")
     assert result.code == 2, result

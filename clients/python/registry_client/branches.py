@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import httpx
 
-from registry_client.errors import ConnectionFailed, UnresolvedConflicts
+from registry_client.errors import ConnectionFailed, Hint, UnresolvedConflicts
 
 __all__ = ["BranchCalls"]
 
@@ -75,7 +75,8 @@ class BranchCalls:
         if response.status_code == 409:
             error = response.json().get("error", {})
             if error.get("code") == UnresolvedConflicts.code:
-                raise UnresolvedConflicts(str(error.get("message")), 409, list(error.get("conflicts") or []))
+                raise UnresolvedConflicts(str(error.get("message")), 409, list(error.get("conflicts") or []),
+                                          Hint.from_body(error.get("hint")))
         self._raise_for(response)
         result: dict[str, Any] = response.json()
         return result

@@ -88,15 +88,16 @@ class Client(BranchCalls, TrainingCalls):
         """Raise the error a non-2xx response carries (its body must have been read)."""
         if response.is_success:
             return
-        code, message = None, ""
+        code, message, hint = None, "", None
         try:
             body = response.json()
             code, message = str(body["error"]["code"]), str(body["error"]["message"])
-        except (ValueError, KeyError, TypeError):
+            hint = body["error"].get("hint")
+        except (ValueError, KeyError, TypeError, AttributeError):
             message = response.text.strip()[:200]
         if code in (None, "http_error"):
             message = f"{message or response.reason_phrase} ({response.request.method} {response.request.url})"
-        raise error_for(response.status_code, code, message)
+        raise error_for(response.status_code, code, message, hint)
 
     def _send(self, method: str, path: str, **kwargs: Any) -> JSON:
         try:

@@ -5,9 +5,17 @@ the class whose ``code`` matches (falling back on the HTTP status when the code 
 ``except NotFound`` means the same here as in the registry's own Python API. Each error carries
 ``.code``, ``.message`` and ``.status`` (the HTTP status, or None when no response arrived).
 Classes also subclass the matching built-in exception (``NotFound`` is a ``LookupError``).
+
+When the server knows what to use instead, the body also carries ``"hint": {"kind", "name", "value"}``
+and the error exposes it as ``.hint`` (a :class:`Hint`, else None): e.g. ``Hint("option",
+"allow_breaking")`` for a breaking commit means passing ``allow_breaking=True``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "AlreadyExists",
@@ -18,6 +26,7 @@ __all__ = [
     "Conflict",
     "ConnectionFailed",
     "GateBlocked",
+    "Hint",
     "HomeNotFound",
     "InvalidInput",
     "InvalidName",
@@ -39,15 +48,37 @@ __all__ = [
 ]
 
 
+@dataclass(frozen=True)
+class Hint:
+    """What to use to get past an error, as the server names it: ``kind`` is ``option`` (a parameter such as
+    ``allow_breaking``; ``value`` an example value), ``command`` (an operation by its CLI command path, such
+    as ``db upgrade``, for the registry host), ``field`` (a field of a document or body) or ``value``
+    (``value`` lists the accepted values of the parameter ``name``)."""
+
+    kind: str
+    name: str
+    value: str | None = None
+
+    @classmethod
+    def from_body(cls, body: object) -> Hint | None:
+        """The hint of an error body's ``"hint"`` member; None when absent or not of that shape."""
+        if not isinstance(body, Mapping) or not isinstance(body.get("kind"), str) or not isinstance(
+                body.get("name"), str):
+            return None
+        value = body.get("value")
+        return cls(body["kind"], body["name"], value if isinstance(value, str) else None)
+
+
 class RegistryError(Exception):
-    """Base of every error the client raises."""
+    """Base of every error the client raises; ``hint`` is what the server advises using instead, if anything."""
 
     code: str = "registry_error"
 
-    def __init__(self, message: str, status: int | None = None) -> None:
+    def __init__(self, message: str, status: int | None = None, hint: Hint | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+        self.hint = hint
 
 
 class UserError(RegistryError):
@@ -152,8 +183,8 @@ class UnresolvedConflicts(CheckFailed):
     code = "merge_conflicts"
 
     def __init__(self, message: str, status: int | None = None,
-                 conflicts: list[dict[str, object]] | None = None) -> None:
-        super().__init__(message, status)
+                 conflicts: list[dict[str, object]] | None = None, hint: Hint | None = None) -> None:
+        super().__init__(message, status, hint)
         self.conflicts = conflicts or []
 
 
@@ -220,9 +251,13 @@ _BY_STATUS: dict[int, type[RegistryError]] = {
 }
 
 
-def error_for(status: int, code: str | None, message: str) -> RegistryError:
-    """The exception for an error response: by ``code``, else by ``status`` (5xx: :class:`ServerError`)."""
+def error_for(status: int, code: str | None, message: str, hint: Hint | Mapping[str, Any] | None = None
+              ) -> RegistryError:
+    """The exception for an error response: by ``code``, else by ``status`` (5xx: :class:`ServerError`);
+    ``hint`` is the body's ``error.hint`` (as sent, or already a :class:`Hint`)."""
     cls = _BY_CODE.get(code or "")
     if cls is None:
         cls = _BY_STATUS.get(status, ServerError if status >= 500 else UserError)
-    return cls(message, status)
+    error = cls(message, status)
+    error.hint = hint if isinstance(hint, Hint) else Hint.from_body(hint)
+    return error

@@ -95,7 +95,8 @@ class ObjectCache:
                     body = response.json() if response.headers.get("content-type", "").startswith(
                         "application/json") else {}
                     error = body.get("error", {}) if isinstance(body, dict) else {}
-                    raise error_for(response.status_code, error.get("code"), error.get("message", response.text))
+                    raise error_for(response.status_code, error.get("code"), error.get("message", response.text),
+                                    error.get("hint"))
                 with open(partial, "wb") as fh:
                     for chunk in response.iter_bytes(_CHUNK):
                         digest.update(chunk)

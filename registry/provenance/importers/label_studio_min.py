@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from registry.errors import InvalidInput
+from registry.errors import Hint, InvalidInput
 from registry.provenance.importers.common import ImportBatch, as_float, as_str, canonical_json, iso_utc
 from registry.provenance.importers.ls_context import LSContext
 from registry.provenance.importers.ls_results import annotation_value, annotator_fields
@@ -90,10 +90,11 @@ def derive_controls(path: object, items: list[dict[str, Any]]) -> tuple[dict[str
     answers = sorted((varying | missing) & plain)
     if len(answers) > 1:
         raise InvalidInput(f"{path}: cannot tell which field holds the label: {', '.join(answers)} all look like "
-                           "answers; pass --config with the project's labeling config")
+                           "answers; give the project's labeling config", hint=Hint("option", "config"))
     if not answers and not shaped:
         raise InvalidInput(f"{path}: cannot tell which field holds the label (fields: "
-                           f"{', '.join(sorted(seen)) or 'none'}); pass --config with the project's labeling config")
+                           f"{', '.join(sorted(seen)) or 'none'}); give the project's labeling config",
+                           hint=Hint("option", "config"))
     controls = {**shaped, **{name: "choices" for name in answers}}
     named = ", ".join(f"{name} ({kind})" for name, kind in sorted(controls.items()))
     return controls, f"no --config: answers told from the data: {named}"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from registry.errors import InvalidInput
+from registry.errors import Hint, InvalidInput
 from registry.provenance.importers.common import ColumnBuilder, ImportBatch, UnknownTypes, as_str, record_builder
 from registry.provenance.importers.ls_results import KNOWN_RESULT_TYPES, LabelConfig
 from registry.provenance.importers.resolve import Resolution
@@ -55,7 +55,8 @@ class LSContext:
 
     def __post_init__(self) -> None:
         if self.key is not None and self.key in ROW_COLUMNS:
-            raise InvalidInput(f"--key {self.key!r} clashes with a column the import adds ({', '.join(ROW_COLUMNS)})")
+            raise InvalidInput(f"key field {self.key!r} clashes with a column the import adds "
+                               f"({', '.join(ROW_COLUMNS)})", hint=Hint("option", "key"))
         self.rows = ColumnBuilder(row_schema(self.key_column))
         self.records = record_builder(self.base)
 
@@ -105,7 +106,7 @@ class LSContext:
             return True
         if owner != task_id:
             raise InvalidInput(f"{self.path}: tasks {owner} and {task_id} share {self.key_column} {key!r}; "
-                               f"the sample key must be unique (choose another --key)")
+                               "the sample key must be unique (choose another key field)", hint=Hint("option", "key"))
         return False
 
     def add_row(self, key: str, task_id: str, data: str, resolution: Resolution) -> None:

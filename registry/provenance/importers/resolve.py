@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from registry.errors import InvalidInput
+from registry.errors import Hint, InvalidInput
 
 __all__ = [
     "RESOLUTION_SCHEMA",
@@ -62,7 +62,8 @@ class Resolution:
 def check_strategy(resolve: str) -> None:
     """Raise InvalidInput unless ``resolve`` names a known strategy."""
     if resolve not in RESOLVE_STRATEGIES:
-        raise InvalidInput(f"unknown --resolve strategy {resolve!r}; use one of {', '.join(RESOLVE_STRATEGIES)}")
+        raise InvalidInput(f"unknown resolve strategy {resolve!r}; use one of {', '.join(RESOLVE_STRATEGIES)}",
+                           hint=Hint("value", "resolve", ", ".join(RESOLVE_STRATEGIES)))
 
 
 def labels_from_choices(parts: list[tuple[str, list[str]]]) -> str | None:

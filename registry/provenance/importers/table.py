@@ -15,7 +15,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from registry.errors import InvalidInput
+from registry.errors import Hint, InvalidInput
 from registry.provenance.importers.common import (
     ImportBatch,
     as_bool,
@@ -41,6 +41,7 @@ ALIASES = {"annotator": "annotator_id", "label": "value", "sample_key": "key", "
 _FLOATS = {"score", "lead_time"}
 _BOOLS = {"was_cancelled", "ground_truth"}
 _TIMES = {"created_at", "updated_at"}
+_MAP = Hint("option", "map")
 
 
 def parse_mapping(text: str) -> dict[str, str]:
@@ -55,13 +56,14 @@ def parse_mapping(text: str) -> dict[str, str]:
     for entry in (e.strip() for e in text.split(",")):
         target, sep, column = (part.strip() for part in entry.partition("="))
         if not sep or not target or not column:
-            raise InvalidInput(f"--map entry {entry!r} is not target=column (e.g. annotator=worker_id,value=answer)")
+            raise InvalidInput(f"mapping entry {entry!r} is not target=column (e.g. annotator=worker_id,value=answer)",
+                               hint=_MAP)
         target = ALIASES.get(target, target)
         if target not in TARGETS:
-            raise InvalidInput(f"--map: unknown target {target!r}; targets are {', '.join(TARGETS)} "
-                               f"(aliases: {', '.join(ALIASES)})")
+            raise InvalidInput(f"mapping: unknown target {target!r}; targets are {', '.join(TARGETS)} "
+                               f"(aliases: {', '.join(ALIASES)})", hint=_MAP)
         if target in mapping:
-            raise InvalidInput(f"--map: target {target!r} given twice")
+            raise InvalidInput(f"mapping: target {target!r} given twice", hint=_MAP)
         mapping[target] = column
     return mapping
 
@@ -69,11 +71,11 @@ def parse_mapping(text: str) -> dict[str, str]:
 def _check_mapping(path: Path, table: pa.Table, mapping: dict[str, str]) -> None:
     for target in ("key", "value"):
         if target not in mapping:
-            raise InvalidInput(f"--map must name the {target} column ({target}=COLUMN)")
+            raise InvalidInput(f"the mapping must name the {target} column ({target}=COLUMN)", hint=_MAP)
     unknown = [f"{t}={c}" for t, c in mapping.items() if t in TARGETS and c not in table.column_names]
     if unknown:
-        raise InvalidInput(f"{path}: --map names missing column(s) {', '.join(unknown)} "
-                           f"(columns are: {', '.join(table.column_names)})")
+        raise InvalidInput(f"{path}: the mapping names missing column(s) {', '.join(unknown)} "
+                           f"(columns are: {', '.join(table.column_names)})", hint=_MAP)
 
 
 def _convert(target: str, value: Any, where: str) -> Any:

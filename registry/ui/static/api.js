@@ -9,12 +9,14 @@ export const token = {
   clear: () => sessionStorage.removeItem(TOKEN_KEY),
 };
 
-/** An error answer of the API: HTTP status plus the body's {"error": {"code", "message"}}. */
+/** An error answer of the API: HTTP status plus the body's {"error": {"code", "message", "hint"?}};
+ * hint is {kind, name, value} (what to use instead) or null. */
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, hint = null) {
     super(message);
     this.status = status;
     this.code = code;
+    this.hint = hint && typeof hint.kind === "string" && typeof hint.name === "string" ? hint : null;
   }
 }
 
@@ -43,7 +45,8 @@ export async function api(path, { method = "GET", params = {}, body } = {}) {
   }
   if (!response.ok) {
     const error = (data && data.error) || {};
-    throw new ApiError(response.status, error.code || "http_error", error.message || response.statusText);
+    throw new ApiError(response.status, error.code || "http_error", error.message || response.statusText,
+      error.hint || null);
   }
   return data;
 }

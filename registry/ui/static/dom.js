@@ -66,9 +66,32 @@ export function plain(message) {
   return joined.replace(/\s*\(`registry[^)]*\)/g, "").replace(/`registry[^`]*`/g, "the registry's tools");
 }
 
-/** An error box (role=alert so screen readers announce it). */
-export const errorBox = (err) =>
-  h("p", { class: "error", role: "alert" }, err && err.code ? `${plain(err.message)} (${err.code})` : plain(err));
+/** The console's own labels for the parameters a hint may name (the forms' field labels). */
+const HINT_LABELS = {
+  reason: "Reason", expires: "Expires", strategy: "Strategy", prefer: "Prefer", depth: "Depth", column: "Label column",
+};
+
+/** An error's hint in the console's words: the field or setting to use, the accepted values, or the
+ * command an administrator runs on the registry host (plain text, never markup). */
+export function hintText(hint) {
+  if (!hint || typeof hint.name !== "string") return "";
+  const label = HINT_LABELS[hint.name] || hint.name.replace(/_/g, " ");
+  const value = typeof hint.value === "string" && hint.value ? hint.value : "";
+  if (hint.kind === "option") return value ? `use "${label}" (e.g. ${value})` : `use "${label}"`;
+  if (hint.kind === "field") return value ? `fill the "${label}" field (${value})` : `fill the "${label}" field`;
+  if (hint.kind === "value") return value ? `"${label}" accepts ${value}` : `check "${label}"`;
+  if (hint.kind === "command") return `an administrator can run "${hint.name}" on the registry host`;
+  return "";
+}
+
+/** An error box (role=alert so screen readers announce it); its hint, if any, on a line of its own. */
+export const errorBox = (err) => {
+  const text = err && err.code ? `${plain(err.message)} (${err.code})` : plain(err);
+  const hint = err && err.hint ? hintText(err.hint) : "";
+  const box = h("p", { class: "error", role: "alert" }, text);
+  if (hint) box.append(h("br"), h("span", { class: "hint" }, `Hint: ${hint}`));
+  return box;
+};
 
 /** What a page shows when there is nothing (yet): no snapshot, no gate, nothing changed. */
 export const emptyState = (...children) => h("p", { class: "empty", role: "status" }, ...children);
