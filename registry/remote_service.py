@@ -158,7 +158,8 @@ class RemoteService:
                 ``REGISTRY_TIMEOUT`` is not a number.
         """
         if author is not None:
-            raise InvalidInput(f"--author does not apply with {URL_ENV}: the server records the token's name")
+            raise InvalidInput(f"an author does not apply with {URL_ENV}: the server records the token's name",
+                               hint=errors.Hint("option", "author"))
         try:
             timeout = float(os.environ.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT)
         except ValueError:
@@ -202,13 +203,14 @@ class RemoteService:
             raise InvalidInput("nothing to commit: give a file of rows")
         if isinstance(table_or_path, (str, os.PathLike)) and not Path(table_or_path).is_file():
             raise InvalidInput(f"{table_or_path}: no such file")
-        unsupported = [flag for flag, value in (("--author", author), ("--delete-keys", delete_keys)) if value]
+        unsupported = [name for name, value in (("author", author), ("delete_keys", delete_keys)) if value]
         if lineage is not None:
-            unsupported += [flag for flag, value in (("--job", lineage.job), ("--run-id", lineage.run_id),
-                                                     ("--parent-run", lineage.parent_run),
-                                                     ("--source", lineage.sources)) if value]
+            unsupported += [name for name, value in (("job", lineage.job), ("run_id", lineage.run_id),
+                                                     ("parent_run", lineage.parent_run),
+                                                     ("source", lineage.sources)) if value]
         if unsupported:
-            raise InvalidInput(f"{', '.join(unsupported)} cannot be sent to a server ({URL_ENV} is set)")
+            raise InvalidInput(f"{', '.join(unsupported)} cannot be sent to a server ({URL_ENV} is set)",
+                               hint=errors.Hint("option", unsupported[0]))
         return self._as(CommitResult, self.client.commit, name, table_or_path, message=message, mode=mode,
                         expect_parent=expect_parent, allow_breaking=allow_breaking)
 
@@ -308,7 +310,8 @@ class RemoteService:
         from registry.snapshots.commit import CommitResult
 
         if author:
-            raise InvalidInput(f"--author cannot be sent to a server ({URL_ENV} is set)")
+            raise InvalidInput(f"an author cannot be sent to a server ({URL_ENV} is set)",
+                               hint=errors.Hint("option", "author"))
         if Path(path).is_dir():
             raise InvalidInput(f"{path} is a folder: zip it to send it to a server ({URL_ENV} is set)")
         try:

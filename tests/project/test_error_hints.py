@@ -23,8 +23,8 @@ from registry import errors as registry_errors
 from registry.api.app import create_app
 from registry.cli import output
 from registry.cli.main import main
-from registry.cli.remote import to_local
 from registry.errors import BreakingSchemaChange, Hint, InvalidInput, NotFound, RegistryError
+from registry.remote_service import to_local
 from tests.support.api_support import bearer, parquet_bytes, serve
 from tests.support.paths import ROOT
 
