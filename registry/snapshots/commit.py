@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from registry import catalog
 from registry.audit import log as audit
+from registry.branch_models import BranchProtectionRow
 from registry.context import Actor, Context, resolve_actor
 from registry.db import transaction
 from registry.errors import BreakingSchemaChange, InvalidInput, RefConflict
@@ -123,7 +124,7 @@ def commit(
         RefConflict: ``main`` is not at ``expect_parent``, or moved while committing.
         PermissionDenied: the branch is protected (changes reach it only by merge; the refusal is audited).
     """
-    from registry.branching.branches import guard_commit
+    from registry.branching.branches import guard_commit, refuse_commit
 
     name, branch = catalog.split_ref(name) if "@" in name else (name, branch or catalog.MAIN)
     guard_commit(ctx, name, branch, author)
@@ -134,6 +135,8 @@ def commit(
                          annotations=annotations, branch=branch)
     except Exception as exc:
         lineage_emit.fail_commit(ctx, run, exc)
+        if isinstance(exc, _Protected):
+            refuse_commit(ctx, name, branch, author)
         raise
     if not result.created:
         lineage_emit.complete_unchanged(ctx, run, name, result.snapshot_id)
@@ -407,6 +410,10 @@ def _write_objects(ctx: Context, request: _Request, schema: _Schema, change: _Ch
     return _Written(info.sha256, deletes_sha, manifest_info.sha256, layers, annotations_sha, bytes_written)
 
 
+class _Protected(Exception):
+    """The branch was protected after :func:`guard_commit` looked: the transaction rolls back."""
+
+
 def _record(ctx: Context, request: _Request, schema: _Schema, change: _Change, written: _Written,
             run: lineage_emit.CommitRun) -> CommitResult:
     """Stage 5: one catalog transaction inserts the snapshot (and a new schema version), moves ``main`` by
@@ -451,6 +458,10 @@ def _record(ctx: Context, request: _Request, schema: _Schema, change: _Change, w
             session.add(snapshot_row)
             session.flush()
             catalog.move_branch(session, dataset, request.branch, parent.id if parent else None, new_id)
+            # Checked after the compare-and-swap locked the ref row (protect_branch locks it too), in the
+            # same transaction: a branch protected since guard_commit looked refuses the commit.
+            if session.get(BranchProtectionRow, (dataset.id, request.branch)) is not None:
+                raise _Protected
             lineage_emit.enqueue_commit(session, ctx, run, dataset=dataset, snapshot=snapshot_row,
                                         schema=schema.columns, mode=request.mode,
                                         compatibility=schema.compatibility, column_metrics=lineage_metrics,
