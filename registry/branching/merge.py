@@ -293,15 +293,16 @@ def _merge_once(ctx: Context, heads: _Heads, source: str, into: str, who: Actor,
     created_at = utc_now()
     text = message or f"merge {source} into {into}"
     parents = [heads.target.id, heads.source.id]
-    new_id = snapshot_id(dataset=name, parents=parents, change_sha256=layer.change_sha256,
-                         deletes_sha256=layer.deletes_sha256, schema_fingerprint=heads.target.schema_fingerprint,
+    new_id = snapshot_id(dataset=name, parents=parents, change_sha256=layer.staged.change_sha256,
+                         deletes_sha256=layer.staged.deletes_sha256, schema_fingerprint=heads.target.schema_fingerprint,
                          author=who.name, message=text, created_at=created_at, annotations_sha256=annotations_sha)
     row = SnapshotRow(id=new_id, dataset_id=catalog.dataset_id(heads.dataset),
                       seq=max(heads.target.seq, heads.source.seq) + 1, parents=json.dumps(parents), author=who.name,
                       message=text, created_at=created_at, schema_version=heads.target.schema_version,
-                      schema_fingerprint=heads.target.schema_fingerprint, change_sha256=layer.change_sha256,
-                      deletes_sha256=layer.deletes_sha256, manifest_sha256=layer.manifest_sha256, rows=layer.rows,
-                      bytes_written=layer.bytes_written, added=layer.added, changed=layer.changed,
+                      schema_fingerprint=heads.target.schema_fingerprint, change_sha256=layer.staged.change_sha256,
+                      deletes_sha256=layer.staged.deletes_sha256, manifest_sha256=layer.staged.manifest_sha256,
+                      rows=layer.rows,
+                      bytes_written=layer.staged.bytes_written, added=layer.added, changed=layer.changed,
                       removed=layer.removed, annotations_sha256=annotations_sha,
                       summary=describe_change(layer.added, layer.changed, layer.removed))
     gate_row = _evaluate_gate(ctx, heads.dataset, row, who)
@@ -320,7 +321,7 @@ def _merge_once(ctx: Context, heads: _Heads, source: str, into: str, who: Actor,
             _clear_conflicts(session, heads.dataset, source, into)
             lineage_emit.enqueue_commit(session, ctx, run, dataset=heads.dataset, snapshot=row, schema=schema,
                                         mode="merge", compatibility="unchanged", column_metrics={},
-                                        layers=layer.layers)
+                                        layers=layer.staged.layers)
             audit.record(session, ctx, "merge", "snapshot", new_id, dataset=name, snapshot=new_id, actor=who,
                          details={"source": source, "target": into, "ref": into, "fast_forward": False,
                                   "parents": parents, "parent": parents[0], "base": base_id, "rows": layer.rows,

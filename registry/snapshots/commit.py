@@ -32,8 +32,9 @@ from registry.snapshots.describe import describe_change
 from registry.snapshots.hashing import hash_table, key_hash
 from registry.snapshots.identity import assign_ids, rows_equal
 from registry.snapshots.layer_reader import ManifestReader
-from registry.snapshots.layers import LayerIndex, alt_metadata, in_sorted, write_parquet_object
-from registry.snapshots.manifest import Layer, Manifest, snapshot_id
+from registry.snapshots.layer_write import StagedLayer, write_layer
+from registry.snapshots.layers import LayerIndex, alt_metadata, in_sorted
+from registry.snapshots.manifest import Manifest, snapshot_id
 from registry.snapshots.schema import SchemaChange, compare_schemas, fingerprint, schema_to_json
 from registry.snapshots.tables import check_keys, check_upsert_types, normalize, read_table_file, require_key_columns
 from registry.storage.verified import corrupt
@@ -195,14 +196,12 @@ class _Change:
 
 @dataclass(frozen=True)
 class _Written:
-    """Stage 4 (write objects): the objects and manifest of the new snapshot."""
+    """Stage 4 (write objects): the objects and manifest of the new snapshot, and its annotation records."""
 
-    change_sha: str
-    deletes_sha: str | None
-    manifest_sha: str
-    layers: tuple[Layer, ...]
+    staged: StagedLayer
     annotations_sha: str | None
     bytes_written: int
+    """Every object's bytes: the layer's, the manifest's and the annotation records'."""
 
 
 def _commit(
@@ -373,33 +372,18 @@ def _write_objects(ctx: Context, request: _Request, schema: _Schema, change: _Ch
     kh_in_file = change.kh if everything else change.kh[keep]
     rh_in_file = change.rh if everything else change.rh[keep]
     cells = change.cells if everything else {c: h[keep] for c, h in change.cells.items()}
-    info = write_parquet_object(ctx.store, upserts, metadata=alt_metadata(ids_in_file, kh_in_file))
     alt = ids_in_file[ids_in_file != kh_in_file]
     kept_order = change.order if everything else change.order[keep[change.order]]  # input rows, by id
     position_in_file = kept_order if everything else (np.cumsum(keep) - 1)[kept_order]
-    ctx.cache.save_rows(info.sha256, LayerIndex.build(change.ids[kept_order], position_in_file, rh_in_file, cells,
-                                                      keys, alt, upserts.select(keys)))
-    failpoint("commit:after-change-object")
-    bytes_written = info.size
-    deletes_sha: str | None = None
-    if change.removed.size:
-        assert request.parent_reader is not None
-        deleted_rows = request.parent_reader.fetch(change.removed, columns=keys)
-        deletes = write_parquet_object(ctx.store, deleted_rows,
-                                       metadata=alt_metadata(change.removed, key_hash(deleted_rows, keys)))
-        ctx.cache.save_deletes(deletes.sha256, change.removed)
-        deletes_sha = deletes.sha256
-        bytes_written += deletes.size
-    layer = Layer(rows=info.sha256, rows_count=upserts.num_rows, deletes=deletes_sha,
-                  deletes_count=int(change.removed.size))
+    index = LayerIndex.build(change.ids[kept_order], position_in_file, rh_in_file, cells, keys, alt,
+                             upserts.select(keys))
     parent_manifest = request.parent_manifest
-    layers = (layer,) if schema.new_base or parent_manifest is None else (*parent_manifest.layers, layer)
-    manifest = Manifest(key_columns=tuple(keys), schema_fingerprint=schema.fingerprint, rows=change.rows,
-                        layers=layers)
-    failpoint("commit:after-objects")
-    manifest_info = ctx.store.put_bytes(manifest.to_bytes())
-    failpoint("commit:after-manifest")
-    bytes_written += manifest_info.size
+    below = () if schema.new_base or parent_manifest is None else parent_manifest.layers
+    staged = write_layer(ctx, upserts, index, keys=keys, metadata=alt_metadata(ids_in_file, kh_in_file),
+                         removed=change.removed, parent=request.parent_reader, below=below,
+                         schema_fingerprint=schema.fingerprint, total_rows=change.rows,
+                         point=lambda name: failpoint(f"commit:{name}"))
+    bytes_written = staged.bytes_written
     annotations_sha: str | None = None
     if change.delta is not None and not change.delta.empty:
         from registry.provenance.store import write_delta
@@ -407,7 +391,7 @@ def _write_objects(ctx: Context, request: _Request, schema: _Schema, change: _Ch
         records_info = write_delta(ctx, change.delta)
         annotations_sha = records_info.sha256
         bytes_written += records_info.size
-    return _Written(info.sha256, deletes_sha, manifest_info.sha256, layers, annotations_sha, bytes_written)
+    return _Written(staged, annotations_sha, bytes_written)
 
 
 class _Protected(Exception):
@@ -427,8 +411,9 @@ def _record(ctx: Context, request: _Request, schema: _Schema, change: _Change, w
     author = request.who.name
     created_at = utc_now()
     parents = [parent.id] if parent else []
-    new_id = snapshot_id(dataset=name, parents=parents, change_sha256=written.change_sha,
-                         deletes_sha256=written.deletes_sha, schema_fingerprint=schema.fingerprint, author=author,
+    staged = written.staged
+    new_id = snapshot_id(dataset=name, parents=parents, change_sha256=staged.change_sha256,
+                         deletes_sha256=staged.deletes_sha256, schema_fingerprint=schema.fingerprint, author=author,
                          message=request.message, created_at=created_at, annotations_sha256=written.annotations_sha)
     lineage_metrics = lineage_emit.commit_metrics(request.table if request.mode == "replace" else None)
     # Stores with commits (lakeFS) seal the objects now, naming the snapshot; a crash before the catalog
@@ -451,8 +436,8 @@ def _record(ctx: Context, request: _Request, schema: _Schema, change: _Change, w
             snapshot_row = SnapshotRow(
                 id=new_id, dataset_id=catalog.dataset_id(dataset), seq=(parent.seq + 1) if parent else 1,
                 parents=json.dumps(parents), author=author, message=request.message, created_at=created_at,
-                schema_version=version, schema_fingerprint=schema.fingerprint, change_sha256=written.change_sha,
-                deletes_sha256=written.deletes_sha, manifest_sha256=written.manifest_sha, rows=change.rows,
+                schema_version=version, schema_fingerprint=schema.fingerprint, change_sha256=staged.change_sha256,
+                deletes_sha256=staged.deletes_sha256, manifest_sha256=staged.manifest_sha256, rows=change.rows,
                 bytes_written=written.bytes_written, added=added, changed=changed, removed=removed,
                 annotations_sha256=written.annotations_sha, summary=summary, store_commit_id=store_commit)
             session.add(snapshot_row)
@@ -465,7 +450,7 @@ def _record(ctx: Context, request: _Request, schema: _Schema, change: _Change, w
             lineage_emit.enqueue_commit(session, ctx, run, dataset=dataset, snapshot=snapshot_row,
                                         schema=schema.columns, mode=request.mode,
                                         compatibility=schema.compatibility, column_metrics=lineage_metrics,
-                                        layers=written.layers)
+                                        layers=staged.layers)
             audit.record(session, ctx, annotations.audit_action if annotations else "snapshot.commit", "snapshot",
                          new_id, dataset=name, snapshot=new_id, actor=request.who, details={
                              "parent": parent.id if parent else None, "ref": request.branch, "mode": request.mode,
