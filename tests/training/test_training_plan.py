@@ -3,8 +3,10 @@ shards of equal size, each verifiable by its object's hash; the same plan over H
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -19,6 +21,7 @@ from registry.api.app import create_app
 from registry.auth.tokens import create_token
 from registry.errors import InvalidInput, NotFound, VerifyFailed
 from registry.snapshots.plan import ReadTask, ScanPlan, build_plan, group, read_task, split, verify_object
+from registry.training.admission import VerifiedObjects, local_objects
 from tests.support.api_support import serve
 from tests.support.training_support import BLOCKING, churned, key_values
 
@@ -197,3 +200,35 @@ def test_a_lock_entry_from_another_registry_is_refused_locally(reg: Registry, tm
         reg.plan(moved)
     assert reg.plan(entry).snapshot_id == entry.snapshot_id
     assert reg.load(entry).num_rows == reg.read("churn").num_rows
+
+
+def test_a_process_hashes_an_object_once_across_plans_and_reads(reg: Registry, monkeypatch: pytest.MonkeyPatch
+                                                                ) -> None:
+    """Plans and training reads verify through the one verified-read helper: an object is hashed once per
+    process (while its file is untouched), and a byte flipped afterwards is still caught."""
+    churned(reg)
+    hashed: list[str] = []
+    real = hashlib.file_digest
+
+    def counting(fh: Any, digest: Any) -> Any:
+        hashed.append(Path(fh.name).name)
+        return real(fh, digest)
+
+    monkeypatch.setattr(hashlib, "file_digest", counting)
+    plan = build_plan(reg.ctx, "churn")
+    objects = VerifiedObjects(local_objects(reg.ctx, plan))
+    for _ in range(2):
+        build_plan(reg.ctx, "churn")
+        for sha in plan.objects:
+            verify_object(reg.ctx.store.local_path(sha), sha)
+            objects.path(sha)
+    assert all(hashed.count(Path(reg.ctx.store.local_path(sha)).name) <= 1 for sha in plan.objects), hashed
+    victim = Path(reg.ctx.store.local_path(plan.objects[0]))
+    victim.chmod(0o644)
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    victim.write_bytes(bytes(data))
+    with pytest.raises(VerifyFailed, match=plan.objects[0]):
+        objects.path(plan.objects[0])
+    with pytest.raises(VerifyFailed, match=plan.objects[0]):
+        verify_object(victim, plan.objects[0])
