@@ -157,6 +157,10 @@ class _Request:
     keys: list[str]
     parent: SnapshotRow | None
     latest_schema: SchemaVersionRow | None
+    """The dataset's newest schema version (numbering goes on from it)."""
+    parent_schema: SchemaVersionRow | None
+    """The branch head's schema version, which the new rows are checked and classified against (another
+    branch may have a newer schema)."""
     table: pa.Table
     has_rows: bool
     delete_keys: pa.Table | str | Path | None
@@ -234,9 +238,8 @@ def _commit(
         parent = request.parent
         assert parent is not None
         grandparents = catalog.parents_of(parent)
-        latest = request.latest_schema
         return CommitResult(name, parent.id, grandparents[0] if grandparents else None, False, 0, 0, 0,
-                            parent.rows, 0, latest.version if latest else 0, "unchanged")
+                            parent.rows, 0, parent.schema_version, "unchanged")
     note("writing objects")
     written = _write_objects(ctx, request, schema, change)
     note("recording the snapshot")
@@ -264,6 +267,7 @@ def _parse(ctx: Context, name: str, source: pa.Table | str | Path | None, *, mes
         head_ref = catalog.get_ref(session, dataset, branch)
         parent = catalog.get_snapshot(session, head_ref.snapshot_id) if head_ref else None
         latest_schema = catalog.latest_schema_version(session, dataset)
+        parent_schema = session.get(SchemaVersionRow, (dataset.id, parent.schema_version)) if parent else None
         if expect_parent is not None:
             current = parent.id if parent else None
             if current is None or not current.startswith(expect_parent):
@@ -281,16 +285,17 @@ def _parse(ctx: Context, name: str, source: pa.Table | str | Path | None, *, mes
         table = parent_reader.schema().empty_table()
     if mode == "upsert" and parent is None:
         mode = "replace"
-    if mode == "upsert" and latest_schema is not None and source is not None:
-        check_upsert_types(table, json.loads(latest_schema.arrow_schema), name, allow_breaking)
-        table = _conform_to(table, json.loads(latest_schema.arrow_schema), name)
-    return _Request(name, branch, mode, message, who, dataset, keys, parent, latest_schema, table, source is not None,
+    if mode == "upsert" and parent_schema is not None and source is not None:
+        check_upsert_types(table, json.loads(parent_schema.arrow_schema), name, allow_breaking)
+        table = _conform_to(table, json.loads(parent_schema.arrow_schema), name)
+    return _Request(name, branch, mode, message, who, dataset, keys, parent, latest_schema, parent_schema, table,
+                    source is not None,
                     delete_keys, annotations, parent_manifest, parent_reader)
 
 
 def _classify_schema(request: _Request, allow_breaking: bool) -> _Schema:
-    """Stage 2: fingerprint the new schema and classify it against the latest (breaking needs consent)."""
-    latest = request.latest_schema
+    """Stage 2: fingerprint the new schema and classify it against the parent's (breaking needs consent)."""
+    latest = request.parent_schema
     if request.has_rows or latest is None:
         fingerprint_, columns = fingerprint(request.table.schema), schema_to_json(request.table.schema)
     else:
@@ -304,7 +309,7 @@ def _classify_schema(request: _Request, allow_breaking: bool) -> _Schema:
                                    "to commit it")
     compatibility = "initial" if latest is None else ("breaking" if breaking else
                                                       "compatible" if changes else "unchanged")
-    new_base = request.parent is None or (latest is not None and latest.fingerprint != fingerprint_)
+    new_base = request.parent is None or request.parent.schema_fingerprint != fingerprint_
     return _Schema(fingerprint_, columns, changes, compatibility, new_base)
 
 
@@ -419,14 +424,16 @@ def _record(ctx: Context, request: _Request, schema: _Schema, change: _Change, w
     # Stores with commits (lakeFS) seal the objects now, naming the snapshot; a crash before the catalog
     # commits leaves a store commit no snapshot records, whose objects gc removes like any unreferenced ones.
     store_commit = ctx.store.seal_commit(new_id, request.message or f"registry commit {name}")
-    latest = request.latest_schema
+    latest, same = request.latest_schema, request.parent_schema
+    if same is None or same.fingerprint != schema.fingerprint:
+        same = latest if latest is not None and latest.fingerprint == schema.fingerprint else None
     try:
         with transaction(ctx.engine) as session:
             # Everything read in the first transaction still holds if main has not moved, and the
             # compare-and-swap below fails if it has (a racing schema version fails earlier, on
             # its primary key): no need to read it again.
-            version = latest.version if latest else 0
-            if latest is None or latest.fingerprint != schema.fingerprint:
+            version = same.version if same is not None else (latest.version if latest else 0)
+            if same is None:
                 version += 1
                 session.add(SchemaVersionRow(
                     dataset_id=catalog.dataset_id(dataset), version=version, fingerprint=schema.fingerprint,
