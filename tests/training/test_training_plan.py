@@ -63,16 +63,20 @@ def test_columns_and_older_snapshots(reg: Registry) -> None:
     assert ScanPlan.from_dict(plan.to_dict()) == plan
 
 
+def _flip_a_byte(victim: Path) -> Path:
+    victim.chmod(0o644)
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    victim.write_bytes(bytes(data))
+    return victim
+
+
 def test_each_task_is_verifiable_and_a_flipped_byte_is_caught(reg: Registry) -> None:
     churned(reg)
     plan = build_plan(reg.ctx, "churn")
     for sha in plan.objects:
         verify_object(reg.ctx.store.local_path(sha), sha)
-    victim = Path(reg.ctx.store.local_path(plan.objects[0]))
-    victim.chmod(0o644)
-    data = bytearray(victim.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    victim.write_bytes(bytes(data))
+    victim = _flip_a_byte(Path(reg.ctx.store.local_path(plan.objects[0])))
     with pytest.raises(VerifyFailed, match=plan.objects[0]):
         verify_object(victim, plan.objects[0])
 
@@ -223,11 +227,7 @@ def test_a_process_hashes_an_object_once_across_plans_and_reads(reg: Registry, m
             verify_object(reg.ctx.store.local_path(sha), sha)
             objects.path(sha)
     assert all(hashed.count(Path(reg.ctx.store.local_path(sha)).name) <= 1 for sha in plan.objects), hashed
-    victim = Path(reg.ctx.store.local_path(plan.objects[0]))
-    victim.chmod(0o644)
-    data = bytearray(victim.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    victim.write_bytes(bytes(data))
+    victim = _flip_a_byte(Path(reg.ctx.store.local_path(plan.objects[0])))
     with pytest.raises(VerifyFailed, match=plan.objects[0]):
         objects.path(plan.objects[0])
     with pytest.raises(VerifyFailed, match=plan.objects[0]):
