@@ -169,21 +169,23 @@ def _check_schemas(ctx: Context, heads: _Heads, keys: list[str]) -> None:
                                "the other way")
 
 
-def _schema_version(session: Session, dataset: DatasetRow, schema_fp: str, columns: list[dict[str, Any]],
-                    snapshot: str, created_at: str) -> int:
-    """The dataset's schema version with ``schema_fp`` (the merged schema), added if it has none yet."""
-    versions = session.exec(select(SchemaVersionRow).where(col(SchemaVersionRow.dataset_id) == dataset.id)).all()
+def _schema_version(ctx: Context, dataset: DatasetRow, schema_fp: str, columns: list[dict[str, Any]],
+                    snapshot: str, created_at: str) -> tuple[int, SchemaVersionRow | None]:
+    """The dataset's schema version with ``schema_fp`` (the merged schema), or the next version number and
+    the row to add with the merge (a racing writer's version fails on its primary key)."""
+    with transaction(ctx.engine, readonly=True) as session:
+        versions = session.exec(select(SchemaVersionRow).where(col(SchemaVersionRow.dataset_id) == dataset.id)).all()
+        session.expunge_all()
     same = [v.version for v in versions if v.fingerprint == schema_fp]
     if same:
-        return max(same)
-    latest = max((v for v in versions), key=lambda v: v.version, default=None)
+        return max(same), None
+    latest = max(versions, key=lambda v: v.version, default=None)
     version = (latest.version if latest else 0) + 1
     changes = compare_schemas(schema_from_json(latest.arrow_schema), columns) if latest else []
-    session.add(SchemaVersionRow(dataset_id=catalog.dataset_id(dataset), version=version, fingerprint=schema_fp,
-                                 arrow_schema=json.dumps(columns), compatibility="compatible",
-                                 changes=json.dumps([asdict(c) for c in changes]), first_snapshot_id=snapshot,
-                                 created_at=created_at))
-    return version
+    return version, SchemaVersionRow(dataset_id=catalog.dataset_id(dataset), version=version, fingerprint=schema_fp,
+                                     arrow_schema=json.dumps(columns), compatibility="compatible",
+                                     changes=json.dumps([asdict(c) for c in changes]), first_snapshot_id=snapshot,
+                                     created_at=created_at)
 
 
 def _resolve(plan: MergePlan, acts: tuple[merge_records.Acts, merge_records.Acts], strategy: str,
@@ -332,12 +334,13 @@ def _merge_once(ctx: Context, heads: _Heads, source: str, into: str, who: Actor,
     new_id = snapshot_id(dataset=name, parents=parents, change_sha256=layer.staged.change_sha256,
                          deletes_sha256=layer.staged.deletes_sha256, schema_fingerprint=schema_fp,
                          author=who.name, message=text, created_at=created_at, annotations_sha256=annotations_sha)
+    version, new_version = _schema_version(ctx, heads.dataset, schema_fp, columns, new_id, created_at) \
+        if plan.new_base else (heads.target.schema_version, None)
     row = SnapshotRow(id=new_id, dataset_id=catalog.dataset_id(heads.dataset),
                       seq=max(heads.target.seq, heads.source.seq) + 1, parents=json.dumps(parents), author=who.name,
-                      message=text, created_at=created_at, schema_version=heads.target.schema_version,
-                      schema_fingerprint=schema_fp, change_sha256=layer.staged.change_sha256,
-                      deletes_sha256=layer.staged.deletes_sha256, manifest_sha256=layer.staged.manifest_sha256,
-                      rows=layer.rows,
+                      message=text, created_at=created_at, schema_version=version, schema_fingerprint=schema_fp,
+                      change_sha256=layer.staged.change_sha256, deletes_sha256=layer.staged.deletes_sha256,
+                      manifest_sha256=layer.staged.manifest_sha256, rows=layer.rows,
                       bytes_written=layer.staged.bytes_written, added=layer.added, changed=layer.changed,
                       removed=layer.removed, annotations_sha256=annotations_sha,
                       summary=describe_change(layer.added, layer.changed, layer.removed))
@@ -349,8 +352,8 @@ def _merge_once(ctx: Context, heads: _Heads, source: str, into: str, who: Actor,
         job=f"{lineage_settings().job_namespace}/merge/{name}"))
     try:
         with transaction(ctx.engine) as session:
-            if plan.new_base:
-                row.schema_version = _schema_version(session, heads.dataset, schema_fp, columns, new_id, created_at)
+            if new_version is not None:
+                session.add(new_version)
             session.add(row)
             session.flush()
             status = _decide(session, heads.dataset, row, gate_row)
@@ -360,8 +363,7 @@ def _merge_once(ctx: Context, heads: _Heads, source: str, into: str, who: Actor,
             _clear_conflicts(session, heads.dataset, source, into)
             lineage_emit.enqueue_commit(session, ctx, run, dataset=heads.dataset, snapshot=row, schema=schema,
                                         mode="merge", compatibility="compatible" if plan.new_base else "unchanged",
-                                        column_metrics={},
-                                        layers=layer.staged.layers)
+                                        column_metrics={}, layers=layer.staged.layers)
             audit.record(session, ctx, "merge", "snapshot", new_id, dataset=name, snapshot=new_id, actor=who,
                          details={"source": source, "target": into, "ref": into, "fast_forward": False,
                                   "parents": parents, "parent": parents[0], "base": base_id, "rows": layer.rows,

@@ -385,6 +385,7 @@ def test_a_column_added_on_one_side_merges_and_the_other_sides_rows_get_null(reg
     assert merged["s00000004"]["note"] is None and merged["new-main"]["note"] is None
     assert "s00000005" not in merged and len(merged) == 50
     assert reg.show("ds").rows == 50
+    assert reg.show("ds").schema_version == reg.show("ds@feat").schema_version, "the merged schema is feat's"
     assert reg.verify().ok
 
 
