@@ -7,6 +7,7 @@ dataset's first commit. A protected branch refuses direct commits: changes reach
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import NoReturn
 
 from sqlmodel import Session, select
 
@@ -21,7 +22,7 @@ from registry.snapshots.ancestry import load_graph
 from registry.timeutil import utc_now
 
 __all__ = ["BranchInfo", "check_branch_name", "create_branch", "delete_branch", "guard_commit", "is_protected",
-           "list_branches", "protect_branch", "split_branch"]
+           "list_branches", "protect_branch", "refuse_commit", "split_branch"]
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,11 @@ def is_protected(session: Session, dataset: DatasetRow, branch: str) -> bool:
     return session.get(BranchProtectionRow, (dataset.id, branch)) is not None
 
 
-def _branch_ref(session: Session, dataset: DatasetRow, branch: str) -> RefRow:
-    ref = catalog.get_ref(session, dataset, branch)
+def _branch_ref(session: Session, dataset: DatasetRow, branch: str, lock: bool = False) -> RefRow:
+    """The branch's ref row; ``lock``: held until the transaction ends (``SELECT ... FOR UPDATE`` on
+    PostgreSQL; SQLite's write transactions are serial already), so commits to it wait."""
+    ref = session.exec(select(RefRow).where(RefRow.dataset_id == dataset.id, RefRow.name == branch)
+                       .with_for_update()).first() if lock else catalog.get_ref(session, dataset, branch)
     if ref is None or ref.kind != "branch":
         raise NotFound(f"{dataset.name} has no branch {branch!r}; the list of its branches shows their names",
                        hint=Hint("command", "branch list", dataset.name))
@@ -162,7 +166,7 @@ def protect_branch(ctx: Context, text: str, protected: bool = True, actor: str |
     who = resolve_actor(ctx, actor)
     with transaction(ctx.engine) as session:
         dataset = catalog.get_dataset(session, name)
-        ref = _branch_ref(session, dataset, branch)
+        ref = _branch_ref(session, dataset, branch, lock=True)
         require_maintainer(session, dataset, who.name, "change branch protection")
         existing = session.get(BranchProtectionRow, (dataset.id, branch))
         if protected and existing is None:
@@ -179,6 +183,10 @@ def protect_branch(ctx: Context, text: str, protected: bool = True, actor: str |
 def guard_commit(ctx: Context, name: str, branch: str, actor: str | None = None) -> None:
     """Refuse a direct commit to a branch that does not exist or is protected (the refusal is audited).
 
+    An early check, before any object is written; the commit repeats it in the transaction that moves
+    the branch (after its compare-and-swap locked the ref row, which :func:`protect_branch` locks too),
+    so a branch protected in between refuses the commit all the same.
+
     Raises:
         NotFound: ``branch`` is not ``main`` and does not exist.
         PermissionDenied: ``branch`` is protected: changes reach it only by merge.
@@ -189,9 +197,18 @@ def guard_commit(ctx: Context, name: str, branch: str, actor: str | None = None)
             _branch_ref(session, dataset, branch)
         refused = is_protected(session, dataset, branch)
     if refused:
-        with transaction(ctx.engine) as session:
-            audit.record(session, ctx, "commit.denied", "ref", f"{name}@{branch}", dataset=name, actor=actor,
-                         details={"branch": branch, "reason": "protected branch"})
-        raise PermissionDenied(f"{name}@{branch} is protected: direct commits are refused; commit to another "
-                               f"branch and merge that branch into {branch}",
-                               hint=Hint("command", "merge", f"{name}@BRANCH --into {branch}"))
+        refuse_commit(ctx, name, branch, actor)
+
+
+def refuse_commit(ctx: Context, name: str, branch: str, actor: str | None = None) -> NoReturn:
+    """Audit a direct commit refused by the branch's protection, and raise.
+
+    Raises:
+        PermissionDenied: always.
+    """
+    with transaction(ctx.engine) as session:
+        audit.record(session, ctx, "commit.denied", "ref", f"{name}@{branch}", dataset=name, actor=actor,
+                     details={"branch": branch, "reason": "protected branch"})
+    raise PermissionDenied(f"{name}@{branch} is protected: direct commits are refused; commit to another "
+                           f"branch and merge that branch into {branch}",
+                           hint=Hint("command", "merge", f"{name}@BRANCH --into {branch}"))

@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from registry import catalog
 from registry.audit import log as audit
@@ -41,6 +41,7 @@ from registry.snapshots.manifest import snapshot_id
 from registry.snapshots.merge import Conflict, MergePlan, display, plan_merge
 from registry.snapshots.merge_resolve import apply_resolutions, apply_strategy
 from registry.snapshots.merge_write import write_merge_layer
+from registry.snapshots.schema import compare_schemas, fingerprint, schema_from_json, schema_to_json
 from registry.timeutil import utc_now
 
 __all__ = ["CONFLICT_COLUMNS", "MergeResult", "conflicts_table", "merge"]
@@ -132,15 +133,23 @@ def _schema(session: Session, dataset: DatasetRow, snapshot: SnapshotRow) -> dic
     return {c["name"]: c["type"] for c in json.loads(row.arrow_schema)} if row else {}
 
 
+def _columns(session: Session, dataset: DatasetRow, snapshot: SnapshotRow) -> list[dict[str, Any]]:
+    row = session.get(SchemaVersionRow, (dataset.id, snapshot.schema_version))
+    return schema_from_json(row.arrow_schema) if row else []
+
+
 def _check_schemas(ctx: Context, heads: _Heads, keys: list[str]) -> None:
-    """Refuse a three-way merge whose sides changed the schema: incompatible column types are listed as
-    conflicts; other schema changes are not merged cell by cell (yet)."""
+    """Refuse a three-way merge whose sides changed the schema in ways that cannot both hold: incompatible
+    column types are listed as conflicts; a breaking change on either side (a removed or narrowed column)
+    and a column added as not nullable (the other side's rows would need a null) are refused. Compatible
+    changes (added nullable columns, widened types) on either or both sides merge."""
     assert heads.base is not None
     fingerprints = {heads.base.schema_fingerprint, heads.target.schema_fingerprint, heads.source.schema_fingerprint}
     if len(fingerprints) == 1:
         return
     with transaction(ctx.engine, readonly=True) as session:
         base, ours, theirs = (_schema(session, heads.dataset, s) for s in (heads.base, heads.target, heads.source))
+        columns = [_columns(session, heads.dataset, s) for s in (heads.base, heads.target, heads.source)]
     clashes: list[dict[str, object]] = [
         {"key": None, "column": c, "kind": "schema", "base": base.get(c), "ours": ours[c], "theirs": theirs[c]}
         for c in sorted(set(ours) & set(theirs))
@@ -149,8 +158,35 @@ def _check_schemas(ctx: Context, heads: _Heads, keys: list[str]) -> None:
         listed = "; ".join(f"{c['column']}: ours {c['ours']}, theirs {c['theirs']}" for c in clashes)
         raise UnresolvedConflicts(f"{heads.dataset.name}: incompatible schema changes on both sides ({listed}); "
                                   "make the column types agree on one branch, then merge again", clashes)
-    raise InvalidInput(f"{heads.dataset.name}: the branches changed the schema since their merge base; a "
-                       "three-way merge needs one schema: make the same schema change on both branches first")
+    for side, after in (("the target", columns[1]), ("the source", columns[2])):
+        changes = compare_schemas(columns[0], after)
+        refused = [c.describe() for c in changes if c.breaking]
+        refused += [f"+ {c['name']} {c['type']} not null" for c in after
+                    if c["name"] not in base and not c.get("nullable", True)]
+        if refused:
+            raise InvalidInput(f"{heads.dataset.name}: {side} made a breaking schema change since the merge base "
+                               f"({'; '.join(refused)}); a three-way merge takes compatible changes only (added "
+                               "nullable columns, widened types): make the change on both branches, or merge "
+                               "the other way")
+
+
+def _schema_version(ctx: Context, dataset: DatasetRow, schema_fp: str, columns: list[dict[str, Any]],
+                    snapshot: str, created_at: str) -> tuple[int, SchemaVersionRow | None]:
+    """The dataset's schema version with ``schema_fp`` (the merged schema), or the next version number and
+    the row to add with the merge (a racing writer's version fails on its primary key)."""
+    with transaction(ctx.engine, readonly=True) as session:
+        versions = session.exec(select(SchemaVersionRow).where(col(SchemaVersionRow.dataset_id) == dataset.id)).all()
+        session.expunge_all()
+    same = [v.version for v in versions if v.fingerprint == schema_fp]
+    if same:
+        return max(same), None
+    latest = max(versions, key=lambda v: v.version, default=None)
+    version = (latest.version if latest else 0) + 1
+    changes = compare_schemas(schema_from_json(latest.arrow_schema), columns) if latest else []
+    return version, SchemaVersionRow(dataset_id=catalog.dataset_id(dataset), version=version, fingerprint=schema_fp,
+                                     arrow_schema=json.dumps(columns), compatibility="compatible",
+                                     changes=json.dumps([asdict(c) for c in changes]), first_snapshot_id=snapshot,
+                                     created_at=created_at)
 
 
 def _resolve(plan: MergePlan, acts: tuple[merge_records.Acts, merge_records.Acts], strategy: str,
@@ -295,24 +331,31 @@ def _merge_once(ctx: Context, heads: _Heads, source: str, into: str, who: Actor,
     created_at = utc_now()
     text = message or f"merge {source} into {into}"
     parents = [heads.target.id, heads.source.id]
-    new_id = snapshot_id(dataset=name, parents=parents, change_sha256=layer.change_sha256,
-                         deletes_sha256=layer.deletes_sha256, schema_fingerprint=heads.target.schema_fingerprint,
+    columns = schema_to_json(plan.schema)
+    schema_fp = fingerprint(plan.schema) if plan.new_base else heads.target.schema_fingerprint
+    new_id = snapshot_id(dataset=name, parents=parents, change_sha256=layer.staged.change_sha256,
+                         deletes_sha256=layer.staged.deletes_sha256, schema_fingerprint=schema_fp,
                          author=who.name, message=text, created_at=created_at, annotations_sha256=annotations_sha)
+    version, new_version = _schema_version(ctx, heads.dataset, schema_fp, columns, new_id, created_at) \
+        if plan.new_base else (heads.target.schema_version, None)
     row = SnapshotRow(id=new_id, dataset_id=catalog.dataset_id(heads.dataset),
                       seq=max(heads.target.seq, heads.source.seq) + 1, parents=json.dumps(parents), author=who.name,
-                      message=text, created_at=created_at, schema_version=heads.target.schema_version,
-                      schema_fingerprint=heads.target.schema_fingerprint, change_sha256=layer.change_sha256,
-                      deletes_sha256=layer.deletes_sha256, manifest_sha256=layer.manifest_sha256, rows=layer.rows,
-                      bytes_written=layer.bytes_written, added=layer.added, changed=layer.changed,
+                      message=text, created_at=created_at, schema_version=version, schema_fingerprint=schema_fp,
+                      change_sha256=layer.staged.change_sha256, deletes_sha256=layer.staged.deletes_sha256,
+                      manifest_sha256=layer.staged.manifest_sha256, rows=layer.rows,
+                      bytes_written=layer.staged.bytes_written, added=layer.added, changed=layer.changed,
                       removed=layer.removed, annotations_sha256=annotations_sha,
                       summary=describe_change(layer.added, layer.changed, layer.removed))
     gate_row = _evaluate_gate(ctx, heads.dataset, row, who)
     with transaction(ctx.engine, readonly=True) as session:
-        schema = [{"name": k, "type": v} for k, v in _schema(session, heads.dataset, heads.target).items()]
+        schema = [{"name": k, "type": v} for k, v in _schema(session, heads.dataset, heads.target).items()] \
+            if not plan.new_base else [{"name": c["name"], "type": c["type"]} for c in columns]
     run = lineage_emit.begin_commit(ctx, name, lineage_emit.LineageRun(
         job=f"{lineage_settings().job_namespace}/merge/{name}"))
     try:
         with transaction(ctx.engine) as session:
+            if new_version is not None:
+                session.add(new_version)
             session.add(row)
             session.flush()
             status = _decide(session, heads.dataset, row, gate_row)
@@ -321,8 +364,8 @@ def _merge_once(ctx: Context, heads: _Heads, source: str, into: str, who: Actor,
             catalog.move_branch(session, heads.dataset, into, heads.target.id, new_id)
             _clear_conflicts(session, heads.dataset, source, into)
             lineage_emit.enqueue_commit(session, ctx, run, dataset=heads.dataset, snapshot=row, schema=schema,
-                                        mode="merge", compatibility="unchanged", column_metrics={},
-                                        layers=layer.layers)
+                                        mode="merge", compatibility="compatible" if plan.new_base else "unchanged",
+                                        column_metrics={}, layers=layer.staged.layers)
             audit.record(session, ctx, "merge", "snapshot", new_id, dataset=name, snapshot=new_id, actor=who,
                          details={"source": source, "target": into, "ref": into, "fast_forward": False,
                                   "parents": parents, "parent": parents[0], "base": base_id, "rows": layer.rows,

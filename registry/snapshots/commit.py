@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from registry import catalog
 from registry.audit import log as audit
+from registry.branch_models import BranchProtectionRow
 from registry.context import Actor, Context, resolve_actor
 from registry.db import transaction
 from registry.errors import BreakingSchemaChange, Hint, InvalidInput, RefConflict
@@ -31,8 +32,9 @@ from registry.snapshots.describe import describe_change
 from registry.snapshots.hashing import hash_table, key_hash
 from registry.snapshots.identity import assign_ids, rows_equal
 from registry.snapshots.layer_reader import ManifestReader
-from registry.snapshots.layers import LayerIndex, alt_metadata, in_sorted, write_parquet_object
-from registry.snapshots.manifest import Layer, Manifest, snapshot_id
+from registry.snapshots.layer_write import StagedLayer, write_layer
+from registry.snapshots.layers import LayerIndex, alt_metadata, in_sorted
+from registry.snapshots.manifest import Manifest, snapshot_id
 from registry.snapshots.schema import SchemaChange, compare_schemas, fingerprint, schema_to_json
 from registry.snapshots.tables import check_keys, check_upsert_types, normalize, read_table_file, require_key_columns
 from registry.storage.verified import corrupt
@@ -123,7 +125,7 @@ def commit(
         RefConflict: ``main`` is not at ``expect_parent``, or moved while committing.
         PermissionDenied: the branch is protected (changes reach it only by merge; the refusal is audited).
     """
-    from registry.branching.branches import guard_commit
+    from registry.branching.branches import guard_commit, refuse_commit
 
     name, branch = catalog.split_ref(name) if "@" in name else (name, branch or catalog.MAIN)
     guard_commit(ctx, name, branch, author)
@@ -134,6 +136,8 @@ def commit(
                          annotations=annotations, branch=branch)
     except Exception as exc:
         lineage_emit.fail_commit(ctx, run, exc)
+        if isinstance(exc, _Protected):
+            refuse_commit(ctx, name, branch, author)
         raise
     if not result.created:
         lineage_emit.complete_unchanged(ctx, run, name, result.snapshot_id)
@@ -153,6 +157,10 @@ class _Request:
     keys: list[str]
     parent: SnapshotRow | None
     latest_schema: SchemaVersionRow | None
+    """The dataset's newest schema version (numbering goes on from it)."""
+    parent_schema: SchemaVersionRow | None
+    """The branch head's schema version, which the new rows are checked and classified against (another
+    branch may have a newer schema)."""
     table: pa.Table
     has_rows: bool
     delete_keys: pa.Table | str | Path | None
@@ -192,14 +200,12 @@ class _Change:
 
 @dataclass(frozen=True)
 class _Written:
-    """Stage 4 (write objects): the objects and manifest of the new snapshot."""
+    """Stage 4 (write objects): the objects and manifest of the new snapshot, and its annotation records."""
 
-    change_sha: str
-    deletes_sha: str | None
-    manifest_sha: str
-    layers: tuple[Layer, ...]
+    staged: StagedLayer
     annotations_sha: str | None
     bytes_written: int
+    """Every object's bytes: the layer's, the manifest's and the annotation records'."""
 
 
 def _commit(
@@ -232,9 +238,8 @@ def _commit(
         parent = request.parent
         assert parent is not None
         grandparents = catalog.parents_of(parent)
-        latest = request.latest_schema
         return CommitResult(name, parent.id, grandparents[0] if grandparents else None, False, 0, 0, 0,
-                            parent.rows, 0, latest.version if latest else 0, "unchanged")
+                            parent.rows, 0, parent.schema_version, "unchanged")
     note("writing objects")
     written = _write_objects(ctx, request, schema, change)
     note("recording the snapshot")
@@ -264,6 +269,7 @@ def _parse(ctx: Context, name: str, source: pa.Table | str | Path | None, *, mes
         head_ref = catalog.get_ref(session, dataset, branch)
         parent = catalog.get_snapshot(session, head_ref.snapshot_id) if head_ref else None
         latest_schema = catalog.latest_schema_version(session, dataset)
+        parent_schema = session.get(SchemaVersionRow, (dataset.id, parent.schema_version)) if parent else None
         if expect_parent is not None:
             current = parent.id if parent else None
             if current is None or not current.startswith(expect_parent):
@@ -281,16 +287,17 @@ def _parse(ctx: Context, name: str, source: pa.Table | str | Path | None, *, mes
         table = parent_reader.schema().empty_table()
     if mode == "upsert" and parent is None:
         mode = "replace"
-    if mode == "upsert" and latest_schema is not None and source is not None:
-        check_upsert_types(table, json.loads(latest_schema.arrow_schema), name, allow_breaking)
-        table = _conform_to(table, json.loads(latest_schema.arrow_schema), name)
-    return _Request(name, branch, mode, message, who, dataset, keys, parent, latest_schema, table, source is not None,
+    if mode == "upsert" and parent_schema is not None and source is not None:
+        check_upsert_types(table, json.loads(parent_schema.arrow_schema), name, allow_breaking)
+        table = _conform_to(table, json.loads(parent_schema.arrow_schema), name)
+    return _Request(name, branch, mode, message, who, dataset, keys, parent, latest_schema, parent_schema, table,
+                    source is not None,
                     delete_keys, annotations, parent_manifest, parent_reader)
 
 
 def _classify_schema(request: _Request, allow_breaking: bool) -> _Schema:
-    """Stage 2: fingerprint the new schema and classify it against the latest (breaking needs consent)."""
-    latest = request.latest_schema
+    """Stage 2: fingerprint the new schema and classify it against the parent's (breaking needs consent)."""
+    latest = request.parent_schema
     if request.has_rows or latest is None:
         fingerprint_, columns = fingerprint(request.table.schema), schema_to_json(request.table.schema)
     else:
@@ -304,7 +311,7 @@ def _classify_schema(request: _Request, allow_breaking: bool) -> _Schema:
                                    "to commit it", hint=Hint("option", "allow_breaking"))
     compatibility = "initial" if latest is None else ("breaking" if breaking else
                                                       "compatible" if changes else "unchanged")
-    new_base = request.parent is None or (latest is not None and latest.fingerprint != fingerprint_)
+    new_base = request.parent is None or request.parent.schema_fingerprint != fingerprint_
     return _Schema(fingerprint_, columns, changes, compatibility, new_base)
 
 
@@ -372,33 +379,18 @@ def _write_objects(ctx: Context, request: _Request, schema: _Schema, change: _Ch
     kh_in_file = change.kh if everything else change.kh[keep]
     rh_in_file = change.rh if everything else change.rh[keep]
     cells = change.cells if everything else {c: h[keep] for c, h in change.cells.items()}
-    info = write_parquet_object(ctx.store, upserts, metadata=alt_metadata(ids_in_file, kh_in_file))
     alt = ids_in_file[ids_in_file != kh_in_file]
     kept_order = change.order if everything else change.order[keep[change.order]]  # input rows, by id
     position_in_file = kept_order if everything else (np.cumsum(keep) - 1)[kept_order]
-    ctx.cache.save_rows(info.sha256, LayerIndex.build(change.ids[kept_order], position_in_file, rh_in_file, cells,
-                                                      keys, alt, upserts.select(keys)))
-    failpoint("commit:after-change-object")
-    bytes_written = info.size
-    deletes_sha: str | None = None
-    if change.removed.size:
-        assert request.parent_reader is not None
-        deleted_rows = request.parent_reader.fetch(change.removed, columns=keys)
-        deletes = write_parquet_object(ctx.store, deleted_rows,
-                                       metadata=alt_metadata(change.removed, key_hash(deleted_rows, keys)))
-        ctx.cache.save_deletes(deletes.sha256, change.removed)
-        deletes_sha = deletes.sha256
-        bytes_written += deletes.size
-    layer = Layer(rows=info.sha256, rows_count=upserts.num_rows, deletes=deletes_sha,
-                  deletes_count=int(change.removed.size))
+    index = LayerIndex.build(change.ids[kept_order], position_in_file, rh_in_file, cells, keys, alt,
+                             upserts.select(keys))
     parent_manifest = request.parent_manifest
-    layers = (layer,) if schema.new_base or parent_manifest is None else (*parent_manifest.layers, layer)
-    manifest = Manifest(key_columns=tuple(keys), schema_fingerprint=schema.fingerprint, rows=change.rows,
-                        layers=layers)
-    failpoint("commit:after-objects")
-    manifest_info = ctx.store.put_bytes(manifest.to_bytes())
-    failpoint("commit:after-manifest")
-    bytes_written += manifest_info.size
+    below = () if schema.new_base or parent_manifest is None else parent_manifest.layers
+    staged = write_layer(ctx, upserts, index, keys=keys, metadata=alt_metadata(ids_in_file, kh_in_file),
+                         removed=change.removed, parent=request.parent_reader, below=below,
+                         schema_fingerprint=schema.fingerprint, total_rows=change.rows,
+                         point=lambda name: failpoint(f"commit:{name}"))
+    bytes_written = staged.bytes_written
     annotations_sha: str | None = None
     if change.delta is not None and not change.delta.empty:
         from registry.provenance.store import write_delta
@@ -406,7 +398,11 @@ def _write_objects(ctx: Context, request: _Request, schema: _Schema, change: _Ch
         records_info = write_delta(ctx, change.delta)
         annotations_sha = records_info.sha256
         bytes_written += records_info.size
-    return _Written(info.sha256, deletes_sha, manifest_info.sha256, layers, annotations_sha, bytes_written)
+    return _Written(staged, annotations_sha, bytes_written)
+
+
+class _Protected(Exception):
+    """The branch was protected after :func:`guard_commit` looked: the transaction rolls back."""
 
 
 def _record(ctx: Context, request: _Request, schema: _Schema, change: _Change, written: _Written,
@@ -422,21 +418,24 @@ def _record(ctx: Context, request: _Request, schema: _Schema, change: _Change, w
     author = request.who.name
     created_at = utc_now()
     parents = [parent.id] if parent else []
-    new_id = snapshot_id(dataset=name, parents=parents, change_sha256=written.change_sha,
-                         deletes_sha256=written.deletes_sha, schema_fingerprint=schema.fingerprint, author=author,
+    staged = written.staged
+    new_id = snapshot_id(dataset=name, parents=parents, change_sha256=staged.change_sha256,
+                         deletes_sha256=staged.deletes_sha256, schema_fingerprint=schema.fingerprint, author=author,
                          message=request.message, created_at=created_at, annotations_sha256=written.annotations_sha)
     lineage_metrics = lineage_emit.commit_metrics(request.table if request.mode == "replace" else None)
     # Stores with commits (lakeFS) seal the objects now, naming the snapshot; a crash before the catalog
     # commits leaves a store commit no snapshot records, whose objects gc removes like any unreferenced ones.
     store_commit = ctx.store.seal_commit(new_id, request.message or f"registry commit {name}")
-    latest = request.latest_schema
+    latest, same = request.latest_schema, request.parent_schema
+    if same is None or same.fingerprint != schema.fingerprint:
+        same = latest if latest is not None and latest.fingerprint == schema.fingerprint else None
     try:
         with transaction(ctx.engine) as session:
             # Everything read in the first transaction still holds if main has not moved, and the
             # compare-and-swap below fails if it has (a racing schema version fails earlier, on
             # its primary key): no need to read it again.
-            version = latest.version if latest else 0
-            if latest is None or latest.fingerprint != schema.fingerprint:
+            version = same.version if same is not None else (latest.version if latest else 0)
+            if same is None:
                 version += 1
                 session.add(SchemaVersionRow(
                     dataset_id=catalog.dataset_id(dataset), version=version, fingerprint=schema.fingerprint,
@@ -446,17 +445,21 @@ def _record(ctx: Context, request: _Request, schema: _Schema, change: _Change, w
             snapshot_row = SnapshotRow(
                 id=new_id, dataset_id=catalog.dataset_id(dataset), seq=(parent.seq + 1) if parent else 1,
                 parents=json.dumps(parents), author=author, message=request.message, created_at=created_at,
-                schema_version=version, schema_fingerprint=schema.fingerprint, change_sha256=written.change_sha,
-                deletes_sha256=written.deletes_sha, manifest_sha256=written.manifest_sha, rows=change.rows,
+                schema_version=version, schema_fingerprint=schema.fingerprint, change_sha256=staged.change_sha256,
+                deletes_sha256=staged.deletes_sha256, manifest_sha256=staged.manifest_sha256, rows=change.rows,
                 bytes_written=written.bytes_written, added=added, changed=changed, removed=removed,
                 annotations_sha256=written.annotations_sha, summary=summary, store_commit_id=store_commit)
             session.add(snapshot_row)
             session.flush()
             catalog.move_branch(session, dataset, request.branch, parent.id if parent else None, new_id)
+            # Checked after the compare-and-swap locked the ref row (protect_branch locks it too), in the
+            # same transaction: a branch protected since guard_commit looked refuses the commit.
+            if session.get(BranchProtectionRow, (dataset.id, request.branch)) is not None:
+                raise _Protected
             lineage_emit.enqueue_commit(session, ctx, run, dataset=dataset, snapshot=snapshot_row,
                                         schema=schema.columns, mode=request.mode,
                                         compatibility=schema.compatibility, column_metrics=lineage_metrics,
-                                        layers=written.layers)
+                                        layers=staged.layers)
             audit.record(session, ctx, annotations.audit_action if annotations else "snapshot.commit", "snapshot",
                          new_id, dataset=name, snapshot=new_id, actor=request.who, details={
                              "parent": parent.id if parent else None, "ref": request.branch, "mode": request.mode,

@@ -121,8 +121,45 @@ def _classify(reader_a: ManifestReader, reader_b: ManifestReader, touched: np.nd
                            in_a.take(changed), in_b.take(changed), bool(changed[hinted].any()))
     kh_b, rh_b = reader_b.effective_index()
     found = compare_sorted(kh_b, rh_b, *reader_a.effective_index())
-    return _Classified(kh_b[~found.present], found.removed_kh, kh_b[found.present & ~found.same],
-                       int(found.same.sum()))
+    common = np.flatnonzero(found.present)
+    other_key, changed, blind = _confirm_by_values(reader_a, reader_b, kh_b[common], ~found.same[common])
+    changed_kh = kh_b[common[changed & ~other_key]]
+    parted = kh_b[common[other_key]]  # one id, two keys: removed from a and added in b
+    return _Classified(np.sort(np.concatenate([kh_b[~found.present], parted])),
+                       np.sort(np.concatenate([found.removed_kh, parted])), changed_kh,
+                       int((~changed & ~other_key).sum()), hash_blind=blind)
+
+
+def _confirm_by_values(reader_a: ManifestReader, reader_b: ManifestReader, kh: np.ndarray, hashes_differ: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray, bool]:
+    """For ids (sorted) on both sides of an index comparison: ``(other_key, changed, hash_blind)``.
+
+    64-bit hashes only propose (design invariant 11). A row both sides read from the same stored object
+    at the same position is the same key and row (the object is named by its SHA-256). Any other is
+    confirmed by its actual values: the key columns (from the indexes) for every such id, and the whole
+    row where the row hashes are equal. ``hash_blind``: a row with equal hashes changed all the same."""
+    in_a, in_b = reader_a.lookup(kh), reader_b.lookup(kh)
+    objects_a = np.array([layer.rows or "" for layer in reader_a.manifest.layers], object)
+    objects_b = np.array([layer.rows or "" for layer in reader_b.manifest.layers], object)
+    shared = (objects_a[in_a.layer] == objects_b[in_b.layer]) & (in_a.position == in_b.position)
+    check = np.flatnonzero(~shared)
+    other_key = np.zeros(len(kh), bool)
+    changed = hashes_differ & ~shared
+    if not check.size:
+        return other_key, changed, False
+    keys = list(reader_a.keys)
+    sub_a, sub_b = in_a.take(check), in_b.take(check)
+    other_key[check] = ~rows_equal(reader_a.fetch_keys(kh[check], found=sub_a),
+                                   reader_b.fetch_keys(kh[check], found=sub_b), keys)
+    equal = check[~hashes_differ[check] & ~other_key[check]]
+    blind = False
+    if equal.size:
+        before = reader_a.fetch(kh[equal], found=in_a.take(equal))
+        after = reader_b.fetch(kh[equal], found=in_b.take(equal))
+        differ = ~rows_equal(before, after, [c for c in before.column_names if c in after.column_names])
+        changed[equal] = differ
+        blind = bool(differ.any())
+    return other_key, changed, blind
 
 
 def _prepare(session: Session, ctx: Context, a_ref: str, b_ref: str

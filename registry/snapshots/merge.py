@@ -33,10 +33,12 @@ from registry.context import Context
 from registry.models import SnapshotRow
 from registry.snapshots.ancestry import Graph
 from registry.snapshots.commit import load_manifest
+from registry.snapshots.identity import rows_equal
 from registry.snapshots.layer_reader import Lookup, ManifestReader
 from registry.snapshots.layers import compare_sorted
 
-__all__ = ["DELETED", "ROW", "Conflict", "MergePlan", "display", "plan_merge", "sample_key"]
+__all__ = ["DELETED", "ROW", "Conflict", "MergePlan", "conform", "display", "plan_merge", "sample_key",
+           "unified_schema"]
 
 ROW = "*"
 """The column of a row-level conflict (a row deleted on one side and changed on the other)."""
@@ -123,6 +125,9 @@ class MergePlan:
     theirs_changed: int
     full_compare: bool = False
     """The touched keys were found by comparing whole indexes (long or schema-changing history)."""
+    new_base: bool = False
+    """``schema`` (both sides' compatible schema changes together) is not ours': the result is written
+    as a new base layer, ours' rows conformed to it (null in columns only theirs has)."""
 
     @property
     def unresolved(self) -> list[Conflict]:
@@ -150,11 +155,36 @@ class MergePlan:
                 cells[row] = value
             merged = merged.set_column(merged.schema.get_field_index(column), column,
                                        pa.array(cells, self.schema.field(column).type))
-        parts = [self.theirs_taken.cast(self.schema), merged.filter(pa.array(differs)).cast(self.schema)]
+        parts = [conform(self.theirs_taken, self.schema), conform(merged.filter(pa.array(differs)), self.schema)]
         if rows_from_theirs:
-            parts.append(self.theirs_reader.fetch(np.sort(np.array(rows_from_theirs, np.uint64))).cast(self.schema))
+            parts.append(conform(self.theirs_reader.fetch(np.sort(np.array(rows_from_theirs, np.uint64))),
+                                 self.schema))
         deletes = np.concatenate([self.theirs_deleted, np.array(deleted, np.uint64)])
         return pa.concat_tables(parts), np.sort(deletes)
+
+
+def unified_schema(base: pa.Schema, ours: pa.Schema, theirs: pa.Schema) -> pa.Schema:
+    """Both sides' schema changes since ``base`` together (the caller has refused breaking or clashing
+    ones): ours' columns in ours' order, a column's type from the side that changed it, then the columns
+    only theirs added; every column nullable where either side's is."""
+    fields = []
+    for field in ours:
+        other = theirs.field(field.name) if field.name in theirs.names else None
+        was = base.field(field.name).type if field.name in base.names else None
+        if other is not None and other.type != field.type and field.type == was:
+            field = other  # only theirs changed its type
+        fields.append(field.with_nullable(field.nullable or other is None or other.nullable))
+    fields += [f.with_nullable(True) for f in theirs if f.name not in ours.names]
+    return pa.schema(fields)
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``table``'s rows in ``schema``: its columns in that order, nulls in the columns it lacks, widened."""
+    if table.schema.remove_metadata().equals(schema):
+        return table
+    columns = [table.column(f.name).cast(f.type) if f.name in table.column_names
+               else pa.nulls(table.num_rows, f.type) for f in schema]
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def _snapshots(session: Session, ids: list[str]) -> list[SnapshotRow]:
@@ -226,6 +256,9 @@ def _cells_at(reader: ManifestReader, found: Lookup, columns: list[str]) -> list
     """The values of ``columns`` at looked-up rows (all present), in order: a few cells of a large base
     layer, so each needed row group is read with those columns dictionary-encoded (no string decoding)."""
     out: list[dict[str, Any]] = [{} for _ in range(len(found.layer))]
+    columns = [c for c in columns if c in reader.schema().names]  # a column added since has no base value
+    if not columns:
+        return out
     for layer_no in np.unique(found.layer):
         which = np.flatnonzero(found.layer == layer_no)
         parquet = pq.ParquetFile(reader.layer_path(int(layer_no)), read_dictionary=columns)
@@ -256,7 +289,8 @@ def _cell_merge(readers: tuple[ManifestReader, ManifestReader, ManifestReader], 
     those columns only."""
     r_base, r_ours, r_theirs = readers
     l_base, l_ours, l_theirs = lookups
-    ours, theirs = r_ours.fetch(kh, found=l_ours), r_theirs.fetch(kh, found=l_theirs)
+    ours = conform(r_ours.fetch(kh, found=l_ours), schema)
+    theirs = conform(r_theirs.fetch(kh, found=l_theirs), schema)
     differ = {c: _values_differ(ours.column(c), theirs.column(c)) for c in schema.names if c not in keys}
     wanted = [c for c, mask in differ.items() if mask.any()]
     merged = {name: ours.column(name) for name in schema.names}
@@ -273,11 +307,11 @@ def _cell_merge(readers: tuple[ManifestReader, ManifestReader, ManifestReader], 
         for i in np.flatnonzero(differ[column]).tolist():
             o, t = ours.column(column)[i].as_py(), theirs.column(column)[i].as_py()
             base = base_of.get(i)
-            if base is not None and _same(o, base[column]):
+            if base is not None and _same(o, base.get(column)):
                 take[i] = True
-            elif base is None or not _same(t, base[column]):
+            elif base is None or not _same(t, base.get(column)):
                 conflicts.append(Conflict(int(kh[i]), key_of[i], column, "added" if base is None else "changed",
-                                          None if base is None else base[column], o, t, row=i))
+                                          None if base is None else base.get(column), o, t, row=i))
         if take.any():
             merged[column] = pc.if_else(pa.array(take), theirs.column(column), ours.column(column))
             differs |= take
@@ -288,7 +322,8 @@ def plan_merge(ctx: Context, session: Session, graph: Graph, base: SnapshotRow, 
                theirs: SnapshotRow, keys: list[str]) -> MergePlan:
     """Classify every key either side changed since ``base``; see the module docstring.
 
-    The three snapshots must share one schema (the caller checks it)."""
+    The sides may have changed the schema compatibly since ``base`` (the caller refuses breaking or
+    clashing changes): rows are compared and merged in :func:`unified_schema`."""
     readers = (ManifestReader(ctx.store, ctx.cache, load_manifest(ctx, base)),
                ManifestReader(ctx.store, ctx.cache, load_manifest(ctx, ours)),
                ManifestReader(ctx.store, ctx.cache, load_manifest(ctx, theirs)))
@@ -305,15 +340,31 @@ def plan_merge(ctx: Context, session: Session, graph: Graph, base: SnapshotRow, 
     ours_changed, theirs_changed = _differs(l_base, l_ours), _differs(l_base, l_theirs)
     only_theirs = theirs_changed & ~ours_changed
     take = only_theirs & l_theirs.present
-    theirs_taken = r_theirs.fetch(candidates[take], found=l_theirs.take(take))
+    schema = unified_schema(r_base.schema(), r_ours.schema(), r_theirs.schema())
+    theirs_taken = conform(r_theirs.fetch(candidates[take], found=l_theirs.take(take)), schema)
     theirs_deleted = np.sort(candidates[only_theirs & ~l_theirs.present])
     both = theirs_changed & ours_changed & _differs(l_ours, l_theirs)
     kept = both & l_ours.present & l_theirs.present
-    schema = r_ours.schema()
     lookups = (l_base, l_ours, l_theirs)
     merged, differs, conflicts = _cell_merge(readers, candidates[kept], _take(lookups, kept), keys, schema)
     gone = both & ~kept
+    if gone.any() and not schema.equals(r_base.schema()):
+        # A schema change makes every row's hash differ: a row deleted on one side whose other side only
+        # gained the new columns' nulls (or a widening) is a deletion, not a conflict.
+        present = np.flatnonzero(gone)
+        side = np.where(l_ours.present[present], 1, 2)
+        for number, reader, found in ((1, r_ours, l_ours), (2, r_theirs, l_theirs)):
+            here = present[side == number]
+            if not here.size:
+                continue
+            after = conform(reader.fetch(candidates[here], found=found.take(here)), schema)
+            before = conform(r_base.fetch(candidates[here], found=l_base.take(here)), schema)
+            same = here[rows_equal(before, after, schema.names)]
+            gone[same] = False
+            if number == 1:  # theirs deleted a row ours left alone
+                theirs_deleted = np.union1d(theirs_deleted, candidates[same])
     if gone.any():
         conflicts += _row_conflicts(readers, candidates[gone], _take(lookups, gone), keys)
     return MergePlan(keys, schema, base, ours, theirs, r_ours, r_theirs, theirs_taken, theirs_deleted, merged,
-                     differs, conflicts, int(ours_changed.sum()), int(theirs_changed.sum()), full)
+                     differs, conflicts, int(ours_changed.sum()), int(theirs_changed.sum()), full,
+                     not schema.equals(r_ours.schema()))

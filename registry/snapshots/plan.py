@@ -14,7 +14,6 @@ rank computes the same cut from the same plan.
 from __future__ import annotations
 
 import base64
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +25,11 @@ import pyarrow.parquet as pq
 
 from registry.context import Context
 from registry.db import transaction
-from registry.errors import Hint, InvalidInput, VerifyFailed
+from registry.errors import InvalidInput, NotFound, StorageError, VerifyFailed
 from registry.snapshots.commit import load_manifest
 from registry.snapshots.history import resolve_ref
 from registry.snapshots.layer_reader import ManifestReader
+from registry.storage.verified import verify_file
 
 __all__ = ["MAX_SHARDS", "ReadTask", "ScanPlan", "build_plan", "group", "read_task", "snapshot_objects", "split",
            "verify_object"]
@@ -251,19 +251,16 @@ def snapshot_objects(ctx: Context, ref: str) -> list[str]:
 
 
 def verify_object(path: str | Path, sha256: str) -> None:
-    """Re-hash one object's bytes.
+    """Check one object's bytes against its name, through the verified-read helper: hashed the first time
+    this process reads the file (and again after any change to it), not on every call.
 
     Raises:
         VerifyFailed: they do not hash to ``sha256``, or the file cannot be read.
     """
     try:
-        with open(path, "rb") as fh:
-            actual = hashlib.file_digest(fh, "sha256").hexdigest()
-    except OSError as exc:
-        raise VerifyFailed(f"object {sha256} cannot be read: {exc.strerror or exc}") from exc
-    if actual != sha256:
-        raise VerifyFailed(f"object {sha256} is corrupt: its bytes hash to {actual}; "
-                           "a verify run lists every damaged object", hint=Hint("command", "verify"))
+        verify_file(Path(path), sha256)
+    except (NotFound, StorageError) as exc:
+        raise VerifyFailed(f"object {sha256} cannot be read: {exc}") from exc
 
 
 def read_task(path: str | Path, task: ReadTask, columns: Sequence[str] | None = None,

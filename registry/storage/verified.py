@@ -21,7 +21,7 @@ from pathlib import Path
 from registry.errors import Hint, NotFound, StorageError, VerifyFailed
 from registry.storage.base import ObjectStore
 
-__all__ = ["corrupt", "verified_path"]
+__all__ = ["corrupt", "verified_path", "verify_file"]
 
 _verified: dict[str, tuple[int, ...]] = {}
 _lock = threading.Lock()
@@ -70,7 +70,18 @@ def verified_path(store: ObjectStore, sha256: str, role: str = "object", markers
         NotFound: the object is missing.
         VerifyFailed: its bytes do not hash to its name (or cannot be read).
     """
-    path = store.local_path(sha256)
+    return verify_file(store.local_path(sha256), sha256, role, markers)
+
+
+def verify_file(path: Path, sha256: str, role: str = "object", markers: Path | None = None) -> Path:
+    """``path``, once its bytes are known to hash to ``sha256``: hashed the first time this process (or,
+    with ``markers``, any process) sees the file with its current identity, remembered after that.
+
+    Raises:
+        NotFound: the file is missing.
+        StorageError: it cannot be read.
+        VerifyFailed: its bytes do not hash to ``sha256``.
+    """
     try:
         identity = _identity(path)
     except OSError as exc:

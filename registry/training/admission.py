@@ -18,7 +18,6 @@ from typing import Any, Protocol
 
 from registry import catalog
 from registry.context import Context, resolve_actor
-from registry.errors import VerifyFailed
 from registry.lineage.events import ParentRef, check_run_id, new_run_id
 from registry.lineage.parent_env import parent_from_env
 from registry.snapshots.plan import ScanPlan, build_plan, verify_object
@@ -47,18 +46,9 @@ class LocalObjects:
         return self.paths[sha256]
 
 
-_VERIFIED: dict[str, tuple[int, int, int]] = {}
-"""Per process: object hash -> (inode, size, mtime in ns) of the file when its bytes last hashed right."""
-
-
-def _stamp(path: str) -> tuple[int, int, int]:
-    info = os.stat(path)
-    return info.st_ino, info.st_size, info.st_mtime_ns
-
-
 class VerifiedObjects:
-    """An :class:`ObjectSource` that re-hashes an object before this process first reads it, and again
-    whenever its file changed since (a rewrite changes its modification time)."""
+    """An :class:`ObjectSource` that verifies an object before this process first reads it, and again
+    whenever its file changed since (the verified-read helper, :func:`~registry.snapshots.plan.verify_object`)."""
 
     def __init__(self, source: ObjectSource) -> None:
         self.source = source
@@ -70,13 +60,7 @@ class VerifiedObjects:
             VerifyFailed: its bytes do not hash to its name.
         """
         found = self.source.path(sha256)
-        try:
-            stamp = _stamp(found)
-        except OSError as exc:
-            raise VerifyFailed(f"object {sha256} cannot be read: {exc.strerror or exc}") from exc
-        if _VERIFIED.get(sha256) != stamp:
-            verify_object(found, sha256)
-            _VERIFIED[sha256] = stamp
+        verify_object(found, sha256)
         return found
 
 

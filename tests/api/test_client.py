@@ -246,7 +246,8 @@ def test_the_package_installs_on_its_own_and_never_imports_registry(tmp_path: Pa
     assert {n.split("/")[0] for n in names if not n.startswith("dataset_ledger_client-")} == {"registry_client"}
     requires = sorted(line.split(":", 1)[1].strip().split(">")[0] for line in metadata.splitlines()
                       if line.startswith("Requires-Dist:"))
-    assert requires == ["httpx", "pyarrow", "pyyaml"]  # pyyaml: lockfiles (registry_client.lockfile)
+    # numpy: the pinned content hash (registry_client.content); pyyaml: lockfiles (registry_client.lockfile)
+    assert requires == ["httpx", "numpy", "pyarrow", "pyyaml"]
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
                     str(wheel)], check=True, capture_output=True)

@@ -156,3 +156,41 @@ def test_qa_run_and_gate_check_take_branch_refs(reg: Registry, cli: Cli) -> None
     assert not reg.gate("ds@shrink").passes
     res = cli("gate", "check", "ds@shrink", "--json")
     assert res.code == 1 and json.loads(res.stdout)["snapshot_id"] == result.snapshot_id
+
+
+def test_a_branch_protected_during_a_commit_refuses_it_in_the_commit_transaction(
+        reg: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The protection is checked in the transaction that moves the branch: a branch protected after the
+    commit's early check (here: once its objects are written) does not receive the commit."""
+    import registry.snapshots.commit as commit_module
+
+    table = _setup(reg)
+    head = reg.show("ds").id
+    real = commit_module.failpoint
+
+    def protect_midway(point: str) -> None:
+        if point == "commit:after-manifest":
+            reg.protect("ds/main")
+        real(point)
+
+    monkeypatch.setattr(commit_module, "failpoint", protect_midway)
+    with pytest.raises(PermissionDenied, match="protected"):
+        reg.commit("ds", _relabel(table, [0], "cat"), mode="upsert")
+    assert reg.show("ds").id == head
+    assert len(reg.log("ds")) == 1
+    assert len(reg.audit_log(dataset="ds", action="commit.denied")) == 1
+
+
+def test_commits_on_a_branch_follow_its_own_schema_not_another_branchs(reg: Registry) -> None:
+    """After a branch adds a column, main's upserts are checked against main's schema (not refused for
+    lacking the column), and main adopting that schema later starts a new base layer (readable)."""
+    table = _setup(reg, 20)
+    reg.branch("ds/wide")
+    wide = table.append_column("note", pa.array(["n"] * 20))
+    reg.commit("ds@wide", wide, message="add note")
+    reg.commit("ds", _relabel(table, [0], "cat"), mode="upsert")
+    assert reg.read("ds").schema.names == table.schema.names
+    result = reg.commit("ds", wide)
+    assert result.created and reg.read("ds").num_rows == 20 and reg.read("ds").schema.names == wide.schema.names
+    assert reg.show("ds").schema_version == reg.show("ds@wide").schema_version
+    assert reg.verify().ok

@@ -357,3 +357,59 @@ def test_verify_cross_check_replays_branches_and_merges(reg: Registry) -> None:
                              "WHERE name = 'main'")
     problems = reg.verify().problems
     assert any("ds@main" in p and merged.snapshot_id[:12] in p for p in problems), problems
+
+
+def _with_note(table: pa.Table, notes: dict[str, str | None]) -> pa.Table:
+    ids = table.column("sample_id").to_pylist()
+    return table.append_column(pa.field("note", pa.string(), nullable=True),
+                               pa.array([notes.get(i) for i in ids], pa.string()))
+
+
+def test_a_column_added_on_one_side_merges_and_the_other_sides_rows_get_null(reg: Registry) -> None:
+    """Adding a nullable column is a compatible change: merged into a moved, unchanged-schema main, the
+    result has the column (main's own new and changed rows hold null in it) and every change of both."""
+    base = _setup(reg, 50)
+    _upsert(reg, "ds", [_edit(base, "s00000004", label="o"), {**base["s00000000"], "sample_id": "new-main"}],
+            delete=["s00000005"])
+    feat = reg.read("ds@feat")
+    reg.commit("ds@feat", _with_note(feat, {"s00000001": "blurry", "s00000002": "ok"}).set_column(
+        1, "label", pa.array(["t" if i == "s00000003" else v for i, v in
+                              zip(feat.column("sample_id").to_pylist(), feat.column("label").to_pylist(),
+                                  strict=True)])))
+    result = reg.merge("ds@feat", "main")
+    assert result.outcome == "merged" and not result.conflicts
+    merged = _rows(reg, "ds")
+    assert reg.read("ds").schema.names == [*SCHEMA.names, "note"]
+    assert merged["s00000001"]["note"] == "blurry" and merged["s00000002"]["note"] == "ok"
+    assert merged["s00000003"]["label"] == "t" and merged["s00000004"]["label"] == "o"
+    assert merged["s00000004"]["note"] is None and merged["new-main"]["note"] is None
+    assert "s00000005" not in merged and len(merged) == 50
+    assert reg.show("ds").rows == 50
+    assert reg.show("ds").schema_version == reg.show("ds@feat").schema_version, "the merged schema is feat's"
+    assert reg.verify().ok
+
+
+def test_the_same_column_added_on_both_sides_merges_and_its_values_merge_by_cell(reg: Registry) -> None:
+    _setup(reg, 30)
+    reg.commit("ds@feat", _with_note(reg.read("ds@feat"), {"s00000001": "feat", "s00000003": "same"}))
+    reg.commit("ds", _with_note(reg.read("ds"), {"s00000002": "main", "s00000003": "same"}))
+    result = reg.merge("ds@feat", "main")
+    assert result.outcome == "merged" and not result.conflicts
+    merged = _rows(reg, "ds")
+    assert [merged[f"s0000000{i}"]["note"] for i in range(5)] == [None, "feat", "main", "same", None]
+    reg.branch("ds/again")
+    reg.commit("ds@again", _with_note(reg.read("ds@again").drop_columns(["note"]), {"s00000009": "x"}))
+    reg.commit("ds", _with_note(reg.read("ds").drop_columns(["note"]), {"s00000009": "y"}))
+    with pytest.raises(UnresolvedConflicts) as raised:
+        reg.merge("ds@again", "main")
+    assert [(c["column"], c["ours"], c["theirs"]) for c in raised.value.conflicts] == [("note", "y", "x")]
+
+
+def test_a_breaking_change_on_one_side_is_still_refused_clearly(reg: Registry) -> None:
+    base = _setup(reg, 30)
+    _upsert(reg, "ds", [_edit(base, "s00000004", label="o")])
+    reg.commit("ds@feat", reg.read("ds@feat").drop_columns(["annotator_id"]), allow_breaking=True)
+    head = reg.show("ds").id
+    with pytest.raises(InvalidInput, match="annotator_id"):
+        reg.merge("ds@feat", "main")
+    assert reg.show("ds").id == head

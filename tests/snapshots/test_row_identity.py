@@ -164,3 +164,31 @@ def test_stored_ids_are_unique_per_key(signs: Registry) -> None:
     ids, _ = reader.effective_index()
     assert len(ids) == 3 and len(np.unique(ids)) == 3
     assert reader.has_alt_ids()
+
+
+def test_a_far_apart_diff_sees_a_change_whose_row_hash_collides(reg: Registry) -> None:
+    """Two branches are compared through their whole indexes (no commit chain links them): equal 64-bit
+    row hashes do not hide a change; the values decide (design invariant 11)."""
+    reg.create_dataset(NAME, "sample_id")
+    reg.commit(NAME, pa.table({"sample_id": ["x", "y", "z"], "label": [A, "keep", "same"]}))
+    reg.branch(f"{NAME}/relabel")
+    reg.commit(f"{NAME}@relabel", pa.table({"sample_id": ["x"], "label": [B]}), mode="upsert")
+    reg.commit(NAME, pa.table({"sample_id": ["y"], "label": ["moved"]}), mode="upsert")
+    diff = reg.diff(NAME, f"{NAME}@relabel")
+    assert (diff.added, diff.removed, diff.changed, diff.unchanged) == (0, 0, 2, 1)
+    assert diff.changed_cells == {"label": 2}
+    assert sorted(e["key"] for e in diff.examples) == ["x", "y"]
+    assert sorted(reg.changes(NAME, f"{NAME}@relabel").upserts.column("sample_id").to_pylist()) == ["x", "y"]
+
+
+def test_a_far_apart_diff_tells_colliding_keys_apart(reg: Registry) -> None:
+    """Each branch adds one of two keys with one 64-bit key hash: they are two keys (one removed, one
+    added), not one changed row."""
+    reg.create_dataset(NAME, "sample_id")
+    reg.commit(NAME, _rows({"other": "dog"}))
+    reg.branch(f"{NAME}/b")
+    reg.commit(NAME, _rows({A: "cat"}), mode="upsert")
+    reg.commit(f"{NAME}@b", _rows({B: "cat"}), mode="upsert")
+    diff = reg.diff(NAME, f"{NAME}@b")
+    assert (diff.added, diff.removed, diff.changed, diff.unchanged) == (1, 1, 0, 1)
+    assert sorted((e["kind"], e["key"]) for e in diff.examples) == [("added", B), ("removed", A)]

@@ -3,8 +3,10 @@ shards of equal size, each verifiable by its object's hash; the same plan over H
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -19,6 +21,7 @@ from registry.api.app import create_app
 from registry.auth.tokens import create_token
 from registry.errors import InvalidInput, NotFound, VerifyFailed
 from registry.snapshots.plan import ReadTask, ScanPlan, build_plan, group, read_task, split, verify_object
+from registry.training.admission import VerifiedObjects, local_objects
 from tests.support.api_support import serve
 from tests.support.training_support import BLOCKING, churned, key_values
 
@@ -60,16 +63,20 @@ def test_columns_and_older_snapshots(reg: Registry) -> None:
     assert ScanPlan.from_dict(plan.to_dict()) == plan
 
 
+def _flip_a_byte(victim: Path) -> Path:
+    victim.chmod(0o644)
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    victim.write_bytes(bytes(data))
+    return victim
+
+
 def test_each_task_is_verifiable_and_a_flipped_byte_is_caught(reg: Registry) -> None:
     churned(reg)
     plan = build_plan(reg.ctx, "churn")
     for sha in plan.objects:
         verify_object(reg.ctx.store.local_path(sha), sha)
-    victim = Path(reg.ctx.store.local_path(plan.objects[0]))
-    victim.chmod(0o644)
-    data = bytearray(victim.read_bytes())
-    data[len(data) // 2] ^= 0x01
-    victim.write_bytes(bytes(data))
+    victim = _flip_a_byte(Path(reg.ctx.store.local_path(plan.objects[0])))
     with pytest.raises(VerifyFailed, match=plan.objects[0]):
         verify_object(victim, plan.objects[0])
 
@@ -197,3 +204,91 @@ def test_a_lock_entry_from_another_registry_is_refused_locally(reg: Registry, tm
         reg.plan(moved)
     assert reg.plan(entry).snapshot_id == entry.snapshot_id
     assert reg.load(entry).num_rows == reg.read("churn").num_rows
+
+
+def test_a_process_hashes_an_object_once_across_plans_and_reads(reg: Registry, monkeypatch: pytest.MonkeyPatch
+                                                                ) -> None:
+    """Plans and training reads verify through the one verified-read helper: an object is hashed once per
+    process (while its file is untouched), and a byte flipped afterwards is still caught."""
+    churned(reg)
+    hashed: list[str] = []
+    real = hashlib.file_digest
+
+    def counting(fh: Any, digest: Any) -> Any:
+        hashed.append(Path(fh.name).name)
+        return real(fh, digest)
+
+    monkeypatch.setattr(hashlib, "file_digest", counting)
+    plan = build_plan(reg.ctx, "churn")
+    objects = VerifiedObjects(local_objects(reg.ctx, plan))
+    for _ in range(2):
+        build_plan(reg.ctx, "churn")
+        for sha in plan.objects:
+            verify_object(reg.ctx.store.local_path(sha), sha)
+            objects.path(sha)
+    assert all(hashed.count(Path(reg.ctx.store.local_path(sha)).name) <= 1 for sha in plan.objects), hashed
+    victim = _flip_a_byte(Path(reg.ctx.store.local_path(plan.objects[0])))
+    with pytest.raises(VerifyFailed, match=plan.objects[0]):
+        objects.path(plan.objects[0])
+    with pytest.raises(VerifyFailed, match=plan.objects[0]):
+        verify_object(victim, plan.objects[0])
+
+
+def test_the_clients_content_hash_is_the_servers(reg: Registry) -> None:
+    """The client restates the pin's content hash (it cannot import ``registry``): both agree on every type."""
+    from decimal import Decimal
+
+    from registry_client.content import content_hash as client_hash
+
+    from registry.quality.content import content_hash as server_hash
+
+    n = 3000
+    table = pa.table({
+        "k": [f"key-{i:05d}" for i in range(n)],
+        "n": pa.array([None if i % 7 == 0 else i - 1500 for i in range(n)], pa.int32()),
+        "u": pa.array([i for i in range(n)], pa.uint16()),
+        "f": pa.array([float("nan") if i % 5 == 0 else -0.0 if i % 5 == 1 else i / 3 for i in range(n)]),
+        "b": [i % 2 == 0 for i in range(n)],
+        "s": [None if i % 11 == 0 else "x" * (i % 23) + "é" for i in range(n)],
+        "low": [["cat", "dog", "bird"][i % 3] for i in range(n)],
+        "bin": pa.array([bytes([i % 256]) * (i % 9) for i in range(n)], pa.binary()),
+        "ts": pa.array(list(range(n)), pa.timestamp("us", tz="UTC")),
+        "d": pa.array(list(range(n)), pa.date32()),
+        "dec": pa.array([Decimal(i) / 100 for i in range(n)], pa.decimal128(10, 2)),
+        "dict": pa.array([["a", "b"][i % 2] for i in range(n)]).dictionary_encode(),
+        "nested": [{"x": i, "y": [i, i + 1]} for i in range(n)],
+        "fixed": pa.array([i.to_bytes(4, "little") for i in range(n)], pa.binary(4)),
+    })
+    chunked = pa.concat_tables([table.slice(0, 1000), table.slice(1000)])
+    for keys in (["k"], ["k", "n"]):
+        assert client_hash(table, keys) == server_hash(table, keys)
+        assert client_hash(chunked, keys) == server_hash(chunked, keys)
+    assert client_hash(table.slice(0, 0), ["k"]) == server_hash(table.slice(0, 0), ["k"])
+
+
+def test_the_client_refuses_rows_that_do_not_hash_to_the_pin(served: tuple[Registry, Client], tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real server's answer, tampered with on its way (one row hidden from the plan, as a lying server or
+    a proxy would): the client recomputes the content hash and refuses the rows."""
+    from registry_client.lockfile import read_lockfile
+
+    reg, client = served
+    churned(reg)
+    lock = tmp_path / "registry.lock"
+    reg.pin("churn", lock, job="train")
+    (loaded,) = read_lockfile(lock, job="train")
+    real = type(client)._send
+
+    def tampered(self: Any, *args: Any, **kwargs: Any) -> Any:
+        answer = real(self, *args, **kwargs)
+        if isinstance(answer, dict) and "plan" in answer:
+            task = answer["plan"]["shards"][0][0]
+            task["hidden"] = sorted({*task["hidden"], task["offset"]})
+            task["rows"] = task["length"] - len(task["hidden"])
+        return answer
+
+    monkeypatch.setattr(type(client), "_send", tampered)
+    with pytest.raises(registry_client.VerifyFailed, match="do not hash|does not match the pin"):
+        client.load_locked(loaded, cache_dir=tmp_path / "cache")
+    monkeypatch.undo()
+    assert client.load_locked(loaded, cache_dir=tmp_path / "cache").num_rows == reg.show("churn").rows

@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import httpx
 
+from registry_client.content import content_hash
 from registry_client.errors import ConnectionFailed, InvalidInput, VerifyFailed, error_for
 
 if TYPE_CHECKING:
@@ -162,9 +163,13 @@ class TrainingCalls:
         audited once by the server, which checks the entry's namespace and content hash; the objects come
         from the local cache (downloaded and hash-checked once), so a second read downloads nothing.
 
+        The rows read are hashed again here, the way the pin hashed them, so a server (or anything between)
+        that answers with other rows than the pinned ones is caught.
+
         Raises:
             GateBlocked: the gate no longer passes.
-            VerifyFailed: the entry was pinned in another registry, or its rows changed.
+            VerifyFailed: the entry was pinned in another registry, its rows changed, or the rows received do
+                not hash to the entry's content hash.
         """
         import pyarrow as pa
 
@@ -177,7 +182,14 @@ class TrainingCalls:
         cache = self.object_cache(ref, cache_dir)
         schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(plan["schema"])))
         parts = [_read_task(cache.path(task["object"]), task) for shard in plan["shards"] for task in shard]
-        return pa.concat_tables(parts) if parts else schema.empty_table()
+        table = pa.concat_tables(parts) if parts else schema.empty_table()
+        # The server checked the pin, but its answer is not trusted: the rows read are hashed here the way
+        # the pin was (registry_client.content), so a plan that hides, adds or swaps rows is refused.
+        digest = content_hash(table, plan["key_columns"])
+        if digest != entry["content_hash"]:
+            raise VerifyFailed(f"{ref}: the rows read hash to {digest}, not to the pinned {entry['content_hash']}; "
+                               "the server's answer does not match the pin")
+        return table
 
 
 def _read_task(path: str, task: dict[str, Any]) -> pa.Table:
