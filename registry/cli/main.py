@@ -19,6 +19,7 @@ from registry import DISTRIBUTION
 from registry.cli import output
 from registry.cli.help_text import ROOT_EPILOG, whole_summaries
 from registry.cli.once import only_once
+from registry.config import Settings
 from registry.errors import QuerySyntaxError, RegistryError, exit_code_for
 
 __all__ = ["cli", "main"]
@@ -31,11 +32,19 @@ class _State:
         self.home = home
         self.author = author
         self._registry: Any = None
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        """The settings of this invocation, resolved from the environment once (the CLI is an entry point)."""
+        if self._settings is None:
+            self._settings = Settings()
+        return self._settings
 
     @property
     def remote(self) -> bool:
         """True when ``REGISTRY_URL`` names a server to work against (see registry/cli/remote.py)."""
-        return bool(os.environ.get("REGISTRY_URL"))
+        return bool(self.settings.remote.url)
 
     def local_only(self, command: str) -> None:
         """Refuse ``command`` (exit 2) when working against a server: it runs only on the registry host."""
@@ -50,12 +59,12 @@ class _State:
         if self._registry is None and self.remote:
             from registry.cli.remote import RemoteRegistry
 
-            self._registry = RemoteRegistry.from_env(self.author)
+            self._registry = RemoteRegistry.from_settings(self.settings.remote, self.author)
         if self._registry is None:
             from registry.context import ClientInfo
             from registry.registry import Registry
 
-            self._registry = Registry.open(self.home)
+            self._registry = Registry.open(self.home, self.settings)
             self._registry.ctx.client = ClientInfo(kind="cli")
             self._registry.ctx.author = self.author
         return self._registry
@@ -102,7 +111,7 @@ def init(ctx: click.Context, path: str | None, lineage_namespace: str | None, as
 
     if lineage_namespace:
         check_namespace(lineage_namespace)
-    paths = create_home(home)
+    paths = create_home(home, ctx.obj.settings)
     ctx.obj.home = str(paths.home)
     namespace = fix_namespace(ctx.obj.registry().ctx, lineage_namespace)
     secret = create_admin_token(ctx.obj.registry().ctx)
@@ -129,7 +138,8 @@ def db_upgrade(state: _State, as_json: bool) -> None:
     from registry.db import upgrade
 
     state.local_only("db upgrade")
-    paths = RegistryPaths.for_home(find_home(state.home))
+    home = find_home(state.home, settings=state.settings)
+    paths = RegistryPaths.for_home(home, state.settings.for_home(home))
     upgrade(paths.database_url)
     output.emit({"home": str(paths.home), "up_to_date": True}, as_json, f"catalog of {paths.home} is up to date")
 

@@ -26,6 +26,7 @@ from registry import errors
 from registry.errors import InvalidInput, NotFound, RegistryError, VerifyFailed
 
 if TYPE_CHECKING:
+    from registry.config import RemoteSettings
     from registry.lineage.emit import LineageRun
     from registry.lineage.graph import LineageGraph
     from registry.training.lockfile import LockEntry
@@ -138,12 +139,13 @@ def _rows(values: list[dict[str, Any]]) -> list[Remote]:
 class RemoteRegistry(RemoteBranches):
     """The registry at ``REGISTRY_URL``, acting with ``REGISTRY_TOKEN`` (the audit log names the token)."""
 
-    def __init__(self, client: registry_client.Client) -> None:
+    def __init__(self, client: registry_client.Client, token_given: bool = False) -> None:
         self.client = client
+        self.token_given = token_given
 
     @classmethod
-    def from_env(cls, author: str | None = None) -> RemoteRegistry:
-        """The server ``REGISTRY_URL`` names.
+    def from_settings(cls, settings: RemoteSettings, author: str | None = None) -> RemoteRegistry:
+        """The server ``REGISTRY_URL`` names (``settings.remote``), acting with ``REGISTRY_TOKEN``.
 
         Raises:
             InvalidInput: ``--author`` was given (the server records the token's name instead), or
@@ -152,17 +154,17 @@ class RemoteRegistry(RemoteBranches):
         if author is not None:
             raise InvalidInput(f"--author does not apply with {URL_ENV}: the server records the token's name")
         try:
-            timeout = float(os.environ.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT)
+            timeout = float(settings.timeout or DEFAULT_TIMEOUT)
         except ValueError:
-            raise InvalidInput(f"{TIMEOUT_ENV} must be a number of seconds, not {os.environ[TIMEOUT_ENV]!r}") from None
-        return cls(registry_client.Client(os.environ[URL_ENV], os.environ.get(TOKEN_ENV), timeout=timeout))
+            raise InvalidInput(f"{TIMEOUT_ENV} must be a number of seconds, not {settings.timeout!r}") from None
+        return cls(registry_client.Client(settings.url or "", settings.token, timeout=timeout), bool(settings.token))
 
     def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
             with _translated():
                 return method(*args, **kwargs)
         except errors.Unauthenticated as exc:
-            raise errors.Unauthenticated(token_hint(str(exc), self.client.url, bool(os.environ.get(TOKEN_ENV)))
+            raise errors.Unauthenticated(token_hint(str(exc), self.client.url, self.token_given)
                                          ) from exc
 
     # --- what only the registry host can do ------------------------------------------------------------

@@ -261,7 +261,7 @@ def test_serve_runs_the_compaction_worker(reg: Registry) -> None:
     reg.ctx.settings.max_layers = 3
     expected = _history(reg, 5)
     assert _layer_count(reg) == 6
-    settings = Settings(compact_interval=0.2, max_layers=3)
+    settings = Settings(compaction={"interval": 0.2, "max_layers": 3})
     with serve(create_app(reg.home, settings)):
         deadline = time.time() + 30
         while _layer_count(reg) > 3 and time.time() < deadline:
