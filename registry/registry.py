@@ -67,8 +67,9 @@ class Registry:
 
         if lineage_namespace:
             check_namespace(lineage_namespace)
-        paths = create_home(Path(path) if path is not None else None)
-        registry = cls(open_context(paths.home))
+        settings = Settings()
+        paths = create_home(Path(path) if path is not None else None, settings)
+        registry = cls(open_context(paths.home, settings))
         fix_namespace(registry.ctx, lineage_namespace)
         return registry
 
