@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from functools import partial
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,9 +20,11 @@ from registry.cli import output
 from registry.config import Settings
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from registry.context import Context
 
-__all__ = ["admin_token_text", "create_admin_token", "run_server", "serve", "server_options"]
+__all__ = ["AppFactory", "admin_token_text", "create_admin_token", "run_server", "serve", "server_options"]
 
 ADMIN_TOKEN = "admin"
 
@@ -70,6 +72,21 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, bootstrap_admi
     run_server(registry.home, settings, host=host, port=port, workers=workers)
 
 
+@dataclass(frozen=True)
+class AppFactory:
+    """uvicorn's app factory for ``registry serve``: the API over ``home`` with ``settings``. Pickled into
+    each worker process, and cheap to unpickle (FastAPI is imported on the call, inside the worker's
+    server), so a worker answers uvicorn's health check while it starts."""
+
+    home: Path
+    settings: Settings
+
+    def __call__(self) -> FastAPI:
+        from registry.api.app import create_app  # lazy: see the class docstring
+
+        return create_app(self.home, self.settings)
+
+
 def run_server(home: Path, settings: Settings, *, host: str, port: int, workers: int) -> None:
     """Serve the API over ``home`` with ``settings`` until stopped, as ``uvicorn.run`` does, except that the
     app comes from a factory bound to those arguments (uvicorn.run takes only an import string for
@@ -77,15 +94,16 @@ def run_server(home: Path, settings: Settings, *, host: str, port: int, workers:
     import uvicorn  # lazy: only `registry serve` needs the server
     from uvicorn.supervisors import Multiprocess
 
-    from registry.api.app import create_app  # lazy: the API (FastAPI) only for `registry serve`
-
-    config = uvicorn.Config(partial(create_app, home, settings), factory=True, host=host, port=port,
+    config = uvicorn.Config(AppFactory(home, settings), factory=True, host=host, port=port,
                             workers=workers, log_level="info", **server_options(settings))
-    if workers > 1:
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
-        return
     server = uvicorn.Server(config)
-    server.run()
+    try:
+        if workers > 1:
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
+            return
+        server.run()
+    except KeyboardInterrupt:
+        return
     if not server.started:
         sys.exit(3)
 

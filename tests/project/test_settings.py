@@ -13,7 +13,6 @@ import os
 import pickle
 import subprocess
 import sys
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -238,12 +237,16 @@ def test_the_app_factory_and_serve_leave_the_environment_alone(home: Path, monke
     assert served and served[0][0] == home.resolve()
 
 
-def test_the_factory_several_workers_get_is_picklable(home: Path) -> None:
-    """uvicorn pickles its config, factory included, into each worker process."""
-    from registry.api.app import create_app
+def test_the_factory_several_workers_get_is_picklable_and_cheap_to_unpickle(home: Path) -> None:
+    """uvicorn pickles its config, factory included, into each worker process; unpickling must not import
+    the API (a worker answers uvicorn's health check only after it)."""
+    from registry.cli.serve_cmds import AppFactory
 
-    factory = pickle.loads(pickle.dumps(partial(create_app, home, Settings(lineage=LineageSettings(max_attempts=3)))))
-    app = factory()
+    data = pickle.dumps(AppFactory(home, Settings(lineage=LineageSettings(max_attempts=3))))
+    probe = subprocess.run([sys.executable, "-c", "import pickle, sys; pickle.loads(sys.stdin.buffer.read()); "
+                            "print('fastapi' in sys.modules)"], input=data, capture_output=True, cwd=ROOT, timeout=60)
+    assert probe.stdout.strip() == b"False", probe.stderr
+    app = pickle.loads(data)()
     try:
         assert app.state.ctx.settings.lineage.max_attempts == 3
     finally:
