@@ -178,7 +178,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="audit-bench-") as tmp_name:
         tmp = Path(tmp_name)
         with Registry.init(tmp / "small") as reg:
-            reg.ctx.settings.audit_seal_events = 0
+            reg.ctx.settings = reg.ctx.settings.replace(audit={"seal_events": 0})
             print("append latency ...")
             results.update(bench_append(reg, args.appends))
             print("bulk append ...")

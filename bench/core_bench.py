@@ -709,7 +709,7 @@ def main() -> None:
         inc: list[dict[str, Any]] = []
         failures: list[str] = []
         with Registry.open(home1) as reg:
-            max_layers = reg.ctx.settings.max_layers
+            max_layers = reg.ctx.settings.compaction.max_layers
             for j in range(INCREMENTAL_COMMITS):
                 idx = np.sort(rng.choice(n_cur, INCREMENTAL_RELABEL, replace=False))
                 relabel(current, idx, rng)

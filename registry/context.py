@@ -59,6 +59,8 @@ class Context:
     engine: Engine
     store: ObjectStore
     settings: Settings
+    """Resolved once when the context opened (:func:`open_context`); later changes to the environment
+    do not reach it. Read groups from it (``ctx.settings.lineage``), never the environment."""
     client: ClientInfo = field(default_factory=ClientInfo)
     principal: str | None = None
     """The name of the API token a request authenticated with."""
@@ -73,9 +75,8 @@ class Context:
         self.engine.dispose()
 
 
-def default_actor(settings: Settings | None = None) -> str:
-    """Who acts when no author is given: ``REGISTRY_ACTOR``, else the OS user."""
-    settings = settings or Settings()
+def default_actor(settings: Settings) -> str:
+    """Who acts when no author is given: ``settings.actor`` (``REGISTRY_ACTOR``), else the OS user."""
     if settings.actor:
         return settings.actor
     try:
@@ -101,10 +102,12 @@ def create_home(path: Path | None = None, settings: Settings | None = None) -> R
 
     Re-running on an existing home only applies pending migrations.
 
+    ``settings`` default to the environment's (``Settings()``), resolved here once.
+
     Raises:
         InvalidInput: ``path`` exists and is a file, or is a non-empty folder that is not a home.
     """
-    settings = settings or Settings()
+    settings = settings if settings is not None else Settings()
     home = (path or Path(HOME_DIRNAME)).expanduser()
     marker = home / _HOME_MARKER
     if home.exists() and not home.is_dir():
@@ -112,9 +115,10 @@ def create_home(path: Path | None = None, settings: Settings | None = None) -> R
     if home.is_dir() and any(home.iterdir()) and not marker.is_file():
         raise InvalidInput(f"{home} is a non-empty folder that is not a registry home; choose another path")
     home.mkdir(parents=True, exist_ok=True)
+    settings = settings.for_home(home)
     paths = RegistryPaths.for_home(home, settings)
     upgrade(paths.database_url)
-    open_store(paths.storage_url, paths.cache_dir, settings)
+    open_store(paths.storage_url, settings.storage, paths.cache_dir)
     if not marker.is_file():
         marker.write_text(json.dumps({"format": 1}) + "\n")
     return paths
@@ -123,13 +127,17 @@ def create_home(path: Path | None = None, settings: Settings | None = None) -> R
 def open_context(home: Path, settings: Settings | None = None, check_schema: bool = True) -> Context:
     """Open the catalog and store of an existing home.
 
+    The settings are resolved here, once: ``settings`` (default ``Settings()``, from the environment)
+    over the home's ``registry.json`` ``"settings"``. The context carries them as ``ctx.settings``, and
+    the store gets its group (``settings.storage``) now.
+
     Raises:
         CatalogOutOfDate: the catalog needs `registry db upgrade`.
     """
-    settings = settings or Settings()
+    settings = (settings if settings is not None else Settings()).for_home(home)
     paths = RegistryPaths.for_home(home, settings)
     engine = make_engine(paths.database_url)
     if check_schema:
         check_up_to_date(engine)
-    return Context(paths=paths, engine=engine, store=open_store(paths.storage_url, paths.cache_dir, settings),
+    return Context(paths=paths, engine=engine, store=open_store(paths.storage_url, settings.storage, paths.cache_dir),
                    settings=settings)

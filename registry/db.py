@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Table, event
@@ -17,6 +16,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, SQLModel, create_engine
 
+from registry.config import migrations_dir
 from registry.errors import CatalogOutOfDate, Hint, StorageError
 
 __all__ = [
@@ -32,17 +32,7 @@ __all__ = [
 ]
 
 
-def _migrations_dir() -> Path:
-    """``migrations/`` of a source checkout, else the installed ``registry_migrations`` package."""
-    source = Path(__file__).resolve().parent.parent / "migrations"
-    if (source / "env.py").is_file():
-        return source
-    import registry_migrations
-
-    return Path(registry_migrations.__file__).resolve().parent
-
-
-MIGRATIONS_DIR = _migrations_dir()
+MIGRATIONS_DIR = migrations_dir()
 
 
 def make_engine(url: str) -> Engine:

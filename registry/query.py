@@ -200,7 +200,7 @@ class QueryLimits:
     @classmethod
     def from_settings(cls, settings: Settings, max_rows: int | None = None) -> QueryLimits:
         """The limits ``REGISTRY_QUERY_*`` configure, with ``max_rows`` as given."""
-        return cls(settings.query_timeout_seconds, settings.query_memory_limit, settings.query_threads, max_rows)
+        return cls(settings.query.timeout_seconds, settings.query.memory_limit, settings.query.threads, max_rows)
 
 
 def run_query(ctx: Context, sql: str, dataset_ref: str | None = None,

@@ -71,21 +71,23 @@ class Registry:
 
         if lineage_namespace:
             check_namespace(lineage_namespace)
-        paths = create_home(Path(path) if path is not None else None)
-        registry = cls(open_context(paths.home))
+        settings = Settings()
+        paths = create_home(Path(path) if path is not None else None, settings)
+        registry = cls(open_context(paths.home, settings))
         fix_namespace(registry.ctx, lineage_namespace)
         return registry
 
     @classmethod
-    def open(cls, home: str | os.PathLike[str] | None = None) -> Registry:
-        """Open the home at ``home``, ``REGISTRY_HOME``, or the nearest ``.registry`` above the cwd.
+    def open(cls, home: str | os.PathLike[str] | None = None, settings: Settings | None = None) -> Registry:
+        """Open the home at ``home``, ``REGISTRY_HOME``, or the nearest ``.registry`` above the cwd, with
+        ``settings`` (default: resolved from the environment now, once).
 
         Raises:
             HomeNotFound: no home was found.
             CatalogOutOfDate: the catalog needs `registry db upgrade`.
         """
-        settings = Settings()
-        return cls(open_context(find_home(home), settings))
+        settings = settings if settings is not None else Settings()
+        return cls(open_context(find_home(home, settings=settings), settings))
 
     def close(self) -> None:
         self.ctx.close()

@@ -55,6 +55,8 @@ from registry.training.pins import PullResult
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from registry.config import RemoteSettings
+
 __all__ = ["LOCAL_ONLY", "RemoteServerError", "RemoteService", "to_hint", "to_local", "token_refusal"]
 
 URL_ENV = "REGISTRY_URL"
@@ -146,12 +148,13 @@ class RemoteService:
     sync) is refused by the CLI before it gets here (:data:`LOCAL_ONLY`).
     """
 
-    def __init__(self, client: registry_client.Client) -> None:
+    def __init__(self, client: registry_client.Client, token_given: bool = False) -> None:
         self.client = client
+        self.token_given = token_given
 
     @classmethod
-    def from_env(cls, author: str | None = None) -> RemoteService:
-        """The server ``REGISTRY_URL`` names.
+    def from_settings(cls, settings: RemoteSettings, author: str | None = None) -> RemoteService:
+        """The server ``REGISTRY_URL`` names (``settings.remote``), acting with ``REGISTRY_TOKEN``.
 
         Raises:
             InvalidInput: ``--author`` was given (the server records the token's name instead), or
@@ -161,17 +164,17 @@ class RemoteService:
             raise InvalidInput(f"an author does not apply with {URL_ENV}: the server records the token's name",
                                hint=errors.Hint("option", "author"))
         try:
-            timeout = float(os.environ.get(TIMEOUT_ENV) or DEFAULT_TIMEOUT)
+            timeout = float(settings.timeout or DEFAULT_TIMEOUT)
         except ValueError:
-            raise InvalidInput(f"{TIMEOUT_ENV} must be a number of seconds, not {os.environ[TIMEOUT_ENV]!r}") from None
-        return cls(registry_client.Client(os.environ[URL_ENV], os.environ.get(TOKEN_ENV), timeout=timeout))
+            raise InvalidInput(f"{TIMEOUT_ENV} must be a number of seconds, not {settings.timeout!r}") from None
+        return cls(registry_client.Client(settings.url or "", settings.token, timeout=timeout), bool(settings.token))
 
     def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
             with _translated():
                 return _plain(method(*args, **kwargs))
         except errors.Unauthenticated as exc:
-            raise token_refusal(str(exc), self.client.url, bool(os.environ.get(TOKEN_ENV))) from exc
+            raise token_refusal(str(exc), self.client.url, self.token_given) from exc
 
     def _as(self, cls: type[T], method: Callable[..., Any], *args: Any, **kwargs: Any) -> T:
         return rebuild(cls, self._call(method, *args, **kwargs))

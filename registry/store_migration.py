@@ -87,7 +87,7 @@ def migrate(ctx: Context, to_url: str, verify_all: bool = False, progress: Progr
     source = normalize_url(ctx.paths.storage_url)
     if destination == source:
         raise InvalidInput(f"the home already uses {destination}; nothing to migrate")
-    target = open_store(destination, ctx.paths.cache_dir, ctx.settings)
+    target = open_store(destination, ctx.settings.storage, ctx.paths.cache_dir)
     result = MigrateResult(source=source, destination=destination)
     journal = _Journal(ctx.paths.cache_dir / "migrate" / hashlib.sha256(destination.encode()).hexdigest()[:16])
     # Passes until nothing new is referenced: objects an audit seal or a late commit added meanwhile.
@@ -123,7 +123,7 @@ def migrate(ctx: Context, to_url: str, verify_all: bool = False, progress: Progr
             "store_commit_id": result.store_commit_id})
     journal.remove()
     result.switched = True
-    result.overridden_by_env = bool(ctx.settings.storage_url) and normalize_url(ctx.settings.storage_url or "") != \
+    result.overridden_by_env = bool(ctx.settings.storage.url) and normalize_url(ctx.settings.storage.url or "") != \
         destination
     return result
 
@@ -213,7 +213,7 @@ class StoreInfo:
 def store_info(ctx: Context) -> StoreInfo:
     """Describe the home's store and probe it with one lookup (never prints a secret)."""
     store = ctx.store
-    if ctx.settings.storage_url:
+    if ctx.settings.storage.url:
         configured_by = "REGISTRY_STORAGE_URL"
     elif read_home_config(ctx.paths.home).get("storage_url"):
         configured_by = HOME_CONFIG

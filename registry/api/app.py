@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -147,9 +146,10 @@ def _health_router() -> APIRouter:
 
 
 def create_app(home: Path, settings: Settings | None = None, max_upload_bytes: int | None = None) -> FastAPI:
-    """The API over the registry at ``home``. The audit log names the token of each request as its actor,
-    so ``REGISTRY_ACTOR`` is ignored here."""
-    settings = (settings or Settings()).model_copy(update={"actor": None})
+    """The API over the registry at ``home`` with ``settings`` (default: resolved from the environment
+    now, once; ``registry serve`` passes its own). It never writes to the environment. The audit log
+    names the token of each request as its actor, so ``REGISTRY_ACTOR`` is ignored here."""
+    settings = (settings if settings is not None else Settings()).model_copy(update={"actor": None})
     ctx = open_context(home, settings)
 
     @asynccontextmanager
@@ -167,9 +167,9 @@ def create_app(home: Path, settings: Settings | None = None, max_upload_bytes: i
     app = FastAPI(title="Dataset registry", version="1", lifespan=lifespan, default_response_class=JSONBody,
                   docs_url="/docs", openapi_url=f"{API_PREFIX}/openapi.json")
     app.state.ctx = ctx
-    app.state.max_upload_bytes = max_upload_bytes or settings.api_max_upload_bytes
+    app.state.max_upload_bytes = max_upload_bytes or settings.api.max_upload_bytes
     _install_error_handlers(app)
-    app.add_middleware(RequestGuard, ctx=ctx, body_limit=settings.api_max_body_bytes,
+    app.add_middleware(RequestGuard, ctx=ctx, body_limit=settings.api.max_body_bytes,
                        upload_limit=app.state.max_upload_bytes)
     app.include_router(_health_router())
     for module in (routes_datasets, routes_quality, routes_audit, routes_meta, routes_provenance, routes_governance,
@@ -180,5 +180,7 @@ def create_app(home: Path, settings: Settings | None = None, max_upload_bytes: i
 
 
 def app_from_env() -> FastAPI:
-    """The app for ``REGISTRY_HOME`` (uvicorn's factory in each worker of ``registry serve``)."""
-    return create_app(find_home(os.environ.get("REGISTRY_HOME")))
+    """The app for ``REGISTRY_HOME``, settings from the environment (an entry point for running the API
+    under another server: ``uvicorn --factory registry.api.app:app_from_env``)."""
+    settings = Settings()
+    return create_app(find_home(settings=settings), settings)

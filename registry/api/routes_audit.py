@@ -52,7 +52,7 @@ async def query(body: Query, request: Request, access: Annotated[Access, Depends
         raise PermissionDenied(f"token {access.principal.name!r} is limited to some datasets and the query "
                                "views span all of them")
     settings = access.ctx.settings
-    limits = QueryLimits.from_settings(settings, max_rows=settings.api_max_query_rows)
+    limits = QueryLimits.from_settings(settings, max_rows=settings.api.max_query_rows)
     cancel = threading.Event()
 
     def rows() -> dict[str, object]:

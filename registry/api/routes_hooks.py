@@ -4,8 +4,6 @@ runs with the server's ``LABEL_STUDIO_API_KEY`` (see docs/labeling-loop.md)."""
 
 from __future__ import annotations
 
-import os
-
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
@@ -25,7 +23,7 @@ def hook_runner(request: Request) -> HookRunner:
     state = request.app.state
     runner: HookRunner | None = getattr(state, "label_studio_hooks", None)
     if runner is None:
-        runner = HookRunner(sync_from_row(base_context(request), os.environ.get("LABEL_STUDIO_API_KEY")))
+        runner = HookRunner(sync_from_row(base_context(request), state.ctx.settings.labeling.api_key))
         state.label_studio_hooks = runner
     return runner
 

@@ -22,6 +22,7 @@ from starlette.datastructures import UploadFile
 from starlette.types import Message
 
 from registry.errors import InvalidInput, RegistryError, TooLarge
+from registry.snapshots.inputs import InputLimits
 from registry.snapshots.tables import SUPPORTED_SUFFIXES, read_arrow_stream
 
 __all__ = ["ARROW_STREAM", "spool_files", "spool_upload", "upload_folder"]
@@ -71,7 +72,8 @@ async def spool_upload(request: Request, limit: int, folder: Path) -> pa.Table |
         with target.open("wb") as out:
             async for chunk in body.stream():
                 out.write(chunk)
-        return await run_in_threadpool(read_arrow_stream, target)
+        return await run_in_threadpool(read_arrow_stream, target,
+                                      InputLimits.from_settings(request.app.state.ctx.settings.inputs))
     raise InvalidInput(f"upload the rows as multipart/form-data (a 'file' part) or as {ARROW_STREAM}, "
                        f"not {kind or 'no content type'}")
 

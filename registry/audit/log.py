@@ -115,7 +115,7 @@ def record_many(session: Session, ctx: Context, specs: Sequence[EventSpec], *,
 
 def _seal_after_commit(session: Session, ctx: Context, head: AuditHeadRow) -> None:
     """Seal a segment once the transaction commits, if enough events are unsealed."""
-    threshold = ctx.settings.audit_seal_events
+    threshold = ctx.settings.audit.seal_events
     if threshold <= 0 or head.seq - head.sealed_seq < threshold or session.info.get("audit_seal_pending"):
         return
     session.info["audit_seal_pending"] = True

@@ -51,7 +51,7 @@ _limiters_lock = threading.Lock()
 
 def _limiter(ctx: Context) -> DeniedLimiter:
     """The throttle of this process for the catalog ``ctx`` writes to."""
-    interval = ctx.settings.audit_denied_interval_seconds
+    interval = ctx.settings.audit.denied_interval_seconds
     with _limiters_lock:
         return _limiters.setdefault((ctx.paths.database_url, interval), DeniedLimiter(interval))
 

@@ -29,7 +29,6 @@ from registry.context import Actor, Context, resolve_actor
 from registry.db import transaction
 from registry.errors import GateBlocked, Hint, InvalidInput, NotFound, RefConflict, UnresolvedConflicts
 from registry.lineage import emit as lineage_emit
-from registry.lineage.settings import lineage_settings
 from registry.models import DatasetRow, SchemaVersionRow, SnapshotRow
 from registry.provenance import merge_records
 from registry.provenance.store import write_delta
@@ -37,6 +36,7 @@ from registry.quality.models import GateResultRow
 from registry.quality.store import current_policy
 from registry.snapshots.ancestry import load_graph
 from registry.snapshots.describe import describe_change
+from registry.snapshots.inputs import InputLimits
 from registry.snapshots.manifest import snapshot_id
 from registry.snapshots.merge import Conflict, MergePlan, display, plan_merge
 from registry.snapshots.merge_resolve import apply_resolutions, apply_strategy
@@ -190,10 +190,10 @@ def _schema_version(ctx: Context, dataset: DatasetRow, schema_fp: str, columns: 
 
 
 def _resolve(plan: MergePlan, acts: tuple[merge_records.Acts, merge_records.Acts], strategy: str,
-             prefer: str | None, resolutions: str | Path | None) -> int:
+             prefer: str | None, resolutions: str | Path | None, limits: InputLimits) -> int:
     resolved = 0
     if resolutions is not None:
-        resolved += apply_resolutions(plan.conflicts, resolutions, plan.keys, plan.schema)
+        resolved += apply_resolutions(plan.conflicts, resolutions, plan.keys, plan.schema, limits)
     if prefer is not None:
         resolved += merge_records.prefer(plan.conflicts, prefer, *acts)
     return resolved + apply_strategy(plan.conflicts, strategy)
@@ -309,7 +309,7 @@ def _merge_once(ctx: Context, heads: _Heads, source: str, into: str, who: Actor,
         records = (merge_records.records_of(ctx, session, heads.target),
                    merge_records.records_of(ctx, session, heads.source))
     acts = merge_records.attribute(plan.conflicts, *records)
-    resolved = _resolve(plan, acts, strategy, prefer, resolutions)
+    resolved = _resolve(plan, acts, strategy, prefer, resolutions, InputLimits.from_settings(ctx.settings.inputs))
     conflicts = [c.to_dict() for c in plan.conflicts]
     base_id = heads.base.id
     if dry_run:
@@ -351,7 +351,7 @@ def _merge_once(ctx: Context, heads: _Heads, source: str, into: str, who: Actor,
         schema = [{"name": k, "type": v} for k, v in _schema(session, heads.dataset, heads.target).items()] \
             if not plan.new_base else [{"name": c["name"], "type": c["type"]} for c in columns]
     run = lineage_emit.begin_commit(ctx, name, lineage_emit.LineageRun(
-        job=f"{lineage_settings().job_namespace}/merge/{name}"))
+        job=f"{ctx.settings.lineage.job_namespace}/merge/{name}"))
     try:
         with transaction(ctx.engine) as session:
             if new_version is not None:

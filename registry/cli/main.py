@@ -72,7 +72,7 @@ def init(ctx: click.Context, path: str | None, lineage_namespace: str | None, as
 
     if lineage_namespace:
         check_namespace(lineage_namespace)
-    paths = create_home(home)
+    paths = create_home(home, ctx.obj.settings)
     ctx.obj.home = str(paths.home)
     host = ctx.obj.host("init")
     namespace = fix_namespace(host.ctx, lineage_namespace)
@@ -100,7 +100,8 @@ def db_upgrade(state: Session, as_json: bool) -> None:
     from registry.db import upgrade
 
     state.require_host("db upgrade")
-    paths = RegistryPaths.for_home(find_home(state.home))
+    home = find_home(state.home, settings=state.settings)
+    paths = RegistryPaths.for_home(home, state.settings.for_home(home))
     upgrade(paths.database_url)
     output.emit({"home": str(paths.home), "up_to_date": True}, as_json, f"catalog of {paths.home} is up to date")
 

@@ -1,10 +1,17 @@
-"""``registry serve``: run the HTTP API under uvicorn."""
+"""``registry serve``: run the HTTP API under uvicorn.
+
+The settings the CLI resolved are handed to the app factory as an argument, never through the
+environment: with ``--workers N`` uvicorn pickles its config, factory included, into each worker
+process (see :func:`run_server`), so workers get the same home and settings without ``os.environ``
+being written.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -13,9 +20,11 @@ from registry.cli import output
 from registry.config import Settings
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from registry.context import Context
 
-__all__ = ["admin_token_text", "create_admin_token", "serve", "server_options"]
+__all__ = ["AppFactory", "admin_token_text", "create_admin_token", "run_server", "serve", "server_options"]
 
 ADMIN_TOKEN = "admin"
 
@@ -47,13 +56,11 @@ def admin_token_text(secret: str) -> str:
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, workers: int, bootstrap_admin: bool, as_json: bool) -> None:
     """Serve the registry over HTTP (API under /api/v1, docs at /docs); see docs/api.md."""
-    import uvicorn
-
     registry = ctx.obj.host("serve")  # the root group's Session: opens (and checks) the home first
     secret = create_admin_token(registry.ctx) if bootstrap_admin else None
     if bootstrap_admin and not as_json:
         output.say(admin_token_text(secret) if secret else "an admin token exists already; none created")
-    os.environ["REGISTRY_HOME"] = str(registry.home)
+    settings = registry.ctx.settings
     registry.close()
     url = f"http://{host}:{port}"
     if as_json:
@@ -62,14 +69,49 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, bootstrap_admi
     else:
         output.say(f"serving {registry.home} on {url} (API docs: /docs, console: /ui/)")
     sys.stdout.flush()
-    uvicorn.run("registry.api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level="info", **server_options(Settings()))
+    run_server(registry.home, settings, host=host, port=port, workers=workers)
+
+
+@dataclass(frozen=True)
+class AppFactory:
+    """uvicorn's app factory for ``registry serve``: the API over ``home`` with ``settings``. Pickled into
+    each worker process, and cheap to unpickle (FastAPI is imported on the call, inside the worker's
+    server), so a worker answers uvicorn's health check while it starts."""
+
+    home: Path
+    settings: Settings
+
+    def __call__(self) -> FastAPI:
+        from registry.api.app import create_app  # lazy: see the class docstring
+
+        return create_app(self.home, self.settings)
+
+
+def run_server(home: Path, settings: Settings, *, host: str, port: int, workers: int) -> None:
+    """Serve the API over ``home`` with ``settings`` until stopped, as ``uvicorn.run`` does, except that the
+    app comes from a factory bound to those arguments (uvicorn.run takes only an import string for
+    several workers). Exits 3 when a single server failed to start, as uvicorn.run does."""
+    import uvicorn  # lazy: only `registry serve` needs the server
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(AppFactory(home, settings), factory=True, host=host, port=port,
+                            workers=workers, log_level="info", **server_options(settings))
+    server = uvicorn.Server(config)
+    try:
+        if workers > 1:
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
+            return
+        server.run()
+    except KeyboardInterrupt:
+        return
+    if not server.started:
+        sys.exit(3)
 
 
 def server_options(settings: Settings) -> dict[str, Any]:
     """uvicorn's options from the settings: ``X-Forwarded-For`` believed only from the configured proxies
     (never by default, so a client cannot spoof the address the audit log records), and a bounded
     graceful shutdown."""
-    proxies = [p.strip() for p in settings.api_trusted_proxies.split(",") if p.strip()]
+    proxies = [p.strip() for p in settings.api.trusted_proxies.split(",") if p.strip()]
     return {"proxy_headers": bool(proxies), "forwarded_allow_ips": proxies or [],
-            "timeout_graceful_shutdown": settings.api_shutdown_grace_seconds}
+            "timeout_graceful_shutdown": settings.api.shutdown_grace_seconds}

@@ -10,11 +10,11 @@ server (exit 2) because it runs only where the home lives.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, NoReturn
 
 import click
 
+from registry.config import Settings
 from registry.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -62,11 +62,19 @@ class Session:
         self.author = author
         self._service: RegistryService | None = None
         self._local: Registry | None = None
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        """The settings of this invocation, resolved from the environment once (the CLI is an entry point)."""
+        if self._settings is None:
+            self._settings = Settings()
+        return self._settings
 
     @property
     def remote(self) -> bool:
         """True when ``REGISTRY_URL`` names a server to work against."""
-        return bool(os.environ.get(URL_ENV))
+        return bool(self.settings.remote.url)
 
     def service(self) -> RegistryService:
         """The registry every use case runs on: the server at ``REGISTRY_URL`` (acting with
@@ -75,7 +83,7 @@ class Session:
             if self.remote:
                 from registry.remote_service import RemoteService  # lazy: only commands against a server
 
-                self._service = RemoteService.from_env(self.author)
+                self._service = RemoteService.from_settings(self.settings.remote, self.author)
             else:
                 self._service = self._open_local()
         return self._service
@@ -106,7 +114,7 @@ class Session:
             from registry.context import ClientInfo  # lazy: loading the catalog stack costs start-up time
             from registry.registry import Registry
 
-            self._local = Registry.open(self.home)
+            self._local = Registry.open(self.home, self.settings)
             self._local.ctx.client = ClientInfo(kind="cli")
             self._local.ctx.author = self.author
         return self._local

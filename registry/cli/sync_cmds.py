@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from registry.cli import output
 from registry.errors import InvalidInput, RegistryError
+
+if TYPE_CHECKING:
+    from registry.context import Context
 
 __all__ = ["requeue", "sync"]
 
@@ -26,9 +28,9 @@ def parse_every(text: str) -> float:
     return int(match[1]) * {"s": 1, "m": 60, "h": 3600, None: 1}[match[2]]
 
 
-def _token() -> str | None:
-    return os.environ.get("LABEL_STUDIO_API_KEY") or None
-
+def _token(ctx: Context) -> str | None:
+    """``LABEL_STUDIO_API_KEY``, as the settings resolved it."""
+    return ctx.settings.labeling.api_key
 
 @click.group()
 def sync() -> None:
@@ -63,7 +65,7 @@ def label_studio(ctx: click.Context, name: str, url: str, project: int, key: str
 
     def cycle() -> Any:
         with output.status(f"syncing project {project}") as note:
-            result = sync_label_studio(reg.ctx, name, url=url, project=project, token=_token(), key=key,
+            result = sync_label_studio(reg.ctx, name, url=url, project=project, token=_token(reg.ctx), key=key,
                                        guideline_version=guideline_version, author=author, evaluate=evaluate,
                                        progress=note)
         for warning in result.warnings:
@@ -95,7 +97,7 @@ def _register(ctx: Any, name: str, url: str, project: int, hook_url: str, as_jso
     from registry.sync.client import LabelStudioClient
     from registry.sync.hooks import register_webhook
 
-    with LabelStudioClient(url, _token()) as client:
+    with LabelStudioClient(url, _token(ctx)) as client:
         where = register_webhook(ctx, name, client, project, hook_url)
     output.emit({"webhook": where, "project": project}, as_json, f"webhook registered: project {project} -> {where}")
 
@@ -123,7 +125,7 @@ def requeue(ctx: click.Context, ref: str, tool: str, url: str, project: int, whe
     host = ctx.obj.host("requeue")
     if score_column is not None and prediction_column is None:
         raise InvalidInput("--score-column goes with --prediction-column")
-    result = run(host.ctx, ref, url=url, project=project, token=_token(), where=where,
+    result = run(host.ctx, ref, url=url, project=project, token=_token(host.ctx), where=where,
                  prediction_column=prediction_column, score_column=score_column, model_version=model_version,
                  limit=limit if limit is not None else MAX_REQUEUE, dry_run=dry_run)
     if as_json:

@@ -11,15 +11,14 @@ started a :mod:`registry.lineage.worker` (the API server), the operation only wa
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
 import sys
 
 from sqlalchemy import event as sa_event
 from sqlmodel import Session
 
+from registry.config import child_environment
 from registry.context import Context
-from registry.lineage.settings import lineage_settings, openlineage_configured
 
 __all__ = ["after_operation", "deliver_after_commit", "spawn_background_flush"]
 
@@ -42,10 +41,10 @@ def deliver_after_commit(session: Session, ctx: Context) -> None:
 def after_operation(ctx: Context) -> None:
     """Start delivery as the settings say; errors are logged, never raised."""
     try:
-        mode = lineage_settings().delivery
+        mode = ctx.settings.lineage.delivery
         if mode == "manual":
             return
-        if mode == "inline" or (mode == "auto" and not openlineage_configured()):
+        if mode == "inline" or (mode == "auto" and not ctx.settings.lineage.openlineage.configured()):
             from registry.lineage.outbox import deliver
 
             deliver(ctx, respect_backoff=True)
@@ -60,8 +59,8 @@ def after_operation(ctx: Context) -> None:
 
 def spawn_background_flush(ctx: Context) -> None:
     """Start a detached ``registry lineage flush --background`` for this home and return at once."""
-    settings = lineage_settings()
-    env = {**os.environ, "REGISTRY_HOME": str(ctx.paths.home), "REGISTRY_DATABASE_URL": ctx.paths.database_url}
+    settings = ctx.settings.lineage
+    env = child_environment(REGISTRY_HOME=str(ctx.paths.home), REGISTRY_DATABASE_URL=ctx.paths.database_url)
     subprocess.Popen(  # noqa: S603 - our own CLI, arguments are not user input
         [sys.executable, "-m", "registry.cli.main", "lineage", "flush", "--background",
          "--wait", str(settings.background_seconds)],

@@ -43,7 +43,6 @@ from registry.lineage.events import (
 from registry.lineage.graph import Node, record_edge
 from registry.lineage.namespace import registry_namespace
 from registry.lineage.naming import dataset_name as outside_dataset
-from registry.lineage.settings import lineage_settings, openlineage_disabled
 from registry.models import DatasetRow, SnapshotRow
 from registry.timeutil import utc_now
 
@@ -160,7 +159,7 @@ def begin_commit(ctx: Context, dataset: str, lineage: LineageRun | None) -> Comm
         NotFound: a ``DATASET@REF`` source names nothing.
     """
     lineage = lineage or LineageRun()
-    settings = lineage_settings()
+    settings = ctx.settings.lineage
     job = _job(lineage.job, JobRef(settings.job_namespace, f"commit/{dataset}"))
     run_id = check_run_id(lineage.run_id) if lineage.run_id else new_run_id()
     parent = ParentRef.parse(lineage.parent_run) if lineage.parent_run else None
@@ -173,7 +172,7 @@ def begin_commit(ctx: Context, dataset: str, lineage: LineageRun | None) -> Comm
 
 def _queue(session: Session, ctx: Context, events: list[dict[str, Any]]) -> None:
     """Queue events in the caller's transaction and deliver them once it commits."""
-    if openlineage_disabled():
+    if ctx.settings.lineage.openlineage.disabled:
         return
     outbox.enqueue(session, events)
     dispatch.deliver_after_commit(session, ctx)
@@ -190,15 +189,15 @@ def _snapshot_bytes(ctx: Context, layers: Sequence[Layer]) -> int | None:
         return None
 
 
-def commit_metrics(table: pa.Table | None) -> dict[str, dict[str, Any]]:
+def commit_metrics(ctx: Context, table: pa.Table | None) -> dict[str, dict[str, Any]]:
     """Per-column metrics of a commit, computed before its transaction so they hold no lock.
 
     ``table``: the snapshot's full content when the commit had it (replace mode), else None: upserts
     hold only the change, and reading the rest would make the commit cost follow n (invariant 4).
     """
-    if table is None or openlineage_disabled():
+    if table is None or ctx.settings.lineage.openlineage.disabled:
         return {}
-    return metrics.column_metrics(table, lineage_settings().metrics_max_rows)
+    return metrics.column_metrics(table, ctx.settings.lineage.metrics_max_rows)
 
 
 def enqueue_commit(session: Session, ctx: Context, run: CommitRun, *, dataset: DatasetRow, snapshot: SnapshotRow,
@@ -209,7 +208,7 @@ def enqueue_commit(session: Session, ctx: Context, run: CommitRun, *, dataset: D
     name = dataset.name
     parents: list[str] = json.loads(snapshot.parents)
     inputs = [snapshot_input(ctx, name, p) for p in parents] + [ref for ref, _node in run.sources]
-    settings = lineage_settings()
+    settings = ctx.settings.lineage
     owner = dataset.owner or dataset.created_by
     facets: dict[str, Any] = {
         **_version_facets(snapshot.id),
@@ -282,7 +281,7 @@ def fail_commit(ctx: Context, run: CommitRun, error: BaseException) -> None:
 
 def complete_unchanged(ctx: Context, run: CommitRun, dataset: str, head: str) -> None:
     """A commit that changed nothing still ran: START and COMPLETE with the head as input, no output."""
-    if openlineage_disabled():
+    if ctx.settings.lineage.openlineage.disabled:
         return
     try:
         inputs = [snapshot_input(ctx, dataset, head)] + [ref for ref, _node in run.sources]
@@ -329,7 +328,7 @@ def enqueue_qa_run(session: Session, ctx: Context, snapshot: SnapshotRow, assert
         InvalidInput: a malformed job, run id or parent run.
     """
     name = _dataset_name(session, snapshot)
-    spec = _spec(job, JobRef(lineage_settings().job_namespace, f"qa/{name}"), run_id, parent)
+    spec = _spec(job, JobRef(ctx.settings.lineage.job_namespace, f"qa/{name}"), run_id, parent)
     data = snapshot_input(ctx, name, snapshot.id,
                           dataQualityAssertions=facet("dataQualityAssertions",
                                                       assertions=[a.to_facet_item() for a in assertions]),
@@ -359,7 +358,7 @@ def enqueue_training_read(session: Session, ctx: Context, snapshot: SnapshotRow,
         InvalidInput: a malformed job, run id or parent run.
     """
     name = _dataset_name(session, snapshot)
-    spec = _spec(job, JobRef(lineage_settings().job_namespace, f"{operation}/{name}"), run_id, parent)
+    spec = _spec(job, JobRef(ctx.settings.lineage.job_namespace, f"{operation}/{name}"), run_id, parent)
     data = snapshot_input(ctx, name, snapshot.id)
     _queue(session, ctx, [
         run_event("START", utc_now(), spec.run_id, spec.job, inputs=[data], run_facets=spec.run_facets),
@@ -376,7 +375,7 @@ def enqueue_export_run(session: Session, ctx: Context, snapshot: SnapshotRow, ou
     (e.g. samples requeued to a labeling project), job ``registry`` / ``<operation>/<dataset>``, in the
     caller's transaction."""
     name = _dataset_name(session, snapshot)
-    spec = _spec(None, JobRef(lineage_settings().job_namespace, f"{operation}/{name}"), None, None)
+    spec = _spec(None, JobRef(ctx.settings.lineage.job_namespace, f"{operation}/{name}"), None, None)
     data = snapshot_input(ctx, name, snapshot.id)
     _queue(session, ctx, [
         run_event(kind, utc_now(), spec.run_id, spec.job, inputs=[data], outputs=[output])

@@ -22,7 +22,7 @@ from registry.context import Context
 from registry.db import transaction
 from registry.errors import Conflict, InvalidInput
 from registry.lineage.models import LineageNamespaceRow
-from registry.lineage.settings import default_namespace, lineage_settings
+from registry.lineage.settings import default_namespace
 from registry.timeutil import utc_now
 
 __all__ = ["check_namespace", "fix_namespace", "registry_namespace", "stored_namespace"]
@@ -60,7 +60,7 @@ def stored_namespace(engine: Engine) -> str | None:
 def registry_namespace(ctx: Context) -> str:
     """The namespace of this registry's datasets in events: the stored one; for a registry that has
     none yet, ``REGISTRY_LINEAGE_NAMESPACE`` or the old host-derived default."""
-    return stored_namespace(ctx.engine) or lineage_settings().namespace or default_namespace(ctx.paths.home)
+    return stored_namespace(ctx.engine) or ctx.settings.lineage.namespace or default_namespace(ctx.paths.home)
 
 
 def fix_namespace(ctx: Context, requested: str | None = None) -> str:
@@ -75,7 +75,7 @@ def fix_namespace(ctx: Context, requested: str | None = None) -> str:
     with transaction(ctx.engine) as session:
         row = session.exec(select(LineageNamespaceRow).where(LineageNamespaceRow.id == 1)).first()
         if row is None:
-            fallback = lineage_settings().namespace
+            fallback = ctx.settings.lineage.namespace
             value = wanted or (check_namespace(fallback) if fallback else f"registry://reg-{uuid.uuid4().hex[:12]}")
             row = LineageNamespaceRow(id=1, namespace=value, fixed_at=utc_now())
             session.add(row)

@@ -32,7 +32,7 @@ from registry.context import Context
 from registry.db import transaction
 from registry.failpoints import failpoint
 from registry.lineage.models import LineageLeaseRow, LineageOutboxRow
-from registry.lineage.settings import LineageSettings, lineage_settings, openlineage_disabled
+from registry.lineage.settings import LineageSettings
 from registry.timeutil import parse_utc, utc_now
 
 __all__ = ["DeliveryReport", "OutboxStatus", "deliver", "enqueue", "outbox_status", "retry_failed"]
@@ -141,7 +141,7 @@ def deliver(ctx: Context, *, respect_backoff: bool = False, wait: float = 0.0) -
     long for a busy lease). Never raises for transport trouble: errors are recorded on the events
     and in the report.
     """
-    if openlineage_disabled():
+    if ctx.settings.lineage.openlineage.disabled:
         return DeliveryReport(disabled=True)
     deliverer = _Deliverer(ctx)
     deadline = time.monotonic() + wait
@@ -172,7 +172,7 @@ class _Deliverer:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.owner = uuid.uuid4().hex
-        self.settings = lineage_settings()
+        self.settings = ctx.settings.lineage
         self.report = DeliveryReport()
         self.sender: Any = None
         self.renewed = 0.0
@@ -223,7 +223,7 @@ class _Deliverer:
             if self.sender is None:
                 from registry.lineage.transport import open_sender
 
-                self.sender = open_sender(self.ctx.paths.home)
+                self.sender = open_sender(self.ctx.paths.home, self.settings)
             if not self.acquire():  # keep the lease fresh before each send
                 self.lost = True
                 return False
@@ -297,6 +297,8 @@ def outbox_status(ctx: Context) -> OutboxStatus:
         last_error = session.exec(select(LineageOutboxRow.last_error).where(
             LineageOutboxRow.status != "delivered", col(LineageOutboxRow.last_error).is_not(None))
             .order_by(col(LineageOutboxRow.last_attempt_at).desc())).first()
-    sink = "disabled (OPENLINEAGE_DISABLED=true)" if openlineage_disabled() else describe_sink(ctx.paths.home)
+    lineage = ctx.settings.lineage
+    sink = ("disabled (OPENLINEAGE_DISABLED=true)" if lineage.openlineage.disabled
+            else describe_sink(ctx.paths.home, lineage))
     return OutboxStatus(counts.get("pending", 0), retrying, counts.get("failed", 0), counts.get("delivered", 0),
-                        oldest, last_error, sink, lineage_settings().delivery)
+                        oldest, last_error, sink, ctx.settings.lineage.delivery)

@@ -15,14 +15,14 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from registry.lineage.settings import home_events_file, openlineage_configured
+from registry.lineage.settings import LineageSettings, home_events_file
 
 __all__ = ["FileSender", "Sender", "describe_sink", "file_line", "open_sender", "to_client_event"]
 
 
-def describe_sink(home: Path) -> str:
+def describe_sink(home: Path, settings: LineageSettings) -> str:
     """Where events go, for ``registry lineage status``."""
-    if openlineage_configured():
+    if settings.openlineage.configured():
         return "the configured OpenLineage transport"
     return f"file {home_events_file(home)}"
 
@@ -116,6 +116,6 @@ class Sender:
             self.client.close(timeout=5.0)
 
 
-def open_sender(home: Path) -> Sender | FileSender:
+def open_sender(home: Path, settings: LineageSettings) -> Sender | FileSender:
     """The configured OpenLineage transport through the client, else the home's JSON-lines file."""
-    return Sender() if openlineage_configured() else FileSender(home)
+    return Sender() if settings.openlineage.configured() else FileSender(home)

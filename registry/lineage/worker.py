@@ -15,7 +15,6 @@ import threading
 
 from registry.context import Context
 from registry.lineage.outbox import deliver
-from registry.lineage.settings import lineage_settings
 
 __all__ = ["DeliveryWorker", "notify_worker", "start_worker", "stop_worker"]
 
@@ -67,7 +66,7 @@ class DeliveryWorker:
 
     def _pass(self, previous_delay: float | None) -> float | None:
         """One delivery pass; the delay before the next unprompted pass, or None to wait for a wake-up."""
-        settings = lineage_settings()
+        settings = self.ctx.settings.lineage
         try:
             report = deliver(self.ctx, respect_backoff=True)
         except Exception:  # noqa: BLE001 - the worker outlives any one failure (design invariant 9)

@@ -24,6 +24,7 @@ from registry.provenance.importers import (
     read_yolo,
 )
 from registry.snapshots.commit import AnnotationInput, CommitResult, commit
+from registry.snapshots.inputs import InputLimits
 
 __all__ = ["FORMATS", "ImportResult", "ensure_dataset", "import_annotations"]
 
@@ -68,7 +69,7 @@ def import_annotations(ctx: Context, fmt: str, name: str, path: Path, *, key: st
     batch_id = uuid.uuid4().hex
     note(f"reading {path.name}")
     batch = _read(fmt, path, key=key, guideline_version=guideline_version, config=config, resolve=resolve,
-                  mapping=mapping, batch_id=batch_id)
+                  mapping=mapping, batch_id=batch_id, limits=InputLimits.from_settings(ctx.settings.inputs))
     if users is not None:
         batch = replace(batch, records=apply_users(batch.records, read_users(users)))
     config_sha = ctx.store.put_bytes(config.read_bytes()).sha256 if config is not None else None
@@ -87,7 +88,7 @@ def import_annotations(ctx: Context, fmt: str, name: str, path: Path, *, key: st
 
 
 def _read(fmt: str, path: Path, *, key: str | None, guideline_version: str | None, config: Path | None,
-          resolve: str, mapping: str | None, batch_id: str) -> ImportBatch:
+          resolve: str, mapping: str | None, batch_id: str, limits: InputLimits) -> ImportBatch:
     if fmt not in FORMATS:
         raise InvalidInput(f"unknown import format {fmt!r}; use one of {', '.join(FORMATS)}")
     if fmt != "table" and mapping is not None:
@@ -111,7 +112,7 @@ def _read(fmt: str, path: Path, *, key: str | None, guideline_version: str | Non
         raise InvalidInput("with the table format, name the key column in the mapping (key=COLUMN)",
                            hint=Hint("option", "map", "key=COLUMN"))
     return read_annotation_table(path, mapping=parse_mapping(mapping), guideline_version=guideline_version,
-                                 batch_id=batch_id)
+                                 batch_id=batch_id, limits=limits)
 
 
 def ensure_dataset(ctx: Context, name: str, batch: ImportBatch, author: str | None) -> bool:

@@ -22,7 +22,6 @@ from registry.db import transaction
 from registry.errors import Hint, InvalidInput, NotFound
 from registry.lineage import emit as lineage_emit
 from registry.lineage.events import JobRef, new_run_id
-from registry.lineage.settings import lineage_settings
 from registry.models import DatasetRow, SchemaVersionRow, SnapshotRow
 from registry.quality import checks_records, checks_table
 from registry.quality.gate import GateStatus, gate_status
@@ -135,7 +134,7 @@ def qa_run(ctx: Context, ref: str, actor: str | None = None) -> GateResult:
         outcomes = [run_check(check, subject) for check in checks]
     except Exception as exc:  # a crash of the evaluation itself (not a failed check) is a FAIL run
         lineage_emit.enqueue_failed_run(
-            ctx, JobRef(lineage_settings().job_namespace, f"qa/{dataset.name}"), new_run_id(), exc,
+            ctx, JobRef(ctx.settings.lineage.job_namespace, f"qa/{dataset.name}"), new_run_id(), exc,
             inputs=[lineage_emit.snapshot_input(ctx, dataset.name, snapshot.id)], started_at=started_at)
         raise
     status = "failed" if any(not o.passed and o.severity == "error" for o in outcomes) else "passed"

@@ -2,7 +2,8 @@
 
 On the embedded SQLite catalog the answer comes from a few read-only queries through the standard
 library's ``sqlite3``: no SQLAlchemy, pyarrow or numpy import, which on our 2-core machine is most
-of a second. Whatever that path does not handle (a PostgreSQL catalog, ``REF~N`` or id prefixes,
+of a second. It finds the home and the catalog with :mod:`registry.config` (as light to import), so
+both paths read the same settings. Whatever that path does not handle (a PostgreSQL catalog, ``REF~N`` or id prefixes,
 an unknown name, a catalog not at the newest migration, any SQLite error) goes through the
 SQLModel path instead, which gives the full answer or the proper error. Both decide with
 :func:`registry.quality.verdict.decide`, and a test holds them equal in every gate state.
@@ -18,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from registry.config import HOME_CONFIG, RegistryPaths, Settings, find_home, newest_migration, walk_up_to_home
 from registry.quality.verdict import GateStatus, decide
 from registry.timeutil import utc_now
 
@@ -32,41 +34,20 @@ _Result = namedtuple("_Result", "id created_at status checks")
 _Waiver = namedtuple("_Waiver", "id checks reason expires_at created_by created_at")
 
 
-def _env(name: str) -> str | None:
-    """A ``REGISTRY_*`` variable, matched without regard to case as the settings are."""
-    wanted = name.lower()
-    return next((value for key, value in os.environ.items() if key.lower() == wanted), None)
-
-
-def _home(explicit: str | os.PathLike[str] | None) -> Path | None:
-    """The home :func:`registry.config.find_home` would find, or None to let it explain why not."""
-    given = explicit if explicit is not None else _env("REGISTRY_HOME")
+def _catalog_file(home: str | os.PathLike[str] | None) -> Path | None:
+    """The SQLite catalog file of the home :func:`registry.config.find_home` would find (with the same
+    settings), or None to let the full path find it or explain why not."""
+    settings = Settings()
+    given = home if home is not None else settings.home
     if given is not None:
         path = Path(given).expanduser()
-        return path.resolve() if (path / "registry.json").is_file() else None
-    here = Path.cwd().resolve()
-    return next((f / ".registry" for f in (here, *here.parents) if (f / ".registry" / "registry.json").is_file()),
-                None)
-
-
-def _catalog_file(home: Path) -> Path | None:
-    url = _env("REGISTRY_DATABASE_URL")
-    if url is None:
-        return home / "catalog.db"
-    return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
-
-
-def _newest_migration() -> str | None:
-    """The newest revision in ``migrations/versions`` (file names start with it; equals ``SCHEMA_HEAD``)."""
-    source = Path(__file__).resolve().parent.parent.parent / "migrations"
-    if (source / "env.py").is_file():
-        folder = source / "versions"
+        found = path.resolve() if (path / HOME_CONFIG).is_file() else None
     else:
-        import registry_migrations  # the installed migrations package
-
-        folder = Path(registry_migrations.__file__).resolve().parent / "versions"
-    revisions = [p.name.split("_", 1)[0] for p in folder.glob("*.py") if p.name[:1].isdigit()]
-    return max(revisions) if revisions else None
+        found = walk_up_to_home(Path.cwd())
+    if found is None:
+        return None
+    url = RegistryPaths.for_home(found, settings.for_home(found)).database_url
+    return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
 
 
 Rows = Callable[[str, dict[str, object]], Sequence[Sequence[Any]]]
@@ -111,8 +92,7 @@ def gate_status_from_sql(rows: Rows, ref: str) -> GateStatus | None:
 def fast_gate_status(home: str | os.PathLike[str] | None, ref: str) -> GateStatus | None:
     """:func:`gate_status_from_sql` over an up-to-date SQLite catalog through ``sqlite3``, or None when
     this path cannot answer (then use :func:`registry.quality.gate.check_gate`)."""
-    found = _home(home)
-    catalog_file = _catalog_file(found) if found is not None else None
+    catalog_file = _catalog_file(home)
     if catalog_file is None or not catalog_file.is_file():
         return None
     try:
@@ -121,7 +101,7 @@ def fast_gate_status(home: str | os.PathLike[str] | None, ref: str) -> GateStatu
         return None
     try:
         version = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-        if version is None or version[0] != _newest_migration():
+        if version is None or version[0] != newest_migration():
             return None
         return gate_status_from_sql(lambda sql, params: conn.execute(sql, params).fetchall(), ref)
     except sqlite3.Error:
@@ -141,13 +121,12 @@ def check_gate_at(home: str | os.PathLike[str] | None, ref: str, evaluate: bool 
     status = fast_gate_status(home, ref)
     if status is not None and not (evaluate and status.state in ("stale", "never_evaluated")):
         return status
-    from registry.config import RegistryPaths, Settings, find_home
-    from registry.db import check_up_to_date, make_engine
+    from registry.db import check_up_to_date, make_engine  # lazy: SQLAlchemy only off the fast path
     from registry.quality.gate import check_gate
 
     settings = Settings()
-    home_path = find_home(home)
-    engine = make_engine(RegistryPaths.for_home(home_path, settings).database_url)
+    home_path = find_home(home, settings=settings)
+    engine = make_engine(RegistryPaths.for_home(home_path, settings.for_home(home_path)).database_url)
     try:
         check_up_to_date(engine)
         status = check_gate(engine, ref)

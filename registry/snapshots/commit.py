@@ -31,6 +31,7 @@ from registry.models import DatasetRow, SchemaVersionRow, SnapshotRow
 from registry.snapshots.describe import describe_change
 from registry.snapshots.hashing import hash_table, key_hash
 from registry.snapshots.identity import assign_ids, rows_equal
+from registry.snapshots.inputs import InputLimits
 from registry.snapshots.layer_reader import ManifestReader
 from registry.snapshots.layer_write import StagedLayer, write_layer
 from registry.snapshots.layers import LayerIndex, alt_metadata, in_sorted
@@ -83,11 +84,11 @@ def load_manifest(ctx: Context, snapshot: SnapshotRow) -> Manifest:
     return Manifest.from_bytes(data, f"manifest of {snapshot.id}")
 
 
-def _as_table(source: pa.Table | str | Path, what: str) -> pa.Table:
+def _as_table(ctx: Context, source: pa.Table | str | Path, what: str) -> pa.Table:
     if isinstance(source, pa.Table):
         return source
     if isinstance(source, (str, Path)):
-        return read_table_file(source)
+        return read_table_file(source, InputLimits.from_settings(ctx.settings.inputs))
     raise InvalidInput(f"{what}: expected a pyarrow.Table or a file path, got {type(source).__name__}")
 
 
@@ -278,7 +279,7 @@ def _parse(ctx: Context, name: str, source: pa.Table | str | Path | None, *, mes
         session.expunge_all()
 
     note("reading input")
-    table = normalize(_as_table(source, "input")) if source is not None else None
+    table = normalize(_as_table(ctx, source, "input")) if source is not None else None
     parent_manifest = load_manifest(ctx, parent) if parent else None
     parent_reader = ManifestReader(ctx.store, ctx.cache, parent_manifest) if parent_manifest else None
     if table is None:
@@ -349,7 +350,7 @@ def _diff(ctx: Context, request: _Request, schema: _Schema) -> _Change:
         removed = np.asarray(eff_ids[~in_sorted(eff_ids, kept_ids)[0]]) if len(eff_ids) else removed
     elif request.delete_keys is not None:
         assert parent is not None
-        removed = _deleted_ids(parent, request.delete_keys, keys, identity.ids)
+        removed = _deleted_ids(ctx, parent, request.delete_keys, keys, identity.ids)
     keep = np.ones(table.num_rows, bool) if schema.new_base else ~same
     added = int((~present).sum())
     if schema.new_base or request.mode == "replace":
@@ -422,7 +423,7 @@ def _record(ctx: Context, request: _Request, schema: _Schema, change: _Change, w
     new_id = snapshot_id(dataset=name, parents=parents, change_sha256=staged.change_sha256,
                          deletes_sha256=staged.deletes_sha256, schema_fingerprint=schema.fingerprint, author=author,
                          message=request.message, created_at=created_at, annotations_sha256=written.annotations_sha)
-    lineage_metrics = lineage_emit.commit_metrics(request.table if request.mode == "replace" else None)
+    lineage_metrics = lineage_emit.commit_metrics(ctx, request.table if request.mode == "replace" else None)
     # Stores with commits (lakeFS) seal the objects now, naming the snapshot; a crash before the catalog
     # commits leaves a store commit no snapshot records, whose objects gc removes like any unreferenced ones.
     store_commit = ctx.store.seal_commit(new_id, request.message or f"registry commit {name}")
@@ -512,10 +513,10 @@ def _type_from_string(text: str, current: pa.DataType) -> pa.DataType:
         return current
 
 
-def _deleted_ids(parent: ManifestReader, source: pa.Table | str | Path, keys: list[str],
+def _deleted_ids(ctx: Context, parent: ManifestReader, source: pa.Table | str | Path, keys: list[str],
                 upsert_ids: np.ndarray) -> np.ndarray:
     """The sorted ids of the keys to delete, each found in the parent by its values."""
-    table = normalize(_as_table(source, "delete-keys"))
+    table = normalize(_as_table(ctx, source, "delete-keys"))
     missing_cols = [k for k in keys if k not in table.column_names]
     if missing_cols:
         raise InvalidInput(f"delete-keys: missing key column(s) {', '.join(missing_cols)}")

@@ -323,7 +323,8 @@ def auto_compact(ctx: Context, names: Sequence[str] | None = None, actor: str | 
             manifest = load_manifest(ctx, snapshot)
         except NotFound:
             continue
-        first = plan_compaction(manifest.layers, ctx.settings.max_layers, ctx.settings.compact_base_fraction)
+        compaction = ctx.settings.compaction
+        first = plan_compaction(manifest.layers, compaction.max_layers, compaction.base_fraction)
         if first is None:
             continue
         if progress:

@@ -56,9 +56,9 @@ class CompactionWorker:
 
 def start_worker(ctx: Context) -> CompactionWorker | None:
     """Start the worker for ``ctx``'s home unless ``compact_interval`` is 0."""
-    if ctx.settings.compact_interval <= 0:
+    if ctx.settings.compaction.interval <= 0:
         return None
-    worker = CompactionWorker(ctx, ctx.settings.compact_interval)
+    worker = CompactionWorker(ctx, ctx.settings.compaction.interval)
     with _lock:
         _workers[_key(ctx)] = worker
     worker.start()

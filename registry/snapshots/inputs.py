@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from registry.config import InputSettings
 from registry.errors import InvalidInput, TooLarge
 
 __all__ = ["MAX_NESTING", "InputLimits", "check_columns", "check_json_bytes_depth", "check_json_depth", "check_values",
@@ -39,12 +40,9 @@ class InputLimits:
     max_depth: int = MAX_NESTING
 
     @classmethod
-    def from_settings(cls) -> InputLimits:
-        """The limits of ``REGISTRY_MAX_INPUT_ROWS`` / ``REGISTRY_MAX_INPUT_BYTES``."""
-        from registry.config import Settings
-
-        settings = Settings()
-        return cls(max_rows=settings.max_input_rows, max_bytes=settings.max_input_bytes)
+    def from_settings(cls, settings: InputSettings) -> InputLimits:
+        """The limits of ``settings.inputs`` (``REGISTRY_MAX_INPUT_ROWS`` / ``REGISTRY_MAX_INPUT_BYTES``)."""
+        return cls(max_rows=settings.max_rows, max_bytes=settings.max_bytes)
 
     def check(self, rows: int, size: int, what: str) -> None:
         """Raises: TooLarge: more than ``max_rows`` rows or ``max_bytes`` decoded bytes."""

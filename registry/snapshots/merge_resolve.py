@@ -8,6 +8,7 @@ from typing import Any
 import pyarrow as pa
 
 from registry.errors import Hint, InvalidInput
+from registry.snapshots.inputs import InputLimits
 from registry.snapshots.merge import ROW, Conflict
 from registry.snapshots.tables import read_table_file
 
@@ -31,7 +32,8 @@ def _cast(value: Any, column: str, schema: pa.Schema) -> Any:
                            f"({schema.field(column).type}): {exc}") from exc
 
 
-def apply_resolutions(conflicts: list[Conflict], path: str | Path, keys: list[str], schema: pa.Schema) -> int:
+def apply_resolutions(conflicts: list[Conflict], path: str | Path, keys: list[str], schema: pa.Schema,
+                      limits: InputLimits | None = None) -> int:
     """Resolve conflicts from a Parquet/CSV/JSONL file of ``KEY..., column, value`` rows; ``value`` is
     ``ours``, ``theirs`` or the value to set. Returns how many were resolved.
 
@@ -40,7 +42,7 @@ def apply_resolutions(conflicts: list[Conflict], path: str | Path, keys: list[st
             same conflict twice, a value that does not fit the column, or a value for a whole row
             (row conflicts take ``ours`` or ``theirs``).
     """
-    table = read_table_file(path)
+    table = read_table_file(path, limits)
     missing = [c for c in (*keys, "column", "value") if c not in table.column_names]
     if missing:
         raise InvalidInput(f"resolutions {path}: missing column(s) {', '.join(missing)}; "

@@ -43,7 +43,7 @@ def read_table_file(path: str | Path, limits: InputLimits | None = None) -> pa.T
         raise InvalidInput(f"{path}: no such file")
     if suffix not in SUPPORTED_SUFFIXES:
         raise InvalidInput(f"{path}: unknown file kind {suffix or '(none)'}; use .parquet, .csv or .jsonl")
-    limits = limits or InputLimits.from_settings()
+    limits = limits or InputLimits()
     try:
         if suffix in (".parquet", ".pq"):
             table = _read_parquet(path, limits)
@@ -87,7 +87,7 @@ def read_arrow_stream(path: Path, limits: InputLimits | None = None, what: str =
         InvalidInput: not an Arrow IPC stream, or a duplicate or unsupported column.
         TooLarge: more rows or decoded bytes than the limits allow.
     """
-    limits = limits or InputLimits.from_settings()
+    limits = limits or InputLimits()
     batches: list[pa.RecordBatch] = []
     rows = size = 0
     try:

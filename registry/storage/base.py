@@ -13,17 +13,19 @@ import hashlib
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
+from urllib.parse import unquote, urlparse
 
-from registry.config import Settings
-from registry.errors import StorageError
+from registry.config import StorageSettings
+from registry.errors import InvalidInput
 from registry.writeonly import WriteOnlyFile
 
-__all__ = ["HashingFile", "ObjectInfo", "ObjectStore", "file_digest", "open_store", "staging_in"]
+__all__ = ["HashingFile", "ObjectInfo", "ObjectStore", "StoreFactory", "file_digest", "open_store", "register_store",
+           "staging_in", "store_schemes"]
 
 
 @dataclass(frozen=True)
@@ -166,34 +168,66 @@ def file_digest(path: Path) -> ObjectInfo:
     return ObjectInfo(actual, path.stat().st_size)
 
 
-def open_store(url: str, cache_dir: Path | None = None, settings: Settings | None = None) -> ObjectStore:
-    """The store for ``url``: a local folder (``file://`` or a bare path), ``s3://bucket/prefix`` or
-    ``lakefs://repository/branch/prefix``.
+StoreFactory = Callable[[str, StorageSettings, Path], "ObjectStore"]
+"""Makes the store for a URL of its scheme, from the storage settings (its own group, e.g. ``settings.s3``)
+and the folder for staging files and verified local copies.
 
-    ``cache_dir`` (the home's cache folder) holds remote stores' staging files and their verified
-    local copies of objects; ``settings`` carries endpoints and credentials (see docs/storage.md).
+The plugin contract: a factory validates the URL (``StorageError`` naming the expected form), reads only
+its own settings group, and does no network I/O (a store connects on first use), so opening a home stays
+cheap. Register it with :func:`register_store`."""
+
+_FACTORIES: dict[str, StoreFactory] = {}
+
+
+def register_store(scheme: str, factory: StoreFactory) -> None:
+    """Make ``scheme://...`` URLs open with ``factory`` (replacing any factory of that scheme)."""
+    _FACTORIES[scheme] = factory
+
+
+def store_schemes() -> list[str]:
+    """The URL schemes stores can be opened for, sorted."""
+    return sorted(_FACTORIES)
+
+
+def _local(url: str, _settings: StorageSettings, _cache: Path) -> ObjectStore:
+    from registry.storage.local import LocalObjectStore  # lazy: local.py imports this module
+
+    return LocalObjectStore(Path(unquote(urlparse(url).path)) if url.startswith("file://") else Path(url))
+
+
+def _s3(url: str, settings: StorageSettings, cache: Path) -> ObjectStore:
+    from registry.storage.s3 import S3ObjectStore  # lazy: only homes on S3 load the S3 store
+
+    return S3ObjectStore(url, cache, settings.s3, settings.retries)
+
+
+def _lakefs(url: str, settings: StorageSettings, cache: Path) -> ObjectStore:
+    from registry.storage.lakefs import LakeFSObjectStore  # lazy: only homes on lakeFS load the lakeFS store
+
+    return LakeFSObjectStore(url, cache, settings.lakefs, settings.retries)
+
+
+register_store("file", _local)
+register_store("s3", _s3)
+register_store("lakefs", _lakefs)
+
+
+def open_store(url: str, settings: StorageSettings | None = None, cache_dir: Path | None = None) -> ObjectStore:
+    """The store for ``url``: a bare path is a local folder, else the factory registered for its scheme
+    (``file://``, ``s3://bucket/prefix``, ``lakefs://repository/branch/prefix``; see docs/storage.md).
+
+    ``settings`` (``ctx.settings.storage``; default: the built-in defaults, nothing read from the
+    environment) carries endpoints and credentials; ``cache_dir`` (the home's cache folder) holds
+    remote stores' staging files and their verified local copies of objects.
 
     Raises:
-        StorageError: the URL names a kind of store this installation does not support, or is malformed.
+        InvalidInput: the URL's scheme has no registered store (the message names the known schemes).
+        StorageError: the URL is malformed for its scheme.
     """
-    from registry.storage.local import LocalObjectStore
-
-    if url.startswith("file://"):
-        from urllib.parse import unquote, urlparse
-
-        return LocalObjectStore(Path(unquote(urlparse(url).path)))
-    if "://" not in url:
-        return LocalObjectStore(Path(url))
-    scheme = url.split("://", 1)[0]
-    settings = settings or Settings()
+    scheme = url.split("://", 1)[0] if "://" in url else "file"
+    factory = _FACTORIES.get(scheme)
+    if factory is None:
+        raise InvalidInput(f"storage URL scheme {scheme!r} is not supported; known schemes: "
+                           f"{', '.join(store_schemes())} (or a local folder path)")
     cache = cache_dir if cache_dir is not None else Path(tempfile.gettempdir()) / "registry-cache"
-    if scheme == "s3":
-        from registry.storage.s3 import S3ObjectStore
-
-        return S3ObjectStore(url, cache, settings)
-    if scheme == "lakefs":
-        from registry.storage.lakefs import LakeFSObjectStore
-
-        return LakeFSObjectStore(url, cache, settings)
-    raise StorageError(f"storage URL scheme {scheme!r} is not supported (use a local folder, file://, s3:// or "
-                       "lakefs://)")
+    return factory(url, settings if settings is not None else StorageSettings(), cache)

@@ -9,18 +9,17 @@ commits other lakeFS users make on the branch, even ones that delete the registr
 change what the registry reads. Objects written after the last registry commit (automatic
 compaction, audit segments) are sealed into a commit of their own the first time they are read.
 
-Endpoint and keys come from ``REGISTRY_LAKEFS_*`` settings, else ``LAKEFS_ENDPOINT``,
-``LAKEFS_ACCESS_KEY_ID`` and ``LAKEFS_SECRET_ACCESS_KEY``.
+Endpoint and keys come from :class:`registry.config.LakeFSSettings` (``REGISTRY_LAKEFS_*``, else
+``LAKEFS_ENDPOINT``, ``LAKEFS_ACCESS_KEY_ID`` and ``LAKEFS_SECRET_ACCESS_KEY``).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from registry.config import Settings
+from registry.config import LakeFSSettings
 from registry.errors import NotFound, StorageError
 from registry.storage.base import ObjectInfo
 from registry.storage.cloud import RemoteObjectStore, Sink, Stat, object_key, sha_of_key
@@ -43,22 +42,22 @@ class LakeFSObjectStore(RemoteObjectStore):
 
     kind = "lakefs"
 
-    def __init__(self, url: str, cache_dir: Path, settings: Settings) -> None:
+    def __init__(self, url: str, cache_dir: Path, settings: LakeFSSettings, retries: int = 5) -> None:
         parsed = urlparse(url)
         parts = parsed.path.strip("/").split("/", 1)
         if not parsed.netloc or not parts[0]:
             raise StorageError(f"storage URL {url!r} must name a repository and a branch: "
                                "lakefs://repository/branch/prefix")
-        super().__init__(url.rstrip("/"), cache_dir, settings.storage_retries)
+        super().__init__(url.rstrip("/"), cache_dir, retries)
         self.repository, self.branch = parsed.netloc, parts[0]
         self.prefix = parts[1].strip("/") if len(parts) > 1 else ""
-        endpoint = settings.lakefs_endpoint or os.environ.get("LAKEFS_ENDPOINT")
+        endpoint = settings.endpoint
         if not endpoint:
             raise StorageError(f"the lakeFS store {url} needs an endpoint: set LAKEFS_ENDPOINT (or "
                                "REGISTRY_LAKEFS_ENDPOINT), e.g. http://localhost:8000")
         self.endpoint = endpoint.rstrip("/")
-        self._access = settings.lakefs_access_key_id or os.environ.get("LAKEFS_ACCESS_KEY_ID")
-        self._secret = settings.lakefs_secret_access_key or os.environ.get("LAKEFS_SECRET_ACCESS_KEY")
+        self._access = settings.access_key_id
+        self._secret = settings.secret_access_key
         self._apis: Any = None
         self._commits: list[str] | None = None
         """Registry-made commit ids on the branch, newest first (read lazily from the log)."""

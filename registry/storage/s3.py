@@ -1,22 +1,22 @@
 """An S3-compatible bucket as an object store (AWS S3, MinIO, Ceph, R2), through ``pyarrow.fs``.
 
 ``s3://bucket/prefix`` keeps objects at ``prefix/ab/cdef...``. Endpoint, region and credentials come
-from the ``REGISTRY_S3_*`` settings, else the usual AWS variables (``AWS_ENDPOINT_URL``,
-``AWS_REGION``/``AWS_DEFAULT_REGION``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
-``AWS_SESSION_TOKEN``), else the AWS SDK's default chain. pyarrow is a dependency already, so S3
-needs nothing extra installed; its own retries are turned off so :class:`RemoteObjectStore` decides.
+from :class:`registry.config.S3Settings` (``REGISTRY_S3_*``, else the usual AWS variables
+``AWS_ENDPOINT_URL``, ``AWS_REGION``/``AWS_DEFAULT_REGION``, ``AWS_ACCESS_KEY_ID``,
+``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``), else the AWS SDK's default chain. pyarrow is a
+dependency already, so S3 needs nothing extra installed; its own retries are turned off so
+:class:`RemoteObjectStore` decides.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from registry.config import Settings
+from registry.config import S3Settings
 from registry.errors import NotFound, StorageError
 from registry.storage.base import ObjectInfo
 from registry.storage.cloud import RemoteObjectStore, Sink, Stat, object_key, sha_of_key
@@ -29,29 +29,24 @@ _PERMANENT = ("ACCESS_DENIED", "AccessDenied", "Access Denied", "INVALID_ACCESS_
               "not found", "Forbidden")
 
 
-def _env(*names: str) -> str | None:
-    return next((os.environ[n] for n in names if os.environ.get(n)), None)
-
-
 class S3ObjectStore(RemoteObjectStore):
     """Content-addressed objects in an S3 bucket under a prefix."""
 
     kind = "s3"
 
-    def __init__(self, url: str, cache_dir: Path, settings: Settings) -> None:
+    def __init__(self, url: str, cache_dir: Path, settings: S3Settings, retries: int = 5) -> None:
         parsed = urlparse(url)
         if not parsed.netloc:
             raise StorageError(f"storage URL {url!r} names no bucket; use s3://bucket/prefix")
-        super().__init__(url.rstrip("/"), cache_dir, settings.storage_retries)
+        super().__init__(url.rstrip("/"), cache_dir, retries)
         self.bucket = parsed.netloc
         self.prefix = parsed.path.strip("/")
-        self.endpoint = settings.s3_endpoint_url or _env("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
-        self.region = settings.s3_region or _env("AWS_REGION", "AWS_DEFAULT_REGION") or "us-east-1"
+        self.endpoint = settings.endpoint_url
+        self.region = settings.region or "us-east-1"
         self._options: dict[str, Any] = {"region": self.region, "connect_timeout": 5, "request_timeout": 120}
-        access = settings.s3_access_key_id or _env("AWS_ACCESS_KEY_ID")
-        secret = settings.s3_secret_access_key or _env("AWS_SECRET_ACCESS_KEY")
+        access, secret = settings.access_key_id, settings.secret_access_key
         if access and secret:
-            self._options.update(access_key=access, secret_key=secret, session_token=_env("AWS_SESSION_TOKEN"))
+            self._options.update(access_key=access, secret_key=secret, session_token=settings.session_token)
         if self.endpoint:
             endpoint = urlparse(self.endpoint if "://" in self.endpoint else f"https://{self.endpoint}")
             self._options.update(endpoint_override=endpoint.netloc + endpoint.path.rstrip("/"),

@@ -28,7 +28,6 @@ from registry.errors import GateBlocked, Hint, InvalidInput, NotFound, StorageEr
 from registry.lineage import emit as lineage_emit
 from registry.lineage.events import JobRef, ParentRef
 from registry.lineage.namespace import registry_namespace
-from registry.lineage.settings import lineage_settings
 from registry.models import DatasetRow, SnapshotRow
 from registry.quality.content import content_hash
 from registry.quality.gate import GateStatus, gate_status
@@ -291,7 +290,7 @@ def record_read(ctx: Context, admitted: Admitted, who: Actor, *, job: str | None
     dataset, snapshot, status = admitted
     action = "read.training" if status.passes else "read.unverified"
     with transaction(ctx.engine) as session:
-        lineage_emit.enqueue_training_read(session, ctx, snapshot, _lineage_job(job), run_id, parent=parent,
+        lineage_emit.enqueue_training_read(session, ctx, snapshot, _lineage_job(ctx, job), run_id, parent=parent,
                                            operation=operation)
         audit.record(session, ctx, action, "snapshot", snapshot.id, dataset=dataset.name, snapshot=snapshot.id,
                      details={"job": job, "ref": ref, "content_hash": digest, "rows": rows, "gate": status.state,
@@ -325,9 +324,9 @@ def pull(ctx: Context, lockfile: str | os.PathLike[str] = LOCKFILE_NAME, outdir:
     return results
 
 
-def _lineage_job(job: str | None) -> JobRef | None:
+def _lineage_job(ctx: Context, job: str | None) -> JobRef | None:
     """A training job's name as an OpenLineage job: ``NAMESPACE/NAME`` as given, a bare name in the
     registry's job namespace."""
     if job is None:
         return None
-    return JobRef.parse(job) if "/" in job else JobRef(lineage_settings().job_namespace, job)
+    return JobRef.parse(job) if "/" in job else JobRef(ctx.settings.lineage.job_namespace, job)

@@ -94,7 +94,7 @@ def test_reads_and_refused_or_empty_operations_append_nothing(reg: Registry) -> 
 
 
 def test_automatic_compaction_is_audited_as_the_system(reg: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
-    reg.ctx.settings.max_layers = 2
+    reg.ctx.settings = reg.ctx.settings.replace(compaction={"max_layers": 2})
     reg.create_dataset("labels", "sample_id")
     reg.commit("labels", labels_table(30))
     for i in range(3):
@@ -107,7 +107,7 @@ def test_automatic_compaction_is_audited_as_the_system(reg: Registry, monkeypatc
 
 
 def test_events_seal_automatically_and_stay_queryable(reg: Registry) -> None:
-    reg.ctx.settings.audit_seal_events = 3
+    reg.ctx.settings = reg.ctx.settings.replace(audit={"seal_events": 3})
     reg.create_dataset("labels", "sample_id")
     reg.commit("labels", labels_table(10))
     for i in range(5):

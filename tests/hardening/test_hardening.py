@@ -145,8 +145,8 @@ def test_audit_verify_names_a_segment_with_a_flipped_byte(reg: Registry, cli: Cl
 
 
 def test_serve_trusts_forwarded_for_only_from_configured_proxies() -> None:
-    assert server_options(Settings(api_trusted_proxies=""))["proxy_headers"] is False
-    trusted = server_options(Settings(api_trusted_proxies="10.0.0.1, 10.0.0.2"))
+    assert server_options(Settings(api={"trusted_proxies": ""}))["proxy_headers"] is False
+    trusted = server_options(Settings(api={"trusted_proxies": "10.0.0.1, 10.0.0.2"}))
     assert trusted["proxy_headers"] is True and trusted["forwarded_allow_ips"] == ["10.0.0.1", "10.0.0.2"]
 
 

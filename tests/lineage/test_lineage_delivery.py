@@ -26,6 +26,7 @@ from registry.lineage.models import LineageLeaseRow, LineageOutboxRow
 from registry.lineage.outbox import deliver, outbox_status, retry_failed
 from tests.conftest import Cli
 from tests.lineage.test_lineage_spec import check_event, runs
+from tests.support.settings import reresolve
 
 
 class Backend:
@@ -99,6 +100,7 @@ def _rows(reg: Registry) -> list[LineageOutboxRow]:
 def test_every_event_arrives_exactly_once_in_order_through_an_outage(
         reg: Registry, backend_http: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REGISTRY_LINEAGE_DELIVERY", "inline")  # even inline, a dead backend never fails a commit
+    reresolve(reg)
     started = time.monotonic()
     ids = _commit_three(reg)
     assert time.monotonic() - started < 30
@@ -140,6 +142,7 @@ def test_after_max_attempts_events_park_until_retry_failed(reg: Registry, backen
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REGISTRY_LINEAGE_DELIVERY", "manual")
     monkeypatch.setenv("REGISTRY_LINEAGE_MAX_ATTEMPTS", "2")
+    reresolve(reg)
     _commit_three(reg)
     assert deliver(reg.ctx).parked == 0
     assert deliver(reg.ctx).parked == 3  # each run's START gave up; its COMPLETE waits behind it
@@ -157,6 +160,7 @@ def test_after_max_attempts_events_park_until_retry_failed(reg: Registry, backen
 def test_a_busy_lease_stops_a_second_deliverer_and_an_expired_one_does_not(
         reg: Registry, backend_http: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REGISTRY_LINEAGE_DELIVERY", "manual")
+    reresolve(reg)
     backend_http.start()
     _commit_three(reg)
     with transaction(reg.ctx.engine) as session:
@@ -175,6 +179,7 @@ def test_waiting_delivery_retries_with_backoff_until_the_backend_comes_up(
         reg: Registry, backend_http: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REGISTRY_LINEAGE_DELIVERY", "manual")
     monkeypatch.setenv("REGISTRY_LINEAGE_BACKOFF_SECONDS", "0.2")
+    reresolve(reg)
     _commit_three(reg)
     timer = threading.Timer(1.5, backend_http.start)
     timer.start()
@@ -230,6 +235,7 @@ def test_a_deliverer_killed_between_send_and_mark_repeats_only_that_event(
     the outbox marked it makes that one event arrive twice; every other event still arrives once."""
     monkeypatch.setenv("REGISTRY_LINEAGE_DELIVERY", "manual")
     monkeypatch.setenv("REGISTRY_LINEAGE_LEASE_SECONDS", "3")
+    reresolve(reg)
     backend_http.start()
     _commit_three(reg)
     killed = cli("lineage", "flush", env={"REGISTRY_FAILPOINT": "lineage:after-send"})

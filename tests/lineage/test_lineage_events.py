@@ -33,6 +33,7 @@ from registry.lineage.graph import walk
 from registry.lineage.models import LineageOutboxRow
 from registry.models import SnapshotRow
 from tests.lineage.test_lineage_spec import check_event, emitted, runs
+from tests.support.settings import reresolve
 
 FULL_ID = re.compile(r"^[0-9a-f]{64}$")
 
@@ -269,6 +270,7 @@ def test_events_roll_back_with_the_operation(reg: Registry) -> None:
 def test_openlineage_disabled_queues_nothing_but_keeps_the_graph(reg: Registry, monkeypatch: pytest.MonkeyPatch
                                                                  ) -> None:
     monkeypatch.setenv("OPENLINEAGE_DISABLED", "true")
+    reresolve(reg)
     reg.create_dataset("d", "id")
     reg.commit("d", _table([1], ["a"]))
     second = reg.commit("d", _table([1], ["b"]))

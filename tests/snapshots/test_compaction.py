@@ -96,7 +96,7 @@ def _history(reg: Registry, commits: int, rows: int = 40) -> pa.Table:
 
 @SQLITE
 def test_commits_never_compact_and_compact_auto_does(reg: Registry, cli: Cli) -> None:
-    reg.ctx.settings.max_layers = 4
+    reg.ctx.settings = reg.ctx.settings.replace(compaction={"max_layers": 4})
     expected = _history(reg, 6)
     assert _layer_count(reg) == 7, "a commit compacted"
     ids = [s.id for s in reg.log(NAME)]
@@ -258,10 +258,10 @@ def test_reads_during_compaction_see_the_same_rows(reg: Registry, cli: Cli) -> N
 
 @SQLITE
 def test_serve_runs_the_compaction_worker(reg: Registry) -> None:
-    reg.ctx.settings.max_layers = 3
+    reg.ctx.settings = reg.ctx.settings.replace(compaction={"max_layers": 3})
     expected = _history(reg, 5)
     assert _layer_count(reg) == 6
-    settings = Settings(compact_interval=0.2, max_layers=3)
+    settings = Settings(compaction={"interval": 0.2, "max_layers": 3})
     with serve(create_app(reg.home, settings)):
         deadline = time.time() + 30
         while _layer_count(reg) > 3 and time.time() < deadline:

@@ -16,7 +16,7 @@ from sqlmodel import SQLModel
 import registry.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from registry import Registry
 from registry.cli.main import main
-from registry.config import RegistryPaths
+from registry.config import RegistryPaths, Settings
 from registry.db import alembic_config, make_engine, upgrade
 from registry.errors import CatalogOutOfDate, Hint
 from tests.conftest import Cli
@@ -99,7 +99,7 @@ def test_catalog_behind_is_refused_until_db_upgrade(home: Path, cli: Cli, capsys
                                                     ) -> None:
     with Registry.open(home) as reg:
         reg.create_dataset("x", "id")
-    url = RegistryPaths.for_home(home).database_url
+    url = RegistryPaths.for_home(home, Settings()).database_url
     command.downgrade(alembic_config(url), "base")
 
     with pytest.raises(CatalogOutOfDate, match="upgrade the catalog"):

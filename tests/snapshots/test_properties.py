@@ -126,7 +126,7 @@ def _compact_between(reg: Registry, data: st.DataObject) -> None:
     how = data.draw(st.sampled_from(COMPACTIONS), label="compaction")
     if how == "auto":
         for result in reg.compact_auto():
-            assert result.layers_after <= reg.ctx.settings.max_layers
+            assert result.layers_after <= reg.ctx.settings.compaction.max_layers
     elif how in ("full", "upper"):
         reg.compact(NAME, full=how == "full")
 
@@ -235,7 +235,7 @@ def test_random_commits_compactions_and_reads_agree(fresh: Fresh, data: st.DataO
     """Commits never compact; compactions drawn between them (the policy, full, upper) keep every
     snapshot's rows, diffs and ids, and the policy keeps heads within REGISTRY_MAX_LAYERS."""
     reg = fresh(max_layers=3)
-    assert reg.ctx.settings.max_layers == 3
+    assert reg.ctx.settings.compaction.max_layers == 3
     history = _run_history(reg, data, steps, compact=True)
     reg.compact_auto()
     assert _layers(reg, history[-1][0]) <= 3
@@ -253,7 +253,8 @@ def test_automatic_compaction_after_many_upserts(fresh: Fresh) -> None:
     pass (as the serve worker or cron runs it), never leave a head above 3 layers; a commit alone never
     compacts."""
     reg = fresh(max_layers=3)
-    reg.ctx.settings.compact_base_fraction = 0  # only the size tiers: the tiny base would be rewritten
+    # only the size tiers: the tiny base would be rewritten
+    reg.ctx.settings = reg.ctx.settings.replace(compaction={"base_fraction": 0})
     grew = False
     model: Model = {}
     ids = []

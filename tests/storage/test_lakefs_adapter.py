@@ -122,12 +122,12 @@ def test_wrong_keys_and_unknown_repository_fail_with_the_store_named(fake_lakefs
     for name, value in lakefs_env(fake_lakefs).items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("LAKEFS_SECRET_ACCESS_KEY", "wrong")
-    store = open_store(f"lakefs://{REPO}/main/x", tmp_path, Settings())
+    store = open_store(f"lakefs://{REPO}/main/x", Settings().storage, tmp_path)
     with pytest.raises(StorageError, match=f"lakeFS store lakefs://{REPO}/main/x at {fake_lakefs.endpoint}"):
         store.exists("0" * 64)
     monkeypatch.setenv("LAKEFS_SECRET_ACCESS_KEY", lakefs_env(fake_lakefs)["LAKEFS_SECRET_ACCESS_KEY"])
     with pytest.raises(StorageError, match="repository not found"):
-        open_store("lakefs://no-such-repo/main/x", tmp_path, Settings()).put_bytes(b"x")
+        open_store("lakefs://no-such-repo/main/x", Settings().storage, tmp_path).put_bytes(b"x")
 
 
 def test_listings_and_the_commit_log_are_read_page_by_page(fake_lakefs: FakeLakeFS, tmp_path: Path,
@@ -139,13 +139,13 @@ def test_listings_and_the_commit_log_are_read_page_by_page(fake_lakefs: FakeLake
     fake_lakefs.create_repository("paged")
     monkeypatch.setattr(lakefs, "_LIST_PAGE", 2)
     monkeypatch.setattr(lakefs, "_LOG_PAGE", 2)
-    store = open_store("lakefs://paged/main/p", tmp_path, Settings())
+    store = open_store("lakefs://paged/main/p", Settings().storage, tmp_path)
     names, commits = [], []
     for n in range(5):
         names.append(store.put_bytes(f"object {n}".encode()).sha256)
         commits.append(store.seal_commit(f"snap{n}", f"commit {n}"))
     fake_lakefs.outside_commit("paged", "main", "elsewhere/")  # someone else's commit on top
     assert [o.sha256 for o in store.iter_objects()] == sorted(names)
-    fresh = open_store("lakefs://paged/main/p", tmp_path / "other", Settings())
+    fresh = open_store("lakefs://paged/main/p", Settings().storage, tmp_path / "other")
     assert fresh._registry_commits() == commits[::-1]  # type: ignore[attr-defined]
     assert fresh.commit_for(names[0]) == commits[-1]  # type: ignore[attr-defined]

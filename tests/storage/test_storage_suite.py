@@ -17,7 +17,7 @@ import pytest
 
 from registry import Registry
 from registry.config import Settings
-from registry.errors import NotFound, StorageError
+from registry.errors import InvalidInput, NotFound, StorageError
 from registry.storage import ObjectStore, open_store
 from tests.storage.test_storage_servers import MotoS3, fake_lakefs, moto_s3, store_home, store_kind, store_url  # noqa: F401
 from tests.support.helpers import labels_table, sorted_rows
@@ -26,7 +26,7 @@ from tests.support.lakefs_fake import FakeLakeFS
 
 @pytest.fixture
 def store(store_url: str, tmp_path: Path) -> ObjectStore:
-    return open_store(store_url, tmp_path / "cache", Settings())
+    return open_store(store_url, Settings().storage, tmp_path / "cache")
 
 
 def _remote_bytes(kind: str, store: ObjectStore, sha: str, request: pytest.FixtureRequest, data: bytes) -> None:
@@ -215,7 +215,9 @@ def _change_sha(reg: Registry, snapshot_id: str) -> str:
 
 def test_bad_storage_urls_are_refused_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LAKEFS_ENDPOINT", raising=False)
-    for url, message in [("gs://bucket/x", "not supported"), ("s3:///nobucket", "names no bucket"),
+    with pytest.raises(InvalidInput, match="'gs' is not supported; known schemes: file, lakefs, s3"):
+        open_store("gs://bucket/x", Settings().storage, tmp_path)
+    for url, message in [("s3:///nobucket", "names no bucket"),
                          ("lakefs://repo", "repository and a branch"), ("lakefs://repo/main", "needs an endpoint")]:
         with pytest.raises(StorageError, match=message):
-            open_store(url, tmp_path, Settings())
+            open_store(url, Settings().storage, tmp_path)

@@ -27,6 +27,7 @@ from registry.provenance.importers.common import (
 )
 from registry.provenance.importers.jsonio import first_byte
 from registry.provenance.importers.resolve import resolve_labels
+from registry.snapshots.inputs import InputLimits
 from registry.snapshots.tables import read_table_file
 
 __all__ = ["ALIASES", "TARGETS", "parse_mapping", "read_annotation_table"]
@@ -88,17 +89,17 @@ def _convert(target: str, value: Any, where: str) -> Any:
     return as_str(value)
 
 
-def _read(path: Path) -> pa.Table:
+def _read(path: Path, limits: InputLimits | None) -> pa.Table:
     if path.suffix.lower() in (".json", ".jsonl", ".ndjson") and path.is_file():
         char, _ = first_byte(path)
         if char == "[":
             raise InvalidInput(f"{path}: expected an annotation table (CSV, Parquet or JSON lines); this is a "
                                f"JSON array (a Label Studio export? use the label-studio format)")
-    return read_table_file(path)
+    return read_table_file(path, limits)
 
 
 def read_annotation_table(path: Path, *, mapping: dict[str, str], guideline_version: str | None = None,
-                          batch_id: str) -> ImportBatch:
+                          batch_id: str, limits: InputLimits | None = None) -> ImportBatch:
     """Read an annotation log with a column mapping into records and resolved rows.
 
     Raises:
@@ -107,7 +108,7 @@ def read_annotation_table(path: Path, *, mapping: dict[str, str], guideline_vers
     """
     path = Path(path)
     mapping = {ALIASES.get(t, t): c for t, c in mapping.items()}
-    table = _read(path)
+    table = _read(path, limits)
     _check_mapping(path, table, mapping)
     columns = {target: table.column(column).to_pylist() for target, column in mapping.items()}
     base = {"tool": path.name, "guideline_version": guideline_version, "value_type": "label"}
