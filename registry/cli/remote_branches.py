@@ -9,9 +9,8 @@ from typing import Any
 
 import registry_client
 
-from registry.branching.branches import split_branch
-from registry.catalog import split_ref
 from registry.errors import UnresolvedConflicts
+from registry.refs import Ref
 
 __all__ = ["RemoteBranches"]
 
@@ -26,7 +25,8 @@ class RemoteBranches:
     def branch(self, name_branch: str, from_ref: str | None = None) -> Any:
         from registry.cli.remote import Remote
 
-        name, branch = split_branch(name_branch)
+        ref = Ref.parse_branch(name_branch)
+        name, branch = ref.dataset, ref.ref_name
         return Remote(self._call(self.client.create_branch, name, branch, from_ref))
 
     def branches(self, name: str) -> list[Any]:
@@ -37,22 +37,25 @@ class RemoteBranches:
     def delete_branch(self, name_branch: str, force: bool = False) -> Any:
         from registry.cli.remote import Remote
 
-        name, branch = split_branch(name_branch)
+        ref = Ref.parse_branch(name_branch)
+        name, branch = ref.dataset, ref.ref_name
         return Remote(self._call(self.client.delete_branch, name, branch, force))
 
     def protect(self, name_branch: str, protected: bool = True) -> Any:
         from registry.cli.remote import Remote
 
-        name, branch = split_branch(name_branch)
+        ref = Ref.parse_branch(name_branch)
+        name, branch = ref.dataset, ref.ref_name
         return Remote(self._call(self.client.protect_branch, name, branch, protected))
 
-    def merge(self, source: str, into: str = "main", *, strategy: str = "fail", prefer: str | None = None,
+    def merge(self, source: Ref | str, into: str = "main", *, strategy: str = "fail", prefer: str | None = None,
               resolutions: str | os.PathLike[str] | None = None, dry_run: bool = False, message: str = "",
               expect_target: str | None = None, retry: int = 0) -> Any:
         """Merge on the server; a resolutions file is read here and sent as JSON."""
         from registry.cli.remote import Remote
 
-        name, ref = split_ref(source)
+        source_ref = Ref.coerce(source)
+        name, ref = source_ref.dataset, source_ref.ref_name
         rows: list[dict[str, Any]] = []
         if resolutions is not None:
             from registry.snapshots.tables import read_table_file
