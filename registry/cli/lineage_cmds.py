@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from registry.cli import output
+from registry.cli.refs import parse_ref
 
 __all__ = ["lineage"]
 
@@ -49,8 +50,8 @@ def show(state: Any, ref: str, direction: str | None, depth: int, as_dot: bool, 
     """Walk the lineage graph from the snapshot NAME@REF (both directions by default)."""
     from registry.lineage.graph import to_dot, walk
 
-    graph = (state.registry().lineage_walk(ref, direction or "both", depth) if state.remote
-             else walk(_ctx(state), ref, direction or "both", depth))  # type: ignore[arg-type]
+    graph = (state.registry().lineage_walk(parse_ref(ref), direction or "both", depth) if state.remote
+             else walk(_ctx(state), parse_ref(ref), direction or "both", depth))  # type: ignore[arg-type]
     if as_dot:
         sys.stdout.write(to_dot(graph))
         return

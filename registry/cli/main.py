@@ -19,6 +19,7 @@ from registry import DISTRIBUTION
 from registry.cli import output
 from registry.cli.help_text import ROOT_EPILOG, whole_summaries
 from registry.cli.once import only_once
+from registry.cli.refs import parse_ref, second_ref
 from registry.errors import QuerySyntaxError, RegistryError, exit_code_for
 
 __all__ = ["cli", "main"]
@@ -195,7 +196,7 @@ def commit(state: _State, name: str, file: str | None, message: str, author: str
     if as_json:
         output.print_json(data)
     elif not result.created:
-        output.say(f"no change: {name if '@' in name else name + '@main'} is still {result.snapshot_id}")
+        output.say(f"no change: {parse_ref(name).qualified} is still {result.snapshot_id}")
     else:
         output.say(result.snapshot_id)
         output.note(f"{name}: +{result.added:,} ~{result.changed:,} -{result.removed:,} -> {result.rows:,} rows, "
@@ -211,7 +212,7 @@ def commit(state: _State, name: str, file: str | None, message: str, author: str
 @pass_state
 def log(state: _State, name: str, limit: int | None, oneline: bool, as_json: bool) -> None:
     """History of NAME (or NAME@REF), newest first."""
-    entries = [s.to_dict() for s in state.registry().log(name, limit)]
+    entries = [s.to_dict() for s in state.registry().log(parse_ref(name), limit)]
     output.render(entries, as_json, output.log_oneline if oneline else output.log_lines)
 
 
@@ -221,7 +222,7 @@ def log(state: _State, name: str, limit: int | None, oneline: bool, as_json: boo
 @pass_state
 def show(state: _State, ref: str, as_json: bool) -> None:
     """Details of the snapshot NAME@REF names."""
-    info = state.registry().show(ref).to_dict()
+    info = state.registry().show(parse_ref(ref)).to_dict()
     output.render(info, as_json, output.show_snapshot)
 
 
@@ -232,7 +233,7 @@ def show(state: _State, ref: str, as_json: bool) -> None:
 @pass_state
 def tag(state: _State, ref: str, tag_name: str, as_json: bool) -> None:
     """Tag the snapshot NAME@REF names as TAG (tags never move)."""
-    info = state.registry().tag(ref, tag_name)
+    info = state.registry().tag(parse_ref(ref), tag_name)
     output.emit({"dataset": info.dataset, "tag": tag_name, "snapshot_id": info.id}, as_json,
                 f"tagged {info.dataset}@{info.id[:12]} as {tag_name}")
 
@@ -253,18 +254,17 @@ def diff(state: _State, a: str, b: str, rows: int, labels: bool, column: str, ex
     """Row-level diff from NAME@A to NAME@B (with --labels, how the labels moved and by whom).
 
     B without `NAME@` is a ref of A's dataset: `registry diff street-signs@v1 v2`."""
-    from registry.cli.refs import second_ref
-
-    b = second_ref(a, b)
+    ref_a = parse_ref(a)
+    ref_b = second_ref(ref_a, b)
     if labels:
         from registry.cli.label_output import label_diff_report
 
-        changes = state.registry().label_diff(a, b, column, 0 if quiet else None if as_json else rows).to_dict()
+        changes = state.registry().label_diff(ref_a, ref_b, column, 0 if quiet else None if as_json else rows).to_dict()
         differs = bool(changes["relabeled"] or changes["rows_a"] != changes["rows_b"]
                        or changes["distribution_a"] != changes["distribution_b"])
         report: Any = label_diff_report
     else:
-        changes = state.registry().diff(a, b, 0 if quiet else rows).to_dict()
+        changes = state.registry().diff(ref_a, ref_b, 0 if quiet else rows).to_dict()
         differs = bool(changes["added"] or changes["removed"] or changes["changed"] or changes["schema_changes"])
         report = output.diff_report
     if not quiet:
@@ -305,12 +305,12 @@ def export(state: _State, ref: str, out: str, fmt: str | None, as_json: bool) ->
         if out == "-":
             raise click.UsageError(f"--format {fmt} writes files; give an OUT path instead of -")
         with output.status(f"exporting {ref} as {fmt}"):
-            result = export_training(state.registry().ctx, ref, out, fmt)
+            result = export_training(state.registry().ctx, parse_ref(ref), out, fmt)
         output.emit(dict(result), as_json, f"wrote {result['rows']:,} rows to {out} ({fmt})")
         return
     from registry.cli.streams import export_rows
 
-    count = export_rows(state.registry(), ref, out, fmt)
+    count = export_rows(state.registry(), parse_ref(ref), out, fmt)
     if out != "-":
         output.emit({"ref": ref, "out": out, "rows": count}, as_json, f"wrote {count:,} rows to {out}")
     elif not as_json:
@@ -375,7 +375,7 @@ def compact(state: _State, refs: tuple[str, ...], auto: bool, as_json: bool) -> 
     if len(refs) != 1:
         raise click.UsageError("give one NAME or NAME@REF to compact, or --auto [NAME...]")
     with output.status(f"compacting {refs[0]}"):
-        result = state.registry().compact(refs[0])
+        result = state.registry().compact(parse_ref(refs[0]))
     output.emit(result.to_dict(), as_json,
                 f"{result.dataset}@{result.snapshot_id[:12]}: {result.layers_before} layer(s) -> "
                 f"{result.layers_after}")

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from registry.cli import output
+from registry.cli.refs import parse_ref
 
 __all__ = ["QUALITY_COMMANDS"]
 
@@ -117,7 +118,7 @@ def qa_run(ctx: click.Context, ref: str, no_fail: bool, as_json: bool) -> None:
 
     Exits 1 when the verdict is failed (unless a waiver lets the gate pass), as `gate check` does."""
     with output.status(f"evaluating {ref}"):
-        result = _registry(ctx).qa_run(ref).to_dict()
+        result = _registry(ctx).qa_run(parse_ref(ref)).to_dict()
     output.render(result, as_json, _result_table)
     if result["status"] == "failed" and not (result["gate"] or {}).get("passes") and not no_fail:
         raise SystemExit(1)
@@ -142,8 +143,9 @@ def gate_check(ctx: click.Context, ref: str, evaluate: bool, as_json: bool) -> N
         from registry.context import ClientInfo  # only when evaluating: it loads the data stack
 
         client = ClientInfo(kind="cli")
-    status = (_registry(ctx).gate_check(ref, evaluate) if ctx.obj.remote else
-              check_gate_at(ctx.obj.home, ref, evaluate=evaluate, actor=ctx.obj.author, client=client)).to_dict()
+    target = parse_ref(ref)
+    status = (_registry(ctx).gate_check(target, evaluate) if ctx.obj.remote else
+              check_gate_at(ctx.obj.home, target, evaluate=evaluate, actor=ctx.obj.author, client=client)).to_dict()
     output.render(status, as_json, _gate_lines)
     if not status["passes"]:
         raise SystemExit(1)
@@ -160,7 +162,7 @@ def gate_waive(ctx: click.Context, ref: str, reason: str, checks: str | None, ex
                as_json: bool) -> None:
     """Let NAME@REF pass its gate despite failed checks (audited; owner and maintainers only)."""
     names = [c for c in checks.split(",") if c.strip()] if checks else None
-    waiver = _registry(ctx).waive(ref, reason, names, expires)
+    waiver = _registry(ctx).waive(parse_ref(ref), reason, names, expires)
     output.emit(waiver.to_dict(), as_json,
                 f"waiver {waiver.id} for {waiver.dataset}@{waiver.snapshot_id[:12]} "
                 f"({', '.join(waiver.checks) if waiver.checks else 'all checks'}; "
@@ -176,7 +178,7 @@ def gate_waive(ctx: click.Context, ref: str, reason: str, checks: str | None, ex
 def pin(ctx: click.Context, ref: str, lockfile: str, job: str | None, as_json: bool) -> None:
     """Pin NAME@REF in the lockfile; refused (exit 1) unless its gate passes."""
     with output.status(f"pinning {ref}"):
-        entry = _registry(ctx).pin(ref, lockfile, job)
+        entry = _registry(ctx).pin(parse_ref(ref), lockfile, job)
     text = f"pinned {entry.dataset}@{entry.snapshot_id} ({entry.content_hash[:19]}) in {lockfile}"
     output.emit(entry.to_dict(), as_json, text + (f" (passes by waiver {entry.waiver_id})" if entry.waiver_id else ""))
 

@@ -24,6 +24,7 @@ from registry_client.client import DEFAULT_TIMEOUT
 
 from registry import errors
 from registry.errors import InvalidInput, NotFound, RegistryError, VerifyFailed
+from registry.refs import Ref
 
 if TYPE_CHECKING:
     from registry.lineage.emit import LineageRun
@@ -158,6 +159,7 @@ class RemoteRegistry(RemoteBranches):
         return cls(registry_client.Client(os.environ[URL_ENV], os.environ.get(TOKEN_ENV), timeout=timeout))
 
     def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        args = tuple(str(a) if isinstance(a, Ref) else a for a in args)  # the wire carries refs as NAME@REF
         try:
             with _translated():
                 return method(*args, **kwargs)

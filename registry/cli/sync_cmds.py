@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from registry.cli import output
+from registry.cli.refs import parse_ref
 from registry.errors import InvalidInput, RegistryError
 
 __all__ = ["requeue", "sync"]
@@ -124,7 +125,7 @@ def requeue(ctx: click.Context, ref: str, tool: str, url: str, project: int, whe
     ctx.obj.local_only("requeue")
     if score_column is not None and prediction_column is None:
         raise InvalidInput("--score-column goes with --prediction-column")
-    result = run(ctx.obj.registry().ctx, ref, url=url, project=project, token=_token(), where=where,
+    result = run(ctx.obj.registry().ctx, parse_ref(ref), url=url, project=project, token=_token(), where=where,
                  prediction_column=prediction_column, score_column=score_column, model_version=model_version,
                  limit=limit if limit is not None else MAX_REQUEUE, dry_run=dry_run)
     if as_json:
