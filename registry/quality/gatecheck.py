@@ -167,8 +167,9 @@ def check_gate_at(home: str | os.PathLike[str] | None, ref: Ref | str, evaluate:
         if client is not None:
             ctx.client = client
         try:
-            qa_run(ctx, f"{status.dataset}@{status.snapshot_id}", actor)
-            return check_gate(ctx.engine, f"{status.dataset}@{status.snapshot_id}")
+            exact = Ref(status.dataset, status.snapshot_id)
+            qa_run(ctx, exact, actor)
+            return check_gate(ctx.engine, exact)
         finally:
             ctx.close()
     return status

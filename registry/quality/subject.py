@@ -98,7 +98,7 @@ class Subject:
             info = show(self.ctx, ref)
             resolved = f"{info.dataset}@{info.id}"
             self.require(columns, info.schema, resolved)
-            self._others[cache_key] = (read(self.ctx, resolved, list(columns)), resolved)
+            self._others[cache_key] = (read(self.ctx, Ref(info.dataset, info.id), list(columns)), resolved)
         return self._others[cache_key]
 
     def keys_of(self, ref: Ref | str) -> list[str]:
