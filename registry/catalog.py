@@ -10,6 +10,9 @@ from sqlmodel import Session, col, select
 
 from registry.errors import AlreadyExists, AmbiguousRef, Hint, InvalidName, NotFound, RefConflict
 from registry.models import DatasetRow, RefRow, SchemaVersionRow, SnapshotRow
+from registry.refs import ANCESTOR as _ANCESTOR
+from registry.refs import DATASET_NAME, MAIN, Ref, check_dataset_name, full_match
+from registry.refs import HEX_ID as _HEX
 from registry.timeutil import utc_now
 
 __all__ = [
@@ -21,6 +24,7 @@ __all__ = [
     "check_branch_name",
     "check_dataset_name",
     "check_tag_name",
+    "classify",
     "dataset_id",
     "full_match",
     "get_dataset",
@@ -30,39 +34,11 @@ __all__ = [
     "move_branch",
     "parents_of",
     "resolve",
-    "split_ref",
+    "resolve_ref",
 ]
 
-MAIN = "main"
-DATASET_NAME = re.compile(r"[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)?")
 TAG_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 BRANCH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}(/[A-Za-z0-9][A-Za-z0-9._-]{0,99})*")
-_HEX = re.compile(r"[0-9a-f]{8,64}")
-_ANCESTOR = re.compile(r"(?P<base>.+?)~(?P<n>\d+)")
-
-
-def full_match(pattern: re.Pattern[str], text: object) -> bool:
-    """Whether ``text`` is a string that ``pattern`` matches from its first to its last character.
-
-    Every name check goes through this: ``re.match`` with ``$`` accepts a trailing newline
-    (``"main\\n"``), which would let a name spoof another in listings.
-    """
-    return isinstance(text, str) and pattern.fullmatch(text) is not None
-
-
-def check_dataset_name(name: str) -> str:
-    """Return ``name`` if it is a valid dataset name.
-
-    Raises:
-        InvalidName: it has characters other than lowercase letters, digits, ``.``, ``_``, ``-``
-            and at most one ``/``.
-    """
-    if len(name) > 200 or not full_match(DATASET_NAME, name):
-        raise InvalidName(
-            f"invalid dataset name {name!r}: use lowercase letters, digits, '.', '_', '-' and at most "
-            "one '/' for a namespace (e.g. vision/street-signs)"
-        )
-    return name
 
 
 def check_tag_name(tag: str) -> str:
@@ -92,15 +68,6 @@ def check_branch_name(branch: str) -> str:
             "(not 8+ hex characters, which read as a snapshot id)"
         )
     return branch
-
-
-def split_ref(text: str) -> tuple[str, str]:
-    """``NAME[@REF]`` -> ``(NAME, REF)``; REF defaults to ``main``."""
-    name, _, ref = text.partition("@")
-    check_dataset_name(name)
-    if "@" in text and not ref:
-        raise InvalidName(f"{text!r}: nothing after '@'; write NAME@main, NAME@TAG or NAME@ID")
-    return name, ref or MAIN
 
 
 def get_dataset(session: Session, name: str) -> DatasetRow:
@@ -143,40 +110,68 @@ def get_ref(session: Session, dataset: DatasetRow, name: str) -> RefRow | None:
     return session.get(RefRow, (dataset.id, name))
 
 
-def resolve(session: Session, dataset: DatasetRow, ref: str) -> SnapshotRow:
-    """The snapshot ``ref`` names: a branch, a tag, ``REF~N``, or an id (prefix of 8+ hex chars).
+def resolve(session: Session, dataset: DatasetRow, ref_name: str) -> SnapshotRow:
+    """The snapshot ``ref_name`` (the text after ``@``) names: a branch, a tag, ``REF~N``, or an id (prefix
+    of 8+ hex chars).
 
     Raises:
         NotFound: nothing matches, or the dataset has no snapshots yet.
         AmbiguousRef: an id prefix matches several snapshots (they are listed).
     """
-    ancestry = _ANCESTOR.fullmatch(ref)
+    ancestry = _ANCESTOR.fullmatch(ref_name)
     if ancestry:
         snapshot = resolve(session, dataset, ancestry["base"])
         for step in range(int(ancestry["n"])):
             parents = parents_of(snapshot)
             if not parents:
-                raise NotFound(f"{dataset.name}@{ref}: history has only {step + 1} snapshot(s) "
+                raise NotFound(f"{dataset.name}@{ref_name}: history has only {step + 1} snapshot(s) "
                                f"back from {ancestry['base']}")
             snapshot = get_snapshot(session, parents[0])
         return snapshot
-    named = get_ref(session, dataset, ref)
+    named = get_ref(session, dataset, ref_name)
     if named is not None:
         return get_snapshot(session, named.snapshot_id)
-    if full_match(_HEX, ref):
+    if full_match(_HEX, ref_name):
         matches = session.exec(
-            select(SnapshotRow).where(SnapshotRow.dataset_id == dataset.id, col(SnapshotRow.id).startswith(ref))
+            select(SnapshotRow).where(SnapshotRow.dataset_id == dataset.id, col(SnapshotRow.id).startswith(ref_name))
         ).all()
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
             listed = ", ".join(sorted(m.id[:16] for m in matches))
-            raise AmbiguousRef(f"{dataset.name}@{ref} matches {len(matches)} snapshots ({listed}); "
+            raise AmbiguousRef(f"{dataset.name}@{ref_name} matches {len(matches)} snapshots ({listed}); "
                                "give more characters")
-    if ref == MAIN:
+    if ref_name == MAIN:
         raise NotFound(f"dataset {dataset.name!r} has no snapshots yet; commit one first")
-    raise NotFound(f"{dataset.name}@{ref}: no branch, tag or snapshot id by that name; the dataset's log "
+    raise NotFound(f"{dataset.name}@{ref_name}: no branch, tag or snapshot id by that name; the dataset's log "
                    "lists them", hint=Hint("command", "log", dataset.name))
+
+
+def resolve_ref(session: Session, ref: Ref | str) -> tuple[DatasetRow, SnapshotRow]:
+    """``NAME[@REF]`` -> the dataset and the snapshot it names (a string is parsed first).
+
+    Raises:
+        InvalidName: a string that is no ref. NotFound: no such dataset or ref.
+        AmbiguousRef: an id prefix matches several snapshots.
+    """
+    ref = Ref.coerce(ref)
+    dataset = get_dataset(session, ref.dataset)
+    return dataset, resolve(session, dataset, ref.ref_name)
+
+
+def classify(session: Session, ref: Ref | str) -> Ref:
+    """``ref`` with its kind as the catalog knows it: a plain name is the ``branch`` or ``tag`` it names.
+
+    Raises:
+        NotFound: a plain name that is neither (an id, ancestry or the head keep the kind their syntax gives).
+    """
+    ref = Ref.coerce(ref)
+    if ref.kind is not None:
+        return ref
+    row = get_ref(session, get_dataset(session, ref.dataset), ref.ref_name)
+    if row is None:
+        raise NotFound(f"{ref}: no branch or tag by that name")
+    return Ref(ref.dataset, ref.name, "tag" if row.kind == "tag" else "branch")
 
 
 def move_branch(session: Session, dataset: DatasetRow, branch: str, expected: str | None, new: str) -> None:

@@ -17,6 +17,7 @@ from registry.datasets import DatasetInfo, create_dataset, list_datasets
 from registry.db import transaction
 from registry.errors import VerifyFailed
 from registry.lineage.emit import LineageRun
+from registry.refs import Ref
 from registry.snapshots import history
 from registry.snapshots.commit import CommitResult, Mode, commit
 from registry.snapshots.compact import CompactResult, auto_compact, compact
@@ -111,7 +112,7 @@ class Registry:
     def datasets(self) -> list[DatasetInfo]:
         return list_datasets(self.ctx)
 
-    def commit(self, name: str, table_or_path: pa.Table | str | os.PathLike[str] | None, *, message: str = "",
+    def commit(self, name: Ref | str, table_or_path: pa.Table | str | os.PathLike[str] | None, *, message: str = "",
                author: str | None = None, mode: Mode = "replace",
                delete_keys: pa.Table | str | os.PathLike[str] | None = None, expect_parent: str | None = None,
                allow_breaking: bool = False, progress: Callable[[str], None] | None = None,
@@ -124,7 +125,7 @@ class Registry:
         return commit(self.ctx, name, source, message=message, author=author, mode=mode, delete_keys=deletes,
                       expect_parent=expect_parent, allow_breaking=allow_breaking, progress=progress, lineage=lineage)
 
-    def branch(self, name_branch: str, from_ref: str | None = None, actor: str | None = None) -> BranchInfo:
+    def branch(self, name_branch: Ref | str, from_ref: str | None = None, actor: str | None = None) -> BranchInfo:
         """Create branch ``NAME/BRANCH`` at ``from_ref`` (default the head of ``main``); no data is copied."""
         from registry.branching.branches import create_branch
 
@@ -136,19 +137,19 @@ class Registry:
 
         return list_branches(self.ctx, name)
 
-    def delete_branch(self, name_branch: str, force: bool = False, actor: str | None = None) -> BranchInfo:
+    def delete_branch(self, name_branch: Ref | str, force: bool = False, actor: str | None = None) -> BranchInfo:
         """Delete branch ``NAME/BRANCH`` (not ``main``, not a protected one; unmerged work needs ``force``)."""
         from registry.branching.branches import delete_branch
 
         return delete_branch(self.ctx, name_branch, force, actor)
 
-    def protect(self, name_branch: str, protected: bool = True, actor: str | None = None) -> BranchInfo:
+    def protect(self, name_branch: Ref | str, protected: bool = True, actor: str | None = None) -> BranchInfo:
         """Protect branch ``NAME/BRANCH``: direct commits are refused, changes arrive only by merge."""
         from registry.branching.branches import protect_branch
 
         return protect_branch(self.ctx, name_branch, protected, actor)
 
-    def merge(self, source: str, into: str = "main", *, strategy: str = "fail", prefer: str | None = None,
+    def merge(self, source: Ref | str, into: str = "main", *, strategy: str = "fail", prefer: str | None = None,
               resolutions: str | os.PathLike[str] | None = None, dry_run: bool = False, message: str = "",
               actor: str | None = None, expect_target: str | None = None, retry: int = 0) -> MergeResult:
         """Merge ``source`` (``NAME@BRANCH``) into branch ``into``; see :func:`registry.branching.merge.merge`.
@@ -161,16 +162,16 @@ class Registry:
                      resolutions=Path(resolutions) if resolutions is not None else None, dry_run=dry_run,
                      message=message, actor=actor, expect_target=expect_target, retry=retry)
 
-    def merge_conflicts(self, source: str, into: str = "main") -> pa.Table:
+    def merge_conflicts(self, source: Ref | str, into: str = "main") -> pa.Table:
         """``MergeConflicts``: every conflict merging ``source`` into ``into`` would meet, as a pyarrow table
         (key, column, kind, base, ours, theirs, who set each side); nothing is changed."""
         return self.merge(source, into, dry_run=True).conflicts_table()
 
-    def read(self, ref: str, columns: Sequence[str] | None = None) -> pa.Table:
+    def read(self, ref: Ref | str, columns: Sequence[str] | None = None) -> pa.Table:
         """The rows of ``ref`` as a ``pyarrow.Table``."""
         return read(self.ctx, ref, columns)
 
-    def plan(self, ref_or_lock_entry: str | LockEntry, shards: int = 1,
+    def plan(self, ref_or_lock_entry: Ref | str | LockEntry, shards: int = 1,
              columns: Sequence[str] | None = None) -> ScanPlan:
         """The scan plan of a snapshot (``NAME@REF`` or a lockfile entry): read tasks in ``shards`` equal
         shards that together yield exactly its rows, each naming its object by SHA-256.
@@ -183,7 +184,7 @@ class Registry:
         from registry.snapshots.plan import build_plan
         from registry.training.pins import check_origin
 
-        if isinstance(ref_or_lock_entry, str):
+        if isinstance(ref_or_lock_entry, (str, Ref)):
             return build_plan(self.ctx, ref_or_lock_entry, shards, columns)
         entry = ref_or_lock_entry
         check_origin(self.ctx, entry.dataset, entry.namespace, entry.registry)
@@ -193,13 +194,13 @@ class Registry:
                                f"which resolves to {plan.snapshot_id}")
         return plan
 
-    def export(self, ref: str, out: str | os.PathLike[str]) -> int:
+    def export(self, ref: Ref | str, out: str | os.PathLike[str]) -> int:
         return export(self.ctx, ref, Path(out))
 
-    def diff(self, a: str, b: str, rows: int = 10) -> DiffResult:
+    def diff(self, a: Ref | str, b: Ref | str, rows: int = 10) -> DiffResult:
         return diff(self.ctx, a, b, rows)
 
-    def changes(self, a: str, b: str) -> ChangeSet:
+    def changes(self, a: Ref | str, b: Ref | str) -> ChangeSet:
         """Rows to upsert and keys to delete that turn ``a`` into ``b``."""
         return change_set(self.ctx, a, b)
 
@@ -217,7 +218,7 @@ class Registry:
                                   mapping=mapping, message=message, author=author, progress=progress,
                                   users=Path(users) if users is not None else None)
 
-    def annotations(self, ref: str) -> pa.Table:
+    def annotations(self, ref: Ref | str) -> pa.Table:
         """Every annotation record of the snapshot ``ref`` names (its full set, one row per labeling act)."""
         from registry.provenance.store import records_at
 
@@ -231,25 +232,25 @@ class Registry:
 
         return sample_history(self.ctx, name, key)
 
-    def blame(self, ref: str, column: str = "label", limit: int | None = None) -> pa.Table:
+    def blame(self, ref: Ref | str, column: str = "label", limit: int | None = None) -> pa.Table:
         """Per row: the snapshot that last changed it and who labeled its current value."""
         from registry.provenance.blame import blame
 
         return blame(self.ctx, ref, column, limit)
 
-    def label_diff(self, a: str, b: str, column: str = "label", rows: int | None = None) -> LabelDiff:
+    def label_diff(self, a: Ref | str, b: Ref | str, column: str = "label", rows: int | None = None) -> LabelDiff:
         """The label change matrix between ``a`` and ``b``, with who changed what."""
         from registry.provenance.label_diff import label_diff
 
         return label_diff(self.ctx, a, b, column, rows)
 
-    def log(self, name: str, limit: int | None = None) -> list[SnapshotInfo]:
+    def log(self, name: Ref | str, limit: int | None = None) -> list[SnapshotInfo]:
         return history.log(self.ctx, name, limit)
 
-    def show(self, ref: str) -> SnapshotInfo:
+    def show(self, ref: Ref | str) -> SnapshotInfo:
         return history.show(self.ctx, ref)
 
-    def tag(self, ref: str, tag: str, actor: str | None = None) -> SnapshotInfo:
+    def tag(self, ref: Ref | str, tag: str, actor: str | None = None) -> SnapshotInfo:
         return history.tag(self.ctx, ref, tag, actor)
 
     def schema(self, name: str) -> list[SchemaVersionInfo]:
@@ -263,7 +264,7 @@ class Registry:
     def gc(self, dry_run: bool = False, min_age: float = DEFAULT_MIN_AGE, actor: str | None = None) -> GcReport:
         return gc(self.ctx, dry_run, min_age, actor)
 
-    def compact(self, ref: str, full: bool = True, actor: str | None = None) -> CompactResult:
+    def compact(self, ref: Ref | str, full: bool = True, actor: str | None = None) -> CompactResult:
         """Merge the layers of the snapshot ``ref`` names (all, or with ``full=False`` those above the base)."""
         return compact(self.ctx, ref, full, actor)
 
@@ -304,7 +305,7 @@ class Registry:
 
         return run_query(self.ctx, sql, dataset)
 
-    def lineage_walk(self, ref: str, direction: Direction = "both", depth: int = 3) -> LineageGraph:
+    def lineage_walk(self, ref: Ref | str, direction: Direction = "both", depth: int = 3) -> LineageGraph:
         """The lineage graph around the snapshot ``ref`` names, ``depth`` steps up, down or both ways."""
         from registry.lineage.graph import walk
 
@@ -328,42 +329,42 @@ class Registry:
 
         return show_policy(self.ctx, name, version)
 
-    def qa_run(self, ref: str, actor: str | None = None) -> GateResult:
+    def qa_run(self, ref: Ref | str, actor: str | None = None) -> GateResult:
         """Evaluate the current policy on ``ref``'s snapshot and store the gate result."""
         from registry.quality.evaluate import qa_run
 
         return qa_run(self.ctx, ref, actor)
 
-    def gate(self, ref: str) -> GateStatus:
+    def gate(self, ref: Ref | str) -> GateStatus:
         """Whether ``ref``'s snapshot passes its gate under the current policy (or by waiver)."""
         from registry.quality.gate import check_gate
 
         return check_gate(self.ctx.engine, ref)
 
-    def gate_check(self, ref: str, evaluate: bool = False, actor: str | None = None) -> GateStatus:
+    def gate_check(self, ref: Ref | str, evaluate: bool = False, actor: str | None = None) -> GateStatus:
         """:meth:`gate`; with ``evaluate``, run QA first when no result is current (stale or never evaluated)."""
         status = self.gate(ref)
         if evaluate and status.state in ("stale", "never_evaluated"):
-            exact = f"{status.dataset}@{status.snapshot_id}"
+            exact = Ref(status.dataset, status.snapshot_id, "id")
             self.qa_run(exact, actor)
             status = self.gate(exact)
         return status
 
-    def waive(self, ref: str, reason: str, checks: Sequence[str] | None = None, expires: str | None = None,
+    def waive(self, ref: Ref | str, reason: str, checks: Sequence[str] | None = None, expires: str | None = None,
               actor: str | None = None) -> Waiver:
         """Let ``ref``'s snapshot pass its gate despite failed checks (audited; owner and maintainers only)."""
         from registry.quality.waivers import waive
 
         return waive(self.ctx, ref, reason, list(checks) if checks is not None else None, expires, actor)
 
-    def pin(self, ref: str, lockfile: str | os.PathLike[str] = "registry.lock", job: str | None = None,
+    def pin(self, ref: Ref | str, lockfile: str | os.PathLike[str] = "registry.lock", job: str | None = None,
             actor: str | None = None) -> LockEntry:
         """Pin ``ref``'s snapshot for training in ``lockfile``; refused unless its gate passes."""
         from registry.training.pins import pin
 
         return pin(self.ctx, ref, lockfile, job, actor)
 
-    def load(self, ref_or_lock_entry: str | LockEntry, *, allow_unverified: bool = False, job: str | None = None,
+    def load(self, ref_or_lock_entry: Ref | str | LockEntry, *, allow_unverified: bool = False, job: str | None = None,
              actor: str | None = None) -> pa.Table:
         """The verified rows of a snapshot for training (``NAME@REF`` or a lockfile entry).
 

@@ -28,7 +28,7 @@ from registry_client.client import DEFAULT_TIMEOUT
 from registry import errors
 from registry.audit.log import AuditEvent
 from registry.audit.verify import AuditVerifyReport, Checkpoint, read_checkpoint
-from registry.branching.branches import BranchInfo, split_branch
+from registry.branching.branches import BranchInfo
 from registry.branching.merge import MergeResult
 from registry.datasets import DatasetInfo
 from registry.errors import InvalidInput, NotFound, RegistryError, UnresolvedConflicts, VerifyFailed
@@ -43,6 +43,7 @@ from registry.quality.evaluate import GateResult
 from registry.quality.gate import GateStatus
 from registry.quality.policy_versions import PolicyInfo
 from registry.quality.waivers import Waiver
+from registry.refs import Ref
 from registry.snapshots.commit import CommitResult, Mode
 from registry.snapshots.diff import DiffResult
 from registry.snapshots.history import SchemaVersionInfo, SnapshotInfo
@@ -170,6 +171,9 @@ class RemoteService:
         return cls(registry_client.Client(settings.url or "", settings.token, timeout=timeout), bool(settings.token))
 
     def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``method`` of the client, with refs sent as their ``NAME@REF`` text and errors made local."""
+        args = tuple(str(a) if isinstance(a, Ref) else a for a in args)
+        kwargs = {k: str(v) if isinstance(v, Ref) else v for k, v in kwargs.items()}
         try:
             with _translated():
                 return _plain(method(*args, **kwargs))
@@ -196,7 +200,7 @@ class RemoteService:
     def datasets(self) -> list[DatasetInfo]:
         return self._each(DatasetInfo, self.client.datasets)
 
-    def commit(self, name: str, table_or_path: pa.Table | str | os.PathLike[str] | None, *, message: str = "",
+    def commit(self, name: Ref | str, table_or_path: pa.Table | str | os.PathLike[str] | None, *, message: str = "",
                author: str | None = None, mode: Mode = "replace",
                delete_keys: pa.Table | str | os.PathLike[str] | None = None, expect_parent: str | None = None,
                allow_breaking: bool = False, progress: Callable[[str], None] | None = None,
@@ -217,27 +221,27 @@ class RemoteService:
         return self._as(CommitResult, self.client.commit, name, table_or_path, message=message, mode=mode,
                         expect_parent=expect_parent, allow_breaking=allow_breaking)
 
-    def log(self, name: str, limit: int | None = None) -> list[SnapshotInfo]:
+    def log(self, name: Ref | str, limit: int | None = None) -> list[SnapshotInfo]:
         return self._each(SnapshotInfo, self.client.log, name, limit)
 
-    def show(self, ref: str) -> SnapshotInfo:
+    def show(self, ref: Ref | str) -> SnapshotInfo:
         return self._as(SnapshotInfo, self.client.show, ref)
 
-    def tag(self, ref: str, tag: str) -> SnapshotInfo:
+    def tag(self, ref: Ref | str, tag: str) -> SnapshotInfo:
         return self._as(SnapshotInfo, self.client.tag, ref, tag)
 
     def schema(self, name: str) -> list[SchemaVersionInfo]:
         return self._each(SchemaVersionInfo, self.client.schema, name)
 
-    def diff(self, a: str, b: str, rows: int = 10) -> DiffResult:
+    def diff(self, a: Ref | str, b: Ref | str, rows: int = 10) -> DiffResult:
         return self._as(DiffResult, self.client.diff, a, b, rows)
 
-    def read(self, ref: str, columns: Sequence[str] | None = None) -> pa.Table:
+    def read(self, ref: Ref | str, columns: Sequence[str] | None = None) -> pa.Table:
         """The rows of ``ref`` as a ``pyarrow.Table``, streamed as Arrow."""
         table: pa.Table = self._call(self.client.read, ref, columns)
         return table
 
-    def export(self, ref: str, out: str | os.PathLike[str]) -> int:
+    def export(self, ref: Ref | str, out: str | os.PathLike[str]) -> int:
         """Read ``ref`` over the network and write it as the local export does."""
         path = Path(out)
         if path.suffix.lower() not in EXPORT_FORMATS:
@@ -247,12 +251,12 @@ class RemoteService:
         write_table_atomically(table, path)
         return int(table.num_rows)
 
-    def plan(self, ref_or_lock_entry: str | LockEntry, shards: int = 1,
+    def plan(self, ref_or_lock_entry: Ref | str | LockEntry, shards: int = 1,
              columns: Sequence[str] | None = None) -> ScanPlan:
         """The server's scan plan; for a lock entry, checked to name the pinned snapshot."""
-        target = ref_or_lock_entry if isinstance(ref_or_lock_entry, str) else ref_or_lock_entry.target
+        target = str(ref_or_lock_entry) if isinstance(ref_or_lock_entry, (Ref, str)) else ref_or_lock_entry.target
         plan = ScanPlan.from_dict(self._call(self.client.plan, target, shards, columns))
-        if not isinstance(ref_or_lock_entry, str) and plan.snapshot_id != ref_or_lock_entry.snapshot_id:
+        if not isinstance(ref_or_lock_entry, (Ref, str)) and plan.snapshot_id != ref_or_lock_entry.snapshot_id:
             raise VerifyFailed(f"lock entry for {ref_or_lock_entry.dataset} names {ref_or_lock_entry.snapshot_id}, "
                                f"which resolves to {plan.snapshot_id}")
         return plan
@@ -264,28 +268,30 @@ class RemoteService:
 
     # --- branches and merges ---------------------------------------------------------------------------
 
-    def branch(self, name_branch: str, from_ref: str | None = None) -> BranchInfo:
-        name, branch = split_branch(name_branch)
+    def branch(self, name_branch: Ref | str, from_ref: str | None = None) -> BranchInfo:
+        target = Ref.parse_branch(name_branch) if isinstance(name_branch, str) else name_branch
+        name, branch = target.dataset, target.ref_name
         return self._as(BranchInfo, self.client.create_branch, name, branch, from_ref)
 
     def branches(self, name: str) -> list[BranchInfo]:
         return self._each(BranchInfo, self.client.branches, name)
 
-    def delete_branch(self, name_branch: str, force: bool = False) -> BranchInfo:
-        name, branch = split_branch(name_branch)
+    def delete_branch(self, name_branch: Ref | str, force: bool = False) -> BranchInfo:
+        target = Ref.parse_branch(name_branch) if isinstance(name_branch, str) else name_branch
+        name, branch = target.dataset, target.ref_name
         return self._as(BranchInfo, self.client.delete_branch, name, branch, force)
 
-    def protect(self, name_branch: str, protected: bool = True) -> BranchInfo:
-        name, branch = split_branch(name_branch)
+    def protect(self, name_branch: Ref | str, protected: bool = True) -> BranchInfo:
+        target = Ref.parse_branch(name_branch) if isinstance(name_branch, str) else name_branch
+        name, branch = target.dataset, target.ref_name
         return self._as(BranchInfo, self.client.protect_branch, name, branch, protected)
 
-    def merge(self, source: str, into: str = "main", *, strategy: str = "fail", prefer: str | None = None,
+    def merge(self, source: Ref | str, into: str = "main", *, strategy: str = "fail", prefer: str | None = None,
               resolutions: str | os.PathLike[str] | None = None, dry_run: bool = False, message: str = "",
               expect_target: str | None = None, retry: int = 0) -> MergeResult:
         """Merge on the server; a resolutions file is read here and sent as JSON."""
-        from registry.catalog import split_ref
-
-        name, ref = split_ref(source)
+        parsed = Ref.coerce(source)
+        name, ref = parsed.dataset, parsed.ref_name
         rows: list[dict[str, Any]] = []
         if resolutions is not None:
             from registry.snapshots.tables import read_table_file
@@ -330,10 +336,10 @@ class RemoteService:
     def history(self, name: str, key: str) -> list[HistoryEntry]:
         return self._each(HistoryEntry, self.client.history, name, key)
 
-    def blame(self, ref: str, column: str = "label", limit: int | None = None) -> pa.Table:
+    def blame(self, ref: Ref | str, column: str = "label", limit: int | None = None) -> pa.Table:
         return _table(self._call(self.client.blame, ref, column, limit))
 
-    def label_diff(self, a: str, b: str, column: str = "label", rows: int | None = None) -> LabelDiff:
+    def label_diff(self, a: Ref | str, b: Ref | str, column: str = "label", rows: int | None = None) -> LabelDiff:
         return self._as(LabelDiff, self.client.diff, a, b, _ALL_ROWS if rows is None else rows, True, column)
 
     # --- audit, query, lineage -------------------------------------------------------------------------
@@ -362,7 +368,7 @@ class RemoteService:
         answer = self._call(self.client.query_rows, sql, dataset)
         return _table(answer["rows"], answer["columns"])
 
-    def lineage_walk(self, ref: str, direction: Direction = "both", depth: int = 3) -> LineageGraph:
+    def lineage_walk(self, ref: Ref | str, direction: Direction = "both", depth: int = 3) -> LineageGraph:
         """The server's lineage graph as the local :class:`~registry.lineage.graph.LineageGraph`."""
         data = self._call(self.client.lineage_graph, ref, direction, depth)
         nodes = {n["key"]: (Node(n["kind"], n["name"], n["version"], n["namespace"]), int(n["distance"]))
@@ -383,35 +389,37 @@ class RemoteService:
     def policy(self, name: str, version: int | None = None) -> PolicyInfo:
         return self._as(PolicyInfo, self.client.policy, name, version)
 
-    def qa_run(self, ref: str) -> GateResult:
+    def qa_run(self, ref: Ref | str) -> GateResult:
         return self._as(GateResult, self.client.qa_run, ref)
 
-    def gate(self, ref: str) -> GateStatus:
+    def gate(self, ref: Ref | str) -> GateStatus:
         return self._as(GateStatus, self.client.gate_check, ref)
 
-    def gate_check(self, ref: str, evaluate: bool = False) -> GateStatus:
+    def gate_check(self, ref: Ref | str, evaluate: bool = False) -> GateStatus:
         """``registry gate check``: with ``evaluate``, run QA first when there is no current result."""
         status = self.gate(ref)
         if evaluate and status.state in ("stale", "never_evaluated"):
-            exact = f"{status.dataset}@{status.snapshot_id}"
+            exact = Ref(status.dataset, status.snapshot_id, "id")
             self.qa_run(exact)
             status = self.gate(exact)
         return status
 
-    def waive(self, ref: str, reason: str, checks: Sequence[str] | None = None, expires: str | None = None) -> Waiver:
+    def waive(self, ref: Ref | str, reason: str, checks: Sequence[str] | None = None,
+              expires: str | None = None) -> Waiver:
         return self._as(Waiver, self.client.waive, ref, reason, checks, expires)
 
-    def pin(self, ref: str, lockfile: str | os.PathLike[str] = "registry.lock", job: str | None = None) -> LockEntry:
+    def pin(self, ref: Ref | str, lockfile: str | os.PathLike[str] = "registry.lock",
+            job: str | None = None) -> LockEntry:
         """Pin on the server; the lock entry is written to ``lockfile`` here, as the local pin writes it."""
         entries = read_lockfile(lockfile)
         entry = LockEntry.from_dict(self._call(self.client.pin, ref, job))
         write_lockfile(lockfile, upsert_entry(entries, entry))
         return entry
 
-    def load(self, ref_or_lock_entry: str | LockEntry, *, allow_unverified: bool = False,
+    def load(self, ref_or_lock_entry: Ref | str | LockEntry, *, allow_unverified: bool = False,
              job: str | None = None) -> pa.Table:
         """The gated rows of a snapshot for training; a lock entry's rows are checked against its pin here."""
-        if isinstance(ref_or_lock_entry, str):
+        if isinstance(ref_or_lock_entry, (Ref, str)):
             table: pa.Table = self._call(self.client.load, ref_or_lock_entry, job, allow_unverified)
             return table
         entry = ref_or_lock_entry

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from registry.errors import Hint, InvalidInput, NotFound, PermissionDenied
+from registry.refs import Ref
 
 __all__ = ["ACTIONS", "PERMISSIONS", "READ_ACTIONS", "ROLES", "Principal", "check_role"]
 
@@ -73,8 +74,10 @@ class Principal:
             raise NotFound(f"unknown dataset {dataset!r}; the list of datasets shows their names",
                            hint=Hint("command", "dataset list"))
 
-    def require_ref(self, ref: str) -> None:
-        """Scope check for a ``NAME[@REF]``."""
-        from registry.catalog import split_ref  # imported late: the CLI loads this module for every command
+    def require_ref(self, ref: Ref | str) -> None:
+        """Scope check for a ``NAME[@REF]``.
 
-        self.require_dataset(split_ref(ref)[0])
+        Raises:
+            InvalidName: a string that is no ref. NotFound: its dataset is outside the token's scope.
+        """
+        self.require_dataset(Ref.coerce(ref).dataset)

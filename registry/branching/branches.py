@@ -18,11 +18,12 @@ from registry.context import Context, resolve_actor
 from registry.db import transaction
 from registry.errors import AlreadyExists, Hint, InvalidInput, InvalidName, NotFound, PermissionDenied
 from registry.models import DatasetRow, RefRow
+from registry.refs import Ref
 from registry.snapshots.ancestry import load_graph
 from registry.timeutil import utc_now
 
 __all__ = ["BranchInfo", "check_branch_name", "create_branch", "delete_branch", "guard_commit", "is_protected",
-           "list_branches", "protect_branch", "refuse_commit", "split_branch"]
+           "list_branches", "protect_branch", "refuse_commit"]
 
 
 @dataclass(frozen=True)
@@ -54,19 +55,15 @@ def check_branch_name(branch: str) -> str:
                           "and not 8+ hex characters, which read as a snapshot id)") from None
 
 
-def split_branch(text: str) -> tuple[str, str]:
-    """``NAME/BRANCH`` or ``NAME@BRANCH`` -> ``(NAME, BRANCH)``; a namespaced dataset keeps its own
-    ``/`` (``vision/signs/relabel`` is branch ``relabel`` of ``vision/signs``).
+def _branch_parts(branch_ref: Ref | str) -> tuple[str, str]:
+    """``(NAME, BRANCH)`` of a branch ref; a string is read by :meth:`Ref.parse_branch` (``NAME/BRANCH`` or
+    ``NAME@BRANCH``), a ``Ref`` of the head of ``main`` names ``main``.
 
     Raises:
-        InvalidName: no branch is named.
+        InvalidName: a string that names no branch.
     """
-    if "@" in text:
-        return catalog.split_ref(text)
-    name, _, branch = text.rpartition("/")
-    if not name or not branch:
-        raise InvalidName(f"{text!r}: name a branch as NAME/BRANCH (e.g. street-signs/relabel)")
-    return catalog.check_dataset_name(name), branch
+    ref = branch_ref if isinstance(branch_ref, Ref) else Ref.parse_branch(branch_ref)
+    return ref.dataset, ref.ref_name
 
 
 def is_protected(session: Session, dataset: DatasetRow, branch: str) -> bool:
@@ -84,19 +81,20 @@ def _branch_ref(session: Session, dataset: DatasetRow, branch: str, lock: bool =
     return ref
 
 
-def create_branch(ctx: Context, text: str, from_ref: str | None = None, actor: str | None = None) -> BranchInfo:
-    """Create branch ``NAME/BRANCH`` at ``from_ref`` (a ref of the same dataset, default ``main``).
+def create_branch(ctx: Context, branch_ref: Ref | str, from_ref_name: str | None = None, actor: str | None = None
+                  ) -> BranchInfo:
+    """Create branch ``NAME/BRANCH`` at ``from_ref_name`` (a ref of the same dataset, default ``main``).
 
     Raises:
-        InvalidName: a bad branch name. NotFound: unknown dataset or ``from_ref``.
+        InvalidName: a bad branch name. NotFound: unknown dataset or ``from_ref_name``.
         AlreadyExists: a branch or tag of that name exists.
     """
-    name, branch = split_branch(text)
+    name, branch = _branch_parts(branch_ref)
     check_branch_name(branch)
     who = resolve_actor(ctx, actor)
     with transaction(ctx.engine) as session:
         dataset = catalog.get_dataset(session, name)
-        start = catalog.resolve(session, dataset, from_ref or catalog.MAIN)
+        start = catalog.resolve(session, dataset, from_ref_name or catalog.MAIN)
         if catalog.get_ref(session, dataset, branch) is not None:
             raise AlreadyExists(f"{name}@{branch} exists already; pick another name or delete it first")
         now = utc_now()
@@ -104,7 +102,7 @@ def create_branch(ctx: Context, text: str, from_ref: str | None = None, actor: s
                            snapshot_id=start.id, updated_at=now))
         session.flush()
         audit.record(session, ctx, "branch.create", "ref", f"{name}@{branch}", dataset=name, snapshot=start.id,
-                     actor=who, details={"branch": branch, "ref": branch, "from": from_ref or catalog.MAIN})
+                     actor=who, details={"branch": branch, "ref": branch, "from": from_ref_name or catalog.MAIN})
         return BranchInfo(name, branch, start.id, False, now, True)
 
 
@@ -123,14 +121,14 @@ def list_branches(ctx: Context, name: str) -> list[BranchInfo]:
     return sorted(infos, key=lambda b: (b.name != catalog.MAIN, b.name))
 
 
-def delete_branch(ctx: Context, text: str, force: bool = False, actor: str | None = None) -> BranchInfo:
+def delete_branch(ctx: Context, branch_ref: Ref | str, force: bool = False, actor: str | None = None) -> BranchInfo:
     """Delete branch ``NAME/BRANCH`` (its snapshots stay; tags and other branches keep them reachable).
 
     Raises:
         InvalidInput: it is ``main``, it is protected, or it holds work not merged into ``main``
             (unless ``force``). NotFound: no such branch.
     """
-    name, branch = split_branch(text)
+    name, branch = _branch_parts(branch_ref)
     who = resolve_actor(ctx, actor)
     with transaction(ctx.engine) as session:
         dataset = catalog.get_dataset(session, name)
@@ -154,7 +152,7 @@ def delete_branch(ctx: Context, text: str, force: bool = False, actor: str | Non
         return info
 
 
-def protect_branch(ctx: Context, text: str, protected: bool = True, actor: str | None = None) -> BranchInfo:
+def protect_branch(ctx: Context, branch_ref: Ref | str, protected: bool = True, actor: str | None = None) -> BranchInfo:
     """Protect (or, with ``protected=False``, unprotect) branch ``NAME/BRANCH``; owner and maintainers only.
 
     Raises:
@@ -162,7 +160,7 @@ def protect_branch(ctx: Context, text: str, protected: bool = True, actor: str |
     """
     from registry.quality.store import require_maintainer  # a catalog query; no data libraries loaded
 
-    name, branch = split_branch(text)
+    name, branch = _branch_parts(branch_ref)
     who = resolve_actor(ctx, actor)
     with transaction(ctx.engine) as session:
         dataset = catalog.get_dataset(session, name)

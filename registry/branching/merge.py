@@ -34,6 +34,7 @@ from registry.provenance import merge_records
 from registry.provenance.store import write_delta
 from registry.quality.models import GateResultRow
 from registry.quality.store import current_policy
+from registry.refs import Ref
 from registry.snapshots.ancestry import load_graph
 from registry.snapshots.describe import describe_change
 from registry.snapshots.inputs import InputLimits
@@ -105,11 +106,10 @@ class _Heads:
     outcome: str
 
 
-def _read_heads(ctx: Context, source_ref: str, into: str, expect_target: str | None) -> _Heads:
+def _read_heads(ctx: Context, source_ref: Ref, into: str, expect_target: str | None) -> _Heads:
     with transaction(ctx.engine, readonly=True) as session:
-        name, ref = catalog.split_ref(source_ref)
-        dataset = catalog.get_dataset(session, name)
-        source = catalog.resolve(session, dataset, ref)
+        name = source_ref.dataset
+        dataset, source = catalog.resolve_ref(session, source_ref)
         target_ref = catalog.get_ref(session, dataset, into)
         if target_ref is None or target_ref.kind != "branch":
             raise NotFound(f"{name} has no branch {into!r} to merge into; the list of its branches shows their "
@@ -387,7 +387,7 @@ def _merge_once(ctx: Context, heads: _Heads, source: str, into: str, who: Actor,
                        status.to_dict() if status else None)
 
 
-def merge(ctx: Context, source_ref: str, into: str, *, strategy: str = "fail", prefer: str | None = None,
+def merge(ctx: Context, source_ref: Ref | str, into: str, *, strategy: str = "fail", prefer: str | None = None,
           resolutions: str | Path | None = None, dry_run: bool = False, message: str = "",
           actor: str | None = None, expect_target: str | None = None, retry: int = 0) -> MergeResult:
     """Merge the snapshot ``source_ref`` (``NAME@BRANCH``, a tag or an id) into branch ``into``.
@@ -410,7 +410,8 @@ def merge(ctx: Context, source_ref: str, into: str, *, strategy: str = "fail", p
         raise InvalidInput(f"unknown preference {prefer!r}; use one of {', '.join(merge_records.PREFERENCES)}",
                            hint=Hint("value", "prefer", ", ".join(merge_records.PREFERENCES)))
     who = resolve_actor(ctx, actor)
-    source = catalog.split_ref(source_ref)[1]
+    source_ref = Ref.coerce(source_ref)
+    source = source_ref.ref_name
     attempt = 0
     while True:
         attempt += 1

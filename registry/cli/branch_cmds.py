@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from registry.cli import output
+from registry.cli.refs import parse_ref
 from registry.errors import UnresolvedConflicts
 
 __all__ = ["branch", "merge"]
@@ -102,7 +103,7 @@ def merge(state: Any, source: str, into: str, strategy: str, prefer: str | None,
     Exit 1 when conflicts remain (all listed) or the gate fails; 3 when the target moved."""
     try:
         with output.status(f"merging {source} into {into}"):
-            result = state.service().merge(source, into, strategy=strategy, prefer=prefer,
+            result = state.service().merge(parse_ref(source), into, strategy=strategy, prefer=prefer,
                                             resolutions=resolutions, dry_run=dry_run, message=message,
                                             expect_target=expect_target, retry=retry)
     except UnresolvedConflicts as exc:

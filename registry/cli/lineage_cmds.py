@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from registry.cli import output
+from registry.cli.refs import parse_ref
 
 if TYPE_CHECKING:
     from registry.cli.session import Session
@@ -54,7 +55,7 @@ def show(state: Any, ref: str, direction: str | None, depth: int, as_dot: bool, 
     """Walk the lineage graph from the snapshot NAME@REF (both directions by default)."""
     from registry.lineage.graph import to_dot
 
-    graph = state.service().lineage_walk(ref, direction or "both", depth)
+    graph = state.service().lineage_walk(parse_ref(ref), direction or "both", depth)
     if as_dot:
         sys.stdout.write(to_dot(graph))
         return

@@ -19,6 +19,7 @@ from registry import DISTRIBUTION
 from registry.cli import output
 from registry.cli.help_text import ROOT_EPILOG, whole_summaries
 from registry.cli.once import only_once
+from registry.cli.refs import parse_ref, second_ref
 from registry.cli.session import Session
 
 if TYPE_CHECKING:
@@ -167,7 +168,7 @@ def commit(state: Session, name: str, file: str | None, message: str, author: st
     if as_json:
         output.print_json(data)
     elif not result.created:
-        output.say(f"no change: {name if '@' in name else name + '@main'} is still {result.snapshot_id}")
+        output.say(f"no change: {parse_ref(name).qualified} is still {result.snapshot_id}")
     else:
         output.say(result.snapshot_id)
         output.note(f"{name}: +{result.added:,} ~{result.changed:,} -{result.removed:,} -> {result.rows:,} rows, "
@@ -183,7 +184,7 @@ def commit(state: Session, name: str, file: str | None, message: str, author: st
 @pass_state
 def log(state: Session, name: str, limit: int | None, oneline: bool, as_json: bool) -> None:
     """History of NAME (or NAME@REF), newest first."""
-    entries = [s.to_dict() for s in state.service().log(name, limit)]
+    entries = [s.to_dict() for s in state.service().log(parse_ref(name), limit)]
     output.render(entries, as_json, output.log_oneline if oneline else output.log_lines)
 
 
@@ -193,7 +194,7 @@ def log(state: Session, name: str, limit: int | None, oneline: bool, as_json: bo
 @pass_state
 def show(state: Session, ref: str, as_json: bool) -> None:
     """Details of the snapshot NAME@REF names."""
-    info = state.service().show(ref).to_dict()
+    info = state.service().show(parse_ref(ref)).to_dict()
     output.render(info, as_json, output.show_snapshot)
 
 
@@ -204,7 +205,7 @@ def show(state: Session, ref: str, as_json: bool) -> None:
 @pass_state
 def tag(state: Session, ref: str, tag_name: str, as_json: bool) -> None:
     """Tag the snapshot NAME@REF names as TAG (tags never move)."""
-    info = state.service().tag(ref, tag_name)
+    info = state.service().tag(parse_ref(ref), tag_name)
     output.emit({"dataset": info.dataset, "tag": tag_name, "snapshot_id": info.id}, as_json,
                 f"tagged {info.dataset}@{info.id[:12]} as {tag_name}")
 
@@ -225,18 +226,17 @@ def diff(state: Session, a: str, b: str, rows: int, labels: bool, column: str, e
     """Row-level diff from NAME@A to NAME@B (with --labels, how the labels moved and by whom).
 
     B without `NAME@` is a ref of A's dataset: `registry diff street-signs@v1 v2`."""
-    from registry.cli.refs import second_ref
-
-    b = second_ref(a, b)
+    ref_a = parse_ref(a)
+    ref_b = second_ref(ref_a, b)
     if labels:
         from registry.cli.label_output import label_diff_report
 
-        changes = state.service().label_diff(a, b, column, 0 if quiet else None if as_json else rows).to_dict()
+        changes = state.service().label_diff(ref_a, ref_b, column, 0 if quiet else None if as_json else rows).to_dict()
         differs = bool(changes["relabeled"] or changes["rows_a"] != changes["rows_b"]
                        or changes["distribution_a"] != changes["distribution_b"])
         report: Any = label_diff_report
     else:
-        changes = state.service().diff(a, b, 0 if quiet else rows).to_dict()
+        changes = state.service().diff(ref_a, ref_b, 0 if quiet else rows).to_dict()
         differs = bool(changes["added"] or changes["removed"] or changes["changed"] or changes["schema_changes"])
         report = output.diff_report
     if not quiet:
@@ -277,12 +277,12 @@ def export(state: Session, ref: str, out: str, fmt: str | None, as_json: bool) -
         if out == "-":
             raise click.UsageError(f"--format {fmt} writes files; give an OUT path instead of -")
         with output.status(f"exporting {ref} as {fmt}"):
-            result = export_training(host.ctx, ref, out, fmt)
+            result = export_training(host.ctx, parse_ref(ref), out, fmt)
         output.emit(dict(result), as_json, f"wrote {result['rows']:,} rows to {out} ({fmt})")
         return
     from registry.cli.streams import export_rows
 
-    count = export_rows(state.service(), ref, out, fmt)
+    count = export_rows(state.service(), parse_ref(ref), out, fmt)
     if out != "-":
         output.emit({"ref": ref, "out": out, "rows": count}, as_json, f"wrote {count:,} rows to {out}")
     elif not as_json:
@@ -344,7 +344,7 @@ def compact(state: Session, refs: tuple[str, ...], auto: bool, as_json: bool) ->
     if len(refs) != 1:
         raise click.UsageError("give one NAME or NAME@REF to compact, or --auto [NAME...]")
     with output.status(f"compacting {refs[0]}"):
-        result = state.host("compact").compact(refs[0])
+        result = state.host("compact").compact(parse_ref(refs[0]))
     output.emit(result.to_dict(), as_json,
                 f"{result.dataset}@{result.snapshot_id[:12]}: {result.layers_before} layer(s) -> "
                 f"{result.layers_after}")

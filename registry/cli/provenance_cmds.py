@@ -8,6 +8,7 @@ import click
 
 from registry.cli import output
 from registry.cli.once import only_once
+from registry.cli.refs import parse_ref
 
 if TYPE_CHECKING:
     from registry.service import RegistryService
@@ -102,7 +103,7 @@ def _by(entry: dict[str, Any]) -> str:
 @click.pass_context
 def blame(ctx: click.Context, ref: str, column: str, limit: int | None, as_json: bool) -> None:
     """Per row of NAME@REF: the snapshot that last changed it and who labeled its current value."""
-    rows = _registry(ctx).blame(ref, column, limit).to_pylist()
+    rows = _registry(ctx).blame(parse_ref(ref), column, limit).to_pylist()
     if as_json:
         output.print_json(rows)
         return

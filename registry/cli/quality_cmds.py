@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from registry.cli import output
+from registry.cli.refs import parse_ref
 
 if TYPE_CHECKING:
     from registry.service import RegistryService
@@ -121,7 +122,7 @@ def qa_run(ctx: click.Context, ref: str, no_fail: bool, as_json: bool) -> None:
 
     Exits 1 when the verdict is failed (unless a waiver lets the gate pass), as `gate check` does."""
     with output.status(f"evaluating {ref}"):
-        gate_result = _registry(ctx).qa_run(ref)
+        gate_result = _registry(ctx).qa_run(parse_ref(ref))
     output.render(gate_result.to_dict(), as_json, _result_table)
     if gate_result.status == "failed" and not (gate_result.gate or {}).get("passes") and not no_fail:
         raise SystemExit(1)
@@ -139,7 +140,7 @@ def gate() -> None:
 @click.pass_context
 def gate_check(ctx: click.Context, ref: str, evaluate: bool, as_json: bool) -> None:
     """Exit 0 if NAME@REF passes its gate (or by waiver); 1 if it failed, is stale or was never evaluated."""
-    status = ctx.obj.gate_checker().gate_check(ref, evaluate).to_dict()
+    status = ctx.obj.gate_checker().gate_check(parse_ref(ref), evaluate).to_dict()
     output.render(status, as_json, _gate_lines)
     if not status["passes"]:
         raise SystemExit(1)
@@ -156,7 +157,7 @@ def gate_waive(ctx: click.Context, ref: str, reason: str, checks: str | None, ex
                as_json: bool) -> None:
     """Let NAME@REF pass its gate despite failed checks (audited; owner and maintainers only)."""
     names = [c for c in checks.split(",") if c.strip()] if checks else None
-    waiver = _registry(ctx).waive(ref, reason, names, expires)
+    waiver = _registry(ctx).waive(parse_ref(ref), reason, names, expires)
     output.emit(waiver.to_dict(), as_json,
                 f"waiver {waiver.id} for {waiver.dataset}@{waiver.snapshot_id[:12]} "
                 f"({', '.join(waiver.checks) if waiver.checks else 'all checks'}; "
@@ -172,7 +173,7 @@ def gate_waive(ctx: click.Context, ref: str, reason: str, checks: str | None, ex
 def pin(ctx: click.Context, ref: str, lockfile: str, job: str | None, as_json: bool) -> None:
     """Pin NAME@REF in the lockfile; refused (exit 1) unless its gate passes."""
     with output.status(f"pinning {ref}"):
-        entry = _registry(ctx).pin(ref, lockfile, job)
+        entry = _registry(ctx).pin(parse_ref(ref), lockfile, job)
     text = f"pinned {entry.dataset}@{entry.snapshot_id} ({entry.content_hash[:19]}) in {lockfile}"
     output.emit(entry.to_dict(), as_json, text + (f" (passes by waiver {entry.waiver_id})" if entry.waiver_id else ""))
 

@@ -19,6 +19,7 @@ from registry.errors import InvalidInput
 
 if TYPE_CHECKING:
     from registry.quality.verdict import GateStatus
+    from registry.refs import Ref
     from registry.registry import Registry
     from registry.service import GateChecker, RegistryService
 
@@ -43,7 +44,7 @@ class _HomeGateChecker:
         self.home = home
         self.actor = actor
 
-    def gate_check(self, ref: str, evaluate: bool = False) -> GateStatus:
+    def gate_check(self, ref: Ref | str, evaluate: bool = False) -> GateStatus:
         from registry.quality.gatecheck import check_gate_at  # lazy: start-up speed of CI gates
 
         client = None

@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from registry.errors import InvalidInput
+from registry.refs import Ref
 
 __all__ = ["export_rows"]
 
 
-def export_rows(registry: Any, ref: str, out: str, fmt: str | None) -> int:
+def export_rows(registry: Any, ref: Ref | str, out: str, fmt: str | None) -> int:
     """Write ``ref``'s rows to the file ``out`` (format from ``fmt`` or its suffix) or, for ``-``, to stdout
     as ``fmt``; the row count.
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from registry.cli import output
+from registry.cli.refs import parse_ref
 from registry.errors import InvalidInput, RegistryError
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ def requeue(ctx: click.Context, ref: str, tool: str, url: str, project: int, whe
     host = ctx.obj.host("requeue")
     if score_column is not None and prediction_column is None:
         raise InvalidInput("--score-column goes with --prediction-column")
-    result = run(host.ctx, ref, url=url, project=project, token=_token(host.ctx), where=where,
+    result = run(host.ctx, parse_ref(ref), url=url, project=project, token=_token(host.ctx), where=where,
                  prediction_column=prediction_column, score_column=score_column, model_version=model_version,
                  limit=limit if limit is not None else MAX_REQUEUE, dry_run=dry_run)
     if as_json:

@@ -146,9 +146,8 @@ def _parse_source(session: Session, ctx: Context, text: str) -> tuple[DatasetRef
     if ":" in text:
         namespace, name = outside_dataset(text)
         return DatasetRef(namespace, name), Node("dataset", name, "", namespace)
-    dataset_name, ref = catalog.split_ref(text)
-    snapshot = catalog.resolve(session, catalog.get_dataset(session, dataset_name), ref)
-    return snapshot_input(ctx, dataset_name, snapshot.id), Node("snapshot", dataset_name, snapshot.id)
+    dataset, snapshot = catalog.resolve_ref(session, text)
+    return snapshot_input(ctx, dataset.name, snapshot.id), Node("snapshot", dataset.name, snapshot.id)
 
 
 def begin_commit(ctx: Context, dataset: str, lineage: LineageRun | None) -> CommitRun:

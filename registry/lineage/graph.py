@@ -17,6 +17,7 @@ from registry.context import Context
 from registry.db import transaction
 from registry.errors import Hint, InvalidInput
 from registry.lineage.models import LineageEdgeRow
+from registry.refs import Ref
 from registry.timeutil import utc_now
 
 __all__ = ["Direction", "Edge", "LineageGraph", "Node", "record_edge", "to_dot", "walk"]
@@ -106,7 +107,7 @@ class LineageGraph:
                 "edges": [e.to_dict() for e in self.edges]}
 
 
-def walk(ctx: Context, ref: str, direction: Direction = "both", depth: int = 3) -> LineageGraph:
+def walk(ctx: Context, ref: Ref | str, direction: Direction = "both", depth: int = 3) -> LineageGraph:
     """Edges reachable from the snapshot ``ref`` (``NAME@REF``) within ``depth`` steps.
 
     Raises:
@@ -115,10 +116,10 @@ def walk(ctx: Context, ref: str, direction: Direction = "both", depth: int = 3) 
     """
     if depth < 1:
         raise InvalidInput(f"depth must be at least 1, got {depth}", hint=Hint("option", "depth"))
-    name, ref_part = catalog.split_ref(ref)
+    ref = Ref.coerce(ref)
     with transaction(ctx.engine, readonly=True) as session:
-        snapshot = catalog.resolve(session, catalog.get_dataset(session, name), ref_part)
-        root = Node("snapshot", name, snapshot.id)
+        dataset, snapshot = catalog.resolve_ref(session, ref)
+        root = Node("snapshot", dataset.name, snapshot.id)
         nodes: dict[str, tuple[Node, int]] = {root.key: (root, 0)}
         edges: dict[int, Edge] = {}
         for way in (["upstream", "downstream"] if direction == "both" else [direction]):

@@ -15,6 +15,7 @@ from registry.models import SnapshotRow
 from registry.provenance.identity import identity_labels
 from registry.provenance.labels import current_annotators, key_strings, require_label_column
 from registry.provenance.store import records_at
+from registry.refs import Ref
 from registry.snapshots.commit import load_manifest
 from registry.snapshots.hashing import key_hash
 from registry.snapshots.history import resolve_ref
@@ -24,7 +25,7 @@ from registry.snapshots.layers import in_sorted
 __all__ = ["blame"]
 
 
-def blame(ctx: Context, ref: str, column: str = "label", limit: int | None = None) -> pa.Table:
+def blame(ctx: Context, ref: Ref | str, column: str = "label", limit: int | None = None) -> pa.Table:
     """One row per row of ``ref`` (up to ``limit``, in key order): its key, ``column``'s value, the
     snapshot that last upserted it (id, time, author, message) and the annotator and guideline version
     of the labeling act behind the current value (null when no record matches it).
@@ -39,7 +40,7 @@ def blame(ctx: Context, ref: str, column: str = "label", limit: int | None = Non
         rows = {s.id: s for s in session.exec(select(SnapshotRow).where(SnapshotRow.dataset_id == dataset.id))}
         records = records_at(ctx, session, snapshot)
     reader = ManifestReader(ctx.store, ctx.cache, load_manifest(ctx, snapshot))
-    require_label_column(reader.schema(), column, ref)
+    require_label_column(reader.schema(), column, str(ref))
     table = reader.read([*keys, column]).sort_by([(k, "ascending") for k in keys])
     if limit is not None:
         table = table.slice(0, limit)

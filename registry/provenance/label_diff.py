@@ -15,6 +15,7 @@ from registry.models import SnapshotRow
 from registry.provenance.identity import identity_labels
 from registry.provenance.labels import current_annotators, key_strings, require_label_column
 from registry.provenance.store import records_at
+from registry.refs import Ref
 from registry.snapshots.commit import load_manifest
 from registry.snapshots.history import resolve_ref
 from registry.snapshots.layer_reader import ManifestReader
@@ -51,7 +52,7 @@ class LabelDiff:
         return asdict(self)
 
 
-def label_diff(ctx: Context, a: str, b: str, column: str = "label", rows: int | None = None,
+def label_diff(ctx: Context, a: Ref | str, b: Ref | str, column: str = "label", rows: int | None = None,
                offset: int = 0) -> LabelDiff:
     """Compare ``column`` between snapshots ``a`` and ``b`` of one dataset, by key.
 
@@ -61,6 +62,7 @@ def label_diff(ctx: Context, a: str, b: str, column: str = "label", rows: int | 
         NotFound: unknown dataset or ref.
         InvalidInput: the refs name different datasets, or a side lacks ``column``.
     """
+    a, b = Ref.coerce(a), Ref.coerce(b)
     with transaction(ctx.engine, readonly=True) as session:
         dataset_a, snap_a = resolve_ref(session, a)
         dataset_b, snap_b = resolve_ref(session, b)
@@ -70,7 +72,7 @@ def label_diff(ctx: Context, a: str, b: str, column: str = "label", rows: int | 
         records_b = records_at(ctx, session, snap_b)
     left, right = (_labels(ctx, snap, keys, column, ref) for snap, ref in ((snap_a, a), (snap_b, b)))
     joined = left.join(right, "_key", join_type="inner", left_suffix="_a", right_suffix="_b")
-    result = LabelDiff(a, b, column, left.num_rows, right.num_rows, joined.num_rows, 0)
+    result = LabelDiff(str(a), str(b), column, left.num_rows, right.num_rows, joined.num_rows, 0)
     pairs = joined.group_by(["_label_a", "_label_b"]).aggregate([("_key", "count")])
     for old, new, count in zip(*(pairs.column(n).to_pylist() for n in ("_label_a", "_label_b", "_key_count")),
                                strict=True):
@@ -101,10 +103,10 @@ def label_diff(ctx: Context, a: str, b: str, column: str = "label", rows: int | 
     return result
 
 
-def _labels(ctx: Context, snapshot: SnapshotRow, keys: list[str], column: str, ref: str) -> pa.Table:
+def _labels(ctx: Context, snapshot: SnapshotRow, keys: list[str], column: str, ref: Ref) -> pa.Table:
     """The snapshot's labels by key, a missing label named :data:`NULL_LABEL`."""
     reader = ManifestReader(ctx.store, ctx.cache, load_manifest(ctx, snapshot))
-    require_label_column(reader.schema(), column, ref)
+    require_label_column(reader.schema(), column, str(ref))
     table = reader.read([*keys, column])
     labels = pc.fill_null(pc.cast(table.column(column), pa.string()), NULL_LABEL)
     return pa.table({"_key": key_strings(table, keys), "_label": labels})

@@ -23,6 +23,7 @@ from registry.provenance.importers import (
     read_label_studio,
     read_yolo,
 )
+from registry.refs import Ref
 from registry.snapshots.commit import AnnotationInput, CommitResult, commit
 from registry.snapshots.inputs import InputLimits
 
@@ -47,7 +48,7 @@ class ImportResult:
         return {**self.commit.to_dict(), **{k: v for k, v in asdict(self).items() if k != "commit"}}
 
 
-def import_annotations(ctx: Context, fmt: str, name: str, path: Path, *, key: str | None = None,
+def import_annotations(ctx: Context, fmt: str, name: Ref | str, path: Path, *, key: str | None = None,
                        guideline_version: str | None = None, config: Path | None = None,
                        resolve: str = "gt-majority", mapping: str | None = None, message: str = "",
                        author: str | None = None, progress: Callable[[str], None] | None = None,
@@ -73,12 +74,13 @@ def import_annotations(ctx: Context, fmt: str, name: str, path: Path, *, key: st
     if users is not None:
         batch = replace(batch, records=apply_users(batch.records, read_users(users)))
     config_sha = ctx.store.put_bytes(config.read_bytes()).sha256 if config is not None else None
-    created = ensure_dataset(ctx, catalog.split_ref(name)[0], batch, author)  # NAME@BRANCH imports to a branch
+    target = Ref.coerce(name)  # NAME@BRANCH imports to a branch
+    created = ensure_dataset(ctx, target.dataset, batch, author)
     details: dict[str, object] = {"format": batch.source_format, "file": path.name, "import_batch": batch_id,
                                   "samples": batch.rows.num_rows, "records": batch.records.num_rows,
                                   "guideline_version": guideline_version, "config_sha256": config_sha,
                                   "warnings": batch.warnings}
-    result = commit(ctx, name, batch.rows, message=message or f"import {batch.source_format} export {path.name}",
+    result = commit(ctx, target, batch.rows, message=message or f"import {batch.source_format} export {path.name}",
                     author=author, mode="replace", progress=progress,
                     lineage=LineageRun(sources=(path.resolve().as_uri(),)),  # the export file is the run's input
                     annotations=AnnotationInput(batch.records, batch.label_column, replace=True,

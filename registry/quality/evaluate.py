@@ -30,6 +30,7 @@ from registry.quality.models import GateResultRow
 from registry.quality.policy_document import Policy
 from registry.quality.store import current_policy
 from registry.quality.subject import Subject
+from registry.refs import Ref
 from registry.snapshots.history import resolve_ref
 from registry.timeutil import utc_now
 
@@ -114,7 +115,7 @@ def _subject(ctx: Context, session: Session, dataset: DatasetRow, snapshot: Snap
                    baseline_schema=_schema(session, dataset, baseline) if baseline else None)
 
 
-def qa_run(ctx: Context, ref: str, actor: str | None = None) -> GateResult:
+def qa_run(ctx: Context, ref: Ref | str, actor: str | None = None) -> GateResult:
     """Evaluate the current policy of ``ref``'s dataset on its snapshot; store and audit the result.
 
     Raises:
@@ -157,7 +158,7 @@ def qa_run(ctx: Context, ref: str, actor: str | None = None) -> GateResult:
     return GateResult.from_row(row, dataset.name, gate)
 
 
-def gate_results(ctx: Context, ref: str) -> list[GateResult]:
+def gate_results(ctx: Context, ref: Ref | str) -> list[GateResult]:
     """Every stored gate result of the snapshot ``ref`` names, under any policy version, newest first.
 
     Raises:

@@ -15,6 +15,7 @@ from registry.models import DatasetRow, SnapshotRow
 from registry.quality.gatecheck import gate_status_from_sql
 from registry.quality.store import current_policy, latest_result, valid_waivers
 from registry.quality.verdict import GateState, GateStatus, decide
+from registry.refs import Ref
 from registry.timeutil import utc_now
 
 __all__ = ["GateState", "GateStatus", "check_gate", "check_gate_sqlmodel", "gate_status"]
@@ -28,23 +29,28 @@ def gate_status(session: Session, dataset: DatasetRow, snapshot: SnapshotRow) ->
                   lambda: latest_result(session, snapshot.id) is not None)
 
 
-def check_gate(engine: Engine, ref: str) -> GateStatus:
+def check_gate(engine: Engine, ref: Ref | str) -> GateStatus:
     """The gate of the snapshot ``NAME@REF`` names (read-only).
 
     Branches, tags and full ids are answered by plain Core queries (CI pipelines and the API ask this
-    often); anything else goes through the ORM, which also raises the proper error."""
+    often); anything else goes through the ORM, which also raises the proper error.
+
+    Raises:
+        InvalidName: a string that is no ref. NotFound: unknown dataset or ref.
+        AmbiguousRef: an id prefix matches several snapshots.
+    """
+    ref = Ref.coerce(ref)
     with read_connection(engine) as connection:
         status = gate_status_from_sql(lambda sql, params: connection.execute(text(sql), params).all(), ref)
     return status if status is not None else check_gate_sqlmodel(engine, ref)
 
 
-def check_gate_sqlmodel(engine: Engine, ref: str) -> GateStatus:
+def check_gate_sqlmodel(engine: Engine, ref: Ref | str) -> GateStatus:
     """:func:`check_gate` through SQLModel alone: every ref form, and the proper error for a bad one.
 
     Raises:
-        NotFound: unknown dataset or ref. AmbiguousRef: an id prefix matches several snapshots.
+        InvalidName: a string that is no ref. NotFound: unknown dataset or ref.
+        AmbiguousRef: an id prefix matches several snapshots.
     """
     with transaction(engine, readonly=True) as session:
-        name, at = catalog.split_ref(ref)
-        dataset = catalog.get_dataset(session, name)
-        return gate_status(session, dataset, catalog.resolve(session, dataset, at))
+        return gate_status(session, *catalog.resolve_ref(session, ref))

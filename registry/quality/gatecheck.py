@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from registry.config import HOME_CONFIG, RegistryPaths, Settings, find_home, newest_migration, walk_up_to_home
+from registry.errors import InvalidName
 from registry.quality.verdict import GateStatus, decide
+from registry.refs import Ref
 from registry.timeutil import utc_now
 
 if TYPE_CHECKING:
@@ -54,18 +56,22 @@ Rows = Callable[[str, dict[str, object]], Sequence[Sequence[Any]]]
 """Runs one SQL query with ``:name`` parameters and returns its rows (sqlite3 and SQLAlchemy Core both can)."""
 
 
-def gate_status_from_sql(rows: Rows, ref: str) -> GateStatus | None:
+def gate_status_from_sql(rows: Rows, ref: Ref | str) -> GateStatus | None:
     """The gate of ``NAME[@BRANCH|@TAG|@FULL_ID]`` from a few plain queries over the catalog tables, or None
-    when this path cannot answer (unknown names, ``REF~N``, id prefixes: the ORM path says which error)."""
-    name, sep, at = ref.partition("@")
-    if not name or "~" in at or (sep and not at):
+    when this path cannot answer (bad or unknown names, ``REF~N``, id prefixes: the ORM path says which error)."""
+    try:
+        parsed = Ref.coerce(ref)
+    except InvalidName:
         return None
+    if parsed.kind == "ancestor":
+        return None
+    name, at = parsed.dataset, parsed.ref_name
     dataset = rows("SELECT id FROM dataset WHERE name = :name", {"name": name})
     if not dataset:
         return None
     dataset_id = dataset[0][0]
     named = rows("SELECT snapshot_id FROM ref WHERE dataset_id = :dataset AND name = :ref",
-                 {"dataset": dataset_id, "ref": at or "main"})
+                 {"dataset": dataset_id, "ref": at})
     if not named and _FULL_ID.fullmatch(at):
         named = rows("SELECT id FROM snapshot WHERE dataset_id = :dataset AND id = :id",
                      {"dataset": dataset_id, "id": at})
@@ -89,7 +95,7 @@ def gate_status_from_sql(rows: Rows, ref: str) -> GateStatus | None:
     return decide(name, snapshot_id, policy, result, waivers, lambda: bool(older))
 
 
-def fast_gate_status(home: str | os.PathLike[str] | None, ref: str) -> GateStatus | None:
+def fast_gate_status(home: str | os.PathLike[str] | None, ref: Ref | str) -> GateStatus | None:
     """:func:`gate_status_from_sql` over an up-to-date SQLite catalog through ``sqlite3``, or None when
     this path cannot answer (then use :func:`registry.quality.gate.check_gate`)."""
     catalog_file = _catalog_file(home)
@@ -110,7 +116,7 @@ def fast_gate_status(home: str | os.PathLike[str] | None, ref: str) -> GateStatu
         conn.close()
 
 
-def check_gate_at(home: str | os.PathLike[str] | None, ref: str, evaluate: bool = False, actor: str | None = None,
+def check_gate_at(home: str | os.PathLike[str] | None, ref: Ref | str, evaluate: bool = False, actor: str | None = None,
                   client: ClientInfo | None = None) -> GateStatus:
     """``registry gate check``: the gate of ``ref`` in the home at ``home``; with ``evaluate``, run QA
     first (as ``actor``, audited with ``client``) when there is no result under the current policy.
@@ -140,8 +146,9 @@ def check_gate_at(home: str | os.PathLike[str] | None, ref: str, evaluate: bool 
         if client is not None:
             ctx.client = client
         try:
-            qa_run(ctx, f"{status.dataset}@{status.snapshot_id}", actor)
-            return check_gate(ctx.engine, f"{status.dataset}@{status.snapshot_id}")
+            exact = Ref(status.dataset, status.snapshot_id)
+            qa_run(ctx, exact, actor)
+            return check_gate(ctx.engine, exact)
         finally:
             ctx.close()
     return status

@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 from registry.context import Context
 from registry.errors import Hint, InvalidInput, NotFound
 from registry.models import SnapshotRow
+from registry.refs import Ref
 
 __all__ = ["OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "Ratings", "annotator_labels", "latest_ratings", "load_records",
            "normalise_records", "sample_keys"]
@@ -56,7 +57,7 @@ def load_records(ctx: Context, snapshot: SnapshotRow, source: str | None) -> tup
     resolved = show(ctx, source)
     present = {c["name"] for c in resolved.schema}
     wanted = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in present]
-    table = read(ctx, f"{resolved.dataset}@{resolved.id}", wanted) if wanted else pa.table({})
+    table = read(ctx, Ref(resolved.dataset, resolved.id), wanted) if wanted else pa.table({})
     return normalise_records(table, source), f"{resolved.dataset}@{resolved.id}"
 
 

@@ -17,6 +17,7 @@ from registry.context import Context
 from registry.errors import InvalidInput
 from registry.models import SnapshotRow
 from registry.quality.records import Ratings, latest_ratings, load_records
+from registry.refs import Ref
 from registry.snapshots.commit import load_manifest
 from registry.snapshots.layer_reader import ManifestReader
 
@@ -97,16 +98,16 @@ class Subject:
             info = show(self.ctx, ref)
             resolved = f"{info.dataset}@{info.id}"
             self.require(columns, info.schema, resolved)
-            self._others[cache_key] = (read(self.ctx, resolved, list(columns)), resolved)
+            self._others[cache_key] = (read(self.ctx, Ref(info.dataset, info.id), list(columns)), resolved)
         return self._others[cache_key]
 
-    def keys_of(self, ref: str) -> list[str]:
+    def keys_of(self, ref: Ref | str) -> list[str]:
         """The key columns of the dataset ``ref`` names."""
         from registry import catalog
         from registry.db import transaction
 
         with transaction(self.ctx.engine, readonly=True) as session:
-            return catalog.key_columns(catalog.get_dataset(session, catalog.split_ref(ref)[0]))
+            return catalog.key_columns(catalog.get_dataset(session, Ref.coerce(ref).dataset))
 
     def records(self, source: str | None) -> tuple[pa.Table, str]:
         """The annotation records (see :mod:`registry.quality.records`)."""

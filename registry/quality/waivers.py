@@ -19,6 +19,7 @@ from registry.db import transaction
 from registry.errors import Hint, InvalidInput
 from registry.quality.models import WaiverRow
 from registry.quality.store import current_policy, require_maintainer
+from registry.refs import Ref
 from registry.snapshots.history import resolve_ref
 from registry.timeutil import utc_now
 
@@ -79,7 +80,7 @@ def parse_expiry(text: str, now: datetime | None = None) -> str:
     return _utc_text(moment)
 
 
-def waive(ctx: Context, ref: str, reason: str, checks: list[str] | None = None, expires: str | None = None,
+def waive(ctx: Context, ref: Ref | str, reason: str, checks: list[str] | None = None, expires: str | None = None,
           actor: str | None = None) -> Waiver:
     """Record a waiver for the snapshot ``ref`` names, with an audit event.
 

@@ -28,6 +28,7 @@ from registry.errors import BreakingSchemaChange, Hint, InvalidInput, RefConflic
 from registry.failpoints import failpoint
 from registry.lineage import emit as lineage_emit
 from registry.models import DatasetRow, SchemaVersionRow, SnapshotRow
+from registry.refs import Ref
 from registry.snapshots.describe import describe_change
 from registry.snapshots.hashing import hash_table, key_hash
 from registry.snapshots.identity import assign_ids, rows_equal
@@ -94,7 +95,7 @@ def _as_table(ctx: Context, source: pa.Table | str | Path, what: str) -> pa.Tabl
 
 def commit(
     ctx: Context,
-    name: str,
+    name: Ref | str,
     source: pa.Table | str | Path | None,
     *,
     message: str = "",
@@ -128,7 +129,9 @@ def commit(
     """
     from registry.branching.branches import guard_commit, refuse_commit
 
-    name, branch = catalog.split_ref(name) if "@" in name else (name, branch or catalog.MAIN)
+    # A bare name is checked where it is looked up (an unknown or bad name is NotFound, as it always was).
+    target = name if isinstance(name, Ref) else Ref.parse(name) if "@" in name else Ref(name)
+    name, branch = target.dataset, target.name or branch or catalog.MAIN
     guard_commit(ctx, name, branch, author)
     run = lineage_emit.begin_commit(ctx, name, lineage)
     try:

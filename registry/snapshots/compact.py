@@ -34,6 +34,7 @@ from registry.db import transaction
 from registry.errors import Conflict, NotFound
 from registry.failpoints import failpoint
 from registry.models import DatasetRow, RefRow, SnapshotRow
+from registry.refs import Ref
 from registry.snapshots.commit import load_manifest
 from registry.snapshots.history import resolve_ref
 from registry.snapshots.layer_reader import ManifestReader
@@ -287,7 +288,7 @@ def compact_snapshot(ctx: Context, dataset: str, snapshot: SnapshotRow, full: bo
     return CompactResult(dataset, snapshot.id, before, len(layers), written + info.size, full=first == 0)
 
 
-def compact(ctx: Context, ref: str, full: bool = True, actor: str | None = None) -> CompactResult:
+def compact(ctx: Context, ref: Ref | str, full: bool = True, actor: str | None = None) -> CompactResult:
     """Compact the snapshot ``ref`` names (default the head of ``main``), whatever the policy says."""
     with transaction(ctx.engine, readonly=True) as session:
         dataset, snapshot = resolve_ref(session, ref)

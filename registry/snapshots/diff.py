@@ -22,6 +22,7 @@ from registry.context import Context
 from registry.db import transaction
 from registry.errors import InvalidInput
 from registry.models import DatasetRow, SchemaVersionRow, SnapshotRow
+from registry.refs import Ref
 from registry.snapshots.commit import load_manifest
 from registry.snapshots.history import resolve_ref
 from registry.snapshots.identity import rows_equal
@@ -162,7 +163,7 @@ def _confirm_by_values(reader_a: ManifestReader, reader_b: ManifestReader, kh: n
     return other_key, changed, blind
 
 
-def _prepare(session: Session, ctx: Context, a_ref: str, b_ref: str
+def _prepare(session: Session, ctx: Context, a_ref: Ref | str, b_ref: Ref | str
              ) -> tuple[DatasetRow, SnapshotRow, SnapshotRow, ManifestReader, ManifestReader, _Classified]:
     dataset, a = resolve_ref(session, a_ref)
     other, b = resolve_ref(session, b_ref)
@@ -178,7 +179,7 @@ def _prepare(session: Session, ctx: Context, a_ref: str, b_ref: str
     return dataset, a, b, reader_a, reader_b, _classify(reader_a, reader_b, touched, a.rows)
 
 
-def change_set(ctx: Context, a_ref: str, b_ref: str) -> ChangeSet:
+def change_set(ctx: Context, a_ref: Ref | str, b_ref: Ref | str) -> ChangeSet:
     """The full set of changes from ``a`` to ``b`` (applying it to ``a`` gives ``b``)."""
     with transaction(ctx.engine, readonly=True) as session:
         dataset, _, _, reader_a, reader_b, found = _prepare(session, ctx, a_ref, b_ref)
@@ -251,7 +252,7 @@ def _count_changed_cells(reader_a: ManifestReader, reader_b: ManifestReader, fou
     return {name: int(mask.sum()) for name, mask in cells.items()}
 
 
-def diff(ctx: Context, a_ref: str, b_ref: str, rows: int = 10) -> DiffResult:
+def diff(ctx: Context, a_ref: Ref | str, b_ref: Ref | str, rows: int = 10) -> DiffResult:
     """Row-level diff from ``a_ref`` to ``b_ref`` with up to ``rows`` examples of each kind.
 
     Raises:

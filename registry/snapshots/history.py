@@ -15,6 +15,7 @@ from registry.audit import log as audit
 from registry.context import Context
 from registry.db import read_connection, table_of, transaction
 from registry.models import DatasetRow, RefRow, SchemaVersionRow, SnapshotRow
+from registry.refs import Ref
 from registry.snapshots.describe import describe_change
 
 __all__ = ["ResolvedRef", "SchemaVersionInfo", "SnapshotInfo", "log", "resolve", "resolve_ref", "schema_versions",
@@ -65,11 +66,8 @@ class SchemaVersionInfo:
         return asdict(self)
 
 
-def resolve_ref(session: Session, text: str) -> tuple[DatasetRow, SnapshotRow]:
-    """``NAME[@REF]`` -> the dataset and the snapshot it names."""
-    name, ref = catalog.split_ref(text)
-    dataset = catalog.get_dataset(session, name)
-    return dataset, catalog.resolve(session, dataset, ref)
+resolve_ref = catalog.resolve_ref
+"""``NAME[@REF]`` (a :class:`~registry.refs.Ref` or its text) -> the dataset and the snapshot it names."""
 
 
 @dataclass(frozen=True)
@@ -84,19 +82,20 @@ class ResolvedRef:
         return asdict(self)
 
 
-def resolve(ctx: Context, text: str) -> ResolvedRef:
+def resolve(ctx: Context, ref: Ref | str) -> ResolvedRef:
     """The snapshot ``NAME[@REF]`` names, from the catalog alone (one short read transaction, no data read).
 
     Raises:
+        InvalidName: a string that is no ref.
         NotFound: no such dataset or ref. AmbiguousRef: an id prefix matches several snapshots.
     """
-    name, ref = catalog.split_ref(text)
+    ref = Ref.coerce(ref)
     with read_connection(ctx.engine) as connection:  # a Core select: the API resolves refs on hot paths
-        named = connection.execute(_NAMED_REF, {"dataset": name, "ref": ref}).scalar()
+        named = connection.execute(_NAMED_REF, {"dataset": ref.dataset, "ref": ref.ref_name}).scalar()
     if named is None:  # not a branch or tag: REF~N, an id prefix, or nothing (resolve_ref says which)
         with transaction(ctx.engine, readonly=True) as session:
-            named = resolve_ref(session, text)[1].id
-    return ResolvedRef(name, ref, named)
+            named = resolve_ref(session, ref)[1].id
+    return ResolvedRef(ref.dataset, ref.ref_name, named)
 
 
 _REFS, _DATASETS = table_of(RefRow), table_of(DatasetRow)
@@ -123,7 +122,7 @@ def _info(row: SnapshotRow, dataset: DatasetRow, refs: list[RefRow], schema: lis
         annotations_sha256=row.annotations_sha256)
 
 
-def log(ctx: Context, ref: str, limit: int | None = None) -> list[SnapshotInfo]:
+def log(ctx: Context, ref: Ref | str, limit: int | None = None) -> list[SnapshotInfo]:
     """History from ``ref`` (default the head of ``main``) back along first parents, newest first."""
     with transaction(ctx.engine, readonly=True) as session:
         dataset, head = resolve_ref(session, ref)
@@ -138,7 +137,7 @@ def log(ctx: Context, ref: str, limit: int | None = None) -> list[SnapshotInfo]:
         return result
 
 
-def show(ctx: Context, ref: str) -> SnapshotInfo:
+def show(ctx: Context, ref: Ref | str) -> SnapshotInfo:
     """One snapshot with its schema."""
     with transaction(ctx.engine, readonly=True) as session:
         dataset, row = resolve_ref(session, ref)
@@ -147,7 +146,7 @@ def show(ctx: Context, ref: str) -> SnapshotInfo:
         return _info(row, dataset, _refs_by_snapshot(session, dataset).get(row.id, []), schema)
 
 
-def tag(ctx: Context, ref: str, name: str, actor: str | None = None) -> SnapshotInfo:
+def tag(ctx: Context, ref: Ref | str, name: str, actor: str | None = None) -> SnapshotInfo:
     """Tag the snapshot ``ref`` names; tags never move.
 
     Raises:
@@ -159,7 +158,7 @@ def tag(ctx: Context, ref: str, name: str, actor: str | None = None) -> Snapshot
         catalog.add_tag(session, dataset, name, row.id)
         session.flush()
         audit.record(session, ctx, "ref.tag", "ref", f"{dataset.name}@{name}", dataset=dataset.name, snapshot=row.id,
-                     actor=actor, details={"tag": name, "requested_ref": ref})
+                     actor=actor, details={"tag": name, "requested_ref": str(ref)})
         return _info(row, dataset, _refs_by_snapshot(session, dataset).get(row.id, []))
 
 

@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 from registry.context import Context
 from registry.db import transaction
 from registry.errors import InvalidInput, NotFound, StorageError, VerifyFailed
+from registry.refs import Ref
 from registry.snapshots.commit import load_manifest
 from registry.snapshots.history import resolve_ref
 from registry.snapshots.layer_reader import ManifestReader
@@ -203,7 +204,7 @@ def group(tasks: Sequence[ReadTask], shards: int) -> list[list[ReadTask]]:
     return out
 
 
-def build_plan(ctx: Context, ref: str, shards: int = 1, columns: Sequence[str] | None = None) -> ScanPlan:
+def build_plan(ctx: Context, ref: Ref | str, shards: int = 1, columns: Sequence[str] | None = None) -> ScanPlan:
     """The scan plan of the snapshot ``ref`` names, cut into ``shards`` shards.
 
     Raises:
@@ -239,7 +240,7 @@ def build_plan(ctx: Context, ref: str, shards: int = 1, columns: Sequence[str] |
                     tuple(columns) if columns is not None else None, tuple(tuple(s) for s in split(tasks, shards)))
 
 
-def snapshot_objects(ctx: Context, ref: str) -> list[str]:
+def snapshot_objects(ctx: Context, ref: Ref | str) -> list[str]:
     """The row objects the snapshot ``ref`` names reads (what its plan's tasks may name).
 
     Raises:

@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 from registry.context import Context
 from registry.db import transaction
 from registry.errors import InvalidInput
+from registry.refs import Ref
 from registry.snapshots.commit import load_manifest
 from registry.snapshots.history import resolve_ref
 from registry.snapshots.layer_reader import ManifestReader
@@ -19,7 +20,7 @@ from registry.snapshots.tables import write_table_atomically
 __all__ = ["export", "read", "stream"]
 
 
-def read(ctx: Context, ref: str, columns: Sequence[str] | None = None) -> pa.Table:
+def read(ctx: Context, ref: Ref | str, columns: Sequence[str] | None = None) -> pa.Table:
     """Every row of the snapshot ``ref`` names (``NAME``, ``NAME@TAG``, ``NAME@ID``, ``NAME@main~2``).
 
     Row order is the storage order (by key hash within each layer); sort by key if you need one.
@@ -40,7 +41,7 @@ def read(ctx: Context, ref: str, columns: Sequence[str] | None = None) -> pa.Tab
 STREAM_BATCH_ROWS = 65_536
 
 
-def stream(ctx: Context, ref: str) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
+def stream(ctx: Context, ref: Ref | str) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     """The schema and record batches of the snapshot ``ref`` names, in :func:`read`'s row order, for a
     reader that must not hold the whole snapshot (the HTTP API). Memory is bounded by one batch for a
     layer nothing hides rows of, else by that layer's visible rows.
@@ -74,7 +75,7 @@ def stream(ctx: Context, ref: str) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]
     return schema, batches()
 
 
-def export(ctx: Context, ref: str, out: str | Path) -> int:
+def export(ctx: Context, ref: Ref | str, out: str | Path) -> int:
     """Write the snapshot's rows to ``out`` (.parquet, .csv or .jsonl); returns the row count.
 
     The file is written next to ``out`` first and renamed, so a failed export leaves nothing.

@@ -25,6 +25,7 @@ from registry.lineage.emit import enqueue_export_run
 from registry.lineage.events import DatasetRef
 from registry.provenance.importers.ls_results import read_config
 from registry.query import run_query
+from registry.refs import Ref
 from registry.snapshots.history import resolve_ref
 from registry.sync.client import LabelStudioClient, server_namespace
 from registry.sync.service import project_dataset_name
@@ -94,18 +95,18 @@ def _data(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if isinstance(v, str | int | float | bool) or v is None}
 
 
-def _select(ctx: Context, ref: str, where: str, limit: int, columns: list[str | None]) -> pa.Table:
+def _select(ctx: Context, ref: Ref, where: str, limit: int, columns: list[str | None]) -> pa.Table:
     if ";" in where:
         raise InvalidInput("the filter is one SQL predicate over the snapshot's rows; ';' is not allowed",
                            hint=Hint("option", "where"))
-    table = run_query(ctx, f"SELECT * FROM data WHERE ({where}) LIMIT {int(limit)}", dataset_ref=ref)
+    table = run_query(ctx, f"SELECT * FROM data WHERE ({where}) LIMIT {int(limit)}", dataset_ref=str(ref))
     for column in columns:
         if column is not None and column not in table.column_names:
             raise InvalidInput(f"{ref} has no column {column!r} (columns: {', '.join(table.column_names)})")
     return table
 
 
-def requeue(ctx: Context, ref: str, *, url: str, project: int, token: str | None, where: str,
+def requeue(ctx: Context, ref: Ref | str, *, url: str, project: int, token: str | None, where: str,
             prediction_column: str | None = None, score_column: str | None = None, model_version: str | None = None,
             limit: int = MAX_REQUEUE, dry_run: bool = False, actor: str | None = None) -> RequeueResult:
     """Send the rows of ``ref`` matching ``where`` to Label Studio project ``project`` for relabeling.
@@ -118,6 +119,7 @@ def requeue(ctx: Context, ref: str, *, url: str, project: int, token: str | None
     """
     if not 1 <= limit <= MAX_REQUEUE:
         raise InvalidInput(f"the limit must be between 1 and {MAX_REQUEUE}", hint=Hint("option", "limit"))
+    ref = Ref.coerce(ref)
     with LabelStudioClient(url, token) as client:
         with transaction(ctx.engine, readonly=True) as session:
             dataset, snapshot = resolve_ref(session, ref)
@@ -158,7 +160,7 @@ def requeue(ctx: Context, ref: str, *, url: str, project: int, token: str | None
 def _record(ctx: Context, result: RequeueResult, where: str) -> None:
     output = DatasetRef(server_namespace(result.server), project_dataset_name(result.project))
     with transaction(ctx.engine) as session:
-        _dataset, snapshot = resolve_ref(session, f"{result.dataset}@{result.snapshot_id}")
+        _dataset, snapshot = resolve_ref(session, Ref(result.dataset, result.snapshot_id))
         run = enqueue_export_run(session, ctx, snapshot, output, "requeue")
         audit_log.record(session, ctx, "labeling.requeue", "dataset", result.dataset, dataset=result.dataset,
                          snapshot=result.snapshot_id, details={

@@ -36,6 +36,7 @@ from registry.provenance.importers.label_studio import TASK_FIELDS
 from registry.provenance.records import empty_records
 from registry.provenance.service import ensure_dataset
 from registry.provenance.store import records_at
+from registry.refs import Ref
 from registry.snapshots.commit import AnnotationInput, CommitResult, commit
 from registry.sync.client import LabelStudioClient, server_namespace
 from registry.sync.lease import hold_lease
@@ -248,7 +249,7 @@ def _evaluate(ctx: Context, name: str, snapshot_id: str, author: str | None) -> 
     from registry.quality.evaluate import qa_run
 
     try:
-        verdict = qa_run(ctx, f"{name}@{snapshot_id}", actor=author)
+        verdict = qa_run(ctx, Ref(name, snapshot_id), actor=author)
     except NotFound as exc:
         return {"status": "no policy", "detail": str(exc)}
     return {"status": "passed" if verdict.passed else "failed", **verdict.to_dict()}

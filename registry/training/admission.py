@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from registry import catalog
 from registry.context import Context, resolve_actor
 from registry.lineage.events import ParentRef, check_run_id, new_run_id
 from registry.lineage.parent_env import parent_from_env
+from registry.refs import Ref
 from registry.snapshots.plan import ScanPlan, build_plan, verify_object
 from registry.training.lockfile import LockEntry
 from registry.training.pins import admit_pinned, check_content, record_read, verified_rows
@@ -86,7 +86,7 @@ def job_from_env() -> str | None:
     return os.environ.get("REGISTRY_JOB", "").strip() or None
 
 
-def admit_training(ctx: Context, target: str | LockEntry, *, columns: Sequence[str] | None = None,
+def admit_training(ctx: Context, target: Ref | str | LockEntry, *, columns: Sequence[str] | None = None,
                    job: str | None = None, run_id: str | None = None, allow_unverified: bool = False,
                    actor: str | None = None, parent: ParentRef | str | None = None,
                    from_env: bool = True, content_hash: str | None = None, namespace: str | None = None
@@ -111,7 +111,7 @@ def admit_training(ctx: Context, target: str | LockEntry, *, columns: Sequence[s
         InvalidInput: a column does not exist, or a malformed run id or parent run variable.
     """
     entry = target if isinstance(target, LockEntry) else None
-    ref = entry.target if entry is not None else str(target)
+    ref = Ref.coerce(target.target if isinstance(target, LockEntry) else target)
     job = job or (entry.job if entry is not None else None) or (job_from_env() if from_env else None)
     env_run = os.environ.get("OPENLINEAGE_RUN_ID", "").strip() if from_env else ""
     run = check_run_id(run_id or env_run or new_run_id())
@@ -125,8 +125,8 @@ def admit_training(ctx: Context, target: str | LockEntry, *, columns: Sequence[s
     dataset, snapshot, status = admitted
     if content_hash:
         check_content(dataset.name, snapshot.id, verified_rows(ctx, dataset, snapshot)[1], content_hash)
-    plan = build_plan(ctx, f"{dataset.name}@{snapshot.id}", 1, columns)
-    record_read(ctx, admitted, who, job=job, ref=entry.ref if entry else catalog.split_ref(ref)[1],
+    plan = build_plan(ctx, Ref(dataset.name, snapshot.id), 1, columns)
+    record_read(ctx, admitted, who, job=job, ref_name=entry.ref if entry else ref.ref_name,
                 digest=content_hash, rows=plan.rows, pinned=content_hash is not None, operation="train",
                 run_id=run, parent=parent_ref)
     return Admission(plan, run, job, status.state)

@@ -26,6 +26,7 @@ import yaml
 
 from registry.context import Context
 from registry.errors import AlreadyExists, Hint, InvalidInput
+from registry.refs import Ref
 from registry.snapshots.plan import ScanPlan, build_plan, read_task
 from registry.training.admission import VerifiedObjects, local_objects
 
@@ -41,7 +42,7 @@ def _verified_rows(ctx: Context, plan: ScanPlan) -> pa.Table:
     return pa.concat_tables(parts) if parts else plan.schema.empty_table()
 
 
-def _detections(ref: str, table: pa.Table, fmt: str) -> list[dict[str, Any]]:
+def _detections(ref: Ref | str, table: pa.Table, fmt: str) -> list[dict[str, Any]]:
     missing = [c for c in _DETECTION_COLUMNS if c not in table.column_names]
     if missing:
         raise InvalidInput(f"{ref} has no {', '.join(missing)} column(s); {fmt} needs rows with image_id, file_name, "
@@ -121,7 +122,7 @@ class ExportResult(dict[str, Any]):
     """What was written: ``ref``, ``snapshot_id``, ``format``, ``out``, ``rows``."""
 
 
-def export_training(ctx: Context, ref: str, out: str | Path, fmt: str) -> ExportResult:
+def export_training(ctx: Context, ref: Ref | str, out: str | Path, fmt: str) -> ExportResult:
     """Export ``ref`` to ``out`` in ``fmt`` (``coco``: a JSON file; ``yolo`` and ``hf``: a new folder).
 
     Raises:
@@ -158,4 +159,4 @@ def export_training(ctx: Context, ref: str, out: str | Path, fmt: str) -> Export
             shutil.rmtree(partial, ignore_errors=True)
         else:
             partial.unlink(missing_ok=True)
-    return ExportResult(ref=ref, snapshot_id=plan.snapshot_id, format=fmt, out=str(out), rows=count)
+    return ExportResult(ref=str(ref), snapshot_id=plan.snapshot_id, format=fmt, out=str(out), rows=count)

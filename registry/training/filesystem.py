@@ -24,6 +24,7 @@ from urllib.parse import parse_qs
 from fsspec import AbstractFileSystem
 
 from registry.errors import Hint, InvalidInput, NotFound
+from registry.refs import Ref
 from registry.snapshots.plan import ScanPlan
 from registry.training.view import write_view
 
@@ -113,7 +114,7 @@ class RegistryFileSystem(AbstractFileSystem):  # type: ignore[misc]
             snapshot_id = reg.show(target.ref).id
             key = (str(reg.home), snapshot_id, target.training, target.job)
             if key not in self._views:
-                pinned = f"{target.ref.partition('@')[0]}@{snapshot_id}"
+                pinned = Ref.parse(target.ref).at(snapshot_id)
                 if target.training:
                     plan = admit_training(reg.ctx, pinned, job=target.job).plan
                 else:
@@ -130,7 +131,7 @@ class RegistryFileSystem(AbstractFileSystem):  # type: ignore[misc]
             snapshot_id = str(client.show(target.ref)["id"])
             key = (target.server, snapshot_id, target.training, target.job)
             if key not in self._views:
-                pinned = f"{target.ref.partition('@')[0]}@{snapshot_id}"
+                pinned = str(Ref.parse(target.ref).at(snapshot_id))
                 if target.training:
                     plan = ScanPlan.from_dict(client.admit_training(pinned, job=target.job)["plan"])
                 else:

@@ -32,6 +32,7 @@ from registry.models import DatasetRow, SnapshotRow
 from registry.quality.content import content_hash
 from registry.quality.gate import GateStatus, gate_status
 from registry.quality.models import PinRow
+from registry.refs import Ref
 from registry.snapshots.commit import load_manifest
 from registry.snapshots.history import resolve_ref
 from registry.snapshots.layer_reader import ManifestReader
@@ -116,7 +117,7 @@ def verified_rows(ctx: Context, dataset: DatasetRow, snapshot: SnapshotRow) -> t
     return table, content_hash(table, catalog.key_columns(dataset))
 
 
-def pin(ctx: Context, ref: str, lockfile: str | os.PathLike[str] = LOCKFILE_NAME, job: str | None = None,
+def pin(ctx: Context, ref: Ref | str, lockfile: str | os.PathLike[str] = LOCKFILE_NAME, job: str | None = None,
         actor: str | None = None) -> LockEntry:
     """Pin the snapshot ``ref`` names in ``lockfile`` (one entry per dataset and job).
 
@@ -145,7 +146,7 @@ def check_origin(ctx: Context, dataset: str, namespace: str | None, location: st
                            "that registry")
 
 
-def pin_entry(ctx: Context, ref: str, job: str | None = None, actor: str | None = None,
+def pin_entry(ctx: Context, ref: Ref | str, job: str | None = None, actor: str | None = None,
               lockfile: str | os.PathLike[str] | None = None, origin: str | None = None) -> LockEntry:
     """Pin the snapshot ``ref`` names in the catalog (audited) and return its lockfile entry, without
     writing any lockfile: :func:`pin` writes ``lockfile``; an API client writes its own. The entry
@@ -155,15 +156,16 @@ def pin_entry(ctx: Context, ref: str, job: str | None = None, actor: str | None 
         GateBlocked: the gate does not pass (the refusal is audited as ``pin.refuse``).
         NotFound: no such dataset or ref.
     """
+    ref = Ref.coerce(ref)
     who = resolve_actor(ctx, actor)
-    refusal = {"ref": ref, "job": job, "lockfile": str(lockfile) if lockfile is not None else None}
+    refusal = {"ref": str(ref), "job": job, "lockfile": str(lockfile) if lockfile is not None else None}
     with transaction(ctx.engine, readonly=True) as session:
         dataset, snapshot = resolve_ref(session, ref)
         status = gate_status(session, dataset, snapshot)
     if not status.passes:
         _refuse(ctx, "pin.refuse", status, who, refusal)
     _, digest = verified_rows(ctx, dataset, snapshot)
-    entry = LockEntry(dataset.name, job, catalog.split_ref(ref)[1], snapshot.id, digest, status.result_id,
+    entry = LockEntry(dataset.name, job, ref.ref_name, snapshot.id, digest, status.result_id,
                       status.waiver["id"] if status.waiver else None, utc_now(), who.name,
                       origin or str(ctx.paths.home), registry_namespace(ctx))
     try:
@@ -187,7 +189,7 @@ def pin_entry(ctx: Context, ref: str, job: str | None = None, actor: str | None 
     return entry
 
 
-def load(ctx: Context, target: str | LockEntry, *, allow_unverified: bool = False, job: str | None = None,
+def load(ctx: Context, target: Ref | str | LockEntry, *, allow_unverified: bool = False, job: str | None = None,
          actor: str | None = None, operation: str = "load") -> pa.Table:
     """The rows of a snapshot for training: ``NAME@REF`` or a lockfile entry (read by its full id and
     checked against its content hash). The read is audited with the job name and ``operation``
@@ -200,7 +202,7 @@ def load(ctx: Context, target: str | LockEntry, *, allow_unverified: bool = Fals
         NotFound: no such dataset, ref or snapshot.
     """
     entry = target if isinstance(target, LockEntry) else None
-    ref = entry.target if entry is not None else str(target)
+    ref = Ref.coerce(target.target if isinstance(target, LockEntry) else target)
     job = job or (entry.job if entry is not None else None)
     who = resolve_actor(ctx, actor)
     admitted = admit_pinned(ctx, ref, who, allow_unverified=allow_unverified, job=job, entry=entry)
@@ -208,12 +210,12 @@ def load(ctx: Context, target: str | LockEntry, *, allow_unverified: bool = Fals
     table, digest = verified_rows(ctx, dataset, snapshot)
     if entry is not None:
         check_content(dataset.name, snapshot.id, digest, entry.content_hash)
-    record_read(ctx, admitted, who, job=job, ref=entry.ref if entry else catalog.split_ref(ref)[1], digest=digest,
+    record_read(ctx, admitted, who, job=job, ref_name=entry.ref if entry else ref.ref_name, digest=digest,
                 rows=table.num_rows, pinned=entry is not None, operation=operation)
     return table
 
 
-def training_stream(ctx: Context, ref: str, *, allow_unverified: bool = False, job: str | None = None,
+def training_stream(ctx: Context, ref: Ref | str, *, allow_unverified: bool = False, job: str | None = None,
                     actor: str | None = None, operation: str = "load"
                     ) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     """The rows of ``NAME@REF`` for training, as :func:`registry.snapshots.read.stream` batches: admitted
@@ -229,19 +231,20 @@ def training_stream(ctx: Context, ref: str, *, allow_unverified: bool = False, j
     """
     from registry.snapshots.read import stream
 
+    ref = Ref.coerce(ref)
     who = resolve_actor(ctx, actor)
     admitted = admit(ctx, ref, who, allow_unverified=allow_unverified, job=job)
     dataset, snapshot, _ = admitted
     verified_manifest(ctx, dataset, snapshot)
-    record_read(ctx, admitted, who, job=job, ref=catalog.split_ref(ref)[1], digest=None, rows=snapshot.rows,
+    record_read(ctx, admitted, who, job=job, ref_name=ref.ref_name, digest=None, rows=snapshot.rows,
                 pinned=False, operation=operation)
-    return stream(ctx, f"{dataset.name}@{snapshot.id}")
+    return stream(ctx, Ref(dataset.name, snapshot.id))
 
 
 Admitted = tuple[DatasetRow, SnapshotRow, GateStatus]
 
 
-def admit_pinned(ctx: Context, ref: str, who: Actor, *, allow_unverified: bool, job: str | None,
+def admit_pinned(ctx: Context, ref: Ref | str, who: Actor, *, allow_unverified: bool, job: str | None,
                  entry: LockEntry | None, namespace: str | None = None) -> Admitted:
     """:func:`admit` for a read that may be of a lockfile entry (or of a pin's ``namespace``): an entry
     of another registry is refused before anything is recorded, and one whose ref no longer resolves
@@ -251,7 +254,8 @@ def admit_pinned(ctx: Context, ref: str, who: Actor, *, allow_unverified: bool, 
         VerifyFailed: the entry is another registry's, or names another snapshot.
         GateBlocked, NotFound: as :func:`admit`.
     """
-    check_origin(ctx, catalog.split_ref(ref)[0], namespace or (entry.namespace if entry else None),
+    ref = Ref.coerce(ref)
+    check_origin(ctx, ref.dataset, namespace or (entry.namespace if entry else None),
                  entry.registry if entry else None)
     admitted = admit(ctx, ref, who, allow_unverified=allow_unverified, job=job)
     if entry is not None and admitted[1].id != entry.snapshot_id:
@@ -271,29 +275,30 @@ def check_content(dataset: str, snapshot_id: str, digest: str, pinned: str) -> N
                            f"{pinned}; the stored data changed since it was pinned")
 
 
-def admit(ctx: Context, ref: str, who: Actor, *, allow_unverified: bool, job: str | None) -> Admitted:
+def admit(ctx: Context, ref: Ref | str, who: Actor, *, allow_unverified: bool, job: str | None) -> Admitted:
     """The dataset, snapshot and gate of ``ref`` if a training read may proceed; else the refusal is
     audited and GateBlocked raised."""
     with transaction(ctx.engine, readonly=True) as session:
         dataset, snapshot = resolve_ref(session, ref)
         status = gate_status(session, dataset, snapshot)
     if not status.passes and not allow_unverified:
-        _refuse(ctx, "gate.refuse", status, who, {"read": ref, "job": job})
+        _refuse(ctx, "gate.refuse", status, who, {"read": str(ref), "job": job})
     return dataset, snapshot, status
 
 
-def record_read(ctx: Context, admitted: Admitted, who: Actor, *, job: str | None, ref: str, digest: str | None,
+def record_read(ctx: Context, admitted: Admitted, who: Actor, *, job: str | None, ref_name: str, digest: str | None,
                 rows: int, pinned: bool, operation: str, run_id: str | None = None,
                 parent: ParentRef | None = None) -> None:
     """The audit event (``read.training``, or ``read.unverified`` past a blocked gate) and the lineage
-    training read of one admitted read, in one transaction."""
+    training read of one admitted read, in one transaction. ``ref_name`` is the ref as requested (the
+    text after ``@``)."""
     dataset, snapshot, status = admitted
     action = "read.training" if status.passes else "read.unverified"
     with transaction(ctx.engine) as session:
         lineage_emit.enqueue_training_read(session, ctx, snapshot, _lineage_job(ctx, job), run_id, parent=parent,
                                            operation=operation)
         audit.record(session, ctx, action, "snapshot", snapshot.id, dataset=dataset.name, snapshot=snapshot.id,
-                     details={"job": job, "ref": ref, "content_hash": digest, "rows": rows, "gate": status.state,
+                     details={"job": job, "ref": ref_name, "content_hash": digest, "rows": rows, "gate": status.state,
                               "pinned": pinned, "operation": operation, "run_id": run_id}, actor=who)
 
 
