@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import registry_client
 from registry_client.client import DEFAULT_TIMEOUT
+from registry_client.models import ListPublic, WireModel
 
 from registry import errors
 from registry.errors import InvalidInput, NotFound, RegistryError, VerifyFailed
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from registry.training.lockfile import LockEntry
 
 __all__ = ["LOCAL_ONLY", "Remote", "RemoteImport", "RemoteRegistry", "RemoteRows", "RemoteServerError", "local_only",
-           "to_local", "token_hint"]
+           "plain", "to_local", "token_hint"]
 
 URL_ENV = "REGISTRY_URL"
 TOKEN_ENV = "REGISTRY_TOKEN"
@@ -131,6 +132,16 @@ def token_hint(message: str, url: str, token_set: bool) -> str:
 from registry.cli.remote_branches import RemoteBranches  # noqa: E402  (it imports Remote lazily from here)
 
 
+def plain(value: object) -> Any:
+    """A client answer as the JSON the server sent: a wire model as its object, a list wrapper as its
+    ``data`` list (what the CLI printed before the API wrapped lists), anything else unchanged."""
+    if isinstance(value, ListPublic):
+        return value.to_dict()["data"]
+    if isinstance(value, WireModel):
+        return value.to_dict()
+    return value
+
+
 def _rows(values: list[dict[str, Any]]) -> list[Remote]:
     return [Remote(v) for v in values]
 
@@ -160,7 +171,7 @@ class RemoteRegistry(RemoteBranches):
     def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
             with _translated():
-                return method(*args, **kwargs)
+                return plain(method(*args, **kwargs))
         except errors.Unauthenticated as exc:
             raise errors.Unauthenticated(token_hint(str(exc), self.client.url, bool(os.environ.get(TOKEN_ENV)))
                                          ) from exc

@@ -50,7 +50,7 @@ class RemoteBranches:
               resolutions: str | os.PathLike[str] | None = None, dry_run: bool = False, message: str = "",
               expect_target: str | None = None, retry: int = 0) -> Any:
         """Merge on the server; a resolutions file is read here and sent as JSON."""
-        from registry.cli.remote import Remote
+        from registry.cli.remote import Remote, plain
 
         name, ref = split_ref(source)
         rows: list[dict[str, Any]] = []
@@ -61,9 +61,9 @@ class RemoteBranches:
             rows = [{"key": {k: r[k] for k in keys}, "column": r["column"], "value": r["value"]}
                     for r in read_table_file(Path(resolutions)).to_pylist()]
         try:
-            return Remote(self.client.merge(name, ref, into, strategy=strategy, prefer=prefer,
-                                            resolutions=rows, dry_run=dry_run, message=message,
-                                            expect_target=expect_target, retry=retry))
+            return Remote(plain(self.client.merge(name, ref, into, strategy=strategy, prefer=prefer,
+                                                  resolutions=rows, dry_run=dry_run, message=message,
+                                                  expect_target=expect_target, retry=retry)))
         except registry_client.UnresolvedConflicts as exc:
             raise UnresolvedConflicts(exc.message, exc.conflicts) from exc
         except registry_client.RegistryError as exc:
