@@ -577,7 +577,8 @@ class AuditEventsPublic(ListPublic):
 class AuditCheckpointPublic(WireModel):
     """A (sequence, hash, time) of the audit chain, for an auditor to keep outside the registry."""
 
-    format: int
+    format: str
+    """``registry-audit-checkpoint/1``."""
     seq: int
     hash: str
     time: str
