@@ -82,9 +82,8 @@ class WireModel(BaseModel):
 
 
 class ListPublic(WireModel):
-    """Base of the list wrappers: ``data`` (the items) and ``count`` (how many)."""
-
-    count: int
+    """Base of the list wrappers ``{"data": [...], "count": N}``: each declares ``data`` (the items) and
+    ``count`` (how many), in that order."""
 
 
 # --- identity and health ---------------------------------------------------------------------------------
@@ -125,6 +124,7 @@ class DatasetPublic(WireModel):
 
 class DatasetsPublic(ListPublic):
     data: list[DatasetPublic]
+    count: int
 
 
 class CommitPublic(WireModel):
@@ -176,6 +176,7 @@ class SnapshotPublic(WireModel):
 
 class SnapshotsPublic(ListPublic):
     data: list[SnapshotPublic]
+    count: int
 
 
 class ResolvedRefPublic(WireModel):
@@ -211,6 +212,7 @@ class SchemaVersionPublic(WireModel):
 
 class SchemaVersionsPublic(ListPublic):
     data: list[SchemaVersionPublic]
+    count: int
 
 
 class DiffExamplePublic(WireModel):
@@ -312,6 +314,7 @@ class HistoryEntryPublic(WireModel):
 
 class HistoryEntriesPublic(ListPublic):
     data: list[HistoryEntryPublic]
+    count: int
 
 
 class BlamePublic(ListPublic):
@@ -319,6 +322,7 @@ class BlamePublic(ListPublic):
     who labeled it (the key columns depend on the dataset, so each row is a JSON object)."""
 
     data: list[dict[str, Any]]
+    count: int
 
 
 # --- quality: policies, gates, waivers, pins -------------------------------------------------------------
@@ -378,15 +382,15 @@ class GateStatusPublic(WireModel):
 
 
 class CheckOutcomePublic(WireModel):
-    """One check of a stored gate result."""
+    """One check of a stored gate result (its keys in the sorted order they are stored in)."""
 
-    name: str
     check: str
-    severity: str
-    passed: bool
-    metric: float | int | None
-    threshold: str
     details: dict[str, Any]
+    metric: float | int | None
+    name: str
+    passed: bool
+    severity: str
+    threshold: str
 
 
 class GateResultPublic(WireModel):
@@ -407,6 +411,7 @@ class GateResultPublic(WireModel):
 
 class GateResultsPublic(ListPublic):
     data: list[GateResultPublic]
+    count: int
 
 
 class WaiverPublic(WireModel):
@@ -490,6 +495,7 @@ class BranchPublic(WireModel):
 
 class BranchesPublic(ListPublic):
     data: list[BranchPublic]
+    count: int
 
 
 class ConflictResolutionPublic(WireModel):
@@ -572,6 +578,7 @@ class AuditEventPublic(WireModel):
 
 class AuditEventsPublic(ListPublic):
     data: list[AuditEventPublic]
+    count: int
 
 
 class AuditCheckpointPublic(WireModel):
