@@ -188,11 +188,11 @@ class Client(BranchCalls, TrainingCalls):
     # --- datasets, commits, snapshots ------------------------------------------------------------------
 
     def whoami(self) -> WhoamiPublic:
-        """This token: ``{"name", "role", "datasets", "actions"}``."""
+        """This token: its ``name``, ``role``, dataset scope (``datasets``) and allowed ``actions``."""
         return self._call(WhoamiPublic, "GET", "/whoami")
 
     def datasets(self) -> DatasetsPublic:
-        """Every dataset the token sees, with its head snapshot (``registry dataset list --json``)."""
+        """Every dataset the token sees, with its head snapshot (``data``; ``registry dataset list --json``)."""
         return self._call(DatasetsPublic, "GET", "/datasets")
 
     def create_dataset(self, name: str, key: str | Sequence[str], description: str = "",
@@ -248,7 +248,7 @@ class Client(BranchCalls, TrainingCalls):
         return self._call(SnapshotPublic, "GET", f"/snapshots/{_segment(ref)}")
 
     def resolve(self, ref: str) -> ResolvedRefPublic:
-        """``{"dataset", "ref", "snapshot_id"}``: what ``NAME@REF`` names now (a cheap request)."""
+        """What ``NAME@REF`` names now: ``dataset``, ``ref`` and the full ``snapshot_id`` (a cheap request)."""
         return self._call(ResolvedRefPublic, "GET", f"/refs/{_segment(ref)}")
 
     def tag(self, ref: str, tag: str) -> SnapshotPublic:
@@ -396,7 +396,7 @@ class Client(BranchCalls, TrainingCalls):
     # --- audit, query, lineage, verification -----------------------------------------------------------
 
     def query_rows(self, sql: str, dataset: str | None = None) -> QueryResultPublic:
-        """Read-only SQL as the server answers it: ``{"columns": [...], "rows": [{...}, ...]}``."""
+        """Read-only SQL as the server answers it: ``columns`` and ``rows`` (JSON objects)."""
         return self._call(QueryResultPublic, "POST", "/query", json={"sql": sql, "dataset": dataset})
 
     def query(self, sql: str, dataset: str | None = None) -> pa.Table:
