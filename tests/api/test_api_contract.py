@@ -224,8 +224,13 @@ def _scenario(client: Client, tmp_path: Path) -> None:
     client.delete_branch(NAME, "feat")
 
     labels = FIXTURES / "label-studio"
-    client.import_annotations("label-studio", "animals", labels / "classification" / "round1" / "json.json",
-                              key="sample", users=labels / "users.json")
+    for round_ in ("round1", "round2"):
+        client.import_annotations("label-studio", "animals", labels / "classification" / round_ / "json.json",
+                                  key="sample", users=labels / "users.json")
+    relabeled = client.diff("animals@main~1", "animals", labels=True)
+    assert relabeled.changes and relabeled.by_annotator
+    client.history("animals", str(relabeled.changes[0].key))
+    client.blame("animals", limit=3)
     client.query_rows("SELECT name FROM datasets ORDER BY name")
     client.audit_log(dataset=NAME)
     client.verify_audit(client.audit_checkpoint())
