@@ -74,7 +74,9 @@ __all__ = [
 class WireModel(BaseModel):
     """Base of every wire model: unknown keys are ignored (a newer server may send more)."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, serialize_by_alias=True)
+    """Dumps use the JSON names (``schema``, ``from``) of the fields whose Python names differ
+    (``schema_``, ``from_``)."""
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object as the server sent it (keys it sent, in the documented order)."""
