@@ -337,7 +337,7 @@ class RemoteService:
         return self._each(HistoryEntry, self.client.history, name, key)
 
     def blame(self, ref: Ref | str, column: str = "label", limit: int | None = None) -> pa.Table:
-        return _table(self._call(self.client.blame, ref, column, limit))
+        return _table(self._call(self.client.blame, ref, column, limit)["data"])
 
     def label_diff(self, a: Ref | str, b: Ref | str, column: str = "label", rows: int | None = None) -> LabelDiff:
         return self._as(LabelDiff, self.client.diff, a, b, _ALL_ROWS if rows is None else rows, True, column)

@@ -6,7 +6,6 @@ anything unexpected becomes a generic 500 (logged on the server, never a stack t
 
 from __future__ import annotations
 
-import json
 import logging
 import tempfile
 from collections.abc import AsyncIterator
@@ -16,8 +15,9 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel
+from registry_client.models import HealthPublic
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
@@ -35,22 +35,16 @@ from registry.api import (
     routes_training,
 )
 from registry.api.guard import RequestGuard
+from registry.api.wire import JSONBody, wire
 from registry.config import Settings, find_home
 from registry.context import open_context
 from registry.errors import RegistryError, Unauthenticated, http_status_for
-from registry.ui import mount_console
+from registry.ui import CONSOLE_PATH, mount_console
 
 __all__ = ["API_PREFIX", "JSONBody", "app_from_env", "create_app"]
 
 API_PREFIX = "/api/v1"
 _log = logging.getLogger("registry.api")
-
-
-class JSONBody(JSONResponse):
-    """JSON the way the CLI prints it: anything not JSON-native (numpy numbers, times) as its string."""
-
-    def render(self, content: Any) -> bytes:
-        return json.dumps(content, default=str, ensure_ascii=False, allow_nan=False).encode()
 
 
 class ErrorDetail(BaseModel):
@@ -120,15 +114,23 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(500, "internal", "internal error; the server log has the details")
 
 
+class NotReady(BaseModel):
+    """``GET /readyz``'s 503 body."""
+
+    status: str
+    error: str
+
+
 def _health_router() -> APIRouter:
     router = APIRouter(tags=["health"])
 
-    @router.get("/healthz")
-    def healthz() -> dict[str, str]:
+    @router.get("/healthz", response_model=HealthPublic)
+    def healthz() -> JSONBody:
         """The process is up (no authentication)."""
-        return {"status": "ok"}
+        return wire(HealthPublic, {"status": "ok"})
 
-    @router.get("/readyz")
+    @router.get("/readyz", response_model=HealthPublic,
+                responses={503: {"model": NotReady, "description": "The catalog or the object store is not reachable"}})
     def readyz(request: Request) -> JSONBody:
         """The catalog (at the expected schema) and the object store are reachable (no authentication)."""
         from registry.db import check_up_to_date
@@ -140,9 +142,21 @@ def _health_router() -> APIRouter:
         except Exception as exc:  # noqa: BLE001 - any failure means not ready
             message = exc.message if isinstance(exc, RegistryError) else type(exc).__name__
             return JSONBody({"status": "unavailable", "error": message}, status_code=503)
-        return JSONBody({"status": "ready"})
+        return wire(HealthPublic, {"status": "ready"})
 
     return router
+
+
+def _install_conventional_routes(app: FastAPI) -> None:
+    """The OpenAPI document also at the conventional ``/openapi.json``; ``/`` opens the console."""
+
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi_document() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse(CONSOLE_PATH + "/", status_code=307)
 
 
 def create_app(home: Path, settings: Settings | None = None, max_upload_bytes: int | None = None) -> FastAPI:
@@ -172,6 +186,7 @@ def create_app(home: Path, settings: Settings | None = None, max_upload_bytes: i
     app.add_middleware(RequestGuard, ctx=ctx, body_limit=settings.api.max_body_bytes,
                        upload_limit=app.state.max_upload_bytes)
     app.include_router(_health_router())
+    _install_conventional_routes(app)
     for module in (routes_datasets, routes_quality, routes_audit, routes_meta, routes_provenance, routes_governance,
                    routes_lineage, routes_hooks, routes_branches, routes_training):
         app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)

@@ -8,9 +8,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request
 from pydantic import BaseModel
+from registry_client.models import AuditEventsPublic, LineageIngestPublic, QueryResultPublic
 from starlette.concurrency import run_in_threadpool
 
 from registry.api.deps import Access, require
+from registry.api.wire import JSONBody, wire, wire_list
 from registry.errors import InvalidInput, PermissionDenied
 
 __all__ = ["router"]
@@ -24,10 +26,10 @@ class Query(BaseModel):
     """``NAME[@REF]`` whose rows the ``data`` view holds."""
 
 
-@router.get("/audit/events")
+@router.get("/audit/events", response_model=AuditEventsPublic)
 def audit_events(access: Annotated[Access, Depends(require("audit"))], dataset: str | None = None,
                  actor: str | None = None, action: str | None = None, since: str | None = None,
-                 until: str | None = None, limit: int | None = None) -> list[dict[str, object]]:
+                 until: str | None = None, limit: int | None = None) -> JSONBody:
     """Audit events matching every filter, oldest first. A dataset-scoped token must name its dataset."""
     from registry.audit.listing import list_events
 
@@ -37,12 +39,12 @@ def audit_events(access: Annotated[Access, Depends(require("audit"))], dataset: 
         access.principal.require_dataset(dataset)
     events = list_events(access.ctx, dataset=dataset, actor=actor, action=action, since=since, until=until,
                          limit=limit)
-    return [e.to_dict() for e in events]
+    return wire_list(AuditEventsPublic, [e.to_dict() for e in events])
 
 
-@router.post("/query")
+@router.post("/query", response_model=QueryResultPublic)
 async def query(body: Query, request: Request, access: Annotated[Access, Depends(require("query"))]
-                ) -> dict[str, object]:
+                ) -> JSONBody:
     """Read-only DuckDB SQL over the registry's views; the rows as JSON objects. The query is held to
     the configured time and memory limits, stopped if the client disconnects, and refused (422) if it
     returns more than ``api_max_query_rows`` rows."""
@@ -68,23 +70,23 @@ async def query(body: Query, request: Request, access: Annotated[Access, Depends
     except asyncio.CancelledError:
         cancel.set()  # the server is shutting down past its grace period
         raise
-    return running.result()
+    return wire(QueryResultPublic, running.result())
 
 
 _DISCONNECT_POLL = 0.25
 """Seconds between checks whether the client of a running query is still connected."""
 
 
-@router.post("/lineage")
+@router.post("/lineage", response_model=LineageIngestPublic)
 def lineage(event: Annotated[dict[str, Any], Body()],
-            access: Annotated[Access, Depends(require("lineage_ingest"))]) -> dict[str, object]:
+            access: Annotated[Access, Depends(require("lineage_ingest"))]) -> JSONBody:
     """Accept an OpenLineage RunEvent: the registry snapshots it read or produced become graph edges."""
     from registry.lineage.intake import ingest_run_event
 
     if access.principal.datasets:
         for name in _registry_datasets(access, event):
             access.principal.require_dataset(name)  # the same 404 as a dataset that does not exist
-    return ingest_run_event(access.ctx, event).to_dict()
+    return wire(LineageIngestPublic, ingest_run_event(access.ctx, event).to_dict())
 
 
 def _registry_datasets(access: Access, event: object) -> set[str]:

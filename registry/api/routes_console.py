@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
+from registry_client.models import LabelDiffRowsPublic
 
 from registry.api.deps import Access, require
+from registry.api.wire import JSONBody, wire
 
 __all__ = ["MAX_PAGE", "router"]
 
@@ -16,10 +18,10 @@ MAX_PAGE = 1000
 """The most changed rows one request returns."""
 
 
-@router.get("/diff/labels/rows")
+@router.get("/diff/labels/rows", response_model=LabelDiffRowsPublic)
 def label_diff_rows(a: str, b: str, access: Annotated[Access, Depends(require("read"))], column: str = "label",
                     offset: Annotated[int, Query(ge=0)] = 0,
-                    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50) -> dict[str, object]:
+                    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50) -> JSONBody:
     """Relabeled rows ``offset`` to ``offset + limit`` of the label diff from ``a`` to ``b`` (in the order of
     ``GET /diff?labels=true``), with ``total``: how many rows were relabeled in all."""
     from registry.provenance.label_diff import label_diff
@@ -27,4 +29,4 @@ def label_diff_rows(a: str, b: str, access: Annotated[Access, Depends(require("r
     access.principal.require_ref(a)
     access.principal.require_ref(b)
     result = label_diff(access.ctx, a, b, column, rows=limit, offset=offset)
-    return {"total": result.relabeled, "offset": offset, "rows": result.changes}
+    return wire(LabelDiffRowsPublic, {"total": result.relabeled, "offset": offset, "rows": result.changes})

@@ -7,10 +7,20 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Header, Query, Request, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
+from registry_client.models import (
+    CommitPublic,
+    DatasetPublic,
+    DatasetsPublic,
+    DiffPublic,
+    LabelDiffPublic,
+    SnapshotPublic,
+    SnapshotsPublic,
+)
 from starlette.concurrency import run_in_threadpool
 
 from registry.api.deps import Access, permit, require
 from registry.api.streaming import MEDIA_TYPES, encode
+from registry.api.wire import JSONBody, wire, wire_list
 from registry.datasets import create_dataset, list_datasets
 from registry.errors import InvalidInput
 from registry.snapshots import history
@@ -36,31 +46,32 @@ class NewTag(BaseModel):
     tag: str
 
 
-@router.get("/datasets")
-def datasets(access: Reader) -> list[dict[str, object]]:
+@router.get("/datasets", response_model=DatasetsPublic)
+def datasets(access: Reader) -> JSONBody:
     """Every dataset the token sees, with its head snapshot."""
-    return [d.to_dict() for d in list_datasets(access.ctx) if access.principal.sees(d.name)]
+    return wire_list(DatasetsPublic, [d.to_dict() for d in list_datasets(access.ctx) if access.principal.sees(d.name)])
 
 
-@router.post("/datasets", status_code=status.HTTP_201_CREATED)
-def dataset_create(body: NewDataset, access: Annotated[Access, Depends(require("commit"))]) -> dict[str, object]:
+@router.post("/datasets", status_code=status.HTTP_201_CREATED, response_model=DatasetPublic)
+def dataset_create(body: NewDataset, access: Annotated[Access, Depends(require("commit"))]) -> JSONBody:
     """Create an empty keyed dataset."""
     access.principal.require_dataset(body.name)
-    return create_dataset(access.ctx, body.name, body.key, body.description, body.owner).to_dict()
+    return wire(DatasetPublic, create_dataset(access.ctx, body.name, body.key, body.description, body.owner).to_dict(),
+                status.HTTP_201_CREATED)
 
 
-@router.get("/datasets/{name}/log")
-def dataset_log(name: str, access: Reader, limit: Annotated[int | None, Query(ge=0)] = None) -> list[dict[str, object]]:
+@router.get("/datasets/{name}/log", response_model=SnapshotsPublic)
+def dataset_log(name: str, access: Reader, limit: Annotated[int | None, Query(ge=0)] = None) -> JSONBody:
     """The snapshots of ``NAME[@REF]``, newest first."""
     access.principal.require_ref(name)
-    return [s.to_dict() for s in history.log(access.ctx, name, limit)]
+    return wire_list(SnapshotsPublic, [s.to_dict() for s in history.log(access.ctx, name, limit)])
 
 
-@router.post("/datasets/{name}/commits", status_code=status.HTTP_201_CREATED)
+@router.post("/datasets/{name}/commits", status_code=status.HTTP_201_CREATED, response_model=CommitPublic)
 async def dataset_commit(name: str, request: Request, access: Annotated[Access, Depends(require("commit"))],
                          message: str = "", mode: Mode = "replace", expect_parent: str | None = None,
                          allow_breaking: bool = False, branch: str | None = None,
-                         if_match: Annotated[str | None, Header()] = None) -> dict[str, object]:
+                         if_match: Annotated[str | None, Header()] = None) -> JSONBody:
     """Commit rows to ``main`` (or ``branch``): a multipart ``file`` part (Parquet) or an Arrow IPC stream body.
 
     ``If-Match`` (or ``expect_parent``) names the snapshot the branch must still point at (409 otherwise);
@@ -75,14 +86,14 @@ async def dataset_commit(name: str, request: Request, access: Annotated[Access, 
         result = await run_in_threadpool(lambda: commit(access.ctx, name, source, message=message, mode=mode,
                                                         expect_parent=parent, allow_breaking=allow_breaking,
                                                         branch=branch))
-    return result.to_dict()
+    return wire(CommitPublic, result.to_dict(), status.HTTP_201_CREATED)
 
 
-@router.get("/snapshots/{ref}")
-def snapshot_show(ref: str, access: Reader) -> dict[str, object]:
+@router.get("/snapshots/{ref}", response_model=SnapshotPublic)
+def snapshot_show(ref: str, access: Reader) -> JSONBody:
     """One snapshot (``NAME[@REF]``) with its tags, branches and schema."""
     access.principal.require_ref(ref)
-    return history.show(access.ctx, ref).to_dict()
+    return wire(SnapshotPublic, history.show(access.ctx, ref).to_dict())
 
 
 @router.get("/snapshots/{ref}/data", response_class=StreamingResponse,
@@ -109,21 +120,21 @@ def snapshot_data(ref: str, access: Reader, request: Request, format: Literal["a
     return StreamingResponse(encode(schema, batches, format), media_type=MEDIA_TYPES[format])
 
 
-@router.post("/refs/{ref}/tags", status_code=status.HTTP_201_CREATED)
-def ref_tag(ref: str, body: NewTag, access: Annotated[Access, Depends(require("tag"))]) -> dict[str, object]:
+@router.post("/refs/{ref}/tags", status_code=status.HTTP_201_CREATED, response_model=SnapshotPublic)
+def ref_tag(ref: str, body: NewTag, access: Annotated[Access, Depends(require("tag"))]) -> JSONBody:
     """Tag the snapshot ``ref`` names (tags never move)."""
     access.principal.require_ref(ref)
-    return history.tag(access.ctx, ref, body.tag).to_dict()
+    return wire(SnapshotPublic, history.tag(access.ctx, ref, body.tag).to_dict(), status.HTTP_201_CREATED)
 
 
-@router.get("/diff")
+@router.get("/diff", response_model=DiffPublic | LabelDiffPublic)
 def snapshot_diff(a: str, b: str, access: Reader, rows: Annotated[int, Query(ge=0)] = 10, labels: bool = False,
-                  column: str = "label") -> dict[str, object]:
+                  column: str = "label") -> JSONBody:
     """What changed from ``a`` to ``b``; ``labels=true`` gives the label change matrix instead."""
     access.principal.require_ref(a)
     access.principal.require_ref(b)
     if labels:
         from registry.provenance.label_diff import label_diff
 
-        return label_diff(access.ctx, a, b, column, rows).to_dict()
-    return diff(access.ctx, a, b, rows).to_dict()
+        return wire(LabelDiffPublic, label_diff(access.ctx, a, b, column, rows).to_dict())
+    return wire(DiffPublic, diff(access.ctx, a, b, rows).to_dict())

@@ -5,9 +5,10 @@ runs with the server's ``LABEL_STUDIO_API_KEY`` (see docs/labeling-loop.md)."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from registry_client.models import HookSyncPublic
 
 from registry.api.deps import base_context
+from registry.api.wire import JSONBody, wire
 from registry.errors import TooLarge
 from registry.sync.hooks import SECRET_HEADER, HookRunner, check_secret, sync_from_row
 
@@ -28,8 +29,8 @@ def hook_runner(request: Request) -> HookRunner:
     return runner
 
 
-@router.post("/hooks/label-studio/{dataset}", status_code=202)
-async def label_studio_hook(dataset: str, request: Request) -> JSONResponse:
+@router.post("/hooks/label-studio/{dataset}", status_code=202, response_model=HookSyncPublic)
+async def label_studio_hook(dataset: str, request: Request) -> JSONBody:
     """Queue a sync of ``dataset`` (bursts coalesce; one sync at a time per dataset). 401 on a bad secret."""
     check_secret(base_context(request), dataset, request.headers.get(SECRET_HEADER))
     size = 0
@@ -38,4 +39,4 @@ async def label_studio_hook(dataset: str, request: Request) -> JSONResponse:
         if size > MAX_HOOK_BODY:
             raise TooLarge(f"webhook body larger than {MAX_HOOK_BODY} bytes")
     state = hook_runner(request).request(dataset)
-    return JSONResponse({"dataset": dataset, "sync": state}, status_code=202)
+    return wire(HookSyncPublic, {"dataset": dataset, "sync": state}, 202)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
+from registry_client.models import ResolvedRefPublic, VerifyReportPublic, WhoamiPublic
 
 from registry.api.deps import Access, authenticated, require
+from registry.api.wire import JSONBody, wire
 from registry.auth.roles import ACTIONS
 from registry.errors import InvalidInput
 
@@ -15,26 +17,26 @@ __all__ = ["router"]
 router = APIRouter(tags=["meta"])
 
 
-@router.get("/whoami")
-def whoami(access: Annotated[Access, Depends(authenticated)]) -> dict[str, object]:
+@router.get("/whoami", response_model=WhoamiPublic)
+def whoami(access: Annotated[Access, Depends(authenticated)]) -> JSONBody:
     """The token's name, role, dataset scope (empty: every dataset) and the actions it may perform."""
     principal = access.principal
-    return {"name": principal.name, "role": principal.role, "datasets": list(principal.datasets),
-            "actions": [action for action in ACTIONS if principal.may(action)]}
+    return wire(WhoamiPublic, {"name": principal.name, "role": principal.role, "datasets": list(principal.datasets),
+                               "actions": [action for action in ACTIONS if principal.may(action)]})
 
 
-@router.get("/refs/{ref}")
-def ref_resolve(ref: str, access: Annotated[Access, Depends(require("read"))]) -> dict[str, object]:
+@router.get("/refs/{ref}", response_model=ResolvedRefPublic)
+def ref_resolve(ref: str, access: Annotated[Access, Depends(require("read"))]) -> JSONBody:
     """The full snapshot id ``NAME[@REF]`` names now, from the catalog alone (cheap: no data is read)."""
     from registry.snapshots.history import resolve
 
     access.principal.require_ref(ref)
-    return resolve(access.ctx, ref).to_dict()
+    return wire(ResolvedRefPublic, resolve(access.ctx, ref).to_dict())
 
 
-@router.post("/verify")
+@router.post("/verify", response_model=VerifyReportPublic)
 def verify_store(access: Annotated[Access, Depends(require("audit"))], dataset: str | None = None
-                 ) -> dict[str, object]:
+                 ) -> JSONBody:
     """Re-hash the objects and recompute the snapshot ids of ``dataset`` (or of every dataset). 200 even
     when problems are found: the body's ``ok`` says. A dataset-scoped token must name its dataset."""
     from registry.snapshots.verify import verify
@@ -43,4 +45,4 @@ def verify_store(access: Annotated[Access, Depends(require("audit"))], dataset: 
         if dataset is None:
             raise InvalidInput("a dataset-scoped token must name a dataset (?dataset=NAME)")
         access.principal.require_dataset(dataset)
-    return verify(access.ctx, dataset).to_dict()
+    return wire(VerifyReportPublic, verify(access.ctx, dataset).to_dict())

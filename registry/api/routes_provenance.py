@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, status
+from registry_client.models import BlamePublic, HistoryEntriesPublic, ImportPublic, SchemaVersionsPublic
 from starlette.concurrency import run_in_threadpool
 
 from registry.api.deps import Access, require
+from registry.api.wire import JSONBody, wire, wire_list
 
 __all__ = ["router"]
 
@@ -16,22 +18,22 @@ router = APIRouter(tags=["provenance"])
 Reader = Annotated[Access, Depends(require("read"))]
 
 
-@router.get("/datasets/{name}/schema")
-def dataset_schema(name: str, access: Reader) -> list[dict[str, object]]:
+@router.get("/datasets/{name}/schema", response_model=SchemaVersionsPublic)
+def dataset_schema(name: str, access: Reader) -> JSONBody:
     """Every schema version of the dataset, oldest first, each classified against the one before."""
     from registry.snapshots.history import schema_versions
 
     access.principal.require_dataset(name)
-    return [v.to_dict() for v in schema_versions(access.ctx, name)]
+    return wire_list(SchemaVersionsPublic, [v.to_dict() for v in schema_versions(access.ctx, name)])
 
 
-@router.post("/datasets/{name}/imports", status_code=status.HTTP_201_CREATED)
+@router.post("/datasets/{name}/imports", status_code=status.HTTP_201_CREATED, response_model=ImportPublic)
 async def dataset_import(
         name: str, request: Request, access: Annotated[Access, Depends(require("import"))],
         format: Literal["label-studio", "coco", "yolo", "table"], key: str | None = None,
         guideline_version: str | None = None, resolve: Literal["gt-majority", "majority"] = "gt-majority",
         mapping: Annotated[str | None, Query(alias="map", description="table: field=column pairs")] = None,
-        message: str = "") -> dict[str, object]:
+        message: str = "") -> JSONBody:
     """Import a labeling tool's export (multipart part ``file``; ``config``: the Label Studio labeling
     config; ``users``: its ``/api/users/`` answer) as the dataset's next snapshot with its annotation
     records; creates the dataset if needed. Errors name the sent files, never where the server kept them."""
@@ -46,24 +48,24 @@ async def dataset_import(
                                        guideline_version=guideline_version, config=parts.get("config"),
                                        resolve=resolve, mapping=mapping, message=message,
                                        users=parts.get("users")))
-    return result.to_dict()
+    return wire(ImportPublic, result.to_dict(), status.HTTP_201_CREATED)
 
 
-@router.get("/datasets/{name}/history")
-def sample_history(name: str, key: str, access: Reader) -> list[dict[str, object]]:
+@router.get("/datasets/{name}/history", response_model=HistoryEntriesPublic)
+def sample_history(name: str, key: str, access: Reader) -> JSONBody:
     """Every labeling act and every snapshot that changed sample ``key``, oldest first."""
     from registry.provenance.sample_history import sample_history
 
     access.principal.require_dataset(name)
-    return [e.to_dict() for e in sample_history(access.ctx, name, key)]
+    return wire_list(HistoryEntriesPublic, [e.to_dict() for e in sample_history(access.ctx, name, key)])
 
 
-@router.get("/blame/{ref}")
+@router.get("/blame/{ref}", response_model=BlamePublic)
 def blame(ref: str, access: Reader, column: str = "label",
-          limit: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None) -> list[dict[str, object]]:
+          limit: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None) -> JSONBody:
     """Per row (in key order): the snapshot that last changed it and who labeled its current value."""
     from registry.provenance.blame import blame
 
     access.principal.require_ref(ref)
     rows: list[dict[str, object]] = blame(access.ctx, ref, column, limit).to_pylist()
-    return rows
+    return wire_list(BlamePublic, rows)

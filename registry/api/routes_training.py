@@ -6,8 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import FileResponse
+from registry_client.models import AdmissionPublic, ScanPlanPublic
 
 from registry.api.deps import Access, permit, require
+from registry.api.wire import JSONBody, wire
 from registry.errors import InvalidInput, NotFound
 from registry.snapshots.plan import MAX_SHARDS, build_plan, snapshot_objects
 from registry.training.admission import admit_training
@@ -20,13 +22,13 @@ Reader = Annotated[Access, Depends(require("read"))]
 _SHA256 = r"^[0-9a-f]{64}$"
 
 
-@router.get("/snapshots/{ref}/plan")
+@router.get("/snapshots/{ref}/plan", response_model=ScanPlanPublic | AdmissionPublic)
 def snapshot_plan(ref: str, access: Reader, request: Request,
                   shards: Annotated[int, Query(ge=1, le=MAX_SHARDS)] = 1,
                   columns: Annotated[list[str] | None, Query()] = None, training: bool = False,
                   job: str | None = None, run_id: str | None = None, parent: str | None = None,
                   allow_unverified: bool = False, content_hash: str | None = None,
-                  namespace: str | None = None) -> dict[str, object]:
+                  namespace: str | None = None) -> JSONBody:
     """The snapshot's scan plan: read tasks (object, row group, hidden rows) in ``shards`` shards that
     together yield exactly its rows; fetch each object from ``objects/{sha256}`` and verify its hash.
 
@@ -44,13 +46,13 @@ def snapshot_plan(ref: str, access: Reader, request: Request,
         permit(request, access, "pin")
     access.principal.require_ref(ref)
     if not training:
-        return build_plan(access.ctx, ref, shards, columns).to_dict()
+        return wire(ScanPlanPublic, build_plan(access.ctx, ref, shards, columns).to_dict())
     admission = admit_training(access.ctx, ref, columns=columns, job=job, run_id=run_id,
                                allow_unverified=allow_unverified, parent=parent, from_env=False,
                                content_hash=content_hash, namespace=namespace)
     if shards > 1:
         admission = type(admission)(admission.plan.reshard(shards), admission.run_id, admission.job, admission.gate)
-    return admission.to_dict()
+    return wire(AdmissionPublic, admission.to_dict())
 
 
 @router.get("/snapshots/{ref}/objects/{sha256}", response_class=FileResponse,

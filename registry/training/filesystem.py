@@ -128,14 +128,14 @@ class RegistryFileSystem(AbstractFileSystem):  # type: ignore[misc]
 
         assert target.server is not None
         with Client(target.server, self.token or os.environ.get("REGISTRY_TOKEN")) as client:
-            snapshot_id = str(client.show(target.ref)["id"])
+            snapshot_id = client.show(target.ref).id
             key = (target.server, snapshot_id, target.training, target.job)
             if key not in self._views:
                 pinned = str(Ref.parse(target.ref).at(snapshot_id))
                 if target.training:
-                    plan = ScanPlan.from_dict(client.admit_training(pinned, job=target.job)["plan"])
+                    plan = ScanPlan.from_dict(client.admit_training(pinned, job=target.job).plan.to_dict())
                 else:
-                    plan = ScanPlan.from_dict(client.plan(pinned))
+                    plan = ScanPlan.from_dict(client.plan(pinned).to_dict())
                 cache = Path(self.cache_dir) if self.cache_dir else default_cache_dir()
                 objects = client.object_cache(pinned, cache)
                 self._views[key] = write_view(plan, objects, cache.parent / "views")

@@ -41,7 +41,7 @@ def admit_job(target: str | LockEntry, registry: Any = None, *, columns: Sequenc
         answer = registry.admit_training(ref, columns=columns, job=job, allow_unverified=allow_unverified,
                                          content_hash=locked.content_hash if locked else None,
                                          namespace=locked.namespace if locked else None)
-        admission = Admission.from_dict(answer)
+        admission = Admission.from_dict(answer.to_dict())
         if isinstance(target, LockEntry) and admission.plan.snapshot_id != target.snapshot_id:
             raise InvalidInput(f"lock entry for {target.dataset} names {target.snapshot_id}, but the server "
                                f"resolved {admission.plan.snapshot_id}")

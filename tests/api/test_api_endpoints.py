@@ -96,15 +96,15 @@ def test_refs_resolve_through_the_catalog(client: TestClient, signs: Registry) -
 
 def test_schema_history_and_blame_are_the_services(client: TestClient, signs: Registry) -> None:
     headers = bearer(signs, "r", "reader")
-    schema = client.get("/api/v1/datasets/signs/schema", headers=headers).json()
+    schema = client.get("/api/v1/datasets/signs/schema", headers=headers).json()["data"]
     assert schema == j([v.to_dict() for v in schema_versions(signs.ctx, "signs")]) and len(schema) == 1
-    history = client.get("/api/v1/datasets/signs/history", params={"key": "4"}, headers=headers).json()
+    history = client.get("/api/v1/datasets/signs/history", params={"key": "4"}, headers=headers).json()["data"]
     assert history == j([e.to_dict() for e in signs.history("signs", "4")])
     assert [(e["kind"], e["change"], e["message"]) for e in history] == [("snapshot", "upserted", "second")]
-    blame = client.get("/api/v1/blame/signs@main", params={"limit": 3}, headers=headers).json()
+    blame = client.get("/api/v1/blame/signs@main", params={"limit": 3}, headers=headers).json()["data"]
     assert blame == j(signs.blame("signs@main", "label", 3).to_pylist())
     assert [(r["id"], r["message"]) for r in blame] == [(1, "first"), (2, "first"), (3, "first")]
-    full = client.get("/api/v1/blame/signs", headers=headers).json()
+    full = client.get("/api/v1/blame/signs", headers=headers).json()["data"]
     assert [r["message"] for r in full] == ["first", "first", "first", "second"]
 
     cases = [
@@ -151,15 +151,15 @@ def test_policies_show_and_set(client: TestClient, signs: Registry) -> None:
 def test_gate_results_newest_first_and_waivers(client: TestClient, signs: Registry) -> None:
     ci = bearer(signs, "ci", "ci")
     keeper = bearer(signs, "keeper", "maintainer")
-    assert client.get("/api/v1/gates/signs/results", headers=ci).json() == []
+    assert client.get("/api/v1/gates/signs/results", headers=ci).json() == {"data": [], "count": 0}
     first = client.post("/api/v1/qa/signs", headers=ci).json()
     signs.set_policy("signs", FAILING, actor="alice")
     second = client.post("/api/v1/qa/signs", headers=ci).json()
-    results = client.get("/api/v1/gates/signs/results", headers=ci).json()
+    results = client.get("/api/v1/gates/signs/results", headers=ci).json()["data"]
     assert results == j([r.to_dict() for r in gate_results(signs.ctx, "signs")])
     assert [(r["id"], r["status"], r["policy_version"]) for r in results] == [
         (second["id"], "failed", 2), (first["id"], "passed", 1)]
-    assert client.get("/api/v1/gates/signs@v1/results", headers=ci).json() == []
+    assert client.get("/api/v1/gates/signs@v1/results", headers=ci).json() == {"data": [], "count": 0}
     assert client.get("/api/v1/gates/signs", headers=ci).json()["passes"] is False
 
     waiver = client.post("/api/v1/gates/signs/waivers", json={"reason": "small on purpose", "checks": ["row_count"],

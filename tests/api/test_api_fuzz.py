@@ -184,9 +184,9 @@ def test_out_of_range_numbers_are_refused(client: TestClient, path: str, params:
 
 def test_in_range_numbers_still_work(client: TestClient) -> None:
     assert client.get("/api/v1/policies/signs", params={"version": "1"}).json()["version"] == 1
-    assert len(client.get("/api/v1/blame/signs", params={"limit": "2"}).json()) == 2
-    assert client.get("/api/v1/datasets/signs/log", params={"limit": "0"}).json() == []
-    assert len(client.get("/api/v1/datasets/signs/log", params={"limit": "1"}).json()) == 1
+    assert client.get("/api/v1/blame/signs", params={"limit": "2"}).json()["count"] == 2
+    assert client.get("/api/v1/datasets/signs/log", params={"limit": "0"}).json() == {"data": [], "count": 0}
+    assert len(client.get("/api/v1/datasets/signs/log", params={"limit": "1"}).json()["data"]) == 1
     assert client.get("/api/v1/diff", params={"a": "signs@v1", "b": "signs@main", "rows": "0"}).status_code == 200
 
 
@@ -213,6 +213,6 @@ def test_nul_bytes_are_invalid_input_on_postgres(postgres_url: str, tmp_path: Pa
         for field in ("description", "owner"):
             body = {"name": f"nul-{field}", "key": ["id"], field: "x\x00"}
             _error(client.post("/api/v1/datasets", json=body), 422, "invalid_input")
-        assert [d["name"] for d in client.get("/api/v1/datasets").json()] == [DATASET]
+        assert [d["name"] for d in client.get("/api/v1/datasets").json()["data"]] == [DATASET]
         assert client.get(f"/api/v1/refs/{DATASET}@main").status_code == 200  # the catalog still works
     app.state.ctx.close()

@@ -148,10 +148,10 @@ def test_audit_names_token_and_address(http: httpx.Client, reg: Registry) -> Non
     assert http.post("/refs/signs/tags", json={"tag": "v1"}, headers=writer).status_code == 409
     assert http.post("/qa/signs", headers=writer).status_code == 403
     auditor = bearer(reg, "auditor", "auditor")
-    events = http.get("/audit/events", params={"dataset": "signs", "action": "ref.tag"}, headers=auditor).json()
+    events = http.get("/audit/events", params={"dataset": "signs", "action": "ref.tag"}, headers=auditor).json()["data"]
     assert [(e["actor"], e["actor_kind"], e["client"]["kind"], e["client"]["remote_addr"]) for e in events] == [
         ("etl-bot", "token", "api", "127.0.0.1")]
-    denied = http.get("/audit/events", params={"action": "request.denied"}, headers=auditor).json()
+    denied = http.get("/audit/events", params={"action": "request.denied"}, headers=auditor).json()["data"]
     assert [(e["actor"], e["details"]["action"], e["object_id"]) for e in denied] == [
         ("etl-bot", "qa_run", "POST /api/v1/qa/signs")]
     assert http.get("/audit/events", headers=writer).status_code == 403
@@ -201,7 +201,7 @@ def test_registry_serve_bootstraps_an_admin(cli: Cli) -> None:
             assert time.monotonic() < deadline and proc.poll() is None, "registry serve did not come up"
             time.sleep(0.1)
         listed = httpx.get(f"http://127.0.0.1:{port}/api/v1/datasets", headers={"Authorization": f"Bearer {secret}"})
-        assert [d["name"] for d in listed.json()] == ["signs"]
+        assert [d["name"] for d in listed.json()["data"]] == ["signs"]
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -130,7 +130,7 @@ def test_scoped_token_lists_only_its_datasets(client: TestClient, reg: Registry)
     reg.create_dataset("cars", "id")
     headers = bearer(reg, "lab", "reader", ["cars"])
     listed = client.get("/api/v1/datasets", headers=headers)
-    assert [d["name"] for d in listed.json()] == ["cars"]
+    assert [d["name"] for d in listed.json()["data"]] == ["cars"]
     hidden = client.get("/api/v1/snapshots/signs", headers=headers)
     missing = client.get("/api/v1/snapshots/nosuch", headers=bearer(reg, "full", "reader"))
     assert hidden.status_code == missing.status_code == 404

@@ -176,7 +176,7 @@ def test_two_servers_many_writers_no_lost_update(cluster: dict[str, Any]) -> Non
         assert table.select(["id", "label"]).to_pylist() == expected.sort_by("id").to_pylist()
 
         # One linear chain: every successful commit once, each the parent of the next, the seed at the end.
-        log = client.get(f"/datasets/{DATASET}/log").json()
+        log = client.get(f"/datasets/{DATASET}/log").json()["data"]
         assert len(log) == WRITERS * COMMITS_PER_WRITER + 1
         assert {entry["id"] for entry in log[:-1]} == committed
         for newer, older in zip(log, log[1:], strict=False):
@@ -192,7 +192,7 @@ def test_two_servers_many_writers_no_lost_update(cluster: dict[str, Any]) -> Non
     assert report["ok"] is True and report["problem"] is None and report["first_bad_seq"] is None
     response = httpx.get(urls[0] + "/api/v1/audit/events", headers=cluster["auditor"], timeout=60)
     assert response.status_code == 200, response.text
-    events = response.json()
+    events = response.json()["data"]
     assert report["events"] == len(events) == report["head_seq"]
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     for before, after in zip(events, events[1:], strict=False):

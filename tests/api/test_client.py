@@ -95,30 +95,30 @@ def test_error_for_picks_by_code_then_by_status() -> None:
 def test_commit_a_table_and_a_parquet_file_then_read_them_back(server: Server, tmp_path: Path) -> None:
     with server.client() as reg:
         created = reg.create_dataset(NAME, "sample_id", description="road signs")
-        assert created["name"] == NAME and created["key_columns"] == ["sample_id"]
+        assert created.name == NAME and created.key_columns == ["sample_id"]
         first = reg.commit(NAME, ROWS, message="first")
-        assert first["created"] and first["rows"] == 3 and first["added"] == 3
-        assert reg.read(f"{NAME}@{first['snapshot_id']}").sort_by("sample_id").equals(ROWS)
+        assert first.created and first.rows == 3 and first.added == 3
+        assert reg.read(f"{NAME}@{first.snapshot_id}").sort_by("sample_id").equals(ROWS)
 
         second_rows = pa.table({"sample_id": ["s1", "s2", "s4"], "label": ["stop", "stop", "yield"],
                                 "score": [0.9, 0.6, 0.1]})
         path = tmp_path / "v2.parquet"
         pq.write_table(second_rows, path)
-        second = reg.commit(NAME, path, message="second", expect_parent=first["snapshot_id"])
-        assert (second["added"], second["changed"], second["removed"]) == (1, 1, 1)
+        second = reg.commit(NAME, path, message="second", expect_parent=first.snapshot_id)
+        assert (second.added, second.changed, second.removed) == (1, 1, 1)
         assert reg.read(NAME).sort_by("sample_id").equals(second_rows)
         assert reg.read(NAME, columns=["label"]).column_names == ["label"]
 
-        assert [s["id"] for s in reg.log(NAME)] == [second["snapshot_id"], first["snapshot_id"]]
-        assert reg.show(f"{NAME}@main")["message"] == "second"
-        assert reg.resolve(f"{NAME}@main~1")["snapshot_id"] == first["snapshot_id"]
-        assert reg.tag(f"{NAME}@main~1", "v1")["id"] == first["snapshot_id"]
+        assert [s.id for s in reg.log(NAME).data] == [second.snapshot_id, first.snapshot_id]
+        assert reg.show(f"{NAME}@main").message == "second"
+        assert reg.resolve(f"{NAME}@main~1").snapshot_id == first.snapshot_id
+        assert reg.tag(f"{NAME}@main~1", "v1").id == first.snapshot_id
         changes = reg.diff(f"{NAME}@v1", f"{NAME}@main", rows=1)
-        assert (changes["added"], changes["removed"], changes["changed"]) == (1, 1, 1)
+        assert (changes.added, changes.removed, changes.changed) == (1, 1, 1)
         labels = reg.diff(f"{NAME}@v1", f"{NAME}@main", labels=True)
-        assert labels["relabeled"] == 1 and labels["matrix"]["yield"]["stop"] == 1
-        assert [v["version"] for v in reg.schema(NAME)] == [1]
-        assert reg.whoami()["role"] == "admin"
+        assert labels.relabeled == 1 and labels.matrix["yield"]["stop"] == 1
+        assert [v.version for v in reg.schema(NAME).data] == [1]
+        assert reg.whoami().role == "admin"
         with pytest.raises(registry_client.InvalidInput, match="no column 'nope'"):
             reg.read(NAME, columns=["nope"])
         with pytest.raises(registry_client.InvalidInput, match="cannot read"):
@@ -131,7 +131,7 @@ def test_if_match_conflict_raises_conflict(server: Server) -> None:
         first = reg.commit(NAME, ROWS)
         reg.commit(NAME, ROWS.slice(0, 2))
         with pytest.raises(registry_client.Conflict) as caught:
-            reg.commit(NAME, ROWS.slice(0, 1), expect_parent=first["snapshot_id"])
+            reg.commit(NAME, ROWS.slice(0, 1), expect_parent=first.snapshot_id)
         assert caught.value.status == 409 and caught.value.code == "ref_conflict"
         assert "another writer" in caught.value.message
         assert reg.read(NAME).num_rows == 2  # nothing was committed
@@ -156,7 +156,7 @@ def test_401_403_404_map_to_the_registry_classes(server: Server) -> None:
         reader.commit(NAME, ROWS)
     assert denied.value.status == 403 and isinstance(denied.value, PermissionError)
     with server.client("scoped", "reader", [NAME]) as scoped:
-        assert [d["name"] for d in scoped.datasets()] == [NAME]
+        assert [d.name for d in scoped.datasets().data] == [NAME]
         with pytest.raises(registry_client.NotFound):
             scoped.read("secret")
 
@@ -165,10 +165,10 @@ def test_load_refuses_a_blocked_gate_and_pin_returns_the_lock_entry(server: Serv
     with server.client() as reg:
         reg.create_dataset(NAME, ["sample_id"])
         reg.commit(NAME, ROWS.slice(0, 1))
-        assert reg.set_policy(NAME, POLICY)["version"] == 1
-        assert reg.policy(NAME)["document"] == POLICY
-        assert reg.qa_run(NAME)["status"] == "failed"
-        assert reg.gate_check(NAME)["passes"] is False
+        assert reg.set_policy(NAME, POLICY).version == 1
+        assert reg.policy(NAME).document == POLICY
+        assert reg.qa_run(NAME).status == "failed"
+        assert reg.gate_check(NAME).passes is False
         with pytest.raises(registry_client.GateBlocked) as blocked:
             reg.load(NAME, job="train")
         assert blocked.value.status == 409 and "refused" in blocked.value.message
@@ -176,14 +176,14 @@ def test_load_refuses_a_blocked_gate_and_pin_returns_the_lock_entry(server: Serv
             reg.pin(NAME, job="train")
         assert reg.load(NAME, job="train", allow_unverified=True).num_rows == 1
         waiver = reg.waive(NAME, "one row is enough for the smoke test")
-        assert waiver["dataset"] == NAME and reg.gate_check(NAME)["passes"] is True
+        assert waiver.dataset == NAME and reg.gate_check(NAME).passes is True
 
         reg.commit(NAME, ROWS)
         reg.qa_run(NAME)
-        assert [r["status"] for r in reg.gate_results(NAME)][0] == "passed"
+        assert [r.status for r in reg.gate_results(NAME).data][0] == "passed"
         assert reg.load(NAME, job="train").sort_by("sample_id").equals(ROWS)
         entry = reg.pin(NAME, job="train")
-        assert entry["dataset"] == NAME and entry["job"] == "train" and entry["content_hash"].startswith("sha256:")
+        assert entry.dataset == NAME and entry.job == "train" and entry.content_hash.startswith("sha256:")
     actions = [e.action for e in server.reg.audit_log(dataset=NAME)]
     assert {"gate.refuse", "pin.refuse", "read.unverified", "read.training", "pin.create"} <= set(actions)
 
@@ -199,12 +199,12 @@ def test_query_audit_and_lineage(server: Server) -> None:
         with pytest.raises(registry_client.InvalidInput):
             reg.query("COPY datasets TO '/tmp/x.csv'")
         events = reg.audit_log(dataset=NAME, action="snapshot.commit")
-        assert [e["actor"] for e in events] == ["alice"]
+        assert [e.actor for e in events.data] == ["alice"] and events.count == 1
         report = reg.verify_audit(reg.audit_checkpoint())
-        assert report["ok"] is True
-        assert reg.verify(NAME)["ok"] is True
+        assert report.ok is True
+        assert reg.verify(NAME).ok is True
         graph = reg.lineage_graph(NAME)
-        assert graph["root"].startswith(f"{NAME}@")
+        assert graph.root.startswith(f"{NAME}@")
 
 
 def test_download_streams_parquet_to_a_file(server: Server, tmp_path: Path) -> None:
@@ -246,8 +246,8 @@ def test_the_package_installs_on_its_own_and_never_imports_registry(tmp_path: Pa
     assert {n.split("/")[0] for n in names if not n.startswith("dataset_ledger_client-")} == {"registry_client"}
     requires = sorted(line.split(":", 1)[1].strip().split(">")[0] for line in metadata.splitlines()
                       if line.startswith("Requires-Dist:"))
-    # numpy: the pinned content hash (registry_client.content); pyyaml: lockfiles (registry_client.lockfile)
-    assert requires == ["httpx", "numpy", "pyarrow", "pyyaml"]
+    # numpy: the pinned content hash (registry_client.content); pydantic: the wire models; pyyaml: lockfiles
+    assert requires == ["httpx", "numpy", "pyarrow", "pydantic", "pyyaml"]
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
                     str(wheel)], check=True, capture_output=True)

@@ -28,23 +28,23 @@ def _diverge(client: registry_client.Client) -> None:
 def test_client_branches_conflicts_and_merge(server: Server) -> None:  # noqa: F811
     client = server.client()
     _diverge(client)
-    assert [b["name"] for b in client.branches("ds")] == ["main", "feat"]
+    assert [b.name for b in client.branches("ds").data] == ["main", "feat"]
     found = client.merge_conflicts("ds", "feat")
-    assert [(c["key"], c["column"], c["ours"], c["theirs"]) for c in found] == [
+    assert [(c.key, c.column, c.ours, c.theirs) for c in found.conflicts] == [
         ({"sample_id": "s1"}, "label", "ours", "theirs")]
-    head = client.show("ds")["id"]
+    head = client.show("ds").id
     with pytest.raises(registry_client.UnresolvedConflicts) as raised:
         client.merge("ds", "feat")
     assert raised.value.status == 409 and raised.value.conflicts[0]["column"] == "label"
     with pytest.raises(registry_client.RefConflict):
-        client.merge("ds", "feat", strategy="theirs", expect_target=client.log("ds")[-1]["id"])
-    assert client.show("ds")["id"] == head
+        client.merge("ds", "feat", strategy="theirs", expect_target=client.log("ds").data[-1].id)
+    assert client.show("ds").id == head
     result = client.merge("ds", "feat", resolutions=[{"key": {"sample_id": "s1"}, "column": "label",
                                                       "value": "agreed"}], expect_target=head)
-    assert result["outcome"] == "merged" and result["target_before"] == head
+    assert result.outcome == "merged" and result.target_before == head
     rows = {r["sample_id"]: r for r in client.read("ds").to_pylist()}
     assert rows["s1"]["label"] == "agreed" and rows["s2"]["score"] == 0.1
-    assert client.delete_branch("ds", "feat")["merged"] is True
+    assert client.delete_branch("ds", "feat").merged is True
 
 
 def test_roles_protection_and_bad_requests(server: Server) -> None:  # noqa: F811
@@ -69,7 +69,7 @@ def test_roles_protection_and_bad_requests(server: Server) -> None:  # noqa: F81
     with pytest.raises(registry_client.InvalidName):
         admin.create_branch("ds", "bad name")
     maintainer = server.client("mia", "maintainer")
-    assert maintainer.merge("ds", "feat", strategy="theirs")["outcome"] == "merged"
+    assert maintainer.merge("ds", "feat", strategy="theirs").outcome == "merged"
     assert admin.read("ds").sort_by("sample_id").column("label").to_pylist() == ["theirs", "yield", "stop"]
 
 

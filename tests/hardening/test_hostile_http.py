@@ -142,7 +142,7 @@ def test_hostile_label_studio_exports_are_refused(server: Server, tokens: dict[s
                                  files={"file": (name, data)})
             status, code, message = _error(response)
             assert 400 <= status < 500 and name in message and "registry-upload" not in message, (name, message)
-        assert "labels" not in [d["name"] for d in http.get("/datasets").json()]
+        assert "labels" not in [d["name"] for d in http.get("/datasets").json()["data"]]
 
 
 def test_decompression_bombs_are_refused(server: Server, tokens: dict[str, dict[str, str]]) -> None:
@@ -199,7 +199,7 @@ def test_names_with_a_trailing_newline_are_refused(server: Server, tokens: dict[
         tag = http.post("/refs/signs@main/tags", json={"tag": "v1\n"})
         main = http.post("/refs/signs@main/tags", json={"tag": "main\n"})
         assert [_error(r)[:2] for r in (dataset, tag, main)] == [(422, "invalid_name")] * 3
-        assert "signs\n" not in [d["name"] for d in http.get("/datasets").json()]
+        assert "signs\n" not in [d["name"] for d in http.get("/datasets").json()["data"]]
 
 
 def test_a_scoped_token_cannot_reach_other_datasets_through_lineage(

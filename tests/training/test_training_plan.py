@@ -130,7 +130,7 @@ def test_the_api_serves_the_same_plan_and_its_objects(served: tuple[Registry, Cl
     reg, client = served
     expected = churned(reg)
     answer = client.plan("churn@main", shards=3, columns=["idx", "value"])
-    plan = ScanPlan.from_dict(answer)
+    plan = ScanPlan.from_dict(answer.to_dict())
     assert plan == build_plan(reg.ctx, "churn@main", shards=3, columns=["idx", "value"])
     cache = client.object_cache(f"churn@{plan.snapshot_id}", tmp_path / "cache")
     got = pa.concat_tables([read_task(cache.path(t.object), t, plan.columns) for t in plan.tasks])

@@ -58,7 +58,8 @@ class Site:
     def get(self, path: str, role: str = "admin", **params: Any) -> Any:
         response = self.api.get(path, params=params, headers={"Authorization": f"Bearer {self.tokens[role]}"})
         assert response.status_code == 200, response.text
-        return response.json()
+        body = response.json()
+        return body["data"] if isinstance(body, dict) and set(body) == {"data", "count"} else body  # a list's items
 
 
 def seed(reg: Registry, folder: Path) -> None:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 import httpx
 
 from registry_client.errors import ConnectionFailed, Hint, UnresolvedConflicts
+from registry_client.models import BranchesPublic, BranchPublic, MergeConflictsPublic, MergePublic, WireModel
 
 __all__ = ["BranchCalls"]
+
+
+M = TypeVar("M", bound=WireModel)
 
 
 def _seg(value: str) -> str:
@@ -22,42 +26,48 @@ class BranchCalls:
 
     _http: httpx.Client
 
-    def _send(self, method: str, path: str, **kwargs: Any) -> Any: ...  # provided by Client
-    def _raise_for(self, response: httpx.Response) -> None: ...  # provided by Client
-    def _unreachable(self, exc: httpx.TransportError) -> ConnectionFailed: ...  # provided by Client
+    # provided by Client (first in its method order, so these bodies never run)
+    def _call(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
+        raise NotImplementedError
 
-    def branches(self, name: str) -> list[dict[str, Any]]:
+    def _raise_for(self, response: httpx.Response) -> None:
+        raise NotImplementedError
+
+    def _unreachable(self, exc: httpx.TransportError) -> ConnectionFailed:
+        raise NotImplementedError
+
+    def branches(self, name: str) -> BranchesPublic:
         """The branches of ``name``, ``main`` first: head, protected, merged into main."""
-        result: list[dict[str, Any]] = self._send("GET", f"/datasets/{_seg(name)}/branches")
+        result = self._call(BranchesPublic, "GET", f"/datasets/{_seg(name)}/branches")
         return result
 
-    def create_branch(self, name: str, branch: str, from_ref: str | None = None) -> dict[str, Any]:
+    def create_branch(self, name: str, branch: str, from_ref: str | None = None) -> BranchPublic:
         """Create ``branch`` of ``name`` at ``from_ref`` (default main); no data is copied.
 
         Raises:
             AlreadyExists: a branch or tag of that name exists.  InvalidName: a bad branch name.
         """
-        result: dict[str, Any] = self._send("POST", f"/datasets/{_seg(name)}/branches",
-                                            json={"branch": branch, "from": from_ref})
+        result = self._call(BranchPublic, "POST", f"/datasets/{_seg(name)}/branches",
+                            json={"branch": branch, "from": from_ref})
         return result
 
-    def delete_branch(self, name: str, branch: str, force: bool = False) -> dict[str, Any]:
+    def delete_branch(self, name: str, branch: str, force: bool = False) -> BranchPublic:
         """Delete a branch (refused for main, protected branches, and unmerged work without ``force``)."""
-        result: dict[str, Any] = self._send("DELETE", f"/datasets/{_seg(name)}/branches/{_seg(branch)}",
-                                            params={"force": str(force).lower()})
+        result = self._call(BranchPublic, "DELETE", f"/datasets/{_seg(name)}/branches/{_seg(branch)}",
+                            params={"force": str(force).lower()})
         return result
 
-    def protect_branch(self, name: str, branch: str, protected: bool = True) -> dict[str, Any]:
+    def protect_branch(self, name: str, branch: str, protected: bool = True) -> BranchPublic:
         """Protect (or unprotect) a branch: direct commits are refused, changes arrive only by merge."""
-        result: dict[str, Any] = self._send("PUT" if protected else "DELETE",
-                                            f"/datasets/{_seg(name)}/branches/{_seg(branch)}/protection")
+        result = self._call(BranchPublic, "PUT" if protected else "DELETE",
+                            f"/datasets/{_seg(name)}/branches/{_seg(branch)}/protection")
         return result
 
     def merge(self, name: str, source: str, into: str = "main", *,
               strategy: Literal["fail", "ours", "theirs"] = "fail",
               prefer: Literal["ground-truth", "reviewer", "majority"] | None = None,
               resolutions: Sequence[dict[str, Any]] = (), dry_run: bool = False, message: str = "",
-              expect_target: str | None = None, retry: int = 0) -> dict[str, Any]:
+              expect_target: str | None = None, retry: int = 0) -> MergePublic:
         """Merge ``source`` (a branch, tag or id of ``name``) into branch ``into``; ``expect_target`` is
         sent as ``If-Match``. ``resolutions``: ``{"key": {...}, "column": ..., "value": ... | "ours" | "theirs"}``.
 
@@ -78,11 +88,10 @@ class BranchCalls:
                 raise UnresolvedConflicts(str(error.get("message")), 409, list(error.get("conflicts") or []),
                                           Hint.from_body(error.get("hint")))
         self._raise_for(response)
-        result: dict[str, Any] = response.json()
-        return result
+        return MergePublic.model_validate(response.json())
 
-    def merge_conflicts(self, name: str, source: str, into: str = "main") -> list[dict[str, Any]]:
-        """Every conflict merging ``source`` into ``into`` would meet now (nothing changes)."""
-        result: dict[str, Any] = self._send("GET", f"/datasets/{_seg(name)}/conflicts",
-                                            params={"source": source, "into": into})
-        return list(result["conflicts"])
+    def merge_conflicts(self, name: str, source: str, into: str = "main") -> MergeConflictsPublic:
+        """Every conflict merging ``source`` into ``into`` would meet now (nothing changes): ``conflicts``,
+        with the snapshots of the source, the target and their merge base."""
+        return self._call(MergeConflictsPublic, "GET", f"/datasets/{_seg(name)}/conflicts",
+                          params={"source": source, "into": into})

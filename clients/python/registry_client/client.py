@@ -1,8 +1,10 @@
 """``Client``: the registry's HTTP API (``/api/v1``) as typed Python methods.
 
-Every method returns what the server sent: JSON objects and lists as plain ``dict``/``list`` values
-(exactly the JSON ``registry ... --json`` prints), and rows as ``pyarrow.Table``. Every failure
-raises a :class:`~registry_client.errors.RegistryError` subclass named as in the registry itself.
+Every method returns what the server sent as its wire model (:mod:`registry_client.models`: fields
+named as the JSON ``registry ... --json`` prints, ``.to_dict()`` gives that JSON back; a list
+endpoint's answer is a ``<Noun>sPublic`` with ``data`` and ``count``), and rows as
+``pyarrow.Table``. Every failure raises a :class:`~registry_client.errors.RegistryError` subclass
+named as in the registry itself.
 """
 
 from __future__ import annotations
@@ -11,13 +13,42 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 from urllib.parse import quote
 
 import httpx
 
 from registry_client.branches import BranchCalls
 from registry_client.errors import ConnectionFailed, InvalidInput, RegistryError, error_for
+from registry_client.models import (
+    AuditCheckpointPublic,
+    AuditEventsPublic,
+    AuditVerifyPublic,
+    BlamePublic,
+    CommitPublic,
+    DatasetPublic,
+    DatasetsPublic,
+    DiffPublic,
+    GateResultPublic,
+    GateResultsPublic,
+    GateStatusPublic,
+    HistoryEntriesPublic,
+    ImportPublic,
+    LabelDiffPublic,
+    LineageGraphPublic,
+    LineageIngestPublic,
+    LockEntryPublic,
+    PolicyPublic,
+    QueryResultPublic,
+    ResolvedRefPublic,
+    SchemaVersionsPublic,
+    SnapshotPublic,
+    SnapshotsPublic,
+    VerifyReportPublic,
+    WaiverPublic,
+    WhoamiPublic,
+    WireModel,
+)
 from registry_client.training import TrainingCalls
 
 if TYPE_CHECKING:  # pyarrow is imported when rows are sent or read: JSON-only calls start faster
@@ -33,6 +64,7 @@ _CHUNK = 1 << 20
 
 JSON = Any
 """A decoded JSON value: dicts, lists, strings, numbers, booleans and None."""
+M = TypeVar("M", bound=WireModel)
 
 
 def _segment(value: str) -> str:
@@ -107,6 +139,10 @@ class Client(BranchCalls, TrainingCalls):
         self._raise_for(response)
         return response.json()
 
+    def _call(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
+        """The answer to one request, as its wire model."""
+        return model.model_validate(self._send(method, path, **kwargs))
+
     @contextmanager
     def _stream(self, path: str, params: dict[str, Any]) -> Iterator[Iterator[bytes]]:
         """The body of a GET as an iterator of chunks; a broken connection raises ConnectionFailed."""
@@ -152,31 +188,28 @@ class Client(BranchCalls, TrainingCalls):
 
     # --- datasets, commits, snapshots ------------------------------------------------------------------
 
-    def whoami(self) -> dict[str, Any]:
-        """This token: ``{"name", "role", "datasets", "actions"}``."""
-        result: dict[str, Any] = self._send("GET", "/whoami")
-        return result
+    def whoami(self) -> WhoamiPublic:
+        """This token: its ``name``, ``role``, dataset scope (``datasets``) and allowed ``actions``."""
+        return self._call(WhoamiPublic, "GET", "/whoami")
 
-    def datasets(self) -> list[dict[str, Any]]:
-        """Every dataset the token sees, with its head snapshot (``registry dataset list --json``)."""
-        result: list[dict[str, Any]] = self._send("GET", "/datasets")
-        return result
+    def datasets(self) -> DatasetsPublic:
+        """Every dataset the token sees, with its head snapshot (``data``; ``registry dataset list --json``)."""
+        return self._call(DatasetsPublic, "GET", "/datasets")
 
     def create_dataset(self, name: str, key: str | Sequence[str], description: str = "",
-                       owner: str | None = None) -> dict[str, Any]:
+                       owner: str | None = None) -> DatasetPublic:
         """Create an empty dataset keyed by ``key`` (a column name or several).
 
         Raises:
             AlreadyExists: the name is taken.  InvalidName: the name breaks the naming rules.
         """
         keys = [key] if isinstance(key, str) else list(key)
-        result: dict[str, Any] = self._send("POST", "/datasets", json={"name": name, "key": keys,
-                                                                       "description": description, "owner": owner})
-        return result
+        return self._call(DatasetPublic, "POST", "/datasets", json={"name": name, "key": keys,
+                          "description": description, "owner": owner})
 
     def commit(self, name: str, table_or_path: pa.Table | str | os.PathLike[str], *, message: str = "",
                mode: Literal["replace", "upsert"] = "replace", expect_parent: str | None = None,
-               allow_breaking: bool = False) -> dict[str, Any]:
+               allow_breaking: bool = False) -> CommitPublic:
         """Commit rows as the next snapshot of ``name``'s ``main`` (``NAME@BRANCH``: of that branch): a
         ``pyarrow.Table`` (sent as an Arrow IPC stream, batch by batch) or a file (Parquet, CSV or JSON
         lines; sent as multipart, read from disk as it is sent). ``expect_parent`` is sent as ``If-Match``.
@@ -194,56 +227,62 @@ class Client(BranchCalls, TrainingCalls):
         if not isinstance(table_or_path, (str, os.PathLike)):  # a pyarrow.Table
             from registry_client.streams import arrow_chunks
 
-            result: dict[str, Any] = self._send("POST", f"/datasets/{_segment(name)}/commits", params=params,
-                                                headers={**headers, "Content-Type": ARROW_STREAM},
-                                                content=arrow_chunks(table_or_path))
-            return result
+            return self._call(CommitPublic, "POST", f"/datasets/{_segment(name)}/commits", params=params,
+                              headers={**headers, "Content-Type": ARROW_STREAM},
+                              content=arrow_chunks(table_or_path))
         path = Path(table_or_path)
         try:
             handle = path.open("rb")
         except OSError as exc:
             raise InvalidInput(f"cannot read {path}: {exc.strerror or exc}") from exc
         with handle:
-            result = self._send("POST", f"/datasets/{_segment(name)}/commits", params=params, headers=headers,
-                                files={"file": (path.name, handle, PARQUET)})
-        return result
+            return self._call(CommitPublic, "POST", f"/datasets/{_segment(name)}/commits", params=params,
+                              headers=headers, files={"file": (path.name, handle, PARQUET)})
 
-    def log(self, name: str, limit: int | None = None) -> list[dict[str, Any]]:
+    def log(self, name: str, limit: int | None = None) -> SnapshotsPublic:
         """Snapshots of ``NAME`` (or ``NAME@REF``), newest first."""
-        result: list[dict[str, Any]] = self._send("GET", f"/datasets/{_segment(name)}/log",
-                                                  params=_params(limit=limit))
-        return result
+        return self._call(SnapshotsPublic, "GET", f"/datasets/{_segment(name)}/log",
+                          params=_params(limit=limit))
 
-    def show(self, ref: str) -> dict[str, Any]:
+    def show(self, ref: str) -> SnapshotPublic:
         """One snapshot (``NAME@REF``) with its tags, branches and schema."""
-        result: dict[str, Any] = self._send("GET", f"/snapshots/{_segment(ref)}")
-        return result
+        return self._call(SnapshotPublic, "GET", f"/snapshots/{_segment(ref)}")
 
-    def resolve(self, ref: str) -> dict[str, Any]:
-        """``{"dataset", "ref", "snapshot_id"}``: what ``NAME@REF`` names now (a cheap request)."""
-        result: dict[str, Any] = self._send("GET", f"/refs/{_segment(ref)}")
-        return result
+    def resolve(self, ref: str) -> ResolvedRefPublic:
+        """What ``NAME@REF`` names now: ``dataset``, ``ref`` and the full ``snapshot_id`` (a cheap request)."""
+        return self._call(ResolvedRefPublic, "GET", f"/refs/{_segment(ref)}")
 
-    def tag(self, ref: str, tag: str) -> dict[str, Any]:
+    def tag(self, ref: str, tag: str) -> SnapshotPublic:
         """Tag the snapshot ``ref`` names (tags never move); returns the snapshot.
 
         Raises:
             AlreadyExists: the tag exists.
         """
-        result: dict[str, Any] = self._send("POST", f"/refs/{_segment(ref)}/tags", json={"tag": tag})
-        return result
+        return self._call(SnapshotPublic, "POST", f"/refs/{_segment(ref)}/tags", json={"tag": tag})
 
-    def diff(self, a: str, b: str, rows: int = 10, labels: bool = False, column: str = "label") -> dict[str, Any]:
+    @overload
+    def diff(self, a: str, b: str, rows: int = 10, labels: Literal[False] = False,
+             column: str = "label") -> DiffPublic: ...
+
+    @overload
+    def diff(self, a: str, b: str, rows: int = 10, *, labels: Literal[True],
+             column: str = "label") -> LabelDiffPublic: ...
+
+    @overload
+    def diff(self, a: str, b: str, rows: int, labels: Literal[True], column: str = "label") -> LabelDiffPublic: ...
+
+    def diff(self, a: str, b: str, rows: int = 10, labels: bool = False,
+             column: str = "label") -> DiffPublic | LabelDiffPublic:
         """What changed from ``a`` to ``b`` (``rows`` example rows of each kind); ``labels=True`` gives
         the label change matrix of ``column`` instead (``registry diff --labels``)."""
-        result: dict[str, Any] = self._send("GET", "/diff", params=_params(a=a, b=b, rows=rows, labels=labels,
-                                                                           column=column))
-        return result
+        params = _params(a=a, b=b, rows=rows, labels=labels, column=column)
+        if labels:
+            return self._call(LabelDiffPublic, "GET", "/diff", params=params)
+        return self._call(DiffPublic, "GET", "/diff", params=params)
 
-    def schema(self, name: str) -> list[dict[str, Any]]:
+    def schema(self, name: str) -> SchemaVersionsPublic:
         """Schema versions of ``name``, each compatible or breaking."""
-        result: list[dict[str, Any]] = self._send("GET", f"/datasets/{_segment(name)}/schema")
-        return result
+        return self._call(SchemaVersionsPublic, "GET", f"/datasets/{_segment(name)}/schema")
 
     def read(self, ref: str, columns: Sequence[str] | None = None) -> pa.Table:
         """The rows of ``ref``, decoded from an Arrow IPC stream as it arrives (only ``columns``, if given)."""
@@ -275,7 +314,7 @@ class Client(BranchCalls, TrainingCalls):
                            path: str | os.PathLike[str], *, key: str | None = None,
                            guideline_version: str | None = None, config: str | os.PathLike[str] | None = None,
                            resolve: Literal["gt-majority", "majority"] = "gt-majority", mapping: str | None = None,
-                           message: str = "", users: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+                           message: str = "", users: str | os.PathLike[str] | None = None) -> ImportPublic:
         """Import a labeling tool's export as ``name``'s next snapshot with its annotation records
         (``registry import --json``); ``config`` is a Label Studio labeling config file, ``users`` its
         ``/api/users/`` answer (a YOLO export goes as its zip)."""
@@ -291,68 +330,59 @@ class Client(BranchCalls, TrainingCalls):
         try:
             parts = {part: (f.name, h, "application/octet-stream")
                      for (part, f), h in zip(parts_wanted, handles, strict=True)}
-            result: dict[str, Any] = self._send("POST", f"/datasets/{_segment(name)}/imports", params=params,
-                                                files=parts)
+            result = self._call(ImportPublic, "POST", f"/datasets/{_segment(name)}/imports", params=params,
+                                files=parts)
         finally:
             for handle in handles:
                 handle.close()
         return result
 
-    def history(self, name: str, key: str) -> list[dict[str, Any]]:
+    def history(self, name: str, key: str) -> HistoryEntriesPublic:
         """Every labeling act and every snapshot that changed sample ``key`` of ``name``, oldest first."""
-        result: list[dict[str, Any]] = self._send("GET", f"/datasets/{_segment(name)}/history",
-                                                  params={"key": key})
-        return result
+        return self._call(HistoryEntriesPublic, "GET", f"/datasets/{_segment(name)}/history",
+                          params={"key": key})
 
-    def blame(self, ref: str, column: str = "label", limit: int | None = None) -> list[dict[str, Any]]:
+    def blame(self, ref: str, column: str = "label", limit: int | None = None) -> BlamePublic:
         """Per row of ``ref``: the snapshot that last changed it and who labeled its current value."""
-        result: list[dict[str, Any]] = self._send("GET", f"/blame/{_segment(ref)}",
-                                                  params=_params(column=column, limit=limit))
-        return result
+        return self._call(BlamePublic, "GET", f"/blame/{_segment(ref)}",
+                          params=_params(column=column, limit=limit))
 
     # --- quality: policies, gates, pins, training reads ------------------------------------------------
 
-    def policy(self, name: str, version: int | None = None) -> dict[str, Any]:
+    def policy(self, name: str, version: int | None = None) -> PolicyPublic:
         """The current (or ``version``) QA policy of ``name``, with its YAML ``document``."""
-        result: dict[str, Any] = self._send("GET", f"/policies/{_segment(name)}", params=_params(version=version))
-        return result
+        return self._call(PolicyPublic, "GET", f"/policies/{_segment(name)}", params=_params(version=version))
 
-    def set_policy(self, name: str, document: str, source: str = "policy") -> dict[str, Any]:
+    def set_policy(self, name: str, document: str, source: str = "policy") -> PolicyPublic:
         """Store ``document`` (YAML) as ``name``'s next policy version (owner and maintainers only)."""
-        result: dict[str, Any] = self._send("PUT", f"/policies/{_segment(name)}",
-                                            json={"document": document, "source": source})
-        return result
+        return self._call(PolicyPublic, "PUT", f"/policies/{_segment(name)}",
+                          json={"document": document, "source": source})
 
-    def gate_check(self, ref: str) -> dict[str, Any]:
+    def gate_check(self, ref: str) -> GateStatusPublic:
         """Whether ``ref``'s snapshot passes its gate (``passes``), and why (``registry gate check --json``)."""
-        result: dict[str, Any] = self._send("GET", f"/gates/{_segment(ref)}")
-        return result
+        return self._call(GateStatusPublic, "GET", f"/gates/{_segment(ref)}")
 
-    def gate_results(self, ref: str) -> list[dict[str, Any]]:
+    def gate_results(self, ref: str) -> GateResultsPublic:
         """Every stored QA result of ``ref``'s snapshot, newest first."""
-        result: list[dict[str, Any]] = self._send("GET", f"/gates/{_segment(ref)}/results")
-        return result
+        return self._call(GateResultsPublic, "GET", f"/gates/{_segment(ref)}/results")
 
-    def qa_run(self, ref: str) -> dict[str, Any]:
+    def qa_run(self, ref: str) -> GateResultPublic:
         """Evaluate the current policy on ``ref``'s snapshot and store the gate result."""
-        result: dict[str, Any] = self._send("POST", f"/qa/{_segment(ref)}")
-        return result
+        return self._call(GateResultPublic, "POST", f"/qa/{_segment(ref)}")
 
     def waive(self, ref: str, reason: str, checks: Sequence[str] | None = None,
-              expires: str | None = None) -> dict[str, Any]:
+              expires: str | None = None) -> WaiverPublic:
         """Let ``ref``'s snapshot pass despite failed ``checks`` (all if None) until ``expires``."""
         body = {"reason": reason, "checks": list(checks) if checks is not None else None, "expires": expires}
-        result: dict[str, Any] = self._send("POST", f"/gates/{_segment(ref)}/waivers", json=body)
-        return result
+        return self._call(WaiverPublic, "POST", f"/gates/{_segment(ref)}/waivers", json=body)
 
-    def pin(self, ref: str, job: str | None = None) -> dict[str, Any]:
+    def pin(self, ref: str, job: str | None = None) -> LockEntryPublic:
         """Pin ``ref``'s snapshot for training; returns the lock entry (write it to a lockfile yourself).
 
         Raises:
             GateBlocked: the gate does not pass (the refusal is audited).
         """
-        result: dict[str, Any] = self._send("POST", "/pins", json={"ref": ref, "job": job})
-        return result
+        return self._call(LockEntryPublic, "POST", "/pins", json={"ref": ref, "job": job})
 
     def load(self, ref: str, job: str | None = None, allow_unverified: bool = False) -> pa.Table:
         """The rows of ``ref`` for training, streamed; audited with ``job`` like the local ``Registry.load``.
@@ -366,10 +396,9 @@ class Client(BranchCalls, TrainingCalls):
 
     # --- audit, query, lineage, verification -----------------------------------------------------------
 
-    def query_rows(self, sql: str, dataset: str | None = None) -> dict[str, Any]:
-        """Read-only SQL as the server answers it: ``{"columns": [...], "rows": [{...}, ...]}``."""
-        result: dict[str, Any] = self._send("POST", "/query", json={"sql": sql, "dataset": dataset})
-        return result
+    def query_rows(self, sql: str, dataset: str | None = None) -> QueryResultPublic:
+        """Read-only SQL as the server answers it: ``columns`` and ``rows`` (JSON objects)."""
+        return self._call(QueryResultPublic, "POST", "/query", json={"sql": sql, "dataset": dataset})
 
     def query(self, sql: str, dataset: str | None = None) -> pa.Table:
         """Read-only DuckDB SQL over the registry's views (``data`` = the rows of ``dataset``, a NAME@REF),
@@ -377,40 +406,34 @@ class Client(BranchCalls, TrainingCalls):
         import pyarrow as pa
 
         answer = self.query_rows(sql, dataset)
-        columns: list[str] = answer["columns"]
-        rows: list[dict[str, Any]] = answer["rows"]
+        columns, rows = answer.columns, answer.rows
         return pa.table({c: [row.get(c) for row in rows] for c in columns})
 
     def audit_log(self, *, dataset: str | None = None, actor: str | None = None, action: str | None = None,
-                  since: str | None = None, until: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+                  since: str | None = None, until: str | None = None, limit: int | None = None) -> AuditEventsPublic:
         """Audit events matching every filter given, oldest first (``limit``: the newest N)."""
-        result: list[dict[str, Any]] = self._send("GET", "/audit/events", params=_params(
-            dataset=dataset, actor=actor, action=action, since=since, until=until, limit=limit))
-        return result
+        return self._call(AuditEventsPublic, "GET", "/audit/events", params=_params(
+                          dataset=dataset, actor=actor, action=action, since=since, until=until, limit=limit))
 
-    def verify_audit(self, checkpoint: dict[str, Any] | None = None) -> dict[str, Any]:
+    def verify_audit(self, checkpoint: AuditCheckpointPublic | dict[str, Any] | None = None) -> AuditVerifyPublic:
         """Recompute the audit hash chain (and prove it extends ``checkpoint``); ``ok`` says the outcome."""
-        result: dict[str, Any] = self._send("POST", "/audit/verify", json={"checkpoint": checkpoint})
-        return result
+        saved = checkpoint.to_dict() if isinstance(checkpoint, AuditCheckpointPublic) else checkpoint
+        return self._call(AuditVerifyPublic, "POST", "/audit/verify", json={"checkpoint": saved})
 
-    def audit_checkpoint(self) -> dict[str, Any]:
+    def audit_checkpoint(self) -> AuditCheckpointPublic:
         """The chain's current (sequence, hash, time), to keep outside the registry."""
-        result: dict[str, Any] = self._send("POST", "/audit/checkpoints")
-        return result
+        return self._call(AuditCheckpointPublic, "POST", "/audit/checkpoints")
 
     def lineage_graph(self, ref: str, direction: Literal["both", "upstream", "downstream"] = "both",
-                      depth: int = 3) -> dict[str, Any]:
+                      depth: int = 3) -> LineageGraphPublic:
         """The lineage graph within ``depth`` steps of the snapshot ``ref``."""
-        result: dict[str, Any] = self._send("GET", "/lineage/graph", params={"ref": ref, "direction": direction,
-                                                                             "depth": depth})
-        return result
+        return self._call(LineageGraphPublic, "GET", "/lineage/graph", params={"ref": ref, "direction": direction,
+                          "depth": depth})
 
-    def ingest_lineage(self, event: dict[str, Any]) -> dict[str, Any]:
+    def ingest_lineage(self, event: dict[str, Any]) -> LineageIngestPublic:
         """Record an OpenLineage RunEvent's reads and writes of registry snapshots as lineage edges."""
-        result: dict[str, Any] = self._send("POST", "/lineage", json=event)
-        return result
+        return self._call(LineageIngestPublic, "POST", "/lineage", json=event)
 
-    def verify(self, dataset: str | None = None) -> dict[str, Any]:
+    def verify(self, dataset: str | None = None) -> VerifyReportPublic:
         """Recompute stored hashes, manifests and snapshot ids on the server; ``ok`` says the outcome."""
-        result: dict[str, Any] = self._send("POST", "/verify", params=_params(dataset=dataset))
-        return result
+        return self._call(VerifyReportPublic, "POST", "/verify", params=_params(dataset=dataset))

@@ -14,22 +14,23 @@ import os
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 import httpx
 
 from registry_client.content import content_hash
 from registry_client.errors import ConnectionFailed, InvalidInput, VerifyFailed, error_for
+from registry_client.models import AdmissionPublic, LockEntryPublic, ReadTaskPublic, ScanPlanPublic, WireModel
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from registry_client.client import Client
 
 __all__ = ["ObjectCache", "TrainingCalls", "default_cache_dir", "parent_from_env"]
 
 _CHUNK = 1 << 20
+M = TypeVar("M", bound=WireModel)
 
 
 def default_cache_dir() -> Path:
@@ -116,24 +117,29 @@ class ObjectCache:
 class TrainingCalls:
     """Scan plans and training admission (mixed into :class:`~registry_client.Client`)."""
 
-    def plan(self: Client, ref: str, shards: int = 1, columns: Sequence[str] | None = None) -> dict[str, Any]:
+    url: str
+    _http: httpx.Client
+
+    def _call(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
+        raise NotImplementedError  # provided by Client (first in its method order, so this never runs)
+
+    def plan(self, ref: str, shards: int = 1, columns: Sequence[str] | None = None) -> ScanPlanPublic:
         """The snapshot's scan plan (see ``registry.snapshots.plan``): read tasks in ``shards`` shards
         that together yield exactly its rows."""
         params: dict[str, Any] = {"shards": shards}
         if columns is not None:
             params["columns"] = list(columns)
-        result: dict[str, Any] = self._send("GET", f"/snapshots/{quote(ref, safe='@~')}/plan", params=params)
-        return result
+        return self._call(ScanPlanPublic, "GET", f"/snapshots/{quote(ref, safe='@~')}/plan", params=params)
 
-    def admit_training(self: Client, ref: str, *, columns: Sequence[str] | None = None, job: str | None = None,
+    def admit_training(self, ref: str, *, columns: Sequence[str] | None = None, job: str | None = None,
                        run_id: str | None = None, parent: str | None = None, allow_unverified: bool = False,
                        shards: int = 1, content_hash: str | None = None,
-                       namespace: str | None = None) -> dict[str, Any]:
+                       namespace: str | None = None) -> AdmissionPublic:
         """Start a training job's read of ``ref``: the gate is checked and the read audited once, under
         the job's lineage run (``run_id``, default ``OPENLINEAGE_RUN_ID``; ``parent``, default the
-        OpenLineage parent variables; ``job``, default ``REGISTRY_JOB``). Returns ``{"plan", "run_id",
-        "job", "gate"}``. ``content_hash`` and ``namespace`` (of a lockfile entry) are checked by the
-        server against the stored rows and its own namespace.
+        OpenLineage parent variables; ``job``, default ``REGISTRY_JOB``). Returns the admission:
+        ``plan``, ``run_id``, ``job`` and ``gate``. ``content_hash`` and ``namespace`` (of a lockfile
+        entry) are checked by the server against the stored rows and its own namespace.
 
         Raises:
             GateBlocked: the gate does not pass and ``allow_unverified`` is False.
@@ -148,16 +154,15 @@ class TrainingCalls:
         if columns is not None:
             params["columns"] = list(columns)
         params = {k: v for k, v in params.items() if v is not None}
-        result: dict[str, Any] = self._send("GET", f"/snapshots/{quote(ref, safe='@~')}/plan", params=params)
-        return result
+        return self._call(AdmissionPublic, "GET", f"/snapshots/{quote(ref, safe='@~')}/plan", params=params)
 
-    def object_cache(self: Client, ref: str, folder: str | os.PathLike[str] | None = None) -> ObjectCache:
+    def object_cache(self, ref: str, folder: str | os.PathLike[str] | None = None) -> ObjectCache:
         """A cache of ``ref``'s plan objects in ``folder`` (default :func:`default_cache_dir`)."""
         authorization = self._http.headers.get("Authorization")
         return ObjectCache(self.url, authorization, ref, Path(folder) if folder else default_cache_dir(),
                            self._http.timeout.read or 60.0)
 
-    def load_locked(self: Client, entry: dict[str, Any], *, job: str | None = None,
+    def load_locked(self, entry: LockEntryPublic | dict[str, Any], *, job: str | None = None,
                     cache_dir: str | os.PathLike[str] | None = None) -> pa.Table:
         """The rows of a lockfile entry (see :func:`registry_client.lockfile.read_lockfile`): gated and
         audited once by the server, which checks the entry's namespace and content hash; the objects come
@@ -173,34 +178,36 @@ class TrainingCalls:
         """
         import pyarrow as pa
 
+        if isinstance(entry, LockEntryPublic):
+            entry = entry.to_dict()
         ref = f"{entry['dataset']}@{entry['snapshot_id']}"
         answer = self.admit_training(ref, job=job or entry.get("job"), content_hash=entry["content_hash"],
                                      namespace=entry.get("namespace"))
-        plan = answer["plan"]
-        if plan["snapshot_id"] != entry["snapshot_id"]:
-            raise VerifyFailed(f"{ref}: the server resolved {plan['snapshot_id']}")
+        plan = answer.plan
+        if plan.snapshot_id != entry["snapshot_id"]:
+            raise VerifyFailed(f"{ref}: the server resolved {plan.snapshot_id}")
         cache = self.object_cache(ref, cache_dir)
-        schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(plan["schema"])))
-        parts = [_read_task(cache.path(task["object"]), task) for shard in plan["shards"] for task in shard]
+        schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(plan.schema_)))
+        parts = [_read_task(cache.path(task.object), task) for shard in plan.shards for task in shard]
         table = pa.concat_tables(parts) if parts else schema.empty_table()
         # The server checked the pin, but its answer is not trusted: the rows read are hashed here the way
         # the pin was (registry_client.content), so a plan that hides, adds or swaps rows is refused.
-        digest = content_hash(table, plan["key_columns"])
+        digest = content_hash(table, plan.key_columns)
         if digest != entry["content_hash"]:
             raise VerifyFailed(f"{ref}: the rows read hash to {digest}, not to the pinned {entry['content_hash']}; "
                                "the server's answer does not match the pin")
         return table
 
 
-def _read_task(path: str, task: dict[str, Any]) -> pa.Table:
+def _read_task(path: str, task: ReadTaskPublic) -> pa.Table:
     """One plan task's visible rows (the client cannot import ``registry.snapshots.plan.read_task``)."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    offset, length = int(task["offset"]), int(task["length"])
-    group = pq.ParquetFile(path).read_row_group(int(task["row_group"])).slice(offset, length)
-    if not task["hidden"]:
+    offset, length = task.offset, task.length
+    group = pq.ParquetFile(path).read_row_group(task.row_group).slice(offset, length)
+    if not task.hidden:
         return group
     positions = pa.array(range(offset, offset + length), pa.int64())
-    return group.filter(pc.invert(pc.is_in(positions, value_set=pa.array(task["hidden"], pa.int64()))))
+    return group.filter(pc.invert(pc.is_in(positions, value_set=pa.array(task.hidden, pa.int64()))))

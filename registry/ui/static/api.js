@@ -51,6 +51,12 @@ export async function api(path, { method = "GET", params = {}, body } = {}) {
   return data;
 }
 
+/** Call a list endpoint; resolves to its items (the body is {data: [...], count: N}). */
+export async function apiList(path, options = {}) {
+  const body = await api(path, options);
+  return body.data;
+}
+
 let me = null;
 
 /** Who the token is ({name, role, datasets, actions}); asked once per session. */

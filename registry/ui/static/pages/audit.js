@@ -1,6 +1,6 @@
 // Audit trail: events filtered by dataset, actor, action and time; the chain's verification and checkpoint.
 
-import { api } from "../api.js";
+import { api, apiList } from "../api.js";
 import { errorBox, h, labelled, num, shortId, table, time } from "../dom.js";
 import { summary } from "./audit_summary.js";
 
@@ -87,7 +87,7 @@ export async function auditPage(view, _args, query) {
   const params = Object.fromEntries(FILTERS.map(([name]) => [name, query.get(name)]));
   params.limit = params.limit || 200;
   view.replaceChildren(h("h1", {}, "Audit trail"), chainPanel(), filterForm(query));
-  const events = await api("/audit/events", { params });
+  const events = await apiList("/audit/events", { params });
   events.reverse();
   if (events.length === 0) {
     view.append(h("p", { class: "empty", id: "audit-count" }, "No audit events match these filters."));

@@ -1,7 +1,7 @@
 // Branches of a dataset: the list, comparing two branches, the conflicts of merging one into another
 // (with who set each side), and a merge button for tokens allowed to merge.
 
-import { api, ApiError, may, refresh, seg } from "../api.js";
+import { api, ApiError, apiList, may, refresh, seg } from "../api.js";
 import { errorBox, h, labelled, link, shortId, table, time } from "../dom.js";
 
 const who = (c, side) => (c[`${side}_annotator`]
@@ -40,7 +40,7 @@ function mergeForm(name, source, into, head) {
 }
 
 export async function branchesPage(view, [name], query) {
-  const branches = await api(`/datasets/${seg(name)}/branches`);
+  const branches = await apiList(`/datasets/${seg(name)}/branches`);
   const names = branches.map((b) => b.name);
   const source = query.get("source") || names.find((n) => n !== "main") || "main";
   const into = query.get("into") || "main";

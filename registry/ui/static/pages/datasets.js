@@ -1,10 +1,10 @@
 // Datasets: each with its head snapshot, rows, last commit and the head's gate badge.
 
-import { api, seg } from "../api.js";
+import { api, apiList, seg } from "../api.js";
 import { emptyState, gateBadge, h, link, num, shortId, table, time } from "../dom.js";
 
 export async function datasetsPage(view) {
-  const datasets = await api("/datasets");
+  const datasets = await apiList("/datasets");
   const rows = datasets.map((d) => {
     const gateCell = h("td", { class: "gate-cell" });
     if (d.head) {

@@ -1,6 +1,6 @@
 // Gate: each check with metric, threshold and severity, the waiver, the policy version, and past results.
 
-import { api, ApiError, may, refresh, seg } from "../api.js";
+import { api, ApiError, apiList, may, refresh, seg } from "../api.js";
 import { emptyState, errorBox, gateBadge, h, labelled, link, num, plain, shortId, table, time } from "../dom.js";
 
 function value(v) {
@@ -104,7 +104,7 @@ export async function gatePage(view, [ref]) {
   let results = [];
   let resultsError = null;
   try {
-    results = await api(`/gates/${seg(ref)}/results`);
+    results = await apiList(`/gates/${seg(ref)}/results`);
   } catch (err) {
     if (!(err instanceof ApiError) || err.status === 401) throw err;
     resultsError = err;

@@ -1,6 +1,6 @@
 // Dataset history: the snapshot graph with refs, author, time, message and change summary; pick two to diff.
 
-import { api, may, refresh, seg } from "../api.js";
+import { api, apiList, may, refresh, seg } from "../api.js";
 import { emptyState, errorBox, gateBadge, h, labelled, link, num, shortId, time } from "../dom.js";
 import { layout, rowGraph } from "../graph.js";
 
@@ -21,7 +21,7 @@ function changes(snap) {
 const CHUNK = 100;
 
 export async function historyPage(view, [name]) {
-  const snapshots = await api(`/datasets/${seg(name)}/log`);
+  const snapshots = await apiList(`/datasets/${seg(name)}/log`);
   if (snapshots.length === 0) {
     view.replaceChildren(h("h1", {}, name), emptyState(`No snapshots yet: nothing has been committed to ${name}.`));
     return;

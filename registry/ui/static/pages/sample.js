@@ -1,6 +1,6 @@
 // Sample provenance: every labeling act and every snapshot that touched one sample, oldest first.
 
-import { api, seg } from "../api.js";
+import { apiList, seg } from "../api.js";
 import { h, link, shortId, table, time } from "../dom.js";
 
 /** Who made the event: the annotator or committer, or for a model's prediction the model and version. */
@@ -13,7 +13,7 @@ function by(e) {
 }
 
 export async function samplePage(view, [name, key]) {
-  const entries = await api(`/datasets/${seg(name)}/history`, { params: { key } });
+  const entries = await apiList(`/datasets/${seg(name)}/history`, { params: { key } });
   view.replaceChildren(
     h("h1", {}, `Sample ${key}`),
     h("p", {}, link(`#/datasets/${seg(name)}`, `← ${name} history`), ` · ${entries.length.toLocaleString()} events in time order; a commit shows the row's value it wrote.`),
