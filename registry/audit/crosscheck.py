@@ -8,9 +8,11 @@ back (``sqlite3``, ``psql``) disagrees with the replay, and the mismatch is name
 
 Contract for code that creates snapshots or moves refs (docs/security.md): the event creating a
 snapshot has ``object_type`` ``snapshot`` and ``details`` with ``rows`` and ``added`` (a merge snapshot
-too, with ``parent`` its first parent); ``branch.delete`` (``details.branch``) removes a ref; the event that
-creates or moves a ref carries ``dataset``, ``snapshot`` (the target) and ``details.ref`` (the ref's
-name; ``details.tag`` for tags), and ``details.kind`` when it is not a branch.
+too, with ``parent`` its first parent) and ``annotations`` (its records object's SHA-256, or null);
+``branch.delete`` (``details.branch``) removes a ref; the event that creates or moves a ref carries
+``dataset``, ``snapshot`` (the target) and ``details.moved_ref`` (the ref's name), and ``details.kind``
+when it is not a branch. Every other action is listed in :data:`MOVES_NO_REF` (a test holds that each
+action the code records is one or the other).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from registry.context import Context
 from registry.db import transaction
 from registry.models import DatasetRow, RefRow, SchemaVersionRow, SnapshotRow
 
-__all__ = ["CLOCK_SKEW_SECONDS", "crosscheck"]
+__all__ = ["CLOCK_SKEW_SECONDS", "MOVES_NO_REF", "crosscheck"]
 
 CLOCK_SKEW_SECONDS = 60.0
 """A row's own time may precede the event that recorded it by at most this much (same transaction)."""
@@ -41,8 +43,19 @@ CLOCK_SKEW_SECONDS = 60.0
 _READ = ("seq", "time", "actor", "action", "object_type", "object_id", "dataset", "snapshot", "details")
 
 
-_MOVES_REFS = frozenset({"snapshot.commit", "snapshot.import", "snapshot.sync", "merge", "branch.create"})
-"""Actions whose ``details.ref`` names a ref they moved (reads, pins and QA runs name a ref too, and move none)."""
+MOVES_NO_REF = frozenset({
+    "audit.seal", "branch.delete", "branch.protect", "commit.denied", "dataset.create", "gate.evaluate", "gate.refuse",
+    "gate.waive", "labeling.requeue", "lineage.ingest", "lineage.namespace", "merge.refused", "pin.create",
+    "pin.refuse", "policy.set", "read.training", "read.unverified", "request.denied",
+    "snapshot.compact", "store.gc", "store.migrate", "token.create", "token.revoke",
+})
+"""Audit actions that move no ref (reads, pins and QA runs name a ref in ``details.ref`` and move none;
+``branch.delete`` removes one, by ``details.branch``). An action that moves a ref says so itself, with
+``details.moved_ref``."""
+
+_LEGACY_MOVES_REFS = frozenset({"snapshot.commit", "snapshot.import", "snapshot.sync", "merge", "branch.create"})
+"""Actions whose ``details.ref`` named the ref they moved in events written before events carried
+``details.moved_ref`` (chains written then are replayed by this rule; tags by ``details.tag``)."""
 
 
 @dataclass
@@ -70,11 +83,15 @@ class _Replay:
         elif action == "branch.delete" and dataset and isinstance(details.get("branch"), str):
             self.refs.pop((dataset, details["branch"]), None)
             return
-        if dataset and snapshot:
-            if action == "ref.tag" and isinstance(details.get("tag"), str):
-                self.refs[dataset, details["tag"]] = {**event, "kind": "tag"}
-            elif action in _MOVES_REFS and isinstance(details.get("ref"), str):
-                self.refs[dataset, details["ref"]] = {**event, "kind": details.get("kind", "branch")}
+        if not (dataset and snapshot):
+            return
+        moved = details.get("moved_ref")
+        if "moved_ref" not in details:  # an event written before events named the ref they move
+            legacy = "tag" if action == "ref.tag" else "ref" if action in _LEGACY_MOVES_REFS else None
+            moved = details.get(legacy) if legacy else None
+            details = {**details, "kind": "tag"} if action == "ref.tag" else details
+        if isinstance(moved, str):
+            self.refs[dataset, moved] = {**event, "kind": details.get("kind", "branch")}
 
 
 def _events(ctx: Context, session: Session) -> Iterator[dict[str, Any]]:
@@ -219,7 +236,7 @@ def _check_snapshots(ctx: Context, replay: _Replay, snapshots: list[SnapshotRow]
         first_parent = parents[0] if isinstance(parents, list) and parents else None
         if "parent" in details and first_parent != details["parent"]:
             problems.append(_differs(what, "parent", first_parent, details["parent"]))
-        if isinstance(details.get("annotations"), str) and snap.annotations_sha256 != details["annotations"]:
+        if _records_hash_recorded(event) and snap.annotations_sha256 != details["annotations"]:
             problems.append(_differs(what, "annotations_sha256", snap.annotations_sha256, details["annotations"]))
         parent_seqs = [by_id[p].seq for p in parents if p in by_id] if isinstance(parents, list) else []
         allowed = {parent_seqs[0] + 1, max(parent_seqs) + 1} if parent_seqs else {1}  # a merge: either rule
@@ -238,6 +255,16 @@ def _check_snapshots(ctx: Context, replay: _Replay, snapshots: list[SnapshotRow]
     problems += [f"snapshot {e['dataset']}@{sid[:12]} recorded by the audit chain (event {e['seq']}) is missing "
                  "from the catalog" for sid, e in replay.snapshots.items() if wanted(e["dataset"]) and sid not in by_id]
     return problems
+
+
+def _records_hash_recorded(event: dict[str, Any]) -> bool:
+    """Whether the event's ``details.annotations`` is the snapshot's records SHA-256 (or null: none). A sync
+    event written before the count moved to ``annotation_count`` holds the count there instead."""
+    details = event["details"]
+    if "annotations" not in details:
+        return False
+    legacy_count = event["action"] == "snapshot.sync" and "annotation_count" not in details
+    return not (legacy_count and type(details["annotations"]) is int)
 
 
 def _check_refs(replay: _Replay, refs: list[RefRow], names: dict[int | None, str], wanted: Any) -> list[str]:

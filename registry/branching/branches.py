@@ -99,7 +99,8 @@ def create_branch(ctx: Context, text: str, from_ref: str | None = None, actor: s
                            snapshot_id=start.id, updated_at=now))
         session.flush()
         audit.record(session, ctx, "branch.create", "ref", f"{name}@{branch}", dataset=name, snapshot=start.id,
-                     actor=who, details={"branch": branch, "ref": branch, "from": from_ref or catalog.MAIN})
+                     actor=who, details={"branch": branch, "ref": branch, "moved_ref": branch,
+                              "from": from_ref or catalog.MAIN})
         return BranchInfo(name, branch, start.id, False, now, True)
 
 

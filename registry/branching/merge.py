@@ -236,7 +236,8 @@ def _fast_forward(ctx: Context, heads: _Heads, source: str, into: str, who: Acto
             catalog.move_branch(session, heads.dataset, into, heads.target.id, heads.source.id)
             _clear_conflicts(session, heads.dataset, source, into)
             audit.record(session, ctx, "merge", "ref", f"{name}@{into}", dataset=name, snapshot=heads.source.id,
-                         actor=who, details={"source": source, "target": into, "ref": into, "fast_forward": True,
+                         actor=who, details={"source": source, "target": into, "ref": into, "moved_ref": into,
+                                             "fast_forward": True,
                                              "from": heads.target.id, "to": heads.source.id,
                                              "gate": status.state if status else "no_policy"})
     except _GateFailed as failed:
@@ -322,7 +323,8 @@ def _merge_once(ctx: Context, heads: _Heads, source: str, into: str, who: Actor,
                                         mode="merge", compatibility="unchanged", column_metrics={},
                                         layers=layer.layers)
             audit.record(session, ctx, "merge", "snapshot", new_id, dataset=name, snapshot=new_id, actor=who,
-                         details={"source": source, "target": into, "ref": into, "fast_forward": False,
+                         details={"source": source, "target": into, "ref": into, "moved_ref": into,
+                                  "fast_forward": False,
                                   "parents": parents, "parent": parents[0], "base": base_id, "rows": layer.rows,
                                   "added": layer.added, "changed": layer.changed,
                                   "removed": layer.removed, "conflicts": len(plan.conflicts), "resolved": resolved,
