@@ -21,13 +21,17 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlmodel import Session, col, select
 
+from registry.audit.compare import CLOCK_SKEW_SECONDS
+from registry.audit.compare import compare as _compare
+from registry.audit.compare import differs as _differs
+from registry.audit.compare import time_problem as _time_problem
+from registry.audit.governance_check import check_governance, read_governance
 from registry.audit.models import AuditSegmentRow
 from registry.audit.segments import unsealed_events
 from registry.auth.models import ApiTokenRow
@@ -37,8 +41,6 @@ from registry.models import DatasetRow, RefRow, SchemaVersionRow, SnapshotRow
 
 __all__ = ["CLOCK_SKEW_SECONDS", "MOVES_NO_REF", "crosscheck"]
 
-CLOCK_SKEW_SECONDS = 60.0
-"""A row's own time may precede the event that recorded it by at most this much (same transaction)."""
 
 _READ = ("seq", "time", "actor", "action", "object_type", "object_id", "dataset", "snapshot", "details")
 
@@ -67,9 +69,21 @@ class _Replay:
     refs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     manifests: dict[str, str] = field(default_factory=dict)
     tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
+    policies: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    gate_results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    waivers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pins: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reads: dict[str, set[str | None]] = field(default_factory=dict)
+    """Snapshot id -> the lineage run ids of its training reads and pins (None: an event from before they
+    were recorded)."""
+    ingests: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Run id -> its ``lineage.ingest`` events."""
+    unrecorded_merge_gates: set[str] = field(default_factory=set)
+    """Snapshots a gated merge moved a branch to before merge events recorded their gate result."""
 
     def apply(self, event: dict[str, Any]) -> None:
         action, details, dataset, snapshot = event["action"], event["details"], event["dataset"], event["snapshot"]
+        self._apply_governance(event)
         if action == "dataset.create":
             self.datasets[event["object_id"]] = event
         elif action == "snapshot.compact" and snapshot:
@@ -92,6 +106,29 @@ class _Replay:
             details = {**details, "kind": "tag"} if action == "ref.tag" else details
         if isinstance(moved, str):
             self.refs[dataset, moved] = {**event, "kind": details.get("kind", "branch")}
+
+
+    def _apply_governance(self, event: dict[str, Any]) -> None:
+        """Policies, gate results, waivers, pins and the lineage records the chain holds."""
+        action, details, snapshot = event["action"], event["details"], event["snapshot"]
+        if action == "policy.set" and event["dataset"] and type(details.get("version")) is int:
+            self.policies[event["dataset"], details["version"]] = event
+        elif action == "gate.evaluate":
+            self.gate_results[event["object_id"]] = event
+        elif action == "merge" and isinstance(details.get("gate_result"), dict):
+            facts = details["gate_result"]
+            self.gate_results[str(facts.get("gate_result"))] = {**event, "details": facts}
+        elif action == "merge" and "gate_result" not in details and details.get("gate") not in (None, "no_policy"):
+            self.unrecorded_merge_gates.add(str(snapshot))
+        elif action == "gate.waive":
+            self.waivers[event["object_id"]] = event
+        elif action == "lineage.ingest":
+            self.ingests.setdefault(str(details.get("run_id")), []).append(event)
+        if action == "pin.create":
+            self.pins[event["object_id"]] = event
+        if action in ("pin.create", "read.training", "read.unverified") and snapshot:
+            run = details.get("lineage_run_id")
+            self.reads.setdefault(snapshot, set()).add(run if isinstance(run, str) else None)
 
 
 def _events(ctx: Context, session: Session) -> Iterator[dict[str, Any]]:
@@ -128,6 +165,7 @@ def crosscheck(ctx: Context, name: str | None = None) -> list[str]:
         refs = list(session.exec(select(RefRow)).all())
         versions = list(session.exec(select(SchemaVersionRow)).all())
         tokens = list(session.exec(select(ApiTokenRow)).all()) if name is None else []
+        governance = read_governance(session)
     names = {d.id: d.name for d in datasets}
     wanted = (lambda n: n == name) if name is not None else (lambda _n: True)
     problems = _check_datasets(replay, [d for d in datasets if wanted(d.name)], wanted)
@@ -136,35 +174,8 @@ def crosscheck(ctx: Context, name: str | None = None) -> list[str]:
     problems += _check_schema_versions(replay, versions, snapshots, names, wanted)
     if name is None:
         problems += _check_tokens(replay, tokens)
+    problems += check_governance(replay, governance, names, wanted)
     return problems
-
-
-def _differs(what: str, column: str, catalog: object, chain: object) -> str:
-    return f"{what}: {column} is {catalog!r} in the catalog, but the audit chain recorded {chain!r}"
-
-
-def _compare(what: str, event: dict[str, Any], created_at: str | None,
-             columns: tuple[tuple[str, object, object], ...]) -> list[str]:
-    """Each ``(column, catalog value, chain value)`` that differs, and a ``created_at`` out of step with ``event``."""
-    problems = [_differs(what, column, ours, theirs) for column, ours, theirs in columns if ours != theirs]
-    late = _time_problem(what, "created_at", created_at, event)
-    return problems + ([late] if late else [])
-
-
-def _time_problem(what: str, column: str, row_time: str | None, event: dict[str, Any]) -> str | None:
-    """A row's time must fall within :data:`CLOCK_SKEW_SECONDS` before the event that recorded it."""
-    try:
-        gap = (_parse(event["time"]) - _parse(row_time or "")).total_seconds()
-    except ValueError:
-        gap = -1.0
-    if 0 <= gap <= CLOCK_SKEW_SECONDS:
-        return None
-    return (f"{what}: {column} is {row_time!r} in the catalog, but the audit chain recorded the change at "
-            f"{event['time']}")
-
-
-def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _check_datasets(replay: _Replay, datasets: list[DatasetRow], wanted: Any) -> list[str]:

@@ -463,7 +463,8 @@ def _record(ctx: Context, request: _Request, schema: _Schema, change: _Change, w
                              "message": request.message, "rows": change.rows, "added": added, "changed": changed,
                              "removed": removed, "schema_version": version,
                              "compatibility": schema.compatibility, "bytes_written": written.bytes_written,
-                             "summary": summary, "annotations": written.annotations_sha})
+                             "summary": summary, "annotations": written.annotations_sha,
+                             "lineage_sources": [node.key for _ref, node in run.sources]})
             failpoint("commit:before-catalog-commit")
     except IntegrityError as exc:
         raise RefConflict(f"{name}@{request.branch} was moved by another writer while committing; "
