@@ -73,9 +73,9 @@ class _Replay:
     gate_results: dict[str, dict[str, Any]] = field(default_factory=dict)
     waivers: dict[str, dict[str, Any]] = field(default_factory=dict)
     pins: dict[str, dict[str, Any]] = field(default_factory=dict)
-    reads: dict[str, set[str | None]] = field(default_factory=dict)
-    """Snapshot id -> the lineage run ids of its training reads and pins (None: an event from before they
-    were recorded)."""
+    reads: dict[str, dict[str | None, dict[str, Any]]] = field(default_factory=dict)
+    """Snapshot id -> lineage run id of each of its training reads and pins -> the first such event (run id
+    None: events from before they were recorded)."""
     ingests: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     """Run id -> its ``lineage.ingest`` events."""
     unrecorded_merge_gates: set[str] = field(default_factory=set)
@@ -128,7 +128,7 @@ class _Replay:
             self.pins[event["object_id"]] = event
         if action in ("pin.create", "read.training", "read.unverified") and snapshot:
             run = details.get("lineage_run_id")
-            self.reads.setdefault(snapshot, set()).add(run if isinstance(run, str) else None)
+            self.reads.setdefault(snapshot, {}).setdefault(run if isinstance(run, str) else None, event)
 
 
 def _events(ctx: Context, session: Session) -> Iterator[dict[str, Any]]:

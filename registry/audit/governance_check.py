@@ -217,40 +217,53 @@ def _edges(replay: Any, rows: list[Mapping[str, Any]], wanted: Callable[[str], b
         if row[f"{snapshot_end}_kind"] == "snapshot" and not wanted(row[f"{snapshot_end}_name"]):
             continue
         what = f"lineage edge {kind} {src} -> {dst}"
-        problem = _edge_problem(replay, row, kind, src, dst)
+        foreign = [side for side in ("src", "dst") if row[f"{side}_kind"] == "snapshot" and row[f"{side}_namespace"]]
+        if foreign:
+            problems.append(f"{what}: {foreign[0]}_namespace is {row[foreign[0] + '_namespace']!r}, but this "
+                            "registry's snapshots have none")
+            continue
+        problem, event = _edge_problem(replay, row, kind, src, dst)
         if problem:
             problems.append(f"{what}: {problem}")
+        elif event is not None:
+            late = time_problem(what, "created_at", row["created_at"], event)
+            if late:
+                problems.append(late)
     return problems
 
 
-def _edge_problem(replay: Any, row: Mapping[str, Any], kind: str, src: str, dst: str) -> str | None:
-    """Why the chain contradicts one edge (None: it agrees, or holds nothing to judge it by)."""
+def _edge_problem(replay: Any, row: Mapping[str, Any], kind: str, src: str, dst: str
+                  ) -> tuple[str | None, dict[str, Any] | None]:
+    """Why the chain contradicts one edge (None: it agrees, or holds nothing to judge it by), and the event
+    that recorded it."""
     if kind in ("parent", "source"):
         event = replay.snapshots.get(row["dst_version"]) if row["dst_kind"] == "snapshot" else None
         if event is None:
-            return "its snapshot has no commit event in the audit chain"
+            return "its snapshot has no commit event in the audit chain", None
         details = event["details"]
         if event["dataset"] != row["dst_name"]:
-            return f"the audit chain records that snapshot in dataset {event['dataset']!r}"
+            return f"the audit chain records that snapshot in dataset {event['dataset']!r}", None
         if kind == "parent":
             parents = details.get("parents") if isinstance(details.get("parents"), list) else [details.get("parent")]
             same_dataset = (row["src_kind"], row["src_name"]) == ("snapshot", event["dataset"])
             if not same_dataset or row["src_version"] not in parents:
-                return f"the audit chain records no such parent (event {event['seq']})"
+                return f"the audit chain records no such parent (event {event['seq']})", None
         elif isinstance(details.get("lineage_sources"), list) and src not in details["lineage_sources"]:
-            return f"the audit chain records no such source of that commit (event {event['seq']})"
-        return None
+            return f"the audit chain records no such source of that commit (event {event['seq']})", None
+        return None, event
     if kind == "read":
         runs = replay.reads.get(row["src_version"]) if row["src_kind"] == "snapshot" else None
         if not runs:
-            return "the audit chain records no training read or pin of that snapshot"
-        if None not in runs and row["dst_version"] not in runs:
-            return "the audit chain records no read of that snapshot by that run"
-        return None
+            return "the audit chain records no training read or pin of that snapshot", None
+        if row["dst_kind"] == "run" and row["dst_version"] in runs:
+            return None, runs[row["dst_version"]]
+        if None in runs:
+            return None, None  # reads recorded before their run ids were: the chain cannot judge it
+        return "the audit chain records no read of that snapshot by that run", None
     if kind in ("consume", "produce"):
-        events = replay.ingests.get(row["run_id"], [])
-        listed = {n for e in events for n in (e["details"].get("consumed" if kind == "consume" else "produced") or [])}
-        if (src if kind == "consume" else dst) not in listed:
-            return f"no lineage.ingest event of run {row['run_id']!r} lists it"
-        return None
-    return f"unknown edge kind {kind!r}"
+        key = src if kind == "consume" else dst
+        for event in replay.ingests.get(row["run_id"], []):
+            if key in (event["details"].get("consumed" if kind == "consume" else "produced") or []):
+                return None, event
+        return f"no lineage.ingest event of run {row['run_id']!r} lists it", None
+    return f"unknown edge kind {kind!r}", None
