@@ -107,7 +107,6 @@ class _Replay:
         if isinstance(moved, str):
             self.refs[dataset, moved] = {**event, "kind": details.get("kind", "branch")}
 
-
     def _apply_governance(self, event: dict[str, Any]) -> None:
         """Policies, gate results, waivers, pins and the lineage records the chain holds."""
         action, details, snapshot = event["action"], event["details"], event["snapshot"]
