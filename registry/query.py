@@ -153,16 +153,20 @@ def _sql_list(paths: Sequence[str]) -> str:
 
 def _annotations_view(con: duckdb.DuckDBPyConnection, objects: dict[str, tuple[str, str]]) -> None:
     """``annotations``: every snapshot's records object (what it added, updated or removed), with its
-    snapshot id and dataset name."""
+    snapshot id and dataset name. Objects written before a record column existed have it null (every
+    column of today's records, by name)."""
+    columns = STORED_SCHEMA.empty_table().append_column("snapshot_id", pa.array([], pa.string())) \
+        .append_column("dataset", pa.array([], pa.string()))
     if not objects:
-        con.register("annotations", STORED_SCHEMA.empty_table().append_column("snapshot_id", pa.array([], pa.string()))
-                     .append_column("dataset", pa.array([], pa.string())))
+        con.register("annotations", columns)
         return
     owners = pa.table({"filename": list(objects), "snapshot_id": [v[0] for v in objects.values()],
                        "dataset": [v[1] for v in objects.values()]})
     con.register("annotation_objects", owners)
-    con.execute(f"""CREATE VIEW annotations AS SELECT r.* EXCLUDE (filename), o.snapshot_id, o.dataset
-                    FROM read_parquet([{_sql_list(list(objects))}], filename = true) r
+    con.register("annotation_columns", columns)
+    con.execute(f"""CREATE VIEW annotations AS SELECT * FROM annotation_columns UNION ALL BY NAME
+                    SELECT r.* EXCLUDE (filename), o.snapshot_id, o.dataset
+                    FROM read_parquet([{_sql_list(list(objects))}], filename = true, union_by_name = true) r
                     JOIN annotation_objects o USING (filename)""")
 
 

@@ -13,7 +13,8 @@ An ASGI middleware, so nothing is parsed before it decides:
    here into memory up to that limit (413 past it) and handed on.
 
 The token found in step 2 is kept in the request's state, so the route's dependency does not look it
-up a second time.
+up a second time; so is the dataset whose hook secret step 2 accepted (:data:`HOOK_STATE`), which the
+webhook route trusts instead of checking the secret again.
 """
 
 from __future__ import annotations
@@ -31,10 +32,12 @@ from registry.context import Context
 from registry.errors import InvalidInput, RegistryError, TooLarge, Unauthenticated, http_status_for
 from registry.sync.hooks import SECRET_HEADER, check_secret
 
-__all__ = ["PRINCIPAL_STATE", "RequestGuard", "is_upload_path"]
+__all__ = ["HOOK_STATE", "PRINCIPAL_STATE", "RequestGuard", "is_upload_path"]
 
 PRINCIPAL_STATE = "registry_principal"
 """Key in ``request.state`` under which the guard leaves the principal it authenticated."""
+HOOK_STATE = "registry_hook_dataset"
+"""Key in ``request.state`` under which the guard leaves the dataset whose webhook secret it accepted."""
 
 _UPLOAD = re.compile(r"/api/v1/datasets/[^/]+(/[^/]+)?/(commits|imports)")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -74,6 +77,7 @@ class RequestGuard:
         if hook is not None:  # authenticated by the dataset's hook secret, not by a token
             secret = _header(scope, SECRET_HEADER.lower().encode())
             await run_in_threadpool(check_secret, self.ctx, hook.group(1), secret)
+            scope.setdefault("state", {})[HOOK_STATE] = hook.group(1)
         elif path.startswith("/api/"):
             principal = await run_in_threadpool(authenticate, self.ctx, _bearer(scope))
             scope.setdefault("state", {})[PRINCIPAL_STATE] = principal

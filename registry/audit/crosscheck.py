@@ -8,9 +8,11 @@ back (``sqlite3``, ``psql``) disagrees with the replay, and the mismatch is name
 
 Contract for code that creates snapshots or moves refs (docs/security.md): the event creating a
 snapshot has ``object_type`` ``snapshot`` and ``details`` with ``rows`` and ``added`` (a merge snapshot
-too, with ``parent`` its first parent); ``branch.delete`` (``details.branch``) removes a ref; the event that
-creates or moves a ref carries ``dataset``, ``snapshot`` (the target) and ``details.ref`` (the ref's
-name; ``details.tag`` for tags), and ``details.kind`` when it is not a branch.
+too, with ``parent`` its first parent) and ``annotations`` (its records object's SHA-256, or null);
+``branch.delete`` (``details.branch``) removes a ref; the event that creates or moves a ref carries
+``dataset``, ``snapshot`` (the target) and ``details.moved_ref`` (the ref's name), and ``details.kind``
+when it is not a branch. Every other action is listed in :data:`MOVES_NO_REF` (a test holds that each
+action the code records is one or the other).
 """
 
 from __future__ import annotations
@@ -19,13 +21,17 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 from sqlmodel import Session, col, select
 
+from registry.audit.compare import CLOCK_SKEW_SECONDS
+from registry.audit.compare import compare as _compare
+from registry.audit.compare import differs as _differs
+from registry.audit.compare import time_problem as _time_problem
+from registry.audit.governance_check import check_governance, read_governance
 from registry.audit.models import AuditSegmentRow
 from registry.audit.segments import unsealed_events
 from registry.auth.models import ApiTokenRow
@@ -33,16 +39,25 @@ from registry.context import Context
 from registry.db import transaction
 from registry.models import DatasetRow, RefRow, SchemaVersionRow, SnapshotRow
 
-__all__ = ["CLOCK_SKEW_SECONDS", "crosscheck"]
+__all__ = ["CLOCK_SKEW_SECONDS", "MOVES_NO_REF", "crosscheck"]
 
-CLOCK_SKEW_SECONDS = 60.0
-"""A row's own time may precede the event that recorded it by at most this much (same transaction)."""
 
 _READ = ("seq", "time", "actor", "action", "object_type", "object_id", "dataset", "snapshot", "details")
 
 
-_MOVES_REFS = frozenset({"snapshot.commit", "snapshot.import", "snapshot.sync", "merge", "branch.create"})
-"""Actions whose ``details.ref`` names a ref they moved (reads, pins and QA runs name a ref too, and move none)."""
+MOVES_NO_REF = frozenset({
+    "audit.seal", "branch.delete", "branch.protect", "commit.denied", "dataset.create", "gate.evaluate", "gate.refuse",
+    "gate.waive", "labeling.requeue", "lineage.ingest", "lineage.namespace", "merge.refused", "pin.create",
+    "pin.refuse", "policy.set", "read.training", "read.unverified", "request.denied",
+    "snapshot.compact", "store.gc", "store.migrate", "token.create", "token.revoke",
+})
+"""Audit actions that move no ref (reads, pins and QA runs name a ref in ``details.ref`` and move none;
+``branch.delete`` removes one, by ``details.branch``). An action that moves a ref says so itself, with
+``details.moved_ref``."""
+
+_LEGACY_MOVES_REFS = frozenset({"snapshot.commit", "snapshot.import", "snapshot.sync", "merge", "branch.create"})
+"""Actions whose ``details.ref`` named the ref they moved in events written before events carried
+``details.moved_ref`` (chains written then are replayed by this rule; tags by ``details.tag``)."""
 
 
 @dataclass
@@ -54,9 +69,21 @@ class _Replay:
     refs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     manifests: dict[str, str] = field(default_factory=dict)
     tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
+    policies: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    gate_results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    waivers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pins: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reads: dict[str, dict[str | None, dict[str, Any]]] = field(default_factory=dict)
+    """Snapshot id -> lineage run id of each of its training reads and pins -> the first such event (run id
+    None: events from before they were recorded)."""
+    ingests: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Run id -> its ``lineage.ingest`` events."""
+    unrecorded_merge_gates: set[str] = field(default_factory=set)
+    """Snapshots a gated merge moved a branch to before merge events recorded their gate result."""
 
     def apply(self, event: dict[str, Any]) -> None:
         action, details, dataset, snapshot = event["action"], event["details"], event["dataset"], event["snapshot"]
+        self._apply_governance(event)
         if action == "dataset.create":
             self.datasets[event["object_id"]] = event
         elif action == "snapshot.compact" and snapshot:
@@ -70,11 +97,37 @@ class _Replay:
         elif action == "branch.delete" and dataset and isinstance(details.get("branch"), str):
             self.refs.pop((dataset, details["branch"]), None)
             return
-        if dataset and snapshot:
-            if action == "ref.tag" and isinstance(details.get("tag"), str):
-                self.refs[dataset, details["tag"]] = {**event, "kind": "tag"}
-            elif action in _MOVES_REFS and isinstance(details.get("ref"), str):
-                self.refs[dataset, details["ref"]] = {**event, "kind": details.get("kind", "branch")}
+        if not (dataset and snapshot):
+            return
+        moved = details.get("moved_ref")
+        if "moved_ref" not in details:  # an event written before events named the ref they move
+            legacy = "tag" if action == "ref.tag" else "ref" if action in _LEGACY_MOVES_REFS else None
+            moved = details.get(legacy) if legacy else None
+            details = {**details, "kind": "tag"} if action == "ref.tag" else details
+        if isinstance(moved, str):
+            self.refs[dataset, moved] = {**event, "kind": details.get("kind", "branch")}
+
+    def _apply_governance(self, event: dict[str, Any]) -> None:
+        """Policies, gate results, waivers, pins and the lineage records the chain holds."""
+        action, details, snapshot = event["action"], event["details"], event["snapshot"]
+        if action == "policy.set" and event["dataset"] and type(details.get("version")) is int:
+            self.policies[event["dataset"], details["version"]] = event
+        elif action == "gate.evaluate":
+            self.gate_results[event["object_id"]] = event
+        elif action == "merge" and isinstance(details.get("gate_result"), dict):
+            facts = details["gate_result"]
+            self.gate_results[str(facts.get("gate_result"))] = {**event, "details": facts}
+        elif action == "merge" and "gate_result" not in details and details.get("gate") not in (None, "no_policy"):
+            self.unrecorded_merge_gates.add(str(snapshot))
+        elif action == "gate.waive":
+            self.waivers[event["object_id"]] = event
+        elif action == "lineage.ingest":
+            self.ingests.setdefault(str(details.get("run_id")), []).append(event)
+        if action == "pin.create":
+            self.pins[event["object_id"]] = event
+        if action in ("pin.create", "read.training", "read.unverified") and snapshot:
+            run = details.get("lineage_run_id")
+            self.reads.setdefault(snapshot, {}).setdefault(run if isinstance(run, str) else None, event)
 
 
 def _events(ctx: Context, session: Session) -> Iterator[dict[str, Any]]:
@@ -111,6 +164,7 @@ def crosscheck(ctx: Context, name: str | None = None) -> list[str]:
         refs = list(session.exec(select(RefRow)).all())
         versions = list(session.exec(select(SchemaVersionRow)).all())
         tokens = list(session.exec(select(ApiTokenRow)).all()) if name is None else []
+        governance = read_governance(session)
     names = {d.id: d.name for d in datasets}
     wanted = (lambda n: n == name) if name is not None else (lambda _n: True)
     problems = _check_datasets(replay, [d for d in datasets if wanted(d.name)], wanted)
@@ -119,35 +173,8 @@ def crosscheck(ctx: Context, name: str | None = None) -> list[str]:
     problems += _check_schema_versions(replay, versions, snapshots, names, wanted)
     if name is None:
         problems += _check_tokens(replay, tokens)
+    problems += check_governance(replay, governance, names, wanted)
     return problems
-
-
-def _differs(what: str, column: str, catalog: object, chain: object) -> str:
-    return f"{what}: {column} is {catalog!r} in the catalog, but the audit chain recorded {chain!r}"
-
-
-def _compare(what: str, event: dict[str, Any], created_at: str | None,
-             columns: tuple[tuple[str, object, object], ...]) -> list[str]:
-    """Each ``(column, catalog value, chain value)`` that differs, and a ``created_at`` out of step with ``event``."""
-    problems = [_differs(what, column, ours, theirs) for column, ours, theirs in columns if ours != theirs]
-    late = _time_problem(what, "created_at", created_at, event)
-    return problems + ([late] if late else [])
-
-
-def _time_problem(what: str, column: str, row_time: str | None, event: dict[str, Any]) -> str | None:
-    """A row's time must fall within :data:`CLOCK_SKEW_SECONDS` before the event that recorded it."""
-    try:
-        gap = (_parse(event["time"]) - _parse(row_time or "")).total_seconds()
-    except ValueError:
-        gap = -1.0
-    if 0 <= gap <= CLOCK_SKEW_SECONDS:
-        return None
-    return (f"{what}: {column} is {row_time!r} in the catalog, but the audit chain recorded the change at "
-            f"{event['time']}")
-
-
-def _parse(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _check_datasets(replay: _Replay, datasets: list[DatasetRow], wanted: Any) -> list[str]:
@@ -219,7 +246,7 @@ def _check_snapshots(ctx: Context, replay: _Replay, snapshots: list[SnapshotRow]
         first_parent = parents[0] if isinstance(parents, list) and parents else None
         if "parent" in details and first_parent != details["parent"]:
             problems.append(_differs(what, "parent", first_parent, details["parent"]))
-        if isinstance(details.get("annotations"), str) and snap.annotations_sha256 != details["annotations"]:
+        if _records_hash_recorded(event) and snap.annotations_sha256 != details["annotations"]:
             problems.append(_differs(what, "annotations_sha256", snap.annotations_sha256, details["annotations"]))
         parent_seqs = [by_id[p].seq for p in parents if p in by_id] if isinstance(parents, list) else []
         allowed = {parent_seqs[0] + 1, max(parent_seqs) + 1} if parent_seqs else {1}  # a merge: either rule
@@ -238,6 +265,16 @@ def _check_snapshots(ctx: Context, replay: _Replay, snapshots: list[SnapshotRow]
     problems += [f"snapshot {e['dataset']}@{sid[:12]} recorded by the audit chain (event {e['seq']}) is missing "
                  "from the catalog" for sid, e in replay.snapshots.items() if wanted(e["dataset"]) and sid not in by_id]
     return problems
+
+
+def _records_hash_recorded(event: dict[str, Any]) -> bool:
+    """Whether the event's ``details.annotations`` is the snapshot's records SHA-256 (or null: none). A sync
+    event written before the count moved to ``annotation_count`` holds the count there instead."""
+    details = event["details"]
+    if "annotations" not in details:
+        return False
+    legacy_count = event["action"] == "snapshot.sync" and "annotation_count" not in details
+    return not (legacy_count and type(details["annotations"]) is int)
 
 
 def _check_refs(replay: _Replay, refs: list[RefRow], names: dict[int | None, str], wanted: Any) -> list[str]:

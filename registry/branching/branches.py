@@ -102,7 +102,8 @@ def create_branch(ctx: Context, branch_ref: Ref | str, from_ref_name: str | None
                            snapshot_id=start.id, updated_at=now))
         session.flush()
         audit.record(session, ctx, "branch.create", "ref", f"{name}@{branch}", dataset=name, snapshot=start.id,
-                     actor=who, details={"branch": branch, "ref": branch, "from": from_ref_name or catalog.MAIN})
+                     actor=who, details={"branch": branch, "ref": branch, "moved_ref": branch,
+                              "from": from_ref_name or catalog.MAIN})
         return BranchInfo(name, branch, start.id, False, now, True)
 
 

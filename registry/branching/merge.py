@@ -250,6 +250,15 @@ def _decide(session: Session, dataset: DatasetRow, snapshot: SnapshotRow, row: G
     return record_and_decide(session, dataset, snapshot, row)
 
 
+def _gate_facts(row: GateResultRow | None) -> dict[str, object] | None:
+    """The gate result a merge stores, as its audit event records it (verify compares the row with it)."""
+    if row is None:
+        return None
+    from registry.quality.merge_gate import audit_facts
+
+    return audit_facts(row)
+
+
 class _GateFailed(Exception):
     def __init__(self, status: Any) -> None:
         super().__init__(status.state)
@@ -273,9 +282,11 @@ def _fast_forward(ctx: Context, heads: _Heads, source: str, into: str, who: Acto
             catalog.move_branch(session, heads.dataset, into, heads.target.id, heads.source.id)
             _clear_conflicts(session, heads.dataset, source, into)
             audit.record(session, ctx, "merge", "ref", f"{name}@{into}", dataset=name, snapshot=heads.source.id,
-                         actor=who, details={"source": source, "target": into, "ref": into, "fast_forward": True,
+                         actor=who, details={"source": source, "target": into, "ref": into, "moved_ref": into,
+                                             "fast_forward": True,
                                              "from": heads.target.id, "to": heads.source.id,
-                                             "gate": status.state if status else "no_policy"})
+                                             "gate": status.state if status else "no_policy",
+                                             "gate_result": _gate_facts(gate_row)})
     except _GateFailed as failed:
         _refuse(ctx, heads, source, into, who, "gate", {"failed": failed.status.failed})
         raise GateBlocked(_gate_message(name, into, failed.status)) from None
@@ -367,11 +378,13 @@ def _merge_once(ctx: Context, heads: _Heads, source: str, into: str, who: Actor,
                                         mode="merge", compatibility="compatible" if plan.new_base else "unchanged",
                                         column_metrics={}, layers=layer.staged.layers)
             audit.record(session, ctx, "merge", "snapshot", new_id, dataset=name, snapshot=new_id, actor=who,
-                         details={"source": source, "target": into, "ref": into, "fast_forward": False,
+                         details={"source": source, "target": into, "ref": into, "moved_ref": into,
+                                  "fast_forward": False,
                                   "parents": parents, "parent": parents[0], "base": base_id, "rows": layer.rows,
                                   "added": layer.added, "changed": layer.changed,
                                   "removed": layer.removed, "conflicts": len(plan.conflicts), "resolved": resolved,
-                                  "annotations": annotations_sha, "gate": status.state if status else "no_policy"})
+                                  "annotations": annotations_sha, "gate": status.state if status else "no_policy",
+                                  "gate_result": _gate_facts(gate_row)})
     except _GateFailed as failed:
         lineage_emit.fail_commit(ctx, run, GateBlocked(failed.status.state))
         _refuse(ctx, heads, source, into, who, "gate", {"failed": failed.status.failed})

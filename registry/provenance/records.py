@@ -3,13 +3,17 @@
 Records are stored per snapshot as a Parquet object holding only what that snapshot changed
 (records new or updated since the parent, keyed by ``annotation_id``, and tombstones of removed
 ones, ``change = 'removed'``); a snapshot's full set is its ancestors' changes applied in order.
+
+Columns are only ever added, nullable: records objects written before a column existed lack it, and
+every reader goes through :func:`unify_records` (``registry.provenance.store`` does), which gives them
+the column as nulls.
 """
 
 from __future__ import annotations
 
 import pyarrow as pa
 
-__all__ = ["RECORD_FIELDS", "RECORD_SCHEMA", "empty_records"]
+__all__ = ["RECORD_FIELDS", "RECORD_SCHEMA", "empty_records", "unify_records"]
 
 RECORD_SCHEMA = pa.schema([
     pa.field("sample_key", pa.string(), nullable=False),
@@ -36,6 +40,7 @@ RECORD_SCHEMA = pa.schema([
     pa.field("guideline_version", pa.string()),
     pa.field("config_sha256", pa.string()),
     pa.field("import_batch", pa.string()),
+    pa.field("extra", pa.string()),  # canonical JSON of what the source said that no column holds (or null)
 ])
 """Columns of an annotation record (null where the source does not say)."""
 
@@ -44,3 +49,20 @@ RECORD_FIELDS = tuple(RECORD_SCHEMA.names)
 
 def empty_records() -> pa.Table:
     return RECORD_SCHEMA.empty_table()
+
+
+def unify_records(table: pa.Table, schema: pa.Schema = RECORD_SCHEMA) -> pa.Table:
+    """``table`` (records as some version of ``schema`` wrote them) with ``schema``'s columns in its order:
+    a nullable column it lacks (added to the schema later) is all nulls; columns ``schema`` lacks are kept last."""
+    if table.schema.names[:len(schema)] == schema.names:
+        return table
+    columns, fields = [], []
+    for field in schema:
+        if field.name in table.column_names:
+            columns.append(table.column(field.name))
+            fields.append(table.schema.field(field.name))
+        elif field.nullable:
+            columns.append(pa.nulls(table.num_rows, field.type))
+            fields.append(field)
+    rest = [f for f in table.schema if f.name not in schema.names]
+    return pa.Table.from_arrays(columns + [table.column(f.name) for f in rest], schema=pa.schema(fields + rest))

@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from sqlmodel import col, select
 
 from registry import catalog
@@ -19,6 +18,7 @@ from registry.errors import NotFound
 from registry.models import SnapshotRow
 from registry.provenance.identity import identity_key, identity_label
 from registry.provenance.labels import key_type
+from registry.provenance.store import read_delta
 from registry.snapshots.commit import load_manifest
 from registry.snapshots.hashing import key_hash
 from registry.snapshots.layer_reader import ManifestReader
@@ -130,7 +130,7 @@ def _row_value(ctx: Context, snap: SnapshotRow, keys: list[str], probe: np.ndarr
 
 def _labeling_acts(ctx: Context, snap: SnapshotRow, key: str) -> list[HistoryEntry]:
     assert snap.annotations_sha256 is not None
-    table = pq.ParquetFile(ctx.store.local_path(snap.annotations_sha256)).read()
+    table = read_delta(ctx, snap.annotations_sha256)
     rows = table.filter(pc.equal(table.column("sample_key"), key)).to_pylist()
     # A removal is known when the snapshot that dropped the record was made, not when the act was.
     return [HistoryEntry("label", snap.created_at if r["change"] == "removed" else r["updated_at"] or r["created_at"],

@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 from registry.context import Context
 from registry.errors import InvalidInput
 from registry.models import SnapshotRow
-from registry.provenance.records import RECORD_FIELDS, RECORD_SCHEMA
+from registry.provenance.records import RECORD_FIELDS, RECORD_SCHEMA, unify_records
 from registry.snapshots.hashing import hash_table, key_hash
 from registry.snapshots.layers import compare_sorted, write_parquet_object
 from registry.storage import ObjectInfo
@@ -86,7 +86,7 @@ def diff_records(parent: pa.Table, new: pa.Table, replace: bool = True) -> Recor
     ``replace``: ``new`` is the full set, so records it lacks are removed; otherwise it only adds or
     updates records.
     """
-    new = conform(new)
+    new, parent = conform(new), unify_records(parent)
     new_kh, new_rh, _ = hash_table(new.select(_COMPARED), ["annotation_id"])
     old_kh, old_rh, _ = hash_table(parent.select(_COMPARED), ["annotation_id"])
     order, old_order = np.argsort(new_kh, kind="stable"), np.argsort(old_kh, kind="stable")
@@ -119,7 +119,8 @@ def write_delta(ctx: Context, delta: RecordDelta) -> ObjectInfo:
 
 
 def read_delta(ctx: Context, sha256: str) -> pa.Table:
-    return pq.ParquetFile(ctx.store.local_path(sha256)).read()
+    """A records object as :data:`STORED_SCHEMA` has it now (one written before a column was added has it null)."""
+    return unify_records(pq.ParquetFile(ctx.store.local_path(sha256)).read(), STORED_SCHEMA)
 
 
 def chain_records(ctx: Context, objects: list[str]) -> pa.Table:

@@ -6,6 +6,7 @@ the reason in its details: a gate never passes because something was not there t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -34,7 +35,7 @@ from registry.refs import Ref
 from registry.snapshots.history import resolve_ref
 from registry.timeutil import utc_now
 
-__all__ = ["GateResult", "RUNNERS", "gate_results", "last_passed", "qa_run", "run_check"]
+__all__ = ["GateResult", "RUNNERS", "audit_facts", "gate_results", "last_passed", "qa_run", "run_check"]
 
 RUNNERS: dict[str, Callable[[Any, Subject], Measure]] = {
     "row_count": checks_table.row_count,
@@ -115,6 +116,16 @@ def _subject(ctx: Context, session: Session, dataset: DatasetRow, snapshot: Snap
                    baseline_schema=_schema(session, dataset, baseline) if baseline else None)
 
 
+def audit_facts(row: GateResultRow | None) -> dict[str, object] | None:
+    """What the audit event storing gate result ``row`` records of it, for ``verify`` to compare the row with:
+    in ``gate.evaluate``'s details, and as a merge's ``details.gate_result``."""
+    if row is None:
+        return None
+    return {"gate_result": row.id, "status": row.status, "policy_version": row.policy_version,
+            "policy_hash": row.policy_hash, "checks_sha256": hashlib.sha256(row.checks.encode()).hexdigest(),
+            "duration_ms": row.duration_ms}
+
+
 def qa_run(ctx: Context, ref: Ref | str, actor: str | None = None) -> GateResult:
     """Evaluate the current policy of ``ref``'s dataset on its snapshot; store and audit the result.
 
@@ -153,7 +164,8 @@ def qa_run(ctx: Context, ref: Ref | str, actor: str | None = None) -> GateResult
         audit.record(session, ctx, "gate.evaluate", "gate_result", row.id, dataset=dataset.name, snapshot=snapshot.id,
                      details={"status": status, "policy_version": policy.version, "policy_hash": policy.policy_hash,
                               "failed": [o.name for o in outcomes if not o.passed and o.severity == "error"],
-                              "warnings": [o.name for o in outcomes if not o.passed and o.severity == "warn"]},
+                              "warnings": [o.name for o in outcomes if not o.passed and o.severity == "warn"],
+                              **(audit_facts(row) or {})},
                      actor=who)
     return GateResult.from_row(row, dataset.name, gate)
 

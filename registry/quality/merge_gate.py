@@ -13,14 +13,14 @@ from registry import catalog
 from registry.context import Context
 from registry.db import transaction
 from registry.models import DatasetRow, SnapshotRow
-from registry.quality.evaluate import _subject, run_check
+from registry.quality.evaluate import _subject, audit_facts, run_check
 from registry.quality.gate import GateStatus, gate_status
 from registry.quality.models import GateResultRow
 from registry.quality.policy_document import Policy
 from registry.quality.store import current_policy
 from registry.timeutil import utc_now
 
-__all__ = ["evaluate_result", "record_and_decide"]
+__all__ = ["audit_facts", "evaluate_result", "record_and_decide"]
 
 
 def evaluate_result(ctx: Context, dataset_name: str, snapshot: SnapshotRow, actor: str) -> GateResultRow | None:

@@ -7,6 +7,7 @@ of what they commit. The API maps tokens to actors; here the actor is resolved o
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -78,7 +79,8 @@ def set_policy(ctx: Context, name: str, document: str, source: str = "policy", a
         audit.record(session, ctx, "policy.set", "policy", f"{dataset.name}#{row.version}", dataset=dataset.name,
                      details={"version": row.version, "policy_hash": digest,
                               "previous_hash": current.policy_hash if current else None,
-                              "checks": [c["name"] for c in checks], "maintainers": policy.maintainers},
+                              "checks": [c["name"] for c in checks], "maintainers": policy.maintainers,
+                              "document_sha256": hashlib.sha256(document.encode()).hexdigest()},
                      actor=who)
         return _info(row, dataset)
 

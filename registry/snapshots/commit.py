@@ -466,12 +466,14 @@ def _record(ctx: Context, request: _Request, schema: _Schema, change: _Change, w
                                         layers=staged.layers)
             audit.record(session, ctx, annotations.audit_action if annotations else "snapshot.commit", "snapshot",
                          new_id, dataset=name, snapshot=new_id, actor=request.who, details={
-                             "parent": parent.id if parent else None, "ref": request.branch, "mode": request.mode,
+                             **(annotations.audit_details if annotations else {}),  # never over the keys below
+                             "parent": parent.id if parent else None, "ref": request.branch,
+                             "moved_ref": request.branch, "mode": request.mode,
                              "message": request.message, "rows": change.rows, "added": added, "changed": changed,
                              "removed": removed, "schema_version": version,
                              "compatibility": schema.compatibility, "bytes_written": written.bytes_written,
                              "summary": summary, "annotations": written.annotations_sha,
-                             **(annotations.audit_details if annotations else {})})
+                             "lineage_sources": [node.key for _ref, node in run.sources]})
             failpoint("commit:before-catalog-commit")
     except IntegrityError as exc:
         raise RefConflict(f"{name}@{request.branch} was moved by another writer while committing; "

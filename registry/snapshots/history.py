@@ -158,7 +158,7 @@ def tag(ctx: Context, ref: Ref | str, name: str, actor: str | None = None) -> Sn
         catalog.add_tag(session, dataset, name, row.id)
         session.flush()
         audit.record(session, ctx, "ref.tag", "ref", f"{dataset.name}@{name}", dataset=dataset.name, snapshot=row.id,
-                     actor=actor, details={"tag": name, "requested_ref": str(ref)})
+                     actor=actor, details={"tag": name, "requested_ref": str(ref), "moved_ref": name, "kind": "tag"})
         return _info(row, dataset, _refs_by_snapshot(session, dataset).get(row.id, []))
 
 

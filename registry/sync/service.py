@@ -231,7 +231,7 @@ def _commit(ctx: Context, name: str, batch: ImportBatch, gone: set[str], head: s
     details: dict[str, object] = {
         "server": result.server, "project": result.project, "tasks": result.tasks,
         "tasks_changed": result.tasks_changed, "tasks_deleted": result.tasks_deleted,
-        "annotations": result.annotations, "predictions": result.predictions,
+        "annotation_count": result.annotations, "predictions": result.predictions,
         "import_batch": batch.records.column("import_batch")[0].as_py() if batch.records.num_rows else None,
         "guideline_version": batch.records.column("guideline_version")[0].as_py() if batch.records.num_rows else None,
         "config_sha256": config_sha, "warnings": batch.warnings}

@@ -181,9 +181,10 @@ def pin_entry(ctx: Context, ref: Ref | str, job: str | None = None, actor: str |
             session.flush()
             # A pin is its own job (registry/pin/<dataset>), not a run of the training job it is for: that
             # job's runs are its reads (load, pull, SnapshotDataset), which name their own parents.
-            lineage_emit.enqueue_training_read(session, ctx, snapshot, None, operation="pin")
+            run = lineage_emit.enqueue_training_read(session, ctx, snapshot, None, operation="pin")
             audit.record(session, ctx, "pin.create", "pin", row.id, dataset=dataset.name, snapshot=snapshot.id,
-                         details={**entry.to_dict(), "lockfile": row.lockfile, "gate": now.state}, actor=who)
+                         details={**entry.to_dict(), "lockfile": row.lockfile, "gate": now.state,
+                                  "lineage_run_id": run.run_id}, actor=who)
     except _Blocked as blocked:
         _refuse(ctx, "pin.refuse", blocked.status, who, refusal)
     return entry
@@ -295,11 +296,12 @@ def record_read(ctx: Context, admitted: Admitted, who: Actor, *, job: str | None
     dataset, snapshot, status = admitted
     action = "read.training" if status.passes else "read.unverified"
     with transaction(ctx.engine) as session:
-        lineage_emit.enqueue_training_read(session, ctx, snapshot, _lineage_job(ctx, job), run_id, parent=parent,
-                                           operation=operation)
+        run = lineage_emit.enqueue_training_read(session, ctx, snapshot, _lineage_job(ctx, job), run_id, parent=parent,
+                                                 operation=operation)
         audit.record(session, ctx, action, "snapshot", snapshot.id, dataset=dataset.name, snapshot=snapshot.id,
                      details={"job": job, "ref": ref_name, "content_hash": digest, "rows": rows, "gate": status.state,
-                              "pinned": pinned, "operation": operation, "run_id": run_id}, actor=who)
+                              "pinned": pinned, "operation": operation, "run_id": run_id,
+                              "lineage_run_id": run.run_id}, actor=who)
 
 
 def pull(ctx: Context, lockfile: str | os.PathLike[str] = LOCKFILE_NAME, outdir: str | os.PathLike[str] = ".",

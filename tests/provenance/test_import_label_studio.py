@@ -115,7 +115,7 @@ def test_every_record_field_lands(export_file: Path, tmp_path: Path) -> None:
         "updated_at": "2024-05-01T10:05:00.000001Z", "lead_time": 12.5, "was_cancelled": False,
         "ground_truth": False, "reviewer": None, "review_state": None, "tool": "label-studio",
         "tool_version": "1.13.1", "project_id": "7", "task_id": "1", "guideline_version": "g-2.1",
-        "config_sha256": sha, "import_batch": "batch-1"}
+        "config_sha256": sha, "import_batch": "batch-1", "extra": None}
     bob = records["annotation:102"]
     assert (bob["annotator_id"], bob["annotator_email"], bob["annotator_name"]) == ("12", "bob@example.org",
                                                                                     "Bob Builder")
@@ -247,5 +247,7 @@ def test_label_studio_1x_shapes(tmp_path: Path) -> None:
     assert batch.warnings == [
         "1 prediction(s) exported as ids only (no annotation used them): not imported; Label Studio's snapshot "
         "export holds them in full", "1 draft(s) (unsubmitted work) not imported",
-        "unknown field 'hologram' in 2 object(s), first in task 1: not imported",
-        "unknown field 'sparkle' in 1 object(s), first in task 2: not imported"]
+        "unknown field 'hologram' in 2 object(s), first in task 1: kept raw in the records' extra",
+        "unknown field 'sparkle' in 1 object(s), first in task 2: kept raw in the records' extra"]
+    assert records["annotation:1"]["extra"] == '{"annotation":{"hologram":1}}'
+    assert records["prediction:40"]["extra"] is None

@@ -4,7 +4,9 @@ server is in test_label_studio_sync.py."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pyarrow as pa
@@ -23,6 +26,7 @@ from registry.api.app import create_app
 from registry.cli.sync_cmds import parse_every
 from registry.db import transaction
 from registry.errors import InvalidInput
+from registry.sync import hooks
 from registry.sync.hooks import SECRET_HEADER, HookRunner
 from registry.sync.models import LabelSyncRow
 from registry.sync.state import SyncState, save_state
@@ -128,3 +132,49 @@ def test_every_keeps_polling_through_failures(tmp_path: Path, reg: Registry) -> 
     failures = [line for line in err.splitlines() if "sync failed" in line]
     assert len(failures) >= 2 and all("http://127.0.0.1:9" in line for line in failures), err
     assert "t0ken" not in out + err and proc.returncode == 0 and reg.datasets() == []
+
+
+def _asgi_post(app: Any, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bool]:
+    """POST ``body`` to ``app`` straight through ASGI: the status and whether anything read the body."""
+    read = False
+    messages: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal read
+        read = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        messages.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+             "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 80),
+             "headers": [(k.lower().encode(), v.encode()) for k, v in
+                         {**headers, "content-type": "application/json", "content-length": str(len(body))}.items()]}
+    asyncio.run(app(scope, receive, send))
+    return next(m["status"] for m in messages if m["type"] == "http.response.start"), read
+
+
+def test_the_hook_secret_is_checked_once_before_the_body_is_read(
+        reg: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "a-token")
+    reg.create_dataset("pets", "sample")
+    reg.commit("pets", pa.table({"sample": ["a"], "label": ["cat"]}))
+    save_state(reg.ctx, "pets", SyncState("http://127.0.0.1:9", 3, "sample"))  # nothing listens on port 9
+    with transaction(reg.ctx.engine) as session:
+        row = session.get(LabelSyncRow, catalog.get_dataset(session, "pets").id)
+        assert row is not None
+        row.hook_secret_sha256 = hashlib.sha256(b"s3cret").hexdigest()
+        session.add(row)
+    checks: list[str] = []
+    real_sha = hooks._sha
+    monkeypatch.setattr(hooks, "_sha", lambda secret: checks.append(secret) or real_sha(secret))
+    app = create_app(reg.home)
+    body = json.dumps({"action": "ANNOTATION_CREATED", "project": {"id": 3}}).encode()
+    assert _asgi_post(app, "/api/v1/hooks/label-studio/pets", {SECRET_HEADER: "wrong"}, body) == (401, False)
+    assert checks == ["wrong"]
+    checks.clear()
+    assert _asgi_post(app, "/api/v1/hooks/label-studio/pets", {SECRET_HEADER: "s3cret"}, body) == (202, True)
+    assert checks == ["s3cret"]  # the guard's check only: the route trusts it
+    assert app.state.label_studio_hooks.wait("pets", 30)

@@ -39,13 +39,25 @@ TASK_FIELDS = frozenset({
     "file_upload", "is_labeled", "overlap", "allow_skip", "annotators", "agreement", "storage_filename",
     "draft_exists", "precomputed_agreement", "reviews_accepted", "reviews_rejected", "ground_truth",
 })
-"""Task fields Label Studio's exports carry; others are kept in nothing but a warning."""
+"""Task fields Label Studio's exports carry; others are kept raw in the ``extra`` of the task's records
+(with one warning per field name)."""
 ANNOTATION_FIELDS = frozenset({
     "id", "completed_by", "result", "was_cancelled", "ground_truth", "created_at", "updated_at",
     "draft_created_at", "lead_time", "prediction", "result_count", "unique_id", "import_id", "last_action",
     "bulk_created", "task", "project", "updated_by", "parent_prediction", "parent_annotation",
     "last_created_by", "reviews", "review_result", "created_username", "created_ago", "history", "state",
 })
+"""Annotation fields the importer knows; others are kept raw in the annotation's record (``extra``)."""
+
+
+def _unknown(item: dict[str, Any], known: frozenset[str]) -> dict[str, Any]:
+    return {} if item.keys() <= known else {k: v for k, v in item.items() if k not in known}
+
+
+def _extra(task: dict[str, Any], act: dict[str, Any] | None = None) -> str | None:
+    """A record's ``extra``: canonical JSON of the unknown fields of its task and of its annotation."""
+    parts = {name: fields for name, fields in (("task", task), ("annotation", act)) if fields}
+    return canonical_json(parts) if parts else None
 
 
 def _list_field(task: dict[str, Any], name: str, where: str) -> list[Any]:
@@ -118,6 +130,7 @@ def _read_task(ctx: LSContext, task: Any, index: int) -> None:
     ctx.drafts += len(task.get("drafts") or ())
     place = lambda: f"task {task_id}"  # noqa: E731  (built only for a warning)
     ctx.unknown_fields.see_all(task, TASK_FIELDS, place)
+    task_extra = _unknown(task, TASK_FIELDS)
     for position, ann in enumerate(annotations):
         ctx.unknown_fields.see_all(ann, ANNOTATION_FIELDS, place)
         value, value_type = annotation_value(ann.get("result"), f"task {task_id}", ctx.unknown)
@@ -129,6 +142,7 @@ def _read_task(ctx: LSContext, task: Any, index: int) -> None:
             "source_kind": "human", "value": value, "value_type": value_type,
             "created_at": iso_utc(ann.get("created_at")), "updated_at": iso_utc(ann.get("updated_at")),
             "lead_time": _number(ann, "lead_time", where), "was_cancelled": cancelled, "ground_truth": ground_truth,
+            "extra": _extra(task_extra, _unknown(ann, ANNOTATION_FIELDS)),
         }
         if "reviews" in ann:
             record.update(review_fields(ann))
@@ -148,7 +162,7 @@ def _read_task(ctx: LSContext, task: Any, index: int) -> None:
             "model_version": as_str(pred.get("model_version")), "score": _number(pred, "score", where),
             "value": value, "value_type": value_type,
             "created_at": iso_utc(pred.get("created_at")), "updated_at": iso_utc(pred.get("updated_at")),
-            "project_id": as_str(pred.get("project")) or project,
+            "project_id": as_str(pred.get("project")) or project, "extra": _extra(task_extra),
         })
     ctx.add_row(key, task_id, canonical_json(data), resolve_votes(votes, ctx.resolve))
 

@@ -47,7 +47,7 @@ class LSContext:
     config: LabelConfig | None
     unknown: UnknownTypes = field(default_factory=lambda: UnknownTypes(KNOWN_RESULT_TYPES))
     unknown_fields: UnknownTypes = field(default_factory=lambda: UnknownTypes(
-        (), "field", "object(s)", "not imported"))
+        (), "field", "object(s)", "kept raw in the records' extra"))
     warnings: list[str] = field(default_factory=list)
     id_only_predictions: int = 0
     drafts: int = 0
