@@ -17,8 +17,8 @@ from registry.context import Context
 from registry.errors import InvalidInput
 from registry.models import SnapshotRow
 from registry.quality.records import Ratings, latest_ratings, load_records
-from registry.snapshots.commit import load_manifest
 from registry.snapshots.layer_reader import ManifestReader
+from registry.snapshots.manifest import load_manifest
 
 __all__ = ["Subject"]
 

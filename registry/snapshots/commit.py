@@ -8,7 +8,6 @@ most unreferenced objects, which ``gc`` removes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -32,16 +31,15 @@ from registry.snapshots.hashing import hash_table, key_hash
 from registry.snapshots.identity import assign_ids, rows_equal
 from registry.snapshots.layer_reader import ManifestReader
 from registry.snapshots.layers import LayerIndex, alt_metadata, in_sorted, write_parquet_object
-from registry.snapshots.manifest import Layer, Manifest, snapshot_id
+from registry.snapshots.manifest import Layer, Manifest, load_manifest, snapshot_id
 from registry.snapshots.schema import SchemaChange, compare_schemas, fingerprint, schema_to_json
 from registry.snapshots.tables import check_keys, check_upsert_types, normalize, read_table_file, require_key_columns
-from registry.storage.verified import corrupt
 from registry.timeutil import utc_now
 
 if TYPE_CHECKING:
     from registry.provenance.store import RecordDelta
 
-__all__ = ["AnnotationInput", "CommitResult", "Mode", "commit", "load_manifest"]
+__all__ = ["AnnotationInput", "CommitResult", "Mode", "commit"]
 
 Mode = Literal["replace", "upsert"]
 Progress = Callable[[str], None]
@@ -66,19 +64,6 @@ class CommitResult:
     def to_dict(self) -> dict[str, object]:
         """JSON form; ``id`` repeats ``snapshot_id`` under the name scripts use for every snapshot."""
         return {"id": self.snapshot_id, **asdict(self)}
-
-
-def load_manifest(ctx: Context, snapshot: SnapshotRow) -> Manifest:
-    """The snapshot's manifest, its bytes checked against its name.
-
-    Raises:
-        VerifyFailed: the manifest object is damaged.
-    """
-    data = ctx.store.read_bytes(snapshot.manifest_sha256)
-    if hashlib.sha256(data).hexdigest() != snapshot.manifest_sha256:
-        raise corrupt(snapshot.manifest_sha256, f"manifest of {snapshot.id[:12]}", "its bytes hash to "
-                      f"{hashlib.sha256(data).hexdigest()}")
-    return Manifest.from_bytes(data, f"manifest of {snapshot.id}")
 
 
 def _as_table(source: pa.Table | str | Path, what: str) -> pa.Table:

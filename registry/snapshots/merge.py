@@ -32,9 +32,9 @@ from registry import catalog
 from registry.context import Context
 from registry.models import SnapshotRow
 from registry.snapshots.ancestry import Graph
-from registry.snapshots.commit import load_manifest
 from registry.snapshots.layer_reader import Lookup, ManifestReader
 from registry.snapshots.layers import compare_sorted
+from registry.snapshots.manifest import load_manifest
 
 __all__ = ["DELETED", "ROW", "Conflict", "MergePlan", "display", "plan_merge", "sample_key"]
 

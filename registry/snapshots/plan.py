@@ -27,9 +27,9 @@ import pyarrow.parquet as pq
 from registry.context import Context
 from registry.db import transaction
 from registry.errors import InvalidInput, VerifyFailed
-from registry.snapshots.commit import load_manifest
 from registry.snapshots.history import resolve_ref
 from registry.snapshots.layer_reader import ManifestReader
+from registry.snapshots.manifest import load_manifest
 
 __all__ = ["MAX_SHARDS", "ReadTask", "ScanPlan", "build_plan", "group", "read_task", "snapshot_objects", "split",
            "verify_object"]

@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 from registry.context import Context
 from registry.db import transaction
 from registry.errors import InvalidInput
-from registry.snapshots.commit import load_manifest
 from registry.snapshots.history import resolve_ref
 from registry.snapshots.layer_reader import ManifestReader
+from registry.snapshots.manifest import load_manifest
 from registry.snapshots.tables import write_table_atomically
 
 __all__ = ["export", "read", "stream"]

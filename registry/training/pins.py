@@ -33,10 +33,9 @@ from registry.models import DatasetRow, SnapshotRow
 from registry.quality.content import content_hash
 from registry.quality.gate import GateStatus, gate_status
 from registry.quality.models import PinRow
-from registry.snapshots.commit import load_manifest
 from registry.snapshots.history import resolve_ref
 from registry.snapshots.layer_reader import ManifestReader
-from registry.snapshots.manifest import Manifest
+from registry.snapshots.manifest import Manifest, load_manifest
 from registry.snapshots.tables import write_table_atomically
 from registry.timeutil import utc_now
 from registry.training.lockfile import LOCKFILE_NAME, LockEntry, read_lockfile, upsert_entry, write_lockfile
