@@ -26,6 +26,7 @@ from starlette.requests import ClientDisconnect
 from registry.api import (
     routes_audit,
     routes_branches,
+    routes_console,
     routes_datasets,
     routes_governance,
     routes_hooks,
@@ -167,7 +168,7 @@ def create_app(home: Path, settings: Settings | None = None, max_upload_bytes: i
                        upload_limit=app.state.max_upload_bytes)
     app.include_router(_health_router())
     for module in (routes_datasets, routes_quality, routes_audit, routes_meta, routes_provenance, routes_governance,
-                   routes_lineage, routes_hooks, routes_branches, routes_training):
+                   routes_lineage, routes_hooks, routes_branches, routes_training, routes_console):
         app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     mount_console(app)
     return app

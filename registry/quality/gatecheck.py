@@ -11,25 +11,17 @@ SQLModel path instead, which gives the full answer or the proper error. Both dec
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
-from collections import namedtuple
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from registry.quality.verdict import GateStatus, decide
-from registry.timeutil import utc_now
+from registry.quality.gate_sql import gate_status_from_sql
+from registry.quality.verdict import GateStatus
 
 if TYPE_CHECKING:
     from registry.context import ClientInfo
 
 __all__ = ["check_gate_at", "fast_gate_status", "gate_status_from_sql"]
-
-_FULL_ID = re.compile(r"^[0-9a-f]{64}$")
-_Policy = namedtuple("_Policy", "version policy_hash")
-_Result = namedtuple("_Result", "id created_at status checks")
-_Waiver = namedtuple("_Waiver", "id checks reason expires_at created_by created_at")
 
 
 def _env(name: str) -> str | None:
@@ -67,45 +59,6 @@ def _newest_migration() -> str | None:
         folder = Path(registry_migrations.__file__).resolve().parent / "versions"
     revisions = [p.name.split("_", 1)[0] for p in folder.glob("*.py") if p.name[:1].isdigit()]
     return max(revisions) if revisions else None
-
-
-Rows = Callable[[str, dict[str, object]], Sequence[Sequence[Any]]]
-"""Runs one SQL query with ``:name`` parameters and returns its rows (sqlite3 and SQLAlchemy Core both can)."""
-
-
-def gate_status_from_sql(rows: Rows, ref: str) -> GateStatus | None:
-    """The gate of ``NAME[@BRANCH|@TAG|@FULL_ID]`` from a few plain queries over the catalog tables, or None
-    when this path cannot answer (unknown names, ``REF~N``, id prefixes: the ORM path says which error)."""
-    name, sep, at = ref.partition("@")
-    if not name or "~" in at or (sep and not at):
-        return None
-    dataset = rows("SELECT id FROM dataset WHERE name = :name", {"name": name})
-    if not dataset:
-        return None
-    dataset_id = dataset[0][0]
-    named = rows("SELECT snapshot_id FROM ref WHERE dataset_id = :dataset AND name = :ref",
-                 {"dataset": dataset_id, "ref": at or "main"})
-    if not named and _FULL_ID.fullmatch(at):
-        named = rows("SELECT id FROM snapshot WHERE dataset_id = :dataset AND id = :id",
-                     {"dataset": dataset_id, "id": at})
-    if not named:
-        return None
-    snapshot_id = named[0][0]
-    found = rows("SELECT version, policy_hash FROM qa_policy WHERE dataset_id = :dataset ORDER BY version DESC LIMIT 1",
-                 {"dataset": dataset_id})
-    policy = _Policy(*found[0]) if found else None
-    result = None
-    if policy is not None:
-        found = rows("SELECT id, created_at, status, checks FROM gate_result WHERE snapshot_id = :snapshot AND "
-                     "policy_hash = :policy ORDER BY created_at DESC, id LIMIT 1",
-                     {"snapshot": snapshot_id, "policy": policy.policy_hash})
-        result = _Result(*found[0]) if found else None
-    waivers = [_Waiver(*w) for w in rows(
-        "SELECT id, checks, reason, expires_at, created_by, created_at FROM gate_waiver WHERE snapshot_id = :snapshot "
-        "AND (expires_at IS NULL OR expires_at > :now) ORDER BY created_at DESC", {"snapshot": snapshot_id,
-                                                                                  "now": utc_now()})]
-    older = rows("SELECT 1 FROM gate_result WHERE snapshot_id = :snapshot LIMIT 1", {"snapshot": snapshot_id})
-    return decide(name, snapshot_id, policy, result, waivers, lambda: bool(older))
 
 
 def fast_gate_status(home: str | os.PathLike[str] | None, ref: str) -> GateStatus | None:
