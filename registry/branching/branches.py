@@ -8,16 +8,18 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from registry import catalog
 from registry.audit import log as audit
 from registry.branch_models import BranchProtectionRow
 from registry.context import Context, resolve_actor
 from registry.db import transaction
-from registry.errors import AlreadyExists, InvalidInput, InvalidName, NotFound, PermissionDenied
-from registry.models import DatasetRow, RefRow
+from registry.errors import AlreadyExists, InvalidInput, InvalidName
+from registry.models import RefRow
 from registry.snapshots.ancestry import load_graph
+from registry.snapshots.guard import branch_ref as _branch_ref
+from registry.snapshots.guard import guard_commit, is_protected
 from registry.timeutil import utc_now
 
 __all__ = ["BranchInfo", "check_branch_name", "create_branch", "delete_branch", "guard_commit", "is_protected",
@@ -66,17 +68,6 @@ def split_branch(text: str) -> tuple[str, str]:
     if not name or not branch:
         raise InvalidName(f"{text!r}: name a branch as NAME/BRANCH (e.g. street-signs/relabel)")
     return catalog.check_dataset_name(name), branch
-
-
-def is_protected(session: Session, dataset: DatasetRow, branch: str) -> bool:
-    return session.get(BranchProtectionRow, (dataset.id, branch)) is not None
-
-
-def _branch_ref(session: Session, dataset: DatasetRow, branch: str) -> RefRow:
-    ref = catalog.get_ref(session, dataset, branch)
-    if ref is None or ref.kind != "branch":
-        raise NotFound(f"{dataset.name} has no branch {branch!r} (`registry branch list {dataset.name}` lists them)")
-    return ref
 
 
 def create_branch(ctx: Context, text: str, from_ref: str | None = None, actor: str | None = None) -> BranchInfo:
@@ -172,23 +163,3 @@ def protect_branch(ctx: Context, text: str, protected: bool = True, actor: str |
         audit.record(session, ctx, "branch.protect", "ref", f"{name}@{branch}", dataset=name,
                      snapshot=ref.snapshot_id, actor=who, details={"branch": branch, "protected": protected})
         return BranchInfo(name, branch, ref.snapshot_id, protected, ref.updated_at, True)
-
-
-def guard_commit(ctx: Context, name: str, branch: str, actor: str | None = None) -> None:
-    """Refuse a direct commit to a branch that does not exist or is protected (the refusal is audited).
-
-    Raises:
-        NotFound: ``branch`` is not ``main`` and does not exist.
-        PermissionDenied: ``branch`` is protected: changes reach it only by merge.
-    """
-    with transaction(ctx.engine, readonly=True) as session:
-        dataset = catalog.get_dataset(session, name)
-        if branch != catalog.MAIN:
-            _branch_ref(session, dataset, branch)
-        refused = is_protected(session, dataset, branch)
-    if refused:
-        with transaction(ctx.engine) as session:
-            audit.record(session, ctx, "commit.denied", "ref", f"{name}@{branch}", dataset=name, actor=actor,
-                         details={"branch": branch, "reason": "protected branch"})
-        raise PermissionDenied(f"{name}@{branch} is protected: direct commits are refused; commit to another "
-                               f"branch and `registry merge {name}@BRANCH --into {branch}`")

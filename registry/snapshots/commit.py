@@ -27,6 +27,7 @@ from registry.failpoints import failpoint
 from registry.lineage import emit as lineage_emit
 from registry.models import DatasetRow, SchemaVersionRow, SnapshotRow
 from registry.snapshots.describe import describe_change
+from registry.snapshots.guard import guard_commit
 from registry.snapshots.hashing import hash_table, key_hash
 from registry.snapshots.identity import assign_ids, rows_equal
 from registry.snapshots.layer_reader import ManifestReader
@@ -108,8 +109,6 @@ def commit(
         RefConflict: ``main`` is not at ``expect_parent``, or moved while committing.
         PermissionDenied: the branch is protected (changes reach it only by merge; the refusal is audited).
     """
-    from registry.branching.branches import guard_commit
-
     name, branch = catalog.split_ref(name) if "@" in name else (name, branch or catalog.MAIN)
     guard_commit(ctx, name, branch, author)
     run = lineage_emit.begin_commit(ctx, name, lineage)
