@@ -39,7 +39,10 @@ from registry.api import (
 from registry.api.guard import RequestGuard
 from registry.config import Settings, find_home
 from registry.context import open_context
+from registry.db import check_up_to_date
 from registry.errors import RegistryError, Unauthenticated, http_status_for
+from registry.lineage.worker import start_worker, stop_worker
+from registry.snapshots import compact_worker
 from registry.ui import mount_console
 
 __all__ = ["API_PREFIX", "JSONBody", "app_from_env", "create_app"]
@@ -127,8 +130,6 @@ def _health_router() -> APIRouter:
     @router.get("/readyz")
     def readyz(request: Request) -> JSONBody:
         """The catalog (at the expected schema) and the object store are reachable (no authentication)."""
-        from registry.db import check_up_to_date
-
         ctx = request.app.state.ctx
         try:
             check_up_to_date(ctx.engine)
@@ -149,9 +150,6 @@ def create_app(home: Path, settings: Settings | None = None, max_upload_bytes: i
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        from registry.lineage.worker import start_worker, stop_worker
-        from registry.snapshots import compact_worker
-
         start_worker(ctx)  # lineage delivery by a thread of this process, not a process per commit
         compact_worker.start_worker(ctx)  # automatic compaction, never inside a request
         yield

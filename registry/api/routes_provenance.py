@@ -8,6 +8,11 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from starlette.concurrency import run_in_threadpool
 
 from registry.api.deps import Access, require
+from registry.api.uploads import spool_files, upload_folder
+from registry.provenance.blame import blame as blame_rows
+from registry.provenance.sample_history import sample_history as sample_events
+from registry.provenance.service import import_annotations
+from registry.snapshots.history import schema_versions
 
 __all__ = ["router"]
 
@@ -19,8 +24,6 @@ Reader = Annotated[Access, Depends(require("read"))]
 @router.get("/datasets/{name}/schema")
 def dataset_schema(name: str, access: Reader) -> list[dict[str, object]]:
     """Every schema version of the dataset, oldest first, each classified against the one before."""
-    from registry.snapshots.history import schema_versions
-
     access.principal.require_dataset(name)
     return [v.to_dict() for v in schema_versions(access.ctx, name)]
 
@@ -35,9 +38,6 @@ async def dataset_import(
     """Import a labeling tool's export (multipart part ``file``; ``config``: the Label Studio labeling
     config; ``users``: its ``/api/users/`` answer) as the dataset's next snapshot with its annotation
     records; creates the dataset if needed. Errors name the sent files, never where the server kept them."""
-    from registry.api.uploads import spool_files, upload_folder
-    from registry.provenance.service import import_annotations
-
     access.principal.require_dataset(name)
     with upload_folder() as folder:
         parts = await spool_files(request, request.app.state.max_upload_bytes, folder, "file", ("config", "users"))
@@ -52,18 +52,14 @@ async def dataset_import(
 @router.get("/datasets/{name}/history")
 def sample_history(name: str, key: str, access: Reader) -> list[dict[str, object]]:
     """Every labeling act and every snapshot that changed sample ``key``, oldest first."""
-    from registry.provenance.sample_history import sample_history
-
     access.principal.require_dataset(name)
-    return [e.to_dict() for e in sample_history(access.ctx, name, key)]
+    return [e.to_dict() for e in sample_events(access.ctx, name, key)]
 
 
 @router.get("/blame/{ref}")
 def blame(ref: str, access: Reader, column: str = "label",
           limit: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None) -> list[dict[str, object]]:
     """Per row (in key order): the snapshot that last changed it and who labeled its current value."""
-    from registry.provenance.blame import blame
-
     access.principal.require_ref(ref)
-    rows: list[dict[str, object]] = blame(access.ctx, ref, column, limit).to_pylist()
+    rows: list[dict[str, object]] = blame_rows(access.ctx, ref, column, limit).to_pylist()
     return rows

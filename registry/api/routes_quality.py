@@ -7,6 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from registry.api.deps import Access, require
+from registry.quality.evaluate import qa_run
+from registry.quality.gate import check_gate
 
 __all__ = ["router"]
 
@@ -16,8 +18,6 @@ router = APIRouter(tags=["quality"])
 @router.get("/gates/{ref}")
 def gate(ref: str, access: Annotated[Access, Depends(require("gate_check"))]) -> dict[str, object]:
     """Whether the snapshot passes its gate under the current policy (``passes``), and why."""
-    from registry.quality.gate import check_gate
-
     access.principal.require_ref(ref)
     return check_gate(access.ctx.engine, ref).to_dict()
 
@@ -25,7 +25,5 @@ def gate(ref: str, access: Annotated[Access, Depends(require("gate_check"))]) ->
 @router.post("/qa/{ref}")
 def qa(ref: str, access: Annotated[Access, Depends(require("qa_run"))]) -> dict[str, object]:
     """Evaluate the dataset's current policy on the snapshot and store the gate result."""
-    from registry.quality.evaluate import qa_run
-
     access.principal.require_ref(ref)
     return qa_run(access.ctx, ref).to_dict()

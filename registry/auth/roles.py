@@ -74,6 +74,6 @@ class Principal:
 
     def require_ref(self, ref: str) -> None:
         """Scope check for a ``NAME[@REF]``."""
-        from registry.catalog import split_ref  # imported late: the CLI loads this module for every command
+        from registry.catalog import split_ref  # lazy: CLI start-up (the CLI loads this module for every command)
 
         self.require_dataset(split_ref(ref)[0])

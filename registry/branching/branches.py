@@ -17,6 +17,7 @@ from registry.context import Context, resolve_actor
 from registry.db import transaction
 from registry.errors import AlreadyExists, InvalidInput, InvalidName
 from registry.models import RefRow
+from registry.quality.store import require_maintainer
 from registry.snapshots.ancestry import load_graph
 from registry.snapshots.guard import branch_ref as _branch_ref
 from registry.snapshots.guard import guard_commit, is_protected
@@ -145,8 +146,6 @@ def protect_branch(ctx: Context, text: str, protected: bool = True, actor: str |
     Raises:
         NotFound: no such branch. PermissionDenied: the actor neither owns nor maintains the dataset.
     """
-    from registry.quality.store import require_maintainer  # a catalog query; no data libraries loaded
-
     name, branch = split_branch(text)
     who = resolve_actor(ctx, actor)
     with transaction(ctx.engine) as session:

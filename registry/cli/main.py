@@ -15,10 +15,15 @@ from typing import Any
 
 import click
 
-from registry import DISTRIBUTION
 from registry.cli import output
 from registry.cli.help_text import ROOT_EPILOG, whole_summaries
+from registry.cli.label_output import label_diff_report
 from registry.cli.once import only_once
+from registry.cli.refs import second_ref
+from registry.cli.serve_cmds import admin_token_text, create_admin_token
+from registry.cli.streams import export_rows
+from registry.config import HOME_DIRNAME, RegistryPaths, find_home
+from registry.distribution import DISTRIBUTION
 from registry.errors import QuerySyntaxError, RegistryError, exit_code_for
 
 __all__ = ["cli", "main"]
@@ -40,7 +45,7 @@ class _State:
     def local_only(self, command: str) -> None:
         """Refuse ``command`` (exit 2) when working against a server: it runs only on the registry host."""
         if self.remote:
-            from registry.cli.remote import local_only
+            from registry.cli.remote import local_only  # lazy: CLI start-up (remote mode only)
 
             local_only(command)
 
@@ -48,12 +53,12 @@ class _State:
         """The registry at ``--home``, acting for ``--author`` and audited as a CLI client; with
         ``REGISTRY_URL``, the server there (acting with ``REGISTRY_TOKEN``)."""
         if self._registry is None and self.remote:
-            from registry.cli.remote import RemoteRegistry
+            from registry.cli.remote import RemoteRegistry  # lazy: CLI start-up (remote mode only)
 
             self._registry = RemoteRegistry.from_env(self.author)
         if self._registry is None:
-            from registry.context import ClientInfo
-            from registry.registry import Registry
+            from registry.context import ClientInfo  # lazy: CLI start-up
+            from registry.registry import Registry  # lazy: CLI start-up
 
             self._registry = Registry.open(self.home)
             self._registry.ctx.client = ClientInfo(kind="cli")
@@ -88,17 +93,14 @@ def init(ctx: click.Context, path: str | None, lineage_namespace: str | None, as
     (none when an active admin token exists).
 
     On an existing home it says so and changes nothing (exit 0); `registry db upgrade` applies migrations."""
-    from registry.cli.serve_cmds import admin_token_text, create_admin_token
-    from registry.config import HOME_DIRNAME
-
     ctx.obj.local_only("init")
     home = Path(path) if path else (Path(ctx.obj.home) if ctx.obj.home else Path(HOME_DIRNAME))
     if (home / "registry.json").is_file():
         output.emit({"home": str(home.resolve()), "created": False, "admin_token": None}, as_json,
                     f"registry home {home.resolve()} exists already; nothing changed")
         return
-    from registry.context import create_home
-    from registry.lineage.namespace import check_namespace, fix_namespace
+    from registry.context import create_home  # lazy: CLI start-up
+    from registry.lineage.namespace import check_namespace, fix_namespace  # lazy: CLI start-up
 
     if lineage_namespace:
         check_namespace(lineage_namespace)
@@ -125,8 +127,7 @@ def db() -> None:
 @pass_state
 def db_upgrade(state: _State, as_json: bool) -> None:
     """Apply pending catalog migrations."""
-    from registry.config import RegistryPaths, find_home
-    from registry.db import upgrade
+    from registry.db import upgrade  # lazy: CLI start-up
 
     state.local_only("db upgrade")
     paths = RegistryPaths.for_home(find_home(state.home))
@@ -184,7 +185,7 @@ def commit(state: _State, name: str, file: str | None, message: str, author: str
            delete_keys: str | None, expect_parent: str | None, allow_breaking: bool, job: str | None,
            run_id: str | None, parent_run: str | None, sources: tuple[str, ...], as_json: bool) -> None:
     """Commit FILE (Parquet, CSV or JSONL) as the next snapshot of NAME (or NAME@BRANCH)."""
-    from registry.lineage.emit import LineageRun
+    from registry.lineage.emit import LineageRun  # lazy: CLI start-up
 
     lineage = LineageRun(job=job, run_id=run_id, parent_run=parent_run, sources=sources)
     with output.status("committing") as note:
@@ -253,12 +254,8 @@ def diff(state: _State, a: str, b: str, rows: int, labels: bool, column: str, ex
     """Row-level diff from NAME@A to NAME@B (with --labels, how the labels moved and by whom).
 
     B without `NAME@` is a ref of A's dataset: `registry diff street-signs@v1 v2`."""
-    from registry.cli.refs import second_ref
-
     b = second_ref(a, b)
     if labels:
-        from registry.cli.label_output import label_diff_report
-
         changes = state.registry().label_diff(a, b, column, 0 if quiet else None if as_json else rows).to_dict()
         differs = bool(changes["relabeled"] or changes["rows_a"] != changes["rows_b"]
                        or changes["distribution_a"] != changes["distribution_b"])
@@ -299,7 +296,7 @@ def export(state: _State, ref: str, out: str, fmt: str | None, as_json: bool) ->
     """Write the rows of NAME@REF to OUT (.parquet, .csv or .jsonl), to stdout with `-`, or in a training
     format (--format coco|yolo|hf)."""
     if fmt in _TRAINING_FORMATS:
-        from registry.training.export import export_training
+        from registry.training.export import export_training  # lazy: CLI start-up
 
         state.local_only("export --format")
         if out == "-":
@@ -308,8 +305,6 @@ def export(state: _State, ref: str, out: str, fmt: str | None, as_json: bool) ->
             result = export_training(state.registry().ctx, ref, out, fmt)
         output.emit(dict(result), as_json, f"wrote {result['rows']:,} rows to {out} ({fmt})")
         return
-    from registry.cli.streams import export_rows
-
     count = export_rows(state.registry(), ref, out, fmt)
     if out != "-":
         output.emit({"ref": ref, "out": out, "rows": count}, as_json, f"wrote {count:,} rows to {out}")
@@ -324,7 +319,7 @@ def export(state: _State, ref: str, out: str, fmt: str | None, as_json: bool) ->
 def verify(state: _State, name: str | None, as_json: bool) -> None:
     """Recompute every object hash, manifest and snapshot id, and cross-check the catalog against the
     audit chain; exit 1 on the first mismatch."""
-    from registry.snapshots.verify import verify as run_verify
+    from registry.snapshots.verify import verify as run_verify  # lazy: CLI start-up
 
     with output.progress_bar("verifying snapshots") as advance:
         report = (state.registry().verify(name) if state.remote

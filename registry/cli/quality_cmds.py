@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from registry.cli import output
+from registry.errors import NotFound
 
 __all__ = ["QUALITY_COMMANDS"]
 
@@ -135,11 +136,11 @@ def gate() -> None:
 @click.pass_context
 def gate_check(ctx: click.Context, ref: str, evaluate: bool, as_json: bool) -> None:
     """Exit 0 if NAME@REF passes its gate (or by waiver); 1 if it failed, is stale or was never evaluated."""
-    from registry.quality.gatecheck import check_gate_at
+    from registry.quality.gatecheck import check_gate_at  # lazy: CLI start-up
 
     client = None
     if evaluate:
-        from registry.context import ClientInfo  # only when evaluating: it loads the data stack
+        from registry.context import ClientInfo  # only when evaluating: it loads the data stack  # lazy: CLI start-up
 
         client = ClientInfo(kind="cli")
     status = (_registry(ctx).gate_check(ref, evaluate) if ctx.obj.remote else
@@ -192,8 +193,6 @@ def pull(ctx: click.Context, outdir: str, lockfile: str, job: str | None, allow_
          as_json: bool) -> None:
     """Write every pinned snapshot of the lockfile to OUTDIR as Parquet, verifying each content hash."""
     if not Path(lockfile).is_file():
-        from registry.errors import NotFound
-
         raise NotFound(f"{lockfile}: no such lockfile; `registry pin NAME@REF` writes one")
     with output.status(f"pulling {lockfile}"):
         results = _registry(ctx).pull(lockfile, Path(outdir), job, allow_unverified)

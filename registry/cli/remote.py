@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
+import click
 import registry_client
 from registry_client.client import DEFAULT_TIMEOUT
 
@@ -112,8 +113,6 @@ def _translated() -> Iterator[None]:
 def local_only(command: str | None = None) -> NoReturn:
     """Refuse a command that has no endpoint (exit 2)."""
     if command is None:
-        import click
-
         current = click.get_current_context(silent=True)
         command = current.command_path.removeprefix("registry ") if current is not None else "this command"
     raise InvalidInput(f"`registry {command}` runs only on the registry host; unset {URL_ENV} and run it there")
@@ -239,7 +238,7 @@ class RemoteRegistry(RemoteBranches):
 
     def export(self, ref: str, out: str | os.PathLike[str]) -> int:
         """Read ``ref`` over the network and write it as the local export does."""
-        from registry.snapshots.tables import write_table_atomically
+        from registry.snapshots.tables import write_table_atomically  # lazy: CLI start-up
 
         path = Path(out)
         if path.suffix.lower() not in (".parquet", ".pq", ".csv", ".jsonl", ".ndjson"):
@@ -285,7 +284,7 @@ class RemoteRegistry(RemoteBranches):
 
     def verify_audit(self, checkpoint: str | os.PathLike[str] | None = None) -> Remote:
         """Verify on the server, against a checkpoint file read here."""
-        from registry.audit.verify import read_checkpoint
+        from registry.audit.verify import read_checkpoint  # lazy: CLI start-up
 
         saved = read_checkpoint(Path(checkpoint)).to_dict() if checkpoint is not None else None
         return Remote(self._call(self.client.verify_audit, saved))
@@ -306,7 +305,7 @@ class RemoteRegistry(RemoteBranches):
 
     def lineage_walk(self, ref: str, direction: str = "both", depth: int = 3) -> LineageGraph:
         """The server's lineage graph as the local :class:`~registry.lineage.graph.LineageGraph`."""
-        from registry.lineage.graph import Edge, LineageGraph, Node
+        from registry.lineage.graph import Edge, LineageGraph, Node  # lazy: CLI start-up
 
         data = self._call(self.client.lineage_graph, ref, direction, depth)
         nodes = {n["key"]: (Node(n["kind"], n["name"], n["version"], n["namespace"]), int(n["distance"]))
@@ -317,7 +316,7 @@ class RemoteRegistry(RemoteBranches):
 
     def ingest_lineage(self, text: str) -> list[Remote]:
         """Send each OpenLineage RunEvent of a JSON or JSON-lines document, in order."""
-        from registry.lineage.intake import parse_events
+        from registry.lineage.intake import parse_events  # lazy: CLI start-up
 
         return [Remote(self._call(self.client.ingest_lineage, event)) for event in parse_events(text)]
 
@@ -349,7 +348,12 @@ class RemoteRegistry(RemoteBranches):
 
     def pin(self, ref: str, lockfile: str | os.PathLike[str] = "registry.lock", job: str | None = None) -> Remote:
         """Pin on the server; the lock entry is written to ``lockfile`` here, as the local pin writes it."""
-        from registry.training.lockfile import LockEntry, read_lockfile, upsert_entry, write_lockfile
+        from registry.training.lockfile import (  # lazy: CLI start-up
+            LockEntry,
+            read_lockfile,
+            upsert_entry,
+            write_lockfile,
+        )
 
         entries = read_lockfile(lockfile)
         entry = Remote(self._call(self.client.pin, ref, job))
@@ -359,8 +363,8 @@ class RemoteRegistry(RemoteBranches):
     def pull(self, lockfile: str | os.PathLike[str] = "registry.lock", outdir: str | os.PathLike[str] = ".",
              job: str | None = None, allow_unverified: bool = False) -> list[Remote]:
         """Download each pinned snapshot's training read as Parquet and check its content hash here."""
-        from registry.training.lockfile import read_lockfile
-        from registry.training.pins import PullResult
+        from registry.training.lockfile import read_lockfile  # lazy: CLI start-up
+        from registry.training.pins import PullResult  # lazy: CLI start-up
 
         entries = [e for e in read_lockfile(lockfile) if job is None or e.job == job]
         if not entries:
@@ -387,9 +391,9 @@ class RemoteRegistry(RemoteBranches):
         Raises:
             VerifyFailed: the rows hash to something else than the pin recorded (nothing is written).
         """
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # lazy: CLI start-up
 
-        from registry.quality.content import content_hash
+        from registry.quality.content import content_hash  # lazy: CLI start-up
 
         partial = out.with_name(f".{out.name}.partial.parquet")
         try:

@@ -24,24 +24,24 @@ class RemoteBranches:
     def _call(self, method: Callable[..., Any], *args: Any, **kwargs: Any) -> Any: ...  # RemoteRegistry's
 
     def branch(self, name_branch: str, from_ref: str | None = None) -> Any:
-        from registry.cli.remote import Remote
+        from registry.cli.remote import Remote  # lazy: cycle: remote.py imports this module (protocol replaces both)
 
         name, branch = split_branch(name_branch)
         return Remote(self._call(self.client.create_branch, name, branch, from_ref))
 
     def branches(self, name: str) -> list[Any]:
-        from registry.cli.remote import Remote
+        from registry.cli.remote import Remote  # lazy: cycle: remote.py imports this module (protocol replaces both)
 
         return [Remote(b) for b in self._call(self.client.branches, name)]
 
     def delete_branch(self, name_branch: str, force: bool = False) -> Any:
-        from registry.cli.remote import Remote
+        from registry.cli.remote import Remote  # lazy: cycle: remote.py imports this module (protocol replaces both)
 
         name, branch = split_branch(name_branch)
         return Remote(self._call(self.client.delete_branch, name, branch, force))
 
     def protect(self, name_branch: str, protected: bool = True) -> Any:
-        from registry.cli.remote import Remote
+        from registry.cli.remote import Remote  # lazy: cycle: remote.py imports this module (protocol replaces both)
 
         name, branch = split_branch(name_branch)
         return Remote(self._call(self.client.protect_branch, name, branch, protected))
@@ -50,12 +50,12 @@ class RemoteBranches:
               resolutions: str | os.PathLike[str] | None = None, dry_run: bool = False, message: str = "",
               expect_target: str | None = None, retry: int = 0) -> Any:
         """Merge on the server; a resolutions file is read here and sent as JSON."""
-        from registry.cli.remote import Remote
+        from registry.cli.remote import Remote  # lazy: cycle: remote.py imports this module (protocol replaces both)
 
         name, ref = split_ref(source)
         rows: list[dict[str, Any]] = []
         if resolutions is not None:
-            from registry.snapshots.tables import read_table_file
+            from registry.snapshots.tables import read_table_file  # lazy: CLI start-up
 
             keys = next(d["key_columns"] for d in self._call(self.client.datasets) if d["name"] == name)
             rows = [{"key": {k: r[k] for k in keys}, "column": r["column"], "value": r["value"]}
@@ -67,6 +67,8 @@ class RemoteBranches:
         except registry_client.UnresolvedConflicts as exc:
             raise UnresolvedConflicts(exc.message, exc.conflicts) from exc
         except registry_client.RegistryError as exc:
-            from registry.cli.remote import to_local
+            from registry.cli.remote import (
+                to_local,  # lazy: cycle: remote.py imports this module (protocol replaces both)
+            )
 
             raise to_local(exc) from exc

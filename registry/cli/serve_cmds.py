@@ -24,7 +24,7 @@ def create_admin_token(ctx: Context) -> str | None:
     """Create the first admin token (name ``admin``, role ``admin``) unless an active admin token exists;
     its secret (shown once, never stored), or None when none was created. For ``registry init`` and
     ``registry serve --bootstrap-admin``."""
-    from registry.auth.tokens import create_token, has_admin_token
+    from registry.auth.tokens import create_token, has_admin_token  # lazy: CLI start-up
 
     if has_admin_token(ctx):
         return None
@@ -47,7 +47,7 @@ def admin_token_text(secret: str) -> str:
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, workers: int, bootstrap_admin: bool, as_json: bool) -> None:
     """Serve the registry over HTTP (API under /api/v1, docs at /docs); see docs/api.md."""
-    import uvicorn
+    import uvicorn  # lazy: CLI start-up
 
     registry = ctx.obj.registry()  # the root group's _State: opens (and checks) the home first
     secret = create_admin_token(registry.ctx) if bootstrap_admin else None

@@ -19,7 +19,9 @@ from sqlalchemy import event as sa_event
 from sqlmodel import Session
 
 from registry.context import Context
+from registry.lineage.outbox import deliver
 from registry.lineage.settings import lineage_settings, openlineage_configured
+from registry.lineage.worker import notify_worker
 
 __all__ = ["after_operation", "deliver_after_commit", "spawn_background_flush"]
 
@@ -46,12 +48,8 @@ def after_operation(ctx: Context) -> None:
         if mode == "manual":
             return
         if mode == "inline" or (mode == "auto" and not openlineage_configured()):
-            from registry.lineage.outbox import deliver
-
             deliver(ctx, respect_backoff=True)
         else:
-            from registry.lineage.worker import notify_worker
-
             if not notify_worker(ctx):  # a server's delivery thread, else a detached process
                 spawn_background_flush(ctx)
     except Exception:  # noqa: BLE001 - lineage never breaks the operation (design invariant 9)

@@ -54,7 +54,7 @@ def _newest_migration() -> str | None:
     if (source / "env.py").is_file():
         folder = source / "versions"
     else:
-        import registry_migrations  # the installed migrations package
+        import registry_migrations  # lazy: the installed migrations package (a wheel only)
 
         folder = Path(registry_migrations.__file__).resolve().parent / "versions"
     revisions = [p.name.split("_", 1)[0] for p in folder.glob("*.py") if p.name[:1].isdigit()]
@@ -94,9 +94,9 @@ def check_gate_at(home: str | os.PathLike[str] | None, ref: str, evaluate: bool 
     status = fast_gate_status(home, ref)
     if status is not None and not (evaluate and status.state in ("stale", "never_evaluated")):
         return status
-    from registry.config import RegistryPaths, Settings, find_home
-    from registry.db import check_up_to_date, make_engine
-    from registry.quality.gate import check_gate
+    from registry.config import RegistryPaths, Settings, find_home  # lazy: gate check's fast path loads no SQLAlchemy
+    from registry.db import check_up_to_date, make_engine  # lazy: gate check's fast path loads no SQLAlchemy
+    from registry.quality.gate import check_gate  # lazy: gate check's fast path loads no SQLAlchemy
 
     settings = Settings()
     home_path = find_home(home)
@@ -107,8 +107,8 @@ def check_gate_at(home: str | os.PathLike[str] | None, ref: str, evaluate: bool 
     finally:
         engine.dispose()
     if evaluate and status.state in ("stale", "never_evaluated"):
-        from registry.context import open_context
-        from registry.quality.evaluate import qa_run
+        from registry.context import open_context  # lazy: gate check's fast path loads no SQLAlchemy
+        from registry.quality.evaluate import qa_run  # lazy: gate check's fast path loads no SQLAlchemy
 
         ctx = open_context(home_path, settings)
         if client is not None:

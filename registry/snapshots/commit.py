@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -26,6 +26,8 @@ from registry.errors import BreakingSchemaChange, InvalidInput, RefConflict
 from registry.failpoints import failpoint
 from registry.lineage import emit as lineage_emit
 from registry.models import DatasetRow, SchemaVersionRow, SnapshotRow
+from registry.provenance.records import empty_records
+from registry.provenance.store import RecordDelta, diff_records, records_at, write_delta
 from registry.snapshots.describe import describe_change
 from registry.snapshots.guard import guard_commit
 from registry.snapshots.hashing import hash_table, key_hash
@@ -36,9 +38,6 @@ from registry.snapshots.manifest import Layer, Manifest, load_manifest, snapshot
 from registry.snapshots.schema import SchemaChange, compare_schemas, fingerprint, schema_to_json
 from registry.snapshots.tables import check_keys, check_upsert_types, normalize, read_table_file, require_key_columns
 from registry.timeutil import utc_now
-
-if TYPE_CHECKING:
-    from registry.provenance.store import RecordDelta
 
 __all__ = ["AnnotationInput", "CommitResult", "Mode", "commit"]
 
@@ -383,8 +382,6 @@ def _write_objects(ctx: Context, request: _Request, schema: _Schema, change: _Ch
     bytes_written += manifest_info.size
     annotations_sha: str | None = None
     if change.delta is not None and not change.delta.empty:
-        from registry.provenance.store import write_delta
-
         records_info = write_delta(ctx, change.delta)
         annotations_sha = records_info.sha256
         bytes_written += records_info.size
@@ -531,11 +528,7 @@ def _annotation_delta(ctx: Context, parent: SnapshotRow | None, annotations: Ann
                       ) -> RecordDelta | None:
     if annotations is None:
         return None
-    from registry.provenance.store import diff_records, records_at
-
     if parent is None:
-        from registry.provenance.records import empty_records
-
         before = empty_records()
     else:
         with transaction(ctx.engine, readonly=True) as session:

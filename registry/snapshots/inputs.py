@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from registry.config import Settings
 from registry.errors import InvalidInput, TooLarge
 
 __all__ = ["MAX_NESTING", "InputLimits", "check_columns", "check_json_bytes_depth", "check_json_depth", "check_values",
@@ -41,8 +42,6 @@ class InputLimits:
     @classmethod
     def from_settings(cls) -> InputLimits:
         """The limits of ``REGISTRY_MAX_INPUT_ROWS`` / ``REGISTRY_MAX_INPUT_BYTES``."""
-        from registry.config import Settings
-
         settings = Settings()
         return cls(max_rows=settings.max_input_rows, max_bytes=settings.max_input_bytes)
 

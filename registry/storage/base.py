@@ -18,6 +18,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
+from urllib.parse import unquote, urlparse
 
 from registry.config import Settings
 from registry.errors import StorageError
@@ -176,11 +177,9 @@ def open_store(url: str, cache_dir: Path | None = None, settings: Settings | Non
     Raises:
         StorageError: the URL names a kind of store this installation does not support, or is malformed.
     """
-    from registry.storage.local import LocalObjectStore
+    from registry.storage.local import LocalObjectStore  # lazy: until stores register by scheme (settings)
 
     if url.startswith("file://"):
-        from urllib.parse import unquote, urlparse
-
         return LocalObjectStore(Path(unquote(urlparse(url).path)))
     if "://" not in url:
         return LocalObjectStore(Path(url))
@@ -188,11 +187,11 @@ def open_store(url: str, cache_dir: Path | None = None, settings: Settings | Non
     settings = settings or Settings()
     cache = cache_dir if cache_dir is not None else Path(tempfile.gettempdir()) / "registry-cache"
     if scheme == "s3":
-        from registry.storage.s3 import S3ObjectStore
+        from registry.storage.s3 import S3ObjectStore  # lazy: until stores register by scheme (settings)
 
         return S3ObjectStore(url, cache, settings)
     if scheme == "lakefs":
-        from registry.storage.lakefs import LakeFSObjectStore
+        from registry.storage.lakefs import LakeFSObjectStore  # lazy: until stores register by scheme (settings)
 
         return LakeFSObjectStore(url, cache, settings)
     raise StorageError(f"storage URL scheme {scheme!r} is not supported (use a local folder, file://, s3:// or "

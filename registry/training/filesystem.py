@@ -121,8 +121,8 @@ class RegistryFileSystem(AbstractFileSystem):  # type: ignore[misc]
         return self._views[key]
 
     def _remote(self, target: _Target) -> Path:
-        from registry_client import Client
-        from registry_client.training import default_cache_dir
+        from registry_client import Client  # lazy: only registry+http(s) URLs use the client
+        from registry_client.training import default_cache_dir  # lazy: only registry+http(s) URLs use the client
 
         assert target.server is not None
         with Client(target.server, self.token or os.environ.get("REGISTRY_TOKEN")) as client:

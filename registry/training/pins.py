@@ -36,6 +36,7 @@ from registry.quality.models import PinRow
 from registry.snapshots.history import resolve_ref
 from registry.snapshots.layer_reader import ManifestReader
 from registry.snapshots.manifest import Manifest, load_manifest
+from registry.snapshots.read import stream
 from registry.snapshots.tables import write_table_atomically
 from registry.timeutil import utc_now
 from registry.training.lockfile import LOCKFILE_NAME, LockEntry, read_lockfile, upsert_entry, write_lockfile
@@ -226,8 +227,6 @@ def training_stream(ctx: Context, ref: str, *, allow_unverified: bool = False, j
         VerifyFailed: an object's bytes differ from what was stored.
         NotFound: no such dataset or ref.
     """
-    from registry.snapshots.read import stream
-
     who = resolve_actor(ctx, actor)
     admitted = admit(ctx, ref, who, allow_unverified=allow_unverified, job=job)
     dataset, snapshot, _ = admitted
