@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-import registry.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import registry.metadata  # noqa: F401  (registers every table on SQLModel.metadata)
 from registry.db import make_engine
 
 config = context.config

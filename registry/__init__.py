@@ -8,20 +8,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from registry.distribution import DISTRIBUTION, VERSION
 from registry.errors import RegistryError
 
 if TYPE_CHECKING:
     from registry.registry import Registry
 
 __all__ = ["DISTRIBUTION", "Registry", "RegistryError"]
-__version__ = "0.1.0"
-DISTRIBUTION = "dataset-ledger"
-"""The name on the package index (``pip install dataset-ledger``); the import package and command stay ``registry``."""
+__version__ = VERSION
 
 
 def __getattr__(name: str) -> Any:
     if name == "Registry":
-        from registry.registry import Registry
+        from registry.registry import Registry  # lazy: `import registry` (and the CLI) must not load the catalog
 
         return Registry
     raise AttributeError(f"module 'registry' has no attribute {name!r}")

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Table, event
+from sqlalchemy import Table, event, text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlmodel import Session, SQLModel, create_engine
 
 from registry.config import migrations_dir
@@ -89,7 +89,7 @@ def read_connection(engine: Engine) -> Iterator[Connection]:
 
 def alembic_config(url: str) -> Any:
     """An alembic ``Config`` pointing at ``migrations/`` and the catalog ``url``."""
-    from alembic.config import Config
+    from alembic.config import Config  # lazy: alembic loads only to upgrade
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
@@ -99,7 +99,7 @@ def alembic_config(url: str) -> Any:
 
 def upgrade(url: str) -> None:
     """Apply every pending migration to the catalog at ``url``."""
-    from alembic import command
+    from alembic import command  # lazy: alembic loads only to upgrade
 
     command.upgrade(alembic_config(url), "head")
 
@@ -116,9 +116,6 @@ def check_up_to_date(engine: Engine) -> None:
         CatalogOutOfDate: the catalog is empty, older or newer than this code.
         StorageError: the catalog cannot be opened at all.
     """
-    from sqlalchemy import text
-    from sqlalchemy.exc import ProgrammingError
-
     try:
         with engine.connect() as conn:
             current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()

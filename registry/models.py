@@ -82,12 +82,3 @@ class SchemaVersionRow(SQLModel, table=True):
     changes: str = Field(default="[]", description="JSON list of column changes against the previous")
     first_snapshot_id: str = Field(max_length=64)
     created_at: str = Field(max_length=32)
-
-
-# The tables of the domain packages, so that SQLModel.metadata (alembic, tests) holds every table.
-from registry import branch_models as _branch_models  # noqa: E402,F401
-from registry.audit import models as _audit_models  # noqa: E402,F401
-from registry.auth import models as _auth_models  # noqa: E402,F401
-from registry.lineage import models as _lineage_models  # noqa: E402,F401
-from registry.quality import models as _quality_models  # noqa: E402,F401
-from registry.sync import models as _sync_models  # noqa: E402,F401

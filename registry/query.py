@@ -29,9 +29,12 @@ from registry.config import Settings
 from registry.context import Context
 from registry.db import transaction
 from registry.errors import InvalidInput, QueryInterrupted, QuerySyntaxError, UserError
+from registry.lineage.views import query_views as lineage_views
 from registry.models import DatasetRow, RefRow, SchemaVersionRow, SnapshotRow
 from registry.provenance.store import STORED_SCHEMA
+from registry.quality.views import query_views as quality_views
 from registry.rows import rows_to_table
+from registry.snapshots.read import read
 
 if TYPE_CHECKING:
     import duckdb
@@ -86,9 +89,6 @@ def _catalog_views(session: Session) -> dict[str, pa.Table]:
 
 def _domain_views(ctx: Context) -> dict[str, pa.Table]:
     """The views the quality and lineage packages contribute (gate results, waivers, pins, lineage edges)."""
-    from registry.lineage.views import query_views as lineage_views
-    from registry.quality.views import query_views as quality_views
-
     return {**quality_views(ctx), **lineage_views(ctx)}
 
 
@@ -102,7 +102,7 @@ def open_sandbox(ctx: Context, dataset_ref: str | None = None, limits: QueryLimi
                  ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection holding the registry's views, locked down for untrusted SQL and
     held to ``limits`` (memory and threads)."""
-    import duckdb
+    import duckdb  # lazy: duckdb loads only when a query runs
 
     limits = limits or QueryLimits.from_settings(ctx.settings)
     with transaction(ctx.engine, readonly=True) as session:
@@ -116,8 +116,6 @@ def open_sandbox(ctx: Context, dataset_ref: str | None = None, limits: QueryLimi
                                           .where(col(SnapshotRow.annotations_sha256).is_not(None))).all()}
     tables.update(_domain_views(ctx))
     if dataset_ref is not None:
-        from registry.snapshots.read import read
-
         tables["data"] = read(ctx, dataset_ref)
     config: dict[str, str | bool | int | float | list[str]] = {"memory_limit": limits.memory_limit}
     if limits.threads > 0:
@@ -176,7 +174,7 @@ def check_read_only(sql: str) -> None:
     Raises:
         InvalidInput: empty SQL, a syntax error, or a statement that is not a query.
     """
-    import duckdb
+    import duckdb  # lazy: duckdb loads only when a query runs
 
     try:
         statements = duckdb.extract_statements(sql)
@@ -222,7 +220,7 @@ def run_query(ctx: Context, sql: str, dataset_ref: str | None = None,
         QueryInterrupted: it ran past the timeout or was cancelled.
         NotFound: ``dataset_ref`` names no snapshot.
     """
-    import duckdb
+    import duckdb  # lazy: duckdb loads only when a query runs
 
     limits = limits or QueryLimits.from_settings(ctx.settings)
     check_read_only(sql)

@@ -68,7 +68,7 @@ class Registry:
             InvalidInput: ``lineage_namespace`` is not ``scheme://authority``.
             Conflict: the home exists with another namespace fixed.
         """
-        from registry.lineage.namespace import check_namespace, fix_namespace
+        from registry.lineage.namespace import check_namespace, fix_namespace  # lazy: CLI start-up
 
         if lineage_namespace:
             check_namespace(lineage_namespace)
@@ -127,25 +127,25 @@ class Registry:
 
     def branch(self, name_branch: Ref | str, from_ref: str | None = None, actor: str | None = None) -> BranchInfo:
         """Create branch ``NAME/BRANCH`` at ``from_ref`` (default the head of ``main``); no data is copied."""
-        from registry.branching.branches import create_branch
+        from registry.branching.branches import create_branch  # lazy: CLI start-up
 
         return create_branch(self.ctx, name_branch, from_ref, actor)
 
     def branches(self, name: str) -> list[BranchInfo]:
         """Every branch of dataset ``name``, ``main`` first."""
-        from registry.branching.branches import list_branches
+        from registry.branching.branches import list_branches  # lazy: CLI start-up
 
         return list_branches(self.ctx, name)
 
     def delete_branch(self, name_branch: Ref | str, force: bool = False, actor: str | None = None) -> BranchInfo:
         """Delete branch ``NAME/BRANCH`` (not ``main``, not a protected one; unmerged work needs ``force``)."""
-        from registry.branching.branches import delete_branch
+        from registry.branching.branches import delete_branch  # lazy: CLI start-up
 
         return delete_branch(self.ctx, name_branch, force, actor)
 
     def protect(self, name_branch: Ref | str, protected: bool = True, actor: str | None = None) -> BranchInfo:
         """Protect branch ``NAME/BRANCH``: direct commits are refused, changes arrive only by merge."""
-        from registry.branching.branches import protect_branch
+        from registry.branching.branches import protect_branch  # lazy: CLI start-up
 
         return protect_branch(self.ctx, name_branch, protected, actor)
 
@@ -156,7 +156,7 @@ class Registry:
 
         Raises ``UnresolvedConflicts`` (with ``.conflicts``) when conflicts remain, ``GateBlocked`` when
         the result fails the target's policy, ``RefConflict`` when the target moved."""
-        from registry.branching.merge import merge
+        from registry.branching.merge import merge  # lazy: CLI start-up
 
         return merge(self.ctx, source, into, strategy=strategy, prefer=prefer,
                      resolutions=Path(resolutions) if resolutions is not None else None, dry_run=dry_run,
@@ -181,8 +181,8 @@ class Registry:
             InvalidInput: ``shards`` out of range or an unknown column.
             VerifyFailed: a lockfile entry of another registry, or whose ref no longer resolves to its snapshot.
         """
-        from registry.snapshots.plan import build_plan
-        from registry.training.pins import check_origin
+        from registry.snapshots.plan import build_plan  # lazy: CLI start-up
+        from registry.training.pins import check_origin  # lazy: CLI start-up
 
         if isinstance(ref_or_lock_entry, (str, Ref)):
             return build_plan(self.ctx, ref_or_lock_entry, shards, columns)
@@ -211,7 +211,7 @@ class Registry:
                            users: str | os.PathLike[str] | None = None) -> ImportResult:
         """Import a labeling tool's export (``label-studio``, ``coco``, ``yolo`` or ``table``) as ``name``'s
         next snapshot with its annotation records; see :func:`registry.provenance.service.import_annotations`."""
-        from registry.provenance.service import import_annotations
+        from registry.provenance.service import import_annotations  # lazy: CLI start-up
 
         return import_annotations(self.ctx, fmt, name, Path(path), key=key, guideline_version=guideline_version,
                                   config=Path(config) if config is not None else None, resolve=resolve,
@@ -220,7 +220,7 @@ class Registry:
 
     def annotations(self, ref: Ref | str) -> pa.Table:
         """Every annotation record of the snapshot ``ref`` names (its full set, one row per labeling act)."""
-        from registry.provenance.store import records_at
+        from registry.provenance.store import records_at  # lazy: CLI start-up
 
         with transaction(self.ctx.engine, readonly=True) as session:
             _, snapshot = history.resolve_ref(session, ref)
@@ -228,19 +228,19 @@ class Registry:
 
     def history(self, name: str, key: str) -> list[HistoryEntry]:
         """Every labeling act and every snapshot that changed sample ``key`` of ``name``, oldest first."""
-        from registry.provenance.sample_history import sample_history
+        from registry.provenance.sample_history import sample_history  # lazy: CLI start-up
 
         return sample_history(self.ctx, name, key)
 
     def blame(self, ref: Ref | str, column: str = "label", limit: int | None = None) -> pa.Table:
         """Per row: the snapshot that last changed it and who labeled its current value."""
-        from registry.provenance.blame import blame
+        from registry.provenance.blame import blame  # lazy: CLI start-up
 
         return blame(self.ctx, ref, column, limit)
 
     def label_diff(self, a: Ref | str, b: Ref | str, column: str = "label", rows: int | None = None) -> LabelDiff:
         """The label change matrix between ``a`` and ``b``, with who changed what."""
-        from registry.provenance.label_diff import label_diff
+        from registry.provenance.label_diff import label_diff  # lazy: CLI start-up
 
         return label_diff(self.ctx, a, b, column, rows)
 
@@ -276,32 +276,32 @@ class Registry:
     def audit_log(self, *, dataset: str | None = None, actor: str | None = None, action: str | None = None,
                   since: str | None = None, until: str | None = None, limit: int | None = None) -> list[AuditEvent]:
         """Audit events matching every filter given, oldest first."""
-        from registry.audit.listing import list_events
+        from registry.audit.listing import list_events  # lazy: CLI start-up
 
         return list_events(self.ctx, dataset=dataset, actor=actor, action=action, since=since, until=until,
                            limit=limit)
 
     def verify_audit(self, checkpoint: str | os.PathLike[str] | None = None) -> AuditVerifyReport:
         """Recompute the audit chain (and compare it with a saved checkpoint file)."""
-        from registry.audit.verify import read_checkpoint, verify_audit
+        from registry.audit.verify import read_checkpoint, verify_audit  # lazy: CLI start-up
 
         return verify_audit(self.ctx, read_checkpoint(Path(checkpoint)) if checkpoint is not None else None)
 
     def audit_checkpoint(self, out: str | os.PathLike[str] | None = None) -> Checkpoint:
         """The chain's current (sequence, hash, time), written to ``out`` when given."""
-        from registry.audit.verify import write_checkpoint
+        from registry.audit.verify import write_checkpoint  # lazy: CLI start-up
 
         return write_checkpoint(self.ctx, Path(out) if out is not None else None)
 
     def seal_audit(self) -> SealResult | None:
         """Seal the unsealed audit events into a Parquet segment now."""
-        from registry.audit.seal import seal
+        from registry.audit.seal import seal  # lazy: CLI start-up
 
         return seal(self.ctx)
 
     def query(self, sql: str, dataset: str | None = None) -> pa.Table:
         """Read-only DuckDB SQL over the registry's views (``data`` = the rows of ``dataset``, a NAME@REF)."""
-        from registry.query import run_query
+        from registry.query import run_query  # lazy: CLI start-up
 
         return run_query(self.ctx, sql, dataset)
 
@@ -319,25 +319,25 @@ class Registry:
 
     def set_policy(self, name: str, document: str, source: str = "policy", actor: str | None = None) -> PolicyInfo:
         """Store a QA policy (YAML text) as ``name``'s next policy version; owner and maintainers only."""
-        from registry.quality.policy_versions import set_policy
+        from registry.quality.policy_versions import set_policy  # lazy: CLI start-up
 
         return set_policy(self.ctx, name, document, source, actor)
 
     def policy(self, name: str, version: int | None = None) -> PolicyInfo:
         """The current QA policy of ``name`` (or one version of it)."""
-        from registry.quality.policy_versions import show_policy
+        from registry.quality.policy_versions import show_policy  # lazy: CLI start-up
 
         return show_policy(self.ctx, name, version)
 
     def qa_run(self, ref: Ref | str, actor: str | None = None) -> GateResult:
         """Evaluate the current policy on ``ref``'s snapshot and store the gate result."""
-        from registry.quality.evaluate import qa_run
+        from registry.quality.evaluate import qa_run  # lazy: CLI start-up
 
         return qa_run(self.ctx, ref, actor)
 
     def gate(self, ref: Ref | str) -> GateStatus:
         """Whether ``ref``'s snapshot passes its gate under the current policy (or by waiver)."""
-        from registry.quality.gate import check_gate
+        from registry.quality.gate import check_gate  # lazy: CLI start-up
 
         return check_gate(self.ctx.engine, ref)
 
@@ -353,14 +353,14 @@ class Registry:
     def waive(self, ref: Ref | str, reason: str, checks: Sequence[str] | None = None, expires: str | None = None,
               actor: str | None = None) -> Waiver:
         """Let ``ref``'s snapshot pass its gate despite failed checks (audited; owner and maintainers only)."""
-        from registry.quality.waivers import waive
+        from registry.quality.waivers import waive  # lazy: CLI start-up
 
         return waive(self.ctx, ref, reason, list(checks) if checks is not None else None, expires, actor)
 
     def pin(self, ref: Ref | str, lockfile: str | os.PathLike[str] = "registry.lock", job: str | None = None,
             actor: str | None = None) -> LockEntry:
         """Pin ``ref``'s snapshot for training in ``lockfile``; refused unless its gate passes."""
-        from registry.training.pins import pin
+        from registry.training.pins import pin  # lazy: CLI start-up
 
         return pin(self.ctx, ref, lockfile, job, actor)
 
@@ -372,13 +372,13 @@ class Registry:
             GateBlocked: its gate does not pass now (unless ``allow_unverified``, which is audited).
             VerifyFailed: the stored bytes or the pinned content hash do not match.
         """
-        from registry.training.pins import load
+        from registry.training.pins import load  # lazy: CLI start-up
 
         return load(self.ctx, ref_or_lock_entry, allow_unverified=allow_unverified, job=job, actor=actor)
 
     def pull(self, lockfile: str | os.PathLike[str] = "registry.lock", outdir: str | os.PathLike[str] = ".",
              job: str | None = None, allow_unverified: bool = False, actor: str | None = None) -> list[PullResult]:
         """Write each pinned snapshot of ``lockfile`` to ``outdir``, verified as :meth:`load` does."""
-        from registry.training.pins import pull
+        from registry.training.pins import pull  # lazy: CLI start-up
 
         return pull(self.ctx, lockfile, outdir, job, allow_unverified, actor)

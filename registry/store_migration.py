@@ -20,12 +20,16 @@ import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
+from registry.audit import log as audit
 from registry.config import HOME_CONFIG, default_storage_url, read_home_config, write_home_config
 from registry.context import Context
 from registry.db import transaction
-from registry.errors import Hint, InvalidInput, StorageError
+from registry.errors import Hint, InvalidInput, StorageError, VerifyFailed
 from registry.failpoints import failpoint
+from registry.snapshots.gc import referenced_objects
+from registry.snapshots.verify import verify
 from registry.storage.base import ObjectStore, open_store
 
 __all__ = ["MigrateResult", "StoreInfo", "migrate", "normalize_url", "store_info"]
@@ -65,8 +69,6 @@ def normalize_url(url: str) -> str:
         raise InvalidInput("give the destination store: s3://bucket/prefix, lakefs://repo/branch/prefix or a "
                            "folder", hint=Hint("option", "to"))
     if url.startswith("file://") or "://" not in url:
-        from urllib.parse import unquote, urlparse
-
         path = Path(unquote(urlparse(url).path)) if url.startswith("file://") else Path(url).expanduser()
         return path.resolve().as_uri()
     return url.rstrip("/")
@@ -81,8 +83,6 @@ def migrate(ctx: Context, to_url: str, verify_all: bool = False, progress: Progr
         StorageError: either store cannot be read or written; a copied object does not verify.
         CheckFailed: ``verify_all`` and the full verify against the destination found a problem.
     """
-    from registry.snapshots.gc import referenced_objects
-
     destination = normalize_url(to_url)
     source = normalize_url(ctx.paths.storage_url)
     if destination == source:
@@ -114,8 +114,6 @@ def migrate(ctx: Context, to_url: str, verify_all: bool = False, progress: Progr
         result.verified = True
     _switch(ctx, destination)
     ctx.store = ctx.cache.store = target  # the audit event may seal a segment: it belongs in the new store
-    from registry.audit import log as audit
-
     with transaction(ctx.engine) as session:
         audit.record(session, ctx, "store.migrate", "store", destination, actor=actor, details={
             "from": source, "to": destination, "objects": result.objects, "copied": result.copied,
@@ -144,9 +142,6 @@ def _copy(source: ObjectStore, target: ObjectStore, sha: str) -> int:
 
 
 def _verify_at(ctx: Context, target: ObjectStore) -> None:
-    from registry.errors import VerifyFailed
-    from registry.snapshots.verify import verify
-
     there = Context(paths=ctx.paths, engine=ctx.engine, store=target, settings=ctx.settings, client=ctx.client,
                     principal=ctx.principal, author=ctx.author)
     report = verify(there)

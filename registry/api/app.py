@@ -25,6 +25,7 @@ from starlette.requests import ClientDisconnect
 from registry.api import (
     routes_audit,
     routes_branches,
+    routes_console,
     routes_datasets,
     routes_governance,
     routes_hooks,
@@ -38,7 +39,10 @@ from registry.api.guard import RequestGuard
 from registry.api.wire import JSONBody, wire
 from registry.config import Settings, find_home
 from registry.context import open_context
+from registry.db import check_up_to_date
 from registry.errors import RegistryError, Unauthenticated, http_status_for
+from registry.lineage.worker import start_worker, stop_worker
+from registry.snapshots import compact_worker
 from registry.ui import CONSOLE_PATH, mount_console
 
 __all__ = ["API_PREFIX", "JSONBody", "app_from_env", "create_app"]
@@ -133,8 +137,6 @@ def _health_router() -> APIRouter:
                 responses={503: {"model": NotReady, "description": "The catalog or the object store is not reachable"}})
     def readyz(request: Request) -> JSONBody:
         """The catalog (at the expected schema) and the object store are reachable (no authentication)."""
-        from registry.db import check_up_to_date
-
         ctx = request.app.state.ctx
         try:
             check_up_to_date(ctx.engine)
@@ -168,9 +170,6 @@ def create_app(home: Path, settings: Settings | None = None, max_upload_bytes: i
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        from registry.lineage.worker import start_worker, stop_worker
-        from registry.snapshots import compact_worker
-
         start_worker(ctx)  # lineage delivery by a thread of this process, not a process per commit
         compact_worker.start_worker(ctx)  # automatic compaction, never inside a request
         yield
@@ -188,7 +187,7 @@ def create_app(home: Path, settings: Settings | None = None, max_upload_bytes: i
     app.include_router(_health_router())
     _install_conventional_routes(app)
     for module in (routes_datasets, routes_quality, routes_audit, routes_meta, routes_provenance, routes_governance,
-                   routes_lineage, routes_hooks, routes_branches, routes_training):
+                   routes_lineage, routes_hooks, routes_branches, routes_training, routes_console):
         app.include_router(module.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
     mount_console(app)
     return app

@@ -13,7 +13,11 @@ from starlette.concurrency import run_in_threadpool
 
 from registry.api.deps import Access, require
 from registry.api.wire import JSONBody, wire, wire_list
+from registry.audit.listing import list_events
 from registry.errors import InvalidInput, PermissionDenied
+from registry.lineage.emit import registry_namespace
+from registry.lineage.intake import ingest_run_event
+from registry.query import QueryLimits, run_query
 
 __all__ = ["router"]
 
@@ -31,8 +35,6 @@ def audit_events(access: Annotated[Access, Depends(require("audit"))], dataset: 
                  actor: str | None = None, action: str | None = None, since: str | None = None,
                  until: str | None = None, limit: int | None = None) -> JSONBody:
     """Audit events matching every filter, oldest first. A dataset-scoped token must name its dataset."""
-    from registry.audit.listing import list_events
-
     if access.principal.datasets:
         if dataset is None:
             raise InvalidInput("a dataset-scoped token must name a dataset (?dataset=NAME)")
@@ -48,8 +50,6 @@ async def query(body: Query, request: Request, access: Annotated[Access, Depends
     """Read-only DuckDB SQL over the registry's views; the rows as JSON objects. The query is held to
     the configured time and memory limits, stopped if the client disconnects, and refused (422) if it
     returns more than ``api_max_query_rows`` rows."""
-    from registry.query import QueryLimits, run_query
-
     if access.principal.datasets:
         raise PermissionDenied(f"token {access.principal.name!r} is limited to some datasets and the query "
                                "views span all of them")
@@ -81,8 +81,6 @@ _DISCONNECT_POLL = 0.25
 def lineage(event: Annotated[dict[str, Any], Body()],
             access: Annotated[Access, Depends(require("lineage_ingest"))]) -> JSONBody:
     """Accept an OpenLineage RunEvent: the registry snapshots it read or produced become graph edges."""
-    from registry.lineage.intake import ingest_run_event
-
     if access.principal.datasets:
         for name in _registry_datasets(access, event):
             access.principal.require_dataset(name)  # the same 404 as a dataset that does not exist
@@ -91,8 +89,6 @@ def lineage(event: Annotated[dict[str, Any], Body()],
 
 def _registry_datasets(access: Access, event: object) -> set[str]:
     """Every dataset of this registry's namespace that an event names as an input or output."""
-    from registry.lineage.emit import registry_namespace
-
     if not isinstance(event, dict):
         return set()
     ours = registry_namespace(access.ctx)

@@ -9,6 +9,7 @@ from registry_client.models import LabelDiffRowsPublic
 
 from registry.api.deps import Access, require
 from registry.api.wire import JSONBody, wire
+from registry.provenance.label_diff import label_diff
 
 __all__ = ["MAX_PAGE", "router"]
 
@@ -24,8 +25,6 @@ def label_diff_rows(a: str, b: str, access: Annotated[Access, Depends(require("r
                     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50) -> JSONBody:
     """Relabeled rows ``offset`` to ``offset + limit`` of the label diff from ``a`` to ``b`` (in the order of
     ``GET /diff?labels=true``), with ``total``: how many rows were relabeled in all."""
-    from registry.provenance.label_diff import label_diff
-
     access.principal.require_ref(a)
     access.principal.require_ref(b)
     result = label_diff(access.ctx, a, b, column, rows=limit, offset=offset)

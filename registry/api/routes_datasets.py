@@ -20,13 +20,16 @@ from starlette.concurrency import run_in_threadpool
 
 from registry.api.deps import Access, permit, require
 from registry.api.streaming import MEDIA_TYPES, encode
+from registry.api.uploads import spool_upload, upload_folder
 from registry.api.wire import JSONBody, wire, wire_list
 from registry.datasets import create_dataset, list_datasets
 from registry.errors import InvalidInput
+from registry.provenance.label_diff import label_diff
 from registry.snapshots import history
 from registry.snapshots.commit import Mode, commit
 from registry.snapshots.diff import diff
 from registry.snapshots.read import stream
+from registry.training.pins import training_stream
 
 __all__ = ["router"]
 
@@ -77,8 +80,6 @@ async def dataset_commit(name: str, request: Request, access: Annotated[Access, 
     ``If-Match`` (or ``expect_parent``) names the snapshot the branch must still point at (409 otherwise);
     a protected branch refuses direct commits (403).
     """
-    from registry.api.uploads import spool_upload, upload_folder
-
     access.principal.require_dataset(name)
     parent = expect_parent or (if_match.strip().strip('"') if if_match else None)
     with upload_folder() as folder:
@@ -112,8 +113,6 @@ def snapshot_data(ref: str, access: Reader, request: Request, format: Literal["a
         permit(request, access, "read_unverified")
     access.principal.require_ref(ref)
     if training:
-        from registry.training.pins import training_stream
-
         schema, batches = training_stream(access.ctx, ref, allow_unverified=allow_unverified, job=job)
     else:
         schema, batches = stream(access.ctx, ref)
@@ -134,7 +133,5 @@ def snapshot_diff(a: str, b: str, access: Reader, rows: Annotated[int, Query(ge=
     access.principal.require_ref(a)
     access.principal.require_ref(b)
     if labels:
-        from registry.provenance.label_diff import label_diff
-
         return wire(LabelDiffPublic, label_diff(access.ctx, a, b, column, rows).to_dict())
     return wire(DiffPublic, diff(access.ctx, a, b, rows).to_dict())

@@ -17,7 +17,12 @@ from registry_client.models import (
 
 from registry.api.deps import Access, require
 from registry.api.wire import JSONBody, wire, wire_list
+from registry.audit.verify import parse_checkpoint, verify_audit, write_checkpoint
 from registry.errors import PermissionDenied
+from registry.quality.evaluate import gate_results as stored_gate_results
+from registry.quality.policy_versions import set_policy, show_policy
+from registry.quality.waivers import waive
+from registry.training.pins import pin_entry
 
 __all__ = ["router"]
 
@@ -53,8 +58,6 @@ class AuditVerify(BaseModel):
 def policy_show(name: str, access: Annotated[Access, Depends(require("read"))],
                 version: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None) -> JSONBody:
     """The dataset's current QA policy (or one version of it)."""
-    from registry.quality.policy_versions import show_policy
-
     access.principal.require_dataset(name)
     return wire(PolicyPublic, show_policy(access.ctx, name, version).to_dict())
 
@@ -64,8 +67,6 @@ def policy_set(name: str, body: PolicyDocument, access: Annotated[Access, Depend
                ) -> JSONBody:
     """Store the document as the dataset's next policy version (the token's name must be the dataset's
     owner or a maintainer its current policy lists); the same document again stores nothing."""
-    from registry.quality.policy_versions import set_policy
-
     access.principal.require_dataset(name)
     return wire(PolicyPublic, set_policy(access.ctx, name, body.document, body.source).to_dict())
 
@@ -73,18 +74,14 @@ def policy_set(name: str, body: PolicyDocument, access: Annotated[Access, Depend
 @router.get("/gates/{ref}/results", response_model=GateResultsPublic)
 def gate_results(ref: str, access: Annotated[Access, Depends(require("gate_check"))]) -> JSONBody:
     """Every stored gate result of the snapshot, under any policy version, newest first."""
-    from registry.quality.evaluate import gate_results
-
     access.principal.require_ref(ref)
-    return wire_list(GateResultsPublic, [r.to_dict() for r in gate_results(access.ctx, ref)])
+    return wire_list(GateResultsPublic, [r.to_dict() for r in stored_gate_results(access.ctx, ref)])
 
 
 @router.post("/gates/{ref}/waivers", status_code=status.HTTP_201_CREATED, response_model=WaiverPublic)
 def gate_waive(ref: str, body: NewWaiver, access: Annotated[Access, Depends(require("waive"))]) -> JSONBody:
     """Let the snapshot pass its gate despite failed checks (the token's name must be the dataset's owner
     or a maintainer)."""
-    from registry.quality.waivers import waive
-
     access.principal.require_ref(ref)
     return wire(WaiverPublic, waive(access.ctx, ref, body.reason, body.checks, body.expires).to_dict(),
                 status.HTTP_201_CREATED)
@@ -94,8 +91,6 @@ def gate_waive(ref: str, body: NewWaiver, access: Annotated[Access, Depends(requ
 def pin(body: NewPin, access: Annotated[Access, Depends(require("pin"))], request: Request) -> JSONBody:
     """Pin the snapshot for training (refused with 409 unless its gate passes); the lockfile entry to
     write, which the client keeps (naming this server and its lineage namespace)."""
-    from registry.training.pins import pin_entry
-
     access.principal.require_ref(body.ref)
     origin = str(request.base_url).rstrip("/")
     return wire(LockEntryPublic, pin_entry(access.ctx, body.ref, body.job, origin=origin).to_dict(),
@@ -113,8 +108,6 @@ def audit_verify(access: Annotated[Access, Depends(require("audit"))],
                  body: Annotated[AuditVerify | None, Body()] = None) -> JSONBody:
     """Recompute the audit chain (and check it extends ``checkpoint``). 200 even when it does not: the
     body's ``ok`` says."""
-    from registry.audit.verify import parse_checkpoint, verify_audit
-
     _whole_chain(access)
     checkpoint = body.checkpoint if body is not None else None
     report = verify_audit(access.ctx, parse_checkpoint(checkpoint) if checkpoint is not None else None)
@@ -124,7 +117,5 @@ def audit_verify(access: Annotated[Access, Depends(require("audit"))],
 @router.post("/audit/checkpoints", response_model=AuditCheckpointPublic)
 def audit_checkpoint(access: Annotated[Access, Depends(require("audit"))]) -> JSONBody:
     """The chain's current head (sequence, hash, time) for an auditor to keep outside the registry."""
-    from registry.audit.verify import write_checkpoint
-
     _whole_chain(access)
     return wire(AuditCheckpointPublic, write_checkpoint(access.ctx).to_dict())

@@ -10,7 +10,7 @@ from registry_client.models import LineageGraphPublic
 from registry.api.deps import Access, require
 from registry.api.wire import JSONBody, wire
 from registry.auth.roles import Principal
-from registry.lineage.graph import Direction
+from registry.lineage.graph import Direction, walk
 
 __all__ = ["router"]
 
@@ -22,8 +22,6 @@ def lineage_graph(ref: str, access: Annotated[Access, Depends(require("read"))],
                   depth: Annotated[int, Query(ge=1)] = 3) -> JSONBody:
     """Nodes and edges within ``depth`` steps of the snapshot ``ref``, as `registry lineage --json` prints
     them. A dataset-scoped token does not see snapshots of other datasets (nor the edges to them)."""
-    from registry.lineage.graph import walk
-
     access.principal.require_ref(ref)
     graph = walk(access.ctx, ref, direction, depth).to_dict()
     return wire(LineageGraphPublic, _in_scope(graph, access.principal) if access.principal.datasets else graph)

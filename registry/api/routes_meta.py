@@ -11,6 +11,8 @@ from registry.api.deps import Access, authenticated, require
 from registry.api.wire import JSONBody, wire
 from registry.auth.roles import ACTIONS
 from registry.errors import InvalidInput
+from registry.snapshots.history import resolve
+from registry.snapshots.verify import verify
 
 __all__ = ["router"]
 
@@ -28,8 +30,6 @@ def whoami(access: Annotated[Access, Depends(authenticated)]) -> JSONBody:
 @router.get("/refs/{ref}", response_model=ResolvedRefPublic)
 def ref_resolve(ref: str, access: Annotated[Access, Depends(require("read"))]) -> JSONBody:
     """The full snapshot id ``NAME[@REF]`` names now, from the catalog alone (cheap: no data is read)."""
-    from registry.snapshots.history import resolve
-
     access.principal.require_ref(ref)
     return wire(ResolvedRefPublic, resolve(access.ctx, ref).to_dict())
 
@@ -39,8 +39,6 @@ def verify_store(access: Annotated[Access, Depends(require("audit"))], dataset: 
                  ) -> JSONBody:
     """Re-hash the objects and recompute the snapshot ids of ``dataset`` (or of every dataset). 200 even
     when problems are found: the body's ``ok`` says. A dataset-scoped token must name its dataset."""
-    from registry.snapshots.verify import verify
-
     if access.principal.datasets:
         if dataset is None:
             raise InvalidInput("a dataset-scoped token must name a dataset (?dataset=NAME)")

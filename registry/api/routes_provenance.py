@@ -9,7 +9,12 @@ from registry_client.models import BlamePublic, HistoryEntriesPublic, ImportPubl
 from starlette.concurrency import run_in_threadpool
 
 from registry.api.deps import Access, require
+from registry.api.uploads import spool_files, upload_folder
 from registry.api.wire import JSONBody, wire, wire_list
+from registry.provenance.blame import blame as blame_rows
+from registry.provenance.sample_history import sample_history as sample_events
+from registry.provenance.service import import_annotations
+from registry.snapshots.history import schema_versions
 
 __all__ = ["router"]
 
@@ -21,8 +26,6 @@ Reader = Annotated[Access, Depends(require("read"))]
 @router.get("/datasets/{name}/schema", response_model=SchemaVersionsPublic)
 def dataset_schema(name: str, access: Reader) -> JSONBody:
     """Every schema version of the dataset, oldest first, each classified against the one before."""
-    from registry.snapshots.history import schema_versions
-
     access.principal.require_dataset(name)
     return wire_list(SchemaVersionsPublic, [v.to_dict() for v in schema_versions(access.ctx, name)])
 
@@ -37,9 +40,6 @@ async def dataset_import(
     """Import a labeling tool's export (multipart part ``file``; ``config``: the Label Studio labeling
     config; ``users``: its ``/api/users/`` answer) as the dataset's next snapshot with its annotation
     records; creates the dataset if needed. Errors name the sent files, never where the server kept them."""
-    from registry.api.uploads import spool_files, upload_folder
-    from registry.provenance.service import import_annotations
-
     access.principal.require_dataset(name)
     with upload_folder() as folder:
         parts = await spool_files(request, request.app.state.max_upload_bytes, folder, "file", ("config", "users"))
@@ -54,18 +54,14 @@ async def dataset_import(
 @router.get("/datasets/{name}/history", response_model=HistoryEntriesPublic)
 def sample_history(name: str, key: str, access: Reader) -> JSONBody:
     """Every labeling act and every snapshot that changed sample ``key``, oldest first."""
-    from registry.provenance.sample_history import sample_history
-
     access.principal.require_dataset(name)
-    return wire_list(HistoryEntriesPublic, [e.to_dict() for e in sample_history(access.ctx, name, key)])
+    return wire_list(HistoryEntriesPublic, [e.to_dict() for e in sample_events(access.ctx, name, key)])
 
 
 @router.get("/blame/{ref}", response_model=BlamePublic)
 def blame(ref: str, access: Reader, column: str = "label",
           limit: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None) -> JSONBody:
     """Per row (in key order): the snapshot that last changed it and who labeled its current value."""
-    from registry.provenance.blame import blame
-
     access.principal.require_ref(ref)
-    rows: list[dict[str, object]] = blame(access.ctx, ref, column, limit).to_pylist()
+    rows: list[dict[str, object]] = blame_rows(access.ctx, ref, column, limit).to_pylist()
     return wire_list(BlamePublic, rows)

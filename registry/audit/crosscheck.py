@@ -38,6 +38,8 @@ from registry.auth.models import ApiTokenRow
 from registry.context import Context
 from registry.db import transaction
 from registry.models import DatasetRow, RefRow, SchemaVersionRow, SnapshotRow
+from registry.snapshots.manifest import Manifest, canonical_json
+from registry.snapshots.schema import compare_schemas
 
 __all__ = ["CLOCK_SKEW_SECONDS", "MOVES_NO_REF", "crosscheck"]
 
@@ -216,8 +218,6 @@ def _of_datasets(rows: list[Any], names: dict[int | None, str], wanted: Any, pro
 def _tops_manifest(ctx: Context, snap: SnapshotRow) -> bool:
     """Whether the snapshot's manifest ends with its own change (as every commit writes it); an unreadable
     manifest counts as fine here, since verify reports it as such."""
-    from registry.snapshots.manifest import Manifest
-
     try:
         manifest = Manifest.from_bytes(ctx.store.read_bytes(snap.manifest_sha256), f"manifest of {snap.id}")
     except Exception:  # noqa: BLE001 - verify names an unreadable manifest itself
@@ -303,8 +303,6 @@ def _check_refs(replay: _Replay, refs: list[RefRow], names: dict[int | None, str
 
 def _check_schema_versions(replay: _Replay, versions: list[SchemaVersionRow], snapshots: list[SnapshotRow],
                            names: dict[int | None, str], wanted: Any) -> list[str]:
-    from registry.snapshots.schema import compare_schemas
-
     problems = []
     by_id = {s.id: s for s in snapshots}
     ordered = sorted(versions, key=lambda v: (v.dataset_id, v.version))
@@ -376,8 +374,6 @@ def _check_tokens(replay: _Replay, tokens: list[ApiTokenRow]) -> list[str]:
 
 def _fingerprint(columns: list[Any]) -> str:
     """What :func:`registry.snapshots.schema.fingerprint` gives for a schema of these columns."""
-    from registry.snapshots.manifest import canonical_json
-
     return hashlib.sha256(canonical_json(columns)).hexdigest()
 
 

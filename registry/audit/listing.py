@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from registry.audit.log import AuditEvent
 from registry.context import Context
 from registry.errors import InvalidInput
+from registry.query import run_query
 
 __all__ = ["list_events", "parse_time"]
 
@@ -30,8 +31,6 @@ def list_events(ctx: Context, *, dataset: str | None = None, actor: str | None =
                 since: str | None = None, until: str | None = None, limit: int | None = None) -> list[AuditEvent]:
     """Events matching every filter given, oldest first; ``action`` matches exactly or as a prefix
     ending in a dot (``snapshot.`` selects every snapshot action); ``until`` is exclusive."""
-    from registry.query import run_query
-
     where: list[str] = []
     params: list[object] = []
     for column, value in (("dataset", dataset), ("actor", actor)):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from sqlmodel import Session, col, select
 
 from registry.audit.chain import FIELDS
 from registry.audit.models import AuditEventRow
 from registry.rows import rows_to_table
-from registry.snapshots.layers import write_parquet_object
 from registry.storage import ObjectInfo, ObjectStore
 
 __all__ = ["EVENT_SCHEMA", "SEGMENT_ROW_GROUP", "unsealed_events", "write_segment"]
@@ -28,7 +28,11 @@ def write_segment(store: ObjectStore, events: pa.Table) -> ObjectInfo:
     actor's events then reads a sliver of each segment (row-group statistics), not all of it. The chain
     order is ``seq``; verify sorts by it."""
     ordered = events.sort_by([("actor", "ascending"), ("seq", "ascending")])
-    return write_parquet_object(store, ordered, row_group_size=SEGMENT_ROW_GROUP)
+    # Its own small writer (the same zstd Parquet and staged put as a snapshot layer's), so the audit
+    # log does not depend on the snapshots package it records.
+    with store.staging_file(".parquet") as staged:
+        pq.write_table(ordered, staged, compression="zstd", row_group_size=SEGMENT_ROW_GROUP)
+        return store.put(staged)
 
 
 def unsealed_events(session: Session, after_seq: int = 0) -> pa.Table:

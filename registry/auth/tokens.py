@@ -24,7 +24,7 @@ from registry.auth.roles import Principal, check_role
 from registry.context import Context, resolve_actor
 from registry.db import read_connection, table_of, transaction
 from registry.errors import AlreadyExists, Hint, InvalidInput, NotFound, Unauthenticated
-from registry.timeutil import utc_now
+from registry.timeutil import parse_expiry, utc_now
 
 __all__ = ["TOKEN_PREFIX", "TokenInfo", "authenticate", "create_token", "has_admin_token", "list_tokens",
            "revoke_token"]
@@ -76,8 +76,6 @@ def create_token(ctx: Context, name: str, role: str, datasets: list[str] | None 
         InvalidInput: an unknown role or a bad expiry.
         AlreadyExists: a token of that name exists (revoked ones too: names are never reused).
     """
-    from registry.quality.waivers import parse_expiry
-
     catalog.check_dataset_name(name)  # the same naming rules as datasets
     check_role(role)
     scope = sorted(set(datasets or []))

@@ -7,19 +7,21 @@ dataset's first commit. A protected branch refuses direct commits: changes reach
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import NoReturn
 
-from sqlmodel import Session, select
+from sqlmodel import select
 
 from registry import catalog
 from registry.audit import log as audit
 from registry.branch_models import BranchProtectionRow
 from registry.context import Context, resolve_actor
 from registry.db import transaction
-from registry.errors import AlreadyExists, Hint, InvalidInput, InvalidName, NotFound, PermissionDenied
-from registry.models import DatasetRow, RefRow
+from registry.errors import AlreadyExists, Hint, InvalidInput, InvalidName
+from registry.models import RefRow
+from registry.quality.store import require_maintainer
 from registry.refs import Ref
 from registry.snapshots.ancestry import load_graph
+from registry.snapshots.guard import branch_ref as _branch_ref
+from registry.snapshots.guard import guard_commit, is_protected, refuse_commit
 from registry.timeutil import utc_now
 
 __all__ = ["BranchInfo", "check_branch_name", "create_branch", "delete_branch", "guard_commit", "is_protected",
@@ -64,21 +66,6 @@ def _branch_parts(branch_ref: Ref | str) -> tuple[str, str]:
     """
     ref = branch_ref if isinstance(branch_ref, Ref) else Ref.parse_branch(branch_ref)
     return ref.dataset, ref.ref_name
-
-
-def is_protected(session: Session, dataset: DatasetRow, branch: str) -> bool:
-    return session.get(BranchProtectionRow, (dataset.id, branch)) is not None
-
-
-def _branch_ref(session: Session, dataset: DatasetRow, branch: str, lock: bool = False) -> RefRow:
-    """The branch's ref row; ``lock``: held until the transaction ends (``SELECT ... FOR UPDATE`` on
-    PostgreSQL; SQLite's write transactions are serial already), so commits to it wait."""
-    ref = session.exec(select(RefRow).where(RefRow.dataset_id == dataset.id, RefRow.name == branch)
-                       .with_for_update()).first() if lock else catalog.get_ref(session, dataset, branch)
-    if ref is None or ref.kind != "branch":
-        raise NotFound(f"{dataset.name} has no branch {branch!r}; the list of its branches shows their names",
-                       hint=Hint("command", "branch list", dataset.name))
-    return ref
 
 
 def create_branch(ctx: Context, branch_ref: Ref | str, from_ref_name: str | None = None, actor: str | None = None
@@ -159,8 +146,6 @@ def protect_branch(ctx: Context, branch_ref: Ref | str, protected: bool = True, 
     Raises:
         NotFound: no such branch. PermissionDenied: the actor neither owns nor maintains the dataset.
     """
-    from registry.quality.store import require_maintainer  # a catalog query; no data libraries loaded
-
     name, branch = _branch_parts(branch_ref)
     who = resolve_actor(ctx, actor)
     with transaction(ctx.engine) as session:
@@ -177,37 +162,3 @@ def protect_branch(ctx: Context, branch_ref: Ref | str, protected: bool = True, 
         audit.record(session, ctx, "branch.protect", "ref", f"{name}@{branch}", dataset=name,
                      snapshot=ref.snapshot_id, actor=who, details={"branch": branch, "protected": protected})
         return BranchInfo(name, branch, ref.snapshot_id, protected, ref.updated_at, True)
-
-
-def guard_commit(ctx: Context, name: str, branch: str, actor: str | None = None) -> None:
-    """Refuse a direct commit to a branch that does not exist or is protected (the refusal is audited).
-
-    An early check, before any object is written; the commit repeats it in the transaction that moves
-    the branch (after its compare-and-swap locked the ref row, which :func:`protect_branch` locks too),
-    so a branch protected in between refuses the commit all the same.
-
-    Raises:
-        NotFound: ``branch`` is not ``main`` and does not exist.
-        PermissionDenied: ``branch`` is protected: changes reach it only by merge.
-    """
-    with transaction(ctx.engine, readonly=True) as session:
-        dataset = catalog.get_dataset(session, name)
-        if branch != catalog.MAIN:
-            _branch_ref(session, dataset, branch)
-        refused = is_protected(session, dataset, branch)
-    if refused:
-        refuse_commit(ctx, name, branch, actor)
-
-
-def refuse_commit(ctx: Context, name: str, branch: str, actor: str | None = None) -> NoReturn:
-    """Audit a direct commit refused by the branch's protection, and raise.
-
-    Raises:
-        PermissionDenied: always.
-    """
-    with transaction(ctx.engine) as session:
-        audit.record(session, ctx, "commit.denied", "ref", f"{name}@{branch}", dataset=name, actor=actor,
-                     details={"branch": branch, "reason": "protected branch"})
-    raise PermissionDenied(f"{name}@{branch} is protected: direct commits are refused; commit to another "
-                           f"branch and merge that branch into {branch}",
-                           hint=Hint("command", "merge", f"{name}@BRANCH --into {branch}"))

@@ -32,6 +32,7 @@ from registry.lineage import emit as lineage_emit
 from registry.models import DatasetRow, SchemaVersionRow, SnapshotRow
 from registry.provenance import merge_records
 from registry.provenance.store import write_delta
+from registry.quality.merge_gate import evaluate_result, record_and_decide
 from registry.quality.models import GateResultRow
 from registry.quality.store import current_policy
 from registry.refs import Ref
@@ -237,16 +238,12 @@ def _evaluate_gate(ctx: Context, dataset: DatasetRow, snapshot: SnapshotRow, who
     with transaction(ctx.engine, readonly=True) as session:
         if current_policy(session, dataset) is None:
             return None
-    from registry.quality.merge_gate import evaluate_result
-
     return evaluate_result(ctx, dataset.name, snapshot, who.name)
 
 
 def _decide(session: Session, dataset: DatasetRow, snapshot: SnapshotRow, row: GateResultRow | None) -> Any:
     if row is None:
         return None
-    from registry.quality.merge_gate import record_and_decide
-
     return record_and_decide(session, dataset, snapshot, row)
 
 

@@ -53,7 +53,9 @@ def lineage() -> None:
 @click.pass_obj
 def show(state: Any, ref: str, direction: str | None, depth: int, as_dot: bool, as_json: bool) -> None:
     """Walk the lineage graph from the snapshot NAME@REF (both directions by default)."""
-    from registry.lineage.graph import to_dot
+    from registry.lineage.graph import (
+        to_dot,  # lazy: CLI start-up
+    )
 
     graph = state.service().lineage_walk(parse_ref(ref), direction or "both", depth)
     if as_dot:
@@ -79,7 +81,7 @@ def _graph_lines(graph: dict[str, Any]) -> None:
 @click.pass_obj
 def flush(state: Any, wait: float, retry_failed: bool, background: bool, as_json: bool) -> None:
     """Deliver pending OpenLineage events now, in order, each exactly once."""
-    from registry.lineage import outbox
+    from registry.lineage import outbox  # lazy: CLI start-up
 
     ctx = _ctx(state)
     if retry_failed:
@@ -103,7 +105,7 @@ def flush(state: Any, wait: float, retry_failed: bool, background: bool, as_json
 @click.pass_obj
 def status(state: Any, as_json: bool) -> None:
     """Pending, retrying, failed and delivered event counts, and where events go."""
-    from registry.lineage.outbox import outbox_status
+    from registry.lineage.outbox import outbox_status  # lazy: CLI start-up
 
     info = outbox_status(_ctx(state)).to_dict()
     output.render(info, as_json, _status_lines)
@@ -148,7 +150,7 @@ def _ingest_lines(results: list[dict[str, Any]]) -> None:
 @click.pass_obj
 def namespace(state: Any, fix: str | None, as_json: bool) -> None:
     """Show this registry's lineage namespace (fixed at `registry init`), or fix one on an older registry."""
-    from registry.lineage.namespace import fix_namespace, registry_namespace, stored_namespace
+    from registry.lineage.namespace import fix_namespace, registry_namespace, stored_namespace  # lazy: CLI start-up
 
     ctx = _ctx(state)
     value = fix_namespace(ctx, fix) if fix else registry_namespace(ctx)

@@ -15,15 +15,19 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from registry import DISTRIBUTION
 from registry.cli import output
 from registry.cli.help_text import ROOT_EPILOG, whole_summaries
+from registry.cli.label_output import label_diff_report
 from registry.cli.once import only_once
 from registry.cli.refs import parse_ref, second_ref
 from registry.cli.session import Session
 
 if TYPE_CHECKING:
     from registry.snapshots.commit import Mode
+from registry.cli.serve_cmds import admin_token_text, create_admin_token
+from registry.cli.streams import export_rows
+from registry.config import HOME_DIRNAME, RegistryPaths, find_home
+from registry.distribution import DISTRIBUTION
 from registry.errors import QuerySyntaxError, RegistryError, exit_code_for
 
 __all__ = ["cli", "main"]
@@ -59,8 +63,6 @@ def init(ctx: click.Context, path: str | None, lineage_namespace: str | None, as
     (none when an active admin token exists).
 
     On an existing home it says so and changes nothing (exit 0); `registry db upgrade` applies migrations."""
-    from registry.cli.serve_cmds import admin_token_text, create_admin_token
-    from registry.config import HOME_DIRNAME
 
     ctx.obj.require_host("init")
     home = Path(path) if path else (Path(ctx.obj.home) if ctx.obj.home else Path(HOME_DIRNAME))
@@ -68,8 +70,8 @@ def init(ctx: click.Context, path: str | None, lineage_namespace: str | None, as
         output.emit({"home": str(home.resolve()), "created": False, "admin_token": None}, as_json,
                     f"registry home {home.resolve()} exists already; nothing changed")
         return
-    from registry.context import create_home
-    from registry.lineage.namespace import check_namespace, fix_namespace
+    from registry.context import create_home  # lazy: CLI start-up
+    from registry.lineage.namespace import check_namespace, fix_namespace  # lazy: CLI start-up
 
     if lineage_namespace:
         check_namespace(lineage_namespace)
@@ -97,8 +99,7 @@ def db() -> None:
 @pass_state
 def db_upgrade(state: Session, as_json: bool) -> None:
     """Apply pending catalog migrations."""
-    from registry.config import RegistryPaths, find_home
-    from registry.db import upgrade
+    from registry.db import upgrade  # lazy: CLI start-up
 
     state.require_host("db upgrade")
     home = find_home(state.home, settings=state.settings)
@@ -157,7 +158,7 @@ def commit(state: Session, name: str, file: str | None, message: str, author: st
            delete_keys: str | None, expect_parent: str | None, allow_breaking: bool, job: str | None,
            run_id: str | None, parent_run: str | None, sources: tuple[str, ...], as_json: bool) -> None:
     """Commit FILE (Parquet, CSV or JSONL) as the next snapshot of NAME (or NAME@BRANCH)."""
-    from registry.lineage.emit import LineageRun
+    from registry.lineage.emit import LineageRun  # lazy: CLI start-up
 
     lineage = LineageRun(job=job, run_id=run_id, parent_run=parent_run, sources=sources)
     with output.status("committing") as note:
@@ -229,8 +230,6 @@ def diff(state: Session, a: str, b: str, rows: int, labels: bool, column: str, e
     ref_a = parse_ref(a)
     ref_b = second_ref(ref_a, b)
     if labels:
-        from registry.cli.label_output import label_diff_report
-
         changes = state.service().label_diff(ref_a, ref_b, column, 0 if quiet else None if as_json else rows).to_dict()
         differs = bool(changes["relabeled"] or changes["rows_a"] != changes["rows_b"]
                        or changes["distribution_a"] != changes["distribution_b"])
@@ -271,7 +270,7 @@ def export(state: Session, ref: str, out: str, fmt: str | None, as_json: bool) -
     """Write the rows of NAME@REF to OUT (.parquet, .csv or .jsonl), to stdout with `-`, or in a training
     format (--format coco|yolo|hf)."""
     if fmt in _TRAINING_FORMATS:
-        from registry.training.export import export_training
+        from registry.training.export import export_training  # lazy: CLI start-up
 
         host = state.host("export --format")
         if out == "-":
@@ -280,8 +279,6 @@ def export(state: Session, ref: str, out: str, fmt: str | None, as_json: bool) -
             result = export_training(host.ctx, parse_ref(ref), out, fmt)
         output.emit(dict(result), as_json, f"wrote {result['rows']:,} rows to {out} ({fmt})")
         return
-    from registry.cli.streams import export_rows
-
     count = export_rows(state.service(), parse_ref(ref), out, fmt)
     if out != "-":
         output.emit({"ref": ref, "out": out, "rows": count}, as_json, f"wrote {count:,} rows to {out}")
@@ -296,6 +293,7 @@ def export(state: Session, ref: str, out: str, fmt: str | None, as_json: bool) -
 def verify(state: Session, name: str | None, as_json: bool) -> None:
     """Recompute every object hash, manifest and snapshot id, and cross-check the catalog against the
     audit chain; exit 1 on the first mismatch."""
+
     with output.progress_bar("verifying snapshots") as advance:
         report = state.service().verify(name, progress=advance)
     if as_json:

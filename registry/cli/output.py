@@ -91,7 +91,7 @@ def status(label: str) -> Iterator[Callable[[str], None]]:
     if not _interactive():
         yield lambda _msg: None
         return
-    from rich.console import Console
+    from rich.console import Console  # lazy: CLI start-up (rich loads when a table prints)
 
     console = Console(stderr=True)
     with console.status(label) as spinner:
@@ -104,7 +104,7 @@ def progress_bar(label: str) -> Iterator[Callable[[int, int], None]]:
     if not _interactive():
         yield lambda _done, _total: None
         return
-    from rich.progress import Progress
+    from rich.progress import Progress  # lazy: CLI start-up (rich loads when progress shows)
 
     with Progress(transient=True, console=None) as progress:
         task = progress.add_task(label, total=None)

@@ -17,6 +17,7 @@ from registry.cli.refs import parse_ref
 
 if TYPE_CHECKING:
     from registry.service import RegistryService
+from registry.errors import NotFound
 
 __all__ = ["QUALITY_COMMANDS"]
 
@@ -189,8 +190,6 @@ def pull(ctx: click.Context, outdir: str, lockfile: str, job: str | None, allow_
          as_json: bool) -> None:
     """Write every pinned snapshot of the lockfile to OUTDIR as Parquet, verifying each content hash."""
     if not Path(lockfile).is_file():
-        from registry.errors import NotFound
-
         raise NotFound(f"{lockfile}: no such lockfile; `registry pin NAME@REF` writes one")
     with output.status(f"pulling {lockfile}"):
         results = _registry(ctx).pull(lockfile, Path(outdir), job, allow_unverified)

@@ -33,7 +33,7 @@ def create_admin_token(ctx: Context) -> str | None:
     """Create the first admin token (name ``admin``, role ``admin``) unless an active admin token exists;
     its secret (shown once, never stored), or None when none was created. For ``registry init`` and
     ``registry serve --bootstrap-admin``."""
-    from registry.auth.tokens import create_token, has_admin_token
+    from registry.auth.tokens import create_token, has_admin_token  # lazy: CLI start-up
 
     if has_admin_token(ctx):
         return None

@@ -27,7 +27,7 @@ def storage() -> None:
 @click.pass_context
 def storage_info(ctx: click.Context, as_json: bool) -> None:
     """Which store this home uses, where that is configured, and whether it answers."""
-    from registry.store_migration import store_info
+    from registry.store_migration import store_info  # lazy: CLI start-up
 
     info = store_info(_ctx(ctx)).to_dict()
     output.render(info, as_json, _info_lines)
@@ -55,7 +55,7 @@ def storage_migrate(ctx: click.Context, to_url: str, verify_all: bool, as_json: 
     """Copy every referenced object to --to, verify each there, then switch this home to it.
 
     Snapshot ids do not change. An interrupted migration resumes where it stopped."""
-    from registry.store_migration import migrate
+    from registry.store_migration import migrate  # lazy: CLI start-up
 
     with output.progress_bar(f"copying objects to {to_url}") as advance:
         result = migrate(_ctx(ctx), to_url, verify_all=verify_all, progress=_progress(advance))

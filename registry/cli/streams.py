@@ -19,7 +19,7 @@ def export_rows(registry: Any, ref: Ref | str, out: str, fmt: str | None) -> int
     Raises:
         InvalidInput: ``-`` without ``fmt``, or ``fmt`` disagrees with ``out``'s suffix.
     """
-    from registry.snapshots.tables import EXPORT_FORMATS, write_table_to
+    from registry.snapshots.tables import EXPORT_FORMATS, write_table_to  # lazy: CLI start-up (pyarrow)
 
     if out != "-":
         suffix_format = EXPORT_FORMATS.get(Path(out).suffix.lower())

@@ -59,7 +59,7 @@ def label_studio(ctx: click.Context, name: str, url: str, project: int, key: str
 
     Nothing changed: no snapshot. A failure commits nothing and exits 2 naming the server and status;
     the next sync resumes from the last committed point (docs/labeling-loop.md)."""
-    from registry.sync.service import sync_label_studio
+    from registry.sync.service import sync_label_studio  # lazy: CLI start-up
 
     reg = ctx.obj.host("sync")
     interval = parse_every(every) if every is not None else None
@@ -95,8 +95,8 @@ def label_studio(ctx: click.Context, name: str, url: str, project: int, key: str
 
 
 def _register(ctx: Any, name: str, url: str, project: int, hook_url: str, as_json: bool) -> None:
-    from registry.sync.client import LabelStudioClient
-    from registry.sync.hooks import register_webhook
+    from registry.sync.client import LabelStudioClient  # lazy: CLI start-up
+    from registry.sync.hooks import register_webhook  # lazy: CLI start-up
 
     with LabelStudioClient(url, _token(ctx)) as client:
         where = register_webhook(ctx, name, client, project, hook_url)
@@ -120,8 +120,8 @@ def requeue(ctx: click.Context, ref: str, tool: str, url: str, project: int, whe
             prediction_column: str | None, score_column: str | None, model_version: str | None,
             limit: int | None, dry_run: bool, as_json: bool) -> None:
     """Send the samples of NAME@REF matching --where back to Label Studio, with the model's prediction."""
-    from registry.sync.requeue import MAX_REQUEUE
-    from registry.sync.requeue import requeue as run
+    from registry.sync.requeue import MAX_REQUEUE  # lazy: CLI start-up
+    from registry.sync.requeue import requeue as run  # lazy: CLI start-up
 
     host = ctx.obj.host("requeue")
     if score_column is not None and prediction_column is None:

@@ -33,7 +33,7 @@ def token() -> None:
 def token_create(ctx: click.Context, name: str, role: str, datasets: tuple[str, ...], expires: str | None,
                  as_json: bool) -> None:
     """Create a token and print its secret once (only its SHA-256 is stored)."""
-    from registry.auth.tokens import create_token
+    from registry.auth.tokens import create_token  # lazy: CLI start-up
 
     secret, info = create_token(_ctx(ctx), name, role, list(datasets), expires)
     output.emit({**info.to_dict(), "token": secret}, as_json,
@@ -45,7 +45,7 @@ def token_create(ctx: click.Context, name: str, role: str, datasets: tuple[str, 
 @click.pass_context
 def token_list(ctx: click.Context, as_json: bool) -> None:
     """Every token with its role, scope and state (never the secret)."""
-    from registry.auth.tokens import list_tokens
+    from registry.auth.tokens import list_tokens  # lazy: CLI start-up
 
     output.render([t.to_dict() for t in list_tokens(_ctx(ctx))], as_json, _token_lines)
 
@@ -66,7 +66,7 @@ def _token_lines(tokens: list[dict[str, Any]]) -> None:
 @click.pass_context
 def token_revoke(ctx: click.Context, name: str, as_json: bool) -> None:
     """Revoke token NAME; requests with it get 401 from then on."""
-    from registry.auth.tokens import revoke_token
+    from registry.auth.tokens import revoke_token  # lazy: CLI start-up
 
     info = revoke_token(_ctx(ctx), name)
     output.emit(info.to_dict(), as_json, f"revoked token {info.name}")

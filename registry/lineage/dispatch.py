@@ -1,7 +1,7 @@
 """When queued events are sent: right after the operation's transaction commits.
 
 ``auto`` (the default) delivers inline when events go to the home's JSON-lines file (a local
-append, milliseconds) and hands off to a detached ``registry lineage flush`` process when an
+append, milliseconds) and hands off to a detached ``python -m registry.lineage.worker`` process when an
 OpenLineage transport is configured, so a slow or unreachable backend never delays or fails the
 operation: its cost stays the outbox INSERT plus starting a process. In a long-lived process that
 started a :mod:`registry.lineage.worker` (the API server), the operation only wakes that thread.
@@ -19,6 +19,8 @@ from sqlmodel import Session
 
 from registry.config import child_environment
 from registry.context import Context
+from registry.lineage.outbox import deliver
+from registry.lineage.worker import notify_worker
 
 __all__ = ["after_operation", "deliver_after_commit", "spawn_background_flush"]
 
@@ -45,12 +47,8 @@ def after_operation(ctx: Context) -> None:
         if mode == "manual":
             return
         if mode == "inline" or (mode == "auto" and not ctx.settings.lineage.openlineage.configured()):
-            from registry.lineage.outbox import deliver
-
             deliver(ctx, respect_backoff=True)
         else:
-            from registry.lineage.worker import notify_worker
-
             if not notify_worker(ctx):  # a server's delivery thread, else a detached process
                 spawn_background_flush(ctx)
     except Exception:  # noqa: BLE001 - lineage never breaks the operation (design invariant 9)
@@ -58,11 +56,11 @@ def after_operation(ctx: Context) -> None:
 
 
 def spawn_background_flush(ctx: Context) -> None:
-    """Start a detached ``registry lineage flush --background`` for this home and return at once."""
+    """Start a detached ``python -m registry.lineage.worker`` for this home and return at once."""
     settings = ctx.settings.lineage
     env = child_environment(REGISTRY_HOME=str(ctx.paths.home), REGISTRY_DATABASE_URL=ctx.paths.database_url)
-    subprocess.Popen(  # noqa: S603 - our own CLI, arguments are not user input
-        [sys.executable, "-m", "registry.cli.main", "lineage", "flush", "--background",
+    subprocess.Popen(  # noqa: S603 - our own module, arguments are not user input
+        [sys.executable, "-m", "registry.lineage.worker", "--home", str(ctx.paths.home),
          "--wait", str(settings.background_seconds)],
         env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True, close_fds=True)

@@ -13,16 +13,17 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
+from importlib.resources import files
 from typing import Any
 
-from registry import DISTRIBUTION, __version__
+from registry.distribution import DISTRIBUTION, VERSION
 from registry.errors import InvalidInput
 
 __all__ = ["CUSTOM_FACET", "CUSTOM_FACET_SCHEMA_PATH", "PRODUCER", "RUN_EVENT_SCHEMA", "DatasetRef", "JobRef",
            "ParentRef", "check_run_id", "custom_facet", "custom_facet_schema", "dataset_dict", "error_facet", "facet",
            "new_run_id", "run_event"]
 
-PRODUCER = f"https://pypi.org/project/{DISTRIBUTION}/{__version__}"
+PRODUCER = f"https://pypi.org/project/{DISTRIBUTION}/{VERSION}"
 RUN_EVENT_SCHEMA = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent"
 _FACETS = "https://openlineage.io/spec/facets"
 CUSTOM_FACET = "datasetRegistry_commit"
@@ -139,8 +140,6 @@ def custom_facet(base_url: str, **fields: Any) -> dict[str, Any]:
 def custom_facet_schema(base_url: str) -> dict[str, Any]:
     """The custom facet's JSON Schema as shipped in the package, its ``$id`` at ``base_url``
     (what the HTTP API serves at :data:`CUSTOM_FACET_SCHEMA_PATH`)."""
-    from importlib.resources import files
-
     schema: dict[str, Any] = json.loads(
         files("registry.lineage").joinpath("schemas/RegistryChangeSummaryFacet.json").read_text(encoding="utf-8"))
     schema["$id"] = f"{base_url.rstrip('/')}{CUSTOM_FACET_SCHEMA_PATH}"

@@ -17,7 +17,7 @@ __all__ = ["column_metrics"]
 
 def column_metrics(table: pa.Table, max_rows: int) -> dict[str, dict[str, Any]]:
     """``{column: {"nullCount", "distinctCount"?}}`` for ``table``."""
-    import pyarrow.compute as pc
+    import pyarrow.compute as pc  # lazy: pyarrow.compute only when a facet counts rows
 
     with_distinct = 0 < table.num_rows <= max_rows
     result: dict[str, dict[str, Any]] = {}

@@ -33,6 +33,7 @@ from registry.db import transaction
 from registry.failpoints import failpoint
 from registry.lineage.models import LineageLeaseRow, LineageOutboxRow
 from registry.lineage.settings import LineageSettings
+from registry.lineage.transport import describe_sink, open_sender
 from registry.timeutil import parse_utc, utc_now
 
 __all__ = ["DeliveryReport", "OutboxStatus", "deliver", "enqueue", "outbox_status", "retry_failed"]
@@ -221,8 +222,6 @@ class _Deliverer:
         assert row.id is not None
         try:
             if self.sender is None:
-                from registry.lineage.transport import open_sender
-
                 self.sender = open_sender(self.ctx.paths.home, self.settings)
             if not self.acquire():  # keep the lease fresh before each send
                 self.lost = True
@@ -285,8 +284,6 @@ class OutboxStatus:
 
 def outbox_status(ctx: Context) -> OutboxStatus:
     """How many events wait, retry, failed or were delivered, and the newest error."""
-    from registry.lineage.transport import describe_sink
-
     with transaction(ctx.engine, readonly=True) as session:
         counts = {status: int(n) for status, n in session.execute(
             select(LineageOutboxRow.status, func.count()).group_by(col(LineageOutboxRow.status))).all()}

@@ -29,7 +29,14 @@ def describe_sink(home: Path, settings: LineageSettings) -> str:
 
 def to_client_event(payload: dict[str, Any]) -> Any:
     """The client's ``RunEvent`` for a stored event dict (facets stay plain dicts, which it serialises as is)."""
-    from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
+    from openlineage.client.event_v2 import (  # lazy: openlineage loads only when events go to a transport
+        InputDataset,
+        Job,
+        OutputDataset,
+        Run,
+        RunEvent,
+        RunState,
+    )
 
     def facets(value: Any) -> dict[str, Any]:
         return dict(value or {})
@@ -103,7 +110,7 @@ class Sender:
     """
 
     def __init__(self) -> None:
-        from openlineage.client import OpenLineageClient
+        from openlineage.client import OpenLineageClient  # lazy: openlineage loads only when events go to a transport
 
         self.client = OpenLineageClient()
 

@@ -1,7 +1,8 @@
 """A delivery thread for long-lived processes (the API server), instead of a process per operation.
 
-The CLI hands delivery to a configured OpenLineage backend off to a detached ``registry lineage
-flush`` process, because a command must return at once and its process then ends. A server lives
+The CLI hands delivery to a configured OpenLineage backend off to a detached process running this
+module (``python -m registry.lineage.worker --home HOME --wait SECONDS``: one delivery with backoff,
+then exit), because a command must return at once and its process then ends. A server lives
 on, and under load a process per commit would cost more than the commit's own lineage work: so
 ``registry serve`` starts one :class:`DeliveryWorker` per catalog, operations only wake it, and it
 delivers through the same outbox and lease as every other deliverer (so several workers and CLI
@@ -10,13 +11,16 @@ flushes never send an event twice or out of order).
 
 from __future__ import annotations
 
+import argparse
 import logging
 import threading
+from collections.abc import Sequence
+from pathlib import Path
 
-from registry.context import Context
+from registry.context import Context, open_context
 from registry.lineage.outbox import deliver
 
-__all__ = ["DeliveryWorker", "notify_worker", "start_worker", "stop_worker"]
+__all__ = ["DeliveryWorker", "main", "notify_worker", "start_worker", "stop_worker"]
 
 log = logging.getLogger(__name__)
 _WORKERS: dict[str, DeliveryWorker] = {}
@@ -107,3 +111,24 @@ def notify_worker(ctx: Context) -> bool:
         return False
     worker.notify()
     return True
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Background delivery as its own process (started by :func:`registry.lineage.dispatch.spawn_background_flush`):
+    deliver the home's pending events, honouring backoff and retrying for up to ``--wait`` seconds,
+    print nothing, and exit 0 (events left stay queued for the next deliverer)."""
+    parser = argparse.ArgumentParser(prog="python -m registry.lineage.worker",
+                                     description="Deliver a registry home's pending lineage events, then exit.")
+    parser.add_argument("--home", required=True, type=Path, help="the registry home whose outbox to deliver")
+    parser.add_argument("--wait", type=float, default=0.0, help="keep retrying with backoff this many seconds")
+    args = parser.parse_args(argv)
+    ctx = open_context(args.home)
+    try:
+        deliver(ctx, respect_backoff=True, wait=max(args.wait, 0.0))
+    finally:
+        ctx.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -16,11 +16,11 @@ from registry.provenance.identity import identity_labels
 from registry.provenance.labels import current_annotators, key_strings, require_label_column
 from registry.provenance.store import records_at
 from registry.refs import Ref
-from registry.snapshots.commit import load_manifest
 from registry.snapshots.hashing import key_hash
 from registry.snapshots.history import resolve_ref
 from registry.snapshots.layer_reader import ManifestReader
 from registry.snapshots.layers import in_sorted
+from registry.snapshots.manifest import load_manifest
 
 __all__ = ["blame"]
 

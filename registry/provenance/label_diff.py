@@ -16,9 +16,9 @@ from registry.provenance.identity import identity_labels
 from registry.provenance.labels import current_annotators, key_strings, require_label_column
 from registry.provenance.store import records_at
 from registry.refs import Ref
-from registry.snapshots.commit import load_manifest
 from registry.snapshots.history import resolve_ref
 from registry.snapshots.layer_reader import ManifestReader
+from registry.snapshots.manifest import load_manifest
 
 __all__ = ["LabelDiff", "label_diff"]
 

@@ -45,7 +45,7 @@ def current_annotators(records: pa.Table, keys: pa.Array, labels: pa.Array) -> p
         range(len(keys)), pa.int64())})
     acts = records.filter(pc.and_(pc.equal(records.column("source_kind"), "human"),
                                   pc.invert(pc.fill_null(records.column("was_cancelled"), False))))
-    import duckdb
+    import duckdb  # lazy: duckdb loads only for this query
 
     con = duckdb.connect()
     try:

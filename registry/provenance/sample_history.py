@@ -19,10 +19,10 @@ from registry.models import SnapshotRow
 from registry.provenance.identity import identity_key, identity_label
 from registry.provenance.labels import key_type
 from registry.provenance.store import read_delta
-from registry.snapshots.commit import load_manifest
 from registry.snapshots.hashing import key_hash
 from registry.snapshots.layer_reader import ManifestReader
 from registry.snapshots.layers import in_sorted
+from registry.snapshots.manifest import load_manifest
 
 __all__ = ["HistoryEntry", "sample_history"]
 

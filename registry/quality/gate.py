@@ -1,6 +1,6 @@
 """Whether a snapshot's gate passes now, read from the catalog (see :mod:`registry.quality.verdict` for
 the rule). :func:`gate_status` reads inside the caller's SQLModel transaction (pin, load, qa run);
-:func:`check_gate` answers on its own, by the plain queries of :mod:`registry.quality.gatecheck` when
+:func:`check_gate` answers on its own, by the plain queries of :mod:`registry.quality.gate_sql` when
 it can (the API and ``registry gate check`` ask often), else through SQLModel."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from sqlmodel import Session
 from registry import catalog
 from registry.db import read_connection, transaction
 from registry.models import DatasetRow, SnapshotRow
-from registry.quality.gatecheck import gate_status_from_sql
+from registry.quality.gate_sql import gate_status_from_sql
 from registry.quality.store import current_policy, latest_result, valid_waivers
 from registry.quality.verdict import GateState, GateStatus, decide
 from registry.refs import Ref

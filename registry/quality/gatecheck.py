@@ -12,28 +12,19 @@ SQLModel path instead, which gives the full answer or the proper error. Both dec
 from __future__ import annotations
 
 import os
-import re
 import sqlite3
-from collections import namedtuple
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from registry.config import HOME_CONFIG, RegistryPaths, Settings, find_home, newest_migration, walk_up_to_home
-from registry.errors import InvalidName
-from registry.quality.verdict import GateStatus, decide
+from registry.quality.gate_sql import gate_status_from_sql
+from registry.quality.verdict import GateStatus
 from registry.refs import Ref
-from registry.timeutil import utc_now
 
 if TYPE_CHECKING:
     from registry.context import ClientInfo
 
 __all__ = ["check_gate_at", "fast_gate_status", "gate_status_from_sql"]
-
-_FULL_ID = re.compile(r"^[0-9a-f]{64}$")
-_Policy = namedtuple("_Policy", "version policy_hash")
-_Result = namedtuple("_Result", "id created_at status checks")
-_Waiver = namedtuple("_Waiver", "id checks reason expires_at created_by created_at")
 
 
 def _catalog_file(home: str | os.PathLike[str] | None) -> Path | None:
@@ -50,49 +41,6 @@ def _catalog_file(home: str | os.PathLike[str] | None) -> Path | None:
         return None
     url = RegistryPaths.for_home(found, settings.for_home(found)).database_url
     return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
-
-
-Rows = Callable[[str, dict[str, object]], Sequence[Sequence[Any]]]
-"""Runs one SQL query with ``:name`` parameters and returns its rows (sqlite3 and SQLAlchemy Core both can)."""
-
-
-def gate_status_from_sql(rows: Rows, ref: Ref | str) -> GateStatus | None:
-    """The gate of ``NAME[@BRANCH|@TAG|@FULL_ID]`` from a few plain queries over the catalog tables, or None
-    when this path cannot answer (bad or unknown names, ``REF~N``, id prefixes: the ORM path says which error)."""
-    try:
-        parsed = Ref.coerce(ref)
-    except InvalidName:
-        return None
-    if parsed.kind == "ancestor":
-        return None
-    name, at = parsed.dataset, parsed.ref_name
-    dataset = rows("SELECT id FROM dataset WHERE name = :name", {"name": name})
-    if not dataset:
-        return None
-    dataset_id = dataset[0][0]
-    named = rows("SELECT snapshot_id FROM ref WHERE dataset_id = :dataset AND name = :ref",
-                 {"dataset": dataset_id, "ref": at})
-    if not named and _FULL_ID.fullmatch(at):
-        named = rows("SELECT id FROM snapshot WHERE dataset_id = :dataset AND id = :id",
-                     {"dataset": dataset_id, "id": at})
-    if not named:
-        return None
-    snapshot_id = named[0][0]
-    found = rows("SELECT version, policy_hash FROM qa_policy WHERE dataset_id = :dataset ORDER BY version DESC LIMIT 1",
-                 {"dataset": dataset_id})
-    policy = _Policy(*found[0]) if found else None
-    result = None
-    if policy is not None:
-        found = rows("SELECT id, created_at, status, checks FROM gate_result WHERE snapshot_id = :snapshot AND "
-                     "policy_hash = :policy ORDER BY created_at DESC, id LIMIT 1",
-                     {"snapshot": snapshot_id, "policy": policy.policy_hash})
-        result = _Result(*found[0]) if found else None
-    waivers = [_Waiver(*w) for w in rows(
-        "SELECT id, checks, reason, expires_at, created_by, created_at FROM gate_waiver WHERE snapshot_id = :snapshot "
-        "AND (expires_at IS NULL OR expires_at > :now) ORDER BY created_at DESC", {"snapshot": snapshot_id,
-                                                                                  "now": utc_now()})]
-    older = rows("SELECT 1 FROM gate_result WHERE snapshot_id = :snapshot LIMIT 1", {"snapshot": snapshot_id})
-    return decide(name, snapshot_id, policy, result, waivers, lambda: bool(older))
 
 
 def fast_gate_status(home: str | os.PathLike[str] | None, ref: Ref | str) -> GateStatus | None:
@@ -127,6 +75,7 @@ def check_gate_at(home: str | os.PathLike[str] | None, ref: Ref | str, evaluate:
     status = fast_gate_status(home, ref)
     if status is not None and not (evaluate and status.state in ("stale", "never_evaluated")):
         return status
+    from registry.config import RegistryPaths, Settings  # lazy: gate check's fast path loads no SQLAlchemy
     from registry.db import check_up_to_date, make_engine  # lazy: SQLAlchemy only off the fast path
     from registry.quality.gate import check_gate
 
@@ -139,8 +88,8 @@ def check_gate_at(home: str | os.PathLike[str] | None, ref: Ref | str, evaluate:
     finally:
         engine.dispose()
     if evaluate and status.state in ("stale", "never_evaluated"):
-        from registry.context import open_context
-        from registry.quality.evaluate import qa_run
+        from registry.context import open_context  # lazy: gate check's fast path loads no SQLAlchemy
+        from registry.quality.evaluate import qa_run  # lazy: gate check's fast path loads no SQLAlchemy
 
         ctx = open_context(home_path, settings)
         if client is not None:

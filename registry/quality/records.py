@@ -31,9 +31,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from registry.context import Context
+from registry.db import transaction
 from registry.errors import Hint, InvalidInput, NotFound
 from registry.models import SnapshotRow
+from registry.provenance.identity import identity_label
+from registry.provenance.store import records_at
 from registry.refs import Ref
+from registry.snapshots.history import show
+from registry.snapshots.read import read
 
 __all__ = ["OPTIONAL_COLUMNS", "REQUIRED_COLUMNS", "Ratings", "annotator_labels", "latest_ratings", "load_records",
            "normalise_records", "sample_keys"]
@@ -51,9 +56,6 @@ def load_records(ctx: Context, snapshot: SnapshotRow, source: str | None) -> tup
     """
     if source is None:
         return _own_records(ctx, snapshot)
-    from registry.snapshots.history import show
-    from registry.snapshots.read import read
-
     resolved = show(ctx, source)
     present = {c["name"] for c in resolved.schema}
     wanted = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in present]
@@ -63,9 +65,6 @@ def load_records(ctx: Context, snapshot: SnapshotRow, source: str | None) -> tup
 
 def _own_records(ctx: Context, snapshot: SnapshotRow) -> tuple[pa.Table, str]:
     """The snapshot's own annotation records (provenance), without cancelled ones."""
-    from registry.db import transaction
-    from registry.provenance.store import records_at
-
     with transaction(ctx.engine, readonly=True) as session:
         table = records_at(ctx, session, snapshot)
     if "was_cancelled" in table.column_names:
@@ -101,8 +100,6 @@ def normalise_records(table: pa.Table, source: str = "records") -> pa.Table:
 
 def annotator_labels(records: pa.Table) -> dict[str, str]:
     """How each annotator is shown: ``id (email)`` or ``id (name)`` (see :func:`identity_label`)."""
-    from registry.provenance.identity import identity_label
-
     shown: dict[str, str] = {}
     for ident, email, name in zip(*(records.column(c).to_pylist() for c in ("annotator_id", "annotator_email",
                                                                              "annotator_name")), strict=True):

@@ -13,13 +13,17 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from registry import catalog
 from registry.context import Context
+from registry.db import transaction
 from registry.errors import InvalidInput
 from registry.models import SnapshotRow
 from registry.quality.records import Ratings, latest_ratings, load_records
 from registry.refs import Ref
-from registry.snapshots.commit import load_manifest
+from registry.snapshots.history import show
 from registry.snapshots.layer_reader import ManifestReader
+from registry.snapshots.manifest import load_manifest
+from registry.snapshots.read import read
 
 __all__ = ["Subject"]
 
@@ -92,9 +96,6 @@ class Subject:
         """Columns of another dataset's snapshot (gold labels) and the ``NAME@ID`` they came from."""
         cache_key = (ref, tuple(columns))
         if cache_key not in self._others:
-            from registry.snapshots.history import show
-            from registry.snapshots.read import read
-
             info = show(self.ctx, ref)
             resolved = f"{info.dataset}@{info.id}"
             self.require(columns, info.schema, resolved)
@@ -103,9 +104,6 @@ class Subject:
 
     def keys_of(self, ref: Ref | str) -> list[str]:
         """The key columns of the dataset ``ref`` names."""
-        from registry import catalog
-        from registry.db import transaction
-
         with transaction(self.ctx.engine, readonly=True) as session:
             return catalog.key_columns(catalog.get_dataset(session, Ref.coerce(ref).dataset))
 

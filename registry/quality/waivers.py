@@ -7,10 +7,8 @@ let it through alone). A waiver names the checks it covers (default: all) and ma
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
 
 from registry import catalog
 from registry.audit import log as audit
@@ -21,15 +19,9 @@ from registry.quality.models import WaiverRow
 from registry.quality.store import current_policy, require_maintainer
 from registry.refs import Ref
 from registry.snapshots.history import resolve_ref
-from registry.timeutil import utc_now
+from registry.timeutil import parse_expiry, utc_now
 
-__all__ = ["Waiver", "parse_expiry", "waive"]
-
-_RELATIVE = re.compile(r"(\d+)\s*([mhdw])")
-_LATEST = datetime(9000, 12, 31, 23, 59, 59, tzinfo=UTC)
-"""No expiry later than this: beyond it date arithmetic overflows (year 9999), and no token lives that long."""
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-_EXPIRES = Hint("option", "expires")
+__all__ = ["Waiver", "waive"]
 
 
 @dataclass(frozen=True)
@@ -45,39 +37,6 @@ class Waiver:
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
-
-
-def _utc_text(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_expiry(text: str, now: datetime | None = None) -> str:
-    """An expiry time from ISO-8601 (``2026-12-31``, ``2026-12-31T12:00:00Z``) or a duration from now
-    (``30m``, ``12h``, ``7d``, ``2w``), as the catalog's UTC text.
-
-    Raises:
-        InvalidInput: neither form, or a time in the past.
-    """
-    now = now or datetime.now(UTC)
-    relative = _RELATIVE.fullmatch(text.strip())
-    try:
-        if relative:
-            moment = now + timedelta(**{_UNITS[relative[2]]: int(relative[1])})
-        else:
-            moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
-        if moment.astimezone(UTC) > _LATEST:
-            raise OverflowError
-    except OverflowError as exc:
-        raise InvalidInput(f"expiry {text!r} is out of range; give a time between now and "
-                           f"{_LATEST.date()}", hint=_EXPIRES) from exc
-    except ValueError as exc:
-        raise InvalidInput(f"expiry {text!r}: give an ISO-8601 time (2026-12-31T12:00:00Z) or a duration "
-                           "such as 12h, 7d or 2w", hint=_EXPIRES) from exc
-    if moment <= now:
-        raise InvalidInput(f"expiry {text!r} is in the past", hint=_EXPIRES)
-    return _utc_text(moment)
 
 
 def waive(ctx: Context, ref: Ref | str, reason: str, checks: list[str] | None = None, expires: str | None = None,

@@ -8,12 +8,11 @@ most unreferenced objects, which ``gc`` removes.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -28,24 +27,23 @@ from registry.errors import BreakingSchemaChange, Hint, InvalidInput, RefConflic
 from registry.failpoints import failpoint
 from registry.lineage import emit as lineage_emit
 from registry.models import DatasetRow, SchemaVersionRow, SnapshotRow
+from registry.provenance.records import empty_records
+from registry.provenance.store import RecordDelta, diff_records, records_at, write_delta
 from registry.refs import Ref
 from registry.snapshots.describe import describe_change
+from registry.snapshots.guard import guard_commit, refuse_commit
 from registry.snapshots.hashing import hash_table, key_hash
 from registry.snapshots.identity import assign_ids, rows_equal
 from registry.snapshots.inputs import InputLimits
 from registry.snapshots.layer_reader import ManifestReader
 from registry.snapshots.layer_write import StagedLayer, write_layer
 from registry.snapshots.layers import LayerIndex, alt_metadata, in_sorted
-from registry.snapshots.manifest import Manifest, snapshot_id
+from registry.snapshots.manifest import Manifest, load_manifest, snapshot_id
 from registry.snapshots.schema import SchemaChange, compare_schemas, fingerprint, schema_to_json
 from registry.snapshots.tables import check_keys, check_upsert_types, normalize, read_table_file, require_key_columns
-from registry.storage.verified import corrupt
 from registry.timeutil import utc_now
 
-if TYPE_CHECKING:
-    from registry.provenance.store import RecordDelta
-
-__all__ = ["AnnotationInput", "CommitResult", "Mode", "commit", "load_manifest"]
+__all__ = ["AnnotationInput", "CommitResult", "Mode", "commit"]
 
 Mode = Literal["replace", "upsert"]
 Progress = Callable[[str], None]
@@ -70,19 +68,6 @@ class CommitResult:
     def to_dict(self) -> dict[str, object]:
         """JSON form; ``id`` repeats ``snapshot_id`` under the name scripts use for every snapshot."""
         return {"id": self.snapshot_id, **asdict(self)}
-
-
-def load_manifest(ctx: Context, snapshot: SnapshotRow) -> Manifest:
-    """The snapshot's manifest, its bytes checked against its name.
-
-    Raises:
-        VerifyFailed: the manifest object is damaged.
-    """
-    data = ctx.store.read_bytes(snapshot.manifest_sha256)
-    if hashlib.sha256(data).hexdigest() != snapshot.manifest_sha256:
-        raise corrupt(snapshot.manifest_sha256, f"manifest of {snapshot.id[:12]}", "its bytes hash to "
-                      f"{hashlib.sha256(data).hexdigest()}")
-    return Manifest.from_bytes(data, f"manifest of {snapshot.id}")
 
 
 def _as_table(ctx: Context, source: pa.Table | str | Path, what: str) -> pa.Table:
@@ -127,8 +112,6 @@ def commit(
         RefConflict: ``main`` is not at ``expect_parent``, or moved while committing.
         PermissionDenied: the branch is protected (changes reach it only by merge; the refusal is audited).
     """
-    from registry.branching.branches import guard_commit, refuse_commit
-
     # A bare name is checked where it is looked up (an unknown or bad name is NotFound, as it always was).
     target = name if isinstance(name, Ref) else Ref.parse(name) if "@" in name else Ref(name)
     name, branch = target.dataset, target.name or branch or catalog.MAIN
@@ -397,8 +380,6 @@ def _write_objects(ctx: Context, request: _Request, schema: _Schema, change: _Ch
     bytes_written = staged.bytes_written
     annotations_sha: str | None = None
     if change.delta is not None and not change.delta.empty:
-        from registry.provenance.store import write_delta
-
         records_info = write_delta(ctx, change.delta)
         annotations_sha = records_info.sha256
         bytes_written += records_info.size
@@ -558,11 +539,7 @@ def _annotation_delta(ctx: Context, parent: SnapshotRow | None, annotations: Ann
                       ) -> RecordDelta | None:
     if annotations is None:
         return None
-    from registry.provenance.store import diff_records, records_at
-
     if parent is None:
-        from registry.provenance.records import empty_records
-
         before = empty_records()
     else:
         with transaction(ctx.engine, readonly=True) as session:

@@ -35,7 +35,6 @@ from registry.errors import Conflict, NotFound
 from registry.failpoints import failpoint
 from registry.models import DatasetRow, RefRow, SnapshotRow
 from registry.refs import Ref
-from registry.snapshots.commit import load_manifest
 from registry.snapshots.history import resolve_ref
 from registry.snapshots.layer_reader import ManifestReader
 from registry.snapshots.layers import (
@@ -46,7 +45,7 @@ from registry.snapshots.layers import (
     LayerIndex,
     write_parquet_object,
 )
-from registry.snapshots.manifest import Layer, Manifest
+from registry.snapshots.manifest import Layer, Manifest, load_manifest
 
 __all__ = ["COMPACT_POINTS", "CompactResult", "auto_compact", "compact", "compact_snapshot", "plan_compaction"]
 

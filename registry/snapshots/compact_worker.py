@@ -11,6 +11,7 @@ import logging
 import threading
 
 from registry.context import Context
+from registry.snapshots.compact import auto_compact
 
 __all__ = ["CompactionWorker", "start_worker", "stop_worker"]
 
@@ -40,8 +41,6 @@ class CompactionWorker:
         self._thread.join(timeout)
 
     def _run(self) -> None:
-        from registry.snapshots.compact import auto_compact
-
         while not self._stop.is_set():
             self._wake.wait(self.interval)  # a pass every interval (stop() wakes it to leave)
             self._wake.clear()

@@ -23,11 +23,11 @@ from registry.db import transaction
 from registry.errors import InvalidInput
 from registry.models import DatasetRow, SchemaVersionRow, SnapshotRow
 from registry.refs import Ref
-from registry.snapshots.commit import load_manifest
 from registry.snapshots.history import resolve_ref
 from registry.snapshots.identity import rows_equal
 from registry.snapshots.layer_reader import Lookup, ManifestReader
 from registry.snapshots.layers import compare_sorted
+from registry.snapshots.manifest import load_manifest
 from registry.snapshots.schema import compare_schemas
 
 __all__ = ["ChangeSet", "DiffResult", "change_set", "diff"]

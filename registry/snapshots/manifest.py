@@ -14,9 +14,12 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from registry.context import Context
 from registry.errors import VerifyFailed
+from registry.models import SnapshotRow
+from registry.storage.verified import corrupt
 
-__all__ = ["Layer", "Manifest", "canonical_json", "snapshot_id"]
+__all__ = ["Layer", "Manifest", "canonical_json", "load_manifest", "snapshot_id"]
 
 FORMAT = 1
 
@@ -111,3 +114,16 @@ def snapshot_id(
     if annotations_sha256 is not None:
         fields["annotations"] = annotations_sha256
     return hashlib.sha256(canonical_json(fields)).hexdigest()
+
+
+def load_manifest(ctx: Context, snapshot: SnapshotRow) -> Manifest:
+    """The snapshot's manifest, its bytes checked against its name.
+
+    Raises:
+        VerifyFailed: the manifest object is damaged.
+    """
+    data = ctx.store.read_bytes(snapshot.manifest_sha256)
+    if hashlib.sha256(data).hexdigest() != snapshot.manifest_sha256:
+        raise corrupt(snapshot.manifest_sha256, f"manifest of {snapshot.id[:12]}", "its bytes hash to "
+                      f"{hashlib.sha256(data).hexdigest()}")
+    return Manifest.from_bytes(data, f"manifest of {snapshot.id}")

@@ -32,10 +32,10 @@ from registry import catalog
 from registry.context import Context
 from registry.models import SnapshotRow
 from registry.snapshots.ancestry import Graph
-from registry.snapshots.commit import load_manifest
 from registry.snapshots.identity import rows_equal
 from registry.snapshots.layer_reader import Lookup, ManifestReader
 from registry.snapshots.layers import compare_sorted
+from registry.snapshots.manifest import load_manifest
 
 __all__ = ["DELETED", "ROW", "Conflict", "MergePlan", "conform", "display", "plan_merge", "sample_key",
            "unified_schema"]

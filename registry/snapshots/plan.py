@@ -27,9 +27,9 @@ from registry.context import Context
 from registry.db import transaction
 from registry.errors import InvalidInput, NotFound, StorageError, VerifyFailed
 from registry.refs import Ref
-from registry.snapshots.commit import load_manifest
 from registry.snapshots.history import resolve_ref
 from registry.snapshots.layer_reader import ManifestReader
+from registry.snapshots.manifest import load_manifest
 from registry.storage.verified import verify_file
 
 __all__ = ["MAX_SHARDS", "ReadTask", "ScanPlan", "build_plan", "group", "read_task", "snapshot_objects", "split",

@@ -12,9 +12,9 @@ from registry.context import Context
 from registry.db import transaction
 from registry.errors import InvalidInput
 from registry.refs import Ref
-from registry.snapshots.commit import load_manifest
 from registry.snapshots.history import resolve_ref
 from registry.snapshots.layer_reader import ManifestReader
+from registry.snapshots.manifest import load_manifest
 from registry.snapshots.tables import write_table_atomically
 
 __all__ = ["export", "read", "stream"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -9,9 +10,11 @@ from typing import Any, BinaryIO
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from registry.errors import BreakingSchemaChange, Hint, InvalidInput
 from registry.snapshots.inputs import InputLimits, check_columns, check_json_depth, check_values, first_line
+from registry.snapshots.schema import compare_schemas, schema_to_json
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -48,12 +51,12 @@ def read_table_file(path: str | Path, limits: InputLimits | None = None) -> pa.T
         if suffix in (".parquet", ".pq"):
             table = _read_parquet(path, limits)
         elif suffix == ".csv":
-            import pyarrow.csv as pacsv
+            import pyarrow.csv as pacsv  # lazy: pyarrow.csv only for CSV files
 
             limits.check(0, path.stat().st_size, str(path))
             table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(strings_can_be_null=True))
         else:
-            import pyarrow.json as pajson
+            import pyarrow.json as pajson  # lazy: pyarrow.json only for JSON files
 
             limits.check(0, path.stat().st_size, str(path))
             check_json_depth(path, limits.max_depth)
@@ -70,8 +73,6 @@ def read_table_file(path: str | Path, limits: InputLimits | None = None) -> pa.T
 
 def _read_parquet(path: Path, limits: InputLimits) -> pa.Table:
     """The file's rows, after its footer says they fit the limits (a few KB can declare millions of rows)."""
-    import pyarrow.parquet as pq
-
     with pq.ParquetFile(path) as parquet:
         meta = parquet.metadata
         decoded = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
@@ -129,16 +130,12 @@ def write_table_to(table: pa.Table, fmt: str, sink: BinaryIO) -> None:
     """Write ``table`` to an open binary ``sink`` (a file, or stdout's buffer) as ``fmt``: parquet, csv or
     jsonl. Parquet is written front to back, so ``sink`` need not be seekable (a pipe is fine)."""
     if fmt == "parquet":
-        import pyarrow.parquet as pq
-
         pq.write_table(table, sink, compression="zstd")
     elif fmt == "csv":
-        import pyarrow.csv as pacsv
+        import pyarrow.csv as pacsv  # lazy: pyarrow.csv only for CSV files
 
         pacsv.write_csv(table, sink)
     elif fmt == "jsonl":
-        import json
-
         for batch in table.to_batches(max_chunksize=65536):
             sink.write("".join(json.dumps(row, default=str, ensure_ascii=False) + "\n"
                                for row in batch.to_pylist()).encode())
@@ -201,8 +198,6 @@ def check_upsert_types(table: pa.Table, columns: list[dict[str, Any]], name: str
     Raises:
         BreakingSchemaChange: a column's type differs that way (each is named).
     """
-    from registry.snapshots.schema import compare_schemas, schema_to_json
-
     given = schema_to_json(table.schema)
     nulls = {c["name"] for c in given if c["type"] == "null"}
     breaking = [c for c in compare_schemas(given, columns) if c.kind == "type_changed" and c.breaking

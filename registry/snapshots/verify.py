@@ -10,6 +10,8 @@ import pyarrow.parquet as pq
 from sqlmodel import col, select
 
 from registry import catalog
+from registry.audit.crosscheck import crosscheck
+from registry.audit.verify import verify_audit
 from registry.context import Context
 from registry.db import transaction
 from registry.errors import NotFound, StorageError
@@ -96,9 +98,6 @@ def verify(ctx: Context, name: str | None = None, progress: Callable[[int, int],
 
 def _against_audit(ctx: Context, name: str | None) -> list[str]:
     """The audit chain's own problem (whole-registry runs), then every way the catalog disagrees with it."""
-    from registry.audit.crosscheck import crosscheck
-    from registry.audit.verify import verify_audit
-
     problems = []
     if name is None:
         chain = verify_audit(ctx)

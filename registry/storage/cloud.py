@@ -11,6 +11,7 @@ valid for as long as it exists, whichever store it came from; the cache can be d
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import time
 from abc import ABC, abstractmethod
@@ -52,8 +53,6 @@ class _Digest:
     """A sink that only hashes and counts."""
 
     def __init__(self) -> None:
-        import hashlib
-
         self.sha = hashlib.sha256()
         self.size = 0
 

@@ -76,11 +76,11 @@ class LakeFSObjectStore(RemoteObjectStore):
     def _api(self) -> Any:
         if self._apis is None:
             try:
-                from lakefs_sdk.api.commits_api import CommitsApi
-                from lakefs_sdk.api.objects_api import ObjectsApi
-                from lakefs_sdk.api.refs_api import RefsApi
-                from lakefs_sdk.api_client import ApiClient
-                from lakefs_sdk.configuration import Configuration
+                from lakefs_sdk.api.commits_api import CommitsApi  # lazy: the lakefs extra loads only for lakefs://
+                from lakefs_sdk.api.objects_api import ObjectsApi  # lazy: the lakefs extra loads only for lakefs://
+                from lakefs_sdk.api.refs_api import RefsApi  # lazy: the lakefs extra loads only for lakefs://
+                from lakefs_sdk.api_client import ApiClient  # lazy: the lakefs extra loads only for lakefs://
+                from lakefs_sdk.configuration import Configuration  # lazy: the lakefs extra loads only for lakefs://
             except ImportError as exc:
                 raise StorageError("lakefs:// storage needs the lakeFS SDK: pip install 'dataset-ledger[lakefs]'"
                                    ) from exc
@@ -92,8 +92,8 @@ class LakeFSObjectStore(RemoteObjectStore):
         return self._apis
 
     def _transient(self, exc: Exception) -> bool:
-        from lakefs_sdk.exceptions import ApiException
-        from urllib3.exceptions import HTTPError
+        from lakefs_sdk.exceptions import ApiException  # lazy: the lakefs extra loads only for lakefs://
+        from urllib3.exceptions import HTTPError  # lazy: the lakefs extra loads only for lakefs://
 
         if isinstance(exc, ApiException):
             return exc.status in (None, 0, 408, 429) or (exc.status or 0) >= 500
@@ -101,7 +101,7 @@ class LakeFSObjectStore(RemoteObjectStore):
 
     @staticmethod
     def _missing(exc: Exception) -> bool:
-        from lakefs_sdk.exceptions import ApiException
+        from lakefs_sdk.exceptions import ApiException  # lazy: the lakefs extra loads only for lakefs://
 
         return isinstance(exc, ApiException) and exc.status == 404
 
@@ -154,7 +154,7 @@ class LakeFSObjectStore(RemoteObjectStore):
 
     def seal_commit(self, snapshot_id: str | None, message: str) -> str | None:
         """Commit the branch; the commit's metadata names the snapshot and this store. Returns its id."""
-        from lakefs_sdk.models.commit_creation import CommitCreation
+        from lakefs_sdk.models.commit_creation import CommitCreation  # lazy: the lakefs extra loads only for lakefs://
 
         metadata = {META_STORE: self.url, **({META_SNAPSHOT: snapshot_id} if snapshot_id else {})}
         body = CommitCreation(message=message or "registry commit", metadata=metadata, date=None, allow_empty=True)

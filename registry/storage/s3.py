@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from pyarrow import fs as pafs
+
 from registry.config import S3Settings
 from registry.errors import NotFound, StorageError
 from registry.storage.base import ObjectInfo
@@ -57,8 +59,6 @@ class S3ObjectStore(RemoteObjectStore):
     def fs(self) -> Any:
         """The pyarrow S3 filesystem, made on first use (so opening a home costs no S3 set-up)."""
         if self._fs is None:
-            from pyarrow import fs as pafs
-
             self._fs = pafs.S3FileSystem(retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=1),
                                          **self._options)
         return self._fs
@@ -79,8 +79,6 @@ class S3ObjectStore(RemoteObjectStore):
             not any(mark in str(exc) for mark in _PERMANENT)
 
     def _stat(self, sha256: str) -> Stat | None:
-        from pyarrow import fs as pafs
-
         info = self.fs.get_file_info(self._key(sha256))
         if info.type != pafs.FileType.File:
             return None
@@ -105,8 +103,6 @@ class S3ObjectStore(RemoteObjectStore):
             self.fs.delete_file(self._key(sha256))
 
     def _list(self) -> list[ObjectInfo]:
-        from pyarrow import fs as pafs
-
         base = f"{self.bucket}/{self.prefix}" if self.prefix else self.bucket
         found = []
         for info in self.fs.get_file_info(pafs.FileSelector(base, recursive=True, allow_not_found=True)):

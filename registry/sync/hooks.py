@@ -26,6 +26,7 @@ from registry.db import transaction
 from registry.errors import Conflict, Hint, InvalidInput, NotFound, RegistryError, Unauthenticated
 from registry.sync.client import LabelStudioClient, check_url
 from registry.sync.models import LabelSyncRow
+from registry.sync.service import sync_label_studio
 from registry.sync.state import sync_row
 
 __all__ = ["HOOK_ACTIONS", "SECRET_HEADER", "HookRunner", "check_secret", "hook_path", "register_webhook",
@@ -153,8 +154,6 @@ class HookRunner:
 
 def sync_from_row(ctx: Context, token: str | None) -> Callable[[str], object]:
     """The sync a hook runs: the dataset's saved source, with the server process's token."""
-    from registry.sync.service import sync_label_studio
-
     def run(name: str) -> object:
         with transaction(ctx.engine, readonly=True) as session:
             row = sync_row(session, name)

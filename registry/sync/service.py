@@ -36,6 +36,7 @@ from registry.provenance.importers.label_studio import TASK_FIELDS
 from registry.provenance.records import empty_records
 from registry.provenance.service import ensure_dataset
 from registry.provenance.store import records_at
+from registry.quality.evaluate import qa_run
 from registry.refs import Ref
 from registry.snapshots.commit import AnnotationInput, CommitResult, commit
 from registry.sync.client import LabelStudioClient, server_namespace
@@ -246,8 +247,6 @@ def _commit(ctx: Context, name: str, batch: ImportBatch, gone: set[str], head: s
 
 
 def _evaluate(ctx: Context, name: str, snapshot_id: str, author: str | None) -> dict[str, Any]:
-    from registry.quality.evaluate import qa_run
-
     try:
         verdict = qa_run(ctx, Ref(name, snapshot_id), actor=author)
     except NotFound as exc:

@@ -147,7 +147,9 @@ def export_training(ctx: Context, ref: Ref | str, out: str | Path, fmt: str) -> 
         elif fmt == "yolo":
             count = _write_yolo(_detections(ref, table, fmt), partial)
         else:
-            from registry.training.hf import to_arrow_dataset
+            from registry.training.hf import (
+                to_arrow_dataset,  # lazy: the hf extra (datasets) loads only for this format
+            )
 
             to_arrow_dataset(table, plan).save_to_disk(str(partial))
             count = table.num_rows

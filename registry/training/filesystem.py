@@ -23,9 +23,13 @@ from urllib.parse import parse_qs
 
 from fsspec import AbstractFileSystem
 
+from registry.config import find_home
+from registry.context import open_context
 from registry.errors import Hint, InvalidInput, NotFound
 from registry.refs import Ref
-from registry.snapshots.plan import ScanPlan
+from registry.snapshots import history
+from registry.snapshots.plan import ScanPlan, build_plan
+from registry.training.admission import admit_training, local_objects
 from registry.training.view import write_view
 
 __all__ = ["FILE_NAME", "RegistryFileSystem"]
@@ -105,26 +109,21 @@ class RegistryFileSystem(AbstractFileSystem):  # type: ignore[misc]
             raise FileNotFoundError(str(exc)) from exc
 
     def _local(self, target: _Target) -> Path:
-        from registry.config import find_home
-        from registry.registry import Registry
-        from registry.snapshots.plan import build_plan
-        from registry.training.admission import admit_training, local_objects
-
-        with Registry.open(find_home(self.home)) as reg:
-            snapshot_id = reg.show(target.ref).id
-            key = (str(reg.home), snapshot_id, target.training, target.job)
+        ctx = open_context(find_home(self.home))
+        try:
+            snapshot_id = history.show(ctx, target.ref).id
+            key = (str(ctx.paths.home), snapshot_id, target.training, target.job)
             if key not in self._views:
                 pinned = Ref.parse(target.ref).at(snapshot_id)
-                if target.training:
-                    plan = admit_training(reg.ctx, pinned, job=target.job).plan
-                else:
-                    plan = build_plan(reg.ctx, pinned)
-                self._views[key] = write_view(plan, local_objects(reg.ctx, plan), reg.ctx.paths.cache_dir / "views")
+                plan = admit_training(ctx, pinned, job=target.job).plan if target.training else build_plan(ctx, pinned)
+                self._views[key] = write_view(plan, local_objects(ctx, plan), ctx.paths.cache_dir / "views")
+        finally:
+            ctx.close()
         return self._views[key]
 
     def _remote(self, target: _Target) -> Path:
-        from registry_client import Client
-        from registry_client.training import default_cache_dir
+        from registry_client import Client  # lazy: only registry+http(s) URLs use the client
+        from registry_client.training import default_cache_dir  # lazy: only registry+http(s) URLs use the client
 
         assert target.server is not None
         with Client(target.server, self.token or os.environ.get("REGISTRY_TOKEN")) as client:

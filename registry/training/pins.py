@@ -33,10 +33,10 @@ from registry.quality.content import content_hash
 from registry.quality.gate import GateStatus, gate_status
 from registry.quality.models import PinRow
 from registry.refs import Ref
-from registry.snapshots.commit import load_manifest
 from registry.snapshots.history import resolve_ref
 from registry.snapshots.layer_reader import ManifestReader
-from registry.snapshots.manifest import Manifest
+from registry.snapshots.manifest import Manifest, load_manifest
+from registry.snapshots.read import stream
 from registry.snapshots.tables import write_table_atomically
 from registry.timeutil import utc_now
 from registry.training.lockfile import LOCKFILE_NAME, LockEntry, read_lockfile, upsert_entry, write_lockfile
@@ -230,8 +230,6 @@ def training_stream(ctx: Context, ref: Ref | str, *, allow_unverified: bool = Fa
         VerifyFailed: an object's bytes differ from what was stored.
         NotFound: no such dataset or ref.
     """
-    from registry.snapshots.read import stream
-
     ref = Ref.coerce(ref)
     who = resolve_actor(ctx, actor)
     admitted = admit(ctx, ref, who, allow_unverified=allow_unverified, job=job)

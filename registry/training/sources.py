@@ -7,10 +7,13 @@ the registry does not depend on its client package.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from registry.config import find_home
+from registry.context import Context, open_context
 from registry.errors import InvalidInput
 from registry.training.admission import Admission, ObjectSource, admit_training, local_objects
 from registry.training.lockfile import LockEntry
@@ -27,13 +30,12 @@ def admit_job(target: str | LockEntry, registry: Any = None, *, columns: Sequenc
         GateBlocked, NotFound, VerifyFailed, InvalidInput: as :func:`~registry.training.admission.admit_training`
             (or the client's equivalents over HTTP).
     """
-    from registry.registry import Registry
-
     if registry is None:
-        with Registry.open() as opened:
-            return _local(opened, target, columns, job, allow_unverified)
-    if isinstance(registry, Registry):
-        return _local(registry, target, columns, job, allow_unverified)
+        with _home_context() as home:
+            return _local(home, target, columns, job, allow_unverified)
+    ctx = _context_of(registry)
+    if ctx is not None:
+        return _local(ctx, target, columns, job, allow_unverified)
     if hasattr(registry, "admit_training") and hasattr(registry, "object_cache"):
         ref = target.target if isinstance(target, LockEntry) else target
         job = job or (target.job if isinstance(target, LockEntry) else None)
@@ -51,10 +53,26 @@ def admit_job(target: str | LockEntry, registry: Any = None, *, columns: Sequenc
                        f"not {type(registry).__name__}")
 
 
-def _local(registry: Any, target: str | LockEntry, columns: Sequence[str] | None, job: str | None,
+@contextmanager
+def _home_context() -> Iterator[Context]:
+    """The home ``Registry.open()`` would open (``REGISTRY_HOME``, else the nearest ``.registry``)."""
+    ctx = open_context(find_home(None))
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+def _context_of(registry: Any) -> Context | None:
+    """The context of a local :class:`~registry.Registry` (recognised by it, not imported: it sits above)."""
+    ctx = getattr(registry, "ctx", None)
+    return ctx if isinstance(ctx, Context) else None
+
+
+def _local(ctx: Context, target: str | LockEntry, columns: Sequence[str] | None, job: str | None,
            allow_unverified: bool) -> tuple[Admission, ObjectSource]:
-    admission = admit_training(registry.ctx, target, columns=columns, job=job, allow_unverified=allow_unverified)
-    return admission, local_objects(registry.ctx, admission.plan)
+    admission = admit_training(ctx, target, columns=columns, job=job, allow_unverified=allow_unverified)
+    return admission, local_objects(ctx, admission.plan)
 
 
 def admitted_view(target: str | LockEntry, registry: Any = None, *, columns: Sequence[str] | None = None,
@@ -65,14 +83,13 @@ def admitted_view(target: str | LockEntry, registry: Any = None, *, columns: Seq
     Raises:
         GateBlocked, NotFound, VerifyFailed, InvalidInput: as :func:`admit_job`.
     """
-    from registry.registry import Registry
-
     if registry is None:
-        with Registry.open() as opened:
-            return admitted_view(target, opened, columns=columns, job=job, allow_unverified=allow_unverified)
+        with _home_context() as home:
+            admission, objects = _local(home, target, columns, job, allow_unverified)
+            return admission, write_view(admission.plan, objects, home.paths.cache_dir / "views")
     admission, objects = admit_job(target, registry, columns=columns, job=job, allow_unverified=allow_unverified)
-    if isinstance(registry, Registry):
-        folder = registry.ctx.paths.cache_dir / "views"
-    else:
-        folder = Path(objects.folder).parent / "views"  # type: ignore[attr-defined]  # the client's ObjectCache
-    return admission, write_view(admission.plan, objects, folder)
+    ctx = _context_of(registry)
+    if ctx is None:  # the client's ObjectCache: the views go next to it
+        cache_folder = objects.folder  # type: ignore[attr-defined]
+        return admission, write_view(admission.plan, objects, Path(cache_folder).parent / "views")
+    return admission, write_view(admission.plan, objects, ctx.paths.cache_dir / "views")

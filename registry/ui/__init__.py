@@ -1,7 +1,8 @@
 """The web console: static pages under ``/ui`` that call the ``/api/v1`` endpoints with the user's token.
 
 No server-side rendering and no build step: ``static/`` holds plain HTML, CSS and ES modules. The
-console adds one endpoint of its own (``registry.api.routes_console``: label-diff rows, paged).
+console's one endpoint of its own (``registry.api.routes_console``: label-diff rows, paged) is an
+API route the app includes; this package knows nothing of the API (the API mounts it).
 """
 
 from __future__ import annotations
@@ -39,12 +40,7 @@ class _ConsoleFiles(StaticFiles):
 
 
 def mount_console(app: FastAPI) -> None:
-    """Serve the console at ``/ui/`` (``/ui`` redirects there) and add its API endpoint under ``/api/v1``."""
-    from registry.api import routes_console
-    from registry.api.app import API_PREFIX, ERROR_RESPONSES
-
-    app.include_router(routes_console.router, prefix=API_PREFIX, responses=ERROR_RESPONSES)
-
+    """Serve the console at ``/ui/`` (``/ui`` redirects there)."""
     @app.get(CONSOLE_PATH, include_in_schema=False)
     def console_redirect() -> RedirectResponse:
         return RedirectResponse(CONSOLE_PATH + "/", status_code=308)

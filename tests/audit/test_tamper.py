@@ -15,7 +15,7 @@ from registry import Registry
 from registry.cli.main import main
 from registry.db import transaction
 from registry.models import SnapshotRow
-from registry.snapshots.commit import load_manifest
+from registry.snapshots.manifest import load_manifest
 from tests.conftest import Cli, CliResult
 
 NAME = "labels"

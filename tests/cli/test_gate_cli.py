@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from registry import Registry
 from registry.audit.models import AuditEventRow
 from registry.errors import InvalidInput, PermissionDenied
-from registry.quality.waivers import parse_expiry
+from registry.timeutil import parse_expiry
 from tests.conftest import Cli
 
 PASSING = "checks:\n  - check: row_count\n    min: 3\n"

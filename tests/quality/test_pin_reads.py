@@ -14,8 +14,8 @@ from sqlmodel import Session, col, select
 from registry import Registry
 from registry.audit.models import AuditEventRow
 from registry.errors import GateBlocked, VerifyFailed
-from registry.snapshots.commit import load_manifest
 from registry.snapshots.history import resolve_ref
+from registry.snapshots.manifest import load_manifest
 from registry.training.lockfile import LockEntry, read_lockfile
 from tests.conftest import Cli
 from tests.support.helpers import labels_table, sorted_rows

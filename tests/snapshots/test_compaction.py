@@ -21,9 +21,8 @@ from registry.api.app import create_app
 from registry.config import Settings
 from registry.db import transaction
 from registry.models import SnapshotRow
-from registry.snapshots.commit import load_manifest
 from registry.snapshots.compact import COMPACT_POINTS, plan_compaction
-from registry.snapshots.manifest import Layer
+from registry.snapshots.manifest import Layer, load_manifest
 from tests.conftest import Cli
 from tests.support.api_support import serve
 from tests.support.helpers import labels_table, sorted_rows

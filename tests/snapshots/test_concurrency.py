@@ -21,7 +21,7 @@ from sqlalchemy import create_engine, text
 
 from registry import Registry, catalog
 from registry.db import transaction
-from registry.snapshots.commit import load_manifest
+from registry.snapshots.manifest import load_manifest
 from tests.conftest import Cli
 from tests.support.helpers import labels_table, sorted_rows
 

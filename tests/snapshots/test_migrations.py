@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, inspect
 from sqlmodel import SQLModel
 
-import registry.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import registry.metadata  # noqa: F401  (registers every table on SQLModel.metadata)
 from registry import Registry
 from registry.cli.main import main
 from registry.config import RegistryPaths, Settings

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from registry import Registry
 from registry.db import transaction
 from registry.models import SnapshotRow
-from registry.snapshots.commit import load_manifest
+from registry.snapshots.manifest import load_manifest
 
 NAME = "props"
 KEYS = ["a", "b", "c", "d", "e", "f"]

@@ -19,9 +19,9 @@ from registry import Registry
 from registry.db import transaction
 from registry.errors import InvalidInput
 from registry.models import SnapshotRow
-from registry.snapshots.commit import load_manifest
 from registry.snapshots.hashing import key_hash
 from registry.snapshots.layer_reader import ManifestReader
+from registry.snapshots.manifest import load_manifest
 from tests.support.collisions import colliding_keys
 
 A = "sample-0MMMMMMMM"

@@ -21,7 +21,7 @@ from registry.api.app import create_app
 from registry.db import transaction
 from registry.errors import VerifyFailed
 from registry.models import SnapshotRow
-from registry.snapshots.commit import load_manifest
+from registry.snapshots.manifest import load_manifest
 from tests.conftest import Cli
 from tests.support.api_support import bearer, serve
 
