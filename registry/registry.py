@@ -307,13 +307,13 @@ class Registry:
 
     def lineage_walk(self, ref: Ref | str, direction: Direction = "both", depth: int = 3) -> LineageGraph:
         """The lineage graph around the snapshot ``ref`` names, ``depth`` steps up, down or both ways."""
-        from registry.lineage.graph import walk
+        from registry.lineage.graph import walk  # lazy: CLI start-up
 
         return walk(self.ctx, ref, direction, depth)
 
     def ingest_lineage(self, text: str) -> list[IngestResult]:
         """Record the consumers that OpenLineage RunEvents (a JSON document, list or JSON lines) name."""
-        from registry.lineage.intake import ingest_text
+        from registry.lineage.intake import ingest_text  # lazy: CLI start-up
 
         return ingest_text(self.ctx, text)
 

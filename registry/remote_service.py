@@ -48,7 +48,7 @@ from registry.snapshots.commit import CommitResult, Mode
 from registry.snapshots.diff import DiffResult
 from registry.snapshots.history import SchemaVersionInfo, SnapshotInfo
 from registry.snapshots.plan import ScanPlan
-from registry.snapshots.tables import EXPORT_FORMATS, write_table_atomically
+from registry.snapshots.tables import EXPORT_FORMATS, read_table_file, write_table_atomically
 from registry.snapshots.verify import VerifyReport
 from registry.training.lockfile import LockEntry, read_lockfile, upsert_entry, write_lockfile
 from registry.training.pins import PullResult
@@ -294,8 +294,6 @@ class RemoteService:
         name, ref = parsed.dataset, parsed.ref_name
         rows: list[dict[str, Any]] = []
         if resolutions is not None:
-            from registry.snapshots.tables import read_table_file
-
             keys = next(d.key_columns for d in self.datasets() if d.name == name)
             rows = [{"key": {k: r[k] for k in keys}, "column": r["column"], "value": r["value"]}
                     for r in read_table_file(Path(resolutions)).to_pylist()]
@@ -316,8 +314,6 @@ class RemoteService:
                            author: str | None = None, progress: Callable[[str], None] | None = None,
                            users: str | os.PathLike[str] | None = None) -> ImportResult:
         """Send the export (a file or a zip) to the server; the answer holds the commit's fields flat."""
-        from registry.snapshots.commit import CommitResult
-
         if author:
             raise InvalidInput(f"an author cannot be sent to a server ({URL_ENV} is set)",
                                hint=errors.Hint("option", "author"))
@@ -442,8 +438,6 @@ class RemoteService:
     def pull(self, lockfile: str | os.PathLike[str] = "registry.lock", outdir: str | os.PathLike[str] = ".",
              job: str | None = None, allow_unverified: bool = False) -> list[PullResult]:
         """Download each pinned snapshot's training read as Parquet and check its content hash here."""
-        from registry.training.pins import PullResult
-
         entries = [e for e in read_lockfile(lockfile) if job is None or e.job == job]
         if not entries:
             raise NotFound(f"{lockfile} has no pins{f' for job {job!r}' if job else ''}; pin a snapshot first",

@@ -32,7 +32,7 @@ from registry.lineage import emit as lineage_emit
 from registry.models import DatasetRow, SchemaVersionRow, SnapshotRow
 from registry.provenance import merge_records
 from registry.provenance.store import write_delta
-from registry.quality.merge_gate import evaluate_result, record_and_decide
+from registry.quality.merge_gate import audit_facts, evaluate_result, record_and_decide
 from registry.quality.models import GateResultRow
 from registry.quality.store import current_policy
 from registry.refs import Ref
@@ -251,8 +251,6 @@ def _gate_facts(row: GateResultRow | None) -> dict[str, object] | None:
     """The gate result a merge stores, as its audit event records it (verify compares the row with it)."""
     if row is None:
         return None
-    from registry.quality.merge_gate import audit_facts
-
     return audit_facts(row)
 
 

@@ -92,7 +92,7 @@ def run_server(home: Path, settings: Settings, *, host: str, port: int, workers:
     app comes from a factory bound to those arguments (uvicorn.run takes only an import string for
     several workers). Exits 3 when a single server failed to start, as uvicorn.run does."""
     import uvicorn  # lazy: only `registry serve` needs the server
-    from uvicorn.supervisors import Multiprocess
+    from uvicorn.supervisors import Multiprocess  # lazy: only `registry serve` needs the server
 
     config = uvicorn.Config(AppFactory(home, settings), factory=True, host=host, port=port,
                             workers=workers, log_level="info", **server_options(settings))

@@ -20,7 +20,7 @@ from registry.errors import InvalidInput
 if TYPE_CHECKING:
     from registry.quality.verdict import GateStatus
     from registry.refs import Ref
-    from registry.registry import Registry
+    from registry.registry import Registry  # lazy: loading the catalog stack costs start-up time
     from registry.service import GateChecker, RegistryService
 
 __all__ = ["URL_ENV", "Session", "local_only"]
@@ -113,7 +113,7 @@ class Session:
     def _open_local(self) -> Registry:
         if self._local is None:
             from registry.context import ClientInfo  # lazy: loading the catalog stack costs start-up time
-            from registry.registry import Registry
+            from registry.registry import Registry  # lazy: loading the catalog stack costs start-up time
 
             self._local = Registry.open(self.home, self.settings)
             self._local.ctx.client = ClientInfo(kind="cli")

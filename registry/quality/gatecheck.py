@@ -77,7 +77,7 @@ def check_gate_at(home: str | os.PathLike[str] | None, ref: Ref | str, evaluate:
         return status
     from registry.config import RegistryPaths, Settings  # lazy: gate check's fast path loads no SQLAlchemy
     from registry.db import check_up_to_date, make_engine  # lazy: SQLAlchemy only off the fast path
-    from registry.quality.gate import check_gate
+    from registry.quality.gate import check_gate  # lazy: the fast path loads no SQLAlchemy
 
     settings = Settings()
     home_path = find_home(home, settings=settings)
