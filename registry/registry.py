@@ -31,10 +31,12 @@ if TYPE_CHECKING:
     from registry.audit.log import AuditEvent
     from registry.audit.seal import SealResult
     from registry.audit.verify import AuditVerifyReport, Checkpoint
+    from registry.auth.tokens import TokenInfo
     from registry.branching.branches import BranchInfo
     from registry.branching.merge import MergeResult
     from registry.lineage.graph import Direction, LineageGraph
     from registry.lineage.intake import IngestResult
+    from registry.lineage.outbox import DeliveryReport, OutboxStatus
     from registry.provenance.label_diff import LabelDiff
     from registry.provenance.sample_history import HistoryEntry
     from registry.provenance.service import ImportResult
@@ -43,6 +45,8 @@ if TYPE_CHECKING:
     from registry.quality.policy_versions import PolicyInfo
     from registry.quality.waivers import Waiver
     from registry.snapshots.plan import ScanPlan
+    from registry.store_migration import MigrateResult, StoreInfo
+    from registry.training.export import ExportResult
     from registry.training.lockfile import LockEntry
     from registry.training.pins import PullResult
 
@@ -382,3 +386,79 @@ class Registry:
         from registry.training.pins import pull  # lazy: CLI start-up
 
         return pull(self.ctx, lockfile, outdir, job, allow_unverified, actor)
+
+    # --- host administration: not part of the service protocol, it runs only where the home lives -----
+
+    def create_token(self, name: str, role: str, datasets: Sequence[str] | None = None, expires: str | None = None,
+                     actor: str | None = None) -> tuple[str, TokenInfo]:
+        """A new API token: its secret (shown once, only its hash is stored) and what it grants."""
+        from registry.auth.tokens import create_token  # lazy: CLI start-up
+
+        return create_token(self.ctx, name, role, list(datasets or []), expires, actor)
+
+    def create_admin_token(self) -> str | None:
+        """The first admin token's secret (name ``admin``), or None when an active admin token exists."""
+        from registry.auth.tokens import create_token, has_admin_token  # lazy: CLI start-up
+
+        if has_admin_token(self.ctx):
+            return None
+        secret, _ = create_token(self.ctx, "admin", "admin")
+        return secret
+
+    def tokens(self) -> list[TokenInfo]:
+        """Every API token (never a secret), by name."""
+        from registry.auth.tokens import list_tokens  # lazy: CLI start-up
+
+        return list_tokens(self.ctx)
+
+    def revoke_token(self, name: str, actor: str | None = None) -> TokenInfo:
+        """Revoke the token ``name`` (audited)."""
+        from registry.auth.tokens import revoke_token  # lazy: CLI start-up
+
+        return revoke_token(self.ctx, name, actor)
+
+    def store_info(self) -> StoreInfo:
+        """Where the home's objects live and how many there are."""
+        from registry.store_migration import store_info  # lazy: CLI start-up
+
+        return store_info(self.ctx)
+
+    def migrate_store(self, to_url: str, verify_all: bool = False,
+                      progress: Callable[[int, int], None] | None = None, actor: str | None = None) -> MigrateResult:
+        """Copy every referenced object to ``to_url``, verified, then switch the home over to it."""
+        from registry.store_migration import migrate  # lazy: CLI start-up
+
+        return migrate(self.ctx, to_url, verify_all=verify_all, progress=progress, actor=actor)
+
+    def export_training(self, ref: Ref | str, out: str | os.PathLike[str], fmt: str) -> ExportResult:
+        """Write ``ref``'s rows in a training format (``coco``, ``yolo`` or ``hf``) to ``out``."""
+        from registry.training.export import export_training  # lazy: CLI start-up
+
+        return export_training(self.ctx, ref, Path(out), fmt)
+
+    def lineage_namespace(self, fix: str | None = None) -> tuple[str, bool]:
+        """This registry's OpenLineage namespace, and whether it is fixed (stored); ``fix`` stores it first
+        when none is stored yet."""
+        from registry.lineage.namespace import (  # lazy: CLI start-up
+            fix_namespace,
+            registry_namespace,
+            stored_namespace,
+        )
+
+        value = fix_namespace(self.ctx, fix) if fix else registry_namespace(self.ctx)
+        return value, fix is not None or stored_namespace(self.ctx.engine) is not None
+
+    def lineage_flush(self, *, retry_failed: bool = False, respect_backoff: bool = False,
+                      wait: float = 0.0) -> DeliveryReport:
+        """Deliver pending OpenLineage events now, in order (``retry_failed``: give failed ones another go)."""
+        from registry.lineage import outbox  # lazy: CLI start-up
+
+        if retry_failed:
+            outbox.retry_failed(self.ctx)
+        return outbox.deliver(self.ctx, respect_backoff=respect_backoff, wait=wait)
+
+    def lineage_status(self) -> OutboxStatus:
+        """Pending, retrying, failed and delivered event counts, and where events go."""
+        from registry.lineage.outbox import outbox_status  # lazy: CLI start-up
+
+        return outbox_status(self.ctx)

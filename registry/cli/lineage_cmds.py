@@ -16,7 +16,6 @@ from registry.cli.refs import parse_ref
 
 if TYPE_CHECKING:
     from registry.cli.session import Session
-    from registry.context import Context
 
 __all__ = ["lineage"]
 
@@ -31,11 +30,6 @@ class _DefaultToShow(click.Group):
         if first is not None and first not in self.commands and not {"-h", "--help"} & set(args[:1]):
             args = ["show", *args]
         return super().parse_args(ctx, args)
-
-
-def _ctx(state: Session) -> Context:
-    """The home's context, for lineage work that runs only where the home lives (refused with a server)."""
-    return state.host().ctx
 
 
 @click.group(cls=_DefaultToShow)
@@ -79,14 +73,9 @@ def _graph_lines(graph: dict[str, Any]) -> None:
 @click.option("--background", is_flag=True, hidden=True, help="Automatic delivery: honour backoff, print nothing.")
 @json_option
 @click.pass_obj
-def flush(state: Any, wait: float, retry_failed: bool, background: bool, as_json: bool) -> None:
+def flush(state: Session, wait: float, retry_failed: bool, background: bool, as_json: bool) -> None:
     """Deliver pending OpenLineage events now, in order, each exactly once."""
-    from registry.lineage import outbox  # lazy: CLI start-up
-
-    ctx = _ctx(state)
-    if retry_failed:
-        outbox.retry_failed(ctx)
-    report = outbox.deliver(ctx, respect_backoff=background, wait=wait)
+    report = state.host().lineage_flush(retry_failed=retry_failed, respect_backoff=background, wait=wait)
     if background:
         return
     if report.busy:
@@ -103,11 +92,9 @@ def flush(state: Any, wait: float, retry_failed: bool, background: bool, as_json
 @lineage.command("status")
 @json_option
 @click.pass_obj
-def status(state: Any, as_json: bool) -> None:
+def status(state: Session, as_json: bool) -> None:
     """Pending, retrying, failed and delivered event counts, and where events go."""
-    from registry.lineage.outbox import outbox_status  # lazy: CLI start-up
-
-    info = outbox_status(_ctx(state)).to_dict()
+    info = state.host().lineage_status().to_dict()
     output.render(info, as_json, _status_lines)
 
 
@@ -148,13 +135,10 @@ def _ingest_lines(results: list[dict[str, Any]]) -> None:
               help="Fix the namespace as URI (scheme://authority) if none is stored yet.")
 @json_option
 @click.pass_obj
-def namespace(state: Any, fix: str | None, as_json: bool) -> None:
+def namespace(state: Session, fix: str | None, as_json: bool) -> None:
     """Show this registry's lineage namespace (fixed at `registry init`), or fix one on an older registry."""
-    from registry.lineage.namespace import fix_namespace, registry_namespace, stored_namespace  # lazy: CLI start-up
-
-    ctx = _ctx(state)
-    value = fix_namespace(ctx, fix) if fix else registry_namespace(ctx)
-    info = {"namespace": value, "fixed": fix is not None or stored_namespace(ctx.engine) is not None}
+    value, fixed = state.host().lineage_namespace(fix)
+    info = {"namespace": value, "fixed": fixed}
     output.render(info, as_json, _namespace_lines)
 
 

@@ -24,7 +24,7 @@ from registry.cli.session import Session
 
 if TYPE_CHECKING:
     from registry.snapshots.commit import Mode
-from registry.cli.serve_cmds import admin_token_text, create_admin_token
+from registry.cli.serve_cmds import admin_token_text
 from registry.cli.streams import export_rows
 from registry.config import HOME_DIRNAME, RegistryPaths, find_home
 from registry.distribution import DISTRIBUTION
@@ -71,15 +71,15 @@ def init(ctx: click.Context, path: str | None, lineage_namespace: str | None, as
                     f"registry home {home.resolve()} exists already; nothing changed")
         return
     from registry.context import create_home  # lazy: CLI start-up
-    from registry.lineage.namespace import check_namespace, fix_namespace  # lazy: CLI start-up
+    from registry.lineage.namespace import check_namespace  # lazy: CLI start-up
 
     if lineage_namespace:
         check_namespace(lineage_namespace)
     paths = create_home(home, ctx.obj.settings)
     ctx.obj.home = str(paths.home)
     host = ctx.obj.host("init")
-    namespace = fix_namespace(host.ctx, lineage_namespace)
-    secret = create_admin_token(host.ctx)
+    namespace, _ = host.lineage_namespace(lineage_namespace)
+    secret = host.create_admin_token()
     if as_json:
         output.print_json({"home": str(paths.home), "created": True, "admin_token": secret,
                            "lineage_namespace": namespace})
@@ -270,13 +270,12 @@ def export(state: Session, ref: str, out: str, fmt: str | None, as_json: bool) -
     """Write the rows of NAME@REF to OUT (.parquet, .csv or .jsonl), to stdout with `-`, or in a training
     format (--format coco|yolo|hf)."""
     if fmt in _TRAINING_FORMATS:
-        from registry.training.export import export_training  # lazy: CLI start-up
 
         host = state.host("export --format")
         if out == "-":
             raise click.UsageError(f"--format {fmt} writes files; give an OUT path instead of -")
         with output.status(f"exporting {ref} as {fmt}"):
-            result = export_training(host.ctx, parse_ref(ref), out, fmt)
+            result = host.export_training(parse_ref(ref), out, fmt)
         output.emit(dict(result), as_json, f"wrote {result['rows']:,} rows to {out} ({fmt})")
         return
     count = export_rows(state.service(), parse_ref(ref), out, fmt)

@@ -22,23 +22,10 @@ from registry.config import Settings
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from registry.context import Context
 
-__all__ = ["AppFactory", "admin_token_text", "create_admin_token", "run_server", "serve", "server_options"]
+__all__ = ["AppFactory", "admin_token_text", "run_server", "serve", "server_options"]
 
 ADMIN_TOKEN = "admin"
-
-
-def create_admin_token(ctx: Context) -> str | None:
-    """Create the first admin token (name ``admin``, role ``admin``) unless an active admin token exists;
-    its secret (shown once, never stored), or None when none was created. For ``registry init`` and
-    ``registry serve --bootstrap-admin``."""
-    from registry.auth.tokens import create_token, has_admin_token  # lazy: CLI start-up
-
-    if has_admin_token(ctx):
-        return None
-    secret, _ = create_token(ctx, ADMIN_TOKEN, "admin")
-    return secret
 
 
 def admin_token_text(secret: str) -> str:
@@ -57,7 +44,7 @@ def admin_token_text(secret: str) -> str:
 def serve(ctx: click.Context, host: str, port: int, workers: int, bootstrap_admin: bool, as_json: bool) -> None:
     """Serve the registry over HTTP (API under /api/v1, docs at /docs); see docs/api.md."""
     registry = ctx.obj.host("serve")  # the root group's Session: opens (and checks) the home first
-    secret = create_admin_token(registry.ctx) if bootstrap_admin else None
+    secret = registry.create_admin_token() if bootstrap_admin else None
     if bootstrap_admin and not as_json:
         output.say(admin_token_text(secret) if secret else "an admin token exists already; none created")
     settings = registry.ctx.settings

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from registry.cli import output
+
+if TYPE_CHECKING:
+    from registry.registry import Registry
 
 __all__ = ["storage"]
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
-def _ctx(ctx: click.Context) -> Any:
-    return ctx.obj.host().ctx  # the root group's Session: storage work runs only on the host
+def _host(ctx: click.Context) -> Registry:
+    """The home (storage work runs only where it lives; refused against a server)."""
+    return ctx.obj.host()  # type: ignore[no-any-return]
 
 
 @click.group()
@@ -27,9 +31,7 @@ def storage() -> None:
 @click.pass_context
 def storage_info(ctx: click.Context, as_json: bool) -> None:
     """Which store this home uses, where that is configured, and whether it answers."""
-    from registry.store_migration import store_info  # lazy: CLI start-up
-
-    info = store_info(_ctx(ctx)).to_dict()
+    info = _host(ctx).store_info().to_dict()
     output.render(info, as_json, _info_lines)
 
 
@@ -55,10 +57,8 @@ def storage_migrate(ctx: click.Context, to_url: str, verify_all: bool, as_json: 
     """Copy every referenced object to --to, verify each there, then switch this home to it.
 
     Snapshot ids do not change. An interrupted migration resumes where it stopped."""
-    from registry.store_migration import migrate  # lazy: CLI start-up
-
     with output.progress_bar(f"copying objects to {to_url}") as advance:
-        result = migrate(_ctx(ctx), to_url, verify_all=verify_all, progress=_progress(advance))
+        result = _host(ctx).migrate_store(to_url, verify_all=verify_all, progress=_progress(advance))
     if result.overridden_by_env:
         output.note(f"warning: REGISTRY_STORAGE_URL is set and overrides the switch; set it to {result.destination} "
                     "or unset it")

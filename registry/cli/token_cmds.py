@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from registry.auth.roles import ROLES
 from registry.cli import output
 
+if TYPE_CHECKING:
+    from registry.registry import Registry
+
 __all__ = ["token"]
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 
 
-def _ctx(ctx: click.Context) -> Any:
-    return ctx.obj.host().ctx  # the root group's Session: tokens are made only on the host
+def _host(ctx: click.Context) -> Registry:
+    """The home (tokens are made only where it lives; refused against a server)."""
+    return ctx.obj.host()  # type: ignore[no-any-return]
 
 
 @click.group()
@@ -33,9 +37,7 @@ def token() -> None:
 def token_create(ctx: click.Context, name: str, role: str, datasets: tuple[str, ...], expires: str | None,
                  as_json: bool) -> None:
     """Create a token and print its secret once (only its SHA-256 is stored)."""
-    from registry.auth.tokens import create_token  # lazy: CLI start-up
-
-    secret, info = create_token(_ctx(ctx), name, role, list(datasets), expires)
+    secret, info = _host(ctx).create_token(name, role, list(datasets), expires)
     output.emit({**info.to_dict(), "token": secret}, as_json,
                 f"created token {info.name} (role {info.role}); it is shown only now:\n{secret}")
 
@@ -45,9 +47,7 @@ def token_create(ctx: click.Context, name: str, role: str, datasets: tuple[str, 
 @click.pass_context
 def token_list(ctx: click.Context, as_json: bool) -> None:
     """Every token with its role, scope and state (never the secret)."""
-    from registry.auth.tokens import list_tokens  # lazy: CLI start-up
-
-    output.render([t.to_dict() for t in list_tokens(_ctx(ctx))], as_json, _token_lines)
+    output.render([t.to_dict() for t in _host(ctx).tokens()], as_json, _token_lines)
 
 
 def _token_lines(tokens: list[dict[str, Any]]) -> None:
@@ -66,7 +66,5 @@ def _token_lines(tokens: list[dict[str, Any]]) -> None:
 @click.pass_context
 def token_revoke(ctx: click.Context, name: str, as_json: bool) -> None:
     """Revoke token NAME; requests with it get 401 from then on."""
-    from registry.auth.tokens import revoke_token  # lazy: CLI start-up
-
-    info = revoke_token(_ctx(ctx), name)
+    info = _host(ctx).revoke_token(name)
     output.emit(info.to_dict(), as_json, f"revoked token {info.name}")
