@@ -18,7 +18,6 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
-from urllib.parse import unquote, urlparse
 
 from registry.config import StorageSettings
 from registry.errors import InvalidInput
@@ -187,29 +186,6 @@ def register_store(scheme: str, factory: StoreFactory) -> None:
 def store_schemes() -> list[str]:
     """The URL schemes stores can be opened for, sorted."""
     return sorted(_FACTORIES)
-
-
-def _local(url: str, _settings: StorageSettings, _cache: Path) -> ObjectStore:
-    from registry.storage.local import LocalObjectStore  # lazy: local.py imports this module
-
-    return LocalObjectStore(Path(unquote(urlparse(url).path)) if url.startswith("file://") else Path(url))
-
-
-def _s3(url: str, settings: StorageSettings, cache: Path) -> ObjectStore:
-    from registry.storage.s3 import S3ObjectStore  # lazy: only homes on S3 load the S3 store
-
-    return S3ObjectStore(url, cache, settings.s3, settings.retries)
-
-
-def _lakefs(url: str, settings: StorageSettings, cache: Path) -> ObjectStore:
-    from registry.storage.lakefs import LakeFSObjectStore  # lazy: only homes on lakeFS load the lakeFS store
-
-    return LakeFSObjectStore(url, cache, settings.lakefs, settings.retries)
-
-
-register_store("file", _local)
-register_store("s3", _s3)
-register_store("lakefs", _lakefs)
 
 
 def open_store(url: str, settings: StorageSettings | None = None, cache_dir: Path | None = None) -> ObjectStore:
