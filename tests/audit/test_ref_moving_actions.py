@@ -85,14 +85,14 @@ def recorded_actions() -> dict[str, list[set[str] | None]]:
     trees = _trees()
     actions: dict[str, list[set[str] | None]] = defaultdict(list)
     for path, tree in trees.items():
-        if path.parts[-2:] == ("audit", "log.py"):
-            continue  # the recorder itself
+        in_recorder = path.parts[-2:] == ("audit", "log.py")  # the recorder calls itself by its bare name
         functions = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)]
         for function in functions:
             for node in ast.walk(function):
-                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                        and node.func.attr == "record" and isinstance(node.func.value, ast.Name)
-                        and node.func.value.id in ("audit", "audit_log") and len(node.args) >= 3):
+                if not (isinstance(node, ast.Call) and len(node.args) >= 3 and (
+                        (isinstance(node.func, ast.Attribute) and node.func.attr == "record"
+                         and isinstance(node.func.value, ast.Name) and node.func.value.id in ("audit", "audit_log"))
+                        or (in_recorder and isinstance(node.func, ast.Name) and node.func.id == "record"))):
                     continue
                 arg = node.args[2]
                 names = _literals(arg)

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 import registry.provenance.store as record_store
+import registry.snapshots.commit as snapshot_commit
 from registry import Registry
 from registry.provenance.records import RECORD_SCHEMA
 from registry.provenance.store import RecordDelta, read_delta
@@ -65,7 +66,7 @@ def test_records_written_before_extra_keep_working(reg: Registry, tmp_path: Path
                                            delta.removed))
 
     with monkeypatch.context() as old:
-        old.setattr(record_store, "write_delta", old_writer)
+        old.setattr(snapshot_commit, "write_delta", old_writer)  # where the commit stage calls it
         first = reg.import_annotations("label-studio", "animals", _export(tmp_path, 1, unknown=False)).commit
     old_object = reg.show(f"animals@{first.snapshot_id}").annotations_sha256
     assert old_object is not None
