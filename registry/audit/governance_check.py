@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from sqlalchemy import text
@@ -83,6 +83,33 @@ def _owned(rows: list[Mapping[str, Any]], names: dict[int | None, str], wanted: 
     return owned
 
 
+def _with_events(rows: list[Mapping[str, Any]], names: dict[int | None, str], wanted: Callable[[str], bool],
+                 problems: list[str], present: set[Any], events: dict[Any, dict[str, Any]], action: str,
+                 key: Callable[[Mapping[str, Any], str], Any], describe: Callable[[Mapping[str, Any], str], str],
+                 label: Callable[[Mapping[str, Any]], str],
+                 unjudged: Callable[[Mapping[str, Any]], bool] = lambda _row: False,
+                 ) -> Iterator[tuple[Mapping[str, Any], str, str, dict[str, Any]]]:
+    """Each owned row (added to ``present`` by ``key``) with its dataset, its description and the ``action``
+    event that recorded it; a row without one is a problem, unless ``unjudged`` says the chain cannot tell."""
+    for row, dataset in _owned(rows, names, wanted, problems, label):
+        present.add(key(row, dataset))
+        what = describe(row, dataset)
+        event = events.get(key(row, dataset))
+        if event is None:
+            if not unjudged(row):
+                problems.append(f"{what} has no {action} event in the audit chain (written outside the registry)")
+            continue
+        yield row, dataset, what, event
+
+
+def _of_snapshot(kind: str) -> Callable[[Mapping[str, Any], str], str]:
+    return lambda row, dataset: f"{kind} {row['id']} of {dataset}@{str(row['snapshot_id'])[:12]}"
+
+
+def _by_id(row: Mapping[str, Any], _dataset: str) -> Any:
+    return row["id"]
+
+
 def _missing(kind: str, recorded: dict[Any, dict[str, Any]], present: set[Any], wanted: Callable[[str], bool],
              label: Callable[[Any, dict[str, Any]], str]) -> list[str]:
     return [f"{kind} {label(key, e)} recorded by the audit chain (event {e['seq']}) is missing from the catalog"
@@ -92,14 +119,11 @@ def _missing(kind: str, recorded: dict[Any, dict[str, Any]], present: set[Any], 
 def _policies(replay: Any, rows: list[Mapping[str, Any]], names: dict[int | None, str],
               wanted: Callable[[str], bool]) -> list[str]:
     problems: list[str] = []
-    present = set()
-    for row, dataset in _owned(rows, names, wanted, problems, lambda r: f"policy #{r['version']}"):
-        present.add((dataset, row["version"]))
-        what = f"policy {dataset}#{row['version']}"
-        event = replay.policies.get((dataset, row["version"]))
-        if event is None:
-            problems.append(f"{what} has no policy.set event in the audit chain (written outside the registry)")
-            continue
+    present: set[Any] = set()
+    for row, _dataset, what, event in _with_events(
+            rows, names, wanted, problems, present, replay.policies, "policy.set",
+            lambda r, d: (d, r["version"]), lambda r, d: f"policy {d}#{r['version']}",
+            lambda r: f"policy #{r['version']}"):
         details = event["details"]
         checks = _json(row["checks"])
         problems += compare(what, event, row["created_at"], (
@@ -120,16 +144,12 @@ def _policies(replay: Any, rows: list[Mapping[str, Any]], names: dict[int | None
 def _gate_results(replay: Any, rows: list[Mapping[str, Any]], names: dict[int | None, str],
                   wanted: Callable[[str], bool]) -> list[str]:
     problems: list[str] = []
-    present = set()
-    for row, dataset in _owned(rows, names, wanted, problems, lambda r: f"gate result {r['id']}"):
-        present.add(row["id"])
-        what = f"gate result {row['id']} of {dataset}@{str(row['snapshot_id'])[:12]}"
-        event = replay.gate_results.get(row["id"])
-        if event is None and row["snapshot_id"] in replay.unrecorded_merge_gates:
-            continue  # stored by a merge whose event predates details.gate_result: the chain cannot judge it
-        if event is None:
-            problems.append(f"{what} has no gate.evaluate event in the audit chain (written outside the registry)")
-            continue
+    present: set[Any] = set()
+    for row, dataset, what, event in _with_events(
+            rows, names, wanted, problems, present, replay.gate_results, "gate.evaluate", _by_id,
+            _of_snapshot("gate result"), lambda r: f"gate result {r['id']}",
+            # stored by a merge whose event predates details.gate_result: the chain cannot judge it
+            unjudged=lambda r: r["snapshot_id"] in replay.unrecorded_merge_gates):
         details = event["details"]
         columns: list[tuple[str, object, object]] = [
             ("dataset", dataset, event["dataset"]), ("snapshot_id", row["snapshot_id"], event["snapshot"]),
@@ -154,14 +174,10 @@ def _gate_results(replay: Any, rows: list[Mapping[str, Any]], names: dict[int | 
 def _waivers(replay: Any, rows: list[Mapping[str, Any]], names: dict[int | None, str],
              wanted: Callable[[str], bool]) -> list[str]:
     problems: list[str] = []
-    present = set()
-    for row, dataset in _owned(rows, names, wanted, problems, lambda r: f"waiver {r['id']}"):
-        present.add(row["id"])
-        what = f"waiver {row['id']} of {dataset}@{str(row['snapshot_id'])[:12]}"
-        event = replay.waivers.get(row["id"])
-        if event is None:
-            problems.append(f"{what} has no gate.waive event in the audit chain (written outside the registry)")
-            continue
+    present: set[Any] = set()
+    for row, dataset, what, event in _with_events(
+            rows, names, wanted, problems, present, replay.waivers, "gate.waive", _by_id, _of_snapshot("waiver"),
+            lambda r: f"waiver {r['id']}"):
         details = event["details"]
         problems += compare(what, event, row["created_at"], (
             ("dataset", dataset, event["dataset"]), ("snapshot_id", row["snapshot_id"], event["snapshot"]),
@@ -176,14 +192,10 @@ def _waivers(replay: Any, rows: list[Mapping[str, Any]], names: dict[int | None,
 def _pins(replay: Any, rows: list[Mapping[str, Any]], names: dict[int | None, str],
           wanted: Callable[[str], bool]) -> list[str]:
     problems: list[str] = []
-    present = set()
-    for row, dataset in _owned(rows, names, wanted, problems, lambda r: f"pin {r['id']}"):
-        present.add(row["id"])
-        what = f"pin {row['id']} of {dataset}@{str(row['snapshot_id'])[:12]}"
-        event = replay.pins.get(row["id"])
-        if event is None:
-            problems.append(f"{what} has no pin.create event in the audit chain (written outside the registry)")
-            continue
+    present: set[Any] = set()
+    for row, dataset, what, event in _with_events(
+            rows, names, wanted, problems, present, replay.pins, "pin.create", _by_id, _of_snapshot("pin"),
+            lambda r: f"pin {r['id']}"):
         details = event["details"]
         columns = tuple((column, row[column], details.get(key)) for column, key in (
             ("requested_ref", "ref"), ("job", "job"), ("content_hash", "content_hash"),
