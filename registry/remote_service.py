@@ -129,9 +129,20 @@ def _plain(value: Any) -> Any:
     return value
 
 
+_ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
+
+
+def _adapter(cls: type[T]) -> TypeAdapter[T]:
+    """The validator of ``cls``, built once per process (building one costs more than a validation)."""
+    adapter = _ADAPTERS.get(cls)
+    if adapter is None:
+        adapter = _ADAPTERS[cls] = TypeAdapter(cls)
+    return adapter
+
+
 def rebuild(cls: type[T], value: Any) -> T:
     """The local result type ``cls`` from the server's answer (its ``to_dict()`` JSON, keys by field name)."""
-    return TypeAdapter(cls).validate_python(_plain(value))
+    return _adapter(cls).validate_python(_plain(value))
 
 
 def _table(rows: list[dict[str, Any]], columns: Sequence[str] | None = None) -> pa.Table:
