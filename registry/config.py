@@ -210,7 +210,7 @@ class LineageSettings(_Group):
     lease of a deliverer that died frees itself after at most this long."""
     schema_base_url: Annotated[str, Env("REGISTRY_LINEAGE_SCHEMA_BASE_URL")] = DEFAULT_SCHEMA_BASE_URL
     """Public URL of the registry API, which serves the custom facet's JSON Schema."""
-    metrics_max_rows: Annotated[int, Env("REGISTRY_LINEAGE_METRICS_MAX_ROWS")] = 1_000_000
+    metrics_max_rows: Annotated[int, Env("REGISTRY_LINEAGE_METRICS_MAX_ROWS")] = 100_000
     """Distinct counts per column are computed for commits of at most this many rows (0: never)."""
     openlineage: OpenLineageSettings = Field(default_factory=OpenLineageSettings)
 

@@ -40,7 +40,13 @@ from registry.snapshots.layer_write import StagedLayer, write_layer
 from registry.snapshots.layers import LayerIndex, alt_metadata, in_sorted
 from registry.snapshots.manifest import Manifest, load_manifest, snapshot_id
 from registry.snapshots.schema import SchemaChange, compare_schemas, fingerprint, schema_to_json
-from registry.snapshots.tables import check_keys, check_upsert_types, normalize, read_table_file, require_key_columns
+from registry.snapshots.tables import (
+    check_key_values,
+    check_upsert_types,
+    normalize,
+    read_table_file,
+    require_key_columns,
+)
 from registry.timeutil import utc_now
 
 __all__ = ["AnnotationInput", "CommitResult", "Mode", "commit"]
@@ -308,7 +314,7 @@ def _diff(ctx: Context, request: _Request, schema: _Schema) -> _Change:
     table, keys, parent = request.table, request.keys, request.parent_reader
     require_key_columns(table, keys, "input")
     kh, rh, cells = hash_table(table, keys)
-    _check_key_values(table, keys)
+    check_key_values(table, keys, "input")
     identity = assign_ids(table, keys, kh, parent)
     present = identity.found.present
     same = np.zeros(table.num_rows, bool)
@@ -349,12 +355,6 @@ def _diff(ctx: Context, request: _Request, schema: _Schema) -> _Change:
     return _Change(identity.ids, kh, order, rh, cells, keep, changed, removed, added, rows, delta)
 
 
-def _check_key_values(table: pa.Table, keys: list[str], what: str = "input") -> None:
-    """Null and empty keys are errors, reported as such before ids are given; duplicates are found by
-    :func:`assign_ids`, by their values (distinct keys may share a hash)."""
-    check_keys(table, keys, np.arange(table.num_rows, dtype=np.uint64), what)
-
-
 def _write_objects(ctx: Context, request: _Request, schema: _Schema, change: _Change) -> _Written:
     """Stage 4: the change rows, the deleted keys, the manifest and the annotation records, each written
     durably (temp file, fsync, rename) before any catalog change."""
@@ -367,10 +367,13 @@ def _write_objects(ctx: Context, request: _Request, schema: _Schema, change: _Ch
     rh_in_file = change.rh if everything else change.rh[keep]
     cells = change.cells if everything else {c: h[keep] for c, h in change.cells.items()}
     alt = ids_in_file[ids_in_file != kh_in_file]
-    kept_order = change.order if everything else change.order[keep[change.order]]  # input rows, by id
-    position_in_file = kept_order if everything else (np.cumsum(keep) - 1)[kept_order]
-    index = LayerIndex.build(change.ids[kept_order], position_in_file, rh_in_file, cells, keys, alt,
-                             upserts.select(keys))
+
+    def index() -> LayerIndex:  # built while the rows object is encoded
+        kept_order = change.order if everything else change.order[keep[change.order]]  # input rows, by id
+        position_in_file = kept_order if everything else (np.cumsum(keep) - 1)[kept_order]
+        return LayerIndex.build(change.ids[kept_order], position_in_file, rh_in_file, cells, keys, alt,
+                                upserts.select(keys))
+
     parent_manifest = request.parent_manifest
     below = () if schema.new_base or parent_manifest is None else parent_manifest.layers
     staged = write_layer(ctx, upserts, index, keys=keys, metadata=alt_metadata(ids_in_file, kh_in_file),
@@ -507,7 +510,7 @@ def _deleted_ids(ctx: Context, parent: ManifestReader, source: pa.Table | str | 
     if missing_cols:
         raise InvalidInput(f"delete-keys: missing key column(s) {', '.join(missing_cols)}")
     table = table.select(keys)
-    _check_key_values(table, keys, "delete-keys")
+    check_key_values(table, keys, "delete-keys")
     identity = assign_ids(table, keys, key_hash(table, keys), parent, "delete-keys")
     both, _ = in_sorted(identity.ids, np.sort(upsert_ids))
     if both.any():

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
@@ -183,9 +185,18 @@ def _is_text(t: pa.DataType) -> bool:
                 or pa.types.is_large_binary(t))
 
 
+PARALLEL_ROWS = 256 * 1024
+"""From this many rows, columns are hashed on parallel threads (numpy and Arrow release the GIL)."""
+
+
 def _column_hashes(table: pa.Table, columns: Sequence[str]) -> dict[str, np.ndarray]:
     """``column_hash`` of each named column, each computed once."""
-    return {name: column_hash(table.column(name)) for name in dict.fromkeys(columns)}
+    names = list(dict.fromkeys(columns))
+    workers = min(len(names), os.cpu_count() or 1)
+    if table.num_rows < PARALLEL_ROWS or workers < 2:
+        return {name: column_hash(table.column(name)) for name in names}
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return dict(zip(names, pool.map(lambda name: column_hash(table.column(name)), names), strict=True))
 
 
 def _weight(text: str) -> np.uint64:

@@ -7,6 +7,7 @@ the manifest: each written durably (temp file, fsync, rename) before any catalog
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,17 +37,32 @@ def _no_point(_name: str) -> None:
     return None
 
 
-def write_layer(ctx: Context, rows: pa.Table, index: LayerIndex, *, keys: list[str], metadata: dict[bytes, bytes]
-                | None, removed: np.ndarray, parent: ManifestReader | None, below: tuple[Layer, ...],
+def write_layer(ctx: Context, rows: pa.Table, index: Callable[[], LayerIndex], *, keys: list[str],
+                metadata: dict[bytes, bytes] | None, removed: np.ndarray, parent: ManifestReader | None,
+                below: tuple[Layer, ...],
                 schema_fingerprint: str, total_rows: int, point: Callable[[str], None] = _no_point) -> StagedLayer:
-    """Write ``rows`` (file metadata ``metadata``, cached ``index``) and the keys of the ``removed`` ids (read
-    from ``parent``) as one layer on top of ``below``, then the manifest of ``total_rows`` rows.
+    """Write ``rows`` (file metadata ``metadata``, cached index built by ``index()``) and the keys of the
+    ``removed`` ids (read from ``parent``) as one layer on top of ``below``, then the manifest of
+    ``total_rows`` rows. The Parquet object is encoded on a second thread while the index is built and
+    written (both release the GIL), so a large commit pays for the longer of the two, not their sum.
 
     ``point`` is called after the rows object (``after-change-object``), after every layer object
     (``after-objects``) and after the manifest (``after-manifest``): the commit's crash points.
     """
-    info = write_parquet_object(ctx.store, rows, metadata=metadata)
-    ctx.cache.save_rows(info.sha256, index)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        written = pool.submit(write_parquet_object, ctx.store, rows, metadata=metadata)
+        try:
+            built = index()
+            staged_index = ctx.cache.stage_rows(built)
+        except BaseException:
+            written.cancel()
+            raise
+        try:
+            info = written.result()
+        except BaseException:
+            ctx.cache.discard(staged_index)
+            raise
+    ctx.cache.adopt_rows(staged_index, info.sha256, built)
     point("after-change-object")
     bytes_written = info.size
     deletes_sha: str | None = None

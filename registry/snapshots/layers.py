@@ -279,10 +279,9 @@ class IndexCache:
         """
         return verified_path(self.store, sha256, role, self.folder.parent / "verified")
 
-    def _write(self, sha256: str, arrays: dict[str, np.ndarray], columns: list[str],
-               keys: pa.Table | None = None) -> None:
+    def _stage(self, arrays: dict[str, np.ndarray], columns: list[str], keys: pa.Table | None = None) -> Path:
+        """Write an index's files into a fresh temporary folder (see :meth:`_adopt`)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        final = self.folder / sha256
         tmp = self.folder / f".{uuid.uuid4().hex}.tmp"
         tmp.mkdir()
         try:
@@ -291,10 +290,22 @@ class IndexCache:
             if keys is not None:
                 write_keys(tmp / KEYS_FILE, keys)
             (tmp / "columns.json").write_text(json.dumps(columns))
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return tmp
+
+    def _adopt(self, tmp: Path, sha256: str) -> None:
+        """Make a staged folder the index of ``sha256``, atomically (readers never see half an index)."""
+        try:
             with contextlib.suppress(OSError):  # another process kept the same index first
-                os.replace(tmp, final)
+                os.replace(tmp, self.folder / sha256)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def _write(self, sha256: str, arrays: dict[str, np.ndarray], columns: list[str],
+               keys: pa.Table | None = None) -> None:
+        self._adopt(self._stage(arrays, columns, keys), sha256)
 
     @contextlib.contextmanager
     def staged_index(self, sha256: str) -> Iterator[Path]:
@@ -319,13 +330,27 @@ class IndexCache:
 
     def save_rows(self, sha256: str, index: LayerIndex) -> None:
         """Keep the index of a rows object (atomically: readers never see half an index)."""
+        self.adopt_rows(self.stage_rows(index), sha256, index)
+
+    def stage_rows(self, index: LayerIndex) -> Path:
+        """Write the index of a rows object not yet named (its object is still being written), for
+        :meth:`adopt_rows` to keep under the object's name; :meth:`discard` drops it on failure."""
         columns = list(index.cells)
         arrays = {"entries": index.entries, "fences": index.fences}
         if len(index.alt):
             arrays["alt"] = index.alt
         arrays.update({f"cell-{i}": index.cells[c] for i, c in enumerate(columns)})
-        self._write(sha256, arrays, columns, index.keys)
+        return self._stage(arrays, columns, index.keys)
+
+    def adopt_rows(self, staged: Path, sha256: str, index: LayerIndex) -> None:
+        """Keep a folder from :meth:`stage_rows` as the index of rows object ``sha256``."""
+        self._adopt(staged, sha256)
         self._rows[sha256] = index
+
+    @staticmethod
+    def discard(staged: Path) -> None:
+        """Drop a folder from :meth:`stage_rows` that will not be kept."""
+        shutil.rmtree(staged, ignore_errors=True)
 
     def save_deletes(self, sha256: str, kh: np.ndarray) -> None:
         """Keep the sorted key hashes of a deletes object."""

@@ -46,8 +46,9 @@ def write_merge_layer(ctx: Context, plan: MergePlan, upserts: pa.Table, delete_k
     order = np.argsort(kh, kind="stable")
     upserts = upserts.take(pa.array(order))
     kh, rh = kh[order], rh[order]
-    index = LayerIndex.build(kh, np.arange(len(kh)), rh, {c: h[order] for c, h in cells.items()}, keys)
-    staged = write_layer(ctx, upserts, index, keys=keys, metadata=None, removed=removed, parent=plan.ours_reader,
+    staged = write_layer(ctx, upserts, lambda: LayerIndex.build(kh, np.arange(len(kh)), rh,
+                                                                {c: h[order] for c, h in cells.items()}, keys),
+                         keys=keys, metadata=None, removed=removed, parent=plan.ours_reader,
                          below=below, schema_fingerprint=fingerprint_, total_rows=rows)
     return MergeLayer(staged, rows, added, changed, int(len(delete_kh)))
 

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -19,7 +18,7 @@ from registry.snapshots.schema import compare_schemas, schema_to_json
 __all__ = [
     "EXPORT_FORMATS",
     "SUPPORTED_SUFFIXES",
-    "check_keys",
+    "check_key_values",
     "check_upsert_types",
     "normalize",
     "read_arrow_stream",
@@ -238,11 +237,12 @@ def require_key_columns(table: pa.Table, key_columns: Sequence[str], what: str) 
                            f"(columns are: {', '.join(table.column_names) or 'none'})")
 
 
-def check_keys(table: pa.Table, key_columns: Sequence[str], kh: np.ndarray, what: str) -> np.ndarray:
-    """Validate the key values of ``table``; return the order that sorts it by key hash.
+def check_key_values(table: pa.Table, key_columns: Sequence[str], what: str) -> None:
+    """Validate the key values of ``table``: present, not null, not empty. Duplicates are found by
+    :func:`registry.snapshots.identity.assign_ids`, by their values (distinct keys may share a hash).
 
     Raises:
-        InvalidInput: a key column is missing, or a key is null, empty or duplicated.
+        InvalidInput: a key column is missing, or a key is null or empty.
     """
     require_key_columns(table, key_columns, what)
     for name in key_columns:
@@ -256,12 +256,3 @@ def check_keys(table: pa.Table, key_columns: Sequence[str], kh: np.ndarray, what
             if pc.any(empty).as_py():
                 first = pc.index(empty, True).as_py()
                 raise InvalidInput(f"{what}: key column {name!r} has an empty value at row {first + 1}")
-    order = np.argsort(kh, kind="stable")
-    sorted_kh = kh[order]
-    dup = np.flatnonzero(sorted_kh[1:] == sorted_kh[:-1])
-    if dup.size:
-        rows = order[dup[:5]]
-        keys = table.select(list(key_columns)).take(pa.array(rows)).to_pylist()
-        shown = ", ".join(str(tuple(k.values())) if len(k) > 1 else repr(next(iter(k.values()))) for k in keys)
-        raise InvalidInput(f"{what}: {dup.size} duplicate key(s), e.g. {shown}; keys must be unique")
-    return order
