@@ -36,6 +36,7 @@ from registry.failpoints import failpoint
 from registry.models import DatasetRow, RefRow, SnapshotRow
 from registry.refs import Ref
 from registry.snapshots.history import resolve_ref
+from registry.snapshots.index_trim import trim_indexes
 from registry.snapshots.layer_reader import ManifestReader
 from registry.snapshots.layers import (
     ENTRY_DTYPE,
@@ -296,7 +297,8 @@ def compact(ctx: Context, ref: Ref | str, full: bool = True, actor: str | None =
 
 def auto_compact(ctx: Context, names: Sequence[str] | None = None, actor: str | Actor | None = None,
                  progress: Callable[[str], None] | None = None) -> list[CompactResult]:
-    """Apply :func:`plan_compaction` to every branch head of ``names`` (default every dataset).
+    """Apply :func:`plan_compaction` to every branch head of ``names`` (default every dataset), then drop
+    the cached indexes no ref uses any more (:func:`registry.snapshots.index_trim.trim_indexes`).
 
     A head that another process compacted meanwhile, or that a commit moved past, is skipped (the next
     run sees it). Returns what was compacted.
@@ -334,4 +336,8 @@ def auto_compact(ctx: Context, names: Sequence[str] | None = None, actor: str | 
         except Conflict:
             continue
         done.append(CompactResult(**{**result.to_dict(), "ref": branch}))  # type: ignore[arg-type]
+    trimmed = trim_indexes(ctx)
+    if progress and trimmed.dropped:
+        progress(f"dropped {len(trimmed.dropped)} cached index(es) no branch head or tag uses "
+                 f"({trimmed.bytes_freed / 2**20:,.1f} MiB)")
     return done

@@ -301,3 +301,25 @@ def test_compaction_killed_at_random_moments_leaves_old_or_new_manifest(reg: Reg
         assert not list((reg.home / "objects" / "tmp").iterdir())
         assert sorted_rows(reg.read(NAME)) == expected
     print("outcomes:", outcomes)
+
+
+@SQLITE
+def test_compact_auto_drops_the_cached_indexes_no_ref_uses(reg: Registry, cli: Cli, home: Path) -> None:
+    expected = _history(reg, 6)
+    older = reg.log(NAME)[2]
+    older_rows = sorted_rows(reg.read(f"{NAME}@{older.id}"))
+    folder = reg.ctx.cache.folder
+    before = set(load_manifest(reg.ctx, _head(reg)).objects())
+    assert all((folder / sha).is_dir() for sha in before)
+    assert cli("compact", "--auto", env={"REGISTRY_MAX_LAYERS": "4"}).code == 0
+    after = set(load_manifest(reg.ctx, _head(reg)).objects())
+    gone = before - after
+    assert gone, "the policy merged nothing"
+    assert not any((folder / sha).exists() for sha in gone), "indexes of merged-away layers were kept"
+    assert all((folder / sha).is_dir() for sha in after), "an index the head uses was dropped"
+    # The older snapshot still names the merged-away layers: a fresh process rebuilds their indexes on use.
+    with Registry.open(home) as fresh:
+        assert sorted_rows(fresh.read(f"{NAME}@{older.id}")) == older_rows
+        assert fresh.diff(f"{NAME}@{older.id}", NAME).to_dict() == reg.diff(f"{NAME}@{older.id}", NAME).to_dict()
+        assert sorted_rows(fresh.read(NAME)) == sorted_rows(expected)
+        assert fresh.verify().ok
