@@ -189,6 +189,8 @@ class _Change:
     added: int
     rows: int
     delta: RecordDelta | None
+    described: pa.Table | None = None
+    """The rows the per-row arrays describe, when not the whole input (see :func:`_diff_in_parent_order`)."""
 
 
 @dataclass(frozen=True)
@@ -313,6 +315,9 @@ def _diff(ctx: Context, request: _Request, schema: _Schema) -> _Change:
     changed (confirmed by the values), which are new and which keys go."""
     table, keys, parent = request.table, request.keys, request.parent_reader
     require_key_columns(table, keys, "input")
+    in_order = _diff_in_parent_order(ctx, request, schema)
+    if in_order is not None:
+        return in_order
     kh, rh, cells = hash_table(table, keys)
     check_key_values(table, keys, "input")
     identity = assign_ids(table, keys, kh, parent)
@@ -355,10 +360,48 @@ def _diff(ctx: Context, request: _Request, schema: _Schema) -> _Change:
     return _Change(identity.ids, kh, order, rh, cells, keep, changed, removed, added, rows, delta)
 
 
+def _diff_in_parent_order(ctx: Context, request: _Request, schema: _Schema) -> _Change | None:
+    """Stage 3's fast path for a replace commit whose input starts with the parent's rows in the parent's
+    read order (an export edited in place, new rows appended): the values are compared in place and only
+    the rows that differ are hashed, so hashing costs O(k), not O(n). None when the input is not in that
+    order, or gives a key twice: the general path then decides (and names the error)."""
+    parent, table, keys = request.parent_reader, request.table, request.keys
+    if request.mode != "replace" or parent is None or schema.new_base:
+        return None
+    m = parent.manifest.rows
+    if not m or table.num_rows < m:
+        return None
+    before = parent.read()
+    head = table.slice(0, m)
+    if set(before.column_names) != set(table.column_names) or not rows_equal(head, before, keys).all():
+        return None
+    same = rows_equal(head, before, table.column_names)
+    del before
+    changed_rows = np.flatnonzero(~same)
+    rows = table.take(pa.array(np.concatenate([changed_rows, np.arange(m, table.num_rows)])))
+    check_key_values(rows, keys, "input")
+    kh, rh, cells = hash_table(rows, keys)
+    ids = kh.copy()
+    parent_ids, _ = parent.read_order_index()
+    ids[:changed_rows.size] = parent_ids[changed_rows]  # the parent's ids, alternate ones included
+    new = rows.slice(changed_rows.size)
+    if new.num_rows:
+        identity = assign_ids(new, keys, kh[changed_rows.size:], parent)
+        if identity.found.present.any():
+            return None
+        ids[changed_rows.size:] = identity.ids
+    changed = np.zeros(rows.num_rows, bool)
+    changed[:changed_rows.size] = True
+    return _Change(ids, kh, np.argsort(ids, kind="stable"), rh, cells, np.ones(rows.num_rows, bool), changed,
+                   np.zeros(0, np.uint64), new.num_rows, table.num_rows,
+                   _annotation_delta(ctx, request.parent, request.annotations), described=rows)
+
+
 def _write_objects(ctx: Context, request: _Request, schema: _Schema, change: _Change) -> _Written:
     """Stage 4: the change rows, the deleted keys, the manifest and the annotation records, each written
     durably (temp file, fsync, rename) before any catalog change."""
-    table, keys = request.table, request.keys
+    table = change.described if change.described is not None else request.table
+    keys = request.keys
     keep = change.keep
     everything = bool(keep.all())
     upserts = table if everything else table.filter(pa.array(keep))
