@@ -219,6 +219,9 @@ def _vm_hwm() -> int | None:
 def child_main(spec: dict[str, Any]) -> None:
     import psutil
 
+    from registry.arrow_setup import hide_pandas
+
+    hide_pandas()  # as the `registry` command does: pyarrow would import pandas (0.4 s, 100 MiB) for nothing
     from registry import Registry
 
     reg = Registry.open(spec["home"])
@@ -787,7 +790,8 @@ def main() -> None:
         report.notes.append(f"Each registry figure is a median of {reps} runs and is compared with a baseline "
                             "measured interleaved with it (diffs and reads alternate with the DuckDB diff / "
                             "pyarrow read; each commit run follows a fresh full write), so both see the same "
-                            "machine load. Commits run in fresh processes, the first on the real home and the "
+                            "machine load. Commits run in fresh processes (which hide pandas from pyarrow as "
+                            "the `registry` command does: registry.arrow_setup), the first on the real home and the "
                             "others on copies of it taken beforehand; diffs and reads open a fresh Registry per "
                             "run (no in-process index memo; opening it is not timed, only reg.diff / reg.read). "
                             "Standalone baseline medians: write "
