@@ -18,6 +18,9 @@ class RegistryTool(Tool):
     label = "registry"
 
     def _open(self) -> Any:
+        from registry.arrow_setup import hide_pandas
+
+        hide_pandas()  # as the `registry` command does (pyarrow would import pandas on its first conversion)
         from registry import Registry
 
         return Registry.open(self.dir)
