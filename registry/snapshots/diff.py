@@ -120,10 +120,13 @@ def _classify(reader_a: ManifestReader, reader_b: ManifestReader, touched: np.nd
         removed = touched[in_a.present & ~in_b.present]
         return _Classified(added, removed, touched[changed], rows_a - len(removed) - int(changed.sum()),
                            in_a.take(changed), in_b.take(changed), bool(changed[hinted].any()))
-    kh_b, rh_b = reader_b.effective_index()
-    found = compare_sorted(kh_b, rh_b, *reader_a.effective_index())
+    entries_a, entries_b = reader_a.effective_entries(), reader_b.effective_entries()
+    kh_b = entries_b.kh
+    found = compare_sorted(kh_b, entries_b.rh, entries_a.kh, entries_a.rh)
     common = np.flatnonzero(found.present)
-    other_key, changed, blind = _confirm_by_values(reader_a, reader_b, kh_b[common], ~found.same[common])
+    other_key, changed, blind = _confirm_by_values(reader_a, reader_b, kh_b[common], ~found.same[common],
+                                                   entries_a.where.take(found.position[common]),
+                                                   entries_b.where.take(common))
     changed_kh = kh_b[common[changed & ~other_key]]
     parted = kh_b[common[other_key]]  # one id, two keys: removed from a and added in b
     return _Classified(np.sort(np.concatenate([kh_b[~found.present], parted])),
@@ -131,17 +134,20 @@ def _classify(reader_a: ManifestReader, reader_b: ManifestReader, touched: np.nd
                        int((~changed & ~other_key).sum()), hash_blind=blind)
 
 
-def _confirm_by_values(reader_a: ManifestReader, reader_b: ManifestReader, kh: np.ndarray, hashes_differ: np.ndarray
-                       ) -> tuple[np.ndarray, np.ndarray, bool]:
+def _confirm_by_values(reader_a: ManifestReader, reader_b: ManifestReader, kh: np.ndarray, hashes_differ: np.ndarray,
+                       in_a: Lookup, in_b: Lookup) -> tuple[np.ndarray, np.ndarray, bool]:
     """For ids (sorted) on both sides of an index comparison: ``(other_key, changed, hash_blind)``.
 
     64-bit hashes only propose (design invariant 11). A row both sides read from the same stored object
     at the same position is the same key and row (the object is named by its SHA-256). Any other is
     confirmed by its actual values: the key columns (from the indexes) for every such id, and the whole
-    row where the row hashes are equal. ``hash_blind``: a row with equal hashes changed all the same."""
-    in_a, in_b = reader_a.lookup(kh), reader_b.lookup(kh)
-    objects_a = np.array([layer.rows or "" for layer in reader_a.manifest.layers], object)
-    objects_b = np.array([layer.rows or "" for layer in reader_b.manifest.layers], object)
+    row where the row hashes are equal. ``hash_blind``: a row with equal hashes changed all the same.
+    ``in_a`` and ``in_b``: where each id is stored on either side."""
+    names_a = [layer.rows or "" for layer in reader_a.manifest.layers]
+    names_b = [layer.rows or "" for layer in reader_b.manifest.layers]
+    number = {sha: i for i, sha in enumerate(dict.fromkeys(names_a + names_b))}  # objects as small integers
+    objects_a = np.array([number[sha] for sha in names_a], np.int64)
+    objects_b = np.array([number[sha] for sha in names_b], np.int64)
     shared = (objects_a[in_a.layer] == objects_b[in_b.layer]) & (in_a.position == in_b.position)
     check = np.flatnonzero(~shared)
     other_key = np.zeros(len(kh), bool)

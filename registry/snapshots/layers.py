@@ -120,6 +120,7 @@ class Comparison:
     present: np.ndarray  # per new row: its key was there before
     same: np.ndarray  # per new row: present with an equal row hash
     removed_kh: np.ndarray  # old key hashes no new row has (sorted)
+    position: np.ndarray  # per new row: where its key is among the old ones (meaningful where present)
 
 
 def compare_sorted(new_kh: np.ndarray, new_rh: np.ndarray, old_kh: np.ndarray, old_rh: np.ndarray) -> Comparison:
@@ -129,7 +130,7 @@ def compare_sorted(new_kh: np.ndarray, new_rh: np.ndarray, old_kh: np.ndarray, o
     same[present] = old_rh[position[present]] == new_rh[present]
     hit = np.zeros(len(old_kh), bool)
     hit[position[present]] = True
-    return Comparison(present, same, np.asarray(old_kh[~hit]))
+    return Comparison(present, same, np.asarray(old_kh[~hit]), position)
 
 
 KEYS_FILE = "keys.arrow"
