@@ -496,7 +496,6 @@ class RemoteService:
             partial.unlink(missing_ok=True)
         return int(table.num_rows)
 
-
     # --- the labeling loop: refused, it runs on the registry host -------------------------------------------
     @staticmethod
     def _labeling_host_only(what: str) -> InvalidInput:
