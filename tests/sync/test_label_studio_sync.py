@@ -229,7 +229,7 @@ def test_bad_token_and_bad_input_exit_2_and_commit_nothing(reg: Registry, run: R
     assert other.code == 2 and "syncs from project" in other.stderr
 
 
-def test_webhook_burst_syncs_and_a_bad_secret_is_401(reg: Registry, run: Run) -> None:
+def test_webhook_burst_syncs_and_a_bad_secret_is_401(reg: Registry, run: Run, tmp_path: Path) -> None:
     pid, tasks = new_project(run, 3)
     sync(reg, run, "hooked", pid)
     app = create_app(reg.home)
@@ -256,6 +256,17 @@ def test_webhook_burst_syncs_and_a_bad_secret_is_401(reg: Registry, run: Run) ->
         assert status["last_error"] is None and 1 <= status["runs"] < 6  # six events, fewer syncs
         hooks = run.api("GET", f"/api/webhooks/?project={pid}")
         assert any(h["url"] == hook and SECRET_HEADER in h["headers"] for h in hooks)
+        cli = Cli(home=reg.home, cwd=tmp_path)  # the CLI registers through the protocol too: a new secret
+        again = cli("sync", "label-studio", "hooked", "--url", run.ls.url, "--project", str(pid), "--key", "sample",
+                    "--register-webhook", url, "--json")
+        assert again.code == 0, again.stderr
+        decoder, text = json.JSONDecoder(), again.stdout.strip()
+        synced, end = decoder.raw_decode(text)
+        registered = json.loads(text[end:])
+        assert synced["snapshot_id"] is None and registered == {"webhook": hook, "project": pid}
+        assert run.ls.token not in again.stdout + again.stderr
+        refused = httpx.post(hook, json={"action": "ANNOTATION_CREATED"}, headers={SECRET_HEADER: "wrong"})
+        assert refused.status_code == 401
 
 
 def test_server_stopped_mid_sync_commits_nothing_and_the_next_sync_resumes(
