@@ -46,6 +46,9 @@ if TYPE_CHECKING:
     from registry.quality.waivers import Waiver
     from registry.snapshots.plan import ScanPlan
     from registry.store_migration import MigrateResult, StoreInfo
+    from registry.sync.hooks import WebhookInfo
+    from registry.sync.requeue import RequeueResult
+    from registry.sync.service import SyncResult
     from registry.training.export import ExportResult
     from registry.training.lockfile import LockEntry
     from registry.training.pins import PullResult
@@ -462,3 +465,35 @@ class Registry:
         from registry.lineage.outbox import outbox_status  # lazy: CLI start-up
 
         return outbox_status(self.ctx)
+
+    # --- the labeling loop (Label Studio), with this host's LABEL_STUDIO_API_KEY -------------------------
+    def sync_label_studio(self, name: str, *, url: str, project: int, key: str | None = None,
+                          guideline_version: str | None = None, author: str | None = None, evaluate: bool = False,
+                          progress: Callable[[str], None] | None = None) -> SyncResult:
+        """Commit what changed in Label Studio project ``project`` since the last sync as ``name``'s next
+        snapshot, or nothing when nothing changed (:func:`registry.sync.service.sync_label_studio`)."""
+        from registry.sync.service import sync_label_studio  # lazy: CLI start-up
+
+        return sync_label_studio(self.ctx, name, url=url, project=project, token=self.ctx.settings.labeling.api_key,
+                                 key=key, guideline_version=guideline_version, author=author, evaluate=evaluate,
+                                 progress=progress)
+
+    def register_label_studio_webhook(self, name: str, *, url: str, project: int, hook_url: str) -> WebhookInfo:
+        """Register the webhook of project ``project`` that calls the registry service at ``hook_url`` to
+        sync ``name`` (:func:`registry.sync.hooks.register_webhook`)."""
+        from registry.sync.client import LabelStudioClient  # lazy: CLI start-up
+        from registry.sync.hooks import WebhookInfo, register_webhook  # lazy: CLI start-up
+
+        with LabelStudioClient(url, self.ctx.settings.labeling.api_key) as client:
+            return WebhookInfo(register_webhook(self.ctx, name, client, project, hook_url), project)
+
+    def requeue(self, ref: Ref | str, *, url: str, project: int, where: str, prediction_column: str | None = None,
+                score_column: str | None = None, model_version: str | None = None, limit: int | None = None,
+                dry_run: bool = False) -> RequeueResult:
+        """Send the rows of ``ref`` matching ``where`` back to Label Studio for relabeling, with the model's
+        prediction (:func:`registry.sync.requeue.requeue`)."""
+        from registry.sync.requeue import MAX_REQUEUE, requeue  # lazy: CLI start-up
+
+        return requeue(self.ctx, ref, url=url, project=project, token=self.ctx.settings.labeling.api_key,
+                       where=where, prediction_column=prediction_column, score_column=score_column,
+                       model_version=model_version, limit=MAX_REQUEUE if limit is None else limit, dry_run=dry_run)

@@ -57,6 +57,9 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from registry.config import RemoteSettings
+    from registry.sync.hooks import WebhookInfo
+    from registry.sync.requeue import RequeueResult
+    from registry.sync.service import SyncResult
 
 __all__ = ["LOCAL_ONLY", "RemoteServerError", "RemoteService", "to_hint", "to_local", "token_refusal"]
 
@@ -157,7 +160,9 @@ class RemoteService:
     """The registry at ``REGISTRY_URL``, acting with ``REGISTRY_TOKEN`` (the audit log names the token).
 
     Implements :class:`registry.service.RegistryService`; host-only work (init, gc, compaction, tokens,
-    sync) is refused by the CLI before it gets here (:data:`LOCAL_ONLY`).
+    sync) is refused by the CLI before it gets here (:data:`LOCAL_ONLY`). The labeling loop's methods
+    (``sync_label_studio``, ``register_label_studio_webhook``, ``requeue``) refuse with ``InvalidInput``
+    (see :meth:`_labeling_host_only`).
     """
 
     def __init__(self, client: registry_client.Client, token_given: bool = False) -> None:
@@ -490,3 +495,29 @@ class RemoteService:
         finally:
             partial.unlink(missing_ok=True)
         return int(table.num_rows)
+
+    # --- the labeling loop: refused, it runs on the registry host -------------------------------------------
+    @staticmethod
+    def _labeling_host_only(what: str) -> InvalidInput:
+        """The refusal of a labeling-loop call: there is no endpoint for it, by design. It sends a Label
+        Studio token to the Label Studio URL the caller names; a server sending its own token wherever a
+        client says would hand that token to any host, so the call runs only where the home lives."""
+        return InvalidInput(f"the Label Studio {what} runs only on the registry host, with its "
+                            "LABEL_STUDIO_API_KEY (a registry server never sends a Label Studio token to a URL a "
+                            f"client names); unset {URL_ENV} and run it there")
+
+    def sync_label_studio(self, name: str, *, url: str, project: int, key: str | None = None,
+                          guideline_version: str | None = None, author: str | None = None, evaluate: bool = False,
+                          progress: Callable[[str], None] | None = None) -> SyncResult:
+        """Refused: see :meth:`_labeling_host_only`."""
+        raise self._labeling_host_only("sync")
+
+    def register_label_studio_webhook(self, name: str, *, url: str, project: int, hook_url: str) -> WebhookInfo:
+        """Refused: see :meth:`_labeling_host_only`."""
+        raise self._labeling_host_only("webhook registration")
+
+    def requeue(self, ref: Ref | str, *, url: str, project: int, where: str, prediction_column: str | None = None,
+                score_column: str | None = None, model_version: str | None = None, limit: int | None = None,
+                dry_run: bool = False) -> RequeueResult:
+        """Refused: see :meth:`_labeling_host_only`."""
+        raise self._labeling_host_only("requeue")

@@ -7,8 +7,11 @@
 
 Both return the same types, so a caller (the CLI, a notebook, a training job) works against either
 and sees the same values; ``tests/parity/`` runs one scenario suite against both and compares them.
-What changes a home itself (init, gc, compaction, tokens, serving, storage migration, the labeling
-sync) is not part of the protocol: it runs only where the home lives, on ``Registry``.
+What changes a home itself (init, gc, compaction, tokens, serving, storage migration) is not part of
+the protocol: it runs only where the home lives, on ``Registry``. The labeling loop (Label Studio sync,
+webhook, requeue) is part of it, but :class:`~registry.remote_service.RemoteService` refuses it with
+``InvalidInput``: it sends the host's ``LABEL_STUDIO_API_KEY`` to the Label Studio URL the caller names,
+and a server must never send its token to a URL a client chooses, so it runs on the registry host.
 """
 
 from __future__ import annotations
@@ -42,6 +45,9 @@ if TYPE_CHECKING:  # the protocol is imported by the CLI's start-up path: the re
     from registry.snapshots.history import SchemaVersionInfo, SnapshotInfo
     from registry.snapshots.plan import ScanPlan
     from registry.snapshots.verify import VerifyReport
+    from registry.sync.hooks import WebhookInfo
+    from registry.sync.requeue import RequeueResult
+    from registry.sync.service import SyncResult
     from registry.training.lockfile import LockEntry
     from registry.training.pins import PullResult
 
@@ -160,3 +166,25 @@ class RegistryService(GateChecker, Protocol):
 
     def pull(self, lockfile: PathLike = "registry.lock", outdir: PathLike = ".", job: str | None = None,
              allow_unverified: bool = False) -> list[PullResult]: ...
+
+    # --- the labeling loop (Label Studio): runs on the registry host; RemoteService refuses it -------
+    def sync_label_studio(self, name: str, *, url: str, project: int, key: str | None = None,
+                          guideline_version: str | None = None, author: str | None = None, evaluate: bool = False,
+                          progress: Callable[[str], None] | None = None) -> SyncResult:
+        """Commit what changed in Label Studio project ``project`` at ``url`` since the last sync as
+        ``name``'s next snapshot (none when nothing changed), with the token in ``LABEL_STUDIO_API_KEY``."""
+        ...
+
+    def register_label_studio_webhook(self, name: str, *, url: str, project: int,
+                                      hook_url: str) -> WebhookInfo:
+        """Register a webhook of project ``project`` calling the registry service at ``hook_url`` to sync
+        ``name`` (which must have synced once)."""
+        ...
+
+    def requeue(self, ref: Ref | str, *, url: str, project: int, where: str, prediction_column: str | None = None,
+                score_column: str | None = None, model_version: str | None = None, limit: int | None = None,
+                dry_run: bool = False) -> RequeueResult:
+        """Send the rows of ``ref`` matching the SQL predicate ``where`` to Label Studio project ``project``
+        for relabeling, with the model's prediction (``limit``: at most that many, default and maximum
+        :data:`~registry.sync.requeue.MAX_REQUEUE`)."""
+        ...

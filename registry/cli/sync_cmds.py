@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,7 +14,8 @@ from registry.cli.refs import parse_ref
 from registry.errors import InvalidInput, RegistryError
 
 if TYPE_CHECKING:
-    from registry.context import Context
+    from registry.service import RegistryService
+    from registry.sync.service import SyncResult
 
 __all__ = ["requeue", "sync"]
 
@@ -29,9 +30,12 @@ def parse_every(text: str) -> float:
     return int(match[1]) * {"s": 1, "m": 60, "h": 3600, None: 1}[match[2]]
 
 
-def _token(ctx: Context) -> str | None:
-    """``LABEL_STUDIO_API_KEY``, as the settings resolved it."""
-    return ctx.settings.labeling.api_key
+def _service(ctx: click.Context, command: str) -> RegistryService:
+    """The registry, on this host: against a server the command is refused (exit 2) in the CLI's words
+    before anything opens (the service itself refuses the labeling loop remotely too)."""
+    ctx.obj.require_host(command)
+    return ctx.obj.service()  # type: ignore[no-any-return]  # the root group's Session
+
 
 @click.group()
 def sync() -> None:
@@ -59,16 +63,14 @@ def label_studio(ctx: click.Context, name: str, url: str, project: int, key: str
 
     Nothing changed: no snapshot. A failure commits nothing and exits 2 naming the server and status;
     the next sync resumes from the last committed point (docs/labeling-loop.md)."""
-    from registry.sync.service import sync_label_studio  # lazy: CLI start-up
-
-    reg = ctx.obj.host("sync")
+    service = _service(ctx, "sync")
     interval = parse_every(every) if every is not None else None
 
-    def cycle() -> Any:
+    def cycle() -> SyncResult:
         with output.status(f"syncing project {project}") as note:
-            result = sync_label_studio(reg.ctx, name, url=url, project=project, token=_token(reg.ctx), key=key,
-                                       guideline_version=guideline_version, author=author, evaluate=evaluate,
-                                       progress=note)
+            result = service.sync_label_studio(name, url=url, project=project, key=key,
+                                               guideline_version=guideline_version, author=author,
+                                               evaluate=evaluate, progress=note)
         for warning in result.warnings:
             output.note(f"warning: {warning}")
         output.emit(result.to_dict(), as_json, result.line())
@@ -77,7 +79,8 @@ def label_studio(ctx: click.Context, name: str, url: str, project: int, key: str
     if interval is None:
         result = cycle()
         if hook_url is not None:
-            _register(reg.ctx, name, url, project, hook_url, as_json)
+            hook = service.register_label_studio_webhook(name, url=url, project=project, hook_url=hook_url)
+            output.emit(hook.to_dict(), as_json, f"webhook registered: project {project} -> {hook.webhook}")
         if evaluate and result.gate and result.gate.get("status") == "failed":
             ctx.exit(1)
         return
@@ -92,15 +95,6 @@ def label_studio(ctx: click.Context, name: str, url: str, project: int, key: str
             time.sleep(interval)
     except KeyboardInterrupt:
         output.note("stopped")
-
-
-def _register(ctx: Any, name: str, url: str, project: int, hook_url: str, as_json: bool) -> None:
-    from registry.sync.client import LabelStudioClient  # lazy: CLI start-up
-    from registry.sync.hooks import register_webhook  # lazy: CLI start-up
-
-    with LabelStudioClient(url, _token(ctx)) as client:
-        where = register_webhook(ctx, name, client, project, hook_url)
-    output.emit({"webhook": where, "project": project}, as_json, f"webhook registered: project {project} -> {where}")
 
 
 @click.command()
@@ -120,15 +114,12 @@ def requeue(ctx: click.Context, ref: str, tool: str, url: str, project: int, whe
             prediction_column: str | None, score_column: str | None, model_version: str | None,
             limit: int | None, dry_run: bool, as_json: bool) -> None:
     """Send the samples of NAME@REF matching --where back to Label Studio, with the model's prediction."""
-    from registry.sync.requeue import MAX_REQUEUE  # lazy: CLI start-up
-    from registry.sync.requeue import requeue as run  # lazy: CLI start-up
-
-    host = ctx.obj.host("requeue")
+    service = _service(ctx, "requeue")
     if score_column is not None and prediction_column is None:
         raise InvalidInput("--score-column goes with --prediction-column")
-    result = run(host.ctx, parse_ref(ref), url=url, project=project, token=_token(host.ctx), where=where,
-                 prediction_column=prediction_column, score_column=score_column, model_version=model_version,
-                 limit=limit if limit is not None else MAX_REQUEUE, dry_run=dry_run)
+    result = service.requeue(parse_ref(ref), url=url, project=project, where=where,
+                             prediction_column=prediction_column, score_column=score_column,
+                             model_version=model_version, limit=limit, dry_run=dry_run)
     if as_json:
         output.print_json(result.to_dict())
         return

@@ -15,7 +15,7 @@ import httpx
 
 from registry.errors import Hint, InvalidInput, UpstreamError
 
-__all__ = ["MAX_RESPONSE_BYTES", "PAGE_SIZE", "LabelStudioClient", "server_namespace"]
+__all__ = ["API_TASK_FIELDS", "MAX_RESPONSE_BYTES", "PAGE_SIZE", "LabelStudioClient", "server_namespace"]
 
 PAGE_SIZE = 500
 """Full tasks (data, annotations, predictions) per page."""
@@ -24,6 +24,19 @@ ID_PAGE_SIZE = 5000
 MAX_RESPONSE_BYTES = 256 * 2**20
 """Largest answer read from the server (a page of tasks, the users, a project)."""
 TIMEOUT = httpx.Timeout(120.0, connect=10.0)
+API_TASK_FIELDS = frozenset({
+    "id", "data", "meta", "annotations", "predictions", "drafts", "annotators", "inner_id", "project",
+    "created_at", "updated_at", "updated_by", "completed_at", "is_labeled", "overlap", "file_upload",
+    "storage_filename", "total_annotations", "cancelled_annotations", "total_predictions", "annotations_ids",
+    "annotations_results", "predictions_results", "predictions_score", "predictions_model_versions",
+    "avg_lead_time", "draft_exists", "comment_count", "unresolved_comment_count", "last_comment_updated_at",
+    "comment_authors",
+})
+"""The fields of a task in ``GET /api/tasks/?fields=all`` (Label Studio 1.23.2, read off the real server:
+``tests/sync/test_label_studio_sync.py`` checks them). Its shape differs from the exports' (it adds the
+data manager's columns such as ``annotations_results``, ``predictions_score`` and ``completed_at``); the
+sync passes this list to the JSON importer, which keeps any other field raw in the records' ``extra``
+with one warning per field name, as it does for an export."""
 
 
 def server_namespace(url: str) -> str:

@@ -29,8 +29,8 @@ from registry.sync.models import LabelSyncRow
 from registry.sync.service import sync_label_studio
 from registry.sync.state import sync_row
 
-__all__ = ["HOOK_ACTIONS", "SECRET_HEADER", "HookRunner", "check_secret", "hook_path", "register_webhook",
-           "sync_from_row"]
+__all__ = ["HOOK_ACTIONS", "SECRET_HEADER", "HookRunner", "WebhookInfo", "check_secret", "hook_path",
+           "register_webhook", "sync_from_row"]
 
 SECRET_HEADER = "X-Registry-Hook-Secret"
 HOOK_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATIONS_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED",
@@ -40,6 +40,18 @@ _log = logging.getLogger(__name__)
 
 def hook_path(name: str) -> str:
     return f"/api/v1/hooks/label-studio/{name}"
+
+
+@dataclass(frozen=True)
+class WebhookInfo:
+    """A Label Studio webhook registered for a dataset: the URL it calls and the project it watches (the
+    secret it sends is never returned; only its SHA-256 is kept)."""
+
+    webhook: str
+    project: int
+
+    def to_dict(self) -> dict[str, object]:
+        return {"webhook": self.webhook, "project": self.project}
 
 
 def _sha(secret: str) -> str:

@@ -32,14 +32,13 @@ from registry.errors import NotFound
 from registry.lineage.emit import LineageRun
 from registry.provenance.identity import Person, apply_users, person_of
 from registry.provenance.importers import ImportBatch, read_label_studio
-from registry.provenance.importers.label_studio import TASK_FIELDS
 from registry.provenance.records import empty_records
 from registry.provenance.service import ensure_dataset
 from registry.provenance.store import records_at
 from registry.quality.evaluate import qa_run
 from registry.refs import Ref
 from registry.snapshots.commit import AnnotationInput, CommitResult, commit
-from registry.sync.client import LabelStudioClient, server_namespace
+from registry.sync.client import API_TASK_FIELDS, LabelStudioClient, server_namespace
 from registry.sync.lease import hold_lease
 from registry.sync.state import SyncState, load_state, save_state
 
@@ -105,14 +104,15 @@ def _users(client: LabelStudioClient) -> dict[str, Person]:
 
 
 def _fetch(client: LabelStudioClient, state: SyncState) -> list[dict[str, Any]]:
-    """The tasks changed since the resume point, in full: filtered on the server by ``updated_at`` (all
-    tasks on the first sync), then kept if their ``updated_at`` differs from the one committed."""
+    """The tasks changed since the resume point, in full (every field the API gave): filtered on the server
+    by ``updated_at`` (all tasks on the first sync), then kept if their ``updated_at`` differs from the one
+    committed."""
     since = _earlier(state.last_updated_at) if state.tasks and state.last_updated_at else None
     wanted = []
     for task in client.tasks_since(state.project, since):
         known = state.tasks.get(int(task["id"]))
         if known is None or known[1] != str(task.get("updated_at")):
-            wanted.append({k: v for k, v in task.items() if k in TASK_FIELDS})
+            wanted.append(task)
     return wanted
 
 
@@ -128,13 +128,14 @@ def _deleted(client: LabelStudioClient, state: SyncState, count: Any, tasks: lis
 
 def _read(tasks: list[dict[str, Any]], state: SyncState, config: str, tool_version: str | None,
           users: dict[str, Person], workdir: Path) -> ImportBatch:
-    """The fetched tasks as rows and records, through the JSON importer."""
+    """The fetched tasks as rows and records, through the JSON importer, which knows the API's task shape
+    (:data:`~registry.sync.client.API_TASK_FIELDS`) and keeps any other field raw in the records' ``extra``."""
     export, config_path = workdir / "tasks.json", workdir / "config.xml"
     export.write_text(json.dumps(tasks))
     config_path.write_text(config)
     batch = read_label_studio(export, key=state.key, guideline_version=state.guideline_version,
                               config=config_path if config.strip() else None, batch_id=uuid.uuid4().hex,
-                              tool_version=tool_version)
+                              tool_version=tool_version, task_fields=API_TASK_FIELDS)
     return ImportBatch(batch.rows, apply_users(batch.records, users), batch.key_column, batch.label_column,
                        batch.warnings, "label-studio-api", batch.config_text)
 

@@ -17,8 +17,10 @@ import yaml
 import registry.provenance.store as record_store
 import registry.snapshots.commit as snapshot_commit
 from registry import Registry
+from registry.provenance.importers import read_label_studio
 from registry.provenance.records import RECORD_SCHEMA
 from registry.provenance.store import RecordDelta, read_delta
+from registry.sync.client import API_TASK_FIELDS
 from tests.support.label_studio_facts import FIXTURES, load_facts
 
 PROJECT = FIXTURES / "classification"
@@ -107,3 +109,22 @@ def test_records_written_before_extra_keep_working(reg: Registry, tmp_path: Path
         assert "error" not in outcome.get("details", {}), outcome
     report = reg.verify()
     assert report.ok, report.problems
+
+
+def test_the_known_task_fields_are_the_readers_choice(tmp_path: Path) -> None:
+    """``read_label_studio(task_fields=...)`` decides which task fields are known (the sync passes the REST
+    API's list): the exports' ``allow_skip``, which the API does not send, is then kept raw with one warning,
+    and the API's ``completed_at`` is not; the default list reads the same file without a warning."""
+    path = _export(tmp_path, 1, unknown=False)
+    tasks = json.loads(path.read_text())
+    for task in tasks:
+        task["completed_at"] = task["updated_at"]
+    path.write_text(json.dumps(tasks))
+    as_api = read_label_studio(path, batch_id="b", task_fields=API_TASK_FIELDS)
+    (warning,) = [w for w in as_api.warnings if w.startswith("unknown field")]
+    assert f"'allow_skip' in {len(tasks)} object(s)" in warning, warning
+    kept = {json.dumps(json.loads(x)["task"]) for x in as_api.records.column("extra").to_pylist()}
+    assert kept == {json.dumps({"allow_skip": t["allow_skip"]}) for t in tasks if t["annotations"]}
+    as_export = read_label_studio(path, batch_id="b")
+    assert [w for w in as_export.warnings if "'allow_skip'" in w] == []
+    assert [w for w in as_export.warnings if "'completed_at'" in w] != []  # the exports' list does not know it

@@ -1,6 +1,8 @@
-"""The labeling loop against a real Label Studio server: sync, deletes, webhooks, failure and resume,
-requeue. The server runs from its own venv (``scripts/setup.sh`` installs it); without it the tests
-skip, saying why, except under ``CI=true``, where they fail."""
+"""The labeling loop against a real Label Studio server, through the service protocol (``Registry``'s
+``sync_label_studio``, ``register_label_studio_webhook`` and ``requeue``, with the token from
+``LABEL_STUDIO_API_KEY``): sync, deletes, unknown task fields, webhooks, failure and resume, requeue.
+The server runs from its own venv (``scripts/setup.sh`` installs it); without it the tests skip, saying
+why, except under ``CI=true``, where they fail."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from typing import Any
 import httpx
 import pyarrow as pa
 import pytest
+from fastapi import FastAPI, Request, Response
 from sqlmodel import select
 
 import scripts.label_studio_server as ls_server
@@ -24,12 +27,11 @@ from registry.api.app import create_app
 from registry.db import transaction
 from registry.errors import NotFound, UpstreamError
 from registry.lineage.models import LineageOutboxRow
+from registry.provenance.importers.label_studio import TASK_FIELDS
 from registry.provenance.store import records_at
 from registry.snapshots.history import resolve_ref
-from registry.sync.client import LabelStudioClient
-from registry.sync.hooks import SECRET_HEADER, register_webhook
-from registry.sync.requeue import requeue
-from registry.sync.service import sync_label_studio
+from registry.sync.client import API_TASK_FIELDS
+from registry.sync.hooks import SECRET_HEADER
 from scripts.label_studio_fixtures import Run, sign_up
 from scripts.label_studio_server import LabelStudioServer
 from tests.conftest import Cli
@@ -78,8 +80,9 @@ def annotate(run: Run, who: str, task: int, label: str) -> int:
     return int(run.api("POST", f"/api/tasks/{task}/annotations/", body, who)["id"])
 
 
-def sync(reg: Registry, run: Run, name: str, pid: int, **kw: Any) -> Any:
-    return sync_label_studio(reg.ctx, name, url=run.ls.url, project=pid, token=run.ls.token, key="sample", **kw)
+def sync(reg: Registry, run: Run, name: str, pid: int, url: str | None = None, **kw: Any) -> Any:
+    """A sync through the protocol (the token is the ``LABEL_STUDIO_API_KEY`` the registry opened with)."""
+    return reg.sync_label_studio(name, url=url or run.ls.url, project=pid, key="sample", **kw)
 
 
 def records(reg: Registry, ref: str) -> pa.Table:
@@ -102,6 +105,7 @@ def test_sync_follows_annotations_updates_and_deletes(reg: Registry, run: Run) -
     reg.set_policy("pets", "maintainers: [alice]\nchecks:\n  - check: row_count\n    min: 4\n", actor="alice")
     first = sync(reg, run, "pets", pid, guideline_version="v1", evaluate=True)
     assert first.snapshot_id is not None and first.gate is not None and first.gate["status"] == "passed"
+    assert first.warnings == []  # every field of the API's tasks and annotations is known
     assert (first.tasks, first.tasks_changed, first.tasks_deleted, first.annotations) == (4, 4, 0, 6)
     assert len(reg.log("pets")) == 1 and reg.read("pets").num_rows == 4
     got = records(reg, "pets")
@@ -138,6 +142,69 @@ def test_sync_follows_annotations_updates_and_deletes(reg: Registry, run: Run) -
     assert inputs and {i["namespace"] for i in inputs} == {run.ls.url}
 
 
+def newer_label_studio(upstream: str, field: str, value: Any) -> FastAPI:
+    """A Label Studio of a later release: the real server at ``upstream``, whose full tasks
+    (``/api/tasks/?fields=all``) carry one more field, ``field``, that this registry does not know."""
+    app = FastAPI()
+
+    @app.api_route("/{path:path}", methods=["GET", "POST", "PATCH", "DELETE"])
+    async def forward(path: str, request: Request) -> Response:
+        headers = {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "content-type")}
+        async with httpx.AsyncClient(base_url=upstream, timeout=120) as client:
+            answer = await client.request(request.method, f"/{path}", params=list(request.query_params.multi_items()),
+                                          content=await request.body(), headers=headers)
+        body = answer.content
+        if path == "api/tasks/" and request.query_params.get("fields") == "all" and answer.status_code == 200:
+            page = answer.json()
+            for task in page["tasks"]:
+                task[field] = value
+            body = json.dumps(page).encode()
+        return Response(body, answer.status_code, media_type=answer.headers.get("content-type"))
+
+    return app
+
+
+def test_the_api_task_fields_are_what_the_real_server_sends(run: Run) -> None:
+    """``API_TASK_FIELDS`` is read off the server: a task with annotations, a prediction and a draft, and one
+    with none, carry exactly those fields; seven of them are not in the exports (so the export's list would
+    call them unknown)."""
+    pid, tasks = new_project(run, 2)
+    annotate(run, "a1", tasks["s0"], "cat")
+    run.api("POST", "/api/predictions/", {"task": tasks["s0"], "model_version": "m-1", "score": 0.5, "result": [
+        {"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": ["dog"]}}]})
+    run.api("POST", f"/api/tasks/{tasks['s1']}/drafts", {"result": [], "lead_time": 1.0}, "a3")
+    full = run.api("GET", f"/api/tasks/?project={pid}&fields=all&page_size=10")["tasks"]
+    assert len(full) == 2 and all(task.keys() == API_TASK_FIELDS for task in full)
+    assert sorted(API_TASK_FIELDS - TASK_FIELDS) == [
+        "annotations_ids", "annotations_results", "avg_lead_time", "completed_at", "predictions_model_versions",
+        "predictions_results", "predictions_score"]
+
+
+def test_an_unknown_task_field_is_kept_raw_and_warned_about_once(reg: Registry, run: Run, tmp_path: Path) -> None:
+    """The API's unknown task fields take the JSON importer's path: kept raw in every record of the task
+    (``extra``, canonical JSON, as an export's are) and one warning per field name, for any number of tasks."""
+    pid, tasks = new_project(run, 3)
+    for who, label in (("a1", "cat"), ("a3", "dog")):
+        for sample in ("s0", "s1"):
+            annotate(run, who, tasks[sample], label)
+    stage = {"name": "second review", "round": 2}
+    with serve(newer_label_studio(run.ls.url, "workflow_stage", stage)) as url:
+        result = sync(reg, run, "staged", pid, url=url)
+        cli = Cli(home=reg.home, cwd=tmp_path)
+        printed = cli("sync", "label-studio", "staged-cli", "--url", url, "--project", str(pid), "--key", "sample",
+                      env={"LABEL_STUDIO_API_KEY": run.ls.token})
+    assert result.snapshot_id is not None and result.annotations == 4
+    (warning,) = result.warnings
+    assert "'workflow_stage'" in warning and "in 3 object(s)" in warning and "extra" in warning
+    got = records(reg, "staged")
+    assert got.num_rows == 4
+    assert {json.loads(x)["task"]["workflow_stage"] == stage for x in got.column("extra").to_pylist()} == {True}
+    (event,) = reg.audit_log(dataset="staged", action="snapshot.sync")
+    assert event.details["warnings"] == [warning]
+    assert printed.code == 0 and printed.stderr.count("workflow_stage") == 1, printed.stderr
+    assert run.ls.token not in printed.stdout + printed.stderr
+
+
 def test_bad_token_and_bad_input_exit_2_and_commit_nothing(reg: Registry, run: Run, tmp_path: Path) -> None:
     pid, _ = new_project(run, 2)
     cli = Cli(home=reg.home, cwd=tmp_path)
@@ -162,13 +229,14 @@ def test_bad_token_and_bad_input_exit_2_and_commit_nothing(reg: Registry, run: R
     assert other.code == 2 and "syncs from project" in other.stderr
 
 
-def test_webhook_burst_syncs_and_a_bad_secret_is_401(reg: Registry, run: Run) -> None:
+def test_webhook_burst_syncs_and_a_bad_secret_is_401(reg: Registry, run: Run, tmp_path: Path) -> None:
     pid, tasks = new_project(run, 3)
     sync(reg, run, "hooked", pid)
     app = create_app(reg.home)
-    with serve(app) as url, LabelStudioClient(run.ls.url, run.ls.token) as client:
-        hook = register_webhook(reg.ctx, "hooked", client, pid, url)
-        assert hook == f"{url}/api/v1/hooks/label-studio/hooked"
+    with serve(app) as url:
+        info = reg.register_label_studio_webhook("hooked", url=run.ls.url, project=pid, hook_url=url)
+        hook = info.webhook
+        assert info.to_dict() == {"webhook": f"{url}/api/v1/hooks/label-studio/hooked", "project": pid}
         refused = httpx.post(hook, json={"action": "ANNOTATION_CREATED"}, headers={SECRET_HEADER: "wrong"})
         assert refused.status_code == 401 and getattr(app.state, "label_studio_hooks", None) is None
         assert httpx.post(hook, json={}).status_code == 401
@@ -188,6 +256,17 @@ def test_webhook_burst_syncs_and_a_bad_secret_is_401(reg: Registry, run: Run) ->
         assert status["last_error"] is None and 1 <= status["runs"] < 6  # six events, fewer syncs
         hooks = run.api("GET", f"/api/webhooks/?project={pid}")
         assert any(h["url"] == hook and SECRET_HEADER in h["headers"] for h in hooks)
+        cli = Cli(home=reg.home, cwd=tmp_path)  # the CLI registers through the protocol too: a new secret
+        again = cli("sync", "label-studio", "hooked", "--url", run.ls.url, "--project", str(pid), "--key", "sample",
+                    "--register-webhook", url, "--json")
+        assert again.code == 0, again.stderr
+        decoder, text = json.JSONDecoder(), again.stdout.strip()
+        synced, end = decoder.raw_decode(text)
+        registered = json.loads(text[end:])
+        assert synced["snapshot_id"] is None and registered == {"webhook": hook, "project": pid}
+        assert run.ls.token not in again.stdout + again.stderr
+        refused = httpx.post(hook, json={"action": "ANNOTATION_CREATED"}, headers={SECRET_HEADER: "wrong"})
+        assert refused.status_code == 401
 
 
 def test_server_stopped_mid_sync_commits_nothing_and_the_next_sync_resumes(
@@ -220,12 +299,12 @@ def test_requeue_sends_samples_with_predictions(reg: Registry, run: Run, tmp_pat
                                  "label": ["cat"] * 20, "pred": ["dog" if i % 2 else "cat" for i in range(20)],
                                  "score": [i / 20 for i in range(20)]}))
     pid, _ = new_project(run, 0)
-    kw = dict(url=run.ls.url, project=pid, token=run.ls.token, where="label != pred", prediction_column="pred",
-              score_column="score", model_version="m-7")
-    dry = requeue(reg.ctx, "hard@main", dry_run=True, **kw)  # type: ignore[arg-type]
+    kw: dict[str, Any] = dict(url=run.ls.url, project=pid, where="label != pred", prediction_column="pred",
+                              score_column="score", model_version="m-7")
+    dry = reg.requeue("hard@main", dry_run=True, **kw)
     assert dry.matched == 10 and not dry.created
     assert run.api("GET", f"/api/tasks/?project={pid}")["total"] == 0
-    done = requeue(reg.ctx, "hard@main", **kw)  # type: ignore[arg-type]
+    done = reg.requeue("hard@main", **kw)
     assert len(done.created) == 10
     back = run.api("GET", f"/api/tasks/?project={pid}&fields=all&page_size=100")["tasks"]
     assert sorted(t["data"]["sample"] for t in back) == sorted(f"h{i}" for i in range(1, 20, 2))
@@ -240,8 +319,8 @@ def test_requeue_sends_samples_with_predictions(reg: Registry, run: Run, tmp_pat
     annotate(run, "a1", next(t["id"] for t in back if t["data"]["sample"] == "h1"), "cat")
     synced = sync(reg, run, "again", pid)
     assert (synced.predictions, synced.annotations) == (10, 1)
-    more = requeue(reg.ctx, "again@main", url=run.ls.url, project=pid, token=run.ls.token,
-                   where="sample = 'h1'", prediction_column="label", model_version="m-8")
+    more = reg.requeue("again@main", url=run.ls.url, project=pid, where="sample = 'h1'", prediction_column="label",
+                       model_version="m-8")
     assert len(more.predicted) == 1 and not more.created
     task = run.api("GET", f"/api/tasks/{more.predicted[0]}/")
     assert task["meta"]["registry_requeue"]["model_version"] == "m-8" and len(task["predictions"]) == 2

@@ -40,7 +40,8 @@ TASK_FIELDS = frozenset({
     "draft_exists", "precomputed_agreement", "reviews_accepted", "reviews_rejected", "ground_truth",
 })
 """Task fields Label Studio's exports carry; others are kept raw in the ``extra`` of the task's records
-(with one warning per field name)."""
+(with one warning per field name). A reader of another task shape (the REST API's) passes its own list
+as ``task_fields``."""
 ANNOTATION_FIELDS = frozenset({
     "id", "completed_by", "result", "was_cancelled", "ground_truth", "created_at", "updated_at",
     "draft_created_at", "lead_time", "prediction", "result_count", "unique_id", "import_id", "last_action",
@@ -109,8 +110,8 @@ def _number(act: dict[str, Any], name: str, where: str) -> float | None:
     return value if value is None or type(value) is float else as_float(value, f"{where}: {name}")
 
 
-def _read_task(ctx: LSContext, task: Any, index: int) -> None:
-    """Append the records and the row of one exported task."""
+def _read_task(ctx: LSContext, task: Any, index: int, task_fields: frozenset[str]) -> None:
+    """Append the records and the row of one exported task (fields outside ``task_fields`` kept raw)."""
     if not isinstance(task, dict):
         raise InvalidInput(f"{ctx.path}: item {index} is a {type(task).__name__}, not a task object; {_EXPECTED}")
     task_id = as_str(task.get("id"))
@@ -129,8 +130,8 @@ def _read_task(ctx: LSContext, task: Any, index: int) -> None:
     annotations = _list_field(task, "annotations" if "annotations" in task else "completions", where)
     ctx.drafts += len(task.get("drafts") or ())
     place = lambda: f"task {task_id}"  # noqa: E731  (built only for a warning)
-    ctx.unknown_fields.see_all(task, TASK_FIELDS, place)
-    task_extra = _unknown(task, TASK_FIELDS)
+    ctx.unknown_fields.see_all(task, task_fields, place)
+    task_extra = _unknown(task, task_fields)
     for position, ann in enumerate(annotations):
         ctx.unknown_fields.see_all(ann, ANNOTATION_FIELDS, place)
         value, value_type = annotation_value(ann.get("result"), f"task {task_id}", ctx.unknown)
@@ -175,7 +176,7 @@ def _wrong_root(path: Path, char: str, head: bytes) -> InvalidInput:
 
 def read_label_studio(path: Path, *, key: str | None = None, guideline_version: str | None = None,
                       config: Path | None = None, resolve: str = "gt-majority", batch_id: str,
-                      tool_version: str | None = None) -> ImportBatch:
+                      tool_version: str | None = None, task_fields: frozenset[str] = TASK_FIELDS) -> ImportBatch:
     """Read a Label Studio JSON (or JSON_MIN) export into rows and annotation records.
 
     Args:
@@ -186,6 +187,8 @@ def read_label_studio(path: Path, *, key: str | None = None, guideline_version: 
         resolve: ``gt-majority`` or ``majority`` (see :mod:`.resolve`).
         batch_id: the import batch id stored on every record.
         tool_version: the Label Studio version, if known.
+        task_fields: the task fields this shape of task is known to carry (default: the exports' ones,
+            :data:`TASK_FIELDS`); any other field is kept raw in ``extra``, with one warning per name.
 
     Raises:
         InvalidInput: unknown strategy; missing, malformed or wrong-format file (with where and why);
@@ -208,7 +211,7 @@ def read_label_studio(path: Path, *, key: str | None = None, guideline_version: 
             return read_min_items(ctx, itertools.chain([first], items))
         raise InvalidInput(f"{path}: {_EXPECTED}; {describe_json_shape(item=first)}")
     for index, task in enumerate(itertools.chain([first], items)):
-        _read_task(ctx, task, index)
+        _read_task(ctx, task, index, task_fields)
     if ctx.id_only_predictions:
         ctx.warnings.append(f"{ctx.id_only_predictions} prediction(s) exported as ids only (no annotation used "
                             "them): not imported; Label Studio's snapshot export holds them in full")
