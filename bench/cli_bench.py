@@ -43,7 +43,7 @@ def _registry(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Com
 def build(folder: Path, env: dict[str, str]) -> None:
     """The small registry: signs (3 snapshots, tag v1) and review (two Label Studio imports, tag v1)."""
     sys.path.insert(0, str(ROOT))
-    from tests import provenance_fixtures as lsx
+    from tests.support import provenance_fixtures as lsx
 
     rows = "\n".join(f"s{i:04d},{['stop', 'yield', 'merge'][i % 3]}" for i in range(200))
     (folder / "v1.csv").write_text("sample_id,label\n" + rows + "\n")

@@ -132,7 +132,10 @@ def dataset_create(state: Session, name: str, key: str, description: str, owner:
 @pass_state
 def dataset_list(state: Session, as_json: bool) -> None:
     """List datasets with their head snapshot."""
-    rows = [d.to_dict() for d in state.service().datasets()]
+    fast = state.fast_reads()
+    rows = fast.datasets() if fast is not None else None
+    if rows is None:
+        rows = [d.to_dict() for d in state.service().datasets()]
     output.render(rows, as_json, output.dataset_table)
 
 
@@ -185,7 +188,11 @@ def commit(state: Session, name: str, file: str | None, message: str, author: st
 @pass_state
 def log(state: Session, name: str, limit: int | None, oneline: bool, as_json: bool) -> None:
     """History of NAME (or NAME@REF), newest first."""
-    entries = [s.to_dict() for s in state.service().log(parse_ref(name), limit)]
+    ref = parse_ref(name)
+    fast = state.fast_reads()
+    entries = fast.log(ref, limit) if fast is not None else None
+    if entries is None:
+        entries = [s.to_dict() for s in state.service().log(ref, limit)]
     output.render(entries, as_json, output.log_oneline if oneline else output.log_lines)
 
 
@@ -195,7 +202,11 @@ def log(state: Session, name: str, limit: int | None, oneline: bool, as_json: bo
 @pass_state
 def show(state: Session, ref: str, as_json: bool) -> None:
     """Details of the snapshot NAME@REF names."""
-    info = state.service().show(parse_ref(ref)).to_dict()
+    parsed = parse_ref(ref)
+    fast = state.fast_reads()
+    info = fast.show(parsed) if fast is not None else None
+    if info is None:
+        info = state.service().show(parsed).to_dict()
     output.render(info, as_json, output.show_snapshot)
 
 
@@ -250,7 +261,10 @@ def diff(state: Session, a: str, b: str, rows: int, labels: bool, column: str, e
 @pass_state
 def schema(state: Session, name: str, as_json: bool) -> None:
     """Schema versions of NAME and whether each change was compatible or breaking."""
-    versions = [v.to_dict() for v in state.service().schema(name)]
+    fast = state.fast_reads()
+    versions = fast.schema(name) if fast is not None else None
+    if versions is None:
+        versions = [v.to_dict() for v in state.service().schema(name)]
     output.render(versions, as_json, output.schema_versions)
 
 

@@ -24,13 +24,14 @@ from registry.refs import Ref
 if TYPE_CHECKING:
     from registry.context import ClientInfo
 
-__all__ = ["check_gate_at", "fast_gate_status", "gate_status_from_sql"]
+__all__ = ["check_gate_at", "fast_gate_status", "gate_status_from_sql", "open_readonly_catalog", "sqlite_catalog_file"]
 
 
-def _catalog_file(home: str | os.PathLike[str] | None) -> Path | None:
+def sqlite_catalog_file(home: str | os.PathLike[str] | None, settings: Settings | None = None) -> Path | None:
     """The SQLite catalog file of the home :func:`registry.config.find_home` would find (with the same
-    settings), or None to let the full path find it or explain why not."""
-    settings = Settings()
+    ``settings``, default the environment's), or None to let the full path find it or explain why not
+    (no home, or a catalog that is not a plain ``sqlite:///`` file, such as PostgreSQL)."""
+    settings = settings if settings is not None else Settings()
     given = home if home is not None else settings.home
     if given is not None:
         path = Path(given).expanduser()
@@ -43,10 +44,12 @@ def _catalog_file(home: str | os.PathLike[str] | None) -> Path | None:
     return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
 
 
-def fast_gate_status(home: str | os.PathLike[str] | None, ref: Ref | str) -> GateStatus | None:
-    """:func:`gate_status_from_sql` over an up-to-date SQLite catalog through ``sqlite3``, or None when
-    this path cannot answer (then use :func:`registry.quality.gate.check_gate`)."""
-    catalog_file = _catalog_file(home)
+def open_readonly_catalog(home: str | os.PathLike[str] | None,
+                          settings: Settings | None = None) -> sqlite3.Connection | None:
+    """A read-only ``sqlite3`` connection to the home's embedded catalog when it is at the newest migration,
+    else None (no home, not SQLite, an older or newer schema, unreadable): then the SQLAlchemy path answers
+    or gives the proper error. The caller closes the connection."""
+    catalog_file = sqlite_catalog_file(home, settings)
     if catalog_file is None or not catalog_file.is_file():
         return None
     try:
@@ -55,8 +58,21 @@ def fast_gate_status(home: str | os.PathLike[str] | None, ref: Ref | str) -> Gat
         return None
     try:
         version = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-        if version is None or version[0] != newest_migration():
-            return None
+    except sqlite3.Error:
+        version = None
+    if version is None or version[0] != newest_migration():
+        conn.close()
+        return None
+    return conn
+
+
+def fast_gate_status(home: str | os.PathLike[str] | None, ref: Ref | str) -> GateStatus | None:
+    """:func:`gate_status_from_sql` over an up-to-date SQLite catalog through ``sqlite3``, or None when
+    this path cannot answer (then use :func:`registry.quality.gate.check_gate`)."""
+    conn = open_readonly_catalog(home)
+    if conn is None:
+        return None
+    try:
         return gate_status_from_sql(lambda sql, params: conn.execute(sql, params).fetchall(), ref)
     except sqlite3.Error:
         return None
