@@ -16,11 +16,15 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from registry.refs import ANCESTOR, HEX_ID, MAIN, Ref, full_match
 from registry.snapshots.describe import describe_change
 from registry.timeutil import utc_now
+
+if TYPE_CHECKING:
+    from registry.config import Settings
 
 __all__ = ["FastReads"]
 
@@ -31,10 +35,13 @@ _SNAPSHOT_COLUMNS = ("id, parents, author, created_at, message, rows, added, cha
 
 
 class FastReads:
-    """Read-only answers over one open ``sqlite3`` connection to an up-to-date catalog."""
+    """Read-only answers over one open ``sqlite3`` connection to an up-to-date catalog of ``home``, with the
+    settings a context on that home would carry (``Settings.for_home``)."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, home: Path, settings: Settings) -> None:
         self.conn = conn
+        self.home = home
+        self.settings = settings
 
     def close(self) -> None:
         self.conn.close()
@@ -217,3 +224,56 @@ class FastReads:
                 for name, role, datasets, created_at, created_by, expires_at, revoked_at in self.conn.execute(
                     "SELECT name, role, datasets, created_at, created_by, expires_at, revoked_at FROM api_token "
                     "ORDER BY name").fetchall()]
+
+    # --- the lineage outbox (registry.lineage.outbox) ---------------------------------------------------------
+
+    def lineage_status(self) -> dict[str, object] | None:
+        """``registry lineage status``: as :func:`registry.lineage.outbox.outbox_status`."""
+        return self._answer(self._lineage_status)
+
+    def _lineage_status(self) -> dict[str, object]:
+        from registry.lineage.transport import describe_sink  # lazy: only lineage status names the sink
+
+        counts = {status: int(n) for status, n in self.conn.execute(
+            "SELECT status, count(*) FROM lineage_outbox GROUP BY status").fetchall()}
+        (retrying,) = self.conn.execute(
+            "SELECT count(*) FROM lineage_outbox WHERE status = 'pending' AND attempts > 0").fetchone()
+        (oldest,) = self.conn.execute(
+            "SELECT min(created_at) FROM lineage_outbox WHERE status != 'delivered'").fetchone()
+        last_error = self.conn.execute(
+            "SELECT last_error FROM lineage_outbox WHERE status != 'delivered' AND last_error IS NOT NULL "
+            "ORDER BY last_attempt_at DESC LIMIT 1").fetchone()
+        lineage = self.settings.lineage
+        sink = ("disabled (OPENLINEAGE_DISABLED=true)" if lineage.openlineage.disabled
+                else describe_sink(self.home, lineage))
+        return {"pending": counts.get("pending", 0), "retrying": int(retrying), "failed": counts.get("failed", 0),
+                "delivered": counts.get("delivered", 0), "oldest_pending": oldest,
+                "last_error": last_error[0] if last_error else None, "sink": sink, "delivery": lineage.delivery}
+
+    # --- the object store (registry.store_migration) -----------------------------------------------------------
+
+    def store_info(self) -> dict[str, object] | None:
+        """``registry storage info``: as :func:`registry.store_migration.store_info` (it reads no catalog table,
+        but answers only where the normal path would open the home: an up-to-date catalog)."""
+        from registry.config import HOME_CONFIG, RegistryPaths, read_home_config  # lazy: only storage info
+        from registry.errors import StorageError  # lazy: only storage info
+        from registry.storage import open_store  # lazy: only storage info opens the store
+
+        paths = RegistryPaths.for_home(self.home, self.settings)
+        store = open_store(paths.storage_url, self.settings.storage, paths.cache_dir)
+        if self.settings.storage.url:
+            configured_by = "REGISTRY_STORAGE_URL"
+        elif read_home_config(paths.home).get("storage_url"):
+            configured_by = HOME_CONFIG
+        else:
+            configured_by = "default"
+        reachable, error = True, None
+        try:
+            store.exists("0" * 64)
+        except StorageError as exc:
+            reachable, error = False, exc.message
+        cache = getattr(store, "cache", None)
+        cache_dir = str(cache.folder) if cache is not None else None
+        cache_bytes = sum(p.stat().st_size for p in cache.folder.glob("??/*")) if cache is not None else 0
+        return {"url": store.url, "kind": store.kind, "configured_by": configured_by, "reachable": reachable,
+                "error": error, "details": store.info(), "cache_dir": cache_dir, "cache_bytes": cache_bytes}

@@ -122,10 +122,15 @@ class Session:
             self._fast_tried = True
             if not self.remote:
                 from registry.cli.fast_reads import FastReads  # lazy: only read-only commands use it
-                from registry.quality.gatecheck import open_readonly_catalog  # lazy: only read-only commands use it
+                from registry.quality.gatecheck import (  # lazy: only read-only commands use it
+                    open_readonly_catalog,
+                    sqlite_catalog,
+                )
 
-                conn = open_readonly_catalog(self.home, self.settings)
-                self._fast = FastReads(conn) if conn is not None else None
+                found = sqlite_catalog(self.home, self.settings)
+                conn = open_readonly_catalog(found[1]) if found is not None else None
+                if found is not None and conn is not None:
+                    self._fast = FastReads(conn, found[0], self.settings.for_home(found[0]))
         return self._fast
 
     def _open_local(self) -> Registry:

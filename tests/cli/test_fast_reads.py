@@ -31,7 +31,7 @@ READS = [
     ["show", "ds"], ["show", "ds@v1"], ["show", "ds@fix"], ["show", "ds@main~2"], ["show", "other@main"],
     ["schema", "ds"], ["schema", "other"],
     ["policy", "show", "ds"], ["policy", "show", "ds", "--version", "1"],
-    ["token", "list"],
+    ["token", "list"], ["lineage", "status"], ["storage", "info"],
     # what the fast path hands to the normal one: errors in the normal path's words
     ["log", "nope"], ["log", "empty"], ["show", "ds@nope"], ["show", "ds@main~9"], ["show", "ds@ffffffff"],
     ["schema", "nope"], ["policy", "show", "other"], ["policy", "show", "ds", "--version", "9"],
@@ -139,7 +139,8 @@ def test_against_a_server_the_fast_path_stays_out(busy: Path, monkeypatch: pytes
 
 
 FAST_COMMANDS = [["dataset", "list"], ["log", "ds"], ["show", "ds@v1"], ["schema", "ds"], ["policy", "show", "ds"],
-                 ["token", "list"], ["gate", "check", "ds"]]
+                 ["token", "list"], ["lineage", "status"], ["storage", "info"],
+                 ["gate", "check", "ds"]]
 HEAVY_PACKAGES = {"sqlalchemy", "sqlmodel", "pyarrow", "numpy", "duckdb", "alembic"}
 HEAVY_MODULES = {"registry.registry", "registry.context", "registry.db", "registry.models"}
 
