@@ -43,6 +43,18 @@ class FastReads:
         self.home = home
         self.settings = settings
 
+    @classmethod
+    def begin(cls, conn: sqlite3.Connection, home: Path, settings: Settings) -> FastReads | None:
+        """Readers in one read transaction (every query of a command sees the same catalog state, as the
+        normal path's one read transaction does), or None (and ``conn`` closed) when SQLite refuses."""
+        try:
+            conn.isolation_level = None  # we issue BEGIN ourselves, as registry.db does
+            conn.execute("BEGIN")
+        except sqlite3.Error:
+            conn.close()
+            return None
+        return cls(conn, home, settings)
+
     def close(self) -> None:
         self.conn.close()
 

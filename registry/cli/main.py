@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from registry.snapshots.commit import Mode
 from registry.cli.serve_cmds import admin_token_text
 from registry.cli.streams import export_rows
-from registry.config import HOME_DIRNAME, RegistryPaths, find_home
 from registry.distribution import DISTRIBUTION
 from registry.errors import QuerySyntaxError, RegistryError, exit_code_for
 
@@ -64,6 +63,8 @@ def init(ctx: click.Context, path: str | None, lineage_namespace: str | None, as
 
     On an existing home it says so and changes nothing (exit 0); `registry db upgrade` applies migrations."""
 
+    from registry.config import HOME_DIRNAME  # lazy: parsing arguments and --help load no pydantic
+
     ctx.obj.require_host("init")
     home = Path(path) if path else (Path(ctx.obj.home) if ctx.obj.home else Path(HOME_DIRNAME))
     if (home / "registry.json").is_file():
@@ -99,6 +100,7 @@ def db() -> None:
 @pass_state
 def db_upgrade(state: Session, as_json: bool) -> None:
     """Apply pending catalog migrations."""
+    from registry.config import RegistryPaths, find_home  # lazy: parsing arguments and --help load no pydantic
     from registry.db import upgrade  # lazy: CLI start-up
 
     state.require_host("db upgrade")

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from registry.config import Settings
 from registry.errors import InvalidInput
 
 if TYPE_CHECKING:
     from registry.cli.fast_reads import FastReads
+    from registry.config import Settings
     from registry.quality.verdict import GateStatus
     from registry.refs import Ref
     from registry.registry import Registry  # lazy: loading the catalog stack costs start-up time
@@ -72,6 +72,8 @@ class Session:
     def settings(self) -> Settings:
         """The settings of this invocation, resolved from the environment once (the CLI is an entry point)."""
         if self._settings is None:
+            from registry.config import Settings  # lazy: parsing arguments and --help load no pydantic
+
             self._settings = Settings()
         return self._settings
 
@@ -130,7 +132,7 @@ class Session:
                 found = sqlite_catalog(self.home, self.settings)
                 conn = open_readonly_catalog(found[1]) if found is not None else None
                 if found is not None and conn is not None:
-                    self._fast = FastReads(conn, found[0], self.settings.for_home(found[0]))
+                    self._fast = FastReads.begin(conn, found[0], self.settings.for_home(found[0]))
         return self._fast
 
     def _open_local(self) -> Registry:
