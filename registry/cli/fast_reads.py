@@ -25,6 +25,7 @@ from registry.timeutil import utc_now
 
 if TYPE_CHECKING:
     from registry.config import Settings
+    from registry.storage import ObjectStore
 
 __all__ = ["FastReads"]
 
@@ -38,22 +39,30 @@ class FastReads:
     """Read-only answers over one open ``sqlite3`` connection to an up-to-date catalog of ``home``, with the
     settings a context on that home would carry (``Settings.for_home``)."""
 
-    def __init__(self, conn: sqlite3.Connection, home: Path, settings: Settings) -> None:
+    def __init__(self, conn: sqlite3.Connection, home: Path, settings: Settings, store: ObjectStore) -> None:
         self.conn = conn
         self.home = home
         self.settings = settings
+        self.store = store
 
     @classmethod
     def begin(cls, conn: sqlite3.Connection, home: Path, settings: Settings) -> FastReads | None:
         """Readers in one read transaction (every query of a command sees the same catalog state, as the
-        normal path's one read transaction does), or None (and ``conn`` closed) when SQLite refuses."""
+        normal path's one read transaction does), or None (and ``conn`` closed) when SQLite refuses or the
+        home's object store does not open: opening a home opens its store, so a misconfigured store fails
+        every command the normal way, in its words."""
+        from registry.config import RegistryPaths  # lazy: only read-only commands use it
+        from registry.storage import open_store  # lazy: only read-only commands use it
+
         try:
+            paths = RegistryPaths.for_home(home, settings)
+            store = open_store(paths.storage_url, settings.storage, paths.cache_dir)
             conn.isolation_level = None  # we issue BEGIN ourselves, as registry.db does
             conn.execute("BEGIN")
-        except sqlite3.Error:
+        except Exception:  # noqa: BLE001 - whatever it is, the normal path meets it and reports it
             conn.close()
             return None
-        return cls(conn, home, settings)
+        return cls(conn, home, settings, store)
 
     def close(self) -> None:
         self.conn.close()
@@ -267,15 +276,13 @@ class FastReads:
     def store_info(self) -> dict[str, object] | None:
         """``registry storage info``: as :func:`registry.store_migration.store_info` (it reads no catalog table,
         but answers only where the normal path would open the home: an up-to-date catalog)."""
-        from registry.config import HOME_CONFIG, RegistryPaths, read_home_config  # lazy: only storage info
+        from registry.config import HOME_CONFIG, read_home_config  # lazy: only storage info
         from registry.errors import StorageError  # lazy: only storage info
-        from registry.storage import open_store  # lazy: only storage info opens the store
 
-        paths = RegistryPaths.for_home(self.home, self.settings)
-        store = open_store(paths.storage_url, self.settings.storage, paths.cache_dir)
+        store = self.store
         if self.settings.storage.url:
             configured_by = "REGISTRY_STORAGE_URL"
-        elif read_home_config(paths.home).get("storage_url"):
+        elif read_home_config(self.home).get("storage_url"):
             configured_by = HOME_CONFIG
         else:
             configured_by = "default"
