@@ -23,6 +23,7 @@ from registry import Registry
 from registry.cli.main import main
 from registry.cli.session import Session
 from registry.config import Settings
+from registry.context import create_home
 
 READS = [
     ["dataset", "list"],
@@ -44,11 +45,13 @@ def _table(keys: list[str], label: str) -> pa.Table:
 
 
 @pytest.fixture
-def busy(home: Path, backend: str) -> Path:
-    """Two datasets and an empty one: ``ds`` has tags, a branch, a merge of that branch and two policy
-    versions; ``other`` a two-column key and a schema change; two API tokens, one revoked."""
-    if backend != "sqlite":
-        pytest.skip("the fast path reads the embedded SQLite catalog only")
+def busy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A home on the embedded SQLite catalog (the only one the fast path reads) with two datasets and an
+    empty one: ``ds`` has tags, a branch, a merge of that branch and two policy versions; ``other`` a
+    two-column key and a schema change; two API tokens, one revoked."""
+    for name in ("REGISTRY_HOME", "REGISTRY_DATABASE_URL", "REGISTRY_STORAGE_URL", "REGISTRY_URL"):
+        monkeypatch.delenv(name, raising=False)
+    home = create_home(tmp_path / "home").home
     with Registry.open(home) as reg:
         reg.create_dataset("ds", "sample_id", description="labels")
         reg.create_dataset("other", ["a", "b"], owner="someone")
