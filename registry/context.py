@@ -8,14 +8,17 @@ import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from sqlalchemy.engine import Engine
+from typing import TYPE_CHECKING
 
 from registry.config import HOME_DIRNAME, RegistryPaths, Settings
 from registry.db import check_up_to_date, make_engine, upgrade
 from registry.errors import InvalidInput
-from registry.snapshots.layers import INDEX_FORMAT, IndexCache
 from registry.storage import ObjectStore, open_store
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from registry.snapshots.layers import IndexCache
 
 __all__ = ["SYSTEM_ACTOR", "Actor", "ClientInfo", "Context", "create_home", "default_actor", "open_context",
            "resolve_actor"]
@@ -66,10 +69,22 @@ class Context:
     """The name of the API token a request authenticated with."""
     author: str | None = None
     """An actor named for every call in this context (the CLI's global ``--author``)."""
-    cache: IndexCache = field(init=False)
+    _cache: IndexCache | None = field(init=False, default=None, repr=False)
 
-    def __post_init__(self) -> None:
-        self.cache = IndexCache(self.store, self.paths.cache_dir / f"index-v{INDEX_FORMAT}")
+    @property
+    def cache(self) -> IndexCache:
+        """The key-index cache of this home's store, opened on first use (commands that read no rows never
+        load the layer code, pyarrow and numpy)."""
+        if self._cache is None:
+            from registry.snapshots.layers import INDEX_FORMAT, IndexCache  # lazy: pyarrow/numpy only to read rows
+
+            self._cache = IndexCache(self.store, self.paths.cache_dir / f"index-v{INDEX_FORMAT}")
+        return self._cache
+
+    @cache.setter
+    def cache(self, value: IndexCache) -> None:
+        """Share another context's cache (the API's per-request copies use the process's one)."""
+        self._cache = value
 
     def close(self) -> None:
         self.engine.dispose()

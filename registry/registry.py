@@ -9,31 +9,24 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pyarrow as pa
-
 from registry.config import Settings, find_home
 from registry.context import Context, create_home, open_context
-from registry.datasets import DatasetInfo, create_dataset, list_datasets
-from registry.db import transaction
 from registry.errors import VerifyFailed
-from registry.lineage.emit import LineageRun
 from registry.refs import Ref
 from registry.snapshots import history
-from registry.snapshots.commit import CommitResult, Mode, commit
-from registry.snapshots.compact import CompactResult, auto_compact, compact
-from registry.snapshots.diff import ChangeSet, DiffResult, change_set, diff
 from registry.snapshots.gc import DEFAULT_MIN_AGE, GcReport, gc
-from registry.snapshots.history import SchemaVersionInfo, SnapshotInfo
-from registry.snapshots.read import export, read
-from registry.snapshots.verify import VerifyReport, verify
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from registry.audit.log import AuditEvent
     from registry.audit.seal import SealResult
     from registry.audit.verify import AuditVerifyReport, Checkpoint
     from registry.auth.tokens import TokenInfo
     from registry.branching.branches import BranchInfo
     from registry.branching.merge import MergeResult
+    from registry.datasets import DatasetInfo
+    from registry.lineage.emit import LineageRun
     from registry.lineage.graph import Direction, LineageGraph
     from registry.lineage.intake import IngestResult
     from registry.lineage.outbox import DeliveryReport, OutboxStatus
@@ -44,7 +37,12 @@ if TYPE_CHECKING:
     from registry.quality.gate import GateStatus
     from registry.quality.policy_versions import PolicyInfo
     from registry.quality.waivers import Waiver
+    from registry.snapshots.commit import CommitResult, Mode
+    from registry.snapshots.compact import CompactResult
+    from registry.snapshots.diff import ChangeSet, DiffResult
+    from registry.snapshots.history import SchemaVersionInfo, SnapshotInfo
     from registry.snapshots.plan import ScanPlan
+    from registry.snapshots.verify import VerifyReport
     from registry.store_migration import MigrateResult, StoreInfo
     from registry.sync.hooks import WebhookInfo
     from registry.sync.requeue import RequeueResult
@@ -113,10 +111,14 @@ class Registry:
     def create_dataset(self, name: str, key: str | Sequence[str], description: str = "",
                        owner: str | None = None, actor: str | None = None) -> DatasetInfo:
         """Create a dataset keyed by ``key`` (a column name or several)."""
+        from registry.datasets import create_dataset  # lazy: CLI start-up
+
         keys = [key] if isinstance(key, str) else list(key)
         return create_dataset(self.ctx, name, keys, description, owner, actor)
 
     def datasets(self) -> list[DatasetInfo]:
+        from registry.datasets import list_datasets  # lazy: CLI start-up
+
         return list_datasets(self.ctx)
 
     def commit(self, name: Ref | str, table_or_path: pa.Table | str | os.PathLike[str] | None, *, message: str = "",
@@ -127,6 +129,8 @@ class Registry:
         """Commit a table or file to ``name``'s ``main`` branch; see :func:`registry.snapshots.commit.commit`.
 
         ``lineage`` names the OpenLineage job, run, parent run and sources of the commit."""
+        from registry.snapshots.commit import commit  # lazy: CLI start-up
+
         source = Path(table_or_path) if isinstance(table_or_path, os.PathLike) else table_or_path
         deletes = Path(delete_keys) if isinstance(delete_keys, os.PathLike) else delete_keys
         return commit(self.ctx, name, source, message=message, author=author, mode=mode, delete_keys=deletes,
@@ -176,6 +180,8 @@ class Registry:
 
     def read(self, ref: Ref | str, columns: Sequence[str] | None = None) -> pa.Table:
         """The rows of ``ref`` as a ``pyarrow.Table``."""
+        from registry.snapshots.read import read  # lazy: CLI start-up
+
         return read(self.ctx, ref, columns)
 
     def plan(self, ref_or_lock_entry: Ref | str | LockEntry, shards: int = 1,
@@ -202,13 +208,19 @@ class Registry:
         return plan
 
     def export(self, ref: Ref | str, out: str | os.PathLike[str]) -> int:
+        from registry.snapshots.read import export  # lazy: CLI start-up
+
         return export(self.ctx, ref, Path(out))
 
     def diff(self, a: Ref | str, b: Ref | str, rows: int = 10) -> DiffResult:
+        from registry.snapshots.diff import diff  # lazy: CLI start-up
+
         return diff(self.ctx, a, b, rows)
 
     def changes(self, a: Ref | str, b: Ref | str) -> ChangeSet:
         """Rows to upsert and keys to delete that turn ``a`` into ``b``."""
+        from registry.snapshots.diff import change_set  # lazy: CLI start-up
+
         return change_set(self.ctx, a, b)
 
     def import_annotations(self, fmt: str, name: str, path: str | os.PathLike[str], *, key: str | None = None,
@@ -227,6 +239,7 @@ class Registry:
 
     def annotations(self, ref: Ref | str) -> pa.Table:
         """Every annotation record of the snapshot ``ref`` names (its full set, one row per labeling act)."""
+        from registry.db import transaction  # lazy: CLI start-up
         from registry.provenance.store import records_at  # lazy: CLI start-up
 
         with transaction(self.ctx.engine, readonly=True) as session:
@@ -266,6 +279,8 @@ class Registry:
     def verify(self, name: str | None = None, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
         """Recompute every object hash, manifest and snapshot id of ``name`` (or every dataset) and cross-check
         the catalog against the audit chain; ``progress(done, total)`` is called per snapshot."""
+        from registry.snapshots.verify import verify  # lazy: CLI start-up
+
         return verify(self.ctx, name, progress=progress)
 
     def gc(self, dry_run: bool = False, min_age: float = DEFAULT_MIN_AGE, actor: str | None = None) -> GcReport:
@@ -273,11 +288,15 @@ class Registry:
 
     def compact(self, ref: Ref | str, full: bool = True, actor: str | None = None) -> CompactResult:
         """Merge the layers of the snapshot ``ref`` names (all, or with ``full=False`` those above the base)."""
+        from registry.snapshots.compact import compact  # lazy: CLI start-up
+
         return compact(self.ctx, ref, full, actor)
 
     def compact_auto(self, names: Sequence[str] | None = None, actor: str | None = None) -> list[CompactResult]:
         """Apply the compaction policy to every branch head of ``names`` (default every dataset), as
         ``registry compact --auto`` and the ``registry serve`` worker do; returns what was compacted."""
+        from registry.snapshots.compact import auto_compact  # lazy: CLI start-up
+
         return auto_compact(self.ctx, names, actor)
 
     def audit_log(self, *, dataset: str | None = None, actor: str | None = None, action: str | None = None,

@@ -27,7 +27,6 @@ from sqlmodel import Session, col, select
 
 from registry.audit.chain import canonical_bytes, canonical_json, event_hash
 from registry.audit.models import AuditEventRow, AuditHeadRow, AuditSegmentRow
-from registry.audit.segments import unsealed_events, write_segment
 from registry.context import SYSTEM_ACTOR, Actor, Context, resolve_actor
 from registry.db import transaction
 from registry.timeutil import utc_now
@@ -155,6 +154,8 @@ class SealResult:
 def seal(ctx: Context, actor: str | Actor | None = None) -> SealResult | None:
     """Seal every unsealed event into one segment; None when there is nothing to seal or another
     process sealed the same events first. The seal itself is audited (that event stays unsealed)."""
+    from registry.audit.segments import unsealed_events, write_segment  # lazy: pyarrow only to seal
+
     with transaction(ctx.engine, readonly=True) as session:
         head = session.get(AuditHeadRow, 1)
         assert head is not None, "the audit head row is created by migration 0002"

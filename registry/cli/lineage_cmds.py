@@ -94,7 +94,10 @@ def flush(state: Session, wait: float, retry_failed: bool, background: bool, as_
 @click.pass_obj
 def status(state: Session, as_json: bool) -> None:
     """Pending, retrying, failed and delivered event counts, and where events go."""
-    info = state.host().lineage_status().to_dict()
+    fast = state.fast_reads()
+    info = fast.lineage_status() if fast is not None else None
+    if info is None:
+        info = state.host().lineage_status().to_dict()
     output.render(info, as_json, _status_lines)
 
 

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from registry.snapshots.commit import Mode
 from registry.cli.serve_cmds import admin_token_text
 from registry.cli.streams import export_rows
-from registry.config import HOME_DIRNAME, RegistryPaths, find_home
 from registry.distribution import DISTRIBUTION
 from registry.errors import QuerySyntaxError, RegistryError, exit_code_for
 
@@ -64,6 +63,8 @@ def init(ctx: click.Context, path: str | None, lineage_namespace: str | None, as
 
     On an existing home it says so and changes nothing (exit 0); `registry db upgrade` applies migrations."""
 
+    from registry.config import HOME_DIRNAME  # lazy: parsing arguments and --help load no pydantic
+
     ctx.obj.require_host("init")
     home = Path(path) if path else (Path(ctx.obj.home) if ctx.obj.home else Path(HOME_DIRNAME))
     if (home / "registry.json").is_file():
@@ -99,6 +100,7 @@ def db() -> None:
 @pass_state
 def db_upgrade(state: Session, as_json: bool) -> None:
     """Apply pending catalog migrations."""
+    from registry.config import RegistryPaths, find_home  # lazy: parsing arguments and --help load no pydantic
     from registry.db import upgrade  # lazy: CLI start-up
 
     state.require_host("db upgrade")
@@ -132,7 +134,10 @@ def dataset_create(state: Session, name: str, key: str, description: str, owner:
 @pass_state
 def dataset_list(state: Session, as_json: bool) -> None:
     """List datasets with their head snapshot."""
-    rows = [d.to_dict() for d in state.service().datasets()]
+    fast = state.fast_reads()
+    rows = fast.datasets() if fast is not None else None
+    if rows is None:
+        rows = [d.to_dict() for d in state.service().datasets()]
     output.render(rows, as_json, output.dataset_table)
 
 
@@ -185,7 +190,11 @@ def commit(state: Session, name: str, file: str | None, message: str, author: st
 @pass_state
 def log(state: Session, name: str, limit: int | None, oneline: bool, as_json: bool) -> None:
     """History of NAME (or NAME@REF), newest first."""
-    entries = [s.to_dict() for s in state.service().log(parse_ref(name), limit)]
+    ref = parse_ref(name)
+    fast = state.fast_reads()
+    entries = fast.log(ref, limit) if fast is not None else None
+    if entries is None:
+        entries = [s.to_dict() for s in state.service().log(ref, limit)]
     output.render(entries, as_json, output.log_oneline if oneline else output.log_lines)
 
 
@@ -195,7 +204,11 @@ def log(state: Session, name: str, limit: int | None, oneline: bool, as_json: bo
 @pass_state
 def show(state: Session, ref: str, as_json: bool) -> None:
     """Details of the snapshot NAME@REF names."""
-    info = state.service().show(parse_ref(ref)).to_dict()
+    parsed = parse_ref(ref)
+    fast = state.fast_reads()
+    info = fast.show(parsed) if fast is not None else None
+    if info is None:
+        info = state.service().show(parsed).to_dict()
     output.render(info, as_json, output.show_snapshot)
 
 
@@ -250,7 +263,10 @@ def diff(state: Session, a: str, b: str, rows: int, labels: bool, column: str, e
 @pass_state
 def schema(state: Session, name: str, as_json: bool) -> None:
     """Schema versions of NAME and whether each change was compatible or breaking."""
-    versions = [v.to_dict() for v in state.service().schema(name)]
+    fast = state.fast_reads()
+    versions = fast.schema(name) if fast is not None else None
+    if versions is None:
+        versions = [v.to_dict() for v in state.service().schema(name)]
     output.render(versions, as_json, output.schema_versions)
 
 

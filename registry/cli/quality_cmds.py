@@ -97,14 +97,16 @@ def policy_set(ctx: click.Context, name: str, file: Any, as_json: bool) -> None:
 @click.pass_context
 def policy_show(ctx: click.Context, name: str, version: int | None, as_json: bool) -> None:
     """The current (or --version N) QA policy of NAME."""
-    policy = _registry(ctx).policy(name, version)
-    info = policy.to_dict()
+    fast = ctx.obj.fast_reads()
+    found = fast.policy(name, version) if fast is not None else None
+    info = found if found is not None else _registry(ctx).policy(name, version).to_dict()
     if as_json:
         output.print_json(info)
         return
     output.note(f"# {name} policy v{info['version']} ({info['policy_hash']}) by {info['created_by']} "
                 f"at {info['created_at']}")
-    sys.stdout.write(policy.document if policy.document.endswith("\n") else policy.document + "\n")
+    document = str(info["document"])
+    sys.stdout.write(document if document.endswith("\n") else document + "\n")
 
 
 @click.group()

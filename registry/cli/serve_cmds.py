@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from registry.cli import output
-from registry.config import Settings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+
+    from registry.config import Settings
 
 
 __all__ = ["AppFactory", "admin_token_text", "run_server", "serve", "server_options"]

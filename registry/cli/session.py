@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from registry.config import Settings
 from registry.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from registry.cli.fast_reads import FastReads
+    from registry.config import Settings
     from registry.quality.verdict import GateStatus
     from registry.refs import Ref
     from registry.registry import Registry  # lazy: loading the catalog stack costs start-up time
@@ -64,11 +65,15 @@ class Session:
         self._service: RegistryService | None = None
         self._local: Registry | None = None
         self._settings: Settings | None = None
+        self._fast: FastReads | None = None
+        self._fast_tried = False
 
     @property
     def settings(self) -> Settings:
         """The settings of this invocation, resolved from the environment once (the CLI is an entry point)."""
         if self._settings is None:
+            from registry.config import Settings  # lazy: parsing arguments and --help load no pydantic
+
             self._settings = Settings()
         return self._settings
 
@@ -110,6 +115,26 @@ class Session:
             return self.service()
         return _HomeGateChecker(self.home, self.author)
 
+    def fast_reads(self) -> FastReads | None:
+        """Plain ``sqlite3`` reads of the home's embedded catalog for the everyday read-only commands, or None
+        when they cannot answer here (a server at ``REGISTRY_URL``, no home, a catalog that is not SQLite or
+        not at the newest migration): the command then asks :meth:`service`. A reader that returns None
+        sends the command the same way (see :mod:`registry.cli.fast_reads`)."""
+        if not self._fast_tried:
+            self._fast_tried = True
+            if not self.remote:
+                from registry.cli.fast_reads import FastReads  # lazy: only read-only commands use it
+                from registry.quality.gatecheck import (  # lazy: only read-only commands use it
+                    open_readonly_catalog,
+                    sqlite_catalog,
+                )
+
+                found = sqlite_catalog(self.home, self.settings)
+                conn = open_readonly_catalog(found[1]) if found is not None else None
+                if found is not None and conn is not None:
+                    self._fast = FastReads.begin(conn, found[0], self.settings.for_home(found[0]))
+        return self._fast
+
     def _open_local(self) -> Registry:
         if self._local is None:
             from registry.context import ClientInfo  # lazy: loading the catalog stack costs start-up time
@@ -121,5 +146,8 @@ class Session:
         return self._local
 
     def close(self) -> None:
+        if self._fast is not None:
+            self._fast.close()
+            self._fast = None
         for opened in {id(x): x for x in (self._service, self._local) if x is not None}.values():
             opened.close()

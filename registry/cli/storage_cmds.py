@@ -31,7 +31,10 @@ def storage() -> None:
 @click.pass_context
 def storage_info(ctx: click.Context, as_json: bool) -> None:
     """Which store this home uses, where that is configured, and whether it answers."""
-    info = _host(ctx).store_info().to_dict()
+    fast = ctx.obj.fast_reads()
+    info = fast.store_info() if fast is not None else None
+    if info is None:
+        info = _host(ctx).store_info().to_dict()
     output.render(info, as_json, _info_lines)
 
 

@@ -47,7 +47,11 @@ def token_create(ctx: click.Context, name: str, role: str, datasets: tuple[str, 
 @click.pass_context
 def token_list(ctx: click.Context, as_json: bool) -> None:
     """Every token with its role, scope and state (never the secret)."""
-    output.render([t.to_dict() for t in _host(ctx).tokens()], as_json, _token_lines)
+    fast = ctx.obj.fast_reads()
+    tokens = fast.tokens() if fast is not None else None
+    if tokens is None:
+        tokens = [t.to_dict() for t in _host(ctx).tokens()]
+    output.render(tokens, as_json, _token_lines)
 
 
 def _token_lines(tokens: list[dict[str, Any]]) -> None:

@@ -24,13 +24,15 @@ from registry.refs import Ref
 if TYPE_CHECKING:
     from registry.context import ClientInfo
 
-__all__ = ["check_gate_at", "fast_gate_status", "gate_status_from_sql"]
+__all__ = ["check_gate_at", "fast_gate_status", "gate_status_from_sql", "open_readonly_catalog", "sqlite_catalog",
+           "sqlite_catalog_file"]
 
 
-def _catalog_file(home: str | os.PathLike[str] | None) -> Path | None:
-    """The SQLite catalog file of the home :func:`registry.config.find_home` would find (with the same
-    settings), or None to let the full path find it or explain why not."""
-    settings = Settings()
+def sqlite_catalog(home: str | os.PathLike[str] | None, settings: Settings | None = None) -> tuple[Path, Path] | None:
+    """The home :func:`registry.config.find_home` would find (with the same ``settings``, default the
+    environment's) and its SQLite catalog file, or None to let the full path find them or explain why not
+    (no home, or a catalog that is not a plain ``sqlite:///`` file, such as PostgreSQL)."""
+    settings = settings if settings is not None else Settings()
     given = home if home is not None else settings.home
     if given is not None:
         path = Path(given).expanduser()
@@ -39,14 +41,21 @@ def _catalog_file(home: str | os.PathLike[str] | None) -> Path | None:
         found = walk_up_to_home(Path.cwd())
     if found is None:
         return None
-    url = RegistryPaths.for_home(found, settings.for_home(found)).database_url
-    return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+    paths = RegistryPaths.for_home(found, settings.for_home(found))
+    url = paths.database_url
+    return (paths.home, Path(url.removeprefix("sqlite:///"))) if url.startswith("sqlite:///") else None
 
 
-def fast_gate_status(home: str | os.PathLike[str] | None, ref: Ref | str) -> GateStatus | None:
-    """:func:`gate_status_from_sql` over an up-to-date SQLite catalog through ``sqlite3``, or None when
-    this path cannot answer (then use :func:`registry.quality.gate.check_gate`)."""
-    catalog_file = _catalog_file(home)
+def sqlite_catalog_file(home: str | os.PathLike[str] | None, settings: Settings | None = None) -> Path | None:
+    """The catalog file of :func:`sqlite_catalog`, or None."""
+    found = sqlite_catalog(home, settings)
+    return found[1] if found is not None else None
+
+
+def open_readonly_catalog(catalog_file: Path | None) -> sqlite3.Connection | None:
+    """A read-only ``sqlite3`` connection to an embedded catalog (:func:`sqlite_catalog_file`) at the newest
+    migration, else None (no file, an older or newer schema, unreadable): then the SQLAlchemy path answers
+    or gives the proper error. The caller closes the connection."""
     if catalog_file is None or not catalog_file.is_file():
         return None
     try:
@@ -55,8 +64,21 @@ def fast_gate_status(home: str | os.PathLike[str] | None, ref: Ref | str) -> Gat
         return None
     try:
         version = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-        if version is None or version[0] != newest_migration():
-            return None
+    except sqlite3.Error:
+        version = None
+    if version is None or version[0] != newest_migration():
+        conn.close()
+        return None
+    return conn
+
+
+def fast_gate_status(home: str | os.PathLike[str] | None, ref: Ref | str) -> GateStatus | None:
+    """:func:`gate_status_from_sql` over an up-to-date SQLite catalog through ``sqlite3``, or None when
+    this path cannot answer (then use :func:`registry.quality.gate.check_gate`)."""
+    conn = open_readonly_catalog(sqlite_catalog_file(home))
+    if conn is None:
+        return None
+    try:
         return gate_status_from_sql(lambda sql, params: conn.execute(sql, params).fetchall(), ref)
     except sqlite3.Error:
         return None

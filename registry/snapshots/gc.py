@@ -13,7 +13,6 @@ from registry.context import Context
 from registry.db import transaction
 from registry.errors import NotFound
 from registry.models import SnapshotRow
-from registry.provenance.store import config_objects
 from registry.snapshots.manifest import Manifest
 
 __all__ = ["DEFAULT_MIN_AGE", "GcReport", "gc", "referenced_objects"]
@@ -59,6 +58,8 @@ def referenced_objects(ctx: Context) -> set[str]:
 
 def _config_objects(ctx: Context, annotations_sha256: str) -> set[str]:
     """Labeling configurations the records name (stored as objects by the importers)."""
+    from registry.provenance.store import config_objects  # lazy: pyarrow only when gc runs, not to import Registry
+
     try:
         return config_objects(ctx, annotations_sha256)
     except NotFound:
