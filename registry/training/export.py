@@ -24,6 +24,7 @@ from typing import Any
 import pyarrow as pa
 import yaml
 
+from registry.arrow_setup import unhide_pandas
 from registry.context import Context
 from registry.errors import AlreadyExists, Hint, InvalidInput
 from registry.refs import Ref
@@ -147,6 +148,7 @@ def export_training(ctx: Context, ref: Ref | str, out: str | Path, fmt: str) -> 
         elif fmt == "yolo":
             count = _write_yolo(_detections(ref, table, fmt), partial)
         else:
+            unhide_pandas()  # `datasets` is built on pandas, which the registry command hides from pyarrow
             from registry.training.hf import (
                 to_arrow_dataset,  # lazy: the hf extra (datasets) loads only for this format
             )
