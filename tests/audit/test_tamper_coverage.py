@@ -46,6 +46,7 @@ NOT_SECURITY_RELEVANT: dict[tuple[str, str], str] = {
         "id", "run_id", "event_type", "job_namespace", "job_name", "payload", "status", "attempts", "last_error",
         "created_at", "next_attempt_at", "last_attempt_at", "delivered_at")},
     **{("lineage_lease", c): _LINEAGE_LEASE for c in ("id", "owner", "expires_at")},
+    **{("denied_window", c): _DENIED for c in ("key", "window_started", "suppressed")},
 }
 """Columns no security property rests on, each with the reason."""
 
