@@ -322,30 +322,29 @@ def _cell_merge(readers: tuple[ManifestReader, ManifestReader, ManifestReader], 
     return pa.table(merged), differs, conflicts
 
 
-def _key_texts(reader: ManifestReader, ids: np.ndarray, found: Lookup, keys: list[str]) -> list[str | None]:
-    """Per id: the canonical text of the key values ``reader`` holds under it (None: absent)."""
-    out: list[str | None] = [None] * len(ids)
-    present = np.flatnonzero(found.present)
-    if present.size:
-        stored = reader.fetch_keys(ids[present], found=found.take(present)).select(keys).to_pylist()
-        for i, row in zip(present.tolist(), stored, strict=True):
-            out[i] = json.dumps([row[k] for k in keys], default=repr, ensure_ascii=False)
-    return out
-
-
 def _split_ids(readers: tuple[ManifestReader, ManifestReader, ManifestReader], ids: np.ndarray,
                lookups: tuple[Lookup, Lookup, Lookup], keys: list[str]) -> tuple[np.ndarray, pa.Table | None]:
     """Which ids name different keys in different snapshots (two branches each stored a key under an id
     another key has on the other side: a key-hash collision), and the key values found under them."""
-    texts = [_key_texts(r, ids, found, keys) for r, found in zip(readers, lookups, strict=True)]
-    split = np.array([len({t for t in column if t is not None}) > 1 for column in zip(*texts, strict=True)], bool)
+    stored = []
+    for reader, found in zip(readers, lookups, strict=True):
+        present = found.present
+        table = reader.fetch_keys(ids[present], found=found.take(present)).select(keys) if present.any() else None
+        stored.append((present, np.cumsum(present) - 1, table))
+    split = np.zeros(len(ids), bool)
+    for one, two in ((0, 1), (0, 2), (1, 2)):
+        (p1, at1, t1), (p2, at2, t2) = stored[one], stored[two]
+        both = np.flatnonzero(p1 & p2)
+        if both.size and t1 is not None and t2 is not None:
+            same = rows_equal(t1.take(pa.array(at1[both])), t2.take(pa.array(at2[both])), keys)
+            split[both[~same]] = True
     if not split.any():
         return split, None
     found_keys: dict[str, dict[str, Any]] = {}
-    for reader, found in zip(readers, lookups, strict=True):
-        here = np.flatnonzero(split & found.present)
-        if here.size:
-            for row in reader.fetch_keys(ids[here], found=found.take(here)).select(keys).to_pylist():
+    for present, at, table in stored:
+        here = np.flatnonzero(split & present)
+        if here.size and table is not None:
+            for row in table.take(pa.array(at[here])).to_pylist():
                 found_keys.setdefault(json.dumps([row[k] for k in keys], default=repr, ensure_ascii=False), row)
     return split, pa.Table.from_pylist(list(found_keys.values()))
 
