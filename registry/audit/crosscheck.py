@@ -3,7 +3,8 @@
 The chain records every create, commit, tag, compaction and token change with what it set. Replaying
 it gives what the catalog must hold: every dataset's key columns, owner and description, every
 snapshot's counts, parent and schema version, every ref's position and kind (tags never move), every
-schema version, every token's role and scope. A row edited, added or removed behind the registry's
+schema version, every token's role and scope, every branch protection and labeling-sync resume point
+(:mod:`registry.audit.state_check`). A row edited, added or removed behind the registry's
 back (``sqlite3``, ``psql``) disagrees with the replay, and the mismatch is named.
 
 Contract for code that creates snapshots or moves refs (docs/security.md): the event creating a
@@ -34,6 +35,7 @@ from registry.audit.compare import time_problem as _time_problem
 from registry.audit.governance_check import check_governance, read_governance
 from registry.audit.models import AuditSegmentRow
 from registry.audit.segments import unsealed_events
+from registry.audit.state_check import StateReplay, check_state, read_state
 from registry.auth.models import ApiTokenRow
 from registry.context import Context
 from registry.db import transaction
@@ -51,7 +53,7 @@ MOVES_NO_REF = frozenset({
     "audit.seal", "branch.delete", "branch.protect", "commit.denied", "dataset.create", "gate.evaluate", "gate.refuse",
     "gate.waive", "labeling.requeue", "lineage.ingest", "lineage.namespace", "merge.refused", "pin.create",
     "pin.refuse", "policy.set", "read.training", "read.unverified", "request.denied",
-    "snapshot.compact", "store.gc", "store.migrate", "token.create", "token.revoke",
+    "snapshot.compact", "store.gc", "store.migrate", "sync.hook", "sync.state", "token.create", "token.revoke",
 })
 """Audit actions that move no ref (reads, pins and QA runs name a ref in ``details.ref`` and move none;
 ``branch.delete`` removes one, by ``details.branch``). An action that moves a ref says so itself, with
@@ -82,10 +84,13 @@ class _Replay:
     """Run id -> its ``lineage.ingest`` events."""
     unrecorded_merge_gates: set[str] = field(default_factory=set)
     """Snapshots a gated merge moved a branch to before merge events recorded their gate result."""
+    state: StateReplay = field(default_factory=StateReplay)
+    """Branch protections and labeling-sync state."""
 
     def apply(self, event: dict[str, Any]) -> None:
         action, details, dataset, snapshot = event["action"], event["details"], event["dataset"], event["snapshot"]
         self._apply_governance(event)
+        self.state.apply(event)
         if action == "dataset.create":
             self.datasets[event["object_id"]] = event
         elif action == "snapshot.compact" and snapshot:
@@ -167,6 +172,7 @@ def crosscheck(ctx: Context, name: str | None = None) -> list[str]:
         versions = list(session.exec(select(SchemaVersionRow)).all())
         tokens = list(session.exec(select(ApiTokenRow)).all()) if name is None else []
         governance = read_governance(session)
+        state = read_state(session)
     names = {d.id: d.name for d in datasets}
     wanted = (lambda n: n == name) if name is not None else (lambda _n: True)
     problems = _check_datasets(replay, [d for d in datasets if wanted(d.name)], wanted)
@@ -176,6 +182,7 @@ def crosscheck(ctx: Context, name: str | None = None) -> list[str]:
     if name is None:
         problems += _check_tokens(replay, tokens)
     problems += check_governance(replay, governance, names, wanted)
+    problems += check_state(replay.state, state, names, wanted)
     return problems
 
 

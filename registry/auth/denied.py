@@ -1,70 +1,91 @@
 """Recording refused API write attempts in the audit log (design invariant 6: who tried what).
 
-A client hammering a refused route must not grow the audit log without bound, so per token (per
-process) the first refusal is always recorded and later ones at most once per interval; each recorded
-event says how many refusals since the previous one were left out (``suppressed``), so nothing is
-silently lost from the count.
+A client hammering a refused route must not grow the audit log without bound, so per token (or, without
+one, per client address) the first refusal of a window is always recorded, and later ones within
+``audit_denied_interval_seconds`` are only counted; the next recorded event says how many were left out
+(``suppressed``), so nothing is silently lost from the count. The window lives in the catalog
+(``denied_window``), so every server process (uvicorn workers, several hosts on one PostgreSQL) shares
+it: N workers record no more than one.
+
+Each refusal is one short transaction: a conditional update counts it inside an open window; otherwise the
+refusal claims a new window (a conditional update, or an insert for a first refusal) and appends the event
+with the count taken over, in the same transaction, so a count is never lost or recorded twice.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from dataclasses import dataclass, field
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
 
 from registry.audit import log as audit
+from registry.auth.models import DeniedWindowRow
 from registry.context import Context
-from registry.db import transaction
+from registry.db import table_of, transaction
 
-__all__ = ["DeniedLimiter", "record_denied"]
+__all__ = ["denied_key", "record_denied"]
 
-
-@dataclass
-class DeniedLimiter:
-    """Per-token throttle of ``request.denied`` events: the first always, then one per ``interval`` seconds."""
-
-    interval: float
-    _last: dict[str, float] = field(default_factory=dict)
-    _suppressed: dict[str, int] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def admit(self, token: str, now: float | None = None) -> int | None:
-        """How many refusals of ``token`` were left out before this one, if this one is to be recorded;
-        None if it is to be left out (and counted)."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            last = self._last.get(token)
-            if last is not None and now - last < self.interval:
-                self._suppressed[token] = self._suppressed.get(token, 0) + 1
-                return None
-            self._last[token] = now
-            if len(self._last) > _MAX_TOKENS:  # forget the oldest; a forgotten token is recorded again
-                oldest = min(self._last, key=self._last.__getitem__)
-                self._last.pop(oldest)
-            return self._suppressed.pop(token, 0)
+_WINDOWS = table_of(DeniedWindowRow)
+_ATTEMPTS = 4
+"""Claims lost to another process's concurrent claim or insert before this one gives up recording."""
 
 
-_MAX_TOKENS = 10_000
-_limiters: dict[tuple[str, float], DeniedLimiter] = {}
-_limiters_lock = threading.Lock()
+def denied_key(ctx: Context) -> str:
+    """What the throttle counts refusals by: the token's name, else the client's address."""
+    if ctx.principal:
+        return f"token:{ctx.principal}"
+    return f"addr:{ctx.client.remote_addr or 'unknown'}"
 
 
-def _limiter(ctx: Context) -> DeniedLimiter:
-    """The throttle of this process for the catalog ``ctx`` writes to."""
+def record_denied(ctx: Context, action: str, method: str, path: str, now: float | None = None) -> bool:
+    """Append a ``request.denied`` event (``ctx.principal`` is the actor) unless this token (or client
+    address) had one recorded less than ``audit_denied_interval_seconds`` ago, in which case the refusal
+    is counted for the next recorded event; whether it was recorded. ``now`` is the UNIX time (tests)."""
+    now = time.time() if now is None else now
     interval = ctx.settings.audit.denied_interval_seconds
-    with _limiters_lock:
-        return _limiters.setdefault((ctx.paths.database_url, interval), DeniedLimiter(interval))
-
-
-def record_denied(ctx: Context, action: str, method: str, path: str) -> bool:
-    """Append a ``request.denied`` event in its own transaction (``ctx.principal`` is the actor), unless
-    this token had one recorded less than ``audit_denied_interval_seconds`` ago; whether it was recorded."""
-    suppressed = _limiter(ctx).admit(ctx.principal or "")
-    if suppressed is None:
-        return False
     details: dict[str, object] = {"action": action, "method": method, "path": path}
-    if suppressed:
-        details["suppressed"] = suppressed
-    with transaction(ctx.engine) as session:
-        audit.record(session, ctx, "request.denied", "request", f"{method} {path}"[:200], details=details)
+    if interval <= 0:
+        _record(ctx, None, details)
+        return True
+    key = denied_key(ctx)
+    for _ in range(_ATTEMPTS):
+        try:
+            with transaction(ctx.engine) as session:
+                return _admit(session, ctx, key, now, interval, details)
+        except IntegrityError:  # another process inserted the key's first window: count against it
+            continue
+    return False
+
+
+def _admit(session: Session, ctx: Context, key: str, now: float, interval: float,
+           details: dict[str, object]) -> bool:
+    columns = _WINDOWS.c
+    counted = session.execute(update(_WINDOWS).where(columns.key == key, columns.window_started > now - interval)
+                              .values(suppressed=columns.suppressed + 1))
+    if counted.rowcount:  # type: ignore[attr-defined]
+        return False
+    claimed = session.execute(update(_WINDOWS).where(columns.key == key, columns.window_started <= now - interval)
+                              .values(window_started=now))
+    if claimed.rowcount:  # type: ignore[attr-defined]
+        # the row is locked by this transaction now: its count is exact
+        suppressed = session.execute(select(columns.suppressed).where(columns.key == key)).scalar_one()
+        session.execute(update(_WINDOWS).where(columns.key == key).values(suppressed=0))
+    else:  # no window yet (a concurrent insert makes this fail: the caller counts it then)
+        session.execute(insert(_WINDOWS).values(key=key, window_started=now, suppressed=0))
+        suppressed = 0
+    # windows long over with nothing left to report carry no information
+    session.execute(delete(_WINDOWS).where(columns.window_started <= now - 2 * interval, columns.suppressed == 0,
+                                           columns.key != key))
+    _record(ctx, session, {**details, "suppressed": suppressed} if suppressed else details)
     return True
+
+
+def _record(ctx: Context, session: Session | None, details: dict[str, object]) -> None:
+    where = f"{details['method']} {details['path']}"[:200]
+    if session is not None:
+        audit.record(session, ctx, "request.denied", "request", where, details=details)
+        return
+    with transaction(ctx.engine) as own:
+        audit.record(own, ctx, "request.denied", "request", where, details=details)

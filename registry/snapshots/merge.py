@@ -3,7 +3,10 @@
 Only keys that changed on either side since the base are looked at: the commits between the base
 and each side name them (their change and deletes objects), so the cost follows the change, not the
 table. Each such key is classified from the three snapshots' key-hash indexes; rows are read only
-for keys both sides changed, and compared cell by cell on their actual values:
+for keys both sides changed, and compared cell by cell on their actual values. An id is one row only if
+it holds the same key values in every snapshot that has it (invariant 11): when two branches each stored
+a different key under one id (a 64-bit hash collision each side settled alone), the keys of such ids are
+found in each snapshot by their values and merged by the same rules, so both rows survive:
 
 - changed on one side only: that side's row (or deletion) wins;
 - changed on both sides to the same row: nothing to do;
@@ -32,7 +35,8 @@ from registry import catalog
 from registry.context import Context
 from registry.models import SnapshotRow
 from registry.snapshots.ancestry import Graph
-from registry.snapshots.identity import rows_equal
+from registry.snapshots.hashing import key_hash
+from registry.snapshots.identity import assign_ids, rows_equal
 from registry.snapshots.layer_reader import Lookup, ManifestReader
 from registry.snapshots.layers import compare_sorted
 from registry.snapshots.manifest import load_manifest
@@ -318,6 +322,101 @@ def _cell_merge(readers: tuple[ManifestReader, ManifestReader, ManifestReader], 
     return pa.table(merged), differs, conflicts
 
 
+def _split_ids(readers: tuple[ManifestReader, ManifestReader, ManifestReader], ids: np.ndarray,
+               lookups: tuple[Lookup, Lookup, Lookup], keys: list[str]) -> tuple[np.ndarray, pa.Table | None]:
+    """Which ids name different keys in different snapshots (two branches each stored a key under an id
+    another key has on the other side: a key-hash collision), and the key values found under them."""
+    stored = []
+    for reader, found in zip(readers, lookups, strict=True):
+        present = found.present
+        table = reader.fetch_keys(ids[present], found=found.take(present)).select(keys) if present.any() else None
+        stored.append((present, np.cumsum(present) - 1, table))
+    split = np.zeros(len(ids), bool)
+    for one, two in ((0, 1), (0, 2), (1, 2)):
+        (p1, at1, t1), (p2, at2, t2) = stored[one], stored[two]
+        both = np.flatnonzero(p1 & p2)
+        if both.size and t1 is not None and t2 is not None:
+            same = rows_equal(t1.take(pa.array(at1[both])), t2.take(pa.array(at2[both])), keys)
+            split[both[~same]] = True
+    if not split.any():
+        return split, None
+    found_keys: dict[str, dict[str, Any]] = {}
+    for present, at, table in stored:
+        here = np.flatnonzero(split & present)
+        if here.size and table is not None:
+            for row in table.take(pa.array(at[here])).to_pylist():
+                found_keys.setdefault(json.dumps([row[k] for k in keys], default=repr, ensure_ascii=False), row)
+    return split, pa.Table.from_pylist(list(found_keys.values()))
+
+
+def _rows_same(a: dict[str, Any] | None, b: dict[str, Any] | None, columns: list[str]) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return all(_same(a.get(c), b.get(c)) for c in columns)
+
+
+@dataclass
+class _ByValue:
+    """What the keys of colliding ids contribute to a merge, decided by their values."""
+
+    ids: np.ndarray
+    """Every id (in any snapshot) those keys have: the merge by ids leaves them alone."""
+    taken: list[dict[str, Any]]
+    deleted: list[int]
+    merged: list[dict[str, Any]]
+    differs: list[bool]
+    conflicts: list[Conflict]
+
+
+def _by_value(readers: tuple[ManifestReader, ManifestReader, ManifestReader], key_table: pa.Table,
+              keys: list[str], schema: pa.Schema, first_row: int) -> _ByValue:
+    """Three-way merge of the keys in ``key_table`` found in each snapshot by their values (not by id)."""
+    kh = key_hash(key_table, keys)
+    located = [assign_ids(key_table, keys, kh, reader, "merge") for reader in readers]
+    rows: list[list[dict[str, Any] | None]] = []
+    for reader, identity in zip(readers, located, strict=True):
+        present = np.flatnonzero(identity.found.present)
+        # by id (the lookup of a bulk match is positions in a whole read, not in the layers)
+        fetched = conform(reader.fetch(identity.ids[present]), schema).to_pylist() if present.size else []
+        side: list[dict[str, Any] | None] = [None] * key_table.num_rows
+        for i, row in zip(present.tolist(), fetched, strict=True):
+            side[i] = row
+        rows.append(side)
+    ids = np.unique(np.concatenate([identity.ids[identity.found.present] for identity in located]))
+    result = _ByValue(ids, [], [], [], [], [])
+    values = [c for c in schema.names if c not in keys]
+    for i, key in enumerate(key_table.to_pylist()):
+        b, o, t = rows[0][i], rows[1][i], rows[2][i]
+        id_ours, id_theirs = int(located[1].ids[i]), int(located[2].ids[i])
+        if _rows_same(o, t, schema.names) or _rows_same(t, b, schema.names):
+            continue  # no change from theirs to take
+        if _rows_same(o, b, schema.names):
+            if t is None:
+                result.deleted.append(id_ours)
+            else:
+                result.taken.append(t)
+            continue
+        if o is None or t is None:
+            result.conflicts.append(Conflict(id_ours if t is None else id_theirs, key, ROW,
+                                             "deleted-ours" if o is None else "deleted-theirs", b,
+                                             DELETED if o is None else o, DELETED if t is None else t))
+            continue
+        row = dict(o)
+        differs = False
+        for column in values:
+            if _same(o[column], t[column]):
+                continue
+            if b is not None and _same(o[column], b[column]):
+                row[column], differs = t[column], True
+            elif b is None or not _same(t[column], b[column]):
+                result.conflicts.append(Conflict(id_ours, key, column, "added" if b is None else "changed",
+                                                 None if b is None else b[column], o[column], t[column],
+                                                 row=first_row + len(result.merged)))
+        result.merged.append(row)
+        result.differs.append(differs)
+    return result
+
+
 def plan_merge(ctx: Context, session: Session, graph: Graph, base: SnapshotRow, ours: SnapshotRow,
                theirs: SnapshotRow, keys: list[str]) -> MergePlan:
     """Classify every key either side changed since ``base``; see the module docstring.
@@ -337,10 +436,19 @@ def plan_merge(ctx: Context, session: Session, graph: Graph, base: SnapshotRow, 
     assert t_ours is not None and t_theirs is not None
     candidates = np.union1d(t_ours, t_theirs)
     l_base, l_ours, l_theirs = (r.lookup(candidates) for r in readers)
+    schema = unified_schema(r_base.schema(), r_ours.schema(), r_theirs.schema())
+    # Invariant 11: an id found on several sides is one row only if it holds the same key values on each;
+    # ids that name different keys (a collision each side settled alone) are merged by key values.
+    split, split_keys = _split_ids(readers, candidates, (l_base, l_ours, l_theirs), keys)
+    by_value = None
+    if split_keys is not None:
+        by_value = _by_value(readers, split_keys, keys, schema, 0)
+        keep_by_id = ~np.isin(candidates, by_value.ids)
+        candidates = candidates[keep_by_id]
+        l_base, l_ours, l_theirs = (found.take(keep_by_id) for found in (l_base, l_ours, l_theirs))
     ours_changed, theirs_changed = _differs(l_base, l_ours), _differs(l_base, l_theirs)
     only_theirs = theirs_changed & ~ours_changed
     take = only_theirs & l_theirs.present
-    schema = unified_schema(r_base.schema(), r_ours.schema(), r_theirs.schema())
     theirs_taken = conform(r_theirs.fetch(candidates[take], found=l_theirs.take(take)), schema)
     theirs_deleted = np.sort(candidates[only_theirs & ~l_theirs.present])
     both = theirs_changed & ours_changed & _differs(l_ours, l_theirs)
@@ -365,6 +473,29 @@ def plan_merge(ctx: Context, session: Session, graph: Graph, base: SnapshotRow, 
                 theirs_deleted = np.union1d(theirs_deleted, candidates[same])
     if gone.any():
         conflicts += _row_conflicts(readers, candidates[gone], _take(lookups, gone), keys)
+    if by_value is not None:
+        theirs_taken, theirs_deleted, merged, differs = _with_by_value(
+            by_value, schema, theirs_taken, theirs_deleted, merged, differs, conflicts)
     return MergePlan(keys, schema, base, ours, theirs, r_ours, r_theirs, theirs_taken, theirs_deleted, merged,
                      differs, conflicts, int(ours_changed.sum()), int(theirs_changed.sum()), full,
                      not schema.equals(r_ours.schema()))
+
+
+def _with_by_value(by_value: _ByValue, schema: pa.Schema, taken: pa.Table, deleted: np.ndarray, merged: pa.Table,
+                   differs: np.ndarray, conflicts: list[Conflict]
+                   ) -> tuple[pa.Table, np.ndarray, pa.Table, np.ndarray]:
+    """The merge by ids with what the keys merged by value add: rows to take, ids to delete, rows merged
+    cell by cell (appended after the others, their cell conflicts pointing at them)."""
+    if by_value.taken:
+        taken = pa.concat_tables([taken, pa.Table.from_pylist(by_value.taken, schema=schema)])
+    if by_value.deleted:
+        deleted = np.sort(np.concatenate([deleted, np.array(by_value.deleted, np.uint64)]))
+    offset = merged.num_rows
+    for conflict in by_value.conflicts:
+        if conflict.column != ROW:
+            conflict.row += offset
+        conflicts.append(conflict)
+    if by_value.merged:
+        merged = pa.concat_tables([conform(merged, schema), pa.Table.from_pylist(by_value.merged, schema=schema)])
+        differs = np.concatenate([differs, np.array(by_value.differs, bool)])
+    return taken, deleted, merged, differs

@@ -10,8 +10,9 @@ import pyarrow as pa
 
 from registry.context import Context
 from registry.snapshots.hashing import hash_table, key_hash
+from registry.snapshots.identity import assign_ids
 from registry.snapshots.layer_write import StagedLayer, write_layer
-from registry.snapshots.layers import LayerIndex
+from registry.snapshots.layers import LayerIndex, alt_metadata
 from registry.snapshots.merge import MergePlan, conform
 from registry.snapshots.schema import fingerprint
 
@@ -33,30 +34,36 @@ def write_merge_layer(ctx: Context, plan: MergePlan, upserts: pa.Table, delete_k
     """Write ``upserts`` (sorted by key hash) and the deleted keys as one layer over ``ours``; when the
     merge changes ours' schema (:attr:`MergePlan.new_base`), the whole result as a new base layer."""
     keys = plan.keys
-    present = plan.ours_reader.lookup(key_hash(upserts, keys)).present
+    # Each row's id in ours is found by its key values (invariant 11): a key whose hash another key of
+    # ours holds takes an alternate id, as in a commit.
+    identity = assign_ids(upserts, keys, key_hash(upserts, keys), plan.ours_reader, "merge")
+    present = identity.found.present
     changed = int(present.sum())
     added = len(present) - changed
     base = plan.ours_reader.manifest
     rows = plan.ours.rows + added - int(len(delete_kh))
     removed, below, fingerprint_ = delete_kh, base.layers, base.schema_fingerprint
+    ids = identity.ids
     if plan.new_base:
-        upserts = _whole_result(plan, upserts, delete_kh)
+        upserts = _whole_result(plan, upserts, np.concatenate([ids, delete_kh]))
         removed, below, fingerprint_ = np.zeros(0, np.uint64), (), fingerprint(plan.schema)
+        ids = assign_ids(upserts, keys, key_hash(upserts, keys), None, "merge").ids
     kh, rh, cells = hash_table(upserts, keys)
-    order = np.argsort(kh, kind="stable")
+    order = np.argsort(ids, kind="stable")
     upserts = upserts.take(pa.array(order))
-    kh, rh = kh[order], rh[order]
-    staged = write_layer(ctx, upserts, lambda: LayerIndex.build(kh, np.arange(len(kh)), rh,
-                                                                {c: h[order] for c, h in cells.items()}, keys),
-                         keys=keys, metadata=None, removed=removed, parent=plan.ours_reader,
+    ids, kh, rh = ids[order], kh[order], rh[order]
+    staged = write_layer(ctx, upserts, lambda: LayerIndex.build(ids, np.arange(len(ids)), rh,
+                                                                {c: h[order] for c, h in cells.items()}, keys,
+                                                                ids[ids != kh], upserts.select(keys)),
+                         keys=keys, metadata=alt_metadata(ids, kh), removed=removed, parent=plan.ours_reader,
                          below=below, schema_fingerprint=fingerprint_, total_rows=rows)
     return MergeLayer(staged, rows, added, changed, int(len(delete_kh)))
 
 
-def _whole_result(plan: MergePlan, upserts: pa.Table, delete_kh: np.ndarray) -> pa.Table:
-    """Ours' rows in the merged schema, without those ``upserts`` replace or ``delete_kh`` deletes, plus
-    ``upserts``."""
+def _whole_result(plan: MergePlan, upserts: pa.Table, gone: np.ndarray) -> pa.Table:
+    """Ours' rows in the merged schema, without those whose ids (in ours) are ``gone`` (replaced by
+    ``upserts`` or deleted), plus ``upserts``."""
     ours = conform(plan.ours_reader.read(), plan.schema)
-    gone = np.concatenate([key_hash(upserts, plan.keys), delete_kh])
-    keep = ~np.isin(key_hash(ours, plan.keys), gone)
+    ours_ids, _ = plan.ours_reader.read_order_index()
+    keep = ~np.isin(ours_ids, gone)
     return pa.concat_tables([ours.filter(pa.array(keep)), conform(upserts, plan.schema)])

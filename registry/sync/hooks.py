@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from registry import catalog
+from registry.audit import log as audit
 from registry.context import Context
 from registry.db import transaction
 from registry.errors import Conflict, Hint, InvalidInput, NotFound, RegistryError, Unauthenticated
@@ -81,6 +82,9 @@ def register_webhook(ctx: Context, name: str, client: LabelStudioClient, project
         assert row is not None
         row.hook_secret_sha256 = _sha(secret)
         session.add(row)
+        session.flush()
+        audit.record(session, ctx, "sync.hook", "dataset", name, dataset=name,
+                     details={"url": url, "hook_secret_sha256": row.hook_secret_sha256})  # verify checks it
     return url
 
 

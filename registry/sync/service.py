@@ -217,7 +217,7 @@ def _sync(ctx: Context, name: str, *, url: str, project: int, token: str | None,
     state.last_updated_at = max(stamps) if stamps else state.last_updated_at
     if result.commit is not None:
         state.last_snapshot_id = result.commit.snapshot_id
-    save_state(ctx, name, state)
+    save_state(ctx, name, state, actor=author)
     if evaluate and result.snapshot_id is not None:
         result.gate = _evaluate(ctx, name, result.snapshot_id, author)
     return result

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from sqlmodel import Session
 
 from registry import catalog
+from registry.audit import log as audit
+from registry.audit.state_check import SYNC_STATE_COLUMNS
 from registry.context import Context
 from registry.db import transaction
 from registry.errors import Hint, InvalidInput, NotFound
@@ -72,8 +74,10 @@ def load_state(ctx: Context, name: str, url: str, project: int, key: str | None)
                      row.last_snapshot_id, row.hook_secret_sha256, exists=True)
 
 
-def save_state(ctx: Context, name: str, state: SyncState, *, annotations: int | None = None) -> None:
-    """Write ``state`` as ``name``'s resume point (the task list as an object, the rest in the row)."""
+def save_state(ctx: Context, name: str, state: SyncState, *, annotations: int | None = None,
+               actor: str | None = None) -> None:
+    """Write ``state`` as ``name``'s resume point (the task list as an object, the rest in the row), and a
+    ``sync.state`` audit event recording the row in the same transaction (``verify`` cross-checks it)."""
     blob = json.dumps({str(k): list(v) for k, v in sorted(state.tasks.items())}, separators=(",", ":")).encode()
     sha = ctx.store.put_bytes(blob).sha256
     with transaction(ctx.engine) as session:
@@ -88,3 +92,7 @@ def save_state(ctx: Context, name: str, state: SyncState, *, annotations: int | 
             row.annotations = annotations
         row.synced_at = utc_now()
         session.add(row)
+        session.flush()
+        audit.record(session, ctx, "sync.state", "dataset", name, dataset=name, actor=actor,
+                     details={**{c: getattr(row, c) for c in SYNC_STATE_COLUMNS},
+                              "hook_secret_sha256": row.hook_secret_sha256})

@@ -1,5 +1,5 @@
 """Issue 22's smaller pieces, each on real parts: full-string names, upsert type rules, query time
-limits, the denied-event throttle, audit verify on a flipped byte, serve's proxy trust and its bounded
+limits, audit verify on a flipped byte, serve's proxy trust and its bounded
 shutdown."""
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from sqlmodel import select
 
 from registry import Registry
 from registry.audit.models import AuditSegmentRow
-from registry.auth.denied import DeniedLimiter
 from registry.catalog import check_branch_name, check_dataset_name, check_tag_name
 from registry.cli.serve_cmds import server_options
 from registry.config import Settings
@@ -112,15 +111,6 @@ def test_a_query_within_its_limits_runs(reg: Registry) -> None:
     assert table.to_pylist() == [{"answer": 42}]
     with pytest.raises(InvalidInput, match="more than 1 rows"):
         run_query(reg.ctx, "SELECT * FROM range(2)", limits=QueryLimits(max_rows=1))
-
-
-def test_the_denied_throttle_keeps_the_first_and_counts_the_rest() -> None:
-    limiter = DeniedLimiter(interval=60)
-    assert limiter.admit("t", now=0) == 0
-    assert [limiter.admit("t", now=s) for s in (1, 2, 59)] == [None, None, None]
-    assert limiter.admit("other", now=3) == 0  # per token
-    assert limiter.admit("t", now=61) == 3  # recorded again, saying how many were left out
-    assert DeniedLimiter(interval=0).admit("t", now=0) == 0 and DeniedLimiter(interval=0).admit("t", now=0) == 0
 
 
 def test_audit_verify_names_a_segment_with_a_flipped_byte(reg: Registry, cli: Cli) -> None:
