@@ -239,24 +239,14 @@ def ray_part(home: Path, reps: int) -> dict[str, Any]:
     return out
 
 
-def report(raw: dict[str, Any]) -> str:
-    t = raw["torch"]
-    lines = ["# Training-read benchmark", "",
-             f"{raw['rows']:,}-row labels snapshot (base layer + an upsert layer of {RELABELED:,} relabeled and "
-             f"{ADDED:,} new rows, so the plan cuts {RELABELED:,} hidden rows out of the base layer). Both sides "
-             f"run in a DataLoader with 2 workers (`batch_size=None`), batch {BATCH}, columns confidence and "
-             "label, the same transform (confidence and label class numbers as tensors: the loop receives the "
-             "same tensors), whole row groups per worker. **baseline**: the same rows as one local zstd "
-             "Parquet file (1M-row groups), read with pyarrow by a plain `IterableDataset` (`iter_batches` "
-             "over its worker's row groups). **baseline_shuffled**: row groups in a permuted order per "
-             "epoch, dealt to the workers, each read whole and its rows permuted (`take`), the same "
-             "granularity as **snapshot_dataset_shuffled**. **snapshot_dataset**: `SnapshotDataset` "
-             "(gate, audit and lineage once, objects hashed once at admission with a verified marker, "
-             "then per worker: its share of the scan plan, a stat of each object against its marker, "
-             "streamed decode with hidden rows cut out, exact-size batches). Medians of "
-             f"{raw['reps']} epochs, the runs interleaved, after a warm-up; CPU s is this process and its "
-             "DataLoader workers.", "",
-             "| what | median s | rows/s | vs its baseline | best s | best vs best | median CPU s "
+def _cpus_got(side: dict[str, Any]) -> float:
+    """How many CPUs the read tasks had on average while the read ran (median over the runs)."""
+    return statistics.median((r["task_cpu_s"] or 0) / r["s"] for r in side["runs"])
+
+
+def torch_table(t: dict[str, Any]) -> list[str]:
+    """The DataLoader epochs' table, each side against its own baseline."""
+    lines = ["| what | median s | rows/s | vs its baseline | best s | best vs best | median CPU s "
              "| CPU vs its baseline | goal (median) | |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for name, against in (("baseline", "baseline"), ("snapshot_dataset", "baseline"),
@@ -276,6 +266,31 @@ def report(raw: dict[str, Any]) -> str:
     loads = t["baseline"].get("load_per_round", [])
     if loads:
         lines += ["", f"Load average (1 min) at the start of each round: {', '.join(f'{v:.1f}' for v in loads)}."]
+    return lines
+
+
+def report(raw: dict[str, Any], more: list[dict[str, Any]] | None = None) -> str:
+    t = raw["torch"]
+    lines = ["# Training-read benchmark", "",
+             f"{raw['rows']:,}-row labels snapshot (base layer + an upsert layer of {RELABELED:,} relabeled and "
+             f"{ADDED:,} new rows, so the plan cuts {RELABELED:,} hidden rows out of the base layer). Both sides "
+             f"run in a DataLoader with 2 workers (`batch_size=None`), batch {BATCH}, columns confidence and "
+             "label, the same transform (confidence and label class numbers as tensors: the loop receives the "
+             "same tensors), whole row groups per worker. **baseline**: the same rows as one local zstd "
+             "Parquet file (1M-row groups), read with pyarrow by a plain `IterableDataset` (`iter_batches` "
+             "over its worker's row groups). **baseline_shuffled**: row groups in a permuted order per "
+             "epoch, dealt to the workers, each read whole and its rows permuted (`take`), the same "
+             "granularity as **snapshot_dataset_shuffled**. **snapshot_dataset**: `SnapshotDataset` "
+             "(gate, audit and lineage once, objects hashed once at admission with a verified marker, "
+             "then per worker: its share of the scan plan, a stat of each object against its marker, "
+             "streamed decode with hidden rows cut out, exact-size batches). Medians of "
+             f"{raw['reps']} epochs, the runs interleaved, after a warm-up; CPU s is this process and its "
+             "DataLoader workers.", "",
+             ""] + torch_table(t)
+    for extra in more or []:
+        lines += ["", f"Another run of the DataLoader part on the same tree ({extra['rows']:,} rows, medians of "
+                  f"{extra['reps']} epochs; load average {extra['load_start']:.2f} at start):", ""]
+        lines += torch_table(extra["torch"])
     if "ray" in raw:
         lines += ["", f"Ray Data `read_snapshot` (every column, {RAY_BLOCKS} read tasks for either worker count, each "
                   "verifying its objects against the verified marker and counting its rows in the task, so only one "
@@ -286,22 +301,22 @@ def report(raw: dict[str, Any]) -> str:
                   "reservation on, Ray Data 2.60 runs this one-operator read one task at a time for about its first "
                   "second; see the first block per worker in the `.json`).", "",
                   "| Ray Data | workers | median s | speed-up | best s | best speed-up | median task CPU s | "
-                  "median machine busy | goal (median) | |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+                  "CPUs the tasks got (task CPU s / s) | median machine busy | goal (median) | |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for mode, r in raw["ray"].items():
             one, two = r["workers_1"], r["workers_2"]
             speedup = one["median_s"] / two["median_s"]
             best = min(one["runs_s"]) / min(two["runs_s"])
             lines += [f"| {mode} | 1 | {one['median_s']:.2f} | 1.00x | {min(one['runs_s']):.2f} | 1.00x | "
-                      f"{one['median_task_cpu_s']:.2f} | {100 * one['median_machine_busy']:.0f}% | | |",
+                      f"{one['median_task_cpu_s']:.2f} | {_cpus_got(one):.2f} | "
+                      f"{100 * one['median_machine_busy']:.0f}% | | |",
                       f"| {mode} | 2 | {two['median_s']:.2f} | {speedup:.2f}x | {min(two['runs_s']):.2f} | "
-                      f"{best:.2f}x | "
-                      f"{two['median_task_cpu_s']:.2f} | {100 * two['median_machine_busy']:.0f}% | >= 1.5x | "
-                      f"{'PASS' if speedup >= 1.5 else 'FAIL'} |"]
+                      f"{best:.2f}x | {two['median_task_cpu_s']:.2f} | {_cpus_got(two):.2f} | "
+                      f"{100 * two['median_machine_busy']:.0f}% | >= 1.5x | {'PASS' if speedup >= 1.5 else 'FAIL'} |"]
     lines += ["", f"Machine: {os.cpu_count()} CPUs; load average {raw['load_start']:.2f} at start, "
-              f"{os.getloadavg()[0]:.2f} at end (other work shares the machine: a load well above the CPU count "
-              "makes every figure, and parallel speed-ups most, unreliable; 'best' is the least disturbed run). "
-              "Raw figures: the `.json` next to this file."]
+              f"{raw.get('load_end', os.getloadavg()[0]):.2f} at end (other work shares the machine: a load well "
+              "above the CPU count makes every figure, and parallel speed-ups most, unreliable; 'best' is the least "
+              "disturbed run). Raw figures: the `.json` next to this file."]
     return "\n".join(lines) + "\n"
 
 
@@ -312,7 +327,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results/training.md"))
     parser.add_argument("--no-ray", action="store_true", help="skip the Ray part")
     parser.add_argument("--seed", type=int, default=20240601)
+    parser.add_argument("--from-json", type=Path, help="write the report of an earlier run's raw figures, run nothing")
+    parser.add_argument("--more", type=Path, action="append", default=[],
+                        help="with --from-json: another run's raw figures, whose DataLoader table is added")
     args = parser.parse_args()
+    if args.from_json:
+        text = report(json.loads(args.from_json.read_text()), [json.loads(p.read_text()) for p in args.more])
+        args.out.write_text(text)
+        print(text)
+        return
     os.environ.setdefault("OPENLINEAGE_DISABLED", "true")
 
     from registry import Registry
@@ -341,6 +364,7 @@ def main() -> None:
             log("ray: 1 vs 2 workers")
             raw["ray"] = ray_part(reg.home, args.reps)
         reg.close()
+    raw["load_end"] = os.getloadavg()[0]
     text = report(raw)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)

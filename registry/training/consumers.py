@@ -11,7 +11,7 @@ consumers), their order a permutation drawn from ``(seed, epoch)`` of which cons
 Every consumer computes the same cut from the same plan, so every row is read exactly once per epoch
 with no coordination, and the same seed and epoch give the same order anywhere.
 
-A task's row group is streamed as a plain Parquet read would be, :data:`DECODE_ROWS` at a time; rows
+A task's row group is streamed as a plain Parquet read would be, a batch (:func:`decode_rows`) at a time; rows
 a newer layer hides are cut out with zero-copy slices, and batches are zero-copy slices of what was
 decoded, except a batch that straddles two pieces, which is joined (copying only its own rows). A
 shuffled unit is decoded the same way, joined once, and gathered once in its permuted order.
@@ -29,11 +29,20 @@ from registry.errors import InvalidInput
 from registry.snapshots.plan import ReadTask, ScanPlan, group, split
 from registry.training.admission import ObjectSource, VerifiedObjects
 
-__all__ = ["DECODE_ROWS", "Share", "iter_share", "share_of"]
+__all__ = ["DECODE_ROWS", "Share", "decode_rows", "iter_share", "share_of"]
 
-DECODE_ROWS = 65_536
-"""Rows decoded at a time: batches are cut from these without copying, so the per-batch cost stays
-small however small the batches are."""
+DECODE_ROWS = 8_192
+"""The fewest rows decoded at a time: a batch of at least this many rows is decoded on its own, as a
+plain ``iter_batches`` read would (a consumer that decoded several batches at once would deliver them
+in bursts, and a DataLoader, which takes batches from its workers in turn with a bounded prefetch,
+would leave the other workers waiting during each burst); smaller batches are cut from a whole
+number of them decoded together, so the per-batch decode cost stays small."""
+
+
+def decode_rows(batch_size: int) -> int:
+    """Rows to decode at a time for batches of ``batch_size``: the smallest multiple of it that is at
+    least :data:`DECODE_ROWS` (so decoded pieces line up with batches)."""
+    return batch_size * -(-DECODE_ROWS // batch_size)
 
 Share = list[tuple[int, list[ReadTask]]]
 """A consumer's units: (unit number, its tasks)."""
@@ -127,7 +136,7 @@ def iter_share(plan: ScanPlan, objects: ObjectSource, share: Share, *, batch_siz
     cols = list(columns) if columns is not None else (list(plan.columns) if plan.columns is not None else None)
     pending: list[pa.RecordBatch] = []
     held = 0
-    for piece in _pieces(verified, share, cols, max(batch_size, DECODE_ROWS), shuffle, seed, epoch):
+    for piece in _pieces(verified, share, cols, decode_rows(batch_size), shuffle, seed, epoch):
         size = piece.num_rows
         start = 0
         if held:
