@@ -251,15 +251,16 @@ def snapshot_objects(ctx: Context, ref: Ref | str) -> list[str]:
     return [layer.rows for layer in load_manifest(ctx, snapshot).layers if layer.rows]
 
 
-def verify_object(path: str | Path, sha256: str) -> None:
+def verify_object(path: str | Path, sha256: str, markers: str | Path | None = None) -> None:
     """Check one object's bytes against its name, through the verified-read helper: hashed the first time
-    this process reads the file (and again after any change to it), not on every call.
+    this process (with ``markers``, a folder of verified markers: any process on the machine) reads the
+    file, and again after any change to it, not on every call.
 
     Raises:
         VerifyFailed: they do not hash to ``sha256``, or the file cannot be read.
     """
     try:
-        verify_file(Path(path), sha256)
+        verify_file(Path(path), sha256, markers=Path(markers) if markers is not None else None)
     except (NotFound, StorageError) as exc:
         raise VerifyFailed(f"object {sha256} cannot be read: {exc}") from exc
 

@@ -38,20 +38,26 @@ class ObjectSource(Protocol):
 
 @dataclass(frozen=True)
 class LocalObjects:
-    """Objects of a registry home (or its store's local cache), by hash."""
+    """Objects of a registry home (or its store's local cache), by hash; ``markers``: the home's folder
+    of verified markers (see :mod:`registry.storage.verified`), shared by every process on the machine."""
 
     paths: dict[str, str]
+    markers: str | None = None
 
     def path(self, sha256: str) -> str:
         return self.paths[sha256]
 
 
 class VerifiedObjects:
-    """An :class:`ObjectSource` that verifies an object before this process first reads it, and again
-    whenever its file changed since (the verified-read helper, :func:`~registry.snapshots.plan.verify_object`)."""
+    """An :class:`ObjectSource` that verifies an object before it is read, and again whenever its file
+    changed since (the verified-read helper, :func:`~registry.snapshots.plan.verify_object`). When the
+    source names a folder of verified markers (its ``markers`` attribute: a home's, or the client
+    cache's), an object is hashed once per machine, not once per process: every DataLoader worker, rank
+    and Ray task after the first finds the marker of the untouched file."""
 
     def __init__(self, source: ObjectSource) -> None:
         self.source = source
+        self.markers: str | None = getattr(source, "markers", None)
 
     def path(self, sha256: str) -> str:
         """The local file of a verified object.
@@ -60,7 +66,7 @@ class VerifiedObjects:
             VerifyFailed: its bytes do not hash to its name.
         """
         found = self.source.path(sha256)
-        verify_object(found, sha256)
+        verify_object(found, sha256, self.markers)
         return found
 
 
@@ -134,4 +140,5 @@ def admit_training(ctx: Context, target: Ref | str | LockEntry, *, columns: Sequ
 
 def local_objects(ctx: Context, plan: ScanPlan) -> LocalObjects:
     """The local files of a plan's objects (a remote store downloads them into its cache now)."""
-    return LocalObjects({sha: str(Path(ctx.store.local_path(sha))) for sha in plan.objects})
+    return LocalObjects({sha: str(Path(ctx.store.local_path(sha))) for sha in plan.objects},
+                        str(ctx.paths.cache_dir / "verified"))

@@ -11,9 +11,10 @@ consumers), their order a permutation drawn from ``(seed, epoch)`` of which cons
 Every consumer computes the same cut from the same plan, so every row is read exactly once per epoch
 with no coordination, and the same seed and epoch give the same order anywhere.
 
-A task's row group is streamed as a plain Parquet read would be, :data:`DECODE_ROWS` at a time; rows
-a newer layer hides are cut out with zero-copy slices, the pieces joined (one copy, only when there
-are several) and cut into batches without copying.
+A task's row group is streamed as a plain Parquet read would be, a batch (:func:`decode_rows`) at a time; rows
+a newer layer hides are cut out with zero-copy slices, and batches are zero-copy slices of what was
+decoded, except a batch that straddles two pieces, which is joined (copying only its own rows). A
+shuffled unit is decoded the same way, joined once, and gathered once in its permuted order.
 """
 
 from __future__ import annotations
@@ -25,14 +26,23 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from registry.errors import InvalidInput
-from registry.snapshots.plan import ReadTask, ScanPlan, group, read_task, split
+from registry.snapshots.plan import ReadTask, ScanPlan, group, split
 from registry.training.admission import ObjectSource, VerifiedObjects
 
-__all__ = ["DECODE_ROWS", "Share", "iter_share", "share_of"]
+__all__ = ["DECODE_ROWS", "Share", "decode_rows", "iter_share", "share_of"]
 
-DECODE_ROWS = 65_536
-"""Rows decoded at a time: batches are cut from these without copying, so the per-batch cost stays
-small however small the batches are."""
+DECODE_ROWS = 8_192
+"""The fewest rows decoded at a time: a batch of at least this many rows is decoded on its own, as a
+plain ``iter_batches`` read would (a consumer that decoded several batches at once would deliver them
+in bursts, and a DataLoader, which takes batches from its workers in turn with a bounded prefetch,
+would leave the other workers waiting during each burst); smaller batches are cut from a whole
+number of them decoded together, so the per-batch decode cost stays small."""
+
+
+def decode_rows(batch_size: int) -> int:
+    """Rows to decode at a time for batches of ``batch_size``: the smallest multiple of it that is at
+    least :data:`DECODE_ROWS` (so decoded pieces line up with batches)."""
+    return batch_size * -(-DECODE_ROWS // batch_size)
 
 Share = list[tuple[int, list[ReadTask]]]
 """A consumer's units: (unit number, its tasks)."""
@@ -78,24 +88,44 @@ def _stream_task(path: str, task: ReadTask, columns: list[str] | None, batch_siz
             break
 
 
-def _pieces(verified: VerifiedObjects, share: Share, columns: list[str] | None, batch_size: int, shuffle: bool,
-            seed: int, epoch: int) -> Iterator[pa.Table | pa.RecordBatch]:
-    """The rows of ``share`` in order, as pieces of any size."""
+def _unit_rows(verified: VerifiedObjects, tasks: list[ReadTask], columns: list[str] | None,
+               decode_rows: int) -> pa.Table | None:
+    """A unit's visible rows as one contiguous table (decoded as a stream, which costs less than one
+    whole-row-group read, then joined once), or None when it has none."""
+    pieces = [piece for task in tasks
+              for piece in _stream_task(verified.path(task.object), task, columns, decode_rows)]
+    return pa.Table.from_batches(pieces).combine_chunks() if pieces else None
+
+
+def _pieces(verified: VerifiedObjects, share: Share, columns: list[str] | None, decode_rows: int, shuffle: bool,
+            seed: int, epoch: int) -> Iterator[pa.RecordBatch]:
+    """The rows of ``share`` in order, as record batches of any size."""
     for unit, tasks in share:
-        if shuffle:
-            table = pa.concat_tables([read_task(verified.path(t.object), t, columns, use_threads=True) for t in tasks])
-            order = np.random.default_rng([seed, epoch, unit]).permutation(table.num_rows)
-            yield table.take(pa.array(order))
+        if not shuffle:
+            for task in tasks:
+                yield from _stream_task(verified.path(task.object), task, columns, decode_rows)
             continue
-        for task in tasks:
-            yield from _stream_task(verified.path(task.object), task, columns, batch_size)
+        rows = _unit_rows(verified, tasks, columns, decode_rows)
+        if rows is None:
+            continue
+        order = np.random.default_rng([seed, epoch, unit]).permutation(rows.num_rows)
+        yield from rows.take(pa.array(order)).to_batches()
+
+
+def _joined(pieces: list[pa.RecordBatch]) -> pa.RecordBatch:
+    """One record batch of ``pieces`` (a copy; none for a single piece)."""
+    if len(pieces) == 1:
+        return pieces[0]
+    return pa.Table.from_batches(pieces).combine_chunks().to_batches()[0]
 
 
 def iter_share(plan: ScanPlan, objects: ObjectSource, share: Share, *, batch_size: int,
                columns: Sequence[str] | None = None, shuffle: bool = False, seed: int = 0, epoch: int = 0
                ) -> Iterator[pa.RecordBatch]:
     """The rows of ``share`` as record batches of exactly ``batch_size`` rows (the last may be
-    shorter), each object verified before this process first reads it.
+    shorter), each object verified before it is read. A batch that lies within one decoded piece is a
+    zero-copy slice of it; only a batch that straddles pieces (a cut-out hidden row, the end of a row
+    group) is joined, copying just its own rows.
 
     Raises:
         VerifyFailed: an object's bytes do not hash to its name.
@@ -104,18 +134,24 @@ def iter_share(plan: ScanPlan, objects: ObjectSource, share: Share, *, batch_siz
         raise InvalidInput(f"batch_size must be at least 1, got {batch_size}")
     verified = objects if isinstance(objects, VerifiedObjects) else VerifiedObjects(objects)
     cols = list(columns) if columns is not None else (list(plan.columns) if plan.columns is not None else None)
-    pending: list[pa.Table] = []
+    pending: list[pa.RecordBatch] = []
     held = 0
-    for piece in _pieces(verified, share, cols, max(batch_size, DECODE_ROWS), shuffle, seed, epoch):
-        pending.append(piece if isinstance(piece, pa.Table) else pa.Table.from_batches([piece]))
-        held += piece.num_rows
-        if held < batch_size:
-            continue
-        rows = pa.concat_tables(pending).combine_chunks()  # one copy, and none for a single piece
+    for piece in _pieces(verified, share, cols, decode_rows(batch_size), shuffle, seed, epoch):
+        size = piece.num_rows
         start = 0
-        while held - start >= batch_size:
-            yield rows.slice(start, batch_size).to_batches()[0]
+        if held:
+            need = batch_size - held
+            if size < need:
+                pending.append(piece)
+                held += size
+                continue
+            pending.append(piece.slice(0, need))
+            yield _joined(pending)
+            pending, held, start = [], 0, need
+        while size - start >= batch_size:
+            yield piece.slice(start, batch_size)
             start += batch_size
-        pending, held = [rows.slice(start)], held - start
+        if start < size:
+            pending, held = [piece.slice(start)], size - start
     if held:
-        yield pa.concat_tables(pending).combine_chunks().to_batches()[0]
+        yield _joined(pending)

@@ -37,7 +37,8 @@ def _read_shard(plan: ScanPlan, shard: tuple[PlanTask, ...], objects: ObjectSour
 
 class SnapshotDatasource(Datasource):
     """The read tasks of one admitted snapshot: runs of whole row groups (so each is decoded once),
-    as equal in rows as whole row groups allow."""
+    as equal in rows as whole row groups allow, and never more tasks than row groups (a task given part
+    of a row group decodes all of it: cutting one across tasks multiplies the work, not the speed)."""
 
     def __init__(self, admission: Admission, objects: ObjectSource) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
@@ -55,7 +56,8 @@ class SnapshotDatasource(Datasource):
                        data_context: Any = None) -> list[ReadTask]:
         plan = self.admission.plan
         tasks = []
-        for shard in group(plan.tasks, max(1, min(parallelism, plan.rows or 1))):
+        live = [task for task in plan.tasks if task.rows]
+        for shard in group(live, max(1, min(parallelism, len(live)))):
             if not shard:
                 continue
             metadata = BlockMetadata(num_rows=sum(t.rows for t in shard), size_bytes=None, exec_stats=None,

@@ -91,10 +91,11 @@ class SnapshotDataset(IterableDataset[Any]):
         self.admission: Admission = admission
         self.objects: ObjectSource = VerifiedObjects(objects)
         if isinstance(objects, LocalObjects):
-            # Hash each local object once here; forked workers inherit the result (and re-hash a file
-            # that changed since). A remote object is hashed as it downloads, in the worker that needs it.
-            for sha in admission.plan.objects:
-                self.objects.path(sha)
+            # Rank 0 hashed each local object before sharing the admission and left a verified marker;
+            # here every rank (and, through the markers, every worker it starts, forked or spawned) finds
+            # it while the file is untouched, and re-hashes a file that changed since. A remote object is
+            # hashed as it downloads, in the worker that needs it, then marked the same way.
+            self._verify_all(admission, objects)
 
     def _admit_once(self, target: str | LockEntry, registry: Any, job: str | None,
                     allow_unverified: bool) -> tuple[Admission, ObjectSource]:
@@ -103,8 +104,11 @@ class SnapshotDataset(IterableDataset[Any]):
         outcome: list[Any] = [None]
         if rank == 0:
             try:
-                outcome[0] = admit_job(target, registry, columns=self.columns, job=job,
-                                       allow_unverified=allow_unverified)
+                admission, objects = admit_job(target, registry, columns=self.columns, job=job,
+                                               allow_unverified=allow_unverified)
+                if isinstance(objects, LocalObjects):
+                    self._verify_all(admission, objects)  # once per machine: the other ranks find the markers
+                outcome[0] = (admission, objects)
             except Exception as exc:  # shared with the other ranks, then raised here too
                 outcome[0] = exc
         if world > 1:
@@ -113,6 +117,12 @@ class SnapshotDataset(IterableDataset[Any]):
             raise outcome[0]
         admitted: tuple[Admission, ObjectSource] = outcome[0]
         return admitted
+
+    @staticmethod
+    def _verify_all(admission: Admission, objects: ObjectSource) -> None:
+        verified = VerifiedObjects(objects)
+        for sha in admission.plan.objects:
+            verified.path(sha)
 
     @property
     def snapshot_id(self) -> str:

@@ -50,3 +50,21 @@ def test_ray_data_reads_every_row_once_on_two_workers(tmp_path: Path, monkeypatc
                 read_snapshot("churn", registry=reg)
     finally:
         ray.shutdown()
+
+
+def test_read_tasks_never_cut_a_row_group(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task given part of a row group decodes all of it: asked for more tasks than the snapshot has row
+    groups, the datasource makes one task per row group instead of decoding some row groups many times."""
+    from registry.training.ray import SnapshotDatasource
+    from registry.training.sources import admit_job
+
+    for name in ("REGISTRY_HOME", "REGISTRY_DATABASE_URL", "REGISTRY_STORAGE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPENLINEAGE_DISABLED", "true")
+    with Registry.open(create_home(tmp_path / "home").home) as reg:
+        expected = churned(reg)
+        admission, objects = admit_job("churn", reg)
+        row_groups = {(t.object, t.row_group) for t in admission.plan.tasks if t.rows}
+        tasks = SnapshotDatasource(admission, objects).get_read_tasks(64)
+        assert len(tasks) == len(row_groups) < 64
+        assert sum(task.metadata.num_rows for task in tasks) == expected.num_rows

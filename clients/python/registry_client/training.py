@@ -60,7 +60,10 @@ def parent_from_env() -> str | None:
 class ObjectCache:
     """Plan objects of one snapshot, downloaded once into ``folder`` (named by their hash) and kept.
 
-    A download is hashed as it is written and renamed into place only if it matches its name.
+    A download is hashed as it is written and renamed into place only if it matches its name. A reader
+    that re-checks cached files before trusting them (the registry's training readers do) keeps its
+    verified markers in :attr:`markers`, inside the cache folder, so each file is re-hashed once per machine
+    rather than once per worker process.
     """
 
     def __init__(self, url: str, authorization: str | None, ref: str, folder: Path, timeout: float = 60.0) -> None:
@@ -74,6 +77,11 @@ class ObjectCache:
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "downloads": []}
+
+    @property
+    def markers(self) -> str:
+        """The folder of verified markers for this cache's files (``.verified`` inside ``folder``)."""
+        return str(self.folder / ".verified")
 
     def path(self, sha256: str) -> str:
         """The local file of one object, downloaded and verified if it is not cached yet.
