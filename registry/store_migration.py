@@ -31,6 +31,7 @@ from registry.failpoints import failpoint
 from registry.snapshots.gc import referenced_objects
 from registry.snapshots.verify import verify
 from registry.storage.base import ObjectStore, open_store
+from registry.storage.info import StoreInfo, describe_store
 
 __all__ = ["MigrateResult", "StoreInfo", "migrate", "normalize_url", "store_info"]
 
@@ -187,40 +188,6 @@ class _Journal:
         self.path.unlink(missing_ok=True)
 
 
-@dataclass(frozen=True)
-class StoreInfo:
-    """Which store a home uses, where that setting comes from, and whether the store answers."""
-
-    url: str
-    kind: str
-    configured_by: str
-    """``REGISTRY_STORAGE_URL``, ``registry.json`` or ``default``."""
-    reachable: bool
-    error: str | None
-    details: dict[str, object]
-    cache_dir: str | None
-    cache_bytes: int
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
-
-
 def store_info(ctx: Context) -> StoreInfo:
     """Describe the home's store and probe it with one lookup (never prints a secret)."""
-    store = ctx.store
-    if ctx.settings.storage.url:
-        configured_by = "REGISTRY_STORAGE_URL"
-    elif read_home_config(ctx.paths.home).get("storage_url"):
-        configured_by = HOME_CONFIG
-    else:
-        configured_by = "default"
-    reachable, error = True, None
-    try:
-        store.exists("0" * 64)
-    except StorageError as exc:
-        reachable, error = False, exc.message
-    cache = getattr(store, "cache", None)
-    cache_dir = str(cache.folder) if cache is not None else None
-    cache_bytes = sum(p.stat().st_size for p in cache.folder.glob("??/*")) if cache is not None else 0
-    return StoreInfo(url=store.url, kind=store.kind, configured_by=configured_by, reachable=reachable, error=error,
-                     details=store.info(), cache_dir=cache_dir, cache_bytes=cache_bytes)
+    return describe_store(ctx.store, ctx.settings.storage.url, ctx.paths.home)

@@ -276,23 +276,6 @@ class FastReads:
     def store_info(self) -> dict[str, object] | None:
         """``registry storage info``: as :func:`registry.store_migration.store_info` (it reads no catalog table,
         but answers only where the normal path would open the home: an up-to-date catalog)."""
-        from registry.config import HOME_CONFIG, read_home_config  # lazy: only storage info
-        from registry.errors import StorageError  # lazy: only storage info
+        from registry.storage.info import describe_store  # lazy: only storage info
 
-        store = self.store
-        if self.settings.storage.url:
-            configured_by = "REGISTRY_STORAGE_URL"
-        elif read_home_config(self.home).get("storage_url"):
-            configured_by = HOME_CONFIG
-        else:
-            configured_by = "default"
-        reachable, error = True, None
-        try:
-            store.exists("0" * 64)
-        except StorageError as exc:
-            reachable, error = False, exc.message
-        cache = getattr(store, "cache", None)
-        cache_dir = str(cache.folder) if cache is not None else None
-        cache_bytes = sum(p.stat().st_size for p in cache.folder.glob("??/*")) if cache is not None else 0
-        return {"url": store.url, "kind": store.kind, "configured_by": configured_by, "reachable": reachable,
-                "error": error, "details": store.info(), "cache_dir": cache_dir, "cache_bytes": cache_bytes}
+        return describe_store(self.store, self.settings.storage.url, self.home).to_dict()
