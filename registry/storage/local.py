@@ -10,6 +10,7 @@ from pathlib import Path
 
 from registry.errors import NotFound, StorageError
 from registry.storage.base import HashingFile, ObjectInfo, file_digest, staging_in
+from registry.storage.verified import remember_written
 
 __all__ = ["LocalObjectStore"]
 
@@ -21,8 +22,11 @@ class LocalObjectStore:
 
     kind = "local"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, markers: Path | None = None) -> None:
+        """``markers``: the home's verified-marker folder, where each object this store writes is recorded
+        as verified (it was hashed while written), so its first read does not hash it again."""
         self.root = root
+        self.markers = markers
         self.url = root.as_uri() if root.is_absolute() else str(root)
         try:
             (root / _TMP).mkdir(parents=True, exist_ok=True)
@@ -52,6 +56,7 @@ class LocalObjectStore:
                 final.parent.mkdir(exist_ok=True)
                 os.replace(staged.path, final)
                 _fsync_dir(final.parent)
+                remember_written(final, sha, self.markers)
         except OSError as exc:
             raise StorageError(f"cannot store object {sha[:12]} in {self.root}: {exc.strerror}") from exc
         return ObjectInfo(sha, staged.size)

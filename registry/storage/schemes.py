@@ -13,12 +13,14 @@ from urllib.parse import unquote, urlparse
 from registry.config import StorageSettings
 from registry.storage.base import ObjectStore, register_store
 from registry.storage.local import LocalObjectStore
+from registry.storage.verified import markers_in
 
 __all__: list[str] = []
 
 
-def _local(url: str, _settings: StorageSettings, _cache: Path) -> ObjectStore:
-    return LocalObjectStore(Path(unquote(urlparse(url).path)) if url.startswith("file://") else Path(url))
+def _local(url: str, _settings: StorageSettings, cache: Path) -> ObjectStore:
+    root = Path(unquote(urlparse(url).path)) if url.startswith("file://") else Path(url)
+    return LocalObjectStore(root, markers_in(cache))
 
 
 def _s3(url: str, settings: StorageSettings, cache: Path) -> ObjectStore:

@@ -4,7 +4,9 @@ Every read path (``read``, ``export``, the streamed HTTP read, ``query --dataset
 opens layer objects through :func:`verified_path`. The first time a process opens an object its file
 is re-hashed; a match is remembered for the process, keyed by the file's identity (device, inode,
 size, modification and change times), and written as a small marker in the home's cache folder, so
-the next process skips the hash while the file is untouched. Any write to the file (a flipped byte,
+the next process skips the hash while the file is untouched. A local store that has just hashed the bytes
+it wrote records the placed file the same way (:func:`remember_written`), so what a commit or a compaction
+wrote is not hashed a second time by the first read. Any write to the file (a flipped byte,
 a truncation, a replaced file) changes its identity, so the next read hashes it again. A mismatch is
 :class:`~registry.errors.VerifyFailed` naming the object, never silent data.
 """
@@ -21,7 +23,9 @@ from pathlib import Path
 from registry.errors import Hint, NotFound, StorageError, VerifyFailed
 from registry.storage.base import ObjectStore
 
-__all__ = ["corrupt", "verified_path", "verify_file"]
+__all__ = ["corrupt", "markers_in", "remember_written", "verified_path", "verify_file"]
+
+MARKERS_FOLDER = "verified"
 
 _verified: dict[str, tuple[int, ...]] = {}
 _lock = threading.Lock()
@@ -36,6 +40,21 @@ def corrupt(sha256: str, role: str, detail: str) -> VerifyFailed:
     """The one error every read path raises for damaged bytes."""
     return VerifyFailed(f"object {sha256} ({role}) is corrupt: {detail}; a verify run lists every damaged object",
                         hint=Hint("command", "verify"))
+
+
+def markers_in(cache_dir: Path) -> Path:
+    """The folder of verified markers under a home's cache folder."""
+    return cache_dir / MARKERS_FOLDER
+
+
+def remember_written(path: Path, sha256: str, markers: Path | None = None) -> None:
+    """Record that ``path`` now holds the bytes this process hashed to ``sha256`` while writing them (the
+    marker names the file's identity after it was placed, so any later write to it still forces a re-hash)."""
+    with contextlib.suppress(OSError):  # without a record the first read hashes the file: slower, still safe
+        identity = _identity(path)
+        with _lock:
+            _verified[str(path)] = identity
+        _write_marker(_marker(markers, sha256), identity)
 
 
 def _marker(markers: Path | None, sha256: str) -> Path | None:

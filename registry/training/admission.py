@@ -21,6 +21,7 @@ from registry.lineage.events import ParentRef, check_run_id, new_run_id
 from registry.lineage.parent_env import parent_from_env
 from registry.refs import Ref
 from registry.snapshots.plan import ScanPlan, build_plan, verify_object
+from registry.storage.verified import markers_in
 from registry.training.lockfile import LockEntry
 from registry.training.pins import admit_pinned, check_content, record_read, verified_rows
 
@@ -141,4 +142,4 @@ def admit_training(ctx: Context, target: Ref | str | LockEntry, *, columns: Sequ
 def local_objects(ctx: Context, plan: ScanPlan) -> LocalObjects:
     """The local files of a plan's objects (a remote store downloads them into its cache now)."""
     return LocalObjects({sha: str(Path(ctx.store.local_path(sha))) for sha in plan.objects},
-                        str(ctx.paths.cache_dir / "verified"))
+                        str(markers_in(ctx.paths.cache_dir)))

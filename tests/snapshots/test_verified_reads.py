@@ -9,6 +9,8 @@ was verified before (by this process or another), and restoring the bytes makes 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -57,12 +59,18 @@ def _flip(path: Path, where: float = 0.5) -> bytes:
     return original
 
 
-@pytest.fixture
-def layered(reg: Registry) -> Registry:
+def _committed(reg: Registry) -> Registry:
+    """A base and an upsert layer, neither read yet."""
     reg.create_dataset(NAME, "sample_id")
     reg.commit(NAME, _rows(5000), message="base")
     reg.commit(NAME, _rows(300, start=4900, label="dog"), mode="upsert", message="upsert")
     assert len(_layers(reg)) == 2
+    return reg
+
+
+@pytest.fixture
+def layered(reg: Registry) -> Registry:
+    _committed(reg)
     reg.read(NAME)  # verified once by this process (and marked for others)
     return reg
 
@@ -142,3 +150,46 @@ def test_a_flip_after_another_process_verified_is_caught(layered: Registry, cli:
     res = cli("export", NAME, str(tmp_path / "second.parquet"))
     assert res.code == 1 and sha in res.stderr
     assert pq.read_table(out).num_rows == 5200
+
+
+# A fresh process reading the head through the registry, counting the files it hashes.
+_COUNTING_READER = """
+import hashlib, sys
+from pathlib import Path
+hashed = []
+real = hashlib.file_digest
+def counting(fh, digest):
+    hashed.append(Path(fh.name).name)
+    return real(fh, digest)
+hashlib.file_digest = counting
+from registry import Registry
+from registry.errors import VerifyFailed
+try:
+    rows = Registry.open(sys.argv[1]).read(sys.argv[2]).num_rows
+except VerifyFailed as exc:
+    print("VerifyFailed", exc)
+    sys.exit(3)
+print(rows, len(hashed))
+"""
+
+
+@SQLITE
+def test_objects_a_commit_wrote_are_not_hashed_again_until_touched(reg: Registry) -> None:
+    """A local store hashed the bytes it wrote: the first read in another process trusts them while the
+    file is untouched, and hashes (and catches) them once it has been written to."""
+    layered = _committed(reg)
+
+    def read() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", _COUNTING_READER, str(layered.home), NAME],
+                              capture_output=True, text=True, timeout=120)
+
+    first = read()
+    assert first.returncode == 0 and first.stdout.split() == ["5200", "0"], first.stdout + first.stderr
+    sha = _layers(layered)[0]
+    original = _flip(_path(layered, sha), 0.4)
+    caught = read()
+    assert caught.returncode == 3 and sha in caught.stdout, caught.stdout + caught.stderr
+    _path(layered, sha).write_bytes(original)
+    again = read()
+    assert again.returncode == 0 and again.stdout.split()[0] == "5200", again.stdout + again.stderr
+    assert int(again.stdout.split()[1]) >= 1  # the restored file has a new identity: hashed once more
