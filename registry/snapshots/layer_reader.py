@@ -8,14 +8,14 @@ looking up k keys costs O(k log n) per layer, never a scan of the rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from registry.snapshots.layers import IndexCache, LayerIndex, in_sorted, take_rows
+from registry.snapshots.layers import IndexCache, LayerIndex, in_sorted, take_rows, union_sorted
 from registry.snapshots.manifest import Manifest
 from registry.storage import ObjectStore
 
@@ -26,6 +26,48 @@ SLICE_LIMIT = 20_000
 """Up to this many hidden rows in a layer, a read cuts them out with slices instead of filtering."""
 FETCH_BATCH_ROWS = 64 * 1024
 """Rows decoded at a time when fetching a few rows: a fetch stops at the last row it needs."""
+
+
+_Decoding = list[tuple[int, "Future[pa.Table]"]]
+"""A layer's row groups being decoded: each group's first row position and its table to come."""
+
+
+def _decode_row_groups(pool: ThreadPoolExecutor, path: str, columns: list[str] | None) -> _Decoding:
+    """Start decoding every row group of ``path`` on ``pool``, each on one thread (a row group is the
+    unit Parquet decodes; two in parallel use both cores better than one decoded with threads)."""
+    metadata = pq.ParquetFile(path).metadata
+    starts = np.cumsum([0] + [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)])
+
+    def one(group: int) -> pa.Table:
+        # Each task opens its own file: a ParquetFile must not be shared between threads.
+        rows = pq.ParquetFile(path).read_row_group(group, columns=columns, use_threads=False)
+        return rows.replace_schema_metadata(None)
+
+    return [(int(starts[group]), pool.submit(one, group)) for group in range(metadata.num_row_groups)]
+
+
+def _without_rows(pool: ThreadPoolExecutor, decoding: _Decoding, hidden: np.ndarray) -> list[pa.Table]:
+    """The decoded row groups of one layer, in order, without the sorted row positions ``hidden``: cut out
+    with zero-copy slices when they are few, else filtered (on ``pool``, so two groups filter at once)."""
+
+    def visible(item: tuple[int, Future[pa.Table]]) -> pa.Table:
+        start, future = item
+        rows = future.result()
+        gone = hidden[np.searchsorted(hidden, start):np.searchsorted(hidden, start + rows.num_rows)] - start
+        if not len(gone):
+            return rows
+        if len(hidden) <= SLICE_LIMIT:
+            edges = np.concatenate([[-1], gone, [rows.num_rows]])
+            return pa.concat_tables([rows.slice(a + 1, b - a - 1)
+                                     for a, b in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True)
+                                     if b - a > 1] or [rows.slice(0, 0)])
+        keep = np.ones(rows.num_rows, bool)
+        keep[gone] = False
+        return rows.filter(pa.array(keep))
+
+    if not len(hidden):
+        return [future.result() for _, future in decoding]
+    return list(pool.map(visible, decoding))
 
 
 @dataclass
@@ -127,7 +169,7 @@ class ManifestReader:
                 found, entry = index.search(hidden)
                 hidden_by_layer[layer_no] = entry[found]
             if layer_no:
-                hidden = np.union1d(hidden, np.union1d(index.kh, self._deletes_index(layer_no)))
+                hidden = union_sorted(hidden, index.kh, self._deletes_index(layer_no))
         return hidden_by_layer
 
     def read_order_index(self) -> tuple[np.ndarray, np.ndarray]:
@@ -208,14 +250,23 @@ class ManifestReader:
         return str(self.cache.object_path(sha, f"rows of layer {layer_no}"))
 
     def read(self, columns: Sequence[str] | None = None) -> pa.Table:
-        """Every visible row: each layer's visible rows in file order, oldest layer first."""
+        """Every visible row: each layer's visible rows in file order, oldest layer first.
+
+        The layers' row groups decode on two threads while this thread works out which rows the upper
+        layers hide, so finding them adds little to the read itself.
+        """
         layers = self.manifest.layers
         cols = list(columns) if columns is not None else None
         if len(layers) == 1 and layers[0].rows:
             return pq.read_table(self.layer_path(0), columns=cols).replace_schema_metadata(None)
-        parts = [self.read_visible(n, self.hidden_rows(n, hidden), cols)
-                 for n, hidden in enumerate(self.hidden_entries()) if layers[n].rows]
-        return pa.concat_tables([p.replace_schema_metadata(None) for p in parts]) if parts else pa.table({})
+        numbers = [n for n, layer in enumerate(layers) if layer.rows]
+        paths = {n: self.layer_path(n) for n in numbers}  # every object verified before any decoding
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            decoding = {n: _decode_row_groups(pool, paths[n], cols) for n in numbers}
+            hidden_entries = self.hidden_entries()
+            parts = [part for n in numbers
+                     for part in _without_rows(pool, decoding[n], self.hidden_rows(n, hidden_entries[n]))]
+        return pa.concat_tables(parts) if parts else pa.table({})
 
     def hidden_rows(self, layer_no: int, hidden_entries: np.ndarray) -> np.ndarray:
         """Index entries as sorted row positions in the layer's file."""
@@ -226,27 +277,9 @@ class ManifestReader:
         path = self.layer_path(layer_no)
         if not len(hidden):
             return pq.read_table(path, columns=columns).replace_schema_metadata(None)
-        if len(hidden) <= SLICE_LIMIT:
-            # Few rows hidden: read at full speed and cut them out with zero-copy slices.
-            table = pq.read_table(path, columns=columns).replace_schema_metadata(None)
-            edges = np.concatenate([[-1], hidden, [table.num_rows]])
-            return pa.concat_tables([table.slice(start + 1, stop - start - 1)
-                                     for start, stop in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True)
-                                     if stop - start > 1] or [table.slice(0, 0)])
-        groups = pq.ParquetFile(path).metadata
-        bounds = np.cumsum([0] + [groups.row_group(i).num_rows for i in range(groups.num_row_groups)])
-        visible = np.ones(int(bounds[-1]), bool)
-        visible[hidden] = False
-
-        def one_group(group: int) -> pa.Table:
-            part = visible[bounds[group]:bounds[group + 1]]
-            # Each task opens its own file: a ParquetFile must not be shared between threads.
-            rows = pq.ParquetFile(path).read_row_group(group, columns=columns, use_threads=False)
-            rows = rows.replace_schema_metadata(None)
-            return rows if part.all() else rows.filter(pa.array(part))
-
         with ThreadPoolExecutor(max_workers=2) as pool:
-            return pa.concat_tables(list(pool.map(one_group, range(groups.num_row_groups))))
+            parts = _without_rows(pool, _decode_row_groups(pool, path, columns), hidden)
+        return pa.concat_tables(parts)
 
     def fetch_keys(self, kh: np.ndarray, found: Lookup | None = None) -> pa.Table:
         """The key columns of the current rows of ``kh`` (absent keys skipped), in ``kh`` order: from the

