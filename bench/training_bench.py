@@ -168,7 +168,6 @@ home, cpus, reps, blocks, reserve = sys.argv[1], int(sys.argv[2]), int(sys.argv[
 ray.init(num_cpus=cpus, include_dashboard=False, object_store_memory=1 << 30, log_to_driver=False)
 context = ray.data.DataContext.get_current()
 context.enable_progress_bars = False
-context.op_resource_reservation_enabled = reserve == "on"
 
 def busy():
     fields = [int(v) for v in open("/proc/stat").readline().split()[1:]]
@@ -180,7 +179,7 @@ def count(block):
 runs = []
 with Registry.open(home) as reg:
     for n in range(reps + 1):
-        ds = read_snapshot("labels", registry=reg, override_num_blocks=blocks)
+        ds = read_snapshot("labels", registry=reg, override_num_blocks=blocks, reserve_op_resources=reserve == "on")
         counted = ds.map_batches(count, batch_format="pyarrow", batch_size=None)
         used, total = busy()
         wall, start, driver = time.time(), time.perf_counter(), time.process_time()
@@ -204,9 +203,10 @@ print(json.dumps(runs))
 ray.shutdown()
 """
 RAY_BLOCKS = 8
-RAY_MODES = {"defaults": "on", "no_reservation": "off"}
-"""Ray Data as it comes, and with ``op_resource_reservation_enabled`` off: with it on (the default),
-Ray Data 2.60 holds a single-operator read to one task at a time for about its first second."""
+RAY_MODES = {"defaults": "off", "ray_reservation": "on"}
+"""``read_snapshot`` as it comes (Ray Data's per-operator resource reservation off for its dataset), and
+with ``reserve_op_resources=True`` (Ray's own default: it holds a single-operator read to one task at a
+time for about its first second)."""
 
 
 def ray_part(home: Path, reps: int) -> dict[str, Any]:
@@ -296,10 +296,12 @@ def report(raw: dict[str, Any], more: list[dict[str, Any]] | None = None) -> str
                   "verifying its objects against the verified marker and counting its rows in the task, so only one "
                   "number per task reaches the driver), each worker count in its own local runtime (`num_cpus` 1 or "
                   "2), two runtimes per count, alternating, a warm-up read in each. Task CPU s: the read tasks' CPU "
-                  "time (Ray's stats); machine busy: all CPUs, from /proc/stat, during the read. *defaults*: Ray Data "
-                  "as it comes; *no_reservation*: `DataContext.op_resource_reservation_enabled = False` (with the "
-                  "reservation on, Ray Data 2.60 runs this one-operator read one task at a time for about its first "
-                  "second; see the first block per worker in the `.json`).", "",
+                  "time (Ray's stats); machine busy: all CPUs, from /proc/stat, during the read. *defaults*: "
+                  "`read_snapshot` as it comes, which turns Ray Data's per-operator resource reservation off for the "
+                  "dataset it returns (its own copy of the `DataContext`); *ray_reservation*: "
+                  "`reserve_op_resources=True`, Ray Data's own default (with it, Ray Data 2.60 runs this one-operator "
+                  "read one task at a time for about its first second; see the first block per worker in the "
+                  "`.json`).", "",
                   "| Ray Data | workers | median s | speed-up | best s | best speed-up | median task CPU s | "
                   "CPUs the tasks got (task CPU s / s) | median machine busy | goal (median) | |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]

@@ -69,8 +69,14 @@ class SnapshotDatasource(Datasource):
 
 def read_snapshot(ref_or_lock_entry: str | LockEntry, columns: Sequence[str] | None = None, *,
                   registry: Any = None, job: str | None = None, allow_unverified: bool = False,
-                  override_num_blocks: int | None = None, **read_args: Any) -> ray.data.Dataset:
+                  override_num_blocks: int | None = None, reserve_op_resources: bool = False,
+                  **read_args: Any) -> ray.data.Dataset:
     """The snapshot's rows as a ``ray.data.Dataset`` (``override_num_blocks``: how many read tasks).
+
+    ``reserve_op_resources``: keep Ray Data's per-operator resource reservation on for this dataset and
+    the ones derived from it. Off by default: with it on, Ray Data (2.60) holds a read like this one to one
+    task at a time until its output is consumed, so two workers read no faster than one
+    (``bench/results/training.md``). Only the returned dataset's own copy of the ``DataContext`` changes.
 
     Raises:
         GateBlocked: the gate does not pass (audited), before any task starts.
@@ -81,4 +87,5 @@ def read_snapshot(ref_or_lock_entry: str | LockEntry, columns: Sequence[str] | N
                                    allow_unverified=allow_unverified)
     dataset: ray.data.Dataset = ray.data.read_datasource(SnapshotDatasource(admission, objects),
                                                          override_num_blocks=override_num_blocks, **read_args)
+    dataset.context.op_resource_reservation_enabled = reserve_op_resources
     return dataset

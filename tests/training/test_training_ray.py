@@ -35,6 +35,13 @@ def test_ray_data_reads_every_row_once_on_two_workers(tmp_path: Path, monkeypatc
             narrow = read_snapshot("churn", ["idx"], registry=reg, override_num_blocks=2)
             assert sorted(row["idx"] for row in narrow.take_all()) == key_values(expected)
             assert [e.details["job"] for e in reg.audit_log(action="read.training")] == ["ray-train", None]
+            # Ray Data's operator reservation (which serialises this read) is off for our datasets and the
+            # ones derived from them, on when asked for, and the caller's global context is left as it was.
+            assert not ds.context.op_resource_reservation_enabled
+            assert not narrow.map_batches(lambda batch: batch).context.op_resource_reservation_enabled
+            kept = read_snapshot("churn", registry=reg, reserve_op_resources=True)
+            assert kept.context.op_resource_reservation_enabled
+            assert ray.data.DataContext.get_current().op_resource_reservation_enabled
 
             victim = Path(reg.ctx.store.local_path(reg.plan("churn").objects[-1]))
             victim.chmod(0o644)
