@@ -36,7 +36,7 @@ from registry import Registry  # noqa: E402
 GiB = 1024**3
 MiB = 1024**2
 
-READ_REPS = 3
+READ_REPS = 5
 """Reads of the head, of v1 and of the baseline file, alternating; the report gives each one's median."""
 
 CHILD = r"""

@@ -7,9 +7,10 @@ looking up k keys costs O(k log n) per layer, never a scan of the rows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pyarrow as pa
@@ -28,46 +29,42 @@ FETCH_BATCH_ROWS = 64 * 1024
 """Rows decoded at a time when fetching a few rows: a fetch stops at the last row it needs."""
 
 
-_Decoding = list[tuple[int, "Future[pa.Table]"]]
-"""A layer's row groups being decoded: each group's first row position and its table to come."""
+def _hidden_of(hidden: Future[dict[int, np.ndarray]], layer_no: int) -> np.ndarray:
+    return hidden.result()[layer_no]
 
 
-def _decode_row_groups(pool: ThreadPoolExecutor, path: str, columns: list[str] | None) -> _Decoding:
-    """Start decoding every row group of ``path`` on ``pool``, each on one thread (a row group is the
-    unit Parquet decodes; two in parallel use both cores better than one decoded with threads)."""
+def _visible_row_groups(pool: ThreadPoolExecutor, path: str, columns: list[str] | None,
+                        hidden: Callable[[], np.ndarray]) -> list[Future[pa.Table]]:
+    """Every row group of ``path``, decoded on ``pool`` (each on one thread: two row groups at once use
+    both cores better than one decoded with threads), without the sorted row positions ``hidden()``
+    returns. A task asks for them only once its row group is decoded (so they may still be being worked
+    out meanwhile) and drops the decoded group as soon as it is cut: memory holds the result, not a
+    second copy of the layer."""
     metadata = pq.ParquetFile(path).metadata
     starts = np.cumsum([0] + [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)])
 
     def one(group: int) -> pa.Table:
         # Each task opens its own file: a ParquetFile must not be shared between threads.
         rows = pq.ParquetFile(path).read_row_group(group, columns=columns, use_threads=False)
-        return rows.replace_schema_metadata(None)
+        return _without(rows.replace_schema_metadata(None), int(starts[group]), hidden())
 
-    return [(int(starts[group]), pool.submit(one, group)) for group in range(metadata.num_row_groups)]
+    return [pool.submit(one, group) for group in range(metadata.num_row_groups)]
 
 
-def _without_rows(pool: ThreadPoolExecutor, decoding: _Decoding, hidden: np.ndarray) -> list[pa.Table]:
-    """The decoded row groups of one layer, in order, without the sorted row positions ``hidden``: cut out
-    with zero-copy slices when they are few, else filtered (on ``pool``, so two groups filter at once)."""
-
-    def visible(item: tuple[int, Future[pa.Table]]) -> pa.Table:
-        start, future = item
-        rows = future.result()
-        gone = hidden[np.searchsorted(hidden, start):np.searchsorted(hidden, start + rows.num_rows)] - start
-        if not len(gone):
-            return rows
-        if len(hidden) <= SLICE_LIMIT:
-            edges = np.concatenate([[-1], gone, [rows.num_rows]])
-            return pa.concat_tables([rows.slice(a + 1, b - a - 1)
-                                     for a, b in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True)
-                                     if b - a > 1] or [rows.slice(0, 0)])
-        keep = np.ones(rows.num_rows, bool)
-        keep[gone] = False
-        return rows.filter(pa.array(keep))
-
-    if not len(hidden):
-        return [future.result() for _, future in decoding]
-    return list(pool.map(visible, decoding))
+def _without(rows: pa.Table, start: int, hidden: np.ndarray) -> pa.Table:
+    """``rows`` (file rows ``start..``) without the file's sorted row positions ``hidden``: cut out with
+    zero-copy slices when the layer hides few rows, else filtered."""
+    gone = hidden[np.searchsorted(hidden, start):np.searchsorted(hidden, start + rows.num_rows)] - start
+    if not len(gone):
+        return rows
+    if len(hidden) <= SLICE_LIMIT:
+        edges = np.concatenate([[-1], gone, [rows.num_rows]])
+        return pa.concat_tables([rows.slice(a + 1, b - a - 1)
+                                 for a, b in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True)
+                                 if b - a > 1] or [rows.slice(0, 0)])
+    keep = np.ones(rows.num_rows, bool)
+    keep[gone] = False
+    return rows.filter(pa.array(keep))
 
 
 @dataclass
@@ -261,11 +258,17 @@ class ManifestReader:
             return pq.read_table(self.layer_path(0), columns=cols).replace_schema_metadata(None)
         numbers = [n for n, layer in enumerate(layers) if layer.rows]
         paths = {n: self.layer_path(n) for n in numbers}  # every object verified before any decoding
+        hidden: Future[dict[int, np.ndarray]] = Future()
         with ThreadPoolExecutor(max_workers=2) as pool:
-            decoding = {n: _decode_row_groups(pool, paths[n], cols) for n in numbers}
-            hidden_entries = self.hidden_entries()
-            parts = [part for n in numbers
-                     for part in _without_rows(pool, decoding[n], self.hidden_rows(n, hidden_entries[n]))]
+            groups = [future for n in numbers
+                      for future in _visible_row_groups(pool, paths[n], cols, partial(_hidden_of, hidden, n))]
+            try:
+                entries = self.hidden_entries()
+                hidden.set_result({n: self.hidden_rows(n, entries[n]) for n in numbers})
+            except BaseException as exc:
+                hidden.set_exception(exc)
+                raise
+            parts = [future.result() for future in groups]
         return pa.concat_tables(parts) if parts else pa.table({})
 
     def hidden_rows(self, layer_no: int, hidden_entries: np.ndarray) -> np.ndarray:
@@ -278,7 +281,7 @@ class ManifestReader:
         if not len(hidden):
             return pq.read_table(path, columns=columns).replace_schema_metadata(None)
         with ThreadPoolExecutor(max_workers=2) as pool:
-            parts = _without_rows(pool, _decode_row_groups(pool, path, columns), hidden)
+            parts = [future.result() for future in _visible_row_groups(pool, path, columns, lambda: hidden)]
         return pa.concat_tables(parts)
 
     def fetch_keys(self, kh: np.ndarray, found: Lookup | None = None) -> pa.Table:

@@ -14,7 +14,7 @@ import pytest
 
 from registry import Registry
 from registry.snapshots import layer_reader
-from registry.snapshots.layer_reader import _decode_row_groups, _without_rows
+from registry.snapshots.layer_reader import _visible_row_groups
 
 NAME = "layered"
 
@@ -39,7 +39,7 @@ def test_cutting_hidden_rows_out_of_row_groups(tmp_path: Path, monkeypatch: pyte
         keep = np.ones(100, bool)
         keep[hidden] = False
         with ThreadPoolExecutor(max_workers=2) as pool:
-            parts = _without_rows(pool, _decode_row_groups(pool, str(path), None), hidden)
+            parts = [future.result() for future in _visible_row_groups(pool, str(path), None, lambda: hidden)]
         got = pa.concat_tables(parts)
         assert got.equals(table.filter(pa.array(keep))), hidden
 
