@@ -157,14 +157,19 @@ class FastReads:
         """``registry log``: as :func:`registry.snapshots.history.log`."""
         return self._answer(lambda: self._log(ref, limit))
 
-    def _log(self, ref: Ref, limit: int | None) -> list[dict[str, object]] | None:
+    def _resolved(self, ref: Ref) -> tuple[int, str, tuple[Any, ...]] | None:
+        """The dataset id and name, and the snapshot row ``ref`` names (None: let the full path answer)."""
         dataset = self._dataset(ref.dataset)
         if dataset is None:
             return None
-        dataset_id, name = dataset
-        head = self._resolve(dataset_id, ref.ref_name)
-        if head is None:
+        row = self._resolve(dataset[0], ref.ref_name)
+        return None if row is None else (dataset[0], dataset[1], row)
+
+    def _log(self, ref: Ref, limit: int | None) -> list[dict[str, object]] | None:
+        resolved = self._resolved(ref)
+        if resolved is None:
             return None
+        dataset_id, name, head = resolved
         refs = self._refs_by_snapshot(dataset_id)
         rows = {row[0]: tuple(row) for row in self.conn.execute(
             f"SELECT {_SNAPSHOT_COLUMNS} FROM snapshot WHERE dataset_id = ?", (dataset_id,)).fetchall()}
@@ -181,13 +186,10 @@ class FastReads:
         return self._answer(lambda: self._show(ref))
 
     def _show(self, ref: Ref) -> dict[str, object] | None:
-        dataset = self._dataset(ref.dataset)
-        if dataset is None:
+        resolved = self._resolved(ref)
+        if resolved is None:
             return None
-        dataset_id, name = dataset
-        row = self._resolve(dataset_id, ref.ref_name)
-        if row is None:
-            return None
+        dataset_id, name, row = resolved
         version = self.conn.execute("SELECT arrow_schema FROM schema_version WHERE dataset_id = ? AND version = ?",
                                     (dataset_id, row[10])).fetchone()
         schema = json.loads(version[0]) if version else []

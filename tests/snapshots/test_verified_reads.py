@@ -26,6 +26,7 @@ from registry.models import SnapshotRow
 from registry.snapshots.manifest import load_manifest
 from tests.conftest import Cli
 from tests.support.api_support import bearer, serve
+from tests.support.hash_counting import COUNT_HASHES
 
 NAME = "labels"
 SQLITE = pytest.mark.parametrize("backend", ["sqlite"])
@@ -153,15 +154,8 @@ def test_a_flip_after_another_process_verified_is_caught(layered: Registry, cli:
 
 
 # A fresh process reading the head through the registry, counting the files it hashes.
-_COUNTING_READER = """
-import hashlib, sys
-from pathlib import Path
-hashed = []
-real = hashlib.file_digest
-def counting(fh, digest):
-    hashed.append(Path(fh.name).name)
-    return real(fh, digest)
-hashlib.file_digest = counting
+_COUNTING_READER = COUNT_HASHES + """
+import sys
 from registry import Registry
 from registry.errors import VerifyFailed
 try:

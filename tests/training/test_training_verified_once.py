@@ -15,18 +15,13 @@ import pytest
 from registry import Registry
 from registry.snapshots.plan import build_plan
 from registry.training.admission import VerifiedObjects, local_objects
+from tests.support.hash_counting import COUNT_HASHES
 from tests.support.training_support import churned
 
 # A fresh process reading every object through the pickled source, counting the files it hashes.
-READER = """
-import hashlib, pickle, sys
+READER = COUNT_HASHES + """
+import pickle, sys
 from pathlib import Path
-hashed = []
-real = hashlib.file_digest
-def counting(fh, digest):
-    hashed.append(Path(fh.name).name)
-    return real(fh, digest)
-hashlib.file_digest = counting
 objects, shas = pickle.loads(Path(sys.argv[1]).read_bytes())
 try:
     for sha in shas:
