@@ -4,8 +4,10 @@ Commands call the use cases of :class:`registry.service.RegistryService` on :met
 never ask where the registry runs: with ``REGISTRY_URL`` set it is the server there
 (:class:`registry.remote_service.RemoteService`), otherwise the home at ``--home`` opened in this process
 (:class:`registry.registry.Registry`). Work that changes a home itself (init, gc, compaction, tokens,
-serving, the labeling sync, storage migration) asks for :meth:`Session.host`, which refuses against a
-server (exit 2) because it runs only where the home lives.
+serving, storage migration) asks for :meth:`Session.host`, which refuses against a server (exit 2)
+because it runs only where the home lives. The labeling loop (``sync``, ``requeue``) is a use case of the
+service, but only a local one: its commands call :meth:`Session.require_host` first, so the Label Studio
+token never goes to a server the client names.
 """
 
 from __future__ import annotations
