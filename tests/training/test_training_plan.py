@@ -21,6 +21,7 @@ from registry.api.app import create_app
 from registry.auth.tokens import create_token
 from registry.errors import InvalidInput, NotFound, VerifyFailed
 from registry.snapshots.plan import ReadTask, ScanPlan, build_plan, group, read_task, split, verify_object
+from registry.storage import verified
 from registry.training.admission import VerifiedObjects, local_objects
 from tests.support.api_support import serve
 from tests.support.training_support import BLOCKING, churned, key_values
@@ -140,6 +141,31 @@ def test_the_api_serves_the_same_plan_and_its_objects(served: tuple[Registry, Cl
     for t in plan.tasks:
         again.path(t.object)
     assert again.downloads == []  # a second read downloads nothing
+
+
+def test_downloads_carry_the_registrys_verified_marker(served: tuple[Registry, Client], tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The client hashed each download as it arrived: the registry's readers find its marker and do not hash
+    the file again, until the file is written to."""
+    reg, client = served
+    churned(reg)
+    plan = build_plan(reg.ctx, "churn")
+    cache = client.object_cache(f"churn@{plan.snapshot_id}", tmp_path / "cache")
+    paths = {sha: Path(cache.path(sha)) for sha in plan.objects}
+    hashed: list[str] = []
+    real = hashlib.file_digest
+    monkeypatch.setattr(hashlib, "file_digest", lambda fh, digest: hashed.append(fh.name) or real(fh, digest))
+    monkeypatch.setattr(verified, "_verified", {})  # as a fresh process: only the markers count
+    for sha, path in paths.items():
+        assert verified.verify_file(path, sha, markers=Path(cache.markers)) == path
+    assert hashed == []
+    victim = paths[plan.objects[0]]
+    victim.chmod(0o644)
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    victim.write_bytes(bytes(data))
+    with pytest.raises(VerifyFailed, match=plan.objects[0]):
+        verified.verify_file(victim, plan.objects[0], markers=Path(cache.markers))
 
 
 def test_the_api_refuses_bad_plan_requests(served: tuple[Registry, Client], tmp_path: Path) -> None:

@@ -114,12 +114,28 @@ class ObjectCache:
             if digest.hexdigest() != sha256:
                 raise VerifyFailed(f"object {sha256} from {self.url} hashes to {digest.hexdigest()}; not cached")
             partial.replace(target)
+            _mark_verified(target, sha256, Path(self.markers))
         except httpx.TransportError as exc:
             raise ConnectionFailed(f"cannot fetch object {sha256} from {self.url}: {exc}") from exc
         finally:
             partial.unlink(missing_ok=True)
         self.downloads.append(sha256)
         return str(target)
+
+
+def _mark_verified(path: Path, sha256: str, markers: Path) -> None:
+    """Leave the verified marker the registry's readers look for, since these bytes were hashed as they
+    arrived: the file's device, inode, size, modification and change times, as ``registry.storage.verified``
+    writes them (a test holds the two formats equal). Any later write to the file changes them."""
+    try:
+        st = path.stat()
+        marker = markers / sha256[:2] / sha256[2:]
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        tmp = marker.with_name(f".{uuid.uuid4().hex}.tmp")
+        tmp.write_text(f"{st.st_dev} {st.st_ino} {st.st_size} {st.st_mtime_ns} {st.st_ctime_ns}")
+        os.replace(tmp, marker)
+    except OSError:
+        pass  # without a marker the first reader hashes the file once more: slower, still safe
 
 
 class TrainingCalls:
