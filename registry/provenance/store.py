@@ -22,6 +22,7 @@ from registry.errors import InvalidInput
 from registry.models import SnapshotRow
 from registry.provenance.records import RECORD_FIELDS, RECORD_SCHEMA, unify_records
 from registry.snapshots.hashing import hash_table, key_hash
+from registry.snapshots.id_sort import argsort_ids
 from registry.snapshots.layers import compare_sorted, write_parquet_object
 from registry.storage import ObjectInfo
 
@@ -89,7 +90,7 @@ def diff_records(parent: pa.Table, new: pa.Table, replace: bool = True) -> Recor
     new, parent = conform(new), unify_records(parent)
     new_kh, new_rh, _ = hash_table(new.select(_COMPARED), ["annotation_id"])
     old_kh, old_rh, _ = hash_table(parent.select(_COMPARED), ["annotation_id"])
-    order, old_order = np.argsort(new_kh, kind="stable"), np.argsort(old_kh, kind="stable")
+    order, old_order = argsort_ids(new_kh), argsort_ids(old_kh)
     found = compare_sorted(new_kh[order], new_rh[order], old_kh[old_order], old_rh[old_order])
     present, same = np.empty(len(order), bool), np.empty(len(order), bool)
     present[order], same[order] = found.present, found.same

@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from registry.snapshots.hashing import hash_table
+from registry.snapshots.id_sort import argsort_ids
 from registry.snapshots.manifest import canonical_json
 from registry.snapshots.schema import fingerprint
 
@@ -33,7 +34,7 @@ _CHUNK = 1 << 20
 def content_hash(table: pa.Table, key_columns: list[str]) -> str:
     """The content hash of ``table`` (see the module docstring)."""
     kh, rh, _ = hash_table(table, key_columns)
-    order = np.argsort(kh, kind="stable")
+    order = argsort_ids(kh)
     digest = hashlib.sha256(_PREFIX)
     digest.update(canonical_json({"keys": key_columns, "rows": table.num_rows, "schema": fingerprint(table.schema)}))
     digest.update(b"\n")

@@ -33,6 +33,7 @@ from registry.refs import Ref
 from registry.snapshots.describe import describe_change
 from registry.snapshots.guard import guard_commit, refuse_commit
 from registry.snapshots.hashing import hash_table, key_hash
+from registry.snapshots.id_sort import argsort_ids
 from registry.snapshots.identity import assign_ids, rows_equal
 from registry.snapshots.inputs import InputLimits
 from registry.snapshots.layer_reader import ManifestReader
@@ -356,7 +357,7 @@ def _diff(ctx: Context, request: _Request, schema: _Schema) -> _Change:
         assert request.parent is not None
         rows = request.parent.rows + added - len(removed)
     delta = _annotation_delta(ctx, request.parent, request.annotations)
-    order = identity.order if identity.order is not None else np.argsort(identity.ids, kind="stable")
+    order = identity.order if identity.order is not None else argsort_ids(identity.ids)
     return _Change(identity.ids, kh, order, rh, cells, keep, changed, removed, added, rows, delta)
 
 
@@ -392,7 +393,7 @@ def _diff_in_parent_order(ctx: Context, request: _Request, schema: _Schema) -> _
         ids[changed_rows.size:] = identity.ids
     changed = np.zeros(rows.num_rows, bool)
     changed[:changed_rows.size] = True
-    return _Change(ids, kh, np.argsort(ids, kind="stable"), rh, cells, np.ones(rows.num_rows, bool), changed,
+    return _Change(ids, kh, argsort_ids(ids), rh, cells, np.ones(rows.num_rows, bool), changed,
                    np.zeros(0, np.uint64), new.num_rows, table.num_rows,
                    _annotation_delta(ctx, request.parent, request.annotations), described=rows)
 

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from registry.errors import InvalidInput
+from registry.snapshots.id_sort import argsort_ids
 from registry.snapshots.layer_reader import Lookup, ManifestReader
 
 __all__ = ["Identity", "alt_id", "assign_ids", "rows_equal"]
@@ -136,7 +137,7 @@ def assign_ids(table: pa.Table, keys: Sequence[str], kh: np.ndarray, parent: Man
         if parent.has_alt_ids():
             # A key stored under an alternate id keeps it: look for every new key there too.
             pending += np.flatnonzero(~found.present).tolist()
-    order = np.argsort(ids, kind="stable")
+    order = argsort_ids(ids)
     pending = sorted(set(pending) | set(_colliding_in_input(ids, order, keys_table, found, what)))
     if pending:
         before = found.present.copy()
@@ -150,7 +151,7 @@ def assign_ids(table: pa.Table, keys: Sequence[str], kh: np.ndarray, parent: Man
                 else extra
             parent_rows = joined.take(pa.array(order))
     if pending:
-        order = np.argsort(ids, kind="stable")
+        order = argsort_ids(ids)
     return Identity(ids, found, parent_rows, order, aligned if not pending else 0)
 
 
@@ -179,7 +180,7 @@ def _match_in_bulk(parent: ManifestReader, ids: np.ndarray) -> tuple[Lookup, pa.
         found.position[:m] = np.arange(m)
         found.rh[:m] = parent_rh
         return found, rows, m
-    order = np.argsort(parent_ids, kind="stable")
+    order = argsort_ids(parent_ids)
     sorted_ids = parent_ids[order]
     at = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
     hit = sorted_ids[at] == ids

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from registry.snapshots.hashing import hash_table, key_hash
+from registry.snapshots.id_sort import argsort_ids
 from registry.storage import ObjectInfo, ObjectStore
 from registry.storage.verified import markers_in, verified_path
 
@@ -253,7 +254,7 @@ class LayerIndex:
     def from_file_order(cls, kh: np.ndarray, rh: np.ndarray, cells: dict[str, np.ndarray],
                         key_columns: Sequence[str], alt: np.ndarray | None = None, keys: pa.Table | None = None
                         ) -> LayerIndex:
-        order = np.argsort(kh, kind="stable")
+        order = argsort_ids(np.asarray(kh, np.uint64))
         return cls.build(kh[order], order, rh, cells, key_columns, alt, keys)
 
     def search(self, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

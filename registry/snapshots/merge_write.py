@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from registry.context import Context
 from registry.snapshots.hashing import hash_table, key_hash
+from registry.snapshots.id_sort import argsort_ids
 from registry.snapshots.identity import assign_ids
 from registry.snapshots.layer_write import StagedLayer, write_layer
 from registry.snapshots.layers import LayerIndex, alt_metadata
@@ -49,7 +50,7 @@ def write_merge_layer(ctx: Context, plan: MergePlan, upserts: pa.Table, delete_k
         removed, below, fingerprint_ = np.zeros(0, np.uint64), (), fingerprint(plan.schema)
         ids = assign_ids(upserts, keys, key_hash(upserts, keys), None, "merge").ids
     kh, rh, cells = hash_table(upserts, keys)
-    order = np.argsort(ids, kind="stable")
+    order = argsort_ids(ids)
     upserts = upserts.take(pa.array(order))
     ids, kh, rh = ids[order], kh[order], rh[order]
     staged = write_layer(ctx, upserts, lambda: LayerIndex.build(ids, np.arange(len(ids)), rh,

@@ -39,7 +39,7 @@ def test_cutting_hidden_rows_out_of_row_groups(tmp_path: Path, monkeypatch: pyte
         keep = np.ones(100, bool)
         keep[hidden] = False
         with ThreadPoolExecutor(max_workers=2) as pool:
-            parts = [future.result() for future in _visible_row_groups(pool, str(path), None, lambda: hidden)]
+            parts = [future.result() for future in _visible_row_groups(pool, str(path), None, lambda h=hidden: h)]
         got = pa.concat_tables(parts)
         assert got.equals(table.filter(pa.array(keep))), hidden
 
