@@ -51,10 +51,14 @@ def remember_written(path: Path, sha256: str, markers: Path | None = None) -> No
     """Record that ``path`` now holds the bytes this process hashed to ``sha256`` while writing them (the
     marker names the file's identity after it was placed, so any later write to it still forces a re-hash)."""
     with contextlib.suppress(OSError):  # without a record the first read hashes the file: slower, still safe
-        identity = _identity(path)
-        with _lock:
-            _verified[str(path)] = identity
-        _write_marker(_marker(markers, sha256), identity)
+        _remember(path, _identity(path), _marker(markers, sha256))
+
+
+def _remember(path: Path, identity: tuple[int, ...], marker: Path | None) -> None:
+    """Trust ``path`` with this identity in this process and, through ``marker``, in every other."""
+    with _lock:
+        _verified[str(path)] = identity
+    _write_marker(marker, identity)
 
 
 def _marker(markers: Path | None, sha256: str) -> Path | None:
@@ -121,7 +125,5 @@ def verify_file(path: Path, sha256: str, role: str = "object", markers: Path | N
         raise StorageError(f"cannot read object {sha256} ({role}): {exc.strerror}") from exc
     if actual != sha256:
         raise corrupt(sha256, role, f"its bytes hash to {actual}")
-    with _lock:
-        _verified[key] = identity
-    _write_marker(marker, identity)
+    _remember(path, identity, marker)
     return path
