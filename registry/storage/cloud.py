@@ -23,6 +23,7 @@ from typing import Protocol, TypeVar
 
 from registry.errors import NotFound, RegistryError, StorageError
 from registry.storage.base import HashingFile, ObjectInfo, staging_in
+from registry.storage.verified import markers_in, remember_written
 
 __all__ = ["REFRESH_AGE", "ObjectCache", "RemoteObjectStore", "Stat", "object_key", "sha_of_key"]
 
@@ -65,8 +66,11 @@ class _Digest:
 class ObjectCache:
     """Verified local copies of immutable objects: ``<folder>/ab/cdef...``, filled by temp file + rename."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, markers: Path | None = None) -> None:
+        """``markers``: the home's verified-marker folder, where each adopted copy is recorded as verified
+        (it was hashed while written), so the first read does not hash it a second time."""
         self.folder = folder
+        self.markers = markers
         self.tmp = folder / _TMP
         try:
             self.tmp.mkdir(parents=True, exist_ok=True)
@@ -85,6 +89,7 @@ class ObjectCache:
         final = self.path(staged.sha256)
         final.parent.mkdir(exist_ok=True)
         os.replace(staged.path, final)
+        remember_written(final, staged.sha256, self.markers)
 
     def fill(self, sha256: str, download: Callable[[HashingFile], None]) -> Path:
         """Download into a temporary file, check its hash, and rename it into place.
@@ -119,7 +124,7 @@ class RemoteObjectStore(ABC):
 
     def __init__(self, url: str, cache_dir: Path, retries: int) -> None:
         self.url = url
-        self.cache = ObjectCache(cache_dir / "objects")
+        self.cache = ObjectCache(cache_dir / "objects", markers_in(cache_dir))
         self.retries = max(1, retries)
 
     # -- what a backend implements -------------------------------------------------------------------

@@ -17,8 +17,8 @@ import pytest
 
 from registry import Registry
 from registry.config import Settings
-from registry.errors import InvalidInput, NotFound, StorageError
-from registry.storage import ObjectStore, open_store
+from registry.errors import InvalidInput, NotFound, StorageError, VerifyFailed
+from registry.storage import ObjectStore, open_store, verified
 from tests.storage.test_storage_servers import MotoS3, fake_lakefs, moto_s3, store_home, store_kind, store_url  # noqa: F401
 from tests.support.helpers import labels_table, sorted_rows
 from tests.support.lakefs_fake import FakeLakeFS
@@ -103,6 +103,31 @@ def test_staged_file_put_and_abandoned(store: ObjectStore) -> None:
         path = staged.path
     assert not path.exists(), "an abandoned staging file is removed"
     assert list(store.iter_leftovers()) == []
+
+
+def test_what_a_store_wrote_or_downloaded_is_not_hashed_again(store: ObjectStore, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A put (and a remote store's download into its cache) hashed the bytes as they were written: the
+    first verified read, in any process, finds the marker; a later write to the file is still caught."""
+    markers = tmp_path / "cache" / "verified"
+    hashed: list[str] = []
+    real = hashlib.file_digest
+    monkeypatch.setattr(hashlib, "file_digest", lambda fh, digest: hashed.append(fh.name) or real(fh, digest))
+    with store.staging_file() as staged:
+        staged.write(b"written and hashed once")
+        sha = store.put(staged).sha256
+    for fresh_cache in (False, True):
+        if fresh_cache:
+            _drop_cache(store)  # a remote store downloads it again; a local one keeps its file
+        path = Path(store.local_path(sha))
+        monkeypatch.setattr(verified, "_verified", {})  # as a fresh process: only the markers count
+        assert verified.verify_file(path, sha, markers=markers) == path
+        assert hashed == []
+    path.chmod(0o644)
+    path.write_bytes(b"written and hashed twice")
+    monkeypatch.setattr(verified, "_verified", {})
+    with pytest.raises(VerifyFailed, match=sha):
+        verified.verify_file(path, sha, markers=markers)
 
 
 def test_identical_bytes_put_twice_are_not_written_again(store: ObjectStore, store_kind: str,
