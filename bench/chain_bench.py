@@ -94,6 +94,8 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     data, labels = cb.generate(n, rng)
     if args.keep:
+        if args.keep.exists():
+            parser.error(f"--keep {args.keep}: already exists; name a new folder")
         args.keep.mkdir(parents=True)
     with contextlib.nullcontext(str(args.keep)) if args.keep else tempfile.TemporaryDirectory(
             prefix="chain-bench-") as scratch_name:
