@@ -20,6 +20,7 @@ from registry import Registry
 from registry.context import create_home
 
 PG_ENV = "REGISTRY_TEST_POSTGRES_URL"
+os.environ["REGISTRY_PRELOAD"] = "off"  # a developer's `registry preload start` never runs the suite's commands
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 

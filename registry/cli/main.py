@@ -396,6 +396,9 @@ from registry.cli.branch_cmds import branch, merge  # noqa: E402
 
 cli.add_command(branch)
 cli.add_command(merge)
+from registry.cli.preload_cmds import preload  # noqa: E402
+
+cli.add_command(preload)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
