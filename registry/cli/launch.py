@@ -20,7 +20,7 @@ def run() -> None:
     code = forward(sys.argv[1:])
     if code is not None:
         os._exit(code)
-    from registry.cli.main import run as run_here  # not preloaded: the normal in-process run
+    from registry.cli.main import run as run_here  # lazy: the launcher imports the CLI only when nothing is preloaded
 
     run_here()
 

@@ -26,8 +26,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-__all__ = ["NOT_FORWARDED", "PROTOCOL", "command_word", "forward", "install_key", "private", "receive", "send",
-           "socket_path"]
+__all__ = ["NOT_FORWARDED", "PROTOCOL", "command_word", "forward", "install_key", "make_private_folder", "private",
+           "receive", "send", "socket_path"]
 
 PROTOCOL = 1
 NOT_FORWARDED = frozenset({"preload", "serve"})
@@ -70,6 +70,14 @@ def command_word(argv: list[str]) -> str | None:
         elif not arg.startswith("-"):
             return arg
     return None
+
+
+def make_private_folder(folder: Path) -> None:
+    """Create ``folder`` readable by this user only, or refuse one that another user owns or can enter."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = os.lstat(folder)
+    if info.st_uid != os.getuid() or info.st_mode & 0o077 or not os.path.isdir(folder) or os.path.islink(folder):
+        raise PermissionError(f"{folder} must be a folder of this user's that no one else can enter (mode 0700)")
 
 
 def private(path: Path) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from registry.cli import output
-from registry.cli.preload_client import private, receive, send, socket_path
+from registry.cli.preload_client import make_private_folder, private, receive, send, socket_path
 from registry.errors import UserError
 
 __all__ = ["preload"]
@@ -74,8 +74,6 @@ def preload_start(idle: float, as_json: bool) -> None:
         output.emit({**running, "started": False}, as_json,
                     f"a preloaded registry process runs already (pid {running['pid']}, {path})")
         return
-    from registry.cli.preload_server import make_private_folder  # lazy: only this command starts one
-
     try:
         make_private_folder(path.parent)
     except (OSError, PermissionError) as exc:

@@ -33,9 +33,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from registry.cli.preload_client import PROTOCOL, install_key, private, receive, send
+from sqlalchemy.orm import configure_mappers
 
-__all__ = ["PRELOAD_MODULES", "PreloadServer", "code_fingerprint", "make_private_folder", "main"]
+from registry.arrow_setup import hide_pandas
+from registry.cli.help_text import whole_summaries
+from registry.cli.main import cli
+from registry.cli.main import main as run_command
+from registry.cli.preload_client import PROTOCOL, install_key, make_private_folder, private, receive, send
+
+__all__ = ["PRELOAD_MODULES", "PreloadServer", "code_fingerprint", "main"]
 
 PRELOAD_MODULES = (
     "registry.cli.main", "registry.config", "registry.context", "registry.registry", "registry.db",
@@ -50,14 +56,6 @@ PRELOAD_MODULES = (
 
 INTERNAL_ERROR = 4
 _UCRED = struct.Struct("3i")
-
-
-def make_private_folder(folder: Path) -> None:
-    """Create ``folder`` readable by this user only, or refuse one that another user owns or can enter."""
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = os.lstat(folder)
-    if info.st_uid != os.getuid() or info.st_mode & 0o077 or not os.path.isdir(folder) or os.path.islink(folder):
-        raise PermissionError(f"{folder} must be a folder of this user's that no one else can enter (mode 0700)")
 
 
 def code_fingerprint(package: Path | None = None) -> str:
@@ -87,6 +85,7 @@ class PreloadServer:
         self.started = time.time()
         self.commands = 0
         self.stopping = False
+        self.reason = ""
         self.fingerprint = code_fingerprint()
         self.children: dict[int, socket.socket] = {}
         self.last_activity = time.monotonic()
@@ -138,9 +137,12 @@ class PreloadServer:
                     self._client_hung_up(key.data, key.fileobj)  # type: ignore[arg-type]
             self._reap()
             idle = time.monotonic() - self.last_activity
-            if not self.children and (self.stopping or (self.idle_seconds > 0 and idle > self.idle_seconds)):
+            if not self.children and self.idle_seconds > 0 and idle > self.idle_seconds:
+                self._stop(f"idle for {self.idle_seconds:g} s")
+            if not self.children and self.stopping:
                 break
         self.close()
+        print(f"stopped after {self.commands} commands: {self.reason}", file=sys.stderr, flush=True)
 
     def close(self) -> None:
         """Remove the socket, then release the lock (while the lock is held, no other server binds the path)."""
@@ -151,8 +153,12 @@ class PreloadServer:
             self.lock_fd = -1
         self.listener.close()
 
-    def _stop_on_signal(self, _signum: int, _frame: object) -> None:
-        self.stopping = True
+    def _stop(self, reason: str) -> None:
+        if not self.stopping:
+            self.stopping, self.reason = True, reason
+
+    def _stop_on_signal(self, signum: int, _frame: object) -> None:
+        self._stop(f"signal {signal.Signals(signum).name}")
 
     # --- requests --------------------------------------------------------------------------------------
 
@@ -203,13 +209,13 @@ class PreloadServer:
         if self.stopping:
             return "stopping"
         if code_fingerprint() != self.fingerprint:
-            self.stopping = True
+            self._stop("the installed code changed on disk")
             return "the installed code changed since the preloaded process started"
         return None
 
     def _control(self, conn: socket.socket, what: str) -> None:
         if what == "stop":
-            self.stopping = True
+            self._stop("registry preload stop")
         with contextlib.suppress(OSError):
             send(conn, self.status())
         conn.close()
@@ -289,8 +295,6 @@ class PreloadServer:
             os.umask(int(request["umask"]))
             time.tzset()
             sys.argv = ["registry", *request["argv"]]
-            from registry.cli.main import main as run_command  # preloaded: no import happens here
-
             code = run_command(request["argv"])
         except BaseException as exc:  # noqa: BLE001 - the child must leave through os._exit below
             with contextlib.suppress(OSError):
@@ -315,8 +319,6 @@ def _adopt_streams(streams: list[dict[str, str | None]]) -> None:
 
 def preload() -> int:
     """Import :data:`PRELOAD_MODULES` (those that exist: the extras may be missing) and build the CLI's help."""
-    from registry.arrow_setup import hide_pandas
-
     hide_pandas()
     loaded = 0
     for name in PRELOAD_MODULES:
@@ -325,11 +327,6 @@ def preload() -> int:
             loaded += 1
         except ImportError:
             continue
-    from sqlalchemy.orm import configure_mappers
-
-    from registry.cli.help_text import whole_summaries
-    from registry.cli.main import cli
-
     configure_mappers()  # the catalog's ORM set-up, once, instead of on each command's first query
     whole_summaries(cli)
     return loaded

@@ -24,6 +24,7 @@ import pytest
 
 from registry.cli.preload_client import command_word, private, receive, send
 from registry.cli.preload_server import PRELOAD_MODULES, code_fingerprint
+from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="registry preload needs fork (Linux, macOS)")
 
@@ -34,7 +35,7 @@ IN_PROCESS = [sys.executable, "-m", "registry.cli.main"]
 class Preloaded:
     """A home with two snapshots and a preloaded server on a socket of its own."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, extra_env: dict[str, str] | None = None) -> None:
         self.root = root
         self.work = root / "work"
         self.work.mkdir()
@@ -43,6 +44,7 @@ class Preloaded:
         self.env = {k: v for k, v in os.environ.items()
                     if not k.startswith(("REGISTRY_FAILPOINT", "REGISTRY_PRELOAD", "REGISTRY_HOME", "REGISTRY_URL"))}
         self.env["REGISTRY_PRELOAD_SOCKET"] = str(self.socket)
+        self.env.update(extra_env or {})
 
     def run(self, *args: str, preload: bool = True, env: dict[str, str] | None = None,
             cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -61,10 +63,8 @@ class Preloaded:
         return json.loads(done.stdout)  # type: ignore[no-any-return]
 
 
-@pytest.fixture
-def preloaded() -> Iterator[Preloaded]:
-    root = Path(tempfile.mkdtemp(prefix="rp"))  # short: a Unix socket path has at most 107 bytes
-    setup = Preloaded(root)
+def _started(root: Path, extra_env: dict[str, str] | None = None) -> Preloaded:
+    setup = Preloaded(root, extra_env)
     (setup.work / "v1.csv").write_text("sample_id,label\n" + "".join(f"s{i},{i % 3}\n" for i in range(30)))
     (setup.work / "v2.csv").write_text("sample_id,label\n" + "".join(f"s{i},{i % 4}\n" for i in range(35)))
     for step in (["init"], ["dataset", "create", "ds", "--key", "sample_id"], ["commit", "ds", "v1.csv", "-m", "one"],
@@ -73,6 +73,13 @@ def preloaded() -> Iterator[Preloaded]:
     started = setup.control("start", "--idle", "300")
     assert started.returncode == 0, started.stderr
     assert json.loads(started.stdout)["started"] is True
+    return setup
+
+
+@pytest.fixture
+def preloaded() -> Iterator[Preloaded]:
+    root = Path(tempfile.mkdtemp(prefix="rp"))  # short: a Unix socket path has at most 107 bytes
+    setup = _started(root)
     yield setup
     setup.control("stop")
     shutil.rmtree(root, ignore_errors=True)
@@ -197,6 +204,32 @@ def test_another_installation_is_refused_and_nothing_runs(preloaded: Preloaded) 
     assert not (preloaded.root / ".registry").exists()
 
 
+def test_a_server_whose_code_changed_on_disk_takes_no_more_commands() -> None:
+    """The registry package copied aside and run from there; one edit to it and the next command runs in its
+    own process (same answer), and the server leaves, saying why."""
+    root = Path(tempfile.mkdtemp(prefix="rs"))
+    code = root / "code"
+    shutil.copytree(ROOT / "registry", code / "registry", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "migrations", code / "migrations", ignore=shutil.ignore_patterns("__pycache__"))
+    setup = _started(root, {"PYTHONPATH": str(code)})
+    try:
+        first = setup.run("log", "ds")
+        assert first.returncode == 0 and setup.status()["commands_served"] == 1
+        with open(code / "registry" / "cli" / "output.py", "a") as source:
+            source.write("# edited after the server started\n")
+        again = setup.run("log", "ds")
+        assert (again.returncode, again.stdout) == (0, first.stdout)
+        deadline = time.monotonic() + 30
+        while setup.socket.exists():
+            assert time.monotonic() < deadline, "the stale server did not leave"
+            time.sleep(0.1)
+        log = Path(f"{setup.socket}.log").read_text()
+        assert "stopped after 1 commands: the installed code changed on disk" in log
+    finally:
+        setup.control("stop")
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def test_stop_status_and_idle_exit(preloaded: Preloaded) -> None:
     status = preloaded.status()
     assert status["running"] is True and status["socket"] == str(preloaded.socket)
@@ -214,6 +247,7 @@ def test_stop_status_and_idle_exit(preloaded: Preloaded) -> None:
     while preloaded.socket.exists():
         assert time.monotonic() < deadline, "the idle server did not exit"
         time.sleep(0.1)
+    assert "stopped after 0 commands: idle for 0.5 s" in Path(f"{preloaded.socket}.log").read_text()
 
 
 def test_a_dead_servers_socket_and_a_shared_folder_are_passed_over(tmp_path: Path) -> None:

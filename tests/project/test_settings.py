@@ -41,6 +41,11 @@ ENTRY_POINTS = {
     "registry/training/admission.py": "the calling training job's run identity (REGISTRY_JOB, "
                                       "OPENLINEAGE_RUN_ID), per admission, not configuration",
     "registry/lineage/parent_env.py": "the calling job's parent run (OPENLINEAGE_PARENT_*), per admission",
+    "registry/cli/preload_client.py": "the launcher, before any settings exist: REGISTRY_PRELOAD and "
+                                      "REGISTRY_PRELOAD_SOCKET decide where the command runs, and the whole "
+                                      "environment goes to the preloaded child",
+    "registry/cli/preload_server.py": "the forked child takes on its caller's environment before the command "
+                                      "builds its settings from it",
     "registry/training/filesystem.py": "the fsspec filesystem, an entry point fsspec constructs by protocol "
                                        "(REGISTRY_TOKEN when no token is given)",
 }
