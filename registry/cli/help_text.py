@@ -12,7 +12,9 @@ Environment:
   REGISTRY_URL    work against a server (`registry serve`) instead of a local home
   REGISTRY_TOKEN  the API token sent to REGISTRY_URL (`registry token create`)
   REGISTRY_ACTOR  who acts, as the audit log records it (default: the OS user)
-  REGISTRY_PRELOAD=off  run in this process even when `registry preload start` runs one
+  REGISTRY_PRELOAD
+                  off: run in this process even when `registry preload start` runs one;
+                  auto: start one when none runs (docs/preload.md)
 
 \b
 Exit codes:

@@ -10,7 +10,8 @@ as this process would have, and this process relays signals to it and leaves wit
 This module is the launcher's whole cost when nothing is preloaded: standard library only, one
 ``stat`` of the socket path. Any failure to hand over (no socket, a refused or stale server, an
 unsupported platform) returns None and the command runs here, in-process, as it always did.
-``REGISTRY_PRELOAD=off`` turns forwarding off; ``REGISTRY_PRELOAD_SOCKET`` names another socket.
+``REGISTRY_PRELOAD=off`` turns forwarding off, ``REGISTRY_PRELOAD=auto`` starts a preloaded process when
+none runs; ``REGISTRY_PRELOAD_SOCKET`` names another socket.
 """
 
 from __future__ import annotations
@@ -24,12 +25,16 @@ import socket
 import struct
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["NOT_FORWARDED", "PROTOCOL", "command_word", "forward", "install_key", "make_private_folder", "private",
-           "receive", "send", "socket_path"]
+if TYPE_CHECKING:
+    import subprocess
+
+__all__ = ["DEFAULT_IDLE_SECONDS", "NOT_FORWARDED", "PROTOCOL", "command_word", "forward", "install_key",
+           "make_private_folder", "private", "receive", "send", "socket_path", "start_server"]
 
 PROTOCOL = 1
+DEFAULT_IDLE_SECONDS = 1800.0
 NOT_FORWARDED = frozenset({"preload", "serve"})
 """Commands that always run in their own process: the preloader's own controls, and the long-lived server."""
 
@@ -131,14 +136,36 @@ def _streams() -> list[dict[str, str | None]]:
 
 def forward(argv: list[str]) -> int | None:
     """Run ``registry argv`` in the preloaded process and return its exit status; None when it cannot be
-    handed over (the caller then runs it here). Nothing has been run when None is returned."""
-    if os.environ.get("REGISTRY_PRELOAD", "").lower() in {"off", "0", "false", "no"}:
+    handed over (the caller then runs it here). Nothing has been run when None is returned.
+
+    ``REGISTRY_PRELOAD=auto`` also starts a preloaded process in the background when none answers, for the
+    next command (this one still runs here)."""
+    mode = os.environ.get("REGISTRY_PRELOAD", "").lower()
+    if mode in {"off", "0", "false", "no"}:
         return None
     if command_word(argv) in NOT_FORWARDED or not hasattr(socket, "AF_UNIX") or not hasattr(socket, "send_fds"):
         return None
     path = socket_path()
-    if not private(path):
-        return None
+    code = _hand_over(path, argv) if private(path) else None
+    if code is None and mode == "auto":
+        with contextlib.suppress(OSError):
+            start_server(path, DEFAULT_IDLE_SECONDS)
+    return code
+
+
+def start_server(path: Path, idle_seconds: float) -> subprocess.Popen[bytes]:
+    """Start a preloaded process for ``path`` in its own session, logging to ``<path>.log``; it exits at once
+    when another one already serves ``path``."""
+    import subprocess  # lazy: the launcher needs it only to start a server
+
+    make_private_folder(path.parent)
+    with open(f"{path}.log", "ab") as log:
+        return subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "registry.cli.preload_server", "--socket", str(path), "--idle", str(idle_seconds)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True)
+
+
+def _hand_over(path: Path, argv: list[str]) -> int | None:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(str(path))

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,7 @@ from typing import Any
 import click
 
 from registry.cli import output
-from registry.cli.preload_client import make_private_folder, private, receive, send, socket_path
+from registry.cli.preload_client import DEFAULT_IDLE_SECONDS, private, receive, send, socket_path, start_server
 from registry.errors import UserError
 
 __all__ = ["preload"]
@@ -57,7 +55,7 @@ def preload() -> None:
 
 
 @preload.command("start")
-@click.option("--idle", type=click.FloatRange(min=0), default=1800.0, show_default=True,
+@click.option("--idle", type=click.FloatRange(min=0), default=DEFAULT_IDLE_SECONDS, show_default=True,
               help="Exit after this many seconds without a command (0: never).")
 @json_option
 def preload_start(idle: float, as_json: bool) -> None:
@@ -74,16 +72,12 @@ def preload_start(idle: float, as_json: bool) -> None:
         output.emit({**running, "started": False}, as_json,
                     f"a preloaded registry process runs already (pid {running['pid']}, {path})")
         return
-    try:
-        make_private_folder(path.parent)
-    except (OSError, PermissionError) as exc:
-        raise UserError(f"cannot use {path.parent} for the preload socket: {exc}") from exc
     log = Path(f"{path}.log")
     began = time.monotonic()
-    with open(log, "ab") as sink:
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "registry.cli.preload_server", "--socket", str(path), "--idle", str(idle)],
-            stdin=subprocess.DEVNULL, stdout=sink, stderr=sink, start_new_session=True, close_fds=True)
+    try:
+        process = start_server(path, idle)
+    except OSError as exc:
+        raise UserError(f"cannot start a preloaded process at {path}: {exc}") from exc
     while (status := ask(path, "status")) is None:
         if process.poll() is not None or time.monotonic() - began > START_TIMEOUT_SECONDS:
             raise UserError(f"the preloaded registry process did not start: {_log_tail(log)} (log: {log})")

@@ -63,13 +63,18 @@ class Preloaded:
         return json.loads(done.stdout)  # type: ignore[no-any-return]
 
 
-def _started(root: Path, extra_env: dict[str, str] | None = None) -> Preloaded:
+def _built(root: Path, extra_env: dict[str, str] | None = None) -> Preloaded:
     setup = Preloaded(root, extra_env)
     (setup.work / "v1.csv").write_text("sample_id,label\n" + "".join(f"s{i},{i % 3}\n" for i in range(30)))
     (setup.work / "v2.csv").write_text("sample_id,label\n" + "".join(f"s{i},{i % 4}\n" for i in range(35)))
     for step in (["init"], ["dataset", "create", "ds", "--key", "sample_id"], ["commit", "ds", "v1.csv", "-m", "one"],
                  ["tag", "ds@main", "v1"], ["commit", "ds", "v2.csv", "-m", "two"]):
         assert setup.run(*step, preload=False).returncode == 0, step
+    return setup
+
+
+def _started(root: Path, extra_env: dict[str, str] | None = None) -> Preloaded:
+    setup = _built(root, extra_env)
     started = setup.control("start", "--idle", "300")
     assert started.returncode == 0, started.stderr
     assert json.loads(started.stdout)["started"] is True
@@ -225,6 +230,25 @@ def test_a_server_whose_code_changed_on_disk_takes_no_more_commands() -> None:
             time.sleep(0.1)
         log = Path(f"{setup.socket}.log").read_text()
         assert "stopped after 1 commands: the installed code changed on disk" in log
+    finally:
+        setup.control("stop")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_auto_starts_one_for_the_next_command() -> None:
+    root = Path(tempfile.mkdtemp(prefix="ra"))
+    setup = _built(root, {"REGISTRY_PRELOAD": "auto"})
+    try:
+        expected = setup.run("log", "ds", preload=False)
+        first = setup.run("log", "ds")  # runs here, and starts one
+        assert (first.returncode, first.stdout) == (0, expected.stdout)
+        deadline = time.monotonic() + 60
+        while setup.control("status").returncode != 0:
+            assert time.monotonic() < deadline, "auto did not start a preloaded process"
+            time.sleep(0.1)
+        second = setup.run("log", "ds")
+        assert (second.returncode, second.stdout) == (0, expected.stdout)
+        assert setup.status()["commands_served"] == 1
     finally:
         setup.control("stop")
         shutil.rmtree(root, ignore_errors=True)
