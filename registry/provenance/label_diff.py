@@ -11,14 +11,13 @@ from registry import catalog
 from registry.context import Context
 from registry.db import transaction
 from registry.errors import InvalidInput
-from registry.models import SnapshotRow
 from registry.provenance.identity import identity_labels
 from registry.provenance.labels import current_annotators, key_strings, require_label_column
 from registry.provenance.store import records_at
 from registry.refs import Ref
+from registry.snapshots.diff import Classified, compare_snapshots
 from registry.snapshots.history import resolve_ref
 from registry.snapshots.layer_reader import ManifestReader
-from registry.snapshots.manifest import load_manifest
 
 __all__ = ["LabelDiff", "label_diff"]
 
@@ -57,6 +56,9 @@ def label_diff(ctx: Context, a: Ref | str, b: Ref | str, column: str = "label", 
     """Compare ``column`` between snapshots ``a`` and ``b`` of one dataset, by key.
 
     ``rows`` caps the listed changes (all are counted); ``offset`` skips that many first (paging).
+    The work follows the change: the engine's diff names the rows added, removed and changed; only the
+    label column of each snapshot is read in full, a batch at a time, to count its labels, and an
+    unchanged row keeps its label, so the matrix's diagonal comes from those counts.
 
     Raises:
         NotFound: unknown dataset or ref.
@@ -70,22 +72,21 @@ def label_diff(ctx: Context, a: Ref | str, b: Ref | str, column: str = "label", 
             raise InvalidInput(f"{a} and {b} are snapshots of different datasets; a label diff compares one")
         keys = catalog.key_columns(dataset_a)
         records_b = records_at(ctx, session, snap_b)
-    left, right = (_labels(ctx, snap, keys, column, ref) for snap, ref in ((snap_a, a), (snap_b, b)))
-    joined = left.join(right, "_key", join_type="inner", left_suffix="_a", right_suffix="_b")
-    result = LabelDiff(str(a), str(b), column, left.num_rows, right.num_rows, joined.num_rows, 0)
-    pairs = joined.group_by(["_label_a", "_label_b"]).aggregate([("_key", "count")])
-    for old, new, count in zip(*(pairs.column(n).to_pylist() for n in ("_label_a", "_label_b", "_key_count")),
-                               strict=True):
-        result.matrix.setdefault(old, {})[new] = count
-    result.matrix = {old: dict(sorted(row.items())) for old, row in sorted(result.matrix.items())}
-    dist_a, dist_b = _counts(left.column("_label")), _counts(right.column("_label"))
+        reader_a, reader_b, found = compare_snapshots(session, ctx, dataset_a, snap_a, snap_b)
+    for reader, ref in ((reader_a, a), (reader_b, b)):
+        require_label_column(reader.schema(), column, str(ref))
+    dist_a, dist_b = _distribution(reader_a, column), _distribution(reader_b, column)
+    rows_a, rows_b = sum(dist_a.values()), sum(dist_b.values())
+    changed = _changed_labels(reader_a, reader_b, found, keys, column)
+    result = LabelDiff(str(a), str(b), column, rows_a, rows_b, rows_a - len(found.kh_removed), 0)
+    result.matrix = _matrix(dist_a, _counts(_labels_of(reader_a.fetch(found.kh_removed, columns=[column]), column)),
+                            changed)
     result.distribution_a, result.distribution_b = dist_a, dist_b
     result.net_change = {c: dist_b.get(c, 0) - dist_a.get(c, 0) for c in sorted(dist_a.keys() | dist_b.keys())}
-    result.total_variation = 0.5 * sum(abs(dist_a.get(c, 0) / max(left.num_rows, 1)
-                                           - dist_b.get(c, 0) / max(right.num_rows, 1))
+    result.total_variation = 0.5 * sum(abs(dist_a.get(c, 0) / max(rows_a, 1) - dist_b.get(c, 0) / max(rows_b, 1))
                                        for c in dist_a.keys() | dist_b.keys())
     # Sorted by key, so pages of ``changes`` (offset, rows) are stable from one request to the next.
-    flipped = joined.filter(pc.not_equal(joined.column("_label_a"), joined.column("_label_b"))).sort_by("_key")
+    flipped = changed.filter(pc.not_equal(changed.column("_label_a"), changed.column("_label_b"))).sort_by("_key")
     result.relabeled = flipped.num_rows
     who = current_annotators(records_b, flipped.column("_key").combine_chunks(),
                              _raw(flipped.column("_label_b")))
@@ -103,13 +104,42 @@ def label_diff(ctx: Context, a: Ref | str, b: Ref | str, column: str = "label", 
     return result
 
 
-def _labels(ctx: Context, snapshot: SnapshotRow, keys: list[str], column: str, ref: Ref) -> pa.Table:
-    """The snapshot's labels by key, a missing label named :data:`NULL_LABEL`."""
-    reader = ManifestReader(ctx.store, ctx.cache, load_manifest(ctx, snapshot))
-    require_label_column(reader.schema(), column, str(ref))
-    table = reader.read([*keys, column])
-    labels = pc.fill_null(pc.cast(table.column(column), pa.string()), NULL_LABEL)
-    return pa.table({"_key": key_strings(table, keys), "_label": labels})
+def _labels_of(table: pa.Table, column: str) -> pa.ChunkedArray:
+    """A column's values as label names: text, a missing label named :data:`NULL_LABEL`."""
+    return pc.fill_null(pc.cast(table.column(column), pa.string()), NULL_LABEL)
+
+
+def _distribution(reader: ManifestReader, column: str) -> dict[str, int]:
+    """How many rows carry each label, by label name (read a batch at a time)."""
+    counts = reader.count_values(column, pa.string())
+    return dict(sorted((NULL_LABEL if label is None else label, count) for label, count in counts.items()))
+
+
+def _changed_labels(reader_a: ManifestReader, reader_b: ManifestReader, found: Classified, keys: list[str],
+                    column: str) -> pa.Table:
+    """Each row present on both sides whose values changed: its key (as text) and its label on each side."""
+    kh = found.kh_changed
+    before = reader_a.fetch(kh, columns=[*keys, column], found=found.changed_a)
+    after = reader_b.fetch(kh, columns=[column], found=found.changed_b)
+    return pa.table({"_key": key_strings(before, keys), "_label_a": _labels_of(before, column),
+                     "_label_b": _labels_of(after, column)})
+
+
+def _matrix(dist_a: dict[str, int], removed: dict[str, int], changed: pa.Table) -> dict[str, dict[str, int]]:
+    """``matrix[from][to]`` over the rows on both sides: the changed rows' label pairs, and every other row
+    of ``a`` that ``b`` still has on the diagonal (an unchanged row keeps its label)."""
+    matrix: dict[str, dict[str, int]] = {}
+    stay = {label: count - removed.get(label, 0) for label, count in dist_a.items()}
+    pairs = changed.group_by(["_label_a", "_label_b"]).aggregate([("_key", "count")])
+    for old, new, count in zip(*(pairs.column(n).to_pylist() for n in ("_label_a", "_label_b", "_key_count")),
+                               strict=True):
+        matrix.setdefault(old, {})[new] = count
+        stay[old] -= count
+    for label, count in stay.items():
+        if count:
+            row = matrix.setdefault(label, {})
+            row[label] = row.get(label, 0) + count
+    return {old: dict(sorted(row.items())) for old, row in sorted(matrix.items())}
 
 
 def _null(label: str) -> str | None:

@@ -30,7 +30,7 @@ from registry.snapshots.layers import compare_sorted
 from registry.snapshots.manifest import load_manifest
 from registry.snapshots.schema import compare_schemas
 
-__all__ = ["ChangeSet", "DiffResult", "change_set", "diff"]
+__all__ = ["ChangeSet", "Classified", "DiffResult", "change_set", "compare_snapshots", "diff"]
 
 PATH_LIMIT_FRACTION = 0.25
 """Walk history for touched keys only while they stay under this share of the rows."""
@@ -64,7 +64,9 @@ class ChangeSet:
 
 
 @dataclass
-class _Classified:
+class Classified:
+    """The ids (sorted key hashes) added, removed and changed from one snapshot to another."""
+
     kh_added: np.ndarray
     kh_removed: np.ndarray
     kh_changed: np.ndarray  # sorted
@@ -108,7 +110,7 @@ def _changed_despite_equal_hashes(reader_a: ManifestReader, reader_b: ManifestRe
 
 
 def _classify(reader_a: ManifestReader, reader_b: ManifestReader, touched: np.ndarray | None,
-              rows_a: int) -> _Classified:
+              rows_a: int) -> Classified:
     if touched is not None:
         in_a, in_b = reader_a.lookup(touched), reader_b.lookup(touched)
         both = in_a.present & in_b.present
@@ -118,7 +120,7 @@ def _classify(reader_a: ManifestReader, reader_b: ManifestReader, touched: np.nd
                                                         in_b.take(hinted))
         added = touched[~in_a.present & in_b.present]
         removed = touched[in_a.present & ~in_b.present]
-        return _Classified(added, removed, touched[changed], rows_a - len(removed) - int(changed.sum()),
+        return Classified(added, removed, touched[changed], rows_a - len(removed) - int(changed.sum()),
                            in_a.take(changed), in_b.take(changed), bool(changed[hinted].any()))
     entries_a, entries_b = reader_a.effective_entries(), reader_b.effective_entries()
     kh_b = entries_b.kh
@@ -129,7 +131,7 @@ def _classify(reader_a: ManifestReader, reader_b: ManifestReader, touched: np.nd
                                                    entries_b.where.take(common))
     changed_kh = kh_b[common[changed & ~other_key]]
     parted = kh_b[common[other_key]]  # one id, two keys: removed from a and added in b
-    return _Classified(np.sort(np.concatenate([kh_b[~found.present], parted])),
+    return Classified(np.sort(np.concatenate([kh_b[~found.present], parted])),
                        np.sort(np.concatenate([found.removed_kh, parted])), changed_kh,
                        int((~changed & ~other_key).sum()), hash_blind=blind)
 
@@ -170,11 +172,20 @@ def _confirm_by_values(reader_a: ManifestReader, reader_b: ManifestReader, kh: n
 
 
 def _prepare(session: Session, ctx: Context, a_ref: Ref | str, b_ref: Ref | str
-             ) -> tuple[DatasetRow, SnapshotRow, SnapshotRow, ManifestReader, ManifestReader, _Classified]:
+             ) -> tuple[DatasetRow, SnapshotRow, SnapshotRow, ManifestReader, ManifestReader, Classified]:
     dataset, a = resolve_ref(session, a_ref)
     other, b = resolve_ref(session, b_ref)
     if other.id != dataset.id:
         raise InvalidInput(f"cannot diff snapshots of two datasets ({dataset.name} and {other.name})")
+    reader_a, reader_b, found = compare_snapshots(session, ctx, dataset, a, b)
+    return dataset, a, b, reader_a, reader_b, found
+
+
+def compare_snapshots(session: Session, ctx: Context, dataset: DatasetRow, a: SnapshotRow, b: SnapshotRow
+                      ) -> tuple[ManifestReader, ManifestReader, Classified]:
+    """Readers of ``a`` and ``b`` (snapshots of ``dataset``) and which ids were added, removed or changed
+    from one to the other: from the commits in between when they touched few keys, else from one pass
+    over both indexes. Row values are read only to confirm what the 64-bit hashes propose."""
     keys = catalog.key_columns(dataset)
     reader_a = ManifestReader(ctx.store, ctx.cache, load_manifest(ctx, a))
     reader_b = ManifestReader(ctx.store, ctx.cache, load_manifest(ctx, b))
@@ -182,7 +193,7 @@ def _prepare(session: Session, ctx: Context, a_ref: Ref | str, b_ref: Ref | str
     if a.schema_fingerprint == b.schema_fingerprint:
         touched = (_touched_between(session, ctx, a, b, keys) if b.seq >= a.seq
                    else _touched_between(session, ctx, b, a, keys))
-    return dataset, a, b, reader_a, reader_b, _classify(reader_a, reader_b, touched, a.rows)
+    return reader_a, reader_b, _classify(reader_a, reader_b, touched, a.rows)
 
 
 def change_set(ctx: Context, a_ref: Ref | str, b_ref: Ref | str) -> ChangeSet:
@@ -241,7 +252,7 @@ def _cheapest(reader: ManifestReader, kh: np.ndarray, limit: int, found: Lookup 
     return kh[chosen], found.take(chosen)
 
 
-def _count_changed_cells(reader_a: ManifestReader, reader_b: ManifestReader, found: _Classified,
+def _count_changed_cells(reader_a: ManifestReader, reader_b: ManifestReader, found: Classified,
                          columns: list[str]) -> dict[str, int]:
     """Changed cells per column among rows known to differ: from index cell hashes when both sides
     have them (no rows read), else by reading and comparing the rows."""

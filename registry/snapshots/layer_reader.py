@@ -11,9 +11,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from registry.snapshots.layers import IndexCache, LayerIndex, in_sorted, take_rows, union_sorted
@@ -26,6 +28,8 @@ ABSENT = -1
 SLICE_LIMIT = 20_000
 """Up to this many hidden rows in a layer, a read cuts them out with slices instead of filtering."""
 FETCH_BATCH_ROWS = 64 * 1024
+COUNT_BATCH_ROWS = 1024 * 1024
+"""Rows per batch when counting a column's values (one row group of a layer written by a commit)."""
 """Rows decoded at a time when fetching a few rows: a fetch stops at the last row it needs."""
 
 
@@ -271,6 +275,27 @@ class ManifestReader:
             parts = [future.result() for future in groups]
         return pa.concat_tables(parts) if parts else pa.table({})
 
+    def count_values(self, column: str, as_type: pa.DataType | None = None) -> dict[Any, int]:
+        """How many visible rows hold each value of ``column`` (cast to ``as_type``; None for null).
+
+        Each layer's column is counted a batch at a time, then the rows the layers above hide are read
+        (they are as few as the upper layers' rows) and taken off: memory is one batch and the hidden
+        rows, whatever the table's size.
+        """
+        layers = self.manifest.layers
+        hidden_by_layer = self.hidden_entries() if len(layers) > 1 else [np.zeros(0, np.int64)]
+        counts: dict[Any, int] = {}
+        for n, layer in enumerate(layers):
+            if not layer.rows:
+                continue
+            parquet = pq.ParquetFile(self.layer_path(n))
+            for batch in parquet.iter_batches(batch_size=COUNT_BATCH_ROWS, columns=[column]):
+                _count_into(counts, batch.column(0), as_type, 1)
+            if len(hidden_by_layer[n]):
+                hidden = self._take(n, self.hidden_rows(n, hidden_by_layer[n]), [column])
+                _count_into(counts, hidden.column(column), as_type, -1)
+        return {value: count for value, count in counts.items() if count}
+
     def hidden_rows(self, layer_no: int, hidden_entries: np.ndarray) -> np.ndarray:
         """Index entries as sorted row positions in the layer's file."""
         return np.sort(np.asarray(self._rows_index(layer_no).rows[hidden_entries], dtype=np.int64))
@@ -348,3 +373,13 @@ class ManifestReader:
             local[here] = wanted + offset
             offset += pieces[-1].num_rows
         return pa.concat_tables(pieces).take(pa.array(local)).replace_schema_metadata(None)
+
+
+def _count_into(counts: dict[Any, int], values: pa.Array | pa.ChunkedArray, as_type: pa.DataType | None,
+                sign: int) -> None:
+    """Add (``sign`` 1) or take off (-1) how often each of ``values`` occurs."""
+    if as_type is not None and values.type != as_type:
+        values = values.cast(as_type)
+    found = pc.value_counts(values)
+    for value, count in zip(found.field("values").to_pylist(), found.field("counts").to_pylist(), strict=True):
+        counts[value] = counts.get(value, 0) + sign * count
