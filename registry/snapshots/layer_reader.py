@@ -7,7 +7,7 @@ looking up k keys costs O(k log n) per layer, never a scan of the rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -28,9 +28,9 @@ ABSENT = -1
 SLICE_LIMIT = 20_000
 """Up to this many hidden rows in a layer, a read cuts them out with slices instead of filtering."""
 FETCH_BATCH_ROWS = 64 * 1024
+"""Rows decoded at a time when fetching a few rows: a fetch stops at the last row it needs."""
 COUNT_BATCH_ROWS = 1024 * 1024
 """Rows per batch when counting a column's values (one row group of a layer written by a commit)."""
-"""Rows decoded at a time when fetching a few rows: a fetch stops at the last row it needs."""
 
 
 def _hidden_of(hidden: Future[dict[int, np.ndarray]], layer_no: int) -> np.ndarray:
@@ -300,14 +300,16 @@ class ManifestReader:
         """Index entries as sorted row positions in the layer's file."""
         return np.sort(np.asarray(self._rows_index(layer_no).rows[hidden_entries], dtype=np.int64))
 
-    def read_visible(self, layer_no: int, hidden: np.ndarray, columns: list[str] | None) -> pa.Table:
-        """The rows of one layer's file except the sorted row positions ``hidden``, in file order."""
-        path = self.layer_path(layer_no)
-        if not len(hidden):
-            return pq.read_table(path, columns=columns).replace_schema_metadata(None)
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            parts = [future.result() for future in _visible_row_groups(pool, path, columns, lambda: hidden)]
-        return pa.concat_tables(parts)
+    def iter_visible(self, layer_no: int, hidden: np.ndarray, columns: list[str] | None,
+                     batch_rows: int) -> Iterator[pa.RecordBatch]:
+        """The rows of one layer's file except the sorted row positions ``hidden``, in file order, as batches
+        of at most ``batch_rows``: one row group is decoded at a time, so memory is one row group."""
+        parquet = pq.ParquetFile(self.layer_path(layer_no))
+        start = 0
+        for group in range(parquet.num_row_groups):
+            rows = parquet.read_row_group(group, columns=columns).replace_schema_metadata(None)
+            yield from _without(rows, start, hidden).to_batches(max_chunksize=batch_rows)
+            start += rows.num_rows
 
     def fetch_keys(self, kh: np.ndarray, found: Lookup | None = None) -> pa.Table:
         """The key columns of the current rows of ``kh`` (absent keys skipped), in ``kh`` order: from the

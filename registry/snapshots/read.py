@@ -15,7 +15,7 @@ from registry.refs import Ref
 from registry.snapshots.history import resolve_ref
 from registry.snapshots.layer_reader import ManifestReader
 from registry.snapshots.manifest import load_manifest
-from registry.snapshots.tables import write_table_atomically
+from registry.snapshots.tables import write_batches_atomically
 
 __all__ = ["export", "read", "stream"]
 
@@ -43,8 +43,8 @@ STREAM_BATCH_ROWS = 65_536
 
 def stream(ctx: Context, ref: Ref | str) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     """The schema and record batches of the snapshot ``ref`` names, in :func:`read`'s row order, for a
-    reader that must not hold the whole snapshot (the HTTP API). Memory is bounded by one batch for a
-    layer nothing hides rows of, else by that layer's visible rows.
+    reader that must not hold the whole snapshot (the HTTP API, export). Memory is bounded by one batch
+    for a layer nothing hides rows of, else by one of its row groups.
 
     Raises:
         NotFound: the dataset or ref does not exist.
@@ -70,7 +70,7 @@ def stream(ctx: Context, ref: Ref | str) -> tuple[pa.Schema, Iterator[pa.RecordB
                 for batch in pq.ParquetFile(reader.layer_path(n)).iter_batches(batch_size=STREAM_BATCH_ROWS):
                     yield batch.replace_schema_metadata(None)
             else:
-                yield from reader.read_visible(n, hidden, None).to_batches(max_chunksize=STREAM_BATCH_ROWS)
+                yield from reader.iter_visible(n, hidden, None, STREAM_BATCH_ROWS)
 
     return schema, batches()
 
@@ -78,11 +78,11 @@ def stream(ctx: Context, ref: Ref | str) -> tuple[pa.Schema, Iterator[pa.RecordB
 def export(ctx: Context, ref: Ref | str, out: str | Path) -> int:
     """Write the snapshot's rows to ``out`` (.parquet, .csv or .jsonl); returns the row count.
 
-    The file is written next to ``out`` first and renamed, so a failed export leaves nothing.
+    The file is written next to ``out`` first and renamed, so a failed export leaves nothing; rows go out a
+    batch at a time (:func:`stream`), so memory does not grow with the snapshot.
     """
     out = Path(out)
     if out.suffix.lower() not in (".parquet", ".pq", ".csv", ".jsonl", ".ndjson"):
         raise InvalidInput(f"{out}: cannot export to {out.suffix or '(no suffix)'}; use .parquet, .csv or .jsonl")
-    table = read(ctx, ref)
-    write_table_atomically(table, out)
-    return int(table.num_rows)
+    schema, batches = stream(ctx, ref)  # every object verified before the first byte is written
+    return write_batches_atomically(schema, batches, out)

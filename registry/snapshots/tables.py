@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -24,6 +24,10 @@ __all__ = [
     "read_arrow_stream",
     "read_table_file",
     "require_key_columns",
+    "write_batches_atomically",
+    "write_batches_file",
+    "write_batches_to",
+    "write_table_atomically",
     "write_table_file",
     "write_table_to",
 ]
@@ -109,10 +113,21 @@ def read_arrow_stream(path: Path, limits: InputLimits | None = None, what: str =
 
 EXPORT_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 """File suffix -> export format."""
+EXPORT_ROW_GROUP_ROWS = 1024 * 1024
+"""Rows per row group of an exported Parquet file (pyarrow's default), and what an export holds at most."""
 
 
 def write_table_file(table: pa.Table, path: str | Path) -> None:
     """Write ``table`` as Parquet, CSV or JSON lines, chosen by the suffix of ``path``.
+
+    Raises:
+        InvalidInput: the suffix names no supported kind.
+    """
+    write_batches_file(table.schema, table.to_batches(), path)
+
+
+def write_batches_file(schema: pa.Schema, batches: Iterable[pa.RecordBatch], path: str | Path) -> int:
+    """Write record ``batches`` as Parquet, CSV or JSON lines, chosen by the suffix of ``path``; the row count.
 
     Raises:
         InvalidInput: the suffix names no supported kind.
@@ -122,24 +137,46 @@ def write_table_file(table: pa.Table, path: str | Path) -> None:
     if suffix not in EXPORT_FORMATS:
         raise InvalidInput(f"{path}: cannot export to {suffix or '(no suffix)'}; use .parquet, .csv or .jsonl")
     with open(path, "wb") as sink:
-        write_table_to(table, EXPORT_FORMATS[suffix], sink)
+        return write_batches_to(schema, batches, EXPORT_FORMATS[suffix], sink)
 
 
 def write_table_to(table: pa.Table, fmt: str, sink: BinaryIO) -> None:
     """Write ``table`` to an open binary ``sink`` (a file, or stdout's buffer) as ``fmt``: parquet, csv or
     jsonl. Parquet is written front to back, so ``sink`` need not be seekable (a pipe is fine)."""
+    write_batches_to(table.schema, table.to_batches(), fmt, sink)
+
+
+def write_batches_to(schema: pa.Schema, batches: Iterable[pa.RecordBatch], fmt: str, sink: BinaryIO) -> int:
+    """Write record ``batches`` to ``sink`` as ``fmt`` (see :func:`write_table_to`) as they come, holding at
+    most one Parquet row group (``EXPORT_ROW_GROUP_ROWS`` rows); the row count."""
+    rows = 0
     if fmt == "parquet":
-        pq.write_table(table, sink, compression="zstd")
+        with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
+            pending: list[pa.RecordBatch] = []
+            for batch in batches:
+                pending.append(batch)
+                rows += batch.num_rows
+                if sum(b.num_rows for b in pending) >= EXPORT_ROW_GROUP_ROWS:
+                    writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=EXPORT_ROW_GROUP_ROWS)
+                    pending = []
+            if pending:
+                writer.write_table(pa.Table.from_batches(pending, schema), row_group_size=EXPORT_ROW_GROUP_ROWS)
     elif fmt == "csv":
         import pyarrow.csv as pacsv  # lazy: pyarrow.csv only for CSV files
 
-        pacsv.write_csv(table, sink)
+        with pacsv.CSVWriter(sink, schema) as csv_writer:
+            for batch in batches:
+                csv_writer.write_batch(batch)
+                rows += batch.num_rows
     elif fmt == "jsonl":
-        for batch in table.to_batches(max_chunksize=65536):
-            sink.write("".join(json.dumps(row, default=str, ensure_ascii=False) + "\n"
-                               for row in batch.to_pylist()).encode())
+        for batch in batches:
+            for part in pa.Table.from_batches([batch], schema).to_batches(max_chunksize=65536):
+                sink.write("".join(json.dumps(row, default=str, ensure_ascii=False) + "\n"
+                                   for row in part.to_pylist()).encode())
+            rows += batch.num_rows
     else:
         raise InvalidInput(f"cannot export as {fmt!r}; use parquet, csv or jsonl")
+    return rows
 
 
 def write_table_atomically(table: pa.Table, out: Path) -> None:
@@ -149,14 +186,21 @@ def write_table_atomically(table: pa.Table, out: Path) -> None:
     Raises:
         InvalidInput: the file cannot be written (no such folder, no space, no permission).
     """
+    write_batches_atomically(table.schema, table.to_batches(), out)
+
+
+def write_batches_atomically(schema: pa.Schema, batches: Iterable[pa.RecordBatch], out: Path) -> int:
+    """:func:`write_table_atomically` for record batches as they come (memory: one batch, or one Parquet
+    row group); the row count."""
     partial = out.with_name(f".{out.name}.partial{out.suffix}")
     try:
-        write_table_file(table, partial)
+        rows = write_batches_file(schema, batches, partial)
         partial.replace(out)
     except OSError as exc:
         raise InvalidInput(f"cannot write {out}: {exc.strerror or exc}") from exc
     finally:
         partial.unlink(missing_ok=True)
+    return rows
 
 
 def normalize(table: pa.Table) -> pa.Table:

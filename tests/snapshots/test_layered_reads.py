@@ -61,3 +61,45 @@ def test_a_layered_read_equals_the_model(reg: Registry, monkeypatch: pytest.Monk
     assert got.num_rows == len(model)
     assert sorted(got.to_pylist(), key=lambda r: r["sample_id"]) == [model[k] for k in sorted(model)]
     assert reg.read(NAME, columns=["label"]).column("label").to_pylist() == got.column("label").to_pylist()
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl"])
+def test_a_layered_export_streams_the_rows_of_the_read(reg: Registry, monkeypatch: pytest.MonkeyPatch,
+                                                       tmp_path: Path, suffix: str) -> None:
+    """Export reads one row group at a time (layers of 100-row groups here) and writes Parquet in row groups of
+    at most ``EXPORT_ROW_GROUP_ROWS`` (250 here); the file holds exactly the rows of a read, in its order."""
+    from registry.snapshots import layers, tables
+
+    monkeypatch.setattr(layers.write_parquet_object, "__defaults__", (100, None))
+    monkeypatch.setattr(tables, "EXPORT_ROW_GROUP_ROWS", 250)
+    reg.create_dataset(NAME, "sample_id")
+    reg.commit(NAME, _rows(range(3000), "base"), message="base")
+    reg.commit(NAME, _rows(list(range(0, 3000, 3)) + list(range(3000, 3100)), "up"), mode="upsert")
+    reg.commit(NAME, None, mode="upsert", delete_keys=pa.table({"sample_id": [f"s{i:05d}" for i in range(1, 3000, 7)]}))
+    expected = reg.read(NAME)
+    out = tmp_path / f"export{suffix}"
+    assert reg.export(NAME, out) == expected.num_rows
+    if suffix == ".parquet":
+        assert pq.read_table(out).equals(expected)
+        groups = pq.ParquetFile(out).metadata
+        sizes = [groups.row_group(i).num_rows for i in range(groups.num_row_groups)]
+        assert len(sizes) > 1 and max(sizes) <= 250
+    elif suffix == ".csv":
+        import pyarrow.csv as pacsv
+
+        assert pacsv.read_csv(out).column("sample_id").to_pylist() == expected.column("sample_id").to_pylist()
+        assert pacsv.read_csv(out).column("label").to_pylist() == expected.column("label").to_pylist()
+    else:
+        import json
+
+        lines = [json.loads(line) for line in out.read_text().splitlines()]
+        assert lines == expected.to_pylist()
+    base = pq.ParquetFile(next(p for p in (reg.home / "objects").rglob("*") if p.is_file() and _rows_object(p)))
+    assert base.metadata.num_row_groups > 1  # the layers really were written in many row groups
+
+
+def _rows_object(path: Path) -> bool:
+    try:
+        return pq.ParquetFile(path).metadata.num_rows == 3000
+    except Exception:  # noqa: BLE001 - manifests and other objects are not Parquet
+        return False
