@@ -12,6 +12,7 @@ from registry.context import Context
 from registry.db import transaction
 from registry.errors import InvalidInput
 from registry.provenance.identity import identity_labels
+from registry.provenance.label_counts import load_counts, save_counts
 from registry.provenance.labels import current_annotators, key_strings, require_label_column
 from registry.provenance.store import records_at
 from registry.refs import Ref
@@ -75,12 +76,16 @@ def label_diff(ctx: Context, a: Ref | str, b: Ref | str, column: str = "label", 
         reader_a, reader_b, found = compare_snapshots(session, ctx, dataset_a, snap_a, snap_b)
     for reader, ref in ((reader_a, a), (reader_b, b)):
         require_label_column(reader.schema(), column, str(ref))
-    dist_a, dist_b = _distribution(reader_a, column), _distribution(reader_b, column)
-    rows_a, rows_b = sum(dist_a.values()), sum(dist_b.values())
     changed = _changed_labels(reader_a, reader_b, found, keys, column)
+    removed = _counts(_labels_of(reader_a.fetch(found.kh_removed, columns=[column]), column))
+    dist_a, dist_b = _distributions(ctx, (snap_a.id, reader_a), snap_b.id, column,
+                                    _Delta(removed, _counts(changed.column("_label_a")),
+                                           _counts(changed.column("_label_b")),
+                                           _counts(_labels_of(reader_b.fetch(found.kh_added, columns=[column]),
+                                                              column))))
+    rows_a, rows_b = sum(dist_a.values()), sum(dist_b.values())
     result = LabelDiff(str(a), str(b), column, rows_a, rows_b, rows_a - len(found.kh_removed), 0)
-    result.matrix = _matrix(dist_a, _counts(_labels_of(reader_a.fetch(found.kh_removed, columns=[column]), column)),
-                            changed)
+    result.matrix = _matrix(dist_a, removed, changed)
     result.distribution_a, result.distribution_b = dist_a, dist_b
     result.net_change = {c: dist_b.get(c, 0) - dist_a.get(c, 0) for c in sorted(dist_a.keys() | dist_b.keys())}
     result.total_variation = 0.5 * sum(abs(dist_a.get(c, 0) / max(rows_a, 1) - dist_b.get(c, 0) / max(rows_b, 1))
@@ -107,6 +112,46 @@ def label_diff(ctx: Context, a: Ref | str, b: Ref | str, column: str = "label", 
 def _labels_of(table: pa.Table, column: str) -> pa.ChunkedArray:
     """A column's values as label names: text, a missing label named :data:`NULL_LABEL`."""
     return pc.fill_null(pc.cast(table.column(column), pa.string()), NULL_LABEL)
+
+
+@dataclass(frozen=True)
+class _Delta:
+    """Label counts of what turns ``a`` into ``b``: rows removed, changed rows before and after, rows added."""
+
+    removed: dict[str, int]
+    changed_a: dict[str, int]
+    changed_b: dict[str, int]
+    added: dict[str, int]
+
+
+def _distributions(ctx: Context, a: tuple[str, ManifestReader], id_b: str, column: str,
+                   delta: _Delta) -> tuple[dict[str, int], dict[str, int]]:
+    """How many rows carry each label on each side: kept counts where the cache has them, else one side
+    counted (its label column read a batch at a time) and the other derived from it and ``delta``."""
+    id_a, reader_a = a
+    dist_a, dist_b = load_counts(ctx, id_a, column), load_counts(ctx, id_b, column)
+    if dist_a is None and dist_b is None:
+        dist_a = _distribution(reader_a, column)
+        save_counts(ctx, id_a, column, dist_a)
+    if dist_b is None:
+        assert dist_a is not None
+        dist_b = _moved(dist_a, take=(delta.removed, delta.changed_a), give=(delta.changed_b, delta.added))
+        save_counts(ctx, id_b, column, dist_b)
+    if dist_a is None:
+        dist_a = _moved(dist_b, take=(delta.added, delta.changed_b), give=(delta.changed_a, delta.removed))
+        save_counts(ctx, id_a, column, dist_a)
+    return dist_a, dist_b
+
+
+def _moved(counts: dict[str, int], take: tuple[dict[str, int], ...], give: tuple[dict[str, int], ...]
+           ) -> dict[str, int]:
+    """``counts`` less every count in ``take`` plus every count in ``give`` (labels left with none dropped)."""
+    out = dict(counts)
+    for sign, parts in ((-1, take), (1, give)):
+        for part in parts:
+            for label, count in part.items():
+                out[label] = out.get(label, 0) + sign * count
+    return dict(sorted((label, count) for label, count in out.items() if count))
 
 
 def _distribution(reader: ManifestReader, column: str) -> dict[str, int]:

@@ -120,3 +120,40 @@ def test_the_label_diff_equals_a_join_of_the_two_versions(fresh: Callable[[], Re
         expected = _expected(a, b)
         assert {k: got[k] for k in expected if k != "changes"} == {k: v for k, v in expected.items() if k != "changes"}
         assert [(c["key"], c["from"], c["to"]) for c in got["changes"]] == expected["changes"]
+
+
+def _three_versions(reg: Registry) -> list[str]:
+    first = {k: ("cat" if i % 2 else "dog", 0) for i, k in enumerate(KEYS)}
+    ids = [reg.commit(NAME, _table(first)).snapshot_id]
+    ids.append(reg.commit(NAME, _table({"k00": ("owl", 0), "k01": (None, 1), "new": ("cat", 0)}),
+                          mode="upsert").snapshot_id)
+    ids.append(reg.commit(NAME, None, mode="upsert", delete_keys=pa.table({"k": ["k02"]})).snapshot_id)
+    return ids
+
+
+def test_each_snapshots_labels_are_counted_once(fresh: Callable[[], Registry],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first label diff reads one side's label column; every later one, along the history or back, derives
+    the counts from kept ones and the change (a second full count would fail here)."""
+    from registry.snapshots.layer_reader import ManifestReader
+
+    reg = fresh()
+    v1, v2, v3 = _three_versions(reg)
+    first = reg.label_diff(f"{NAME}@{v1}", f"{NAME}@{v2}").to_dict()
+    monkeypatch.setattr(ManifestReader, "count_values", lambda *_: pytest.fail("counted a label column again"))
+    later = reg.label_diff(f"{NAME}@{v2}", f"{NAME}@{v3}").to_dict()
+    back = reg.label_diff(f"{NAME}@{v3}", f"{NAME}@{v1}").to_dict()
+    assert later["distribution_a"] == first["distribution_b"] == {NULL_LABEL: 1, "cat": 6, "dog": 5, "owl": 1}
+    assert back["distribution_b"] == first["distribution_a"] == {"cat": 6, "dog": 6}
+    assert back["distribution_a"] == later["distribution_b"] == {NULL_LABEL: 1, "cat": 6, "dog": 4, "owl": 1}
+
+
+def test_a_damaged_count_file_is_counted_again(fresh: Callable[[], Registry]) -> None:
+    reg = fresh()
+    v1, v2, _ = _three_versions(reg)
+    expected = reg.label_diff(f"{NAME}@{v1}", f"{NAME}@{v2}").to_dict()
+    kept = list((reg.home / "cache").rglob("label-counts-v1/*.json"))
+    assert len(kept) == 2
+    for path in kept:
+        path.write_text("{not json")
+    assert reg.label_diff(f"{NAME}@{v1}", f"{NAME}@{v2}").to_dict() == expected
