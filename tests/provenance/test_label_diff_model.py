@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from registry import Registry
 from registry.provenance.label_diff import NULL_LABEL
+from tests.support.fresh_homes import fresh_registries
 
 NAME = "labels"
 KEYS = [f"k{i:02d}" for i in range(12)]
@@ -35,23 +36,10 @@ steps = st.lists(st.one_of(st.tuples(st.just("replace"), tables), st.tuples(st.j
 
 
 @pytest.fixture
-def fresh(tmp_path_factory: pytest.TempPathFactory,
-          monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], Registry]]:
-    for var in ("REGISTRY_HOME", "REGISTRY_DATABASE_URL", "REGISTRY_STORAGE_URL", "REGISTRY_MAX_LAYERS"):
-        monkeypatch.delenv(var, raising=False)
-    opened: list[Registry] = []
-
-    def make() -> Registry:
-        home = tmp_path_factory.mktemp("labels") / "home"
-        Registry.init(home).close()
-        reg = Registry.open(home)
-        opened.append(reg)
-        reg.create_dataset(NAME, "k")
-        return reg
-
-    yield make
-    for reg in opened:
-        reg.close()
+def fresh(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+          ) -> Iterator[Callable[..., Registry]]:
+    """A factory of new SQLite homes, one per hypothesis example (closed at the end of the test)."""
+    yield from fresh_registries(tmp_path_factory, monkeypatch, NAME, "k")
 
 
 def _table(model: Model) -> pa.Table:

@@ -23,6 +23,7 @@ from registry.db import transaction
 from registry.models import SnapshotRow
 from registry.snapshots.layers import union_sorted
 from registry.snapshots.manifest import load_manifest
+from tests.support.fresh_homes import fresh_registries
 
 NAME = "props"
 KEYS = ["a", "b", "c", "d", "e", "f"]
@@ -44,23 +45,7 @@ SETTINGS = settings(max_examples=25, deadline=None, derandomize=True,
 def fresh(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
           ) -> Iterator[Callable[..., Registry]]:
     """A factory of new SQLite homes, one per hypothesis example (closed at the end of the test)."""
-    for var in ("REGISTRY_HOME", "REGISTRY_DATABASE_URL", "REGISTRY_STORAGE_URL", "REGISTRY_MAX_LAYERS"):
-        monkeypatch.delenv(var, raising=False)
-    opened: list[Registry] = []
-
-    def make(max_layers: int | None = None) -> Registry:
-        if max_layers is not None:
-            monkeypatch.setenv("REGISTRY_MAX_LAYERS", str(max_layers))
-        home = tmp_path_factory.mktemp("prop") / "home"
-        Registry.init(home).close()
-        reg = Registry.open(home)
-        opened.append(reg)
-        reg.create_dataset(NAME, "k")
-        return reg
-
-    yield make
-    for reg in opened:
-        reg.close()
+    yield from fresh_registries(tmp_path_factory, monkeypatch, NAME, "k")
 
 
 def _table(model: Model) -> pa.Table:
