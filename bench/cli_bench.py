@@ -158,7 +158,7 @@ def report(alone: list[dict[str, object]], preloaded: list[dict[str, object]], s
              "as users run it, through the `registry` entry point (`python -m registry.cli.launch`).", "",
              "The CPU columns (user + system seconds of the finished process) move much less with the load; with "
              "a preloaded process they count only the client, not the forked child that does the work.", "",
-             "## Preloaded (`registry preload start`, opt-in)", "",
+             "## Preloaded (started by the first command at a terminal, or `registry preload start`)", "",
              f"The preloaded process held {int(status['rss_bytes']) >> 20} MiB resident after serving "
              f"{status['commands_served']} commands (every run below went through it: the benchmark checks its count).",
              "", *_table(preloaded), "",

@@ -13,8 +13,9 @@ Environment:
   REGISTRY_TOKEN  the API token sent to REGISTRY_URL (`registry token create`)
   REGISTRY_ACTOR  who acts, as the audit log records it (default: the OS user)
   REGISTRY_PRELOAD
-                  off: run in this process even when `registry preload start` runs one;
-                  auto: start one when none runs (docs/preload.md)
+                  unset: at a terminal, the first command starts a background process
+                  that keeps the imports, so the next ones start in ~0.1 s; off: never
+                  use one; auto: start one in scripts too (docs/preload.md)
 
 \b
 Exit codes:

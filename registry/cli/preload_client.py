@@ -11,7 +11,7 @@ This module is the launcher's whole cost when nothing is preloaded: standard lib
 ``stat`` of the socket path. Any failure to hand over (no socket, a refused or stale server, an
 unsupported platform) returns None and the command runs here, in-process, as it always did.
 ``REGISTRY_PRELOAD=off`` turns forwarding off, ``REGISTRY_PRELOAD=auto`` starts a preloaded process when
-none runs; ``REGISTRY_PRELOAD_SOCKET`` names another socket.
+none runs (unset: only at a terminal); ``REGISTRY_PRELOAD_SOCKET`` names another socket.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import signal
 import socket
 import struct
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,8 @@ __all__ = ["DEFAULT_IDLE_SECONDS", "NOT_FORWARDED", "PROTOCOL", "command_word", 
 
 PROTOCOL = 1
 DEFAULT_IDLE_SECONDS = 1800.0
+RESTART_PAUSE_SECONDS = 60.0
+"""After starting a preloaded process, how long before a command may start another one."""
 NOT_FORWARDED = frozenset({"preload", "serve"})
 """Commands that always run in their own process: the preloader's own controls, and the long-lived server."""
 
@@ -138,8 +141,9 @@ def forward(argv: list[str]) -> int | None:
     """Run ``registry argv`` in the preloaded process and return its exit status; None when it cannot be
     handed over (the caller then runs it here). Nothing has been run when None is returned.
 
-    ``REGISTRY_PRELOAD=auto`` also starts a preloaded process in the background when none answers, for the
-    next command (this one still runs here)."""
+    When none answers, one is started in the background for the next command (this one still runs here)
+    with ``REGISTRY_PRELOAD=auto``, and, when the variable is unset, in a terminal (stdin and stderr are
+    terminals: a person typing commands), saying so once; never for a script, a pipe or CI."""
     mode = os.environ.get("REGISTRY_PRELOAD", "").lower()
     if mode in {"off", "0", "false", "no"}:
         return None
@@ -147,10 +151,28 @@ def forward(argv: list[str]) -> int | None:
         return None
     path = socket_path()
     code = _hand_over(path, argv) if private(path) else None
-    if code is None and mode == "auto":
+    if code is None and (mode == "auto" or (not mode and _in_a_terminal())) and not _start_under_way(path):
         with contextlib.suppress(OSError):
-            start_server(path, DEFAULT_IDLE_SECONDS)
+            process = start_server(path, DEFAULT_IDLE_SECONDS)
+            if not mode:
+                sys.stderr.write(f"note: started a background registry process (pid {process.pid}) so the next "
+                                 "commands start in about 0.1 s; `registry preload stop` ends it, "
+                                 "REGISTRY_PRELOAD=off keeps every command in its own process\n")
     return code
+
+
+def _start_under_way(path: Path) -> bool:
+    """Whether a preloaded process was started for ``path`` in the last ``RESTART_PAUSE_SECONDS`` (its log
+    was written): it may still be importing, or it failed; either way, do not start another yet."""
+    try:
+        return time.time() - os.stat(f"{path}.log").st_mtime < RESTART_PAUSE_SECONDS
+    except OSError:
+        return False
+
+
+def _in_a_terminal() -> bool:
+    """A person at a terminal: stdin and stderr are terminals."""
+    return all(stream is not None and stream.isatty() for stream in (sys.stdin, sys.stderr))
 
 
 def start_server(path: Path, idle_seconds: float) -> subprocess.Popen[bytes]:
@@ -160,6 +182,8 @@ def start_server(path: Path, idle_seconds: float) -> subprocess.Popen[bytes]:
 
     make_private_folder(path.parent)
     with open(f"{path}.log", "ab") as log:
+        log.write(f"starting, asked by pid {os.getpid()}\n".encode())  # and the log's time says a start is under way
+        log.flush()
         return subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", "registry.cli.preload_server", "--socket", str(path), "--idle", str(idle_seconds)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True)

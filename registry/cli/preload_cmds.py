@@ -51,7 +51,7 @@ def _log_tail(log: Path) -> str:
 
 @click.group()
 def preload() -> None:
-    """Keep the registry imported in one background process, so commands start fast (opt-in)."""
+    """The background process that keeps the registry imported, so commands start fast (docs/preload.md)."""
 
 
 @preload.command("start")
@@ -63,7 +63,8 @@ def preload_start(idle: float, as_json: bool) -> None:
 
     From then on `registry` hands each command to it: the command runs in a fresh child of that process,
     with this shell's arguments, folder, environment and terminal, and exits with the same status.
-    `REGISTRY_PRELOAD=off` runs a command in its own process; `registry preload stop` ends it."""
+    At a terminal the first command starts one by itself. `REGISTRY_PRELOAD=off` runs a command in its own
+    process; `registry preload stop` ends it."""
     if not hasattr(os, "fork") or not hasattr(socket, "AF_UNIX"):
         raise UserError("registry preload needs fork and Unix sockets (Linux or macOS)")
     path = socket_path()

@@ -254,6 +254,53 @@ def test_auto_starts_one_for_the_next_command() -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def _at_a_terminal(setup: Preloaded, *args: str) -> tuple[int, str, str]:
+    """Run ``registry args`` with stdin and stderr on a pseudo-terminal (as typed at a shell): exit status,
+    stdout, and what reached the terminal."""
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([*LAUNCH, *args], cwd=setup.work, env=setup.env, stdin=slave, stdout=subprocess.PIPE,
+                            stderr=slave)
+    os.close(slave)
+    out, _ = proc.communicate(timeout=120)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the terminal's other end closed
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    return proc.returncode, out.decode(), seen.decode(errors="replace")
+
+
+def test_at_a_terminal_the_first_command_starts_one_and_says_so() -> None:
+    root = Path(tempfile.mkdtemp(prefix="rt"))
+    setup = _built(root)
+    try:
+        expected = setup.run("log", "ds", preload=False).stdout
+        piped = setup.run("log", "ds")  # a script or a pipe: nothing starts
+        assert (piped.returncode, piped.stdout) == (0, expected) and "background" not in piped.stderr
+        time.sleep(1)
+        assert setup.control("status").returncode == 1
+        code, out, terminal = _at_a_terminal(setup, "log", "ds")
+        assert (code, out) == (0, expected)
+        assert "started a background registry process" in terminal and "REGISTRY_PRELOAD=off" in terminal
+        deadline = time.monotonic() + 60
+        while setup.control("status").returncode != 0:
+            assert time.monotonic() < deadline, "no preloaded process after a command at a terminal"
+            time.sleep(0.1)
+        code, out, terminal = _at_a_terminal(setup, "log", "ds")
+        assert (code, out) == (0, expected) and "background" not in terminal
+        assert setup.status()["commands_served"] == 1
+    finally:
+        setup.control("stop")
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def test_stop_status_and_idle_exit(preloaded: Preloaded) -> None:
     status = preloaded.status()
     assert status["running"] is True and status["socket"] == str(preloaded.socket)
