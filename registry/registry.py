@@ -7,11 +7,11 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from registry.config import Settings, find_home
 from registry.context import Context, create_home, open_context
-from registry.errors import VerifyFailed
+from registry.errors import InvalidInput, VerifyFailed
 from registry.refs import Ref
 from registry.snapshots import history
 from registry.snapshots.gc import DEFAULT_MIN_AGE, GcReport, gc
@@ -211,6 +211,17 @@ class Registry:
         from registry.snapshots.read import export  # lazy: CLI start-up
 
         return export(self.ctx, ref, Path(out))
+
+    def write_rows(self, ref: Ref | str, fmt: str, sink: BinaryIO) -> int:
+        """Write ``ref``'s rows to an open binary ``sink`` (a pipe will do) as ``fmt``: parquet, csv or jsonl;
+        the row count. Every object is verified first, then rows go out a batch at a time."""
+        from registry.snapshots.read import stream  # lazy: CLI start-up
+        from registry.snapshots.tables import EXPORT_FORMATS, write_batches_to  # lazy: CLI start-up
+
+        if fmt not in set(EXPORT_FORMATS.values()):
+            raise InvalidInput(f"cannot export as {fmt!r}; use parquet, csv or jsonl")
+        schema, batches = stream(self.ctx, ref)
+        return write_batches_to(schema, batches, fmt, sink)
 
     def diff(self, a: Ref | str, b: Ref | str, rows: int = 10) -> DiffResult:
         from registry.snapshots.diff import diff  # lazy: CLI start-up

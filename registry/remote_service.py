@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 
 import registry_client
 from pydantic import TypeAdapter
@@ -48,7 +48,7 @@ from registry.snapshots.commit import CommitResult, Mode
 from registry.snapshots.diff import DiffResult
 from registry.snapshots.history import SchemaVersionInfo, SnapshotInfo
 from registry.snapshots.plan import ScanPlan
-from registry.snapshots.tables import EXPORT_FORMATS, read_table_file, write_table_atomically
+from registry.snapshots.tables import EXPORT_FORMATS, read_table_file, write_table_atomically, write_table_to
 from registry.snapshots.verify import VerifyReport
 from registry.training.lockfile import LockEntry, read_lockfile, upsert_entry, write_lockfile
 from registry.training.pins import PullResult
@@ -265,6 +265,14 @@ class RemoteService:
                                ".jsonl")
         table = self.read(ref)
         write_table_atomically(table, path)
+        return int(table.num_rows)
+
+    def write_rows(self, ref: Ref | str, fmt: str, sink: BinaryIO) -> int:
+        """Read ``ref`` over the network and write it to ``sink`` as the local service does."""
+        if fmt not in set(EXPORT_FORMATS.values()):
+            raise InvalidInput(f"cannot export as {fmt!r}; use parquet, csv or jsonl")
+        table = self.read(ref)
+        write_table_to(table, fmt, sink)
         return int(table.num_rows)
 
     def plan(self, ref_or_lock_entry: Ref | str | LockEntry, shards: int = 1,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
 
 from registry.refs import Ref
 
@@ -99,6 +99,8 @@ class RegistryService(GateChecker, Protocol):
     def read(self, ref: Ref | str, columns: Sequence[str] | None = None) -> pa.Table: ...
 
     def export(self, ref: Ref | str, out: PathLike) -> int: ...
+
+    def write_rows(self, ref: Ref | str, fmt: str, sink: BinaryIO) -> int: ...
 
     def plan(self, ref_or_lock_entry: Ref | str | LockEntry, shards: int = 1,
              columns: Sequence[str] | None = None) -> ScanPlan: ...

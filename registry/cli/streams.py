@@ -19,7 +19,7 @@ def export_rows(registry: Any, ref: Ref | str, out: str, fmt: str | None) -> int
     Raises:
         InvalidInput: ``-`` without ``fmt``, or ``fmt`` disagrees with ``out``'s suffix.
     """
-    from registry.snapshots.tables import EXPORT_FORMATS, write_table_to  # lazy: CLI start-up (pyarrow)
+    from registry.snapshots.tables import EXPORT_FORMATS  # lazy: CLI start-up (pyarrow)
 
     if out != "-":
         suffix_format = EXPORT_FORMATS.get(Path(out).suffix.lower())
@@ -32,8 +32,7 @@ def export_rows(registry: Any, ref: Ref | str, out: str, fmt: str | None) -> int
         raise InvalidInput("writing to stdout (-) needs --format csv, jsonl or parquet")
     if fmt == "parquet" and sys.stdout.isatty():
         raise InvalidInput("will not write Parquet to a terminal; redirect stdout to a file or a pipe")
-    table = registry.read(ref)
     sys.stdout.flush()
-    write_table_to(table, fmt, sys.stdout.buffer)
+    rows = int(registry.write_rows(ref, fmt, sys.stdout.buffer))
     sys.stdout.buffer.flush()
-    return int(table.num_rows)
+    return rows

@@ -93,6 +93,18 @@ def sides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sides]:
             remote.close()
 
 
+def _written(service: RegistryService, ref: str, fmt: str) -> tuple[int, Any]:
+    """What ``write_rows`` reports and writes (Parquet compared by its rows: the bytes name the writer)."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    sink = io.BytesIO()
+    rows = service.write_rows(ref, fmt, sink)
+    data = sink.getvalue()
+    return rows, pq.read_table(io.BytesIO(data)).to_pylist() if fmt == "parquet" else data.decode()
+
+
 def test_both_implementations_satisfy_the_protocol(sides: Sides) -> None:
     for service in (sides.local, sides.remote):
         assert isinstance(service, RegistryService)
@@ -120,6 +132,9 @@ def test_datasets_commits_snapshots_and_reads_answer_the_same(sides: Sides) -> N
     sides.both(lambda s, _: s.read("signs@v1"))
     sides.both(lambda s, _: s.read("signs@main", ["sample_id", "label"]))
     assert sides.both(lambda s, out: s.export("signs@v1", out / "v1.parquet")) == ("ok", 3)
+    for fmt in ("csv", "jsonl", "parquet"):
+        assert sides.both(lambda s, _, f=fmt: _written(s, "signs@main", f))[0] == "ok"
+    sides.both(lambda s, _: _written(s, "signs@main", "xml"))  # InvalidInput on both
     sides.both(lambda s, _: s.plan("signs@main", shards=2))
     outcome = sides.both(lambda s, _: s.verify())
     assert outcome[0] == "ok" and outcome[1]["ok"] is True
