@@ -49,10 +49,12 @@ MAX_FRAME = 16 << 20
 
 
 def install_key() -> str:
-    """Which installation this is (interpreter and package folder): each gets its own preloaded process,
-    so two virtualenvs or checkouts never run each other's code."""
+    """Which installation this is (interpreter, package folder and ``PYTHONPATH``, which decide what code
+    a command imports): each gets its own preloaded process, so two virtualenvs or checkouts never run
+    each other's code."""
     package = Path(__file__).resolve().parent.parent
-    return hashlib.sha256(f"{sys.executable}\0{package}".encode()).hexdigest()[:16]
+    path = os.environ.get("PYTHONPATH", "")
+    return hashlib.sha256(f"{sys.executable}\0{package}\0{path}".encode()).hexdigest()[:16]
 
 
 def socket_path(environ: dict[str, str] | os._Environ[str] | None = None) -> Path:

@@ -362,3 +362,14 @@ def test_every_preloaded_module_imports() -> None:
     for name in PRELOAD_MODULES:
         if name.split(".")[0] not in optional:
             importlib.import_module(name)
+
+
+def test_the_installation_key_follows_what_decides_the_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    from registry.cli.preload_client import install_key
+
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    plain = install_key()
+    monkeypatch.setenv("PYTHONPATH", "/somewhere/else")
+    assert install_key() != plain
+    monkeypatch.setattr(sys, "executable", "/another/python")
+    assert install_key() not in {plain}
