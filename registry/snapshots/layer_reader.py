@@ -352,17 +352,17 @@ class ManifestReader:
 
     def _take(self, layer_no: int, positions: np.ndarray, columns: Sequence[str] | None) -> pa.Table:
         """Rows at ``positions`` (in that order), decoding each needed row group only as far as the
-        last wanted row in it."""
+        last wanted row in it, and keeping only the wanted rows of one group before decoding the next:
+        memory is one row group and the rows taken, however scattered they are."""
         parquet = pq.ParquetFile(self.layer_path(layer_no))
         cols = list(columns) if columns is not None else None
         bounds = np.cumsum([0] + [parquet.metadata.row_group(i).num_rows
                                   for i in range(parquet.metadata.num_row_groups)])
         group_of = np.searchsorted(bounds, positions, side="right") - 1
         pieces: list[pa.Table] = []
-        local = np.empty(len(positions), np.int64)
-        offset = 0
+        taken_from: list[np.ndarray] = []
         for group in np.unique(group_of):
-            here = group_of == group
+            here = np.flatnonzero(group_of == group)
             wanted = positions[here] - bounds[group]
             needed = int(wanted.max()) + 1
             batches = []
@@ -371,10 +371,11 @@ class ManifestReader:
                 needed -= batch.num_rows
                 if needed <= 0:
                     break
-            pieces.append(pa.Table.from_batches(batches, schema=batches[0].schema))
-            local[here] = wanted + offset
-            offset += pieces[-1].num_rows
-        return pa.concat_tables(pieces).take(pa.array(local)).replace_schema_metadata(None)
+            pieces.append(pa.Table.from_batches(batches, schema=batches[0].schema).take(pa.array(wanted)))
+            taken_from.append(here)
+        table = pa.concat_tables(pieces)
+        order = np.argsort(np.concatenate(taken_from), kind="stable")
+        return table.take(pa.array(order)).replace_schema_metadata(None)
 
 
 def _count_into(counts: dict[Any, int], values: pa.Array | pa.ChunkedArray, as_type: pa.DataType | None,
