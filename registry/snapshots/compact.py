@@ -55,8 +55,9 @@ COMPACT_POINTS = ("compact:after-layer-object", "compact:after-manifest", "compa
 """Crash points of a compaction, in order (see :mod:`registry.failpoints`)."""
 FAN_IN = 4
 """Upper layers merge into the layer below them while it holds at most this many times their rows."""
-CHUNK = 1 << 22
-"""Index entries copied at a time when writing a merged index."""
+CHUNK = 1 << 20
+"""Index entries (and cells, and keys) copied at a time when writing a merged index: a chunk's copies and
+its sort are what a compaction holds beyond one row group (about 100 MiB at 1Mi entries)."""
 
 
 @dataclass(frozen=True)
@@ -192,7 +193,11 @@ def _write_index(ctx: Context, reader: ManifestReader, numbers: list[int], hidde
         for n in numbers:
             keep = np.ones(len(indexes[n]), bool)
             keep[hidden[n]] = False
-            cells[offsets[n]:offsets[n] + int(keep.sum())] = indexes[n].cells[column][keep]
+            source, out = indexes[n].cells[column], offsets[n]
+            for start in range(0, len(keep), CHUNK):
+                part = source[start:start + CHUNK][keep[start:start + CHUNK]]
+                cells[out:out + len(part)] = part
+                out += len(part)
         cells.flush()
         del cells
     (folder / "columns.json").write_text(json.dumps(columns))
