@@ -49,20 +49,28 @@ def unique_key(check: UniqueKey, subject: Subject) -> Measure:
 
 
 def not_null(check: NotNull, subject: Subject) -> Measure:
-    table = subject.columns(check.columns)
-    nulls = {c: int(table.column(c).null_count) for c in check.columns}
+    nulls = dict.fromkeys(check.columns, 0)
+    for batch in subject.batches(check.columns):
+        for c in check.columns:
+            nulls[c] += int(batch.column(c).null_count)
     return at_most(sum(nulls.values()), 0, {"nulls": nulls})
 
 
 def allowed_values(check: AllowedValues, subject: Subject) -> Measure:
-    column = subject.columns([check.column]).column(check.column)
-    allowed = pa.array(check.values)
-    if column.type != allowed.type:
-        column, allowed = pc.cast(column, pa.string()), pc.cast(allowed, pa.string())
-    outside = column.filter(pc.invert(pc.fill_null(pc.is_in(column, value_set=allowed), True)))
-    counts = sorted(pc.value_counts(outside).to_pylist(), key=lambda vc: -vc["counts"])[:EXAMPLES]
-    return at_most(len(outside), 0, {"column": check.column, "nulls_ignored": True,
-                                     "examples": [{"value": vc["values"], "rows": vc["counts"]} for vc in counts]})
+    outside: dict[Any, int] = {}  # value -> rows, in order of first appearance
+    total = 0
+    for batch in subject.batches([check.column]):
+        column, allowed = batch.column(check.column), pa.array(check.values)
+        if column.type != allowed.type:
+            column, allowed = pc.cast(column, pa.string()), pc.cast(allowed, pa.string())
+        inside = pc.or_(pc.is_in(column, value_set=allowed), pc.is_null(column))  # nulls are not_null's business
+        found = column.filter(pc.invert(inside))
+        total += len(found)
+        for vc in pc.value_counts(found).to_pylist():
+            outside[vc["values"]] = outside.get(vc["values"], 0) + vc["counts"]
+    counts = sorted(outside.items(), key=lambda item: -item[1])[:EXAMPLES]
+    return at_most(total, 0, {"column": check.column, "nulls_ignored": True,
+                              "examples": [{"value": value, "rows": rows} for value, rows in counts]})
 
 
 def schema_compatible(_check: SchemaCompatible, subject: Subject) -> Measure:

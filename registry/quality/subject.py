@@ -1,12 +1,13 @@
 """What checks look at: one snapshot's columns, its parent and last passed snapshot, gold and records.
 
 Everything is read lazily and once: a policy that only counts rows reads no data, and ten checks
-over the ``label`` column read it once.
+over the ``label`` column read it once. Checks that only count (nulls, values outside a set) read their
+columns a batch at a time instead, so they need no more memory on a billion rows than on a thousand.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,9 @@ from registry.snapshots.manifest import load_manifest
 from registry.snapshots.read import read
 
 __all__ = ["Subject"]
+
+BATCH_ROWS = 1 << 20
+"""Rows per batch for the checks that count as they read (``not_null``, ``allowed_values``)."""
 
 
 @dataclass
@@ -81,6 +85,17 @@ class Subject:
             table = self.reader().read(wanted)
             self._columns.update({c: table.column(c) for c in wanted})
         return pa.table({c: self._columns[c] for c in dict.fromkeys(names)})
+
+    def batches(self, names: Sequence[str]) -> Iterator[pa.Table]:
+        """These columns of the snapshot a batch at a time (memory: one row group), or from the columns
+        another check already read."""
+        self.require(names)
+        wanted = list(dict.fromkeys(names))
+        if all(c in self._columns for c in wanted):
+            yield pa.table({c: self._columns[c] for c in wanted})
+            return
+        for batch in self.reader().iter_rows(wanted, BATCH_ROWS):
+            yield pa.Table.from_batches([batch])
 
     def key_hashes(self) -> np.ndarray:
         """The sorted key hashes of the snapshot's rows (from the key index, no row read)."""

@@ -300,6 +300,23 @@ class ManifestReader:
         """Index entries as sorted row positions in the layer's file."""
         return np.sort(np.asarray(self._rows_index(layer_no).rows[hidden_entries], dtype=np.int64))
 
+    def iter_rows(self, columns: list[str] | None, batch_rows: int,
+                  hidden_by_layer: list[np.ndarray] | None = None) -> Iterator[pa.RecordBatch]:
+        """Every visible row, in :meth:`read` order, as batches of at most ``batch_rows``: memory is one row
+        group whatever the snapshot's size. ``hidden_by_layer``: :meth:`hidden_entries`, if already known."""
+        layers = self.manifest.layers
+        if hidden_by_layer is None and len(layers) > 1:
+            hidden_by_layer = self.hidden_entries()
+        for n, layer in enumerate(layers):
+            if not layer.rows:
+                continue
+            hidden = self.hidden_rows(n, hidden_by_layer[n]) if hidden_by_layer else np.zeros(0, np.int64)
+            if len(hidden):
+                yield from self.iter_visible(n, hidden, columns, batch_rows)
+                continue
+            for batch in pq.ParquetFile(self.layer_path(n)).iter_batches(batch_size=batch_rows, columns=columns):
+                yield batch.replace_schema_metadata(None)
+
     def iter_visible(self, layer_no: int, hidden: np.ndarray, columns: list[str] | None,
                      batch_rows: int) -> Iterator[pa.RecordBatch]:
         """The rows of one layer's file except the sorted row positions ``hidden``, in file order, as batches

@@ -6,7 +6,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from registry.context import Context
 from registry.db import transaction
@@ -59,20 +58,8 @@ def stream(ctx: Context, ref: Ref | str) -> tuple[pa.Schema, Iterator[pa.RecordB
     for n, layer in enumerate(layers):  # verified before the first byte goes out, not mid-stream
         if layer.rows:
             reader.layer_path(n)
-    hidden_by_layer = [] if len(layers) == 1 else reader.hidden_entries()
-
-    def batches() -> Iterator[pa.RecordBatch]:
-        for n, layer in enumerate(layers):
-            if not layer.rows:
-                continue
-            hidden = reader.hidden_rows(n, hidden_by_layer[n]) if hidden_by_layer else None
-            if hidden is None or not len(hidden):
-                for batch in pq.ParquetFile(reader.layer_path(n)).iter_batches(batch_size=STREAM_BATCH_ROWS):
-                    yield batch.replace_schema_metadata(None)
-            else:
-                yield from reader.iter_visible(n, hidden, None, STREAM_BATCH_ROWS)
-
-    return schema, batches()
+    hidden_by_layer = None if len(layers) == 1 else reader.hidden_entries()  # before the first byte, too
+    return schema, reader.iter_rows(None, STREAM_BATCH_ROWS, hidden_by_layer)
 
 
 def export(ctx: Context, ref: Ref | str, out: str | Path) -> int:

@@ -92,6 +92,30 @@ def test_allowed_values(reg: Registry) -> None:
     assert bad["details"]["examples"] == [{"value": "c", "rows": 20}]
 
 
+def test_counting_checks_read_a_layered_snapshot_in_batches(reg: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``not_null`` and ``allowed_values`` count batch by batch (3 rows here, over 7-row groups and three
+    layers) and give what one pass over the whole columns gives."""
+    from registry.quality import subject
+    from registry.snapshots import layers
+
+    monkeypatch.setattr(layers.write_parquet_object, "__defaults__", (7, None))
+    monkeypatch.setattr(subject, "BATCH_ROWS", 3)
+    values = [["a", "b", "x", None, "y"][i % 5] for i in range(60)]
+    setup(reg, labels(values))
+    reg.commit("labels", labels(["z", None, "a"]), mode="upsert")  # s000..s002 change
+    reg.commit("labels", None, mode="upsert", delete_keys=pa.table({"sample_id": ["s003", "s008"]}))
+    table = reg.read("labels")
+    column = table.column("label").to_pylist()
+    outside = [v for v in column if v is not None and v not in ("a", "b")]
+    nulls = evaluate(reg, {"check": "not_null", "columns": ["label", "sample_id"]})
+    assert nulls["details"]["nulls"] == {"label": column.count(None), "sample_id": 0}
+    bad = evaluate(reg, {"check": "allowed_values", "column": "label", "values": ["a", "b"]})
+    assert bad["metric"] == len(outside)
+    first_seen = list(dict.fromkeys(outside))
+    expected = sorted(((v, outside.count(v)) for v in first_seen), key=lambda item: -item[1])
+    assert bad["details"]["examples"] == [{"value": v, "rows": n} for v, n in expected]
+
+
 def test_schema_compatible_against_last_passed(reg: Registry) -> None:
     setup(reg, labels(LABELS, {"score": [1.0] * 100}))
     first = evaluate(reg, {"check": "schema_compatible"})
