@@ -102,6 +102,7 @@ elif op.startswith("duckdb_"):
     import duckdb
     con = duckdb.connect()
     con.execute("SET memory_limit='2GB'")
+    con.execute("SET enable_progress_bar=false")  # it writes to stdout, where the result goes
     con.execute(f"SET temp_directory='{spec['tmp']}'")
     if op == "duckdb_diff":
         row = con.execute(
@@ -154,7 +155,8 @@ def child(spec: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
     if proc.returncode != 0:
         return {"error": (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1],
                 "exit": proc.returncode}
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    last = [line for line in proc.stdout.splitlines() if line.startswith("{")][-1]
+    result: dict[str, Any] = json.loads(last)
     return result
 
 

@@ -288,8 +288,7 @@ class ManifestReader:
         for n, layer in enumerate(layers):
             if not layer.rows:
                 continue
-            parquet = pq.ParquetFile(self.layer_path(n))
-            for batch in parquet.iter_batches(batch_size=COUNT_BATCH_ROWS, columns=[column]):
+            for batch in self.iter_visible(n, np.zeros(0, np.int64), [column], COUNT_BATCH_ROWS):
                 _count_into(counts, batch.column(0), as_type, 1)
             if len(hidden_by_layer[n]):
                 hidden = self._take(n, self.hidden_rows(n, hidden_by_layer[n]), [column])
@@ -311,16 +310,14 @@ class ManifestReader:
             if not layer.rows:
                 continue
             hidden = self.hidden_rows(n, hidden_by_layer[n]) if hidden_by_layer else np.zeros(0, np.int64)
-            if len(hidden):
-                yield from self.iter_visible(n, hidden, columns, batch_rows)
-                continue
-            for batch in pq.ParquetFile(self.layer_path(n)).iter_batches(batch_size=batch_rows, columns=columns):
-                yield batch.replace_schema_metadata(None)
+            yield from self.iter_visible(n, hidden, columns, batch_rows)
 
     def iter_visible(self, layer_no: int, hidden: np.ndarray, columns: list[str] | None,
                      batch_rows: int) -> Iterator[pa.RecordBatch]:
         """The rows of one layer's file except the sorted row positions ``hidden``, in file order, as batches
-        of at most ``batch_rows``: one row group is decoded at a time, so memory is one row group."""
+        of at most ``batch_rows``: one row group is decoded at a time, so memory is one row group.
+        (``ParquetFile.iter_batches`` over a whole file keeps allocating as it goes, about 13 bytes per row
+        of the benchmark table with pyarrow 26, so it is not used for whole files.)"""
         parquet = pq.ParquetFile(self.layer_path(layer_no))
         start = 0
         for group in range(parquet.num_row_groups):
