@@ -107,7 +107,8 @@ def send(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = N
     frame = _HEADER.pack(len(body)) + body
     if fds:
         sent = socket.send_fds(sock, [frame], fds)
-        sock.sendall(frame[sent:])
+        if sent < len(frame):  # sendall of nothing still sends: EPIPE if the peer has answered and closed
+            sock.sendall(frame[sent:])
     else:
         sock.sendall(frame)
 
