@@ -42,8 +42,8 @@ STREAM_BATCH_ROWS = 65_536
 
 def stream(ctx: Context, ref: Ref | str) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
     """The schema and record batches of the snapshot ``ref`` names, in :func:`read`'s row order, for a
-    reader that must not hold the whole snapshot (the HTTP API, export). Memory is bounded by one batch
-    for a layer nothing hides rows of, else by one of its row groups.
+    reader that must not hold the whole snapshot (the HTTP API, export). Memory is bounded by one row
+    group of a layer (:meth:`ManifestReader.iter_rows`).
 
     Raises:
         NotFound: the dataset or ref does not exist.
