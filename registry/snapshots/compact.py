@@ -122,21 +122,10 @@ def _stream_rows(reader: ManifestReader, numbers: list[int], hidden: dict[int, n
                  writer: pq.ParquetWriter) -> None:
     """Append each layer's visible rows to ``writer``, one row group at a time."""
     for number in numbers:
-        parquet = pq.ParquetFile(reader.layer_path(number))
-        start = 0
-        for group in range(parquet.metadata.num_row_groups):
-            rows = parquet.read_row_group(group, use_threads=False)
-            stop = start + rows.num_rows
-            gone = hidden[number]
-            cut = gone[(gone >= start) & (gone < stop)] - start
-            if cut.size:
-                keep = np.ones(rows.num_rows, bool)
-                keep[cut] = False
-                rows = rows.filter(pa.array(keep))
+        for rows in reader.visible_row_groups(number, hidden[number], None):
             if rows.num_rows:
                 writer.write_table(rows.cast(writer.schema) if rows.schema != writer.schema else rows,
                                    row_group_size=ROW_GROUP_ROWS)
-            start = stop
 
 
 def _write_index(ctx: Context, reader: ManifestReader, numbers: list[int], hidden_entries: list[np.ndarray],

@@ -276,24 +276,12 @@ class ManifestReader:
         return pa.concat_tables(parts) if parts else pa.table({})
 
     def count_values(self, column: str, as_type: pa.DataType | None = None) -> dict[Any, int]:
-        """How many visible rows hold each value of ``column`` (cast to ``as_type``; None for null).
-
-        Each layer's column is counted a batch at a time, then the rows the layers above hide are read
-        (they are as few as the upper layers' rows) and taken off: memory is one batch and the hidden
-        rows, whatever the table's size.
-        """
-        layers = self.manifest.layers
-        hidden_by_layer = self.hidden_entries() if len(layers) > 1 else [np.zeros(0, np.int64)]
+        """How many visible rows hold each value of ``column`` (cast to ``as_type``; None for null), counted
+        a batch at a time (:meth:`iter_rows`): memory is one row group, whatever the table's size."""
         counts: dict[Any, int] = {}
-        for n, layer in enumerate(layers):
-            if not layer.rows:
-                continue
-            for batch in self.iter_visible(n, np.zeros(0, np.int64), [column], COUNT_BATCH_ROWS):
-                _count_into(counts, batch.column(0), as_type, 1)
-            if len(hidden_by_layer[n]):
-                hidden = self._take(n, self.hidden_rows(n, hidden_by_layer[n]), [column])
-                _count_into(counts, hidden.column(column), as_type, -1)
-        return {value: count for value, count in counts.items() if count}
+        for batch in self.iter_rows([column], COUNT_BATCH_ROWS):
+            _count_into(counts, batch.column(0), as_type)
+        return counts
 
     def hidden_rows(self, layer_no: int, hidden_entries: np.ndarray) -> np.ndarray:
         """Index entries as sorted row positions in the layer's file."""
@@ -314,15 +302,21 @@ class ManifestReader:
 
     def iter_visible(self, layer_no: int, hidden: np.ndarray, columns: list[str] | None,
                      batch_rows: int) -> Iterator[pa.RecordBatch]:
-        """The rows of one layer's file except the sorted row positions ``hidden``, in file order, as batches
-        of at most ``batch_rows``: one row group is decoded at a time, so memory is one row group.
-        (``ParquetFile.iter_batches`` over a whole file keeps allocating as it goes, about 13 bytes per row
-        of the benchmark table with pyarrow 26, so it is not used for whole files.)"""
+        """:meth:`visible_row_groups` as batches of at most ``batch_rows``."""
+        for rows in self.visible_row_groups(layer_no, hidden, columns):
+            yield from rows.to_batches(max_chunksize=batch_rows)
+
+    def visible_row_groups(self, layer_no: int, hidden: np.ndarray, columns: list[str] | None
+                           ) -> Iterator[pa.Table]:
+        """Each row group of one layer's file without the sorted row positions ``hidden``, in file order:
+        one row group is decoded at a time, so memory is one row group. (``ParquetFile.iter_batches`` over a
+        whole file keeps allocating as it goes, about 13 bytes per row of the benchmark table with
+        pyarrow 26, so it is not used for whole files.)"""
         parquet = pq.ParquetFile(self.layer_path(layer_no))
         start = 0
         for group in range(parquet.num_row_groups):
             rows = parquet.read_row_group(group, columns=columns).replace_schema_metadata(None)
-            yield from _without(rows, start, hidden).to_batches(max_chunksize=batch_rows)
+            yield _without(rows, start, hidden)
             start += rows.num_rows
 
     def fetch_keys(self, kh: np.ndarray, found: Lookup | None = None) -> pa.Table:
@@ -392,11 +386,10 @@ class ManifestReader:
         return table.take(pa.array(order)).replace_schema_metadata(None)
 
 
-def _count_into(counts: dict[Any, int], values: pa.Array | pa.ChunkedArray, as_type: pa.DataType | None,
-                sign: int) -> None:
-    """Add (``sign`` 1) or take off (-1) how often each of ``values`` occurs."""
+def _count_into(counts: dict[Any, int], values: pa.Array | pa.ChunkedArray, as_type: pa.DataType | None) -> None:
+    """Add how often each of ``values`` occurs to ``counts``."""
     if as_type is not None and values.type != as_type:
         values = values.cast(as_type)
     found = pc.value_counts(values)
     for value, count in zip(found.field("values").to_pylist(), found.field("counts").to_pylist(), strict=True):
-        counts[value] = counts.get(value, 0) + sign * count
+        counts[value] = counts.get(value, 0) + count
