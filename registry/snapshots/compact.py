@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -36,11 +36,11 @@ from registry.failpoints import failpoint
 from registry.models import DatasetRow, RefRow, SnapshotRow
 from registry.refs import Ref
 from registry.snapshots.history import resolve_ref
+from registry.snapshots.index_files import EntriesWriter, NpyWriter, merge_entries
 from registry.snapshots.index_trim import trim_indexes
 from registry.snapshots.layer_reader import ManifestReader
 from registry.snapshots.layers import (
     ENTRY_DTYPE,
-    FENCE,
     KEYS_FILE,
     ROW_GROUP_ROWS,
     LayerIndex,
@@ -130,7 +130,7 @@ def _stream_rows(reader: ManifestReader, numbers: list[int], hidden: dict[int, n
 
 def _write_index(ctx: Context, reader: ManifestReader, numbers: list[int], hidden_entries: list[np.ndarray],
                  hidden: dict[int, np.ndarray], folder: Path) -> None:
-    """The merged layer's index, written into ``folder`` as memory-mapped arrays.
+    """The merged layer's index, written into ``folder`` front to back (see :mod:`registry.snapshots.index_files`).
 
     The largest layer's sorted entries are copied in chunks with the other layers' (few) entries inserted
     among them, so no table-sized sort or copy is held in memory.
@@ -154,41 +154,29 @@ def _write_index(ctx: Context, reader: ManifestReader, numbers: list[int], hidde
         small_parts.append(part)
     small = np.concatenate(small_parts) if small_parts else np.zeros(0, ENTRY_DTYPE)
     small = small[np.argsort(small["kh"], kind="stable")]
-    entries = np.lib.format.open_memmap(folder / "entries.npy", mode="w+", dtype=ENTRY_DTYPE, shape=(total,))
     index = indexes[big]
     big_hidden = np.zeros(len(index), bool)
     big_hidden[hidden_entries[big]] = True
-    out, taken = 0, 0
-    for start in range(0, len(index), CHUNK):
-        chunk = np.array(index.entries[start:start + CHUNK])
-        chunk = chunk[~big_hidden[start:start + CHUNK]]
-        chunk["row"] = _positions(hidden[big], chunk["row"].astype(np.int64)) + offsets[big]
-        last = start + CHUNK >= len(index)
-        upto = len(small) if last else int(np.searchsorted(small["kh"], chunk["kh"][-1], side="right")) \
-            if len(chunk) else taken
-        merged = np.concatenate([chunk, small[taken:upto]])
-        merged = merged[np.argsort(merged["kh"], kind="stable")]
-        entries[out:out + len(merged)] = merged
-        out += len(merged)
-        taken = upto
-    if not len(index):
-        entries[:] = small
-    entries.flush()
-    np.save(folder / "fences.npy", np.ascontiguousarray(entries["kh"][::FENCE]))
-    del entries
+
+    def big_chunks() -> Iterator[np.ndarray]:
+        for start in range(0, len(index), CHUNK):
+            chunk = np.array(index.entries[start:start + CHUNK])
+            chunk = chunk[~big_hidden[start:start + CHUNK]]
+            chunk["row"] = _positions(hidden[big], chunk["row"].astype(np.int64)) + offsets[big]
+            yield chunk
+
+    with EntriesWriter(folder, total) as entries:
+        for merged in merge_entries(big_chunks(), small):
+            entries.append(merged)
     columns = [c for c in indexes[numbers[0]].cells if all(c in indexes[n].cells for n in numbers)]
     for i, column in enumerate(columns):
-        cells = np.lib.format.open_memmap(folder / f"cell-{i}.npy", mode="w+", dtype=np.uint64, shape=(total,))
-        for n in numbers:
-            keep = np.ones(len(indexes[n]), bool)
-            keep[hidden[n]] = False
-            source, out = indexes[n].cells[column], offsets[n]
-            for start in range(0, len(keep), CHUNK):
-                part = source[start:start + CHUNK][keep[start:start + CHUNK]]
-                cells[out:out + len(part)] = part
-                out += len(part)
-        cells.flush()
-        del cells
+        with NpyWriter(folder / f"cell-{i}.npy", np.uint64, total) as cells:
+            for n in numbers:
+                keep = np.ones(len(indexes[n]), bool)
+                keep[hidden[n]] = False
+                source = indexes[n].cells[column]
+                for start in range(0, len(keep), CHUNK):
+                    cells.append(source[start:start + CHUNK][keep[start:start + CHUNK]])
     (folder / "columns.json").write_text(json.dumps(columns))
     _write_merged_keys(indexes, numbers, hidden, folder)
 
