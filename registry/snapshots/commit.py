@@ -30,6 +30,7 @@ from registry.models import DatasetRow, SchemaVersionRow, SnapshotRow
 from registry.provenance.records import empty_records
 from registry.provenance.store import RecordDelta, diff_records, records_at, write_delta
 from registry.refs import Ref
+from registry.snapshots import first_commit
 from registry.snapshots.describe import describe_change
 from registry.snapshots.guard import guard_commit, refuse_commit
 from registry.snapshots.hashing import hash_table, key_hash
@@ -161,6 +162,9 @@ class _Request:
     annotations: AnnotationInput | None
     parent_manifest: Manifest | None
     parent_reader: ManifestReader | None
+    stream: Path | None = None
+    """A Parquet file a first commit writes a row group at a time (:mod:`registry.snapshots.first_commit`);
+    ``table`` is then empty, with the file's schema."""
 
 
 @dataclass(frozen=True)
@@ -196,12 +200,21 @@ class _Change:
 
 @dataclass(frozen=True)
 class _Written:
-    """Stage 4 (write objects): the objects and manifest of the new snapshot, and its annotation records."""
+    """Stage 4 (write objects): the objects and manifest of the new snapshot, its annotation records, and
+    what the snapshot's change counts."""
 
     staged: StagedLayer
     annotations_sha: str | None
     bytes_written: int
     """Every object's bytes: the layer's, the manifest's and the annotation records'."""
+    added: int
+    changed: int
+    removed: int
+    rows: int
+    relabeled: int | None
+    delta: RecordDelta | None
+    column_metrics: dict[str, dict[str, Any]]
+    """The lineage facet's per-column metrics (see :func:`registry.lineage.emit.commit_metrics`)."""
 
 
 def _commit(
@@ -227,19 +240,23 @@ def _commit(
                      expect_parent=expect_parent, annotations=annotations, note=note, branch=branch,
                      allow_breaking=allow_breaking)
     schema = _classify_schema(request, allow_breaking)
-    note("comparing with the parent")
-    change = _diff(ctx, request, schema)
-    if not schema.new_base and not change.keep.any() and not change.removed.size and \
-            (change.delta is None or change.delta.empty):
-        parent = request.parent
-        assert parent is not None
-        grandparents = catalog.parents_of(parent)
-        return CommitResult(name, parent.id, grandparents[0] if grandparents else None, False, 0, 0, 0,
-                            parent.rows, 0, parent.schema_version, "unchanged")
-    note("writing objects")
-    written = _write_objects(ctx, request, schema, change)
+    if request.stream is not None:
+        note("writing objects")
+        written = _write_streamed(ctx, request, schema, note)
+    else:
+        note("comparing with the parent")
+        change = _diff(ctx, request, schema)
+        if not schema.new_base and not change.keep.any() and not change.removed.size and \
+                (change.delta is None or change.delta.empty):
+            parent = request.parent
+            assert parent is not None
+            grandparents = catalog.parents_of(parent)
+            return CommitResult(name, parent.id, grandparents[0] if grandparents else None, False, 0, 0, 0,
+                                parent.rows, 0, parent.schema_version, "unchanged")
+        note("writing objects")
+        written = _write_objects(ctx, request, schema, change)
     note("recording the snapshot")
-    result = _record(ctx, request, schema, change, written, run)
+    result = _record(ctx, request, schema, written, run)
     _after_commit(ctx, result)
     return result
 
@@ -274,7 +291,11 @@ def _parse(ctx: Context, name: str, source: pa.Table | str | Path | None, *, mes
         session.expunge_all()
 
     note("reading input")
-    table = normalize(_as_table(ctx, source, "input")) if source is not None else None
+    stream = Path(source) if source is not None and first_commit.streams(source, parent is not None) else None
+    if stream is not None:
+        table = first_commit.input_schema(stream, InputLimits.from_settings(ctx.settings.inputs)).empty_table()
+    else:
+        table = normalize(_as_table(ctx, source, "input")) if source is not None else None
     parent_manifest = load_manifest(ctx, parent) if parent else None
     parent_reader = ManifestReader(ctx.store, ctx.cache, parent_manifest) if parent_manifest else None
     if table is None:
@@ -288,7 +309,7 @@ def _parse(ctx: Context, name: str, source: pa.Table | str | Path | None, *, mes
         table = _conform_to(table, json.loads(parent_schema.arrow_schema), name)
     return _Request(name, branch, mode, message, who, dataset, keys, parent, latest_schema, parent_schema, table,
                     source is not None,
-                    delete_keys, annotations, parent_manifest, parent_reader)
+                    delete_keys, annotations, parent_manifest, parent_reader, stream)
 
 
 def _classify_schema(request: _Request, allow_breaking: bool) -> _Schema:
@@ -424,29 +445,49 @@ def _write_objects(ctx: Context, request: _Request, schema: _Schema, change: _Ch
                          removed=change.removed, parent=request.parent_reader, below=below,
                          schema_fingerprint=schema.fingerprint, total_rows=change.rows,
                          point=lambda name: failpoint(f"commit:{name}"))
-    bytes_written = staged.bytes_written
-    annotations_sha: str | None = None
-    if change.delta is not None and not change.delta.empty:
-        records_info = write_delta(ctx, change.delta)
-        annotations_sha = records_info.sha256
-        bytes_written += records_info.size
-    return _Written(staged, annotations_sha, bytes_written)
+    label_column = request.annotations.label_column if request.annotations else None
+    relabeled = _relabeled(request.parent_reader, change, label_column) \
+        if label_column and request.parent_reader is not None and label_column in change.cells else None
+    metrics = lineage_emit.commit_metrics(ctx, request.table if request.mode == "replace" else None)
+    annotations_sha, records_bytes = _write_records(ctx, change.delta)
+    return _Written(staged, annotations_sha, staged.bytes_written + records_bytes, change.added,
+                    int(change.changed.sum()), int(change.removed.size), change.rows, relabeled, change.delta, metrics)
+
+
+def _write_streamed(ctx: Context, request: _Request, schema: _Schema, note: Progress) -> _Written:
+    """Stages 3 and 4 of a first commit of a Parquet file, streamed (see :mod:`registry.snapshots.first_commit`):
+    every row is new, so nothing is compared, and the rows are checked as they are written."""
+    assert request.stream is not None
+    layer = first_commit.write_first_layer(
+        ctx, request.stream, request.keys, schema_fingerprint=schema.fingerprint,
+        limits=InputLimits.from_settings(ctx.settings.inputs),
+        metrics=not ctx.settings.lineage.openlineage.disabled, point=lambda name: failpoint(f"commit:{name}"),
+        note=note)
+    delta = _annotation_delta(ctx, None, request.annotations)
+    annotations_sha, records_bytes = _write_records(ctx, delta)
+    return _Written(layer.staged, annotations_sha, layer.staged.bytes_written + records_bytes, layer.rows, 0, 0,
+                    layer.rows, None, delta, layer.column_metrics)
+
+
+def _write_records(ctx: Context, delta: RecordDelta | None) -> tuple[str | None, int]:
+    """The annotation records' change object, if any: its SHA-256 and size."""
+    if delta is None or delta.empty:
+        return None, 0
+    info = write_delta(ctx, delta)
+    return info.sha256, info.size
 
 
 class _Protected(Exception):
     """The branch was protected after :func:`guard_commit` looked: the transaction rolls back."""
 
 
-def _record(ctx: Context, request: _Request, schema: _Schema, change: _Change, written: _Written,
+def _record(ctx: Context, request: _Request, schema: _Schema, written: _Written,
             run: lineage_emit.CommitRun) -> CommitResult:
     """Stage 5: one catalog transaction inserts the snapshot (and a new schema version), moves ``main`` by
     compare-and-swap, appends the audit event and queues the lineage event."""
     name, parent, dataset, annotations = request.name, request.parent, request.dataset, request.annotations
-    added, changed, removed = change.added, int(change.changed.sum()), int(change.removed.size)
-    label_column = annotations.label_column if annotations else None
-    relabeled = _relabeled(request.parent_reader, change, label_column) \
-        if label_column and request.parent_reader is not None and label_column in change.cells else None
-    summary = describe_change(added, changed, removed, relabeled, change.delta)
+    added, changed, removed, rows = written.added, written.changed, written.removed, written.rows
+    summary = describe_change(added, changed, removed, written.relabeled, written.delta)
     author = request.who.name
     created_at = utc_now()
     parents = [parent.id] if parent else []
@@ -454,7 +495,6 @@ def _record(ctx: Context, request: _Request, schema: _Schema, change: _Change, w
     new_id = snapshot_id(dataset=name, parents=parents, change_sha256=staged.change_sha256,
                          deletes_sha256=staged.deletes_sha256, schema_fingerprint=schema.fingerprint, author=author,
                          message=request.message, created_at=created_at, annotations_sha256=written.annotations_sha)
-    lineage_metrics = lineage_emit.commit_metrics(ctx, request.table if request.mode == "replace" else None)
     # Stores with commits (lakeFS) seal the objects now, naming the snapshot; a crash before the catalog
     # commits leaves a store commit no snapshot records, whose objects gc removes like any unreferenced ones.
     store_commit = ctx.store.seal_commit(new_id, request.message or f"registry commit {name}")
@@ -478,7 +518,7 @@ def _record(ctx: Context, request: _Request, schema: _Schema, change: _Change, w
                 id=new_id, dataset_id=catalog.dataset_id(dataset), seq=(parent.seq + 1) if parent else 1,
                 parents=json.dumps(parents), author=author, message=request.message, created_at=created_at,
                 schema_version=version, schema_fingerprint=schema.fingerprint, change_sha256=staged.change_sha256,
-                deletes_sha256=staged.deletes_sha256, manifest_sha256=staged.manifest_sha256, rows=change.rows,
+                deletes_sha256=staged.deletes_sha256, manifest_sha256=staged.manifest_sha256, rows=rows,
                 bytes_written=written.bytes_written, added=added, changed=changed, removed=removed,
                 annotations_sha256=written.annotations_sha, summary=summary, store_commit_id=store_commit)
             session.add(snapshot_row)
@@ -490,14 +530,14 @@ def _record(ctx: Context, request: _Request, schema: _Schema, change: _Change, w
                 raise _Protected
             lineage_emit.enqueue_commit(session, ctx, run, dataset=dataset, snapshot=snapshot_row,
                                         schema=schema.columns, mode=request.mode,
-                                        compatibility=schema.compatibility, column_metrics=lineage_metrics,
+                                        compatibility=schema.compatibility, column_metrics=written.column_metrics,
                                         layers=staged.layers)
             audit.record(session, ctx, annotations.audit_action if annotations else "snapshot.commit", "snapshot",
                          new_id, dataset=name, snapshot=new_id, actor=request.who, details={
                              **(annotations.audit_details if annotations else {}),  # never over the keys below
                              "parent": parent.id if parent else None, "ref": request.branch,
                              "moved_ref": request.branch, "mode": request.mode,
-                             "message": request.message, "rows": change.rows, "added": added, "changed": changed,
+                             "message": request.message, "rows": rows, "added": added, "changed": changed,
                              "removed": removed, "schema_version": version,
                              "compatibility": schema.compatibility, "bytes_written": written.bytes_written,
                              "summary": summary, "annotations": written.annotations_sha,
@@ -508,7 +548,7 @@ def _record(ctx: Context, request: _Request, schema: _Schema, change: _Change, w
                           "re-read and commit again") from exc
     failpoint("commit:after-catalog-commit")
     return CommitResult(name, new_id, parent.id if parent else None, True, added, changed, removed,
-                        change.rows, written.bytes_written, version, schema.compatibility)
+                        rows, written.bytes_written, version, schema.compatibility)
 
 
 def _after_commit(ctx: Context, result: CommitResult) -> None:

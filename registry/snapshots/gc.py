@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -96,6 +97,11 @@ def gc(ctx: Context, dry_run: bool = False, min_age: float = DEFAULT_MIN_AGE, ac
             report.leftovers.append(path.name)
             if not dry_run:
                 path.unlink(missing_ok=True)
+    for folder, newest in ctx.cache.iter_staging():  # a killed writer's scratch index files
+        if newest <= cutoff:
+            report.leftovers.append(f"cache/{folder.name}")
+            if not dry_run:
+                shutil.rmtree(folder, ignore_errors=True)
     if not dry_run and (report.deleted or report.leftovers):
         with transaction(ctx.engine) as session:
             audit.record(session, ctx, "store.gc", "store", ctx.paths.storage_url, actor=actor, details={

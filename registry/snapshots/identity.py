@@ -19,6 +19,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -28,7 +29,8 @@ from registry.errors import InvalidInput
 from registry.snapshots.id_sort import argsort_ids
 from registry.snapshots.layer_reader import Lookup, ManifestReader
 
-__all__ = ["Identity", "alt_id", "assign_ids", "rows_equal"]
+__all__ = ["Identity", "Taken", "alt_id", "assign_ids", "assign_alternate_ids", "duplicates_message", "rows_equal",
+           "settle_group"]
 
 MAX_PROBES = 16
 
@@ -89,7 +91,7 @@ class Identity:
     and ``parent_rows`` is the parent's whole read (the input came in the parent's order)."""
 
 
-def _duplicates_message(what: str, keys_table: pa.Table, rows: list[int]) -> str:
+def duplicates_message(what: str, keys_table: pa.Table, rows: list[int]) -> str:
     shown = ", ".join(repr(keys_table.slice(r, 1).to_pylist()[0] if keys_table.num_columns > 1
                            else keys_table.column(0)[r].as_py()) for r in rows[:5])
     return f"{what}: {len(rows)} duplicate key(s), e.g. {shown}; keys must be unique"
@@ -206,31 +208,54 @@ def _colliding_in_input(ids: np.ndarray, order: np.ndarray, keys_table: pa.Table
     movers: list[int] = []
     duplicates: list[int] = []
     for members in groups.values():
-        rows = sorted(set(members))
-        by_value: dict[bytes, int] = {}
-        for r in rows:
-            value = _key_bytes(keys_table, r)
-            if value in by_value:
-                duplicates.append(r)
-            else:
-                by_value[value] = r
-        if duplicates:
-            continue
-        keeper = next((r for r in rows if found.present[r]), min(rows, key=lambda r: _key_bytes(keys_table, r)))
-        movers += [r for r in rows if r != keeper]
+        moved, repeated = settle_group(sorted(set(members)), keys_table, found.present)
+        duplicates += repeated
+        if not duplicates:
+            movers += moved
     if duplicates:
-        raise InvalidInput(_duplicates_message(what, keys_table, duplicates))
+        raise InvalidInput(duplicates_message(what, keys_table, duplicates))
     return movers
 
 
+def settle_group(rows: list[int], keys_table: pa.Table, present: np.ndarray | None = None
+                 ) -> tuple[list[int], list[int]]:
+    """Rows of one input that share an id (``rows`` ascending): ``(movers, duplicates)``. Duplicates are
+    rows whose key values an earlier row of the group already has (an error for the caller to raise);
+    movers are the rows with other key values that must take alternate ids: all but one, the keeper (the
+    row ``present`` in the parent, else the smallest key by value)."""
+    by_value: dict[bytes, int] = {}
+    duplicates: list[int] = []
+    for r in rows:
+        value = _key_bytes(keys_table, r)
+        if value in by_value:
+            duplicates.append(r)
+        else:
+            by_value[value] = r
+    if duplicates:
+        return [], duplicates
+    keeper = next((r for r in rows if present is not None and present[r]),
+                  min(rows, key=lambda r: _key_bytes(keys_table, r)))
+    return [r for r in rows if r != keeper], []
+
+
+class Taken(Protocol):
+    """The ids no new alternate id may take: ``in`` and ``add`` (a ``set``, or a view of sorted ids)."""
+
+    def __contains__(self, value: object) -> bool: ...
+
+    def add(self, value: int) -> None: ...
+
+
 def _probe(ids: np.ndarray, keys_table: pa.Table, found: Lookup, pending: list[int],
-           parent: ManifestReader | None, what: str) -> None:
+           parent: ManifestReader | None, what: str, taken: Taken | None = None) -> None:
     """Settle each pending row on the alternate id that holds its key in the parent, or else on the first
-    one free in the parent and in the input. Probes are looked up a level at a time for every pending row.
-    When the parent stores no row under an alternate id, the first free probe ends the search."""
+    one free in the parent and in the input (``taken``: the input's other ids, by default read from ``ids``).
+    Probes are looked up a level at a time for every pending row. When the parent stores no row under an
+    alternate id, the first free probe ends the search."""
     rows = np.asarray(pending, np.int64)
     values = [_key_bytes(keys_table, int(r)) for r in rows]
-    taken = set(np.delete(ids, rows).tolist())
+    if taken is None:
+        taken = set(np.delete(ids, rows).tolist())
     home = np.zeros(len(rows), np.uint64)
     homed = np.zeros(len(rows), bool)
     present = np.zeros(len(rows), bool)
@@ -261,3 +286,18 @@ def _probe(ids: np.ndarray, keys_table: pa.Table, found: Lookup, pending: list[i
         stuck = values[int(np.flatnonzero(~homed)[0])].decode()
         raise InvalidInput(f"{what}: key {stuck} collides with {MAX_PROBES} other keys' ids")
     ids[rows] = home
+
+
+def assign_alternate_ids(keys_table: pa.Table, ids: np.ndarray, taken: Taken, what: str = "input") -> np.ndarray:
+    """The alternate ids of rows with no parent to look in (``keys_table``: their key values, ascending by
+    input row; ``ids``: the id each shares with a keeper), as :func:`assign_ids` would give them, ``taken``
+    holding every other id of the input.
+
+    Raises:
+        InvalidInput: a key cannot be placed within ``MAX_PROBES`` alternate ids.
+    """
+    n = keys_table.num_rows
+    out = np.asarray(ids, np.uint64).copy()
+    found = Lookup(np.full(n, -1, np.int64), np.zeros(n, np.int64), np.zeros(n, np.uint64))
+    _probe(out, keys_table, found, list(range(n)), None, what, taken)
+    return out

@@ -19,7 +19,7 @@ from registry.snapshots.layer_reader import ManifestReader
 from registry.snapshots.layers import LayerIndex, alt_metadata, write_parquet_object
 from registry.snapshots.manifest import Layer, Manifest
 
-__all__ = ["StagedLayer", "write_layer"]
+__all__ = ["StagedLayer", "stack_manifest", "write_layer"]
 
 
 @dataclass(frozen=True)
@@ -75,10 +75,18 @@ def write_layer(ctx: Context, rows: pa.Table, index: Callable[[], LayerIndex], *
         deletes_sha = deletes.sha256
         bytes_written += deletes.size
     layer = Layer(rows=info.sha256, rows_count=rows.num_rows, deletes=deletes_sha, deletes_count=int(removed.size))
+    return stack_manifest(ctx, layer, below, keys=keys, schema_fingerprint=schema_fingerprint, total_rows=total_rows,
+                          bytes_written=bytes_written, point=point)
+
+
+def stack_manifest(ctx: Context, layer: Layer, below: tuple[Layer, ...], *, keys: list[str], schema_fingerprint: str,
+                   total_rows: int, bytes_written: int, point: Callable[[str], None] = _no_point) -> StagedLayer:
+    """Write the manifest of ``layer`` (its objects written, ``bytes_written`` bytes) on top of ``below``;
+    ``point`` is called before (``after-objects``) and after (``after-manifest``)."""
     manifest = Manifest(key_columns=tuple(keys), schema_fingerprint=schema_fingerprint, rows=total_rows,
                         layers=(*below, layer))
     point("after-objects")
     manifest_info = ctx.store.put_bytes(manifest.to_bytes())
     point("after-manifest")
-    return StagedLayer(info.sha256, deletes_sha, manifest_info.sha256, manifest.layers,
+    return StagedLayer(layer.rows or "", layer.deletes, manifest_info.sha256, manifest.layers,
                        bytes_written + manifest_info.size)

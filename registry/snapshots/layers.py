@@ -305,11 +305,31 @@ class IndexCache:
         """
         return verified_path(self.store, sha256, role, markers_in(self.folder.parent))
 
-    def _stage(self, arrays: dict[str, np.ndarray], columns: list[str], keys: pa.Table | None = None) -> Path:
-        """Write an index's files into a fresh temporary folder (see :meth:`_adopt`)."""
+    def new_staging_folder(self) -> Path:
+        """A fresh temporary folder to write an index into, for :meth:`adopt_folder` (or :meth:`discard`)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         tmp = self.folder / f".{uuid.uuid4().hex}.tmp"
         tmp.mkdir()
+        return tmp
+
+    def iter_staging(self) -> Iterator[tuple[Path, float]]:
+        """Staging folders left by writers (a killed commit's scratch files), each with the newest mtime of
+        anything in it: a folder still being written has a recent one."""
+        if not self.folder.is_dir():
+            return
+        for tmp in sorted(self.folder.glob(".*.tmp")):
+            with contextlib.suppress(OSError):
+                yield tmp, max([tmp.stat().st_mtime] + [p.stat().st_mtime for p in tmp.rglob("*")])
+
+    def adopt_folder(self, staged: Path, sha256: str) -> None:
+        """Keep a folder from :meth:`new_staging_folder`, laid out as :meth:`save_rows` lays an index out, as
+        the index of rows object ``sha256`` (atomically)."""
+        self._adopt(staged, sha256)
+        self._rows.pop(sha256, None)
+
+    def _stage(self, arrays: dict[str, np.ndarray], columns: list[str], keys: pa.Table | None = None) -> Path:
+        """Write an index's files into a fresh temporary folder (see :meth:`_adopt`)."""
+        tmp = self.new_staging_folder()
         try:
             for name, array in arrays.items():
                 np.save(tmp / f"{name}.npy", np.ascontiguousarray(array))
@@ -337,9 +357,7 @@ class IndexCache:
     def staged_index(self, sha256: str) -> Iterator[Path]:
         """A fresh folder to write the index of rows object ``sha256`` into (as ``save_rows`` lays it out);
         it becomes the index on leaving without an error, atomically."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.folder / f".{uuid.uuid4().hex}.tmp"
-        tmp.mkdir()
+        tmp = self.new_staging_folder()
         try:
             yield tmp
             with contextlib.suppress(OSError):  # another process kept the same index first
@@ -420,9 +438,11 @@ class IndexCache:
 
     def rebuild_rows(self, sha256: str, key_columns: Sequence[str]) -> LayerIndex:
         """Recompute a rows object's index from its Parquet bytes and keep it."""
-        table = pq.read_table(self.object_path(sha256, "layer rows"))
+        path = self.object_path(sha256, "layer rows")
+        table = pq.read_table(path)
         kh, rh, cells = hash_table(table, key_columns)
-        rows, alt = alt_ids_of(table.schema.metadata)
+        # From the footer: a streamed writer adds the alternate ids there once they are known (after the rows).
+        rows, alt = alt_ids_of(pq.ParquetFile(path).metadata.metadata)
         kh[rows] = alt
         index = LayerIndex.from_file_order(kh, rh, cells, key_columns, alt,
                                            table.select(list(key_columns)).replace_schema_metadata(None))

@@ -20,7 +20,13 @@ __all__ = [
     "SUPPORTED_SUFFIXES",
     "check_key_values",
     "check_upsert_types",
+    "empty_key_message",
+    "first_empty",
+    "first_null",
+    "is_parquet_path",
     "normalize",
+    "null_keys_message",
+    "open_parquet_input",
     "read_arrow_stream",
     "read_table_file",
     "require_key_columns",
@@ -76,12 +82,46 @@ def read_table_file(path: str | Path, limits: InputLimits | None = None) -> pa.T
 
 def _read_parquet(path: Path, limits: InputLimits) -> pa.Table:
     """The file's rows, after its footer says they fit the limits (a few KB can declare millions of rows)."""
-    with pq.ParquetFile(path) as parquet:
+    with _checked_parquet(path, limits) as parquet:
+        return parquet.read()
+
+
+def _checked_parquet(path: Path, limits: InputLimits) -> pq.ParquetFile:
+    """The open Parquet file, once its footer says it fits ``limits`` and its columns can be stored."""
+    parquet = pq.ParquetFile(path)
+    try:
         meta = parquet.metadata
         decoded = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
         limits.check(meta.num_rows, decoded, str(path))
         check_columns(parquet.schema_arrow, str(path), limits.max_depth)
-        return parquet.read()
+    except BaseException:
+        parquet.close()
+        raise
+    return parquet
+
+
+def is_parquet_path(source: object) -> bool:
+    """Whether ``source`` names a file the commit input readers take as Parquet (by its suffix)."""
+    return isinstance(source, (str, Path)) and Path(source).suffix.lower() in (".parquet", ".pq")
+
+
+def open_parquet_input(path: str | Path, limits: InputLimits) -> pq.ParquetFile:
+    """A Parquet commit input opened for reading a row group at a time, checked as :func:`read_table_file`
+    checks it before reading (the caller validates the values of each part it reads).
+
+    Raises:
+        InvalidInput: the file is missing, not Parquet, or has a duplicate or unsupported column.
+        TooLarge: its footer declares more rows or bytes than the limits allow.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidInput(f"{path}: no such file")
+    try:
+        return _checked_parquet(path, limits)
+    except (pa.ArrowException, OSError, ValueError, TypeError) as exc:
+        if isinstance(exc, InvalidInput):
+            raise
+        raise InvalidInput(f"{path}: cannot read as parquet: {first_line(exc)}") from exc
 
 
 def read_arrow_stream(path: Path, limits: InputLimits | None = None, what: str = "the body") -> pa.Table:
@@ -292,11 +332,30 @@ def check_key_values(table: pa.Table, key_columns: Sequence[str], what: str) -> 
     for name in key_columns:
         column = table.column(name)
         if column.null_count:
-            first = pc.index(pc.is_null(column), True).as_py()
-            raise InvalidInput(f"{what}: key column {name!r} has {column.null_count} null value(s), "
-                               f"first at row {first + 1}")
-        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-            empty = pc.equal(pc.utf8_length(column), 0)
-            if pc.any(empty).as_py():
-                first = pc.index(empty, True).as_py()
-                raise InvalidInput(f"{what}: key column {name!r} has an empty value at row {first + 1}")
+            raise InvalidInput(null_keys_message(what, name, column.null_count, first_null(column)))
+        empty = first_empty(column)
+        if empty is not None:
+            raise InvalidInput(empty_key_message(what, name, empty))
+
+
+def first_null(column: pa.ChunkedArray | pa.Array) -> int:
+    """The position of the first null of a column that has one."""
+    return int(pc.index(pc.is_null(column), True).as_py())
+
+
+def first_empty(column: pa.ChunkedArray | pa.Array) -> int | None:
+    """The position of the first empty string of a string column, else None."""
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return None
+    empty = pc.equal(pc.utf8_length(column), 0)
+    return int(pc.index(empty, True).as_py()) if pc.any(empty).as_py() else None
+
+
+def null_keys_message(what: str, name: str, count: int, first: int) -> str:
+    """The error for ``count`` null keys in key column ``name``, the first at 0-based position ``first``."""
+    return f"{what}: key column {name!r} has {count} null value(s), first at row {first + 1}"
+
+
+def empty_key_message(what: str, name: str, first: int) -> str:
+    """The error for an empty key in key column ``name`` at 0-based position ``first``."""
+    return f"{what}: key column {name!r} has an empty value at row {first + 1}"

@@ -1,0 +1,417 @@
+"""A dataset's first commit of a Parquet file, streamed: memory is a row group and a sort bucket, not the table.
+
+The general commit path (:mod:`registry.snapshots.commit`) holds the input, its hashes and the sort of its
+ids in memory, about 170 bytes a row. A first commit compares with nothing, so it needs none of that:
+
+1. Each ``ROW_GROUP_ROWS`` rows of the input are read, normalized, validated and hashed, then written as
+   one row group of the rows object (on a second thread, while the next part is read and hashed), with
+   their key columns and cell hashes appended to the index's files.
+2. Each row's ``(id, row, row hash)`` entry goes to one of ``BUCKETS`` scratch files, chosen by the id's
+   top bits.
+3. The buckets are sorted one at a time and written in order: that is the index's sorted entries.
+   Equal ids always meet in one bucket, where the key values decide (invariant 11): equal values are
+   duplicate keys (refused, as the general path refuses them), distinct ones a hash collision, whose
+   later keys take alternate ids exactly as :func:`registry.snapshots.identity.assign_ids` gives them.
+
+The rows object is named (``put``) only after every check passed, so a refused input leaves nothing in
+the store; the commit's crash points are those of :func:`registry.snapshots.layer_write.write_layer`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import shutil
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from registry.context import Context
+from registry.errors import InvalidInput
+from registry.lineage.metrics import ColumnMetrics
+from registry.snapshots.hashing import hash_table
+from registry.snapshots.id_sort import argsort_ids
+from registry.snapshots.identity import assign_alternate_ids, duplicates_message, rows_equal, settle_group
+from registry.snapshots.index_files import EntriesWriter, NpyWriter, merge_entries
+from registry.snapshots.inputs import InputLimits, check_values
+from registry.snapshots.layer_write import StagedLayer, stack_manifest
+from registry.snapshots.layers import (
+    ENTRY_DTYPE,
+    KEYS_FILE,
+    MAX_CELL_COLUMNS,
+    ROW_GROUP_ROWS,
+    alt_metadata_for,
+    read_keys,
+    take_rows,
+)
+from registry.snapshots.manifest import Layer
+from registry.snapshots.tables import (
+    check_key_values,
+    empty_key_message,
+    first_empty,
+    first_null,
+    is_parquet_path,
+    normalize,
+    null_keys_message,
+    open_parquet_input,
+    require_key_columns,
+)
+from registry.storage.base import HashingFile
+
+__all__ = ["BUCKET_BITS", "FirstLayer", "input_schema", "streams", "write_first_layer"]
+
+BUCKET_BITS = 6
+"""The sort buckets are the ids' top 6 bits: 64 buckets, each about 1/64 of the entries (37 MiB at 100M rows)."""
+BUCKETS = 1 << BUCKET_BITS
+_SHIFT = np.uint64(64 - BUCKET_BITS)
+
+
+def streams(source: object, has_parent: bool) -> bool:
+    """Whether a commit of ``source`` takes this path: a Parquet file, and no parent to compare with."""
+    return not has_parent and is_parquet_path(source)
+
+
+def input_schema(path: Path, limits: InputLimits) -> pa.Schema:
+    """The schema the input's rows will have once normalized, read from its footer.
+
+    Raises:
+        InvalidInput: the file is missing, not Parquet, or has a duplicate or unsupported column.
+        TooLarge: its footer declares more rows or bytes than ``limits`` allow.
+    """
+    parquet = open_parquet_input(path, limits)
+    try:
+        return normalize(parquet.schema_arrow.empty_table()).schema
+    finally:
+        parquet.close()
+
+
+@dataclass(frozen=True)
+class FirstLayer:
+    """What the streamed commit wrote, and what it counted on the way."""
+
+    staged: StagedLayer
+    rows: int
+    column_metrics: dict[str, dict[str, Any]]
+
+
+def write_first_layer(ctx: Context, path: Path, keys: list[str], *, schema_fingerprint: str, limits: InputLimits,
+                      metrics: bool, point: Callable[[str], None], note: Callable[[str], None]) -> FirstLayer:
+    """Write the Parquet file ``path`` as a dataset's base layer, its index and its manifest, a row group
+    at a time. ``metrics``: count the lineage column metrics on the way.
+
+    Raises:
+        InvalidInput: the file cannot be read, a key column is missing, a key is null, empty or given twice,
+            or the values do not validate.
+        TooLarge: the rows decode to more than ``limits`` allow.
+    """
+    parquet = open_parquet_input(path, limits)
+    scratch = ctx.cache.new_staging_folder()
+    try:
+        with ctx.store.staging_file(".parquet") as staged:
+            written = _Writer(ctx, parquet, path, keys, scratch, limits, metrics, note).run(staged)
+            info = ctx.store.put(staged)
+    except BaseException:
+        ctx.cache.discard(scratch)
+        raise
+    finally:
+        parquet.close()
+    ctx.cache.adopt_folder(scratch, info.sha256)
+    point("after-change-object")
+    layer = Layer(rows=info.sha256, rows_count=written.rows, deletes=None, deletes_count=0)
+    staged_layer = stack_manifest(ctx, layer, (), keys=keys, schema_fingerprint=schema_fingerprint,
+                                  total_rows=written.rows, bytes_written=info.size, point=point)
+    return FirstLayer(staged_layer, written.rows, written.metrics)
+
+
+@dataclass
+class _Written:
+    rows: int
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class _Writer:
+    """One streamed first commit: the passes over the input and over the sort buckets."""
+
+    def __init__(self, ctx: Context, parquet: pq.ParquetFile, path: Path, keys: list[str], folder: Path,
+                 limits: InputLimits, metrics: bool, note: Callable[[str], None]) -> None:
+        self.ctx, self.parquet, self.path, self.keys, self.folder = ctx, parquet, path, keys, folder
+        self.limits, self.note = limits, note
+        self.what = "input"
+        self.schema = normalize(parquet.schema_arrow.empty_table()).schema
+        require_key_columns(self.schema.empty_table(), keys, self.what)
+        self.rows = parquet.metadata.num_rows
+        values = [c for c in self.schema.names if c not in keys]
+        self.cell_columns = values if len(values) <= MAX_CELL_COLUMNS else []
+        self.metrics = ColumnMetrics(self.schema.names, self.rows,
+                                     ctx.settings.lineage.metrics_max_rows) if metrics else None
+
+    def run(self, staged: HashingFile) -> _Written:
+        """Write the rows object into ``staged`` and the index into the scratch folder."""
+        buckets = _Buckets(self.folder / "buckets")
+        try:
+            with pq.ParquetWriter(staged, self.schema, compression="zstd") as writer:
+                done = self._read_input(writer, buckets)
+                alternate = self._sort(buckets)
+                if alternate is not None:
+                    writer.add_key_value_metadata(alt_metadata_for(*alternate))
+        finally:
+            buckets.remove()
+        return _Written(done, self.metrics.result() if self.metrics is not None else {})
+
+    def _parts(self) -> Iterator[pa.Table]:
+        """The input's rows, ``ROW_GROUP_ROWS`` at a time (the last part may be shorter), normalized and
+        validated: a row group of the input is never held beyond the part it fills."""
+        pending: list[pa.RecordBatch] = []
+        held = decoded = 0
+        source_schema = self.parquet.schema_arrow
+        for group in range(self.parquet.metadata.num_row_groups):
+            for batch in self.parquet.iter_batches(batch_size=ROW_GROUP_ROWS, row_groups=[group]):
+                pending.append(batch)
+                held += batch.num_rows
+                while held >= ROW_GROUP_ROWS:
+                    table = pa.Table.from_batches(pending, source_schema)
+                    part = self._checked(table.slice(0, ROW_GROUP_ROWS), decoded)
+                    decoded += part.nbytes
+                    yield part
+                    rest = table.slice(ROW_GROUP_ROWS)
+                    pending, held = rest.to_batches(), rest.num_rows
+        if held:
+            yield self._checked(pa.Table.from_batches(pending, source_schema), decoded)
+
+    def _checked(self, rows: pa.Table, decoded: int) -> pa.Table:
+        """``rows`` normalized, once their values validate and the decoded size so far fits the limits."""
+        part = normalize(rows)
+        self.limits.check(self.rows, decoded + part.nbytes, str(self.path))
+        check_values(part, str(self.path))
+        return part
+
+    def _read_input(self, writer: pq.ParquetWriter, buckets: _Buckets) -> int:
+        """Pass 1: every part hashed and written (rows, key columns, cells, bucketed entries)."""
+        keys_path = self.folder / KEYS_FILE
+        key_schema = pa.schema([self.schema.field(k) for k in self.keys])
+        cells = {c: NpyWriter(self.folder / f"cell-{i}.npy", np.uint64, self.rows)
+                 for i, c in enumerate(self.cell_columns)}
+        offset = 0
+        try:
+            with pa.OSFile(str(keys_path), "wb") as sink, pa.ipc.new_file(sink, key_schema) as key_writer, \
+                    ThreadPoolExecutor(max_workers=1) as pool:
+                encoding: Future[None] | None = None
+                for part in self._parts():
+                    self._check_keys(part)
+                    kh, rh, hashes = hash_table(part, self.keys)
+                    entries = buckets.split(kh, np.arange(offset, offset + part.num_rows, dtype=np.uint64), rh)
+                    if encoding is not None:
+                        encoding.result()
+                    # Written on the second thread (every write releases the GIL) while the next part is read.
+                    encoding = pool.submit(_write_part, writer, key_writer, part, self.keys,
+                                           [(cells[c], hashes[c]) for c in cells], buckets, entries)
+                    if self.metrics is not None:
+                        self.metrics.add(part)
+                    offset += part.num_rows
+                    self.note(f"read {offset:,} of {self.rows:,} rows")
+                if encoding is not None:
+                    encoding.result()
+            if offset != self.rows:
+                raise InvalidInput(f"{self.path}: its footer declares {self.rows:,} rows, but it holds {offset:,}")
+        except BaseException:
+            for out in cells.values():
+                out.abandon()
+            raise
+        for out in cells.values():
+            out.close()
+        (self.folder / "columns.json").write_text(json.dumps(self.cell_columns))
+        return offset
+
+    def _check_keys(self, part: pa.Table) -> None:
+        """Refuse null or empty keys with the error the whole input would get (the first column, its count)."""
+        try:
+            check_key_values(part, self.keys, self.what)
+        except InvalidInput:
+            raise self._key_error() from None
+
+    def _key_error(self) -> InvalidInput:
+        """The error :func:`check_key_values` gives the whole input, found one key column and row group at a time."""
+        groups = range(self.parquet.metadata.num_row_groups)
+        for name in self.keys:
+            nulls, first, empty, offset = 0, -1, None, 0
+            for group in groups:
+                column = normalize(self.parquet.read_row_group(group, columns=[name])).column(0)
+                if column.null_count and first < 0:
+                    first = offset + first_null(column)
+                nulls += column.null_count
+                at = first_empty(column) if empty is None else None
+                if at is not None:
+                    empty = offset + at
+                offset += len(column)
+            if nulls:
+                return InvalidInput(null_keys_message(self.what, name, nulls, first))
+            if empty is not None:
+                return InvalidInput(empty_key_message(self.what, name, empty))
+        return InvalidInput(f"{self.what}: a key changed while it was read")  # the file changed under us
+
+    def _sort(self, buckets: _Buckets) -> tuple[np.ndarray, np.ndarray] | None:
+        """Pass 2: each bucket sorted into the index's entries; equal ids settled by key values. Returns the
+        (rows, alternate ids) of colliding keys, or None (almost always).
+
+        Raises:
+            InvalidInput: duplicate keys.
+        """
+        keys_table = read_keys(self.folder / KEYS_FILE)
+        assert keys_table is not None
+        ties = _Ties(keys_table, self.keys)
+        with EntriesWriter(self.folder, self.rows) as entries:
+            for number in range(BUCKETS):
+                part = buckets.take(number)
+                part = part[argsort_ids(part["kh"])]
+                ties.settle(part, entries.written)
+                entries.append(part)
+        if ties.duplicates:
+            ties.duplicates.sort()
+            raise InvalidInput(duplicates_message(self.what, keys_table, [row for _at, row in ties.duplicates]))
+        if not ties.movers:
+            return None
+        movers = sorted(ties.movers)
+        shared = np.asarray([ties.movers[row] for row in movers], np.uint64)
+        rows = np.asarray(movers, np.int64)
+        sorted_ids = np.load(self.folder / "entries.npy", mmap_mode="r")["kh"]
+        alternate = assign_alternate_ids(take_rows(keys_table, rows), shared, _SortedIds(sorted_ids), self.what)
+        del sorted_ids
+        self._move_entries(rows, alternate)
+        np.save(self.folder / "alt.npy", np.sort(alternate))
+        return rows, alternate
+
+    def _move_entries(self, rows: np.ndarray, ids: np.ndarray) -> None:
+        """Rewrite the sorted entries with the rows ``rows`` under their alternate ``ids``."""
+        before = self.folder / "entries.unmoved.npy"
+        (self.folder / "entries.npy").replace(before)
+        old = np.load(before, mmap_mode="r")
+        moving = np.isin(old["row"], rows.astype(np.uint64))
+        at = np.flatnonzero(moving)
+        moved = np.array(old[at])
+        moved = moved[np.argsort(moved["row"], kind="stable")]  # aligned with rows (ascending)
+        moved["kh"] = ids
+        moved = moved[np.argsort(moved["kh"], kind="stable")]
+
+        with EntriesWriter(self.folder, self.rows) as entries:
+            for chunk in merge_entries(_unmoved(old, moving), moved):
+                entries.append(chunk)
+        del old
+        before.unlink()
+
+
+def _unmoved(entries: np.ndarray, moving: np.ndarray) -> Iterator[np.ndarray]:
+    """``entries`` without the ``moving`` ones, a chunk at a time."""
+    for start in range(0, len(entries), ROW_GROUP_ROWS):
+        chunk = np.array(entries[start:start + ROW_GROUP_ROWS])
+        yield chunk[~moving[start:start + ROW_GROUP_ROWS]]
+
+
+def _write_part(writer: pq.ParquetWriter, key_writer: pa.ipc.RecordBatchFileWriter, part: pa.Table,
+                keys: Sequence[str], cells: list[tuple[NpyWriter, np.ndarray]], buckets: _Buckets,
+                entries: list[tuple[int, np.ndarray]]) -> None:
+    """Write one part: a row group of the rows object, its key columns, its cell hashes and its entries."""
+    writer.write_table(part, row_group_size=ROW_GROUP_ROWS)
+    key_writer.write_table(part.select(list(keys)))
+    for out, hashes in cells:
+        out.append(hashes)
+    buckets.write(entries)
+
+
+class _Buckets:
+    """``BUCKETS`` scratch files of index entries, one per value of the ids' top bits."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir()
+        self.folder = folder
+        self._files = [open(folder / f"{n:02d}", "wb") for n in range(BUCKETS)]  # noqa: SIM115
+
+    @staticmethod
+    def split(ids: np.ndarray, rows: np.ndarray, rh: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """The entries of one part, by bucket (rows ascending within each, as in the part)."""
+        number = (ids >> _SHIFT).astype(np.uint8)
+        order = np.argsort(number, kind="stable")  # a radix sort for 8-bit values
+        entries = np.empty(len(ids), ENTRY_DTYPE)
+        entries["kh"], entries["row"], entries["rh"] = ids[order], rows[order], rh[order]
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(number, minlength=BUCKETS))])
+        return [(int(n), entries[bounds[n]:bounds[n + 1]]) for n in np.flatnonzero(np.diff(bounds))]
+
+    def write(self, entries: list[tuple[int, np.ndarray]]) -> None:
+        """Append entries from :meth:`split` to their buckets."""
+        for number, part in entries:
+            self._files[number].write(part.data)
+
+    def take(self, number: int) -> np.ndarray:
+        """Bucket ``number``'s entries (then its file is gone)."""
+        self._files[number].close()
+        path = self.folder / f"{number:02d}"
+        entries = np.fromfile(path, ENTRY_DTYPE)
+        path.unlink()
+        return entries
+
+    def remove(self) -> None:
+        for handle in self._files:
+            handle.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class _Ties:
+    """Equal ids found while the buckets are sorted: duplicate keys, and colliding keys that must move."""
+
+    def __init__(self, keys_table: pa.Table, keys: list[str]) -> None:
+        self.keys_table, self.keys = keys_table, keys
+        self.duplicates: list[tuple[int, int]] = []
+        """(entry position of the group, row) of each duplicate key: the order the general path names them."""
+        self.movers: dict[int, int] = {}
+        """Row -> the id it shares with its group's keeper."""
+
+    def settle(self, part: np.ndarray, position: int) -> None:
+        """The groups of equal ids in ``part`` (sorted, starting at entry ``position``; rows ascending within a
+        group). A group whose neighbours all hold equal key values is plain duplicates, decided in bulk; the
+        rare group with distinct values goes through :func:`settle_group`."""
+        ids = part["kh"]
+        tie = np.flatnonzero(ids[1:] == ids[:-1])
+        if not tie.size:
+            return
+        rows = part["row"].astype(np.int64)
+        same = rows_equal(take_rows(self.keys_table, rows[tie]), take_rows(self.keys_table, rows[tie + 1]),
+                          self.keys)
+        opens = np.concatenate([[True], tie[1:] != tie[:-1] + 1])  # a tie that starts a group
+        group_of = np.cumsum(opens) - 1
+        starts = tie[opens]
+        plain = np.logical_and.reduceat(same, np.flatnonzero(opens))
+        duplicate = plain[group_of]
+        self.duplicates += zip((position + starts[group_of[duplicate]]).tolist(), rows[tie + 1][duplicate].tolist(),
+                               strict=True)
+        ends = np.concatenate([tie[np.flatnonzero(opens)[1:] - 1], tie[-1:]]) + 2  # one past each group
+        for group in np.flatnonzero(~plain).tolist():
+            members = rows[starts[group]:ends[group]].tolist()
+            moved, repeated = settle_group(members, self.keys_table)
+            self.duplicates += [(position + int(starts[group]), row) for row in repeated]
+            for row in moved:
+                self.movers[row] = int(ids[starts[group]])
+
+
+class _SortedIds:
+    """The ids of the input (sorted, memory-mapped) and the alternate ids handed out so far: what a new
+    alternate id must not be."""
+
+    def __init__(self, ids: np.ndarray) -> None:
+        self.ids = ids
+        self.added: set[int] = set()
+
+    def __contains__(self, value: object) -> bool:
+        if not isinstance(value, int):
+            return False
+        if value in self.added:
+            return True
+        at = bisect.bisect_left(self.ids, value)  # np.searchsorted would copy the strided memory-mapped column
+        return at < len(self.ids) and int(self.ids[at]) == value
+
+    def add(self, value: int) -> None:
+        self.added.add(value)
