@@ -44,6 +44,8 @@ from registry.snapshots.layers import (
     KEYS_FILE,
     ROW_GROUP_ROWS,
     LayerIndex,
+    alt_metadata_for,
+    in_sorted,
     write_parquet_object,
 )
 from registry.snapshots.manifest import Layer, Manifest, load_manifest
@@ -135,12 +137,8 @@ def _write_index(ctx: Context, reader: ManifestReader, numbers: list[int], hidde
     The largest layer's sorted entries are copied in chunks with the other layers' (few) entries inserted
     among them, so no table-sized sort or copy is held in memory.
     """
-    indexes = {n: ctx.cache.rows_index(reader.manifest.layers[n].rows or "", reader.keys) for n in numbers}
-    offsets, offset = {}, 0
-    for n in numbers:
-        offsets[n] = offset
-        offset += len(indexes[n]) - len(hidden[n])
-    total = offset
+    indexes = _indexes(ctx, reader, numbers)
+    offsets, total = _offsets(indexes, numbers, hidden)
     big = max(numbers, key=lambda n: len(indexes[n]))
     small_parts = []
     for n in numbers:
@@ -181,6 +179,41 @@ def _write_index(ctx: Context, reader: ManifestReader, numbers: list[int], hidde
     _write_merged_keys(indexes, numbers, hidden, folder)
 
 
+def _indexes(ctx: Context, reader: ManifestReader, numbers: list[int]) -> dict[int, LayerIndex]:
+    return {n: ctx.cache.rows_index(reader.manifest.layers[n].rows or "", reader.keys) for n in numbers}
+
+
+def _offsets(indexes: dict[int, LayerIndex], numbers: list[int], hidden: dict[int, np.ndarray]
+             ) -> tuple[dict[int, int], int]:
+    """Where each layer's visible rows start in the merged object, and how many rows it has."""
+    offsets, offset = {}, 0
+    for n in numbers:
+        offsets[n] = offset
+        offset += len(indexes[n]) - len(hidden[n])
+    return offsets, offset
+
+
+def _alternates(indexes: dict[int, LayerIndex], numbers: list[int], hidden: dict[int, np.ndarray]
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """The merged object's rows stored under alternate ids, and those ids (see
+    :mod:`registry.snapshots.identity`): its Parquet metadata must name them, or an index rebuilt from its
+    bytes would give two keys one id."""
+    offsets, _ = _offsets(indexes, numbers, hidden)
+    rows, ids = [], []
+    for n in numbers:
+        alt = np.asarray(indexes[n].alt, np.uint64)
+        if not alt.size:
+            continue
+        found, entry = indexes[n].search(alt)
+        at = np.asarray(indexes[n].rows[entry[found]], np.int64)
+        visible = ~in_sorted(at, hidden[n])[0]
+        rows.append(_positions(hidden[n], at[visible]) + offsets[n])
+        ids.append(alt[found][visible])
+    if not rows:
+        return np.zeros(0, np.int64), np.zeros(0, np.uint64)
+    return np.concatenate(rows), np.concatenate(ids)
+
+
 def _write_merged_keys(indexes: dict[int, LayerIndex], numbers: list[int], hidden: dict[int, np.ndarray],
                        folder: Path) -> None:
     """The merged layer's key columns in file order (the index's ``keys.arrow``), a chunk at a time; left
@@ -206,13 +239,18 @@ def _merge(ctx: Context, reader: ManifestReader, first: int) -> tuple[Layer, int
     numbers = [n for n in range(first, len(layers)) if layers[n].rows]
     hidden = {n: reader.hidden_rows(n, hidden_entries[n]) for n in numbers}
     schema = reader.schema()
+    alt_rows, alt_ids = _alternates(_indexes(ctx, reader, numbers), numbers, hidden)
     with ctx.store.staging_file(".parquet") as staged:
         with pq.ParquetWriter(staged, schema, compression="zstd") as writer:
             _stream_rows(reader, numbers, hidden, writer)
+            if alt_rows.size:
+                writer.add_key_value_metadata(alt_metadata_for(alt_rows, alt_ids))
         info = ctx.store.put(staged)
     rows_count = sum(len(ctx.cache.rows_index(layers[n].rows or "", reader.keys)) - len(hidden[n]) for n in numbers)
     with ctx.cache.staged_index(info.sha256) as folder:
         _write_index(ctx, reader, numbers, hidden_entries, hidden, folder)
+        if alt_ids.size:
+            np.save(folder / "alt.npy", np.sort(alt_ids))
     failpoint("compact:after-layer-object")
     written = info.size
     deletes_sha, deletes_count = None, 0
