@@ -27,6 +27,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from registry import Registry
+from registry.errors import NotFound
 from registry.failpoints import POINTS
 from registry.snapshots.gc import DEFAULT_MIN_AGE, referenced_objects
 from tests.conftest import Cli
@@ -42,6 +43,15 @@ WRITTEN_AT = {
     "commit:after-manifest": 3,
     "commit:before-catalog-commit": 3,
     "commit:after-catalog-commit": 3,
+}
+# Objects a dataset's first commit of a Parquet file (streamed) has written at each point: the rows, then
+# the manifest (nothing is deleted, so there is no deletes object).
+FIRST_WRITTEN_AT = {
+    "commit:after-change-object": 1,
+    "commit:after-objects": 1,
+    "commit:after-manifest": 2,
+    "commit:before-catalog-commit": 2,
+    "commit:after-catalog-commit": 2,
 }
 BIG_ROWS = 300_000
 RANDOM_KILLS = 3
@@ -215,7 +225,8 @@ def _commit_paused_before_catalog(cli: Cli, database_url: str, v2_path: Path) ->
 
 
 def test_every_failpoint_has_an_expectation() -> None:
-    assert set(POINTS) == set(WRITTEN_AT), "a failpoint was added or renamed: say what it leaves behind"
+    assert set(POINTS) == set(WRITTEN_AT) == set(FIRST_WRITTEN_AT), \
+        "a failpoint was added or renamed: say what it leaves behind"
     assert POINTS[-1] == COMMITTED_POINT
 
 
@@ -393,3 +404,96 @@ def test_commit_killed_at_a_random_moment_leaves_old_or_new_state(home: Path, cl
         assert result.created and result.parent == head
         assert _same_rows(reg.read(DATASET), contents[target])
         assert reg.verify().ok
+
+
+def _snapshots(reg: Registry) -> list[str]:
+    """The ids on ``main``, newest first; none before the first commit."""
+    try:
+        return [s.id for s in reg.log(DATASET)]
+    except NotFound:
+        return []
+
+
+def _scratch_folders(home: Path) -> list[Path]:
+    """Index folders a writer was still filling (a streamed commit's buckets, cells and keys)."""
+    return sorted((home / "cache").rglob(".*.tmp"))
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_first_commit_of_a_file_killed_at_failpoint_leaves_nothing_or_the_snapshot(point: str, home: Path,
+                                                                                   cli: Cli, tmp_path: Path) -> None:
+    """The streamed first commit (no parent, a row group at a time): killed at each point, the dataset has
+    no snapshot or the whole new one; gc removes what the dead process wrote; the commit then succeeds."""
+    v1 = labels_table(3000, seed=1)
+    path = tmp_path / "v1.parquet"
+    pq.write_table(v1, path, row_group_size=500)
+    with _opened(home) as reg:
+        reg.create_dataset(DATASET, "sample_id")
+    before = _store_objects(home)
+    res = cli("commit", DATASET, str(path), "-m", "v1", "--json", env={"REGISTRY_FAILPOINT": point})
+    assert res.code == -signal.SIGKILL, f"expected death by SIGKILL at {point}: {res.code} {res.stderr}"
+    written = _store_objects(home) - before
+    assert len(written) == FIRST_WRITTEN_AT[point]
+    assert _temp_files(home) == [] and _scratch_folders(home) == []
+    committed = point == COMMITTED_POINT
+    with _opened(home) as reg:
+        assert len(_snapshots(reg)) == (1 if committed else 0)
+        if committed:
+            assert _same_rows(reg.read(DATASET), v1)
+    assert cli("verify").code == 0
+    report = _gc_json(cli, "--min-age", "0")
+    assert set(report["deleted"]) == (set() if committed else written)
+    assert report["leftovers"] == []
+    with _opened(home) as reg:
+        again = reg.commit(DATASET, path, message="v1 again")
+        assert again.created is not committed
+        assert _same_rows(reg.read(DATASET), v1) and reg.verify().ok
+
+
+def test_first_commit_killed_at_a_random_moment_leaves_nothing_or_the_snapshot(
+        home: Path, cli: Cli, big_inputs: dict[str, tuple[Path, pa.Table]]) -> None:
+    """Kills while the 300k-row first commit streams (reading, sorting buckets, naming objects): never a
+    half snapshot; the scratch folder a kill leaves is gc's to remove, and then nothing is left over."""
+    seed = random.randrange(1_000_000)
+    rng = random.Random(seed)
+    path, table = big_inputs["a"]
+    with _opened(home) as reg:
+        reg.create_dataset(DATASET, "sample_id")
+        reg.create_dataset("calibration", "sample_id")
+    # Calibrate: how long a whole first-commit process takes here, on another dataset.
+    started = time.monotonic()
+    assert cli("commit", "calibration", str(path), "-m", "calibration").code == 0
+    duration = time.monotonic() - started
+    outcomes = []
+    for round_no in range(RANDOM_KILLS):
+        low = 0.4 + 0.6 * round_no / RANDOM_KILLS  # one moment in each slice of the commit's life
+        delay = rng.uniform(low, low + 0.6 / RANDOM_KILLS) * duration
+        proc = _spawn_commit(cli, path, f"round {round_no}")
+        try:
+            time.sleep(delay)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert proc.returncode in (0, -signal.SIGKILL), f"seed {seed}: {proc.returncode} {err!r}"
+        with _opened(home) as reg:
+            heads = _snapshots(reg)
+            assert len(heads) <= 1, f"seed {seed}"
+            if heads:
+                assert _same_rows(reg.read(DATASET), table)
+            assert reg.verify().ok
+        outcomes.append((round(delay, 2), proc.returncode, len(heads)))
+        if heads:
+            break
+    report = _gc_json(cli, "--min-age", "0")
+    print(f"random kills of a first commit (seed {seed}): {outcomes}; gc removed {report['leftovers']}")
+    assert _temp_files(home) == [] and _scratch_folders(home) == []
+    assert all(name.startswith("cache/") or name.endswith(".tmp") for name in report["leftovers"])
+    with _opened(home) as reg:
+        if not _snapshots(reg):
+            reg.commit(DATASET, path, message="after the kills")
+        assert _same_rows(reg.read(DATASET), table) and reg.verify().ok
+        assert reg.gc(min_age=0).referenced == len(_store_objects(home))
