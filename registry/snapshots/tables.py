@@ -86,9 +86,11 @@ def _read_parquet(path: Path, limits: InputLimits) -> pa.Table:
         return parquet.read()
 
 
-def _checked_parquet(path: Path, limits: InputLimits) -> pq.ParquetFile:
-    """The open Parquet file, once its footer says it fits ``limits`` and its columns can be stored."""
-    parquet = pq.ParquetFile(path)
+def _checked_parquet(path: Path, limits: InputLimits, streamed: bool = False) -> pq.ParquetFile:
+    """The open Parquet file, once its footer says it fits ``limits`` and its columns can be stored.
+    ``streamed``: read for a row group (or batch) at a time, each column chunk in 1 MiB pieces instead of
+    whole (measured: less memory, and faster, on a 10M-row file)."""
+    parquet = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False) if streamed else pq.ParquetFile(path)
     try:
         meta = parquet.metadata
         decoded = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
@@ -117,7 +119,7 @@ def open_parquet_input(path: str | Path, limits: InputLimits) -> pq.ParquetFile:
     if not path.is_file():
         raise InvalidInput(f"{path}: no such file")
     try:
-        return _checked_parquet(path, limits)
+        return _checked_parquet(path, limits, streamed=True)
     except (pa.ArrowException, OSError, ValueError, TypeError) as exc:
         if isinstance(exc, InvalidInput):
             raise
