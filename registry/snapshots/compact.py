@@ -36,7 +36,7 @@ from registry.failpoints import failpoint
 from registry.models import DatasetRow, RefRow, SnapshotRow
 from registry.refs import Ref
 from registry.snapshots.history import resolve_ref
-from registry.snapshots.index_files import EntriesWriter, NpyWriter, merge_entries
+from registry.snapshots.index_files import EntriesWriter, NpyWriter, merge_entries, read_part
 from registry.snapshots.index_trim import trim_indexes
 from registry.snapshots.layer_reader import ManifestReader
 from registry.snapshots.layers import (
@@ -158,7 +158,7 @@ def _write_index(ctx: Context, reader: ManifestReader, numbers: list[int], hidde
 
     def big_chunks() -> Iterator[np.ndarray]:
         for start in range(0, len(index), CHUNK):
-            chunk = np.array(index.entries[start:start + CHUNK])
+            chunk = read_part(index.entries, start, start + CHUNK)
             chunk = chunk[~big_hidden[start:start + CHUNK]]
             chunk["row"] = _positions(hidden[big], chunk["row"].astype(np.int64)) + offsets[big]
             yield chunk
@@ -174,9 +174,9 @@ def _write_index(ctx: Context, reader: ManifestReader, numbers: list[int], hidde
                 keep[hidden[n]] = False
                 source = indexes[n].cells[column]
                 for start in range(0, len(keep), CHUNK):
-                    cells.append(source[start:start + CHUNK][keep[start:start + CHUNK]])
+                    cells.append(read_part(source, start, start + CHUNK)[keep[start:start + CHUNK]])
     (folder / "columns.json").write_text(json.dumps(columns))
-    _write_merged_keys(indexes, numbers, hidden, folder)
+    _write_merged_keys(ctx, reader, numbers, hidden, folder)
 
 
 def _indexes(ctx: Context, reader: ManifestReader, numbers: list[int]) -> dict[int, LayerIndex]:
@@ -214,22 +214,29 @@ def _alternates(indexes: dict[int, LayerIndex], numbers: list[int], hidden: dict
     return np.concatenate(rows), np.concatenate(ids)
 
 
-def _write_merged_keys(indexes: dict[int, LayerIndex], numbers: list[int], hidden: dict[int, np.ndarray],
+def _write_merged_keys(ctx: Context, reader: ManifestReader, numbers: list[int], hidden: dict[int, np.ndarray],
                        folder: Path) -> None:
-    """The merged layer's key columns in file order (the index's ``keys.arrow``), a chunk at a time; left
-    out when a source index lacks them (the commit then reads key values from Parquet)."""
-    sources = [indexes[n].keys for n in numbers]
-    if any(keys is None for keys in sources):
+    """The merged layer's key columns in file order (the index's ``keys.arrow``), a batch at a time (read,
+    not mapped: see :func:`registry.snapshots.index_files.read_part`); left out when a source index lacks
+    them (the commit then reads key values from Parquet)."""
+    paths = [ctx.cache.folder / (reader.manifest.layers[n].rows or "") / KEYS_FILE for n in numbers]
+    if not all(path.is_file() for path in paths):
         return
-    schema = sources[0].schema  # type: ignore[union-attr]
+    with pa.OSFile(str(paths[0])) as first:
+        schema = pa.ipc.open_file(first).schema
     with pa.OSFile(str(folder / KEYS_FILE), "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
-        for n, keys in zip(numbers, sources, strict=True):
-            assert keys is not None
-            keep = np.ones(keys.num_rows, bool)
-            keep[hidden[n]] = False
-            for start in range(0, keys.num_rows, CHUNK):
-                part = keys.slice(start, CHUNK).filter(pa.array(keep[start:start + CHUNK]))
-                writer.write_table(part.cast(schema) if part.schema != schema else part)
+        for n, path in zip(numbers, paths, strict=True):
+            with pa.OSFile(str(path)) as source:
+                keys = pa.ipc.open_file(source)
+                offset = 0
+                for number in range(keys.num_record_batches):
+                    batch = keys.get_batch(number)
+                    keep = np.ones(batch.num_rows, bool)
+                    low, high = np.searchsorted(hidden[n], [offset, offset + batch.num_rows])  # sorted rows
+                    keep[hidden[n][low:high] - offset] = False
+                    part = pa.Table.from_batches([batch.filter(pa.array(keep))])
+                    writer.write_table(part.cast(schema) if part.schema != schema else part)
+                    offset += batch.num_rows
 
 
 def _merge(ctx: Context, reader: ManifestReader, first: int) -> tuple[Layer, int]:

@@ -122,6 +122,22 @@ def _spawn_commit(cli: Cli, path: Path, message: str) -> subprocess.Popen[bytes]
                             stderr=subprocess.PIPE)
 
 
+def _killed_after(proc: subprocess.Popen[bytes], delay: float, seed: int) -> subprocess.Popen[bytes]:
+    """``proc`` SIGKILLed ``delay`` seconds after its start, unless it ended first (then it must have
+    succeeded); waited for."""
+    try:
+        time.sleep(delay)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode in (0, -signal.SIGKILL), f"seed {seed}: {proc.returncode} {err!r}"
+    return proc
+
+
 def _check_consistent_and_collect(home: Path, old_head: str, new_content: pa.Table, old_content: pa.Table,
                                   message: str) -> str:
     """After a kill: main is at the old head (old rows) or at one new child of it holding the new rows;
@@ -378,17 +394,7 @@ def test_commit_killed_at_a_random_moment_leaves_old_or_new_state(home: Path, cl
         # One random moment in each slice of the commit's life, so the kills spread over all of it.
         low = 0.4 + 0.65 * round_no / RANDOM_KILLS
         delay = rng.uniform(low, low + 0.65 / RANDOM_KILLS) * duration
-        proc = _spawn_commit(cli, big_inputs[target][0], message)
-        try:
-            time.sleep(delay)
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-            _, err = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        assert proc.returncode in (0, -signal.SIGKILL), f"seed {seed}: {proc.returncode} {err!r}"
+        proc = _killed_after(_spawn_commit(cli, big_inputs[target][0], message), delay, seed)
         new_head = _check_consistent_and_collect(home, head, contents[target], contents[current], message)
         if proc.returncode == 0:
             assert new_head != head, f"seed {seed}: the commit finished but main did not move"
@@ -468,17 +474,7 @@ def test_first_commit_killed_at_a_random_moment_leaves_nothing_or_the_snapshot(
     for round_no in range(RANDOM_KILLS):
         low = 0.4 + 0.6 * round_no / RANDOM_KILLS  # one moment in each slice of the commit's life
         delay = rng.uniform(low, low + 0.6 / RANDOM_KILLS) * duration
-        proc = _spawn_commit(cli, path, f"round {round_no}")
-        try:
-            time.sleep(delay)
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-            _, err = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        assert proc.returncode in (0, -signal.SIGKILL), f"seed {seed}: {proc.returncode} {err!r}"
+        proc = _killed_after(_spawn_commit(cli, path, f"round {round_no}"), delay, seed)
         with _opened(home) as reg:
             heads = _snapshots(reg)
             assert len(heads) <= 1, f"seed {seed}"
