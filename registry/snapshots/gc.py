@@ -99,7 +99,7 @@ def gc(ctx: Context, dry_run: bool = False, min_age: float = DEFAULT_MIN_AGE, ac
                 path.unlink(missing_ok=True)
     for folder, newest in ctx.cache.iter_staging():  # a killed writer's scratch index files
         if newest <= cutoff:
-            report.leftovers.append(f"cache/{folder.name}")
+            report.leftovers.append(f"cache/{folder.relative_to(ctx.paths.cache_dir).as_posix()}")
             if not dry_run:
                 shutil.rmtree(folder, ignore_errors=True)
     if not dry_run and (report.deleted or report.leftovers):

@@ -493,3 +493,30 @@ def test_first_commit_killed_at_a_random_moment_leaves_nothing_or_the_snapshot(
             reg.commit(DATASET, path, message="after the kills")
         assert _same_rows(reg.read(DATASET), table) and reg.verify().ok
         assert reg.gc(min_age=0).referenced == len(_store_objects(home))
+
+
+def test_gc_keeps_a_young_scratch_folder_and_removes_an_old_one(home: Path, cli: Cli, tmp_path: Path) -> None:
+    """A streamed commit's scratch folder in ``cache/`` is a commit in flight while anything in it is younger
+    than gc's min-age (its bucket files grow while the folder's own mtime stands still)."""
+    v1 = labels_table(500, seed=2)
+    path = tmp_path / "v1.parquet"
+    pq.write_table(v1, path)
+    with _opened(home) as reg:
+        reg.create_dataset(DATASET, "sample_id")
+        reg.commit(DATASET, path, message="v1")
+    with _opened(home) as reg:
+        scratch = reg.ctx.cache.folder / ".0123456789abcdef.tmp"  # where IndexCache.new_staging_folder puts them
+        label = f"cache/{scratch.relative_to(home / 'cache').as_posix()}"
+    (scratch / "buckets").mkdir(parents=True)
+    (scratch / "buckets" / "07").write_bytes(b"\0" * 24)
+    hour_ago = time.time() - 2 * DEFAULT_MIN_AGE
+    os.utime(scratch, (hour_ago, hour_ago))  # old folder, young file: still being written
+    assert _gc_json(cli)["leftovers"] == [] and scratch.is_dir()
+    for path_ in (scratch / "buckets" / "07", scratch / "buckets", scratch):
+        os.utime(path_, (hour_ago, hour_ago))
+    dry = _gc_json(cli, "--dry-run")
+    assert dry["leftovers"] == [label] and scratch.is_dir()
+    assert _gc_json(cli)["leftovers"] == [label]
+    assert not scratch.exists()
+    with _opened(home) as reg:
+        assert _same_rows(reg.read(DATASET), v1) and reg.verify().ok
