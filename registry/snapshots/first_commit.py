@@ -24,7 +24,7 @@ import json
 import shutil
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -129,10 +129,10 @@ def write_first_layer(ctx: Context, path: Path, keys: list[str], *, schema_finge
     return FirstLayer(staged_layer, written.rows, written.metrics)
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Written:
     rows: int
-    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    metrics: dict[str, dict[str, Any]]
 
 
 class _Writer:
