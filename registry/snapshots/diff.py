@@ -1,9 +1,10 @@
 """Keyed, row-level diffs between two snapshots.
 
 When one snapshot descends from the other, only the keys touched by the commits in between are
-looked at (their change objects name them), so the cost follows the change, not the table. Any
-other pair is compared through both snapshots' key-hash indexes. Rows are read only for keys that
-changed.
+looked at (their change objects name them), so the cost follows the change, not the table. Two
+snapshots on one base layer (two branches, say) are compared by the ids their upper layers hold, which
+costs what those layers hold. Any other pair is compared through both snapshots' key-hash indexes.
+Rows are read only for keys that changed.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from registry.refs import Ref
 from registry.snapshots.history import resolve_ref
 from registry.snapshots.identity import rows_equal
 from registry.snapshots.layer_reader import Lookup, ManifestReader
-from registry.snapshots.layers import compare_sorted
+from registry.snapshots.layers import compare_sorted, union_sorted
 from registry.snapshots.manifest import load_manifest
 from registry.snapshots.schema import compare_schemas
 
@@ -122,6 +123,46 @@ def _classify(reader_a: ManifestReader, reader_b: ManifestReader, touched: np.nd
         removed = touched[in_a.present & ~in_b.present]
         return Classified(added, removed, touched[changed], rows_a - len(removed) - int(changed.sum()),
                            in_a.take(changed), in_b.take(changed), bool(changed[hinted].any()))
+    above = _above_shared_base(reader_a, reader_b)
+    if above is not None:
+        return _classify_above_base(reader_a, reader_b, above, rows_a)
+    return _classify_by_index(reader_a, reader_b)
+
+
+def _above_shared_base(reader_a: ManifestReader, reader_b: ManifestReader) -> np.ndarray | None:
+    """When both snapshots stack their other layers on one base layer (two branches, or a snapshot and
+    another far down its history, with no base rewrite between them): every id an upper layer of either
+    side upserts or deletes, sorted. Any other id is the same base row on both sides. None otherwise."""
+    layers_a, layers_b = reader_a.manifest.layers, reader_b.manifest.layers
+    if not layers_a or not layers_b or layers_a[0] != layers_b[0] or not layers_a[0].rows or \
+            reader_a.manifest.schema_fingerprint != reader_b.manifest.schema_fingerprint:
+        return None
+    ids = []
+    for reader in (reader_a, reader_b):
+        for number in range(1, len(reader.manifest.layers)):
+            ids += [np.asarray(reader.rows_index(number).kh), reader.deletes_index(number)]
+    return union_sorted(*ids)
+
+
+def _classify_above_base(reader_a: ManifestReader, reader_b: ManifestReader, touched: np.ndarray,
+                         rows_a: int) -> Classified:
+    """Classify only the ids above a shared base (``touched``, from :func:`_above_shared_base`): the cost
+    follows the upper layers, not the table. An id both sides hold is confirmed as the index comparison
+    confirms it (the same key? the same values?), since two branches may give one alternate id to two keys."""
+    in_a, in_b = reader_a.lookup(touched), reader_b.lookup(touched)
+    both = np.flatnonzero(in_a.present & in_b.present)
+    other_key, changed, blind = _confirm_by_values(reader_a, reader_b, touched[both], in_a.rh[both] != in_b.rh[both],
+                                                   in_a.take(both), in_b.take(both))
+    parted = touched[both[other_key]]  # one id, two keys: removed from a and added in b
+    real = both[changed & ~other_key]
+    added = np.sort(np.concatenate([touched[~in_a.present & in_b.present], parted]))
+    removed = np.sort(np.concatenate([touched[in_a.present & ~in_b.present], parted]))
+    unchanged = rows_a - int(in_a.present.sum()) + int((~changed & ~other_key).sum())
+    return Classified(added, removed, touched[real], unchanged, in_a.take(real), in_b.take(real), blind)
+
+
+def _classify_by_index(reader_a: ManifestReader, reader_b: ManifestReader) -> Classified:
+    """Classify every id from one pass over both snapshots' whole indexes."""
     entries_a, entries_b = reader_a.effective_entries(), reader_b.effective_entries()
     kh_b = entries_b.kh
     found = compare_sorted(kh_b, entries_b.rh, entries_a.kh, entries_a.rh)

@@ -111,11 +111,11 @@ class ManifestReader:
         self.manifest = manifest
         self.keys = manifest.key_columns
 
-    def _rows_index(self, layer_no: int) -> LayerIndex:
+    def rows_index(self, layer_no: int) -> LayerIndex:
         sha = self.manifest.layers[layer_no].rows
         return self.cache.rows_index(sha, self.keys) if sha else LayerIndex.empty()
 
-    def _deletes_index(self, layer_no: int) -> np.ndarray:
+    def deletes_index(self, layer_no: int) -> np.ndarray:
         sha = self.manifest.layers[layer_no].deletes
         return self.cache.deletes_index(sha, self.keys) if sha else np.zeros(0, np.uint64)
 
@@ -128,8 +128,8 @@ class ManifestReader:
             if not pending.size:
                 break
             wanted = kh[pending]
-            deleted, _ = in_sorted(wanted, self._deletes_index(layer_no))
-            index = self._rows_index(layer_no)
+            deleted, _ = in_sorted(wanted, self.deletes_index(layer_no))
+            index = self.rows_index(layer_no)
             found, entry = index.search(wanted)
             hit = pending[found]
             entries = index.entries[entry[found]]
@@ -141,13 +141,13 @@ class ManifestReader:
 
     def has_alt_ids(self) -> bool:
         """Whether any layer stores rows under alternate ids (see :mod:`registry.snapshots.identity`)."""
-        return any(len(self._rows_index(n).alt) for n in range(len(self.manifest.layers)))
+        return any(len(self.rows_index(n).alt) for n in range(len(self.manifest.layers)))
 
     def cell_hashes(self, found: Lookup, columns: Sequence[str]) -> dict[str, np.ndarray] | None:
         """Per-column value hashes of looked-up rows, or None if an index lacks a column."""
         out = {c: np.zeros(len(found.layer), np.uint64) for c in columns}
         for layer_no in np.unique(found.layer[found.present]):
-            index = self._rows_index(int(layer_no))
+            index = self.rows_index(int(layer_no))
             if not set(columns) <= index.cells.keys():
                 return None
             which = np.flatnonzero(found.layer == layer_no)
@@ -165,12 +165,12 @@ class ManifestReader:
         hidden_by_layer: list[np.ndarray] = [np.zeros(0, np.int64)] * len(layers)
         hidden = np.zeros(0, np.uint64)
         for layer_no in range(len(layers) - 1, -1, -1):
-            index = self._rows_index(layer_no)
+            index = self.rows_index(layer_no)
             if hidden.size:
                 found, entry = index.search(hidden)
                 hidden_by_layer[layer_no] = entry[found]
             if layer_no:
-                hidden = union_sorted(hidden, index.kh, self._deletes_index(layer_no))
+                hidden = union_sorted(hidden, index.kh, self.deletes_index(layer_no))
         return hidden_by_layer
 
     def read_order_index(self) -> tuple[np.ndarray, np.ndarray]:
@@ -182,7 +182,7 @@ class ManifestReader:
         for n, hidden in enumerate(hidden_by_layer):
             if not layers[n].rows:
                 continue
-            index = self._rows_index(n)
+            index = self.rows_index(n)
             file_ids = np.empty(len(index), np.uint64)
             file_rh = np.empty(len(index), np.uint64)
             rows = np.asarray(index.rows)
@@ -202,7 +202,7 @@ class ManifestReader:
         """Per layer, which of its index entries are visible (not hidden by a layer above)."""
         masks = []
         for layer_no, hidden in enumerate(self.hidden_entries()):
-            mask = np.ones(len(self._rows_index(layer_no)), bool)
+            mask = np.ones(len(self.rows_index(layer_no)), bool)
             mask[hidden] = False
             masks.append(mask)
         return masks
@@ -214,7 +214,7 @@ class ManifestReader:
         themselves and inserted, so no n-sized sort is needed.
         """
         layers = self.manifest.layers
-        base = self._rows_index(0)
+        base = self.rows_index(0)
         if len(layers) == 1:
             return np.asarray(base.kh), base.rh_by_key()
         located = self.effective_entries()
@@ -224,10 +224,10 @@ class ManifestReader:
         """Every visible row's id, row hash, layer and file position, sorted by id: a lookup of every id at
         once, at the cost of one pass over the indexes (no binary search per id)."""
         layers = self.manifest.layers
-        masks = self.visible_masks() if len(layers) > 1 else [np.ones(len(self._rows_index(0)), bool)]
+        masks = self.visible_masks() if len(layers) > 1 else [np.ones(len(self.rows_index(0)), bool)]
         parts = []
         for layer_no, mask in enumerate(masks):
-            index = self._rows_index(layer_no)
+            index = self.rows_index(layer_no)
             parts.append((np.asarray(index.kh)[mask], index.rh_by_key()[mask],
                           np.full(int(mask.sum()), layer_no, np.int64), np.asarray(index.rows, np.int64)[mask]))
         base_kh, base_rh, base_layer, base_position = parts[0]
@@ -285,7 +285,7 @@ class ManifestReader:
 
     def hidden_rows(self, layer_no: int, hidden_entries: np.ndarray) -> np.ndarray:
         """Index entries as sorted row positions in the layer's file."""
-        return np.sort(np.asarray(self._rows_index(layer_no).rows[hidden_entries], dtype=np.int64))
+        return np.sort(np.asarray(self.rows_index(layer_no).rows[hidden_entries], dtype=np.int64))
 
     def iter_rows(self, columns: list[str] | None, batch_rows: int,
                   hidden_by_layer: list[np.ndarray] | None = None) -> Iterator[pa.RecordBatch]:
@@ -324,7 +324,7 @@ class ManifestReader:
         indexes' memory-mapped key columns (O(k) pages), else from the layers' Parquet row groups."""
         found = found if found is not None else self.lookup(kh)
         layers = np.unique(found.layer[found.present])
-        indexes = {int(n): self._rows_index(int(n)) for n in layers}
+        indexes = {int(n): self.rows_index(int(n)) for n in layers}
         if any(index.keys is None for index in indexes.values()):
             return self.fetch(kh, columns=list(self.keys), found=found)
         parts: list[tuple[np.ndarray, pa.Table]] = []
