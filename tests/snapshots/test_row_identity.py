@@ -19,6 +19,7 @@ from registry import Registry
 from registry.db import transaction
 from registry.errors import InvalidInput
 from registry.models import SnapshotRow
+from registry.snapshots import diff as diff_module
 from registry.snapshots.hashing import key_hash
 from registry.snapshots.layer_reader import ManifestReader
 from registry.snapshots.manifest import load_manifest
@@ -202,3 +203,34 @@ def test_a_far_apart_diff_tells_colliding_keys_apart(reg: Registry) -> None:
     diff = reg.diff(NAME, f"{NAME}@b")
     assert (diff.added, diff.removed, diff.changed, diff.unchanged) == (1, 1, 0, 1)
     assert sorted((e["kind"], e["key"]) for e in diff.examples) == [("added", B), ("removed", A)]
+
+
+def test_branches_on_one_base_are_diffed_by_their_upper_layers(reg: Registry, monkeypatch: pytest.MonkeyPatch
+                                                                ) -> None:
+    """Two branches on one base layer are compared by the ids their upper layers hold (three here, whatever
+    the base's size), with the whole-index comparison's answer: one id given to two keys with other rows on
+    each branch is a removal and an addition, not a change."""
+    reg.create_dataset(NAME, "sample_id")
+    reg.commit(NAME, _rows({"other": "dog", "x": "cat", "y": "owl"}))
+    reg.branch(f"{NAME}/b")
+    reg.commit(NAME, _rows({A: "cat", "x": "lion"}), mode="upsert")
+    reg.commit(f"{NAME}@b", _rows({B: "bird"}), mode="upsert")
+    reg.commit(f"{NAME}@b", None, mode="upsert", delete_keys=pa.table({"sample_id": ["y"]}))
+    seen: list[np.ndarray | None] = []
+    real = diff_module._above_shared_base
+
+    def spy(*readers: ManifestReader) -> np.ndarray | None:
+        seen.append(real(*readers))
+        return seen[-1]
+
+    monkeypatch.setattr(diff_module, "_above_shared_base", spy)
+    expected = (1, 2, 1, 1)  # B added; A and y removed; x changed; other unchanged
+    above = reg.diff(NAME, f"{NAME}@b")
+    assert len(seen) == 1 and seen[0] is not None and len(seen[0]) == 3
+    assert (above.added, above.removed, above.changed, above.unchanged) == expected
+    assert sorted((e["kind"], e["key"]) for e in above.examples) == [("added", B), ("changed", "x"),
+                                                                      ("removed", A), ("removed", "y")]
+    monkeypatch.setattr(diff_module, "_above_shared_base", lambda *_readers: None)
+    whole = reg.diff(NAME, f"{NAME}@b")
+    assert (whole.added, whole.removed, whole.changed, whole.unchanged) == expected
+    assert whole.changed_cells == above.changed_cells and above.changed_cells["label"] == 1
