@@ -145,6 +145,18 @@ def _run_history(reg: Registry, data: st.DataObject, steps: int, compact: bool =
     return history
 
 
+def _diff_matches(reg: Registry, a: str, b: str, model_a: Model, model_b: Model) -> None:
+    diff = reg.diff(a, b, rows=3)
+    both = model_a.keys() & model_b.keys()
+    changed = sum(1 for k in both if model_a[k] != model_b[k])
+    expected = (len(model_b.keys() - model_a.keys()), len(model_a.keys() - model_b.keys()), changed,
+                len(both) - changed)
+    assert (diff.added, diff.removed, diff.changed, diff.unchanged) == expected, (a, b)
+    for column in ("n", "s"):
+        cells = sum(1 for k in both if model_a[k][column] != model_b[k][column])
+        assert diff.changed_cells.get(column, 0) == cells, (a, b, column)
+
+
 @SETTINGS
 @given(data=st.data(), steps=st.integers(1, 6))
 def test_reads_changes_and_diffs_match_the_model(fresh: Fresh, data: st.DataObject, steps: int) -> None:
@@ -160,15 +172,7 @@ def test_reads_changes_and_diffs_match_the_model(fresh: Fresh, data: st.DataObje
         assert _sorted(list(applied.values())) == _sorted(list(model_b.values())), (a, b)
         assert changes.deletes.column_names == ["k"]
 
-        diff = reg.diff(a, b, rows=3)
-        both = model_a.keys() & model_b.keys()
-        changed = sum(1 for k in both if model_a[k] != model_b[k])
-        expected = (len(model_b.keys() - model_a.keys()), len(model_a.keys() - model_b.keys()), changed,
-                    len(both) - changed)
-        assert (diff.added, diff.removed, diff.changed, diff.unchanged) == expected, (a, b)
-        for column in ("n", "s"):
-            cells = sum(1 for k in both if model_a[k][column] != model_b[k][column])
-            assert diff.changed_cells.get(column, 0) == cells, (a, b, column)
+        _diff_matches(reg, a, b, model_a, model_b)
     assert reg.verify().ok
     _check_without_index_cache(reg, history)
 
@@ -282,18 +286,6 @@ def test_union_sorted_is_the_sorted_distinct_union(arrays: list[np.ndarray]) -> 
     expected = np.unique(np.concatenate(arrays)) if arrays else np.zeros(0, np.uint64)
     got = union_sorted(*arrays)
     assert got.dtype == np.uint64 and got.tolist() == expected.tolist()
-
-
-def _diff_matches(reg: Registry, a: str, b: str, model_a: Model, model_b: Model) -> None:
-    diff = reg.diff(a, b, rows=3)
-    both = model_a.keys() & model_b.keys()
-    changed = sum(1 for k in both if model_a[k] != model_b[k])
-    expected = (len(model_b.keys() - model_a.keys()), len(model_a.keys() - model_b.keys()), changed,
-                len(both) - changed)
-    assert (diff.added, diff.removed, diff.changed, diff.unchanged) == expected, (a, b)
-    for column in ("n", "s"):
-        cells = sum(1 for k in both if model_a[k][column] != model_b[k][column])
-        assert diff.changed_cells.get(column, 0) == cells, (a, b, column)
 
 
 @SETTINGS
