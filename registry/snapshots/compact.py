@@ -246,14 +246,15 @@ def _merge(ctx: Context, reader: ManifestReader, first: int) -> tuple[Layer, int
     numbers = [n for n in range(first, len(layers)) if layers[n].rows]
     hidden = {n: reader.hidden_rows(n, hidden_entries[n]) for n in numbers}
     schema = reader.schema()
-    alt_rows, alt_ids = _alternates(_indexes(ctx, reader, numbers), numbers, hidden)
+    indexes = _indexes(ctx, reader, numbers)
+    alt_rows, alt_ids = _alternates(indexes, numbers, hidden)
     with ctx.store.staging_file(".parquet") as staged:
         with pq.ParquetWriter(staged, schema, compression="zstd") as writer:
             _stream_rows(reader, numbers, hidden, writer)
             if alt_rows.size:
                 writer.add_key_value_metadata(alt_metadata_for(alt_rows, alt_ids))
         info = ctx.store.put(staged)
-    rows_count = sum(len(ctx.cache.rows_index(layers[n].rows or "", reader.keys)) - len(hidden[n]) for n in numbers)
+    _, rows_count = _offsets(indexes, numbers, hidden)
     with ctx.cache.staged_index(info.sha256) as folder:
         _write_index(ctx, reader, numbers, hidden_entries, hidden, folder)
         if alt_ids.size:
