@@ -39,7 +39,7 @@ from registry.snapshots.hashing import hash_table
 from registry.snapshots.id_sort import argsort_ids
 from registry.snapshots.identity import assign_alternate_ids, duplicates_message, rows_equal, settle_group
 from registry.snapshots.index_files import EntriesWriter, NpyWriter, merge_entries
-from registry.snapshots.inputs import InputLimits, check_values
+from registry.snapshots.inputs import InputLimits, check_values, first_line
 from registry.snapshots.layer_write import StagedLayer, stack_manifest
 from registry.snapshots.layers import (
     ENTRY_DTYPE,
@@ -171,7 +171,7 @@ class _Writer:
         held = decoded = 0
         source_schema = self.parquet.schema_arrow
         for group in range(self.parquet.metadata.num_row_groups):
-            for batch in self.parquet.iter_batches(batch_size=ROW_GROUP_ROWS, row_groups=[group]):
+            for batch in self._group_batches(group):
                 pending.append(batch)
                 held += batch.num_rows
                 while held >= ROW_GROUP_ROWS:
@@ -183,6 +183,15 @@ class _Writer:
                     pending, held = rest.to_batches(), rest.num_rows
         if held:
             yield self._checked(pa.Table.from_batches(pending, source_schema), decoded)
+
+    def _group_batches(self, group: int) -> Iterator[pa.RecordBatch]:
+        """The input's row group ``group``, a batch at a time; a damaged file's error as
+        :func:`registry.snapshots.tables.read_table_file` words it (a page that does not decode is bad
+        input, not an internal error)."""
+        try:
+            yield from self.parquet.iter_batches(batch_size=ROW_GROUP_ROWS, row_groups=[group])
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise InvalidInput(f"{self.path}: cannot read as parquet: {first_line(exc)}") from exc
 
     def _checked(self, rows: pa.Table, decoded: int) -> pa.Table:
         """``rows`` normalized, once their values validate and the decoded size so far fits the limits."""
@@ -236,7 +245,14 @@ class _Writer:
             raise self._key_error() from None
 
     def _key_error(self) -> InvalidInput:
-        """The error :func:`check_key_values` gives the whole input, found one key column and row group at a time."""
+        """The error :func:`check_key_values` gives the whole input, found one key column and row group at a time
+        (or the damaged file's, if a row group does not decode)."""
+        try:
+            return self._first_key_problem()
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            return InvalidInput(f"{self.path}: cannot read as parquet: {first_line(exc)}")
+
+    def _first_key_problem(self) -> InvalidInput:
         groups = range(self.parquet.metadata.num_row_groups)
         for name in self.keys:
             nulls, first, empty, offset = 0, -1, None, 0

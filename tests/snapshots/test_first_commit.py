@@ -21,6 +21,7 @@ from registry.errors import InvalidInput, NotFound, TooLarge
 from registry.lineage.metrics import ColumnMetrics, column_metrics
 from registry.snapshots.first_commit import BUCKETS
 from registry.snapshots.layers import KEYS_FILE, alt_ids_of, read_keys
+from registry.snapshots.tables import read_table_file
 from tests.support.collisions import colliding_keys
 from tests.support.helpers import labels_table
 
@@ -239,3 +240,25 @@ def test_column_metrics_counted_in_parts_equal_the_whole_tables() -> None:
     assert whole["note"]["nullCount"] > 0
     assert whole["annotator_id"]["distinctCount"] == len(set(table.column("annotator_id").to_pylist())) > 1
     assert "distinctCount" not in ColumnMetrics(["label"], 3_000, 2_999).add(table).result()["label"]
+
+
+def test_a_damaged_page_is_bad_input_like_the_general_paths_and_leaves_nothing(tmp_path: Path) -> None:
+    """The footer is whole, but a data page in the middle does not decode: the same "cannot read as parquet"
+    error (InvalidInput, exit 2) as a file read whole, not an internal error, and nothing left behind."""
+    path = tmp_path / "damaged.parquet"
+    pq.write_table(labels_table(200_000), path, row_group_size=50_000)
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 4_000] = b"\xff" * 4_000
+    path.write_bytes(bytes(data))
+    streamed, _ = _homes(tmp_path)
+    with pytest.raises(InvalidInput) as streamed_error:
+        streamed.commit(NAME, path)
+    with pytest.raises(InvalidInput) as whole_error:  # how the general path reads a file
+        read_table_file(path)
+    assert type(streamed_error.value) is InvalidInput
+    assert str(streamed_error.value) == str(whole_error.value)
+    assert f"{path}: cannot read as parquet: " in str(streamed_error.value)
+    assert _leftovers(streamed) == []
+    with pytest.raises(NotFound, match="no snapshots"):
+        streamed.log(NAME)
