@@ -36,7 +36,7 @@ from registry.failpoints import failpoint
 from registry.models import DatasetRow, RefRow, SnapshotRow
 from registry.refs import Ref
 from registry.snapshots.history import resolve_ref
-from registry.snapshots.index_files import EntriesWriter, NpyWriter, merge_entries, read_part
+from registry.snapshots.index_files import EntriesWriter, NpyWriter, merge_entries
 from registry.snapshots.index_trim import trim_indexes
 from registry.snapshots.layer_reader import ManifestReader
 from registry.snapshots.layers import (
@@ -49,6 +49,7 @@ from registry.snapshots.layers import (
     write_parquet_object,
 )
 from registry.snapshots.manifest import Layer, Manifest, load_manifest
+from registry.snapshots.mapped_reads import gather, read_part
 
 __all__ = ["COMPACT_POINTS", "CompactResult", "auto_compact", "compact", "compact_snapshot", "plan_compaction"]
 
@@ -205,7 +206,7 @@ def _alternates(indexes: dict[int, LayerIndex], numbers: list[int], hidden: dict
         if not alt.size:
             continue
         found, entry = indexes[n].search(alt)
-        at = np.asarray(indexes[n].rows[entry[found]], np.int64)
+        at = gather(indexes[n].rows, entry[found]).astype(np.int64)
         visible = ~in_sorted(at, hidden[n])[0]
         rows.append(_positions(hidden[n], at[visible]) + offsets[n])
         ids.append(alt[found][visible])
@@ -217,7 +218,7 @@ def _alternates(indexes: dict[int, LayerIndex], numbers: list[int], hidden: dict
 def _write_merged_keys(ctx: Context, reader: ManifestReader, numbers: list[int], hidden: dict[int, np.ndarray],
                        folder: Path) -> None:
     """The merged layer's key columns in file order (the index's ``keys.arrow``), a batch at a time (read,
-    not mapped: see :func:`registry.snapshots.index_files.read_part`); left out when a source index lacks
+    not mapped: see :mod:`registry.snapshots.mapped_reads`); left out when a source index lacks
     them (the commit then reads key values from Parquet)."""
     paths = [ctx.cache.folder / (reader.manifest.layers[n].rows or "") / KEYS_FILE for n in numbers]
     if not all(path.is_file() for path in paths):

@@ -7,7 +7,6 @@ memory-mapped output counts every page it touches.
 
 from __future__ import annotations
 
-import mmap
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
@@ -16,7 +15,7 @@ import numpy as np
 
 from registry.snapshots.layers import ENTRY_DTYPE, FENCE
 
-__all__ = ["EntriesWriter", "NpyWriter", "merge_entries", "read_part"]
+__all__ = ["EntriesWriter", "NpyWriter", "merge_entries"]
 
 
 class NpyWriter:
@@ -94,16 +93,3 @@ def merge_entries(chunks: Iterable[np.ndarray], few: np.ndarray) -> Iterator[np.
         taken = upto
     if taken < len(few):
         yield few[taken:]
-
-
-def read_part(array: np.ndarray, start: int, stop: int) -> np.ndarray:
-    """A private copy of ``array[start:stop]``, read with a plain file read when ``array`` is a memory-mapped
-    ``.npy`` file as ``np.load(..., mmap_mode="r")`` opens it: pages touched through a map count in the
-    reader's resident memory (a sequential pass over a 100M-row index: gigabytes), pages read do not."""
-    stop = min(stop, len(array))
-    if isinstance(array, np.memmap) and isinstance(array.base, mmap.mmap) and array.filename is not None \
-            and array.flags.c_contiguous and array.ndim == 1:
-        with open(array.filename, "rb") as source:
-            return np.fromfile(source, dtype=array.dtype, count=max(stop - start, 0),
-                               offset=array.offset + start * array.dtype.itemsize)
-    return np.array(array[start:stop])

@@ -18,8 +18,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from registry.snapshots.layers import IndexCache, LayerIndex, in_sorted, take_rows, union_sorted
+from registry.snapshots.layers import IndexCache, LayerIndex, in_sorted, union_sorted
 from registry.snapshots.manifest import Manifest
+from registry.snapshots.mapped_reads import gather
 from registry.storage import ObjectStore
 
 __all__ = ["Located", "Lookup", "ManifestReader"]
@@ -130,9 +131,9 @@ class ManifestReader:
             wanted = kh[pending]
             deleted, _ = in_sorted(wanted, self.deletes_index(layer_no))
             index = self.rows_index(layer_no)
-            found, entry = index.search(wanted)
+            found, _, records = index.find(wanted)
             hit = pending[found]
-            entries = index.entries[entry[found]]
+            entries = records[found]
             result.layer[hit] = layer_no
             result.position[hit] = entries["row"]
             result.rh[hit] = entries["rh"]
@@ -152,7 +153,7 @@ class ManifestReader:
                 return None
             which = np.flatnonzero(found.layer == layer_no)
             for column in columns:
-                out[column][which] = index.cells[column][found.position[which]]
+                out[column][which] = gather(index.cells[column], found.position[which])
         return out
 
     def hidden_entries(self) -> list[np.ndarray]:
@@ -285,7 +286,7 @@ class ManifestReader:
 
     def hidden_rows(self, layer_no: int, hidden_entries: np.ndarray) -> np.ndarray:
         """Index entries as sorted row positions in the layer's file."""
-        return np.sort(np.asarray(self.rows_index(layer_no).rows[hidden_entries], dtype=np.int64))
+        return np.sort(gather(self.rows_index(layer_no).rows, hidden_entries).astype(np.int64))
 
     def iter_rows(self, columns: list[str] | None, batch_rows: int,
                   hidden_by_layer: list[np.ndarray] | None = None) -> Iterator[pa.RecordBatch]:
@@ -330,8 +331,7 @@ class ManifestReader:
         parts: list[tuple[np.ndarray, pa.Table]] = []
         for n, index in indexes.items():
             which = np.flatnonzero(found.layer == n)
-            assert index.keys is not None
-            parts.append((which, take_rows(index.keys, found.position[which])))
+            parts.append((which, index.take_keys(found.position[which])))
         if not parts:
             return self.fetch(kh[:0], columns=list(self.keys))
         order_in = np.concatenate([which for which, _ in parts])

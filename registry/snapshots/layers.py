@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 from registry.snapshots.hashing import hash_table, key_hash
 from registry.snapshots.id_sort import argsort_ids
+from registry.snapshots.mapped_reads import MappedTable, blocks_of, open_mapped_table, take_mapped
 from registry.storage import ObjectInfo, ObjectStore
 from registry.storage.verified import markers_in, verified_path
 
@@ -106,11 +107,6 @@ def write_parquet_object(store: ObjectStore, table: pa.Table, row_group_size: in
         return store.put(staged)
 
 
-DENSE_SEARCH = 32
-"""A search for at least 1/32 of an index's ids reads its whole id column instead of bisecting through the
-fences (sequential reads of the memory-mapped file, about 3x faster at 10% of the ids)."""
-
-
 def union_sorted(*arrays: np.ndarray) -> np.ndarray:
     """The distinct values of already sorted ``uint64`` arrays, sorted: a merge of runs (timsort finds
     them), where ``np.union1d`` would hash and sort everything again."""
@@ -164,8 +160,14 @@ def write_keys(path: Path, keys: pa.Table) -> None:
 
 def read_keys(path: Path) -> pa.Table | None:
     """The key columns of an index, memory-mapped (pages are read only when touched); None if absent."""
+    opened = open_keys(path)
+    return opened.table if opened is not None else None
+
+
+def open_keys(path: Path) -> MappedTable | None:
+    """:func:`read_keys`, with where the file is mapped (for :func:`registry.snapshots.mapped_reads.take_mapped`)."""
     try:
-        return pa.ipc.open_file(pa.memory_map(str(path), "r")).read_all()
+        return open_mapped_table(str(path))
     except (OSError, pa.ArrowInvalid):
         return None
 
@@ -210,6 +212,8 @@ class LayerIndex:
     keys: pa.Table | None = None
     """The key columns in file order (memory-mapped Arrow), so a commit confirms a hash match by the key
     values without decoding Parquet row groups; None in indexes written before it existed."""
+    keys_file: MappedTable | None = None
+    """``keys`` with the file it is mapped from, when it is: :meth:`take_keys` then reads by ``pread``."""
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -257,31 +261,42 @@ class LayerIndex:
         order = argsort_ids(np.asarray(kh, np.uint64))
         return cls.build(kh[order], order, rh, cells, key_columns, alt, keys)
 
-    def search(self, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For each of ``wanted``: whether it is here, and its entry number."""
-        n = len(self)
-        if n == 0 or not len(wanted):
-            return np.zeros(len(wanted), bool), np.zeros(len(wanted), np.int64)
-        keys = self.entries["kh"]
-        if len(wanted) * DENSE_SEARCH >= n:
-            # Many ids: one sequential pass over the ids beats a binary search per id through the fences.
-            dense = np.ascontiguousarray(keys)
-            entry = np.minimum(np.searchsorted(dense, wanted), n - 1)
-            return dense[entry] == wanted, entry
-        low = np.maximum(np.searchsorted(self.fences, wanted, side="right") - 1, 0).astype(np.int64) * FENCE
-        high = np.minimum(low + FENCE, n)
-        while True:
-            open_ = low < high
-            if not open_.any():
-                break
-            middle = (low + high) // 2
-            below = np.zeros(len(wanted), bool)
-            below[open_] = keys[middle[open_]] < wanted[open_]
-            low = np.where(open_ & below, middle + 1, low)
-            high = np.where(open_ & ~below, middle, high)
-        entry = np.minimum(low, n - 1)
-        return keys[entry] == wanted, entry
+    def take_keys(self, positions: np.ndarray) -> pa.Table:
+        """The key columns of the rows at file ``positions`` (the index must have them)."""
+        if self.keys_file is not None:
+            return take_mapped(self.keys_file, positions)
+        assert self.keys is not None
+        return take_rows(self.keys, positions)
 
+    def search(self, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each of ``wanted``: whether it is here, and its entry number (meaningful where found)."""
+        found, entry, _ = self.find(wanted)
+        return found, entry
+
+    def find(self, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For each of ``wanted``: whether it is here, its entry number and its entry (meaningful where found).
+
+        Each id's fence window (``FENCE`` entries, 12 KiB) is read from the file, consecutive windows in one
+        read and at most a few MiB at a time (:mod:`registry.snapshots.mapped_reads`): looking up k ids
+        reads about k windows whatever the index's size, and maps none of it into the reader's memory.
+        """
+        m, n = len(wanted), len(self)
+        found, entry, records = np.zeros(m, bool), np.zeros(m, np.int64), np.zeros(m, ENTRY_DTYPE)
+        if not n or not m:
+            return found, entry, records
+        window = np.maximum(np.searchsorted(self.fences, wanted, side="right") - 1, 0)
+        order = np.argsort(window, kind="stable")  # linear when ``wanted`` is sorted
+        in_order = window[order]
+        firsts = np.concatenate([[0], np.flatnonzero(np.diff(in_order)) + 1])
+        numbers, bounds = in_order[firsts], np.append(firsts, m)
+        for batch, flat in blocks_of(self.entries, numbers, FENCE):
+            which = order[bounds[batch.start]:bounds[batch.stop]]
+            ids = flat["kh"]  # sorted: consecutive windows of sorted entries
+            at = np.minimum(np.searchsorted(ids, wanted[which]), len(flat) - 1)
+            found[which] = ids[at] == wanted[which]
+            entry[which] = numbers[batch.start + at // FENCE] * FENCE + at % FENCE
+            records[which] = flat[at]
+        return found, entry, records
 
 
 class IndexCache:
@@ -420,8 +435,9 @@ class IndexCache:
                 arrays, columns = opened
                 cells = {c: arrays[f"cell-{i}"] for i, c in enumerate(columns) if f"cell-{i}" in arrays}
                 alt = arrays.get("alt", np.zeros(0, np.uint64))
+                keys = open_keys(self.folder / sha256 / KEYS_FILE)
                 self._rows[sha256] = LayerIndex(arrays["entries"], arrays["fences"], cells, alt,
-                                                read_keys(self.folder / sha256 / KEYS_FILE))
+                                                keys.table if keys is not None else None, keys)
         return self._rows[sha256]
 
     def deletes_index(self, sha256: str, key_columns: Sequence[str]) -> np.ndarray:

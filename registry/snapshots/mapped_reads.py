@@ -1,0 +1,223 @@
+"""Reads of memory-mapped index files with ``pread``, not through the map.
+
+Index arrays (``entries.npy``, ``cell-*.npy``) and key columns (``keys.arrow``) are opened memory-mapped, so
+opening one costs nothing. But a fault on a mapped file maps the whole page-cache folio around the page
+touched, and folios reach 2 MiB on Linux 6.x: 50 lookups in a 240 MB ``entries.npy`` add 40 MiB to the
+reader's RSS, 5,000 add the whole file (measured on this project's machine, Linux 6.18, ext4; ``madvise
+(MADV_RANDOM)`` changes nothing). Those pages are shared page cache, yet they are what a memory limit on
+RSS sees: an upsert of 5,000 rows into 100M reached 3.2 GiB. A ``pread`` copies only the bytes asked for
+into private memory that is freed after use.
+
+:class:`Region` names where an array lies in its file; :func:`read_blocks` reads fixed-size blocks of it
+(consecutive blocks in one call); :func:`blocks_of`, :func:`gather` and :func:`read_part` build on it;
+:func:`take_mapped` does the same for the memory-mapped Arrow key columns. Arrays in memory are indexed as
+usual.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+BLOCK_BYTES = 4096
+"""Bytes per block read for a gather: one page."""
+BATCH_BYTES = 8 << 20
+"""At most this much is read into memory at once; a gather of many positions goes batch by batch."""
+
+
+@dataclass(frozen=True)
+class Region:
+    """Where an array's elements lie in a file: element ``i`` at byte ``offset + i * stride``."""
+
+    path: str
+    offset: int
+    dtype: np.dtype
+    stride: int
+    length: int
+
+
+def region_of(array: np.ndarray) -> Region | None:
+    """The file region of a 1-D view into a read-only memory-mapped file (as ``np.load(..., mmap_mode="r")``
+    opens it, field views of a structured array included); None for an array in memory."""
+    if not isinstance(array, np.memmap) or array.ndim != 1 or array.filename is None or array.strides[0] <= 0:
+        return None
+    owner: object = array
+    while isinstance(owner, np.ndarray) and not isinstance(owner.base, mmap.mmap):
+        owner = owner.base
+    if not isinstance(owner, np.memmap) or not isinstance(owner.base, mmap.mmap):
+        return None
+    mapped_from = owner.offset - owner.offset % mmap.ALLOCATIONGRANULARITY  # as numpy.memmap maps it
+    mapped_at = np.frombuffer(owner.base, np.uint8).ctypes.data
+    return Region(array.filename, mapped_from + array.ctypes.data - mapped_at, array.dtype, array.strides[0],
+                  len(array))
+
+
+def read_blocks(region: Region, blocks: np.ndarray, block_len: int) -> np.ndarray:
+    """``array[b * block_len:(b + 1) * block_len]`` for each of the sorted, distinct block numbers ``blocks``,
+    concatenated (the array's last block may be short); each run of consecutive blocks is one ``pread``."""
+    lengths = np.minimum(block_len, region.length - blocks.astype(np.int64) * block_len)
+    if (lengths <= 0).any():
+        raise IndexError(f"{region.path}: block beyond the array's {region.length} elements")
+    starts = np.concatenate([[0], np.cumsum(lengths)])
+    total = int(starts[-1])
+    stride, item = region.stride, region.dtype.itemsize
+    raw = np.empty(max(total * stride, 1), np.uint8)
+    view = memoryview(raw.data)
+    breaks = np.flatnonzero(np.diff(blocks) != 1) + 1
+    firsts, lasts = np.concatenate([[0], breaks]), np.concatenate([breaks, [len(blocks)]])
+    into = starts[firsts] * stride
+    sizes = (starts[lasts] - starts[firsts] - 1) * stride + item
+    from_ = region.offset + blocks[firsts].astype(np.int64) * (block_len * stride)
+    with open(region.path, "rb", buffering=0) as source:
+        fd = source.fileno()
+        for at, size, offset in zip(into.tolist(), sizes.tolist(), from_.tolist(), strict=True):
+            got = os.preadv(fd, [view[at:at + size]], offset)
+            if got != size:
+                raise OSError(f"{region.path}: short read ({got} of {size} bytes); the file changed under us")
+    return np.ndarray((total,), region.dtype, buffer=raw, strides=(stride,))
+
+
+def blocks_of(array: np.ndarray, blocks: np.ndarray, block_len: int) -> Iterator[tuple[slice, np.ndarray]]:
+    """The blocks ``blocks`` (sorted, distinct) of ``array``, as :func:`read_blocks` gives them, in batches
+    of at most :data:`BATCH_BYTES`: each batch's slice of ``blocks`` and its elements. An array in memory is
+    indexed instead."""
+    region = region_of(array)
+    stride = region.stride if region is not None else max(array.dtype.itemsize, 1)
+    per_batch = max(1, BATCH_BYTES // (block_len * stride))
+    for start in range(0, len(blocks), per_batch):
+        batch = slice(start, min(start + per_batch, len(blocks)))
+        if region is not None:
+            yield batch, read_blocks(region, blocks[batch], block_len)
+        else:
+            wanted = (blocks[batch].astype(np.int64)[:, None] * block_len + np.arange(block_len)).reshape(-1)
+            yield batch, np.asarray(array[wanted[wanted < len(array)]])
+
+
+def gather(array: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """``array[positions]``; for a file-mapped array, read by ``pread`` of the pages that hold them (see
+    :func:`gather_region`)."""
+    region = region_of(array)
+    if region is None:
+        return np.array(array[np.asarray(positions, np.int64)])
+    return gather_region(region, positions)
+
+
+def gather_region(region: Region, positions: np.ndarray) -> np.ndarray:
+    """Elements ``positions`` of a file region, read a page at a time, at most :data:`BATCH_BYTES` at once:
+    the reader's RSS grows by what it gathers, not by the file."""
+    positions = np.asarray(positions, np.int64)
+    out = np.empty(len(positions), region.dtype)
+    if not len(positions):
+        return out
+    if positions.min() < 0 or positions.max() >= region.length:
+        raise IndexError(f"{region.path}: position out of range for an array of {region.length}")
+    block_len = max(1, BLOCK_BYTES // region.stride)
+    numbers, inverse = np.unique(positions // block_len, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(len(numbers) + 1))
+    per_batch = max(1, BATCH_BYTES // (block_len * region.stride))
+    for start in range(0, len(numbers), per_batch):
+        stop = min(start + per_batch, len(numbers))
+        flat = read_blocks(region, numbers[start:stop], block_len)
+        which = order[bounds[start]:bounds[stop]]
+        out[which] = flat[(inverse[which] - start) * block_len + positions[which] % block_len]
+    return out
+
+
+def read_part(array: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """A private copy of ``array[start:stop]``, read with a plain file read when ``array`` is file-mapped
+    (a sequential pass over a mapped 100M-row index would otherwise add gigabytes to the reader's RSS)."""
+    stop = min(stop, len(array))
+    region = region_of(array)
+    if region is None or stop <= start:
+        return np.array(array[start:stop])
+    part = Region(region.path, region.offset + start * region.stride, region.dtype, region.stride, stop - start)
+    return np.ascontiguousarray(read_blocks(part, np.array([0]), stop - start))
+
+
+# -- Arrow key columns --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MappedTable:
+    """A table read from a memory-mapped Arrow IPC file, with where the mapping starts: a buffer's file
+    offset is its address minus ``mapped_at``."""
+
+    table: pa.Table
+    path: str
+    mapped_at: int
+
+
+def open_mapped_table(path: str) -> MappedTable:
+    """Memory-map an Arrow IPC file (pages are read only when touched)."""
+    source = pa.memory_map(path, "r")
+    table = pa.ipc.open_file(source).read_all()
+    source.seek(0)
+    return MappedTable(table, path, source.read_buffer(source.size()).address)
+
+
+def take_mapped(mapped: MappedTable, positions: np.ndarray) -> pa.Table:
+    """``mapped.table.take(positions)``, reading the values with ``pread`` (see the module's docstring);
+    columns of a type it does not handle are taken through the map."""
+    table = mapped.table
+    positions = np.asarray(positions, np.int64)
+    batches = table.to_batches()
+    bounds = np.cumsum([0] + [b.num_rows for b in batches])
+    batch_of = np.searchsorted(bounds, positions, side="right") - 1
+    order = np.argsort(batch_of, kind="stable")
+    parts = []
+    for number in np.unique(batch_of):
+        which = order[batch_of[order] == number]
+        batch, local = batches[int(number)], positions[which] - bounds[number]
+        parts.append(pa.RecordBatch.from_arrays([_take_array(mapped, column, local) for column in batch.columns],
+                                                schema=batch.schema))
+    if not parts:
+        return table.schema.empty_table()
+    taken = pa.Table.from_batches(parts, table.schema)
+    return taken.take(pa.array(np.argsort(order, kind="stable")))
+
+
+_OFFSET_TYPES = {pa.string(): np.int32, pa.binary(): np.int32, pa.large_string(): np.int64,
+                 pa.large_binary(): np.int64}
+
+
+def _take_array(mapped: MappedTable, array: pa.Array, positions: np.ndarray) -> pa.Array:
+    buffers = array.buffers()
+    plain = array.null_count == 0 and array.offset == 0 and len(buffers) in (2, 3) and buffers[1] is not None
+    if plain and array.type in _OFFSET_TYPES and buffers[2] is not None:
+        return _take_variable(mapped, array, positions, _OFFSET_TYPES[array.type])
+    if plain and len(buffers) == 2 and pa.types.is_primitive(array.type) and not pa.types.is_boolean(array.type):
+        width = array.type.bit_width // 8
+        values = gather_buffer(mapped, buffers[1], np.dtype(f"V{width}"), len(array), positions)
+        return pa.Array.from_buffers(array.type, len(positions), [None, pa.py_buffer(values.tobytes())])
+    return array.take(pa.array(positions))
+
+
+def _take_variable(mapped: MappedTable, array: pa.Array, positions: np.ndarray, offset_type: type) -> pa.Array:
+    _, offsets_buffer, data_buffer = array.buffers()
+    offsets = gather_buffer(mapped, offsets_buffer, np.dtype(offset_type), len(array) + 1,
+                            np.stack([positions, positions + 1], axis=1).reshape(-1)).astype(np.int64)
+    starts, ends = offsets[0::2], offsets[1::2]
+    lengths = ends - starts
+    new_offsets = np.concatenate([[0], np.cumsum(lengths)])
+    used = lengths > 0
+    if used.any():
+        # Every byte wanted, as positions into the data buffer (keys are short: a few pages in all).
+        spread = np.repeat(starts[used] - new_offsets[:-1][used], lengths[used]) + np.arange(int(new_offsets[-1]))
+        data = gather_buffer(mapped, data_buffer, np.dtype(np.uint8), data_buffer.size, spread)
+    else:
+        data = np.zeros(0, np.uint8)
+    return pa.Array.from_buffers(array.type, len(positions),
+                                 [None, pa.py_buffer(new_offsets.astype(offset_type)), pa.py_buffer(data)])
+
+
+def gather_buffer(mapped: MappedTable, buffer: pa.Buffer, dtype: np.dtype, length: int,
+                  positions: np.ndarray) -> np.ndarray:
+    """Elements ``positions`` of a buffer of ``mapped`` seen as ``length`` elements of ``dtype``."""
+    return gather_region(Region(mapped.path, buffer.address - mapped.mapped_at, dtype, dtype.itemsize, length),
+                         positions)
