@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from registry.snapshots.hashing import hash_table, key_hash
 from registry.snapshots.id_sort import argsort_ids
-from registry.snapshots.mapped_reads import MappedTable, blocks_of, open_mapped_table, take_mapped
+from registry.snapshots.mapped_reads import MappedTable, blocks_of, open_mapped_table, take_mapped, with_gaps_filled
 from registry.storage import ObjectInfo, ObjectStore
 from registry.storage.verified import markers_in, verified_path
 
@@ -276,9 +276,9 @@ class LayerIndex:
     def find(self, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For each of ``wanted``: whether it is here, its entry number and its entry (meaningful where found).
 
-        Each id's fence window (``FENCE`` entries, 12 KiB) is read from the file, consecutive windows in one
-        read and at most a few MiB at a time (:mod:`registry.snapshots.mapped_reads`): looking up k ids
-        reads about k windows whatever the index's size, and maps none of it into the reader's memory.
+        Each id's fence window (``FENCE`` entries, 12 KiB) is read from the file, nearby windows in one read
+        and at most a few MiB at a time (:mod:`registry.snapshots.mapped_reads`): looking up k ids reads
+        about k windows whatever the index's size, and maps none of it into the reader's memory.
         """
         m, n = len(wanted), len(self)
         found, entry, records = np.zeros(m, bool), np.zeros(m, np.int64), np.zeros(m, ENTRY_DTYPE)
@@ -287,10 +287,11 @@ class LayerIndex:
         window = np.maximum(np.searchsorted(self.fences, wanted, side="right") - 1, 0)
         order = np.argsort(window, kind="stable")  # linear when ``wanted`` is sorted
         in_order = window[order]
-        firsts = np.concatenate([[0], np.flatnonzero(np.diff(in_order)) + 1])
-        numbers, bounds = in_order[firsts], np.append(firsts, m)
+        numbers = with_gaps_filled(in_order[np.concatenate([[0], np.flatnonzero(np.diff(in_order)) + 1])],
+                                   FENCE * ENTRY_DTYPE.itemsize)
         for batch, flat in blocks_of(self.entries, numbers, FENCE):
-            which = order[bounds[batch.start]:bounds[batch.stop]]
+            low = np.searchsorted(in_order, numbers[batch.start])
+            which = order[low:np.searchsorted(in_order, numbers[batch.stop - 1], side="right")]
             ids = flat["kh"]  # sorted: consecutive windows of sorted entries
             at = np.minimum(np.searchsorted(ids, wanted[which]), len(flat) - 1)
             found[which] = ids[at] == wanted[which]

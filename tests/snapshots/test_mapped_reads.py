@@ -148,3 +148,12 @@ def test_lookups_leave_the_mapped_files_out_of_resident_memory(tmp_path: Path) -
     assert {name: _mapped_rss_kib(folder / name) for name in names} == opened
     int(mapped.entries["kh"][len(mapped) // 2])  # through the map: the same check sees it
     assert _mapped_rss_kib(folder / "entries.npy") > 0
+
+
+def test_near_blocks_are_read_together_and_far_ones_apart() -> None:
+    """Gaps of up to GAP_BYTES are filled (one read instead of two); wider ones are not (bytes nobody wants)."""
+    per_gap = mapped_reads.GAP_BYTES // 4096
+    blocks = np.array([1, 3, 3 + per_gap + 1, 3 + 2 * per_gap + 3, 900])
+    filled = mapped_reads.with_gaps_filled(blocks, 4096)
+    assert filled.tolist() == [1, 2, 3, *range(4, 3 + per_gap + 2), 3 + 2 * per_gap + 3, 900]
+    assert mapped_reads.with_gaps_filled(blocks, 1 << 20).tolist() == blocks.tolist()  # blocks too big to fill
