@@ -403,19 +403,17 @@ def _diff_in_parent_order(ctx: Context, request: _Request, schema: _Schema) -> _
     rows = table.take(pa.array(np.concatenate([changed_rows, np.arange(m, table.num_rows)])))
     check_key_values(rows, keys, "input")
     kh, rh, cells = hash_table(rows, keys)
-    ids = kh.copy()
-    parent_ids, _ = parent.read_order_index()
-    ids[:changed_rows.size] = parent_ids[changed_rows]  # the parent's ids, alternate ones included
-    new = rows.slice(changed_rows.size)
-    if new.num_rows:
-        identity = assign_ids(new, keys, kh[changed_rows.size:], parent)
-        if identity.found.present.any():
-            return None
-        ids[changed_rows.size:] = identity.ids
+    # The changed rows' keys are the parent's: looked up, they get the parent's ids (alternate ones included)
+    # at the cost of the k rows, not of the parent's whole index. A new row whose key the parent holds
+    # means the input gives a key twice: the general path names the error.
+    identity = assign_ids(rows, keys, kh, parent)
     changed = np.zeros(rows.num_rows, bool)
     changed[:changed_rows.size] = True
+    if not np.array_equal(identity.found.present, changed):
+        return None
+    ids = identity.ids
     return _Change(ids, kh, argsort_ids(ids), rh, cells, np.ones(rows.num_rows, bool), changed,
-                   np.zeros(0, np.uint64), new.num_rows, table.num_rows,
+                   np.zeros(0, np.uint64), rows.num_rows - changed_rows.size, table.num_rows,
                    _annotation_delta(ctx, request.parent, request.annotations), described=rows)
 
 
