@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from registry.snapshots.layers import IndexCache, LayerIndex, in_sorted, union_sorted
 from registry.snapshots.manifest import Manifest
-from registry.snapshots.mapped_reads import gather
+from registry.snapshots.mapped_reads import gather, read_part
 from registry.storage import ObjectStore
 
 __all__ = ["Located", "Lookup", "ManifestReader"]
@@ -31,6 +31,8 @@ SLICE_LIMIT = 20_000
 FETCH_BATCH_ROWS = 64 * 1024
 """Rows decoded at a time when fetching a few rows: a fetch stops at the last row it needs."""
 COUNT_BATCH_ROWS = 1024 * 1024
+READ_CHUNK = 1024 * 1024
+"""Index entries read at once by a pass over a whole index (24 MiB)."""
 """Rows per batch when counting a column's values (one row group of a layer written by a commit)."""
 
 
@@ -186,9 +188,10 @@ class ManifestReader:
             index = self.rows_index(n)
             file_ids = np.empty(len(index), np.uint64)
             file_rh = np.empty(len(index), np.uint64)
-            rows = np.asarray(index.rows)
-            file_ids[rows] = index.kh
-            file_rh[rows] = index.entries["rh"]
+            for start in range(0, len(index), READ_CHUNK):  # plain reads: the entries file stays out of RSS
+                part = read_part(index.entries, start, start + READ_CHUNK)
+                file_ids[part["row"]] = part["kh"]
+                file_rh[part["row"]] = part["rh"]
             if len(hidden):
                 keep = np.ones(len(index), bool)
                 keep[self.hidden_rows(n, hidden)] = False
