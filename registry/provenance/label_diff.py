@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -17,8 +18,9 @@ from registry.provenance.labels import current_annotators, key_strings, require_
 from registry.provenance.store import records_at
 from registry.refs import Ref
 from registry.snapshots.diff import Classified, compare_snapshots
+from registry.snapshots.hashing import column_hash
 from registry.snapshots.history import resolve_ref
-from registry.snapshots.layer_reader import ManifestReader
+from registry.snapshots.layer_reader import Lookup, ManifestReader
 
 __all__ = ["LabelDiff", "label_diff"]
 
@@ -76,7 +78,7 @@ def label_diff(ctx: Context, a: Ref | str, b: Ref | str, column: str = "label", 
         reader_a, reader_b, found = compare_snapshots(session, ctx, dataset_a, snap_a, snap_b)
     for reader, ref in ((reader_a, a), (reader_b, b)):
         require_label_column(reader.schema(), column, str(ref))
-    changed = _changed_labels(reader_a, reader_b, found, keys, column)
+    changed = _changed_labels(ctx, (snap_a.id, reader_a), (snap_b.id, reader_b), found, keys, column)
     removed = _counts(_labels_of(reader_a.fetch(found.kh_removed, columns=[column]), column))
     dist_a, dist_b = _distributions(ctx, (snap_a.id, reader_a), snap_b.id, column,
                                     _Delta(removed, _counts(changed.column("_label_a")),
@@ -160,14 +162,57 @@ def _distribution(reader: ManifestReader, column: str) -> dict[str, int]:
     return dict(sorted((NULL_LABEL if label is None else label, count) for label, count in counts.items()))
 
 
-def _changed_labels(reader_a: ManifestReader, reader_b: ManifestReader, found: Classified, keys: list[str],
-                    column: str) -> pa.Table:
-    """Each row present on both sides whose values changed: its key (as text) and its label on each side."""
+def _changed_labels(ctx: Context, a: tuple[str, ManifestReader], b: tuple[str, ManifestReader], found: Classified,
+                    keys: list[str], column: str) -> pa.Table:
+    """Each row present on both sides whose values changed: its key (as text) and its label on each side.
+
+    A side's labels come from the cell hashes of its index when its label counts are kept (see
+    :func:`_labels_by_hash`), and the keys from the index's key columns: no Parquet row group is decoded.
+    Otherwise the rows are fetched."""
+    (id_a, reader_a), (id_b, reader_b) = a, b
     kh = found.kh_changed
-    before = reader_a.fetch(kh, columns=[*keys, column], found=found.changed_a)
-    after = reader_b.fetch(kh, columns=[column], found=found.changed_b)
-    return pa.table({"_key": key_strings(before, keys), "_label_a": _labels_of(before, column),
-                     "_label_b": _labels_of(after, column)})
+    in_a = found.changed_a if found.changed_a is not None else reader_a.lookup(kh)
+    in_b = found.changed_b if found.changed_b is not None else reader_b.lookup(kh)
+    labels_a = _labels_by_hash(reader_a, in_a, column, load_counts(ctx, id_a, column))
+    if labels_a is None:
+        before = reader_a.fetch(kh, columns=[*keys, column], found=in_a)
+        key_text, labels_a = key_strings(before, keys), _labels_of(before, column)
+    else:
+        key_text = key_strings(reader_a.fetch_keys(kh, in_a), keys)
+    labels_b = _labels_by_hash(reader_b, in_b, column, load_counts(ctx, id_b, column))
+    if labels_b is None:
+        labels_b = _labels_of(reader_b.fetch(kh, columns=[column], found=in_b), column)
+    return pa.table({"_key": key_text, "_label_a": labels_a, "_label_b": labels_b})
+
+
+def _labels_by_hash(reader: ManifestReader, found: Lookup, column: str, counts: dict[str, int] | None
+                    ) -> pa.Array | None:
+    """The labels of looked-up rows, read from the cell hashes of their index instead of their Parquet rows.
+
+    ``counts`` (the label-count cache) names every label the snapshot holds. When none of those share a hash,
+    the label whose hash a cell carries is that cell's value: not a guess, since the cell holds one of
+    them. None when that cannot be known (no counts, a column that is not text, an index without cell
+    hashes, two labels with one hash, or a hash no label has): the caller then reads the rows."""
+    if counts is None or not counts:
+        return None
+    kind = reader.schema().field(column).type
+    if kind not in (pa.string(), pa.large_string()):
+        return None
+    hashes = reader.cell_hashes(found, [column])
+    if hashes is None:
+        return None
+    # The null label is named NULL_LABEL in the counts, as is a real label spelled that way: both stand.
+    names = [*counts, *([NULL_LABEL] if NULL_LABEL in counts else [])]
+    values = [*counts, *([None] if NULL_LABEL in counts else [])]
+    known = column_hash(pa.array(values, kind))
+    order = np.argsort(known, kind="stable")
+    known = known[order]
+    if len(np.unique(known)) != len(known):
+        return None
+    at = np.minimum(np.searchsorted(known, hashes[column]), len(known) - 1)
+    if not (known[at] == hashes[column]).all():
+        return None
+    return pa.array(np.asarray(names, dtype=object)[order[at]], pa.string())
 
 
 def _matrix(dist_a: dict[str, int], removed: dict[str, int], changed: pa.Table) -> dict[str, dict[str, int]]:

@@ -145,3 +145,59 @@ def test_a_damaged_count_file_is_counted_again(fresh: Callable[[], Registry]) ->
     for path in kept:
         path.write_text("{not json")
     assert reg.label_diff(f"{NAME}@{v1}", f"{NAME}@{v2}").to_dict() == expected
+
+
+def _fetched_columns(monkeypatch: pytest.MonkeyPatch) -> list[list[str] | None]:
+    """Records the columns of every fetch of rows from Parquet (``ManifestReader.fetch`` of some keys)."""
+    from registry.snapshots.layer_reader import ManifestReader
+
+    seen: list[list[str] | None] = []
+    real = ManifestReader.fetch
+
+    def spy(self: ManifestReader, kh: Any, columns: Any = None, found: Any = None) -> pa.Table:
+        if len(kh):
+            seen.append(list(columns) if columns is not None else None)
+        return real(self, kh, columns, found)
+
+    monkeypatch.setattr(ManifestReader, "fetch", spy)
+    return seen
+
+
+def test_kept_counts_let_the_labels_come_from_the_index(fresh: Callable[[], Registry],
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once both sides' label counts are kept, the changed rows' labels are read from the cell hashes and
+    their keys from the index: no row is fetched from Parquet, and the answer is the same. A real label
+    spelled like the null label and a null label both count as it."""
+    import registry.provenance.label_diff as label_diff_module
+
+    reg = fresh()
+    first = {k: ("cat" if i % 2 else NULL_LABEL, 0) for i, k in enumerate(KEYS)}
+    v1 = reg.commit(NAME, _table(first)).snapshot_id
+    v2 = reg.commit(NAME, _table({"k00": ("owl", 0), "k01": (None, 1), "k03": ("cat", 2)}),
+                    mode="upsert").snapshot_id
+    counted = reg.label_diff(f"{NAME}@{v1}", f"{NAME}@{v2}").to_dict()  # keeps both sides' counts
+    seen = _fetched_columns(monkeypatch)
+    by_hash = reg.label_diff(f"{NAME}@{v1}", f"{NAME}@{v2}").to_dict()
+    assert [c for c in seen if c and "label" in c] == []
+    with monkeypatch.context() as patched:
+        patched.setattr(label_diff_module, "_labels_by_hash", lambda *_: None)
+        fetched = reg.label_diff(f"{NAME}@{v1}", f"{NAME}@{v2}").to_dict()
+    assert by_hash == fetched == counted
+    assert [(c["key"], c["from"], c["to"]) for c in by_hash["changes"]] == [("k00", None, "owl"), ("k01", "cat", None)]
+
+
+def test_labels_that_share_a_hash_are_read_from_the_rows(fresh: Callable[[], Registry],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two labels with one 64-bit hash (a real pair) cannot be told apart by the index: the rows decide."""
+    from tests.support.collisions import colliding_keys
+
+    one, other, _ = colliding_keys()
+    reg = fresh()
+    v1 = reg.commit(NAME, _table({"k00": (one, 0), "k01": (other, 0), "k02": (one, 0)})).snapshot_id
+    v2 = reg.commit(NAME, _table({"k00": (other, 0), "k01": (one, 0)}), mode="upsert").snapshot_id
+    reg.label_diff(f"{NAME}@{v1}", f"{NAME}@{v2}")  # keeps the counts
+    seen = _fetched_columns(monkeypatch)
+    got = reg.label_diff(f"{NAME}@{v1}", f"{NAME}@{v2}").to_dict()
+    assert [c for c in seen if c and "label" in c]  # read from the rows
+    assert got["matrix"] == {one: {one: 1, other: 1}, other: {one: 1}}
+    assert [(c["key"], c["from"], c["to"]) for c in got["changes"]] == [("k00", one, other), ("k01", other, one)]
