@@ -206,6 +206,12 @@ class Tool:
         """Diff v1 -> v2; the closure returns ``added``, ``removed``, ``changed`` (rows or files)."""
         raise NotImplementedError
 
+    def label_diff_v1_v2(self) -> Work:
+        """Which labels changed from v1 to v2, by key (issue 19 compares the registry's label diff with Delta
+        Lake's change data feed). A peer's row diff already reads the key and label columns, so it is its
+        label diff too; the registry answers with ``Registry.label_diff``."""
+        return self.diff_v1_v2()
+
     def read_v1(self) -> Work:
         """Read v1 into Arrow after v2 exists; the closure returns ``rows``."""
         raise NotImplementedError

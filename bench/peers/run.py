@@ -104,7 +104,7 @@ class ToolRun:
         except StepFailed as exc:
             self.record_error("init/commit", exc)
             return fig
-        for what, step in (("diff", "diff_v1_v2"), ("read", "read_v1")):
+        for what, step in (("diff", "diff_v1_v2"), ("label_diff", "label_diff_v1_v2"), ("read", "read_v1")):
             try:
                 log(f"{self.name}: {step} x {self.reps}" + (" (+1 warm-up)" if self.warm_up else ""))
                 warm = self.step(step, self.base) if self.warm_up else None

@@ -53,11 +53,22 @@ class RegistryTool(Tool):
 
     def diff_v1_v2(self) -> Work:
         reg = self._open()
+        import registry.snapshots.diff  # noqa: F401 - loaded before the clock, as a peer opens its table before
 
         def work() -> dict[str, Any]:
             d = reg.diff(f"{DATASET}@v1", f"{DATASET}@v2")
             return {"added": d.added, "removed": d.removed, "changed": d.changed,
                     "changed_cells": d.changed_cells, "examples": len(d.examples)}
+
+        return work
+
+    def label_diff_v1_v2(self) -> Work:
+        reg = self._open()
+        import registry.provenance.label_diff  # noqa: F401 - loaded before the clock
+
+        def work() -> dict[str, Any]:
+            d = reg.label_diff(f"{DATASET}@v1", f"{DATASET}@v2")
+            return {"relabeled": d.relabeled, "changes_listed": len(d.changes), "rows_in_both": d.rows_in_both}
 
         return work
 
