@@ -45,6 +45,11 @@ def current_annotators(records: pa.Table, keys: pa.Array, labels: pa.Array) -> p
         range(len(keys)), pa.int64())})
     acts = records.filter(pc.and_(pc.equal(records.column("source_kind"), "human"),
                                   pc.invert(pc.fill_null(records.column("was_cancelled"), False))))
+    # Only the acts on the samples asked about: the query then follows the change, not every record kept.
+    asked = pc.cast(wanted.column("sample_key"), pa.string()).combine_chunks()
+    acts = acts.filter(pc.is_in(acts.column("sample_key"), value_set=asked))
+    if not acts.num_rows:  # nobody labeled these samples: no query (and no DuckDB import) needed
+        return _nobody(records, len(keys))
     import duckdb  # lazy: duckdb loads only for this query
 
     con = duckdb.connect()
@@ -62,3 +67,13 @@ def current_annotators(records: pa.Table, keys: pa.Array, labels: pa.Array) -> p
             ORDER BY w._row""").to_arrow_table()
     finally:
         con.close()
+
+
+def _nobody(records: pa.Table, rows: int) -> pa.Table:
+    """:func:`current_annotators`' answer when no labeling act matches: every act column null."""
+    columns = {"_row": pa.array(range(rows), pa.int64())}
+    for name, source in (("annotator_id", "annotator_id"), ("annotator_name", "annotator_name"),
+                         ("annotator_email", "annotator_email"), ("guideline_version", "guideline_version"),
+                         ("labeled_at", "created_at"), ("annotation_id", "annotation_id")):
+        columns[name] = pa.nulls(rows, records.schema.field(source).type)
+    return pa.table(columns)
