@@ -22,4 +22,5 @@ def labels_table(n: int, seed: int = 0, prefix: str = "s") -> pa.Table:
 
 def sorted_rows(table: pa.Table, key: str = "sample_id") -> list[dict[str, object]]:
     """Rows as dicts in key order, for comparing tables regardless of storage order."""
-    return table.sort_by(key).to_pylist()
+    rows: list[dict[str, object]] = table.sort_by(key).to_pylist()
+    return rows
