@@ -7,6 +7,7 @@ The data generator, the relabel rule, RSS sampling and the peak-RSS reset come f
 from __future__ import annotations
 
 import gc
+import importlib
 import json
 import os
 import subprocess
@@ -257,8 +258,13 @@ class MergeTool(Tool):
 
         return work
 
+    library = ""
+    """The peer's Python module, imported before the clock starts (as the registry's commit path is)."""
+
     def commit_v2(self) -> Work:
         changes = pq.read_table(self.inputs.changes_v2)
+        if self.library:
+            importlib.import_module(self.library)
         return lambda: self._merge(changes)
 
     def chain(self) -> Work:

@@ -229,8 +229,7 @@ TOOL_NOTES = {
                  "diff = `Registry.diff(\"labels@v1\", \"labels@v2\")` (row counts, changed cells per column, 10 "
                  "example rows); label diff = `Registry.label_diff(\"labels@v1\", \"labels@v2\")` (the change "
                  "matrix, label distributions and every relabeled row with who relabeled it; the timed runs find "
-                 "the label counts kept by the warm-up run); the step's module is imported before the clock "
-                 "starts, as a peer opens its table; read = `Registry.read(\"labels@v1\")`; commits never "
+                 "the label counts kept by the warm-up run); read = `Registry.read(\"labels@v1\")`; commits never "
                  "compact: each chain step is a "
                  "commit followed by the compaction pass the serve worker would run (`Registry.compact_auto`)."],
     "registry-nofull": ["the same registry code and calls with `REGISTRY_COMPACT_BASE_FRACTION=0` in its "
@@ -259,6 +258,9 @@ GENERAL_NOTES = [
     "Tools run one after the other in the same invocation on the same generated files; the machine is shared, "
     "so the load average at each tool's start and end is in the JSON. Compare ratios, not absolute times.",
     "Everything runs with a warm OS page cache (inputs just written; each diff/read series has a warm-up run).",
+    "Each step's library is imported before the clock starts (lance and deltalake for their commits, the "
+    "registry's commit, diff and label diff modules, which it loads lazily), so no timed figure includes "
+    "loading code.",
     "Bytes are allocated disk blocks (as `du` counts them) of the tool's folder; 'the store' leaves out a "
     "working copy and derivable caches (see each tool's note).",
 ]

@@ -22,6 +22,7 @@ def zstd() -> Any:
 class DeltaTool(MergeTool):
     name = "delta"
     label = "Delta Lake"
+    library = "deltalake"
 
     def _write(self, table: pa.Table) -> None:
         from deltalake import write_deltalake

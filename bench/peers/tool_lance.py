@@ -15,6 +15,7 @@ from harness import KEY, MergeTool, Work
 class LanceTool(MergeTool):
     name = "lance"
     label = "Lance"
+    library = "lance"
 
     def _write(self, table: pa.Table) -> None:
         import lance

@@ -42,6 +42,7 @@ class RegistryTool(Tool):
     def commit_v2(self) -> Work:
         reg = self._open()
         changes = pq.read_table(self.inputs.changes_v2)
+        import registry.snapshots.commit  # noqa: F401 - loaded before the clock, as a peer imports its library
 
         def work() -> dict[str, Any]:
             result = reg.commit(DATASET, changes, mode="upsert", message="v2: relabel round")
