@@ -26,7 +26,14 @@ import pyarrow.parquet as pq
 
 from registry.snapshots.hashing import hash_table, key_hash
 from registry.snapshots.id_sort import argsort_ids
-from registry.snapshots.mapped_reads import MappedTable, blocks_of, open_mapped_table, take_mapped, with_gaps_filled
+from registry.snapshots.mapped_reads import (
+    MappedTable,
+    blocks_of,
+    open_mapped_table,
+    take_by_batch,
+    take_mapped,
+    with_gaps_filled,
+)
 from registry.storage import ObjectInfo, ObjectStore
 from registry.storage.verified import markers_in, verified_path
 
@@ -178,15 +185,7 @@ def take_rows(table: pa.Table, positions: np.ndarray) -> pa.Table:
     batches = table.to_batches()
     if len(batches) <= 1:
         return pa.Table.from_batches([batches[0].take(pa.array(positions))] if batches else [], table.schema)
-    bounds = np.cumsum([0] + [b.num_rows for b in batches])
-    batch_of = np.searchsorted(bounds, positions, side="right") - 1
-    order = np.argsort(batch_of, kind="stable")
-    parts = []
-    for number in np.unique(batch_of):
-        which = order[batch_of[order] == number]
-        parts.append(batches[int(number)].take(pa.array(positions[which] - bounds[number])))
-    taken = pa.Table.from_batches(parts, table.schema)
-    return taken.take(pa.array(np.argsort(order, kind="stable")))
+    return take_by_batch(table, np.asarray(positions, np.int64), lambda batch, at: batch.take(pa.array(at)))
 
 
 ENTRY_DTYPE = np.dtype([("kh", "<u8"), ("row", "<u8"), ("rh", "<u8")])

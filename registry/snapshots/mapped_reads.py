@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import mmap
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -185,8 +185,17 @@ def open_mapped_table(path: str) -> MappedTable:
 def take_mapped(mapped: MappedTable, positions: np.ndarray) -> pa.Table:
     """``mapped.table.take(positions)``, reading the values with ``pread`` (see the module's docstring);
     columns of a type it does not handle are taken through the map."""
-    table = mapped.table
-    positions = np.asarray(positions, np.int64)
+    def take(batch: pa.RecordBatch, local: np.ndarray) -> pa.RecordBatch:
+        return pa.RecordBatch.from_arrays([_take_array(mapped, column, local) for column in batch.columns],
+                                          schema=batch.schema)
+
+    return take_by_batch(mapped.table, np.asarray(positions, np.int64), take)
+
+
+def take_by_batch(table: pa.Table, positions: np.ndarray,
+                  take: Callable[[pa.RecordBatch, np.ndarray], pa.RecordBatch]) -> pa.Table:
+    """The rows at ``positions`` (in that order), each record batch asked only for its own rows by
+    ``take(batch, positions within it)``: a chunked take would first concatenate every chunk."""
     batches = table.to_batches()
     bounds = np.cumsum([0] + [b.num_rows for b in batches])
     batch_of = np.searchsorted(bounds, positions, side="right") - 1
@@ -194,9 +203,7 @@ def take_mapped(mapped: MappedTable, positions: np.ndarray) -> pa.Table:
     parts = []
     for number in np.unique(batch_of):
         which = order[batch_of[order] == number]
-        batch, local = batches[int(number)], positions[which] - bounds[number]
-        parts.append(pa.RecordBatch.from_arrays([_take_array(mapped, column, local) for column in batch.columns],
-                                                schema=batch.schema))
+        parts.append(take(batches[int(number)], positions[which] - bounds[number]))
     if not parts:
         return table.schema.empty_table()
     taken = pa.Table.from_batches(parts, table.schema)
