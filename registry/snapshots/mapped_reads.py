@@ -4,9 +4,9 @@ Index arrays (``entries.npy``, ``cell-*.npy``) and key columns (``keys.arrow``) 
 opening one costs nothing. But a fault on a mapped file maps the whole page-cache folio around the page
 touched, and folios reach 2 MiB on Linux 6.x: 50 lookups in a 240 MB ``entries.npy`` add 40 MiB to the
 reader's RSS, 5,000 add the whole file (measured on this project's machine, Linux 6.18, ext4; ``madvise
-(MADV_RANDOM)`` changes nothing). Those pages are shared page cache, yet they are what a memory limit on
-RSS sees: an upsert of 5,000 rows into 100M reached 3.2 GiB. A ``pread`` copies only the bytes asked for
-into private memory that is freed after use.
+(MADV_RANDOM)`` changes nothing). Those pages are shared page cache, yet they count in the process's RSS,
+which is what issue 19's memory goals and many job schedulers measure: an upsert of 5,000 rows into 100M
+reached 3.2 GiB. A ``pread`` copies only the bytes asked for into private memory that is freed after use.
 
 :class:`Region` names where an array lies in its file; :func:`read_blocks` reads fixed-size blocks of it
 (consecutive blocks in one call); :func:`blocks_of`, :func:`gather` and :func:`read_part` build on it;
