@@ -114,24 +114,31 @@ def send(sock: socket.socket, message: dict[str, Any], fds: list[int] | None = N
 
 
 def receive(sock: socket.socket, max_fds: int = 0) -> tuple[dict[str, Any] | None, list[int]]:
-    """One frame and the descriptors that came with it; (None, []) when the peer closed first."""
+    """One frame and the descriptors that came with it; (None, []) when the peer closed first.
+
+    It reads exactly one frame, never into the next: the server's "started" and "ended" frames can both be
+    waiting when a command ends before its client reads (``--help`` on a loaded machine), and a byte read
+    past the first frame would be the second one lost."""
     fds: list[int] = []
     buffer = b""
-    while len(buffer) < _HEADER.size or len(buffer) < _HEADER.size + _HEADER.unpack_from(buffer)[0]:
-        if buffer and _HEADER.unpack_from(buffer)[0] > MAX_FRAME:
-            raise ValueError("preload frame too large")
+    needed = _HEADER.size
+    while len(buffer) < needed:
         if max_fds and not fds:
-            data, got, _flags, _addr = socket.recv_fds(sock, 65536, max_fds)
+            data, got, _flags, _addr = socket.recv_fds(sock, needed - len(buffer), max_fds)
             fds.extend(got)
         else:
-            data = sock.recv(65536)
+            data = sock.recv(needed - len(buffer))
         if not data:
             for fd in fds:
                 os.close(fd)
             return None, []
         buffer += data
-    size = _HEADER.unpack_from(buffer)[0]
-    return json.loads(buffer[_HEADER.size:_HEADER.size + size]), fds
+        if needed == _HEADER.size and len(buffer) == _HEADER.size:
+            size = _HEADER.unpack_from(buffer)[0]
+            if size > MAX_FRAME:
+                raise ValueError("preload frame too large")
+            needed += size
+    return json.loads(buffer[_HEADER.size:]), fds
 
 
 def _streams() -> list[dict[str, str | None]]:

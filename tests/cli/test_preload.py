@@ -373,3 +373,22 @@ def test_the_installation_key_follows_what_decides_the_code(monkeypatch: pytest.
     assert install_key() != plain
     monkeypatch.setattr(sys, "executable", "/another/python")
     assert install_key() not in {plain}
+
+
+def test_two_frames_waiting_are_read_one_at_a_time() -> None:
+    """The server's "started" and "ended" frames both wait in the socket when a command ends before its client
+    reads (``--help`` on a loaded machine: seen in CI as "the preloaded registry process went away"); the
+    first read must leave the second frame, and the descriptors stay with the first."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    with ours, theirs:
+        theirs.settimeout(5)
+        read_end, write_end = os.pipe()
+        send(ours, {"pid": 7, "pad": "x" * 70_000}, [read_end])  # longer than one 64 KiB read
+        send(ours, {"exit": 0})
+        first, fds = receive(theirs, max_fds=3)
+        assert first is not None and first["pid"] == 7 and len(fds) == 1
+        assert receive(theirs) == ({"exit": 0}, [])
+        ours.close()
+        assert receive(theirs) == (None, [])
+        for fd in (*fds, read_end, write_end):
+            os.close(fd)
