@@ -31,9 +31,9 @@ SLICE_LIMIT = 20_000
 FETCH_BATCH_ROWS = 64 * 1024
 """Rows decoded at a time when fetching a few rows: a fetch stops at the last row it needs."""
 COUNT_BATCH_ROWS = 1024 * 1024
+"""Rows per batch when counting a column's values (one row group of a layer written by a commit)."""
 READ_CHUNK = 1024 * 1024
 """Index entries read at once by a pass over a whole index (24 MiB)."""
-"""Rows per batch when counting a column's values (one row group of a layer written by a commit)."""
 
 
 def _hidden_of(hidden: Future[dict[int, np.ndarray]], layer_no: int) -> np.ndarray:

@@ -5,8 +5,8 @@ keys it deleted. The index of a rows object holds its key hashes sorted with eac
 and in file order the row hashes and, for tables of up to ``MAX_CELL_COLUMNS`` value columns, one
 hash per cell, so a diff counts changed cells per column without reading rows. The index of a
 deletes object is its sorted key hashes. Indexes are derived data: they live in the home's
-``cache/`` folder (memory-mapped, so a lookup touches O(k log n) pages) and are rebuilt from the
-Parquet bytes when missing.
+``cache/`` folder (opened memory-mapped, read with ``pread`` of the few blocks a lookup needs: see
+:mod:`registry.snapshots.mapped_reads`) and are rebuilt from the Parquet bytes when missing.
 """
 
 from __future__ import annotations
