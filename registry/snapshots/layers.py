@@ -29,6 +29,7 @@ from registry.snapshots.id_sort import argsort_ids
 from registry.snapshots.mapped_reads import (
     MappedTable,
     blocks_of,
+    load_mapped,
     open_mapped_table,
     take_by_batch,
     take_mapped,
@@ -420,7 +421,7 @@ class IndexCache:
         folder = self.folder / sha256
         try:
             columns: list[str] = json.loads((folder / "columns.json").read_text())
-            arrays = {p.stem: np.load(p, mmap_mode="r") for p in folder.glob("*.npy")}
+            arrays = {p.stem: load_mapped(p) for p in folder.glob("*.npy")}
         except (OSError, ValueError):
             return None
         return arrays, columns

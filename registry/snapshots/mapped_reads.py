@@ -16,10 +16,13 @@ usual.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -42,6 +45,42 @@ class Region:
     dtype: np.dtype
     stride: int
     length: int
+    fd: int | None = None
+    """A descriptor of the very file that is mapped (see :func:`load_mapped`), or None: the path is opened."""
+
+
+_HELD: dict[int, int] = {}
+"""``id`` of a mapping made by :func:`load_mapped` -> a descriptor of its file, closed with the mapping."""
+
+
+def load_mapped(path: Path) -> np.ndarray:
+    """``np.load(path, mmap_mode="r")``, holding a descriptor of the same file for :func:`read_blocks`.
+
+    Reading by path would fail once the file is gone: compaction drops the indexes no head reads while a
+    commit that loaded the old head may still be looking keys up in them. A mapping keeps its file alive
+    after an unlink, and so does this descriptor, opened first (a file replaced under the name between the
+    two would only be an identical index: an index is derived from its object's bytes)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        array: np.ndarray = np.load(path, mmap_mode="r")
+    except BaseException:
+        os.close(fd)
+        raise
+    mapping = array.base
+    if not isinstance(mapping, mmap.mmap):  # an empty array is not mapped
+        os.close(fd)
+        return array
+    key = id(mapping)
+    _HELD[key] = fd
+    weakref.finalize(mapping, _release, key, fd)
+    return array
+
+
+def _release(key: int, fd: int) -> None:
+    if _HELD.get(key) == fd:
+        del _HELD[key]
+    with contextlib.suppress(OSError):
+        os.close(fd)
 
 
 def region_of(array: np.ndarray) -> Region | None:
@@ -57,7 +96,7 @@ def region_of(array: np.ndarray) -> Region | None:
     mapped_from = owner.offset - owner.offset % mmap.ALLOCATIONGRANULARITY  # as numpy.memmap maps it
     mapped_at = np.frombuffer(owner.base, np.uint8).ctypes.data
     return Region(array.filename, mapped_from + array.ctypes.data - mapped_at, array.dtype, array.strides[0],
-                  len(array))
+                  len(array), _HELD.get(id(owner.base)))
 
 
 def read_blocks(region: Region, blocks: np.ndarray, block_len: int) -> np.ndarray:
@@ -76,8 +115,8 @@ def read_blocks(region: Region, blocks: np.ndarray, block_len: int) -> np.ndarra
     into = starts[firsts] * stride
     sizes = (starts[lasts] - starts[firsts] - 1) * stride + item
     from_ = region.offset + blocks[firsts].astype(np.int64) * (block_len * stride)
-    with open(region.path, "rb", buffering=0) as source:
-        fd = source.fileno()
+    with contextlib.ExitStack() as stack:
+        fd = region.fd if region.fd is not None else stack.enter_context(open(region.path, "rb", buffering=0)).fileno()
         for at, size, offset in zip(into.tolist(), sizes.tolist(), from_.tolist(), strict=True):
             got = os.preadv(fd, [view[at:at + size]], offset)
             if got != size:
@@ -157,7 +196,8 @@ def read_part(array: np.ndarray, start: int, stop: int) -> np.ndarray:
     region = region_of(array)
     if region is None or stop <= start:
         return np.array(array[start:stop])
-    part = Region(region.path, region.offset + start * region.stride, region.dtype, region.stride, stop - start)
+    part = Region(region.path, region.offset + start * region.stride, region.dtype, region.stride, stop - start,
+                  region.fd)
     return np.ascontiguousarray(read_blocks(part, np.array([0]), stop - start))
 
 
@@ -172,14 +212,23 @@ class MappedTable:
     table: pa.Table
     path: str
     mapped_at: int
+    fd: int | None = None
+    """A descriptor of the mapped file (see :func:`load_mapped`), closed with this object."""
 
 
 def open_mapped_table(path: str) -> MappedTable:
-    """Memory-map an Arrow IPC file (pages are read only when touched)."""
-    source = pa.memory_map(path, "r")
-    table = pa.ipc.open_file(source).read_all()
-    source.seek(0)
-    return MappedTable(table, path, source.read_buffer(source.size()).address)
+    """Memory-map an Arrow IPC file (pages are read only when touched), holding a descriptor of it."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        source = pa.memory_map(path, "r")
+        table = pa.ipc.open_file(source).read_all()
+        source.seek(0)
+        mapped = MappedTable(table, path, source.read_buffer(source.size()).address, fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    weakref.finalize(mapped, _release, -1, fd)
+    return mapped
 
 
 def take_mapped(mapped: MappedTable, positions: np.ndarray) -> pa.Table:
@@ -247,5 +296,5 @@ def _take_variable(mapped: MappedTable, array: pa.Array, positions: np.ndarray, 
 def gather_buffer(mapped: MappedTable, buffer: pa.Buffer, dtype: np.dtype, length: int,
                   positions: np.ndarray) -> np.ndarray:
     """Elements ``positions`` of a buffer of ``mapped`` seen as ``length`` elements of ``dtype``."""
-    return gather_region(Region(mapped.path, buffer.address - mapped.mapped_at, dtype, dtype.itemsize, length),
-                         positions)
+    return gather_region(Region(mapped.path, buffer.address - mapped.mapped_at, dtype, dtype.itemsize, length,
+                                mapped.fd), positions)
