@@ -77,8 +77,13 @@ def load_mapped(path: Path) -> np.ndarray:
 
 
 def _release(key: int, fd: int) -> None:
+    """Forget a mapping's descriptor (see :func:`load_mapped`) and close it."""
     if _HELD.get(key) == fd:
         del _HELD[key]
+    _close(fd)
+
+
+def _close(fd: int) -> None:
     with contextlib.suppress(OSError):
         os.close(fd)
 
@@ -146,9 +151,7 @@ def blocks_of(array: np.ndarray, blocks: np.ndarray, block_len: int) -> Iterator
     indexed instead."""
     region = region_of(array)
     stride = region.stride if region is not None else max(array.dtype.itemsize, 1)
-    per_batch = max(1, BATCH_BYTES // (block_len * stride))
-    for start in range(0, len(blocks), per_batch):
-        batch = slice(start, min(start + per_batch, len(blocks)))
+    for batch in _batches(len(blocks), block_len, stride):
         if region is not None:
             yield batch, read_blocks(region, blocks[batch], block_len)
         else:
@@ -180,13 +183,18 @@ def gather_region(region: Region, positions: np.ndarray) -> np.ndarray:
     inverse = np.searchsorted(numbers, blocks)
     order = np.argsort(inverse, kind="stable")
     bounds = np.searchsorted(inverse[order], np.arange(len(numbers) + 1))
-    per_batch = max(1, BATCH_BYTES // (block_len * region.stride))
-    for start in range(0, len(numbers), per_batch):
-        stop = min(start + per_batch, len(numbers))
-        flat = read_blocks(region, numbers[start:stop], block_len)
-        which = order[bounds[start]:bounds[stop]]
-        out[which] = flat[(inverse[which] - start) * block_len + positions[which] % block_len]
+    for batch in _batches(len(numbers), block_len, region.stride):
+        flat = read_blocks(region, numbers[batch], block_len)
+        which = order[bounds[batch.start]:bounds[batch.stop]]
+        out[which] = flat[(inverse[which] - batch.start) * block_len + positions[which] % block_len]
     return out
+
+
+def _batches(count: int, block_len: int, stride: int) -> Iterator[slice]:
+    """Slices of ``count`` blocks of ``block_len`` elements, each at most :data:`BATCH_BYTES` of them."""
+    per_batch = max(1, BATCH_BYTES // (block_len * stride))
+    for start in range(0, count, per_batch):
+        yield slice(start, min(start + per_batch, count))
 
 
 def read_part(array: np.ndarray, start: int, stop: int) -> np.ndarray:
@@ -227,7 +235,7 @@ def open_mapped_table(path: str) -> MappedTable:
     except BaseException:
         os.close(fd)
         raise
-    weakref.finalize(mapped, _release, -1, fd)
+    weakref.finalize(mapped, _close, fd)
     return mapped
 
 
