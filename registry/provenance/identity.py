@@ -50,7 +50,9 @@ def identity_label(annotator_id: str | None, email: str | None, name: str | None
 def identity_labels(table: pa.Table, prefix: str = "annotator") -> pa.Array:
     """:func:`identity_label` of every row of a table with ``{prefix}_id/_email/_name`` columns."""
     ids, emails, names = (table.column(f"{prefix}_{part}").to_pylist() for part in ("id", "email", "name"))
-    return pa.array([identity_label(i, e, n) for i, e, n in zip(ids, emails, names, strict=True)], pa.string())
+    shown: dict[tuple[str | None, str | None, str | None], str | None] = {}  # annotators are few, rows many
+    return pa.array([shown[who] if who in shown else shown.setdefault(who, identity_label(*who))
+                     for who in zip(ids, emails, names, strict=True)], pa.string())
 
 
 def _person(entry: Any, index: int, path: Path) -> Person:

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlmodel import Session, col, select
 
+from registry.arrays import arrow_array
 from registry.context import Context
 from registry.errors import InvalidInput
 from registry.models import SnapshotRow
@@ -95,12 +96,12 @@ def diff_records(parent: pa.Table, new: pa.Table, replace: bool = True) -> Recor
     present, same = np.empty(len(order), bool), np.empty(len(order), bool)
     present[order], same[order] = found.present, found.same
     changed = ~same
-    parts = [_with_change(new.filter(pa.array(changed)), np.where(present[changed], "updated", "added"))]
+    parts = [_with_change(new.filter(arrow_array(changed)), np.where(present[changed], "updated", "added"))]
     removed = 0
     if replace and found.removed_kh.size:
         gone = np.isin(old_kh, found.removed_kh)
         batch = new.column("import_batch")[0].as_py() if new.num_rows else None
-        tombstones = parent.filter(pa.array(gone))
+        tombstones = parent.filter(arrow_array(gone))
         tombstones = tombstones.set_column(tombstones.schema.get_field_index("import_batch"), "import_batch",
                                            pa.array([batch] * tombstones.num_rows, pa.string()))
         parts.append(_with_change(tombstones, np.full(tombstones.num_rows, "removed")))
@@ -132,7 +133,7 @@ def chain_records(ctx: Context, objects: list[str]) -> pa.Table:
     kh = key_hash(table, ["annotation_id"])
     reversed_first = np.unique(kh[::-1], return_index=True)[1]  # the newest version of each id
     newest = np.sort(len(kh) - 1 - reversed_first)
-    latest = table.take(pa.array(newest))
+    latest = table.take(arrow_array(newest))
     alive = pc.not_equal(latest.column("change"), "removed")
     return latest.filter(alive).select(list(RECORD_FIELDS))
 

@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from registry.arrays import unique_sorted
 from registry.errors import InvalidInput
 from registry.quality.agreement import cohen_kappa, fleiss_kappa, krippendorff_alpha_nominal, unit_counts
 from registry.quality.measure import Measure, at_least, share
@@ -114,7 +115,7 @@ def _undocumented_by_index(subject: Subject, documented: pa.Array) -> tuple[int,
         return None
     key = subject.keys[0]
     index = subject.key_hashes()
-    known = np.unique(key_hash(pa.table({key: pc.cast(documented, pa.string())}), [key]))
+    known = unique_sorted(key_hash(pa.table({key: pc.cast(documented, pa.string())}), [key]))
     covered = int(in_sorted(known, index)[0].sum())
     wanted: list[np.ndarray] = []
     for start in range(0, len(index) if covered < len(index) else 0, 4096):

@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from registry.arrays import arrow_array
 from registry.quality.measure import Measure, at_least, at_most, share
 from registry.quality.policy_document import (
     DEFAULT_LABEL_COLUMN,
@@ -143,7 +144,7 @@ def _gold_pairs(subject: Subject, gold: pa.Table, keys: list[str], label: str) -
         kh = key_hash(gold, keys)
         found = reader.lookup(kh)
         ours = reader.fetch(kh, [label], found)
-        pairs = pa.table({"__gold": gold["__gold"].filter(pa.array(found.present)),
+        pairs = pa.table({"__gold": gold["__gold"].filter(arrow_array(found.present)),
                           "__predicted": ours.column(label)})
     else:
         ours = subject.columns([*keys, label]).rename_columns([*keys, "__predicted"])

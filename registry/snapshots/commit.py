@@ -19,6 +19,7 @@ import pyarrow as pa
 from sqlalchemy.exc import IntegrityError
 
 from registry import catalog
+from registry.arrays import arrow_array
 from registry.audit import log as audit
 from registry.branch_models import BranchProtectionRow
 from registry.context import Actor, Context, resolve_actor
@@ -357,10 +358,10 @@ def _diff(ctx: Context, request: _Request, schema: _Schema) -> _Change:
         if candidates.size:
             assert parent is not None and identity.parent_rows is not None
             if set(table.column_names) <= set(identity.parent_rows.column_names):  # matched in bulk
-                before = identity.parent_rows.take(pa.array(np.flatnonzero(equal_hash)))
+                before = identity.parent_rows.take(arrow_array(np.flatnonzero(equal_hash)))
             else:
                 before = parent.fetch(identity.ids[candidates], found=identity.found.take(candidates))
-            same[candidates] = rows_equal(table.take(pa.array(candidates)), before, table.column_names)
+            same[candidates] = rows_equal(table.take(arrow_array(candidates)), before, table.column_names)
     changed = present & ~same
     removed = np.zeros(0, np.uint64)
     if parent is not None and (schema.new_base or request.mode == "replace"):
@@ -400,7 +401,7 @@ def _diff_in_parent_order(ctx: Context, request: _Request, schema: _Schema) -> _
     same = rows_equal(head, before, table.column_names)
     del before
     changed_rows = np.flatnonzero(~same)
-    rows = table.take(pa.array(np.concatenate([changed_rows, np.arange(m, table.num_rows)])))
+    rows = table.take(arrow_array(np.concatenate([changed_rows, np.arange(m, table.num_rows)])))
     check_key_values(rows, keys, "input")
     kh, rh, cells = hash_table(rows, keys)
     # The changed rows' keys are the parent's: looked up, they get the parent's ids (alternate ones included)
@@ -424,7 +425,7 @@ def _write_objects(ctx: Context, request: _Request, schema: _Schema, change: _Ch
     keys = request.keys
     keep = change.keep
     everything = bool(keep.all())
-    upserts = table if everything else table.filter(pa.array(keep))
+    upserts = table if everything else table.filter(arrow_array(keep))
     ids_in_file = change.ids if everything else change.ids[keep]
     kh_in_file = change.kh if everything else change.kh[keep]
     rh_in_file = change.rh if everything else change.rh[keep]
@@ -596,11 +597,11 @@ def _deleted_ids(ctx: Context, parent: ManifestReader, source: pa.Table | str | 
     identity = assign_ids(table, keys, key_hash(table, keys), parent, "delete-keys")
     both, _ = in_sorted(identity.ids, np.sort(upsert_ids))
     if both.any():
-        example = table.filter(pa.array(both)).slice(0, 3).to_pylist()
+        example = table.filter(arrow_array(both)).slice(0, 3).to_pylist()
         raise InvalidInput(f"delete-keys: {int(both.sum())} key(s) are also upserted, e.g. {example}; "
                            "a key can be upserted or deleted in one commit, not both")
     if not identity.found.present.all():
-        example = table.filter(pa.array(~identity.found.present)).slice(0, 3).to_pylist()
+        example = table.filter(arrow_array(~identity.found.present)).slice(0, 3).to_pylist()
         raise InvalidInput(f"delete-keys: {int((~identity.found.present).sum())} key(s) are not in the dataset, "
                            f"e.g. {example}")
     return np.sort(identity.ids)

@@ -28,6 +28,7 @@ from sqlalchemy import update
 from sqlmodel import col, select
 
 from registry import catalog
+from registry.arrays import arrow_array, unique_sorted
 from registry.audit import log as audit
 from registry.context import SYSTEM_ACTOR, Actor, Context
 from registry.db import transaction
@@ -235,7 +236,7 @@ def _write_merged_keys(ctx: Context, reader: ManifestReader, numbers: list[int],
                     keep = np.ones(batch.num_rows, bool)
                     low, high = np.searchsorted(hidden[n], [offset, offset + batch.num_rows])  # sorted rows
                     keep[hidden[n][low:high] - offset] = False
-                    part = pa.Table.from_batches([batch.filter(pa.array(keep))])
+                    part = pa.Table.from_batches([batch.filter(arrow_array(keep))])
                     writer.write_table(part.cast(schema) if part.schema != schema else part)
                     offset += batch.num_rows
 
@@ -269,7 +270,7 @@ def _merge(ctx: Context, reader: ManifestReader, first: int) -> tuple[Layer, int
         deleted = [np.asarray(ctx.cache.deletes_index(layer.deletes, reader.keys))
                    for layer in layers[first:] if layer.deletes]
         if deleted:
-            gone = np.unique(np.concatenate(deleted))
+            gone = unique_sorted(np.concatenate(deleted))
             gone = gone[~np.isin(gone, upserted)]
             below = ManifestReader(ctx.store, ctx.cache, Manifest(reader.manifest.key_columns,
                                                                   reader.manifest.schema_fingerprint, 0,

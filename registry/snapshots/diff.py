@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from sqlmodel import Session
 
 from registry import catalog
+from registry.arrays import union_sorted, unique_sorted
 from registry.context import Context
 from registry.db import transaction
 from registry.errors import InvalidInput
@@ -27,7 +28,7 @@ from registry.refs import Ref
 from registry.snapshots.history import resolve_ref
 from registry.snapshots.identity import rows_equal
 from registry.snapshots.layer_reader import Lookup, ManifestReader
-from registry.snapshots.layers import compare_sorted, union_sorted
+from registry.snapshots.layers import compare_sorted
 from registry.snapshots.manifest import load_manifest
 from registry.snapshots.schema import compare_schemas
 
@@ -95,7 +96,7 @@ def _touched_between(session: Session, ctx: Context, older: SnapshotRow, newer: 
         if not parents:
             return None
         current = catalog.get_snapshot(session, parents[0])
-    return np.unique(np.concatenate(touched)) if touched else np.zeros(0, np.uint64)
+    return unique_sorted(np.concatenate(touched)) if touched else np.zeros(0, np.uint64)
 
 
 def _changed_despite_equal_hashes(reader_a: ManifestReader, reader_b: ManifestReader, kh: np.ndarray,

@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from registry.arrays import arrow_array
 from registry.errors import InvalidInput
 from registry.snapshots.id_sort import argsort_ids
 from registry.snapshots.layer_reader import Lookup, ManifestReader
@@ -128,14 +129,14 @@ def assign_ids(table: pa.Table, keys: Sequence[str], kh: np.ndarray, parent: Man
         if aligned:  # present == arange(aligned), and parent_rows row i is input row i's match
             same_key = rows_equal(keys_table.slice(0, aligned), parent_rows, keys)
         elif present.size:
-            same_key = rows_equal(keys_table.take(pa.array(present)), parent_rows, keys)
+            same_key = rows_equal(keys_table.take(arrow_array(present)), parent_rows, keys)
         if present.size and not same_key.all():  # a hash collision with another key: it probes for its id
             aligned = 0
             wrong = present[~same_key]
             found.layer[wrong] = -1
             pending += wrong.tolist()
             assert parent_rows is not None
-            parent_rows = parent_rows.filter(pa.array(same_key))
+            parent_rows = parent_rows.filter(arrow_array(same_key))
         if parent.has_alt_ids():
             # A key stored under an alternate id keeps it: look for every new key there too.
             pending += np.flatnonzero(~found.present).tolist()
@@ -151,7 +152,7 @@ def assign_ids(table: pa.Table, keys: Sequence[str], kh: np.ndarray, parent: Man
             order = np.argsort(np.concatenate([np.flatnonzero(before & found.present), moved]), kind="stable")
             joined = pa.concat_tables([parent_rows.cast(extra.schema), extra]) if parent_rows is not None \
                 else extra
-            parent_rows = joined.take(pa.array(order))
+            parent_rows = joined.take(arrow_array(order))
     if pending:
         order = argsort_ids(ids)
     return Identity(ids, found, parent_rows, order, aligned if not pending else 0)
@@ -190,7 +191,7 @@ def _match_in_bulk(parent: ManifestReader, ids: np.ndarray) -> tuple[Lookup, pa.
     found.layer[hit] = 0
     found.position[hit] = positions
     found.rh[hit] = parent_rh[positions]
-    return found, rows.take(pa.array(positions)), 0
+    return found, rows.take(arrow_array(positions)), 0
 
 
 def _colliding_in_input(ids: np.ndarray, order: np.ndarray, keys_table: pa.Table, found: Lookup, what: str
@@ -272,7 +273,7 @@ def _probe(ids: np.ndarray, keys_table: pa.Table, found: Lookup, pending: list[i
             hit = at.present.copy()
             if hit.any():
                 stored = parent.fetch_keys(candidates[hit], found=at.take(hit))
-                same = rows_equal(keys_table.take(pa.array(rows[active[hit]])), stored, names)
+                same = rows_equal(keys_table.take(arrow_array(rows[active[hit]])), stored, names)
                 for j, ok in zip(np.flatnonzero(hit).tolist(), same.tolist(), strict=True):
                     if ok:
                         i, row = int(active[j]), int(rows[active[j]])

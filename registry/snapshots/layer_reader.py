@@ -18,7 +18,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from registry.snapshots.layers import IndexCache, LayerIndex, in_sorted, union_sorted
+from registry.arrays import arrow_array, union_sorted, unique_sorted
+from registry.snapshots.layers import IndexCache, LayerIndex, in_sorted
 from registry.snapshots.manifest import Manifest
 from registry.snapshots.mapped_reads import gather, read_part
 from registry.storage import ObjectStore
@@ -71,7 +72,7 @@ def _without(rows: pa.Table, start: int, hidden: np.ndarray) -> pa.Table:
                                  if b - a > 1] or [rows.slice(0, 0)])
     keep = np.ones(rows.num_rows, bool)
     keep[gone] = False
-    return rows.filter(pa.array(keep))
+    return rows.filter(arrow_array(keep))
 
 
 @dataclass
@@ -149,7 +150,7 @@ class ManifestReader:
     def cell_hashes(self, found: Lookup, columns: Sequence[str]) -> dict[str, np.ndarray] | None:
         """Per-column value hashes of looked-up rows, or None if an index lacks a column."""
         out = {c: np.zeros(len(found.layer), np.uint64) for c in columns}
-        for layer_no in np.unique(found.layer[found.present]):
+        for layer_no in unique_sorted(found.layer[found.present]):
             index = self.rows_index(int(layer_no))
             if not set(columns) <= index.cells.keys():
                 return None
@@ -327,7 +328,7 @@ class ManifestReader:
         """The key columns of the current rows of ``kh`` (absent keys skipped), in ``kh`` order: from the
         indexes' memory-mapped key columns (O(k) pages), else from the layers' Parquet row groups."""
         found = found if found is not None else self.lookup(kh)
-        layers = np.unique(found.layer[found.present])
+        layers = unique_sorted(found.layer[found.present])
         indexes = {int(n): self.rows_index(int(n)) for n in layers}
         if any(index.keys is None for index in indexes.values()):
             return self.fetch(kh, columns=list(self.keys), found=found)
@@ -339,7 +340,7 @@ class ManifestReader:
             return self.fetch(kh[:0], columns=list(self.keys))
         order_in = np.concatenate([which for which, _ in parts])
         table = pa.concat_tables([t for _, t in parts], promote_options="permissive")
-        return table.take(pa.array(np.argsort(order_in, kind="stable")))
+        return table.take(arrow_array(np.argsort(order_in, kind="stable")))
 
     def fetch(self, kh: np.ndarray, columns: Sequence[str] | None = None, found: Lookup | None = None
               ) -> pa.Table:
@@ -350,7 +351,7 @@ class ManifestReader:
         """
         found = found if found is not None else self.lookup(kh)
         parts: list[tuple[np.ndarray, pa.Table]] = []
-        for layer_no in np.unique(found.layer[found.present]):
+        for layer_no in unique_sorted(found.layer[found.present]):
             which = np.flatnonzero(found.layer == layer_no)
             positions = found.position[which]
             parts.append((which, self._take(int(layer_no), positions, columns)))
@@ -359,7 +360,7 @@ class ManifestReader:
             return empty.select(list(columns)) if columns is not None else empty
         order_in = np.concatenate([which for which, _ in parts])
         table = pa.concat_tables([t for _, t in parts])
-        return table.take(pa.array(np.argsort(order_in, kind="stable")))
+        return table.take(arrow_array(np.argsort(order_in, kind="stable")))
 
     def _take(self, layer_no: int, positions: np.ndarray, columns: Sequence[str] | None) -> pa.Table:
         """Rows at ``positions`` (in that order), decoding each needed row group only as far as the
@@ -372,7 +373,7 @@ class ManifestReader:
         group_of = np.searchsorted(bounds, positions, side="right") - 1
         pieces: list[pa.Table] = []
         taken_from: list[np.ndarray] = []
-        for group in np.unique(group_of):
+        for group in unique_sorted(group_of):
             here = np.flatnonzero(group_of == group)
             wanted = positions[here] - bounds[group]
             needed = int(wanted.max()) + 1
@@ -382,11 +383,11 @@ class ManifestReader:
                 needed -= batch.num_rows
                 if needed <= 0:
                     break
-            pieces.append(pa.Table.from_batches(batches, schema=batches[0].schema).take(pa.array(wanted)))
+            pieces.append(pa.Table.from_batches(batches, schema=batches[0].schema).take(arrow_array(wanted)))
             taken_from.append(here)
         table = pa.concat_tables(pieces)
         order = np.argsort(np.concatenate(taken_from), kind="stable")
-        return table.take(pa.array(order)).replace_schema_metadata(None)
+        return table.take(arrow_array(order)).replace_schema_metadata(None)
 
 
 def _count_into(counts: dict[Any, int], values: pa.Array | pa.ChunkedArray, as_type: pa.DataType | None) -> None:

@@ -24,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from registry.arrays import arrow_array
 from registry.snapshots.hashing import hash_table, key_hash
 from registry.snapshots.id_sort import argsort_ids
 from registry.snapshots.mapped_reads import (
@@ -50,7 +51,6 @@ __all__ = [
     "in_sorted",
     "write_parquet_object",
     "take_rows",
-    "union_sorted",
     "ALT_IDS",
     "alt_ids_of",
     "alt_metadata",
@@ -115,19 +115,6 @@ def write_parquet_object(store: ObjectStore, table: pa.Table, row_group_size: in
         return store.put(staged)
 
 
-def union_sorted(*arrays: np.ndarray) -> np.ndarray:
-    """The distinct values of already sorted ``uint64`` arrays, sorted: a merge of runs (timsort finds
-    them), where ``np.union1d`` would hash and sort everything again."""
-    parts = [np.asarray(array) for array in arrays if len(array)]
-    if not parts:
-        return np.zeros(0, np.uint64)
-    merged = parts[0] if len(parts) == 1 else np.sort(np.concatenate(parts), kind="stable")
-    keep = np.empty(len(merged), bool)
-    keep[0] = True
-    np.not_equal(merged[1:], merged[:-1], out=keep[1:])
-    return merged if keep.all() else merged[keep]
-
-
 def in_sorted(values: np.ndarray, sorted_array: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each of ``values``: whether it is in ``sorted_array``, and where."""
     if len(sorted_array) == 0:
@@ -185,8 +172,8 @@ def take_rows(table: pa.Table, positions: np.ndarray) -> pa.Table:
     take would first concatenate every chunk: the whole memory-mapped column)."""
     batches = table.to_batches()
     if len(batches) <= 1:
-        return pa.Table.from_batches([batches[0].take(pa.array(positions))] if batches else [], table.schema)
-    return take_by_batch(table, np.asarray(positions, np.int64), lambda batch, at: batch.take(pa.array(at)))
+        return pa.Table.from_batches([batches[0].take(arrow_array(positions))] if batches else [], table.schema)
+    return take_by_batch(table, np.asarray(positions, np.int64), lambda batch, at: batch.take(arrow_array(at)))
 
 
 ENTRY_DTYPE = np.dtype([("kh", "<u8"), ("row", "<u8"), ("rh", "<u8")])

@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from registry.arrays import arrow_array, unique_sorted
+
 BLOCK_BYTES = 4096
 """Bytes per block read for a gather: one page."""
 BATCH_BYTES = 8 << 20
@@ -179,7 +181,7 @@ def gather_region(region: Region, positions: np.ndarray) -> np.ndarray:
         raise IndexError(f"{region.path}: position out of range for an array of {region.length}")
     block_len = max(1, BLOCK_BYTES // region.stride)
     blocks = positions // block_len
-    numbers = with_gaps_filled(np.unique(blocks), block_len * region.stride)
+    numbers = with_gaps_filled(unique_sorted(blocks), block_len * region.stride)
     inverse = np.searchsorted(numbers, blocks)
     order = np.argsort(inverse, kind="stable")
     bounds = np.searchsorted(inverse[order], np.arange(len(numbers) + 1))
@@ -258,13 +260,13 @@ def take_by_batch(table: pa.Table, positions: np.ndarray,
     batch_of = np.searchsorted(bounds, positions, side="right") - 1
     order = np.argsort(batch_of, kind="stable")
     parts = []
-    for number in np.unique(batch_of):
+    for number in unique_sorted(batch_of):
         which = order[batch_of[order] == number]
         parts.append(take(batches[int(number)], positions[which] - bounds[number]))
     if not parts:
         return table.schema.empty_table()
     taken = pa.Table.from_batches(parts, table.schema)
-    return taken.take(pa.array(np.argsort(order, kind="stable")))
+    return taken.take(arrow_array(np.argsort(order, kind="stable")))
 
 
 _OFFSET_TYPES = {pa.string(): np.int32, pa.binary(): np.int32, pa.large_string(): np.int64,
@@ -280,7 +282,7 @@ def _take_array(mapped: MappedTable, array: pa.Array, positions: np.ndarray) -> 
         width = array.type.bit_width // 8
         values = gather_buffer(mapped, buffers[1], np.dtype(f"V{width}"), len(array), positions)
         return pa.Array.from_buffers(array.type, len(positions), [None, pa.py_buffer(values.tobytes())])
-    return array.take(pa.array(positions))
+    return array.take(arrow_array(positions))
 
 
 def _take_variable(mapped: MappedTable, array: pa.Array, positions: np.ndarray, offset_type: type) -> pa.Array:

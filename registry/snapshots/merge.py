@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 from sqlmodel import Session
 
 from registry import catalog
+from registry.arrays import arrow_array, union_sorted, unique_sorted
 from registry.context import Context
 from registry.models import SnapshotRow
 from registry.snapshots.ancestry import Graph
@@ -159,7 +160,7 @@ class MergePlan:
                 cells[row] = value
             merged = merged.set_column(merged.schema.get_field_index(column), column,
                                        pa.array(cells, self.schema.field(column).type))
-        parts = [conform(self.theirs_taken, self.schema), conform(merged.filter(pa.array(differs)), self.schema)]
+        parts = [conform(self.theirs_taken, self.schema), conform(merged.filter(arrow_array(differs)), self.schema)]
         if rows_from_theirs:
             parts.append(conform(self.theirs_reader.fetch(np.sort(np.array(rows_from_theirs, np.uint64))),
                                  self.schema))
@@ -212,14 +213,14 @@ def _touched(ctx: Context, session: Session, graph: Graph, base: SnapshotRow, si
         return None
     touched = [np.asarray(ctx.cache.rows_index(s.change_sha256, keys).kh) for s in stretch]
     touched += [np.asarray(ctx.cache.deletes_index(s.deletes_sha256, keys)) for s in stretch if s.deletes_sha256]
-    return np.unique(np.concatenate(touched)) if touched else np.zeros(0, np.uint64)
+    return unique_sorted(np.concatenate(touched)) if touched else np.zeros(0, np.uint64)
 
 
 def _changed_by_index(base: ManifestReader, side: ManifestReader) -> np.ndarray:
     """Key hashes whose row differs between ``base`` and ``side``, from their whole indexes (O(n))."""
     kh, rh = side.effective_index()
     found = compare_sorted(kh, rh, *base.effective_index())
-    return np.union1d(kh[~found.same], found.removed_kh)
+    return union_sorted(kh[~found.same], found.removed_kh)
 
 
 def _differs(a: Lookup, b: Lookup) -> np.ndarray:
@@ -263,17 +264,17 @@ def _cells_at(reader: ManifestReader, found: Lookup, columns: list[str]) -> list
     columns = [c for c in columns if c in reader.schema().names]  # a column added since has no base value
     if not columns:
         return out
-    for layer_no in np.unique(found.layer):
+    for layer_no in unique_sorted(found.layer):
         which = np.flatnonzero(found.layer == layer_no)
         parquet = pq.ParquetFile(reader.layer_path(int(layer_no)), read_dictionary=columns)
         bounds = np.cumsum([0] + [parquet.metadata.row_group(g).num_rows
                                   for g in range(parquet.metadata.num_row_groups)])
         positions = found.position[which]
         groups = np.searchsorted(bounds, positions, side="right") - 1
-        for group in np.unique(groups):
+        for group in unique_sorted(groups):
             here = groups == group
             table = parquet.read_row_group(int(group), columns=columns)
-            picked = table.take(pa.array(positions[here] - bounds[group])).to_pylist()
+            picked = table.take(arrow_array(positions[here] - bounds[group])).to_pylist()
             for row, values in zip(which[here].tolist(), picked, strict=True):
                 out[row] = values
     return out
@@ -304,7 +305,7 @@ def _cell_merge(readers: tuple[ManifestReader, ManifestReader, ManifestReader], 
     rows = np.flatnonzero(np.any([differ[c] for c in wanted], axis=0))
     in_base = rows[l_base.present[rows]]
     base_of = dict(zip(in_base.tolist(), _cells_at(r_base, l_base.take(in_base), wanted), strict=True))
-    key_of = dict(zip(rows.tolist(), ours.select(keys).take(pa.array(rows)).to_pylist(), strict=True))
+    key_of = dict(zip(rows.tolist(), ours.select(keys).take(arrow_array(rows)).to_pylist(), strict=True))
     conflicts: list[Conflict] = []
     for column in wanted:
         take = np.zeros(len(kh), bool)
@@ -336,7 +337,7 @@ def _split_ids(readers: tuple[ManifestReader, ManifestReader, ManifestReader], i
         (p1, at1, t1), (p2, at2, t2) = stored[one], stored[two]
         both = np.flatnonzero(p1 & p2)
         if both.size and t1 is not None and t2 is not None:
-            same = rows_equal(t1.take(pa.array(at1[both])), t2.take(pa.array(at2[both])), keys)
+            same = rows_equal(t1.take(arrow_array(at1[both])), t2.take(arrow_array(at2[both])), keys)
             split[both[~same]] = True
     if not split.any():
         return split, None
@@ -344,7 +345,7 @@ def _split_ids(readers: tuple[ManifestReader, ManifestReader, ManifestReader], i
     for present, at, table in stored:
         here = np.flatnonzero(split & present)
         if here.size and table is not None:
-            for row in table.take(pa.array(at[here])).to_pylist():
+            for row in table.take(arrow_array(at[here])).to_pylist():
                 found_keys.setdefault(json.dumps([row[k] for k in keys], default=repr, ensure_ascii=False), row)
     return split, pa.Table.from_pylist(list(found_keys.values()))
 
@@ -382,7 +383,7 @@ def _by_value(readers: tuple[ManifestReader, ManifestReader, ManifestReader], ke
         for i, row in zip(present.tolist(), fetched, strict=True):
             side[i] = row
         rows.append(side)
-    ids = np.unique(np.concatenate([identity.ids[identity.found.present] for identity in located]))
+    ids = unique_sorted(np.concatenate([identity.ids[identity.found.present] for identity in located]))
     result = _ByValue(ids, [], [], [], [], [])
     values = [c for c in schema.names if c not in keys]
     for i, key in enumerate(key_table.to_pylist()):
@@ -434,7 +435,7 @@ def plan_merge(ctx: Context, session: Session, graph: Graph, base: SnapshotRow, 
     if full:
         t_ours, t_theirs = _changed_by_index(r_base, r_ours), _changed_by_index(r_base, r_theirs)
     assert t_ours is not None and t_theirs is not None
-    candidates = np.union1d(t_ours, t_theirs)
+    candidates = union_sorted(t_ours, t_theirs)
     l_base, l_ours, l_theirs = (r.lookup(candidates) for r in readers)
     schema = unified_schema(r_base.schema(), r_ours.schema(), r_theirs.schema())
     # Invariant 11: an id found on several sides is one row only if it holds the same key values on each;
@@ -470,7 +471,7 @@ def plan_merge(ctx: Context, session: Session, graph: Graph, base: SnapshotRow, 
             same = here[rows_equal(before, after, schema.names)]
             gone[same] = False
             if number == 1:  # theirs deleted a row ours left alone
-                theirs_deleted = np.union1d(theirs_deleted, candidates[same])
+                theirs_deleted = union_sorted(theirs_deleted, candidates[same])
     if gone.any():
         conflicts += _row_conflicts(readers, candidates[gone], _take(lookups, gone), keys)
     if by_value is not None:

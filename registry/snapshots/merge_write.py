@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from registry.arrays import arrow_array
 from registry.context import Context
 from registry.snapshots.hashing import hash_table, key_hash
 from registry.snapshots.id_sort import argsort_ids
@@ -51,7 +52,7 @@ def write_merge_layer(ctx: Context, plan: MergePlan, upserts: pa.Table, delete_k
         ids = assign_ids(upserts, keys, key_hash(upserts, keys), None, "merge").ids
     kh, rh, cells = hash_table(upserts, keys)
     order = argsort_ids(ids)
-    upserts = upserts.take(pa.array(order))
+    upserts = upserts.take(arrow_array(order))
     ids, kh, rh = ids[order], kh[order], rh[order]
     staged = write_layer(ctx, upserts, lambda: LayerIndex.build(ids, np.arange(len(ids)), rh,
                                                                 {c: h[order] for c, h in cells.items()}, keys,
@@ -67,4 +68,4 @@ def _whole_result(plan: MergePlan, upserts: pa.Table, gone: np.ndarray) -> pa.Ta
     ours = conform(plan.ours_reader.read(), plan.schema)
     ours_ids, _ = plan.ours_reader.read_order_index()
     keep = ~np.isin(ours_ids, gone)
-    return pa.concat_tables([ours.filter(pa.array(keep)), conform(upserts, plan.schema)])
+    return pa.concat_tables([ours.filter(arrow_array(keep)), conform(upserts, plan.schema)])

@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from registry.arrays import arrow_array
 from registry.context import Context
 from registry.db import transaction
 from registry.errors import InvalidInput, NotFound, StorageError, VerifyFailed
@@ -277,4 +278,4 @@ def read_task(path: str | Path, task: ReadTask, columns: Sequence[str] | None = 
         return group
     keep = np.ones(task.length, bool)
     keep[np.asarray(task.hidden, np.int64) - task.offset] = False
-    return group.filter(pa.array(keep))
+    return group.filter(arrow_array(keep))

@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from registry.arrays import arrow_array
 from registry.errors import InvalidInput
 from registry.snapshots.plan import ReadTask, ScanPlan, group, split
 from registry.training.admission import ObjectSource, VerifiedObjects
@@ -109,7 +110,7 @@ def _pieces(verified: VerifiedObjects, share: Share, columns: list[str] | None, 
         if rows is None:
             continue
         order = np.random.default_rng([seed, epoch, unit]).permutation(rows.num_rows)
-        yield from rows.take(pa.array(order)).to_batches()
+        yield from rows.take(arrow_array(order)).to_batches()
 
 
 def _joined(pieces: list[pa.RecordBatch]) -> pa.RecordBatch:

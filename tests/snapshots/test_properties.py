@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from registry import Registry
+from registry.arrays import union_sorted
 from registry.db import transaction
 from registry.models import SnapshotRow
 from registry.snapshots import diff as diff_module
-from registry.snapshots.layers import union_sorted
 from registry.snapshots.manifest import load_manifest
 from tests.support.fresh_homes import fresh_registries
 
