@@ -28,6 +28,7 @@ from registry.errors import BreakingSchemaChange, Hint, InvalidInput, RefConflic
 from registry.failpoints import failpoint
 from registry.lineage import emit as lineage_emit
 from registry.models import DatasetRow, SchemaVersionRow, SnapshotRow
+from registry.prefetch import prefetched
 from registry.provenance.records import empty_records
 from registry.provenance.store import RecordDelta, diff_records, records_at, write_delta
 from registry.refs import Ref
@@ -392,14 +393,11 @@ def _diff_in_parent_order(ctx: Context, request: _Request, schema: _Schema) -> _
     if request.mode != "replace" or parent is None or schema.new_base:
         return None
     m = parent.manifest.rows
-    if not m or table.num_rows < m:
+    if not m or table.num_rows < m or set(parent.schema().names) != set(table.column_names):
         return None
-    before = parent.read()
-    head = table.slice(0, m)
-    if set(before.column_names) != set(table.column_names) or not rows_equal(head, before, keys).all():
+    same = _same_in_order(parent, table, keys)
+    if same is None:
         return None
-    same = rows_equal(head, before, table.column_names)
-    del before
     changed_rows = np.flatnonzero(~same)
     rows = table.take(arrow_array(np.concatenate([changed_rows, np.arange(m, table.num_rows)])))
     check_key_values(rows, keys, "input")
@@ -416,6 +414,23 @@ def _diff_in_parent_order(ctx: Context, request: _Request, schema: _Schema) -> _
     return _Change(ids, kh, argsort_ids(ids), rh, cells, np.ones(rows.num_rows, bool), changed,
                    np.zeros(0, np.uint64), rows.num_rows - changed_rows.size, table.num_rows,
                    _annotation_delta(ctx, request.parent, request.annotations), described=rows)
+
+
+def _same_in_order(parent: ManifestReader, table: pa.Table, keys: list[str]) -> np.ndarray | None:
+    """Per parent row: the input row at its position holds equal values. The parent is read a row group at
+    a time (the next one decoding while this one is compared), so memory is the input and two row groups,
+    not two whole tables. None as soon as a row's key differs: the input is not in the parent's order."""
+    same = np.zeros(parent.manifest.rows, bool)
+    start = 0
+    for rows in prefetched(parent.iter_row_groups()):
+        head = table.slice(start, rows.num_rows)
+        here = rows_equal(head, rows, table.column_names)
+        differ = arrow_array(np.flatnonzero(~here))
+        if len(differ) and not rows_equal(head.take(differ), rows.take(differ), keys).all():
+            return None
+        same[start:start + rows.num_rows] = here
+        start += rows.num_rows
+    return same
 
 
 def _write_objects(ctx: Context, request: _Request, schema: _Schema, change: _Change) -> _Written:

@@ -48,31 +48,47 @@ def alt_id(key_bytes: bytes, probe: int) -> np.uint64:
     return np.uint64(int.from_bytes(digest, "little"))
 
 
-def _equal_columns(left: pa.ChunkedArray | pa.Array, right: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """Per row: the two values are equal (nulls equal nulls, NaN equals NaN)."""
+def _equal_mask(left: pa.ChunkedArray | pa.Array, right: pa.ChunkedArray | pa.Array
+                ) -> pa.ChunkedArray | pa.Array | np.ndarray | None:
+    """Per row: the two values are equal (nulls equal nulls, NaN equals NaN), as an Arrow boolean array without
+    nulls (a numpy one for nested types); None when the types cannot be compared. The null and NaN rules cost
+    nothing on columns without nulls or floats."""
     if left.type != right.type:
         try:
             right = right.cast(left.type)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            return np.zeros(len(left), bool)
+            return None
     try:
-        same = pc.fill_null(pc.equal(left, right), False).to_numpy(zero_copy_only=False)
+        same = pc.equal(left, right)
     except pa.ArrowNotImplementedError:  # nested types: compare as Python values
         return np.array([a == b for a, b in zip(left.to_pylist(), right.to_pylist(), strict=True)], bool)
-    same |= pc.and_(pc.is_null(left), pc.is_null(right)).to_numpy(zero_copy_only=False)
+    if left.null_count or right.null_count:
+        same = pc.or_(pc.fill_null(same, False), pc.and_(pc.is_null(left), pc.is_null(right)))
     if pa.types.is_floating(left.type):
-        same |= pc.fill_null(pc.and_(pc.is_nan(left), pc.is_nan(right)), False).to_numpy(zero_copy_only=False)
-    return np.asarray(same, bool)
+        same = pc.or_(same, pc.fill_null(pc.and_(pc.is_nan(left), pc.is_nan(right)), False))
+    return same
+
+
+def _as_numpy(mask: pa.ChunkedArray | pa.Array | np.ndarray) -> np.ndarray:
+    return np.asarray(mask if isinstance(mask, np.ndarray) else mask.to_numpy(zero_copy_only=False), bool)
 
 
 def rows_equal(left: pa.Table, right: pa.Table, columns: Sequence[str]) -> np.ndarray:
     """Per row: ``left`` and ``right`` hold equal values in every one of ``columns``."""
-    same = np.ones(left.num_rows, bool)
+    same: pa.ChunkedArray | pa.Array | np.ndarray | None = None
     for name in columns:
         if name not in right.column_names:
             return np.zeros(left.num_rows, bool)
-        same &= _equal_columns(left.column(name), right.column(name))
-    return same
+        column = _equal_mask(left.column(name), right.column(name))
+        if column is None:
+            return np.zeros(left.num_rows, bool)
+        if same is None:
+            same = column
+        elif isinstance(same, np.ndarray) or isinstance(column, np.ndarray):
+            same = _as_numpy(same) & _as_numpy(column)
+        else:
+            same = pc.and_(same, column)  # combined in Arrow: one conversion to numpy at the end
+    return np.ones(left.num_rows, bool) if same is None else _as_numpy(same)
 
 
 @dataclass

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from registry.arrays import arrow_array, union_sorted, unique_sorted
+from registry.prefetch import prefetched
 
 ids = st.lists(st.one_of(st.integers(0, 2**64 - 1), st.integers(0, 20)), max_size=200)
 
@@ -48,6 +49,33 @@ def test_arrow_array_equals_pa_array(array: np.ndarray) -> None:
     assert got.type == pa.array(array).type and got.null_count == 0
     assert got.to_pylist() == pa.array(array).to_pylist() or np.isnan(array).any()
     assert np.array_equal(got.to_numpy(zero_copy_only=False), array, equal_nan=array.dtype.kind == "f")
+
+
+def test_prefetched_keeps_order_and_raises_where_the_item_would_have() -> None:
+    def items() -> object:
+        yield from range(5)
+        raise ValueError("the sixth item is broken")
+
+    seen: list[int] = []
+    with pytest.raises(ValueError, match="sixth"):
+        for item in prefetched(iter(items())):  # type: ignore[call-overload]
+            seen.append(item)
+    assert seen == [0, 1, 2, 3, 4]
+    assert list(prefetched(iter([]))) == []
+
+
+def test_prefetched_stops_producing_when_the_caller_stops() -> None:
+    produced: list[int] = []
+
+    def items() -> object:
+        for i in range(100):
+            produced.append(i)
+            yield i
+
+    for item in prefetched(iter(items())):  # type: ignore[call-overload]
+        if item == 2:
+            break
+    assert produced == [0, 1, 2, 3]  # the item after the last one taken, and no more
 
 
 def test_a_label_diff_and_a_diff_import_neither_numpy_ma_nor_acero(tmp_path: object) -> None:

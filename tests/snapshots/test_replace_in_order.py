@@ -7,13 +7,17 @@ exactly as the general path ends them.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from registry import Registry
 from registry.errors import InvalidInput
 from registry.snapshots import commit as commit_module
+from registry.snapshots import first_commit
 from tests.snapshots.test_row_identity import A, B
 from tests.support.helpers import sorted_rows
 
@@ -122,3 +126,45 @@ def test_a_colliding_key_appended_in_order_is_a_distinct_row(reg: Registry) -> N
     assert (again.added, again.changed, again.removed) == (0, 1, 0)
     assert sorted_rows(reg.read(NAME)) == sorted_rows(v3)
     assert reg.verify().ok
+
+
+def _committed_in_row_groups(reg: Registry, table: pa.Table, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                             rows_per_group: int) -> None:
+    """``table`` as the first commit of a Parquet file whose rows object holds row groups of ``rows_per_group``."""
+    monkeypatch.setattr(first_commit, "ROW_GROUP_ROWS", rows_per_group)
+    path = tmp_path / "v1.parquet"
+    pq.write_table(table, path)
+    reg.create_dataset(NAME, "sample_id")
+    reg.commit(NAME, path, message="v1")
+    monkeypatch.undo()
+
+
+def test_in_order_replace_compares_a_parent_of_many_row_groups(reg: Registry, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parent is compared a row group at a time: edits in the first, a middle and the last group, under
+    an upper layer hiding rows of several groups, are all found, and nothing else changes."""
+    _committed_in_row_groups(reg, _table(2000), tmp_path, monkeypatch, rows_per_group=300)
+    reg.commit(NAME, _edit(_table(2000), [10, 650, 1990]).take(pa.array([10, 650, 1990])), mode="upsert",
+               message="relabel three")
+    current = reg.read(NAME)
+    taken = _fast_path_calls(monkeypatch)
+    v3 = _edit(current, [0, 299, 300, 1200, 1996, 1999], label="owl")
+    result = reg.commit(NAME, v3, message="v3")
+    assert taken == [True]
+    assert (result.added, result.changed, result.removed) == (0, 6, 0)
+    assert sorted_rows(reg.read(NAME)) == sorted_rows(v3)
+    assert reg.verify().ok
+
+
+def test_an_order_broken_in_a_later_row_group_takes_the_general_path(reg: Registry, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    _committed_in_row_groups(reg, _table(2000), tmp_path, monkeypatch, rows_per_group=300)
+    current = reg.read(NAME)
+    order = np.arange(2000)
+    order[[1500, 1501]] = order[[1501, 1500]]  # two rows of the sixth group swap places
+    v2 = _edit(current.take(pa.array(order)), [3], label="owl")
+    taken = _fast_path_calls(monkeypatch)
+    result = reg.commit(NAME, v2, message="v2")
+    assert taken == [False]
+    assert (result.added, result.changed, result.removed) == (0, 1, 0)
+    assert sorted_rows(reg.read(NAME)) == sorted_rows(v2)
