@@ -102,14 +102,11 @@ def label_diff(ctx: Context, a: Ref | str, b: Ref | str, column: str = "label", 
     names = pc.fill_null(who_labels, "(unknown)")
     guidelines = pc.fill_null(who.column("guideline_version"), "(unknown)")
     result.by_annotator, result.by_guideline = _most_common(names), _most_common(guidelines)
-    acts = who.slice(offset, rows)
-    for row, annotator, annotator_id, guideline, labeled_at in zip(
-            flipped.slice(offset, rows).to_pylist(), who_labels.slice(offset, rows).to_pylist(),
-            acts.column("annotator_id").to_pylist(), acts.column("guideline_version").to_pylist(),
-            acts.column("labeled_at").to_pylist(), strict=True):
-        result.changes.append({"key": row["_key"], "from": _null(row["_label_a"]), "to": _null(row["_label_b"]),
-                               "annotator": annotator, "annotator_id": annotator_id, "guideline_version": guideline,
-                               "labeled_at": labeled_at})
+    listed = pa.table({"key": flipped.column("_key"), "from": _raw(flipped.column("_label_a")),
+                       "to": _raw(flipped.column("_label_b")), "annotator": who_labels,
+                       "annotator_id": who.column("annotator_id"), "guideline_version": who.column("guideline_version"),
+                       "labeled_at": who.column("labeled_at")})
+    result.changes = listed.slice(offset, rows).to_pylist()  # one conversion, not a dict built per row in Python
     return result
 
 
@@ -250,11 +247,6 @@ def _pair_counts(before: pa.ChunkedArray, after: pa.ChunkedArray) -> dict[tuple[
     names_a, names_b = codes_a.dictionary.to_pylist(), codes_b.dictionary.to_pylist()
     return {(names_a[value // width], names_b[value % width]): int(count)
             for value, count in zip(values.tolist(), counts.tolist(), strict=True)}
-
-
-def _null(label: str) -> str | None:
-    """A change's label as JSON gives it: null for :data:`NULL_LABEL`."""
-    return None if label == NULL_LABEL else label
 
 
 def _raw(labels: pa.ChunkedArray) -> pa.Array:
