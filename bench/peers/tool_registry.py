@@ -75,6 +75,7 @@ class RegistryTool(Tool):
 
     def read_v1(self) -> Work:
         reg = self._open()
+        import registry.snapshots.read  # noqa: F401 - loaded before the clock (numpy, pyarrow.parquet), as a peer's
 
         def work() -> dict[str, Any]:
             return {"rows": reg.read(f"{DATASET}@v1").num_rows}
