@@ -156,6 +156,7 @@ def report(alone: list[dict[str, object]], preloaded: list[dict[str, object]], s
              "measured run by run (median of the pairs), is the steadier one). "
              f"Goal: <= {GOAL_SECONDS} s wall. Baseline: `python -c pass`, interleaved run by run. Each command runs "
              "as users run it, through the `registry` entry point (`python -m registry.cli.launch`).", "",
+             _bytecode_note(), "",
              "The CPU columns (user + system seconds of the finished process) move much less with the load; with "
              "a preloaded process they count only the client, not the forked child that does the work.", "",
              "## Preloaded (started by the first command at a terminal, or `registry preload start`)", "",
@@ -166,6 +167,15 @@ def report(alone: list[dict[str, object]], preloaded: list[dict[str, object]], s
     out.write_text("\n".join(lines) + "\n")
     out.with_suffix(".json").write_text(json.dumps({"alone": alone, "preloaded": preloaded, "preload_status": status},
                                                    indent=2) + "\n")
+
+
+def _bytecode_note() -> str:
+    """Whether each process compiled the registry's modules from source (this environment writes no ``.pyc``)."""
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        return ("Bytecode: `PYTHONDONTWRITEBYTECODE` is set here, and the package is an editable install without "
+                "`.pyc` files, so every process compiles each `registry` module it imports from source; an "
+                "installed wheel (or `python -m compileall registry`) would not pay that.")
+    return "Bytecode: `.pyc` files are written and reused, as an installed package's are."
 
 
 def main() -> None:
