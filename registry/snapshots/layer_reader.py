@@ -300,29 +300,20 @@ class ManifestReader:
                   hidden_by_layer: list[np.ndarray] | None = None) -> Iterator[pa.RecordBatch]:
         """Every visible row, in :meth:`read` order, as batches of at most ``batch_rows``: memory is one row
         group whatever the snapshot's size. ``hidden_by_layer``: :meth:`hidden_entries`, if already known."""
+        for rows in self.iter_row_groups(columns, hidden_by_layer):
+            yield from rows.to_batches(max_chunksize=batch_rows)
+
+    def iter_row_groups(self, columns: list[str] | None = None,
+                        hidden_by_layer: list[np.ndarray] | None = None) -> Iterator[pa.Table]:
+        """Every visible row, in :meth:`read` order, one layer's row group (less its hidden rows) at a time.
+        ``hidden_by_layer``: :meth:`hidden_entries`, if already known."""
         layers = self.manifest.layers
         if hidden_by_layer is None and len(layers) > 1:
             hidden_by_layer = self.hidden_entries()
         for n, layer in enumerate(layers):
-            if not layer.rows:
-                continue
-            hidden = self.hidden_rows(n, hidden_by_layer[n]) if hidden_by_layer else np.zeros(0, np.int64)
-            yield from self.iter_visible(n, hidden, columns, batch_rows)
-
-    def iter_row_groups(self, columns: list[str] | None = None) -> Iterator[pa.Table]:
-        """Every visible row, in :meth:`read` order, one layer's row group (less its hidden rows) at a time."""
-        layers = self.manifest.layers
-        hidden_by_layer = self.hidden_entries() if len(layers) > 1 else None
-        for n, layer in enumerate(layers):
             if layer.rows:
                 hidden = self.hidden_rows(n, hidden_by_layer[n]) if hidden_by_layer else np.zeros(0, np.int64)
                 yield from self.visible_row_groups(n, hidden, columns)
-
-    def iter_visible(self, layer_no: int, hidden: np.ndarray, columns: list[str] | None,
-                     batch_rows: int) -> Iterator[pa.RecordBatch]:
-        """:meth:`visible_row_groups` as batches of at most ``batch_rows``."""
-        for rows in self.visible_row_groups(layer_no, hidden, columns):
-            yield from rows.to_batches(max_chunksize=batch_rows)
 
     def visible_row_groups(self, layer_no: int, hidden: np.ndarray, columns: list[str] | None
                            ) -> Iterator[pa.Table]:
