@@ -1,8 +1,10 @@
-"""Sorted distinct values of integer arrays (ids, layer numbers, block numbers), without ``np.unique``.
+"""Sorted distinct values of integer arrays (ids, layer numbers, block numbers) and numpy arrays as Arrow
+arrays, without ``np.unique`` or ``pa.array``.
 
-``np.unique`` (numpy 2.4) imports ``numpy.ma`` the first time a process calls it, to ask whether its argument
-is masked: about 20 ms, paid by the first diff, label diff or commit of every CLI process. The engine's arrays
-are plain integer arrays, which a sort and one comparison make distinct as fast.
+Both import ``numpy.ma`` the first time a process calls them (numpy 2.4; ``pa.array`` asks whether a numpy
+argument is masked): about 20 ms, paid by the first diff, label diff or commit of every CLI process. The
+engine's arrays are plain integer or boolean arrays, which a sort and one comparison make distinct as fast,
+and whose buffers Arrow can take as they are.
 """
 
 from __future__ import annotations
