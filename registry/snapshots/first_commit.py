@@ -13,6 +13,11 @@ ids in memory, about 170 bytes a row. A first commit compares with nothing, so i
    duplicate keys (refused, as the general path refuses them), distinct ones a hash collision, whose
    later keys take alternate ids exactly as :func:`registry.snapshots.identity.assign_ids` gives them.
 
+When the input is already what a rows object is (zstd, the normalized schema, row groups of at most
+``ROW_GROUP_ROWS`` rows: :func:`adoptable`), its bytes are copied into the store as they are, and the
+rows are read back from that copy for the passes above: no row group is encoded again, and what was
+hashed and checked is, byte for byte, what is stored, whatever happens to the input meanwhile.
+
 The rows object is named (``put``) only after every check passed, so a refused input leaves nothing in
 the store; the commit's crash points are those of :func:`registry.snapshots.layer_write.write_layer`.
 """
@@ -35,6 +40,7 @@ import pyarrow.parquet as pq
 from registry.context import Context
 from registry.errors import InvalidInput
 from registry.lineage.metrics import ColumnMetrics
+from registry.prefetch import prefetched
 from registry.snapshots.hashing import hash_table
 from registry.snapshots.id_sort import argsort_ids
 from registry.snapshots.identity import assign_alternate_ids, duplicates_message, rows_equal, settle_group
@@ -62,9 +68,9 @@ from registry.snapshots.tables import (
     open_parquet_input,
     require_key_columns,
 )
-from registry.storage.base import HashingFile
+from registry.storage.base import HashingFile, ObjectInfo
 
-__all__ = ["BUCKET_BITS", "FirstLayer", "input_schema", "streams", "write_first_layer"]
+__all__ = ["BUCKET_BITS", "FirstLayer", "adoptable", "input_schema", "streams", "write_first_layer"]
 
 BUCKET_BITS = 6
 """The sort buckets are the ids' top 6 bits: 64 buckets, each about 1/64 of the entries (37 MiB at 100M rows)."""
@@ -77,6 +83,11 @@ def streams(source: object, has_parent: bool) -> bool:
     return not has_parent and is_parquet_path(source)
 
 
+def _stored_schema(parquet: pq.ParquetFile) -> pa.Schema:
+    """The schema the file's rows have once normalized (as a rows object stores them)."""
+    return normalize(parquet.schema_arrow.empty_table()).schema
+
+
 def input_schema(path: Path, limits: InputLimits) -> pa.Schema:
     """The schema the input's rows will have once normalized, read from its footer.
 
@@ -86,7 +97,7 @@ def input_schema(path: Path, limits: InputLimits) -> pa.Schema:
     """
     parquet = open_parquet_input(path, limits)
     try:
-        return normalize(parquet.schema_arrow.empty_table()).schema
+        return _stored_schema(parquet)
     finally:
         parquet.close()
 
@@ -111,22 +122,96 @@ def write_first_layer(ctx: Context, path: Path, keys: list[str], *, schema_finge
         TooLarge: the rows decode to more than ``limits`` allow.
     """
     parquet = open_parquet_input(path, limits)
-    scratch = ctx.cache.new_staging_folder()
     try:
-        with ctx.store.staging_file(".parquet") as staged:
-            written = _Writer(ctx, parquet, path, keys, scratch, limits, metrics, note).run(staged)
-            info = ctx.store.put(staged)
-    except BaseException:
-        ctx.cache.discard(scratch)
-        raise
+        stored: tuple[ObjectInfo, _Written, Path] | None = None
+        if adoptable(parquet, _stored_schema(parquet)):
+            try:
+                stored = _to_store(ctx, lambda staged, scratch: _adopt(ctx, parquet, path, keys, scratch, staged,
+                                                                       limits, metrics, note))
+            except _FooterNeeded:
+                note("colliding key hashes: the rows object is written anew, to name the alternate ids in its footer")
+        if stored is None:
+            stored = _to_store(ctx, lambda staged, scratch: _Writer(ctx, parquet, path, keys, scratch, limits,
+                                                                    metrics, note).run(staged))
     finally:
         parquet.close()
+    info, written, scratch = stored
     ctx.cache.adopt_folder(scratch, info.sha256)
     point("after-change-object")
     layer = Layer(rows=info.sha256, rows_count=written.rows, deletes=None, deletes_count=0)
     staged_layer = stack_manifest(ctx, layer, (), keys=keys, schema_fingerprint=schema_fingerprint,
                                   total_rows=written.rows, bytes_written=info.size, point=point)
     return FirstLayer(staged_layer, written.rows, written.metrics)
+
+
+ADOPT_MIN_GROUP_ROWS = ROW_GROUP_ROWS // 16
+"""A file whose row groups (all but its last) hold fewer rows than this is written anew: reading many
+small groups costs more than the copy saves."""
+
+
+def adoptable(parquet: pq.ParquetFile, schema: pa.Schema) -> bool:
+    """Whether the Parquet file's bytes can be the rows object as they are: every column chunk zstd (as
+    the registry writes objects), the Arrow schema stored in its footer and equal to ``schema`` (the
+    normalized one: no metadata, every column nullable, no dictionaries), and row groups of at most
+    ``ROW_GROUP_ROWS`` rows (reads and fetches decode a row group at a time) and, but for the last, at
+    least ``ADOPT_MIN_GROUP_ROWS``."""
+    meta = parquet.metadata
+    if b"ARROW:schema" not in (meta.metadata or {}) or not parquet.schema_arrow.equals(schema, check_metadata=True):
+        return False
+    groups = [meta.row_group(g) for g in range(meta.num_row_groups)]
+    if any(g.num_rows > ROW_GROUP_ROWS for g in groups) or any(g.num_rows < ADOPT_MIN_GROUP_ROWS for g in groups[:-1]):
+        return False
+    return all(g.column(c).compression == "ZSTD" for g in groups for c in range(g.num_columns))
+
+
+class _FooterNeeded(Exception):
+    """Colliding key hashes: the alternate ids go into the rows object's footer, so the input's bytes cannot
+    be stored as they are."""
+
+
+def _to_store(ctx: Context, fill: Callable[[HashingFile, Path], _Written]) -> tuple[ObjectInfo, _Written, Path]:
+    """Run ``fill`` on a staged rows object and a scratch index folder, then put the object in the store;
+    on any error neither is left behind."""
+    scratch = ctx.cache.new_staging_folder()
+    try:
+        with ctx.store.staging_file(".parquet") as staged:
+            written = fill(staged, scratch)
+            info = ctx.store.put(staged)
+    except BaseException:
+        ctx.cache.discard(scratch)
+        raise
+    return info, written, scratch
+
+
+_COPY_CHUNK = 8 << 20
+
+
+def _adopt(ctx: Context, parquet: pq.ParquetFile, path: Path, keys: list[str], scratch: Path, staged: HashingFile,
+           limits: InputLimits, metrics: bool, note: Callable[[str], None]) -> _Written:
+    """Copy the input's bytes into ``staged``, then index the copy (never the input again: the rows hashed
+    and checked are the bytes stored).
+
+    Raises:
+        InvalidInput: the file changed while it was copied, or as :class:`_Writer` raises.
+        _FooterNeeded: key hashes collide.
+    """
+    note(f"storing {path.name}'s bytes as they are (zstd Parquet in row groups the registry reads)")
+    buffer = bytearray(_COPY_CHUNK)
+    with open(path, "rb") as source:
+        while size := source.readinto(buffer):
+            staged.write(memoryview(buffer)[:size])
+    staged.flush()
+    changed = InvalidInput(f"{path}: the file changed while it was read; commit it again once it is written")
+    try:
+        copy = pq.ParquetFile(staged.path, buffer_size=1 << 20, pre_buffer=False)
+    except (pa.ArrowException, OSError) as exc:
+        raise changed from exc
+    try:
+        if not copy.metadata.equals(parquet.metadata):
+            raise changed
+        return _Writer(ctx, copy, path, keys, scratch, limits, metrics, note, read_from=staged.path).run(None)
+    finally:
+        copy.close()
 
 
 @dataclass(frozen=True)
@@ -139,11 +224,14 @@ class _Writer:
     """One streamed first commit: the passes over the input and over the sort buckets."""
 
     def __init__(self, ctx: Context, parquet: pq.ParquetFile, path: Path, keys: list[str], folder: Path,
-                 limits: InputLimits, metrics: bool, note: Callable[[str], None]) -> None:
+                 limits: InputLimits, metrics: bool, note: Callable[[str], None], *,
+                 read_from: Path | None = None) -> None:
         self.ctx, self.parquet, self.path, self.keys, self.folder = ctx, parquet, path, keys, folder
+        self.read_from = read_from or path
+        """The file ``parquet`` reads: the input, or its copy in the store's staging area."""
         self.limits, self.note = limits, note
         self.what = "input"
-        self.schema = normalize(parquet.schema_arrow.empty_table()).schema
+        self.schema = _stored_schema(parquet)
         require_key_columns(self.schema.empty_table(), keys, self.what)
         self.rows = parquet.metadata.num_rows
         values = [c for c in self.schema.names if c not in keys]
@@ -151,15 +239,25 @@ class _Writer:
         self.metrics = ColumnMetrics(self.schema.names, self.rows,
                                      ctx.settings.lineage.metrics_max_rows) if metrics else None
 
-    def run(self, staged: HashingFile) -> _Written:
-        """Write the rows object into ``staged`` and the index into the scratch folder."""
+    def run(self, staged: HashingFile | None) -> _Written:
+        """Write the rows object into ``staged`` and the index into the scratch folder; with no ``staged``,
+        only the index (the input's bytes are the rows object).
+
+        Raises:
+            _FooterNeeded: with no ``staged``, key hashes collide (their alternate ids need a footer).
+        """
         buckets = _Buckets(self.folder / "buckets")
         try:
-            with pq.ParquetWriter(staged, self.schema, compression="zstd") as writer:
-                done = self._read_input(writer, buckets)
-                alternate = self._sort(buckets)
-                if alternate is not None:
-                    writer.add_key_value_metadata(alt_metadata_for(*alternate))
+            if staged is None:
+                done = self._read_input(None, buckets)
+                if self._sort(buckets) is not None:
+                    raise _FooterNeeded
+            else:
+                with pq.ParquetWriter(staged, self.schema, compression="zstd") as writer:
+                    done = self._read_input(writer, buckets)
+                    alternate = self._sort(buckets)
+                    if alternate is not None:
+                        writer.add_key_value_metadata(alt_metadata_for(*alternate))
         finally:
             buckets.remove()
         return _Written(done, self.metrics.result() if self.metrics is not None else {})
@@ -200,8 +298,9 @@ class _Writer:
         check_values(part, str(self.path))
         return part
 
-    def _read_input(self, writer: pq.ParquetWriter, buckets: _Buckets) -> int:
-        """Pass 1: every part hashed and written (rows, key columns, cells, bucketed entries)."""
+    def _read_input(self, writer: pq.ParquetWriter | None, buckets: _Buckets) -> int:
+        """Pass 1: every part hashed and written (rows unless ``writer`` is None, key columns, cells, bucketed
+        entries)."""
         keys_path = self.folder / KEYS_FILE
         key_schema = pa.schema([self.schema.field(k) for k in self.keys])
         cells = {c: NpyWriter(self.folder / f"cell-{i}.npy", np.uint64, self.rows)
@@ -211,10 +310,10 @@ class _Writer:
             with pa.OSFile(str(keys_path), "wb") as sink, pa.ipc.new_file(sink, key_schema) as key_writer, \
                     ThreadPoolExecutor(max_workers=1) as pool:
                 encoding: Future[None] | None = None
-                for part in self._parts():
+                for part in prefetched(self._parts()):  # the next part decodes while this one is hashed
                     self._check_keys(part)
                     kh, rh, hashes = hash_table(part, self.keys)
-                    entries = buckets.split(kh, np.arange(offset, offset + part.num_rows, dtype=np.uint64), rh)
+                    entries = buckets.split(kh, offset, rh)
                     if encoding is not None:
                         encoding.result()
                     # Written on the second thread (every write releases the GIL) while the next part is read.
@@ -253,11 +352,16 @@ class _Writer:
             return InvalidInput(f"{self.path}: cannot read as parquet: {first_line(exc)}")
 
     def _first_key_problem(self) -> InvalidInput:
-        groups = range(self.parquet.metadata.num_row_groups)
+        # A file of its own: the next part may be decoding from ``self.parquet`` on the prefetch thread.
+        with pq.ParquetFile(self.read_from) as parquet:
+            return self._key_problem_in(parquet)
+
+    def _key_problem_in(self, parquet: pq.ParquetFile) -> InvalidInput:
+        groups = range(parquet.metadata.num_row_groups)
         for name in self.keys:
             nulls, first, empty, offset = 0, -1, None, 0
             for group in groups:
-                column = normalize(self.parquet.read_row_group(group, columns=[name])).column(0)
+                column = normalize(parquet.read_row_group(group, columns=[name])).column(0)
                 if column.null_count and first < 0:
                     first = offset + first_null(column)
                 nulls += column.null_count
@@ -284,7 +388,7 @@ class _Writer:
         with EntriesWriter(self.folder, self.rows) as entries:
             for number in range(BUCKETS):
                 part = buckets.take(number)
-                part = part[argsort_ids(part["kh"])]
+                part = np.take(part, argsort_ids(part["kh"]))  # ten times faster than part[...] on records
                 ties.settle(part, entries.written)
                 entries.append(part)
         if ties.duplicates:
@@ -325,14 +429,16 @@ def _unmoved(entries: np.ndarray, moving: np.ndarray) -> Iterator[np.ndarray]:
     """``entries`` without the ``moving`` ones, a chunk at a time."""
     for start in range(0, len(entries), ROW_GROUP_ROWS):
         chunk = np.array(entries[start:start + ROW_GROUP_ROWS])
-        yield chunk[~moving[start:start + ROW_GROUP_ROWS]]
+        yield np.compress(~moving[start:start + ROW_GROUP_ROWS], chunk)
 
 
-def _write_part(writer: pq.ParquetWriter, key_writer: pa.ipc.RecordBatchFileWriter, part: pa.Table,
+def _write_part(writer: pq.ParquetWriter | None, key_writer: pa.ipc.RecordBatchFileWriter, part: pa.Table,
                 keys: Sequence[str], cells: list[tuple[NpyWriter, np.ndarray]], buckets: _Buckets,
                 entries: list[tuple[int, np.ndarray]]) -> None:
-    """Write one part: a row group of the rows object, its key columns, its cell hashes and its entries."""
-    writer.write_table(part, row_group_size=ROW_GROUP_ROWS)
+    """Write one part: a row group of the rows object (unless the input's bytes are stored as they are), its
+    key columns, its cell hashes and its entries."""
+    if writer is not None:
+        writer.write_table(part, row_group_size=ROW_GROUP_ROWS)
     key_writer.write_table(part.select(list(keys)))
     for out, hashes in cells:
         out.append(hashes)
@@ -348,12 +454,15 @@ class _Buckets:
         self._files = [open(folder / f"{n:02d}", "wb") for n in range(BUCKETS)]  # noqa: SIM115
 
     @staticmethod
-    def split(ids: np.ndarray, rows: np.ndarray, rh: np.ndarray) -> list[tuple[int, np.ndarray]]:
-        """The entries of one part, by bucket (rows ascending within each, as in the part)."""
+    def split(ids: np.ndarray, first_row: int, rh: np.ndarray) -> list[tuple[int, np.ndarray]]:
+        """The entries of one part, whose rows start at ``first_row``, by bucket (rows ascending within each,
+        as in the part)."""
         number = (ids >> _SHIFT).astype(np.uint8)
         order = np.argsort(number, kind="stable")  # a radix sort for 8-bit values
         entries = np.empty(len(ids), ENTRY_DTYPE)
-        entries["kh"], entries["row"], entries["rh"] = ids[order], rows[order], rh[order]
+        entries["kh"], entries["rh"] = np.take(ids, order), np.take(rh, order)  # take: faster than ids[order]
+        entries["row"] = order
+        entries["row"] += np.uint64(first_row)
         bounds = np.concatenate([[0], np.cumsum(np.bincount(number, minlength=BUCKETS))])
         return [(int(n), entries[bounds[n]:bounds[n + 1]]) for n in np.flatnonzero(np.diff(bounds))]
 
