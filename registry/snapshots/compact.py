@@ -41,11 +41,14 @@ from registry.snapshots.index_files import EntriesWriter, NpyWriter, merge_entri
 from registry.snapshots.index_trim import trim_indexes
 from registry.snapshots.layer_reader import ManifestReader
 from registry.snapshots.layers import (
+    CELLS_FILE,
     ENTRY_DTYPE,
     KEYS_FILE,
     ROW_GROUP_ROWS,
     LayerIndex,
     alt_metadata_for,
+    cell_dtype,
+    cell_records,
     in_sorted,
     write_parquet_object,
 )
@@ -169,14 +172,15 @@ def _write_index(ctx: Context, reader: ManifestReader, numbers: list[int], hidde
         for merged in merge_entries(big_chunks(), small):
             entries.append(merged)
     columns = [c for c in indexes[numbers[0]].cells if all(c in indexes[n].cells for n in numbers)]
-    for i, column in enumerate(columns):
-        with NpyWriter(folder / f"cell-{i}.npy", np.uint64, total) as cells:
+    if columns:
+        with NpyWriter(folder / f"{CELLS_FILE}.npy", cell_dtype(len(columns)), total) as cells:
             for n in numbers:
                 keep = np.ones(len(indexes[n]), bool)
                 keep[hidden[n]] = False
-                source = indexes[n].cells[column]
                 for start in range(0, len(keep), CHUNK):
-                    cells.append(read_part(source, start, start + CHUNK)[keep[start:start + CHUNK]])
+                    kept = keep[start:start + CHUNK]
+                    cells.append(cell_records([np.compress(kept, read_part(indexes[n].cells[c], start, start + CHUNK))
+                                               for c in columns]))
     (folder / "columns.json").write_text(json.dumps(columns))
     _write_merged_keys(ctx, reader, numbers, hidden, folder)
 

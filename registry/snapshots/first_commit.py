@@ -48,11 +48,14 @@ from registry.snapshots.index_files import EntriesWriter, NpyWriter, merge_entri
 from registry.snapshots.inputs import InputLimits, check_values, first_line
 from registry.snapshots.layer_write import StagedLayer, stack_manifest
 from registry.snapshots.layers import (
+    CELLS_FILE,
     ENTRY_DTYPE,
     KEYS_FILE,
     MAX_CELL_COLUMNS,
     ROW_GROUP_ROWS,
     alt_metadata_for,
+    cell_dtype,
+    cell_records,
     read_keys,
     take_rows,
 )
@@ -303,8 +306,8 @@ class _Writer:
         entries)."""
         keys_path = self.folder / KEYS_FILE
         key_schema = pa.schema([self.schema.field(k) for k in self.keys])
-        cells = {c: NpyWriter(self.folder / f"cell-{i}.npy", np.uint64, self.rows)
-                 for i, c in enumerate(self.cell_columns)}
+        cells = NpyWriter(self.folder / f"{CELLS_FILE}.npy", cell_dtype(len(self.cell_columns)), self.rows) \
+            if self.cell_columns else None
         offset = 0
         try:
             with pa.OSFile(str(keys_path), "wb") as sink, pa.ipc.new_file(sink, key_schema) as key_writer, \
@@ -317,8 +320,8 @@ class _Writer:
                     if encoding is not None:
                         encoding.result()
                     # Written on the second thread (every write releases the GIL) while the next part is read.
-                    encoding = pool.submit(_write_part, writer, key_writer, part, self.keys,
-                                           [(cells[c], hashes[c]) for c in cells], buckets, entries)
+                    encoding = pool.submit(_write_part, writer, key_writer, part, self.keys, cells,
+                                           [hashes[c] for c in self.cell_columns], buckets, entries)
                     if self.metrics is not None:
                         self.metrics.add(part)
                     offset += part.num_rows
@@ -328,11 +331,11 @@ class _Writer:
             if offset != self.rows:
                 raise InvalidInput(f"{self.path}: its footer declares {self.rows:,} rows, but it holds {offset:,}")
         except BaseException:
-            for out in cells.values():
-                out.abandon()
+            if cells is not None:
+                cells.abandon()
             raise
-        for out in cells.values():
-            out.close()
+        if cells is not None:
+            cells.close()
         (self.folder / "columns.json").write_text(json.dumps(self.cell_columns))
         return offset
 
@@ -433,15 +436,15 @@ def _unmoved(entries: np.ndarray, moving: np.ndarray) -> Iterator[np.ndarray]:
 
 
 def _write_part(writer: pq.ParquetWriter | None, key_writer: pa.ipc.RecordBatchFileWriter, part: pa.Table,
-                keys: Sequence[str], cells: list[tuple[NpyWriter, np.ndarray]], buckets: _Buckets,
+                keys: Sequence[str], cells: NpyWriter | None, cell_hashes: list[np.ndarray], buckets: _Buckets,
                 entries: list[tuple[int, np.ndarray]]) -> None:
     """Write one part: a row group of the rows object (unless the input's bytes are stored as they are), its
-    key columns, its cell hashes and its entries."""
+    key columns, its cell hashes (as row records) and its entries."""
     if writer is not None:
         writer.write_table(part, row_group_size=ROW_GROUP_ROWS)
     key_writer.write_table(part.select(list(keys)))
-    for out, hashes in cells:
-        out.append(hashes)
+    if cells is not None:
+        cells.append(cell_records(cell_hashes))
     buckets.write(entries)
 
 

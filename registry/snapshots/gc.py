@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from sqlmodel import select
 
@@ -97,6 +98,11 @@ def gc(ctx: Context, dry_run: bool = False, min_age: float = DEFAULT_MIN_AGE, ac
             report.leftovers.append(path.name)
             if not dry_run:
                 path.unlink(missing_ok=True)
+    for folder in _earlier_index_formats(ctx):
+        if folder.stat().st_mtime <= cutoff:
+            report.leftovers.append(f"cache/{folder.name}")
+            if not dry_run:
+                shutil.rmtree(folder, ignore_errors=True)
     for folder, newest in ctx.cache.iter_staging():  # a killed writer's scratch index files
         if newest <= cutoff:
             report.leftovers.append(f"cache/{folder.relative_to(ctx.paths.cache_dir).as_posix()}")
@@ -118,6 +124,21 @@ def _drop_orphan_indexes(ctx: Context, keep: set[str]) -> None:
         name = entry.name
         if len(name) == 64 and name not in keep and not ctx.store.exists(name):
             ctx.cache.drop(name)
+
+
+def _earlier_index_formats(ctx: Context) -> list[Path]:
+    """Index caches of an earlier format (``cache/index-v<N>`` below ``INDEX_FORMAT``): this code never reads
+    them, and each index is rebuilt in the current format when first needed."""
+    from registry.snapshots.layers import INDEX_FORMAT  # lazy: numpy only when gc runs
+
+    if not ctx.paths.cache_dir.is_dir():
+        return []
+    found = []
+    for folder in sorted(ctx.paths.cache_dir.glob("index-v*")):
+        number = folder.name.removeprefix("index-v")
+        if folder.is_dir() and number.isdigit() and int(number) < INDEX_FORMAT:
+            found.append(folder)
+    return found
 
 
 def _mtime(ctx: Context, sha: str) -> float:

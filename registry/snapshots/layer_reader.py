@@ -159,8 +159,8 @@ class ManifestReader:
             if not set(columns) <= index.cells.keys():
                 return None
             which = np.flatnonzero(found.layer == layer_no)
-            for column in columns:
-                out[column][which] = gather(index.cells[column], found.position[which])
+            for column, hashes in index.cells_at(found.position[which], columns).items():
+                out[column][which] = hashes
         return out
 
     def hidden_entries(self) -> list[np.ndarray]:

@@ -3,7 +3,8 @@
 A layer holds the rows one commit upserted, in the order they were given, and, separately, the
 keys it deleted. The index of a rows object holds its key hashes sorted with each one's file row,
 and in file order the row hashes and, for tables of up to ``MAX_CELL_COLUMNS`` value columns, one
-hash per cell, so a diff counts changed cells per column without reading rows. The index of a
+hash per cell (``cells.npy``: a record per file row, a field per column, so the cells of one row are read
+together), so a diff counts changed cells per column without reading rows. The index of a
 deletes object is its sorted key hashes. Indexes are derived data: they live in the home's
 ``cache/`` folder (opened memory-mapped, read with ``pread`` of the few blocks a lookup needs: see
 :mod:`registry.snapshots.mapped_reads`) and are rebuilt from the Parquet bytes when missing.
@@ -30,6 +31,7 @@ from registry.snapshots.id_sort import argsort_ids
 from registry.snapshots.mapped_reads import (
     MappedTable,
     blocks_of,
+    gather,
     load_mapped,
     open_mapped_table,
     take_by_batch,
@@ -40,6 +42,7 @@ from registry.storage import ObjectInfo, ObjectStore
 from registry.storage.verified import markers_in, verified_path
 
 __all__ = [
+    "CELLS_FILE",
     "INDEX_FORMAT",
     "MAX_CELL_COLUMNS",
     "ROW_GROUP_ROWS",
@@ -55,11 +58,30 @@ __all__ = [
     "alt_ids_of",
     "alt_metadata",
     "alt_metadata_for",
+    "cell_dtype",
+    "cell_records",
     "stored_ids",
 ]
 
-INDEX_FORMAT = 4
-"""Bumped whenever the index layout or the hash definition changes; names the cache folder."""
+INDEX_FORMAT = 5
+"""Bumped whenever the index layout or the hash definition changes; names the cache folder (5: a layer's cell
+hashes are one file of row records, ``cells.npy``, instead of one file per column)."""
+CELLS_FILE = "cells"
+"""The cell hashes' array (``cells.npy``): one record per file row, field ``c{i}`` for ``columns.json``'s i-th
+column."""
+
+
+def cell_dtype(count: int) -> np.dtype:
+    """The record of one row's cell hashes: ``count`` 64-bit fields ``c0``, ``c1``, ..."""
+    return np.dtype([(f"c{i}", "<u8") for i in range(count)])
+
+
+def cell_records(columns: Sequence[np.ndarray]) -> np.ndarray:
+    """Per-column cell hashes (equal lengths) as one array of row records (:func:`cell_dtype`)."""
+    records = np.empty(len(columns[0]) if columns else 0, cell_dtype(len(columns)))
+    for i, hashes in enumerate(columns):
+        records[f"c{i}"] = hashes
+    return records
 MAX_CELL_COLUMNS = 32
 """Wider tables keep only key and row hashes; their diffs read rows to count changed cells."""
 ROW_GROUP_ROWS = 1024 * 1024
@@ -201,6 +223,9 @@ class LayerIndex:
     values without decoding Parquet row groups; None in indexes written before it existed."""
     keys_file: MappedTable | None = None
     """``keys`` with the file it is mapped from, when it is: :meth:`take_keys` then reads by ``pread``."""
+    cell_rows: np.ndarray | None = None
+    """The cell hashes as row records (:func:`cell_dtype`) when read from ``cells.npy``; ``cells`` are then
+    its fields. :meth:`cells_at` reads a row's cells in one piece."""
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -247,6 +272,15 @@ class LayerIndex:
                         ) -> LayerIndex:
         order = argsort_ids(np.asarray(kh, np.uint64))
         return cls.build(kh[order], order, rh, cells, key_columns, alt, keys)
+
+    def cells_at(self, positions: np.ndarray, columns: Sequence[str]) -> dict[str, np.ndarray]:
+        """The cell hashes of ``columns`` (each in ``cells``) of the rows at file ``positions``: from a file
+        of row records, one read per block of rows for all columns together."""
+        if self.cell_rows is None:
+            return {c: gather(self.cells[c], positions) for c in columns}
+        records = gather(self.cell_rows, positions)
+        field_of = {c: f"c{i}" for i, c in enumerate(self.cells)}
+        return {c: np.ascontiguousarray(records[field_of[c]]) for c in columns}
 
     def take_keys(self, positions: np.ndarray) -> pa.Table:
         """The key columns of the rows at file ``positions`` (the index must have them)."""
@@ -386,7 +420,8 @@ class IndexCache:
         arrays = {"entries": index.entries, "fences": index.fences}
         if len(index.alt):
             arrays["alt"] = index.alt
-        arrays.update({f"cell-{i}": index.cells[c] for i, c in enumerate(columns)})
+        if columns:
+            arrays[CELLS_FILE] = cell_records([index.cells[c] for c in columns])
         return self._stage(arrays, columns, index.keys)
 
     def adopt_rows(self, staged: Path, sha256: str, index: LayerIndex) -> None:
@@ -421,11 +456,12 @@ class IndexCache:
                 self._rows[sha256] = self.rebuild_rows(sha256, key_columns)
             else:
                 arrays, columns = opened
-                cells = {c: arrays[f"cell-{i}"] for i, c in enumerate(columns) if f"cell-{i}" in arrays}
+                cell_rows = arrays.get(CELLS_FILE)
+                cells = {c: cell_rows[f"c{i}"] for i, c in enumerate(columns)} if cell_rows is not None else {}
                 alt = arrays.get("alt", np.zeros(0, np.uint64))
                 keys = open_keys(self.folder / sha256 / KEYS_FILE)
                 self._rows[sha256] = LayerIndex(arrays["entries"], arrays["fences"], cells, alt,
-                                                keys.table if keys is not None else None, keys)
+                                                keys.table if keys is not None else None, keys, cell_rows)
         return self._rows[sha256]
 
     def deletes_index(self, sha256: str, key_columns: Sequence[str]) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Reads of memory-mapped index files with ``pread``, not through the map.
 
-Index arrays (``entries.npy``, ``cell-*.npy``) and key columns (``keys.arrow``) are opened memory-mapped, so
+Index arrays (``entries.npy``, ``cells.npy``) and key columns (``keys.arrow``) are opened memory-mapped, so
 opening one costs nothing. But a fault on a mapped file maps the whole page-cache folio around the page
 touched, and folios reach 2 MiB on Linux 6.x: 50 lookups in a 240 MB ``entries.npy`` add 40 MiB to the
 reader's RSS, 5,000 add the whole file (measured on this project's machine, Linux 6.18, ext4; ``madvise

@@ -520,3 +520,32 @@ def test_gc_keeps_a_young_scratch_folder_and_removes_an_old_one(home: Path, cli:
     assert not scratch.exists()
     with _opened(home) as reg:
         assert _same_rows(reg.read(DATASET), v1) and reg.verify().ok
+
+
+def test_gc_removes_index_caches_of_an_earlier_format_once_they_are_old(home: Path, cli: Cli, tmp_path: Path) -> None:
+    """An upgrade that changes the index format leaves ``cache/index-v<N>`` behind: nothing reads it, so gc
+    removes it (past min-age, like any leftover); a newer format's folder (a newer registry on the same home)
+    is kept, and so is the current one."""
+    from registry.snapshots.layers import INDEX_FORMAT
+
+    v1 = labels_table(500, seed=2)
+    path = tmp_path / "v1.parquet"
+    pq.write_table(v1, path)
+    with _opened(home) as reg:
+        reg.create_dataset(DATASET, "sample_id")
+        reg.commit(DATASET, path, message="v1")
+    current, earlier, newer = (home / "cache" / f"index-v{n}" for n in (INDEX_FORMAT, INDEX_FORMAT - 1,
+                                                                         INDEX_FORMAT + 1))
+    for folder in (earlier, newer):
+        (folder / ("a" * 64)).mkdir(parents=True)
+        (folder / ("a" * 64) / "entries.npy").write_bytes(b"\0" * 128)
+    assert _gc_json(cli)["leftovers"] == [] and earlier.is_dir()  # young: maybe an older process still writes
+    hour_ago = time.time() - 2 * DEFAULT_MIN_AGE
+    for folder in (earlier, newer):
+        os.utime(folder, (hour_ago, hour_ago))
+    dry = _gc_json(cli, "--dry-run")
+    assert dry["leftovers"] == [f"cache/{earlier.name}"] and earlier.is_dir()
+    assert _gc_json(cli)["leftovers"] == [f"cache/{earlier.name}"]
+    assert not earlier.exists() and newer.is_dir() and current.is_dir()
+    with _opened(home) as reg:
+        assert _same_rows(reg.read(DATASET), v1) and reg.verify().ok

@@ -100,14 +100,17 @@ def test_take_mapped_matches_take(tmp_path_factory: pytest.TempPathFactory, text
     assert taken.equals(table.take(pa.array(positions, pa.int64())))
 
 
+CELL_COLUMNS = ("label", "annotator_id", "confidence", "created_at")
+
+
 def _saved_index(tmp_path: Path, n: int, seed: int = 3) -> tuple[LayerIndex, LayerIndex, Path]:
     """An index of ``n`` rows in memory and the same one saved and opened memory-mapped."""
     rng = np.random.default_rng(seed)
     kh = np.unique(rng.integers(0, 2**64 - 1, n, dtype=np.uint64))
     rng.shuffle(kh)
     keys = pa.table({"sample_id": pa.array([f"s{i:08d}" for i in range(len(kh))])})
-    built = LayerIndex.from_file_order(kh, rng.integers(0, 2**63, len(kh), dtype=np.uint64),
-                                       {"label": rng.integers(0, 2**63, len(kh), dtype=np.uint64)},
+    cells = {c: rng.integers(0, 2**63, len(kh), dtype=np.uint64) for c in CELL_COLUMNS}
+    built = LayerIndex.from_file_order(kh, rng.integers(0, 2**63, len(kh), dtype=np.uint64), cells,
                                        ["sample_id"], keys=keys)
     store, name = LocalObjectStore(tmp_path / "objects"), "x" * 64
     IndexCache(store, tmp_path / "cache").save_rows(name, built)
@@ -135,19 +138,38 @@ def test_lookups_leave_the_mapped_files_out_of_resident_memory(tmp_path: Path) -
     """find, gather and take_keys read by pread: no page of the mapped files becomes resident beyond what
     opening them maps. (Through the map, each read would map a whole page-cache folio: up to 2 MiB.)"""
     built, mapped, folder = _saved_index(tmp_path, 200_000)
-    names = ("entries.npy", "cell-0.npy", KEYS_FILE)
+    names = ("entries.npy", "cells.npy", KEYS_FILE)
     opened = {name: _mapped_rss_kib(folder / name) for name in names}  # the Arrow file's footer and batch headers
-    assert opened["entries.npy"] == opened["cell-0.npy"] == 0
+    assert opened["entries.npy"] == opened["cells.npy"] == 0
     wanted = np.asarray(built.kh)[::50]
     found, _, records = mapped.find(wanted)
     assert found.all()
     rows = records["row"].astype(np.int64)
     assert np.array_equal(gather(mapped.cells["label"], rows), np.asarray(built.cells["label"])[rows])
+    cells = mapped.cells_at(rows, CELL_COLUMNS)
+    assert all(np.array_equal(cells[c], built.cells[c][rows]) for c in CELL_COLUMNS)
     assert mapped.take_keys(rows).equals(built.keys.take(pa.array(rows)))
     assert np.array_equal(gather(mapped.rows, np.arange(0, len(mapped), 40)), built.rows[::40])
     assert {name: _mapped_rss_kib(folder / name) for name in names} == opened
     int(mapped.entries["kh"][len(mapped) // 2])  # through the map: the same check sees it
     assert _mapped_rss_kib(folder / "entries.npy") > 0
+
+
+def test_a_rows_cells_are_read_together(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cell hashes of a row are one record of ``cells.npy``: the cells of 300 scattered rows, every column,
+    cost one read per row (four columns in separate files took four), and equal the index in memory's."""
+    built, mapped, folder = _saved_index(tmp_path, 200_000)
+    assert isinstance(mapped.cell_rows, np.memmap) and list(mapped.cells) == list(CELL_COLUMNS)
+    assert np.load(folder / "cells.npy").dtype.names == ("c0", "c1", "c2", "c3")
+    rows = np.sort(np.random.default_rng(8).choice(len(built), 300, replace=False))[::-1]  # unsorted is fine
+    reads = []
+    preadv = mapped_reads.os.preadv
+    monkeypatch.setattr(mapped_reads.os, "preadv", lambda *a: reads.append(1) or preadv(*a))
+    got = mapped.cells_at(rows, ["created_at", "label"])
+    assert list(got) == ["created_at", "label"]
+    assert all(np.array_equal(got[c], built.cells[c][rows]) and got[c].flags.c_contiguous for c in got)
+    assert 0 < len(reads) <= len(rows)
+    assert all(np.array_equal(h, built.cells[c][rows]) for c, h in built.cells_at(rows, ["confidence"]).items())
 
 
 def test_near_blocks_are_read_together_and_far_ones_apart() -> None:
@@ -175,6 +197,8 @@ def test_lookups_go_on_after_the_index_files_are_removed(tmp_path: Path) -> None
     assert np.array_equal(found, expected[0]) and np.array_equal(records, expected[2]) and found.all()
     rows = records["row"].astype(np.int64)
     assert np.array_equal(gather(mapped.cells["label"], rows), np.asarray(built.cells["label"])[rows])
+    cells = mapped.cells_at(rows, CELL_COLUMNS)
+    assert all(np.array_equal(cells[c], built.cells[c][rows]) for c in CELL_COLUMNS)
     assert np.array_equal(read_part(mapped.entries, 5, 500), built.entries[5:500])
     assert mapped.take_keys(rows).equals(built.keys.take(pa.array(rows)))
     if open_before is not None:
