@@ -37,9 +37,9 @@ from registry.snapshots.describe import describe_change
 from registry.snapshots.guard import guard_commit, refuse_commit
 from registry.snapshots.hashing import hash_table, key_hash
 from registry.snapshots.id_sort import argsort_ids
-from registry.snapshots.identity import assign_ids, rows_equal
+from registry.snapshots.identity import Identity, assign_ids, rows_equal
 from registry.snapshots.inputs import InputLimits
-from registry.snapshots.layer_reader import ManifestReader
+from registry.snapshots.layer_reader import Lookup, ManifestReader
 from registry.snapshots.layer_write import StagedLayer, write_layer
 from registry.snapshots.layers import LayerIndex, alt_metadata, in_sorted
 from registry.snapshots.manifest import Manifest, load_manifest, snapshot_id
@@ -198,6 +198,9 @@ class _Change:
     delta: RecordDelta | None
     described: pa.Table | None = None
     """The rows the per-row arrays describe, when not the whole input (see :func:`_diff_in_parent_order`)."""
+    found: Lookup | None = None
+    """Per row: where its id is in the parent (``parent.lookup``), when the ids were looked up one by one and
+    none is an alternate id; kept with the layer's index for diffs of the parent and this commit."""
 
 
 @dataclass(frozen=True)
@@ -381,7 +384,8 @@ def _diff(ctx: Context, request: _Request, schema: _Schema) -> _Change:
         rows = request.parent.rows + added - len(removed)
     delta = _annotation_delta(ctx, request.parent, request.annotations)
     order = identity.order if identity.order is not None else argsort_ids(identity.ids)
-    return _Change(identity.ids, kh, order, rh, cells, keep, changed, removed, added, rows, delta)
+    return _Change(identity.ids, kh, order, rh, cells, keep, changed, removed, added, rows, delta,
+                   found=_plain_lookup(identity, kh, parent))
 
 
 def _diff_in_parent_order(ctx: Context, request: _Request, schema: _Schema) -> _Change | None:
@@ -413,7 +417,16 @@ def _diff_in_parent_order(ctx: Context, request: _Request, schema: _Schema) -> _
     ids = identity.ids
     return _Change(ids, kh, argsort_ids(ids), rh, cells, np.ones(rows.num_rows, bool), changed,
                    np.zeros(0, np.uint64), rows.num_rows - changed_rows.size, table.num_rows,
-                   _annotation_delta(ctx, request.parent, request.annotations), described=rows)
+                   _annotation_delta(ctx, request.parent, request.annotations), described=rows,
+                   found=_plain_lookup(identity, kh, parent))
+
+
+def _plain_lookup(identity: Identity, kh: np.ndarray, parent: ManifestReader | None) -> Lookup | None:
+    """``identity.found`` when it is exactly what ``parent.lookup(identity.ids)`` gives: looked up id by id,
+    every id the key's own hash, and no alternate ids in the parent (then no probe moved anything)."""
+    if parent is None or not identity.looked_up or not np.array_equal(identity.ids, kh) or parent.has_alt_ids():
+        return None
+    return identity.found
 
 
 def _same_in_order(parent: ManifestReader, table: pa.Table, keys: list[str]) -> np.ndarray | None:
@@ -455,10 +468,11 @@ def _write_objects(ctx: Context, request: _Request, schema: _Schema, change: _Ch
 
     parent_manifest = request.parent_manifest
     below = () if schema.new_base or parent_manifest is None else parent_manifest.layers
+    hits = None if change.found is None else change.found if everything else change.found.take(keep)
     staged = write_layer(ctx, upserts, index, keys=keys, metadata=alt_metadata(ids_in_file, kh_in_file),
                          removed=change.removed, parent=request.parent_reader, below=below,
                          schema_fingerprint=schema.fingerprint, total_rows=change.rows,
-                         point=lambda name: failpoint(f"commit:{name}"))
+                         point=lambda name: failpoint(f"commit:{name}"), below_hits=hits)
     label_column = request.annotations.label_column if request.annotations else None
     relabeled = _relabeled(request.parent_reader, change, label_column) \
         if label_column and request.parent_reader is not None and label_column in change.cells else None

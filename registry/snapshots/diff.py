@@ -29,7 +29,8 @@ from registry.snapshots.history import resolve_ref
 from registry.snapshots.identity import rows_equal
 from registry.snapshots.layer_reader import Lookup, ManifestReader
 from registry.snapshots.layers import compare_sorted
-from registry.snapshots.manifest import load_manifest
+from registry.snapshots.manifest import layer_names, load_manifest
+from registry.snapshots.mapped_reads import read_part
 from registry.snapshots.schema import compare_schemas
 
 __all__ = ["ChangeSet", "Classified", "DiffResult", "change_set", "compare_snapshots", "diff"]
@@ -78,8 +79,17 @@ class Classified:
     hash_blind: bool = False  # some changed rows have equal hashes: count changed cells from the values
 
 
+@dataclass(frozen=True)
+class _Touched:
+    """The ids the commits between two snapshots touched (sorted), and the one commit's change layer when a
+    single commit without deletions lies between them (its index may record where its ids were before)."""
+
+    kh: np.ndarray
+    layer: str | None
+
+
 def _touched_between(session: Session, ctx: Context, older: SnapshotRow, newer: SnapshotRow, keys: list[str]
-                     ) -> np.ndarray | None:
+                     ) -> _Touched | None:
     """Key hashes touched by the commits after ``older`` up to ``newer``, or None if not cheap."""
     limit = max(1000, int(max(older.rows, newer.rows) * PATH_LIMIT_FRACTION))
     touched: list[np.ndarray] = []
@@ -96,7 +106,26 @@ def _touched_between(session: Session, ctx: Context, older: SnapshotRow, newer: 
         if not parents:
             return None
         current = catalog.get_snapshot(session, parents[0])
-    return unique_sorted(np.concatenate(touched)) if touched else np.zeros(0, np.uint64)
+    parents = catalog.parents_of(newer)
+    one_step = bool(parents) and parents[0] == older.id and not newer.deletes_sha256
+    kh = unique_sorted(np.concatenate(touched)) if touched else np.zeros(0, np.uint64)
+    return _Touched(kh, newer.change_sha256 if one_step else None)
+
+
+def _recorded_lookup(ctx: Context, reader: ManifestReader, touched: _Touched) -> Lookup | None:
+    """``reader.lookup(touched.kh)`` as the one commit between the two snapshots found it when it wrote its
+    layer on top of ``reader``'s (kept with the layer's index: no id is looked up again); None unless that
+    record exists and was made for exactly ``reader``'s layers."""
+    if touched.layer is None:
+        return None
+    records = ctx.cache.below(touched.layer, layer_names(reader.manifest.layers))
+    if records is None:
+        return None
+    entries = read_part(ctx.cache.rows_index(touched.layer, reader.keys).entries, 0, len(records))
+    if len(entries) != len(records) or not np.array_equal(entries["kh"], touched.kh):
+        return None
+    hits = np.take(records, entries["row"].astype(np.int64))
+    return Lookup(hits["layer"], hits["position"], hits["rh"])
 
 
 def _changed_despite_equal_hashes(reader_a: ManifestReader, reader_b: ManifestReader, kh: np.ndarray,
@@ -112,9 +141,10 @@ def _changed_despite_equal_hashes(reader_a: ManifestReader, reader_b: ManifestRe
 
 
 def _classify(reader_a: ManifestReader, reader_b: ManifestReader, touched: np.ndarray | None,
-              rows_a: int) -> Classified:
+              rows_a: int, known_a: Lookup | None = None, known_b: Lookup | None = None) -> Classified:
     if touched is not None:
-        in_a, in_b = reader_a.lookup(touched), reader_b.lookup(touched)
+        in_a = known_a if known_a is not None else reader_a.lookup(touched)
+        in_b = known_b if known_b is not None else reader_b.lookup(touched)
         both = in_a.present & in_b.present
         changed = both & (in_a.rh != in_b.rh)
         hinted = np.flatnonzero(both & ~changed)
@@ -231,11 +261,15 @@ def compare_snapshots(session: Session, ctx: Context, dataset: DatasetRow, a: Sn
     keys = catalog.key_columns(dataset)
     reader_a = ManifestReader(ctx.store, ctx.cache, load_manifest(ctx, a))
     reader_b = ManifestReader(ctx.store, ctx.cache, load_manifest(ctx, b))
-    touched = None
-    if a.schema_fingerprint == b.schema_fingerprint:
-        touched = (_touched_between(session, ctx, a, b, keys) if b.seq >= a.seq
-                   else _touched_between(session, ctx, b, a, keys))
-    return reader_a, reader_b, _classify(reader_a, reader_b, touched, a.rows)
+    if a.schema_fingerprint != b.schema_fingerprint:
+        return reader_a, reader_b, _classify(reader_a, reader_b, None, a.rows)
+    forward = b.seq >= a.seq
+    touched = _touched_between(session, ctx, a, b, keys) if forward else _touched_between(session, ctx, b, a, keys)
+    if touched is None:
+        return reader_a, reader_b, _classify(reader_a, reader_b, None, a.rows)
+    known = _recorded_lookup(ctx, reader_a if forward else reader_b, touched)  # the older side's
+    return reader_a, reader_b, _classify(reader_a, reader_b, touched.kh, a.rows, *((known, None) if forward
+                                                                                   else (None, known)))
 
 
 def change_set(ctx: Context, a_ref: Ref | str, b_ref: Ref | str) -> ChangeSet:

@@ -106,6 +106,9 @@ class Identity:
     aligned: int = 0
     """When non-zero: the first ``aligned`` input rows are the parent's rows in read order, one for one,
     and ``parent_rows`` is the parent's whole read (the input came in the parent's order)."""
+    looked_up: bool = False
+    """``found`` is ``parent.lookup(ids)`` (layer numbers and file rows); a bulk match gives read-order
+    positions instead."""
 
 
 def duplicates_message(what: str, keys_table: pa.Table, rows: list[int]) -> str:
@@ -137,8 +140,10 @@ def assign_ids(table: pa.Table, keys: Sequence[str], kh: np.ndarray, parent: Man
     parent_rows: pa.Table | None = None
     pending: list[int] = []
     aligned = 0
+    looked_up = False
     if parent is not None and n:
         bulk = n >= BULK_FRACTION * max(parent.manifest.rows, 1)
+        looked_up = not bulk
         found, parent_rows, aligned = _match_in_bulk(parent, ids) if bulk else \
             (*_match_by_lookup(parent, ids, keys), 0)
         present = np.flatnonzero(found.present)
@@ -171,7 +176,7 @@ def assign_ids(table: pa.Table, keys: Sequence[str], kh: np.ndarray, parent: Man
             parent_rows = joined.take(arrow_array(order))
     if pending:
         order = argsort_ids(ids)
-    return Identity(ids, found, parent_rows, order, aligned if not pending else 0)
+    return Identity(ids, found, parent_rows, order, aligned if not pending else 0, looked_up)
 
 
 def _match_by_lookup(parent: ManifestReader, ids: np.ndarray, keys: Sequence[str]

@@ -15,9 +15,9 @@ import pyarrow as pa
 
 from registry.context import Context
 from registry.snapshots.hashing import key_hash
-from registry.snapshots.layer_reader import ManifestReader
+from registry.snapshots.layer_reader import Lookup, ManifestReader
 from registry.snapshots.layers import LayerIndex, alt_metadata, write_parquet_object
-from registry.snapshots.manifest import Layer, Manifest
+from registry.snapshots.manifest import Layer, Manifest, layer_names
 
 __all__ = ["StagedLayer", "stack_manifest", "write_layer"]
 
@@ -40,7 +40,8 @@ def _no_point(_name: str) -> None:
 def write_layer(ctx: Context, rows: pa.Table, index: Callable[[], LayerIndex], *, keys: list[str],
                 metadata: dict[bytes, bytes] | None, removed: np.ndarray, parent: ManifestReader | None,
                 below: tuple[Layer, ...],
-                schema_fingerprint: str, total_rows: int, point: Callable[[str], None] = _no_point) -> StagedLayer:
+                schema_fingerprint: str, total_rows: int, point: Callable[[str], None] = _no_point,
+                below_hits: Lookup | None = None) -> StagedLayer:
     """Write ``rows`` (file metadata ``metadata``, cached index built by ``index()``) and the keys of the
     ``removed`` ids (read from ``parent``) as one layer on top of ``below``, then the manifest of
     ``total_rows`` rows. The Parquet object is encoded on a second thread while the index is built and
@@ -48,12 +49,17 @@ def write_layer(ctx: Context, rows: pa.Table, index: Callable[[], LayerIndex], *
 
     ``point`` is called after the rows object (``after-change-object``), after every layer object
     (``after-objects``) and after the manifest (``after-manifest``): the commit's crash points.
+    ``below_hits``: per row of ``rows``, where its id is in ``below`` (``parent.lookup`` of the ids), kept
+    with the index (:data:`registry.snapshots.layers.BELOW_FILE`) for a diff of the parent and the child.
     """
     with ThreadPoolExecutor(max_workers=1) as pool:
         written = pool.submit(write_parquet_object, ctx.store, rows, metadata=metadata)
         try:
             built = index()
             staged_index = ctx.cache.stage_rows(built)
+            if below_hits is not None and below:
+                ctx.cache.stage_below(staged_index, layer_names(below), below_hits.layer, below_hits.position,
+                                      below_hits.rh)
         except BaseException:
             written.cancel()
             raise

@@ -55,6 +55,8 @@ __all__ = [
     "write_parquet_object",
     "take_rows",
     "ALT_IDS",
+    "BELOW_DTYPE",
+    "BELOW_FILE",
     "alt_ids_of",
     "alt_metadata",
     "alt_metadata_for",
@@ -69,6 +71,15 @@ hashes are one file of row records, ``cells.npy``, instead of one file per colum
 CELLS_FILE = "cells"
 """The cell hashes' array (``cells.npy``): one record per file row, field ``c{i}`` for ``columns.json``'s i-th
 column."""
+
+
+BELOW_FILE = "below"
+"""Where a layer's rows were in the layers beneath it, as the commit that wrote the layer found them
+(``below.npy``: a :data:`BELOW_DTYPE` record per file row; ``below.json``: the objects of those layers). A
+diff of that commit's parent and child reads it instead of looking every id up again. Only a commit writes
+it, so an index rebuilt from the rows object lacks it (the diff then looks the ids up)."""
+BELOW_DTYPE = np.dtype([("layer", "<i8"), ("position", "<i8"), ("rh", "<u8")])
+"""A :class:`registry.snapshots.layer_reader.Lookup` entry: layer number (-1: absent), file row, row hash."""
 
 
 def cell_dtype(count: int) -> np.dtype:
@@ -434,6 +445,28 @@ class IndexCache:
         """Drop a folder from :meth:`stage_rows` that will not be kept."""
         shutil.rmtree(staged, ignore_errors=True)
 
+    @staticmethod
+    def stage_below(staged: Path, below: list[list[str | None]], layer: np.ndarray, position: np.ndarray,
+                    rh: np.ndarray) -> None:
+        """Keep, in a folder from :meth:`stage_rows`, where each file row's id was in the layers ``below``
+        (their objects, as :func:`registry.snapshots.manifest.layer_names` names them): see :data:`BELOW_FILE`."""
+        records = np.empty(len(layer), BELOW_DTYPE)
+        records["layer"], records["position"], records["rh"] = layer, position, rh
+        np.save(staged / f"{BELOW_FILE}.npy", records)
+        (staged / f"{BELOW_FILE}.json").write_text(json.dumps(below))
+
+    def below(self, sha256: str, below: list[list[str | None]]) -> np.ndarray | None:
+        """The :data:`BELOW_FILE` records kept with the index of ``sha256``, if they were made for exactly the
+        layers ``below``; else None."""
+        folder = self.folder / sha256
+        try:
+            if json.loads((folder / f"{BELOW_FILE}.json").read_text()) != below:
+                return None
+            records = np.load(folder / f"{BELOW_FILE}.npy")
+        except (OSError, ValueError):
+            return None
+        return records if records.dtype == BELOW_DTYPE else None
+
     def save_deletes(self, sha256: str, kh: np.ndarray) -> None:
         """Keep the sorted key hashes of a deletes object."""
         self._write(sha256, {"kh": kh}, [])
@@ -443,7 +476,7 @@ class IndexCache:
         folder = self.folder / sha256
         try:
             columns: list[str] = json.loads((folder / "columns.json").read_text())
-            arrays = {p.stem: load_mapped(p) for p in folder.glob("*.npy")}
+            arrays = {p.stem: load_mapped(p) for p in folder.glob("*.npy") if p.stem != BELOW_FILE}
         except (OSError, ValueError):
             return None
         return arrays, columns

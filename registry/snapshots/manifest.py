@@ -19,7 +19,7 @@ from registry.errors import VerifyFailed
 from registry.models import SnapshotRow
 from registry.storage.verified import corrupt
 
-__all__ = ["Layer", "Manifest", "canonical_json", "load_manifest", "snapshot_id"]
+__all__ = ["Layer", "Manifest", "canonical_json", "layer_names", "load_manifest", "snapshot_id"]
 
 FORMAT = 1
 
@@ -37,6 +37,11 @@ class Layer:
     rows_count: int
     deletes: str | None = None
     deletes_count: int = 0
+
+
+def layer_names(layers: tuple[Layer, ...]) -> list[list[str | None]]:
+    """Each layer's objects (rows, deletes): what a set of layers is, for comparing two of them."""
+    return [[layer.rows, layer.deletes] for layer in layers]
 
 
 @dataclass(frozen=True)
