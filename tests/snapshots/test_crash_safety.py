@@ -495,15 +495,21 @@ def test_first_commit_killed_at_a_random_moment_leaves_nothing_or_the_snapshot(
         assert reg.gc(min_age=0).referenced == len(_store_objects(home))
 
 
-def test_gc_keeps_a_young_scratch_folder_and_removes_an_old_one(home: Path, cli: Cli, tmp_path: Path) -> None:
-    """A streamed commit's scratch folder in ``cache/`` is a commit in flight while anything in it is younger
-    than gc's min-age (its bucket files grow while the folder's own mtime stands still)."""
+def _streamed_v1(home: Path, tmp_path: Path) -> pa.Table:
+    """A dataset whose first commit streamed a 500-row Parquet file; the rows."""
     v1 = labels_table(500, seed=2)
     path = tmp_path / "v1.parquet"
     pq.write_table(v1, path)
     with _opened(home) as reg:
         reg.create_dataset(DATASET, "sample_id")
         reg.commit(DATASET, path, message="v1")
+    return v1
+
+
+def test_gc_keeps_a_young_scratch_folder_and_removes_an_old_one(home: Path, cli: Cli, tmp_path: Path) -> None:
+    """A streamed commit's scratch folder in ``cache/`` is a commit in flight while anything in it is younger
+    than gc's min-age (its bucket files grow while the folder's own mtime stands still)."""
+    v1 = _streamed_v1(home, tmp_path)
     with _opened(home) as reg:
         scratch = reg.ctx.cache.folder / ".0123456789abcdef.tmp"  # where IndexCache.new_staging_folder puts them
         label = f"cache/{scratch.relative_to(home / 'cache').as_posix()}"
@@ -528,12 +534,7 @@ def test_gc_removes_index_caches_of_an_earlier_format_once_they_are_old(home: Pa
     is kept, and so is the current one."""
     from registry.snapshots.layers import INDEX_FORMAT
 
-    v1 = labels_table(500, seed=2)
-    path = tmp_path / "v1.parquet"
-    pq.write_table(v1, path)
-    with _opened(home) as reg:
-        reg.create_dataset(DATASET, "sample_id")
-        reg.commit(DATASET, path, message="v1")
+    v1 = _streamed_v1(home, tmp_path)
     current, earlier, newer = (home / "cache" / f"index-v{n}" for n in (INDEX_FORMAT, INDEX_FORMAT - 1,
                                                                          INDEX_FORMAT + 1))
     for folder in (earlier, newer):

@@ -156,6 +156,16 @@ def _with_duplicates() -> pa.Table:
     return table.set_column(0, "sample_id", pa.array(ids))
 
 
+def _assert_duplicates_refused_alike(streamed: Registry, general: Registry, path: Path, table: pa.Table) -> None:
+    """Committing the file (streamed) and the table (general path) is refused with the same duplicate-key error."""
+    with pytest.raises(InvalidInput) as streamed_error:
+        streamed.commit(NAME, path)
+    with pytest.raises(InvalidInput) as general_error:
+        general.commit(NAME, table)
+    assert "duplicate key(s)" in str(streamed_error.value)
+    assert str(streamed_error.value) == str(general_error.value)
+
+
 @pytest.mark.parametrize("make", [_with_duplicates, lambda: labels_table(2_000).take(list(range(2_000)) * 2)],
                          ids=["three-groups", "every-key-twice"])
 def test_duplicate_keys_get_the_general_paths_error_and_leave_nothing(tmp_path: Path, make: object) -> None:
@@ -164,12 +174,7 @@ def test_duplicate_keys_get_the_general_paths_error_and_leave_nothing(tmp_path: 
     pq.write_table(table, path, row_group_size=512)
     streamed, general = _homes(tmp_path)
     before = _objects(streamed)
-    with pytest.raises(InvalidInput) as streamed_error:
-        streamed.commit(NAME, path)
-    with pytest.raises(InvalidInput) as general_error:
-        general.commit(NAME, table)
-    assert "duplicate key(s)" in str(streamed_error.value)
-    assert str(streamed_error.value) == str(general_error.value)
+    _assert_duplicates_refused_alike(streamed, general, path, table)
     assert _objects(streamed) == before and _leftovers(streamed) == []
     with pytest.raises(NotFound, match="no snapshots"):
         streamed.log(NAME)

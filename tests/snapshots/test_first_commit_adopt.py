@@ -27,6 +27,7 @@ from tests.snapshots.test_first_commit import (
     NAME,
     A,
     B,
+    _assert_duplicates_refused_alike,
     _assert_same_index,
     _bits,
     _homes,
@@ -158,12 +159,7 @@ def test_duplicate_keys_and_a_damaged_page_are_refused_as_before_and_leave_nothi
     duplicated = duplicated.set_column(0, "sample_id", pa.array(ids))
     path = tmp_path / "dup.parquet"
     pq.write_table(duplicated, path, compression="zstd", row_group_size=GROUP)
-    with pytest.raises(InvalidInput) as streamed_error:
-        streamed.commit(NAME, path)
-    with pytest.raises(InvalidInput) as general_error:
-        general.commit(NAME, duplicated)
-    assert "duplicate key(s)" in str(streamed_error.value)
-    assert str(streamed_error.value) == str(general_error.value)
+    _assert_duplicates_refused_alike(streamed, general, path, duplicated)
 
     damaged = tmp_path / "damaged.parquet"
     pq.write_table(_rows(), damaged, compression="zstd", row_group_size=GROUP)
