@@ -331,12 +331,14 @@ def verify(state: Session, name: str | None, as_json: bool) -> None:
 @json_option
 @pass_state
 def gc(state: Session, dry_run: bool, min_age: float, as_json: bool) -> None:
-    """Delete objects no snapshot references."""
+    """Delete objects no snapshot references, and leftovers: temporary files and a killed writer's scratch
+    folders past --min-age, and index caches of an earlier format."""
     report = state.host("gc").gc(dry_run=dry_run, min_age=min_age)
     verb = "would delete" if dry_run else "deleted"
     output.emit(report.to_dict(), as_json,
                 f"{verb} {len(report.deleted)} object(s) ({report.deleted_bytes:,} bytes) and "
-                f"{len(report.leftovers)} temporary file(s); {report.referenced} referenced object(s) kept")
+                f"{len(report.leftovers)} leftover(s) (temporary files, scratch folders, old index caches); "
+                f"{report.referenced} referenced object(s) kept")
 
 
 @cli.command()
