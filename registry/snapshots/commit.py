@@ -468,7 +468,7 @@ def _write_objects(ctx: Context, request: _Request, schema: _Schema, change: _Ch
 
     parent_manifest = request.parent_manifest
     below = () if schema.new_base or parent_manifest is None else parent_manifest.layers
-    hits = None if change.found is None else change.found if everything else change.found.take(keep)
+    hits = change.found if change.found is None or everything else change.found.take(keep)
     staged = write_layer(ctx, upserts, index, keys=keys, metadata=alt_metadata(ids_in_file, kh_in_file),
                          removed=change.removed, parent=request.parent_reader, below=below,
                          schema_fingerprint=schema.fingerprint, total_rows=change.rows,

@@ -57,13 +57,13 @@ def write_layer(ctx: Context, rows: pa.Table, index: Callable[[], LayerIndex], *
         try:
             built = index()
             staged_index = ctx.cache.stage_rows(built)
-            if below_hits is not None and below:
-                ctx.cache.stage_below(staged_index, layer_names(below), below_hits.layer, below_hits.position,
-                                      below_hits.rh)
         except BaseException:
             written.cancel()
             raise
         try:
+            if below_hits is not None and below:
+                ctx.cache.stage_below(staged_index, layer_names(below), below_hits.layer, below_hits.position,
+                                      below_hits.rh)
             info = written.result()
         except BaseException:
             ctx.cache.discard(staged_index)
