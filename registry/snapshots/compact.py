@@ -179,8 +179,8 @@ def _write_index(ctx: Context, reader: ManifestReader, numbers: list[int], hidde
                 keep[hidden[n]] = False
                 for start in range(0, len(keep), CHUNK):
                     kept = keep[start:start + CHUNK]
-                    cells.append(cell_records([np.compress(kept, read_part(indexes[n].cells[c], start, start + CHUNK))
-                                               for c in columns]))
+                    hashes = indexes[n].cells_between(start, start + CHUNK, columns)
+                    cells.append(cell_records([np.compress(kept, hashes[c]) for c in columns]))
     (folder / "columns.json").write_text(json.dumps(columns))
     _write_merged_keys(ctx, reader, numbers, hidden, folder)
 

@@ -199,10 +199,8 @@ def _adopt(ctx: Context, parquet: pq.ParquetFile, path: Path, keys: list[str], s
         _FooterNeeded: key hashes collide.
     """
     note(f"storing {path.name}'s bytes as they are (zstd Parquet in row groups the registry reads)")
-    buffer = bytearray(_COPY_CHUNK)
     with open(path, "rb") as source:
-        while size := source.readinto(buffer):
-            staged.write(memoryview(buffer)[:size])
+        shutil.copyfileobj(source, staged, _COPY_CHUNK)
     staged.flush()
     changed = InvalidInput(f"{path}: the file changed while it was read; commit it again once it is written")
     try:

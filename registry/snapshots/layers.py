@@ -34,6 +34,7 @@ from registry.snapshots.mapped_reads import (
     gather,
     load_mapped,
     open_mapped_table,
+    read_part,
     take_by_batch,
     take_mapped,
     with_gaps_filled,
@@ -289,7 +290,17 @@ class LayerIndex:
         of row records, one read per block of rows for all columns together."""
         if self.cell_rows is None:
             return {c: gather(self.cells[c], positions) for c in columns}
-        records = gather(self.cell_rows, positions)
+        return self._fields(gather(self.cell_rows, positions), columns)
+
+    def cells_between(self, start: int, stop: int, columns: Sequence[str]) -> dict[str, np.ndarray]:
+        """The cell hashes of ``columns`` of file rows ``[start, stop)``: from a file of row records, one
+        sequential read for all columns together."""
+        if self.cell_rows is None:
+            return {c: read_part(self.cells[c], start, stop) for c in columns}
+        return self._fields(read_part(self.cell_rows, start, stop), columns)
+
+    def _fields(self, records: np.ndarray, columns: Sequence[str]) -> dict[str, np.ndarray]:
+        """``columns`` of row records read from ``cell_rows``, each as a contiguous array."""
         field_of = {c: f"c{i}" for i, c in enumerate(self.cells)}
         return {c: np.ascontiguousarray(records[field_of[c]]) for c in columns}
 
