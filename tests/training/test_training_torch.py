@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -175,7 +175,8 @@ import json, sys, torch, torch.distributed as dist
 from registry import Registry
 from registry.errors import GateBlocked
 from registry.training.torch import SnapshotDataset
-dist.init_process_group("gloo")
+dist.init_process_group("gloo", init_method="file://" + sys.argv[2],
+                        rank=int(sys.argv[3]), world_size=2)
 out = {"rank": dist.get_rank()}
 with Registry.open(sys.argv[1]) as reg:
     try:
@@ -192,22 +193,17 @@ print(json.dumps(out))
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _run_ranks(home: Path, tmp_path: Path) -> list[dict[str, Any]]:
     script = tmp_path / "rank.py"
     script.write_text(_RANK_SCRIPT)
-    port = str(_free_port())
+    # A file rendezvous: a TCP store would need a port picked before the ranks bind it, which races
+    # with every other test that binds one (EADDRINUSE).
+    rendezvous = tmp_path / f"rendezvous-{uuid.uuid4().hex}"
     procs = []
     for rank in range(2):
-        env = {**os.environ, "RANK": str(rank), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port,
-               "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-        procs.append(subprocess.Popen([sys.executable, str(script), str(home)], env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True))
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+        procs.append(subprocess.Popen([sys.executable, str(script), str(home), str(rendezvous), str(rank)], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     results = []
     for proc in procs:
         stdout, stderr = proc.communicate(timeout=240)
