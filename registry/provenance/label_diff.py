@@ -79,9 +79,16 @@ def label_diff(ctx: Context, a: Ref | str, b: Ref | str, column: str = "label", 
         reader_a, reader_b, found = compare_snapshots(session, ctx, dataset_a, snap_a, snap_b)
     for reader, ref in ((reader_a, a), (reader_b, b)):
         require_label_column(reader.schema(), column, str(ref))
-    changed = _changed_labels(ctx, (snap_a.id, reader_a), (snap_b.id, reader_b), found, keys, column)
+    kept_a, kept_b = load_counts(ctx, snap_a.id, column), load_counts(ctx, snap_b.id, column)
+    if kept_a is None and kept_b is None:
+        # Neither side's counts are kept: count ``a``'s labels now (one read of its label column, needed for
+        # the distributions anyway), so that its changed rows' labels come from their cell hashes instead
+        # of a fetch that would decode the key and label columns of every row group they sit in.
+        kept_a = _distribution(reader_a, column)
+        save_counts(ctx, snap_a.id, column, kept_a)
+    changed = _changed_labels((reader_a, kept_a), (reader_b, kept_b), found, keys, column)
     removed = _counts(_labels_of(reader_a.fetch(found.kh_removed, columns=[column]), column))
-    dist_a, dist_b = _distributions(ctx, (snap_a.id, reader_a), snap_b.id, column,
+    dist_a, dist_b = _distributions(ctx, (snap_a.id, kept_a), (snap_b.id, kept_b), column,
                                     _Delta(removed, _counts(changed.column("_label_a")),
                                            _counts(changed.column("_label_b")),
                                            _counts(_labels_of(reader_b.fetch(found.kh_added, columns=[column]),
@@ -125,15 +132,11 @@ class _Delta:
     added: dict[str, int]
 
 
-def _distributions(ctx: Context, a: tuple[str, ManifestReader], id_b: str, column: str,
-                   delta: _Delta) -> tuple[dict[str, int], dict[str, int]]:
-    """How many rows carry each label on each side: kept counts where the cache has them, else one side
-    counted (its label column read a batch at a time) and the other derived from it and ``delta``."""
-    id_a, reader_a = a
-    dist_a, dist_b = load_counts(ctx, id_a, column), load_counts(ctx, id_b, column)
-    if dist_a is None and dist_b is None:
-        dist_a = _distribution(reader_a, column)
-        save_counts(ctx, id_a, column, dist_a)
+def _distributions(ctx: Context, a: tuple[str, dict[str, int] | None], b: tuple[str, dict[str, int] | None],
+                   column: str, delta: _Delta) -> tuple[dict[str, int], dict[str, int]]:
+    """How many rows carry each label on each side, given each side's kept counts (at least one side's): the
+    other side's derived from them and ``delta``, and kept."""
+    (id_a, dist_a), (id_b, dist_b) = a, b
     if dist_b is None:
         assert dist_a is not None
         dist_b = _moved(dist_a, take=(delta.removed, delta.changed_a), give=(delta.changed_b, delta.added))
@@ -161,18 +164,18 @@ def _distribution(reader: ManifestReader, column: str) -> dict[str, int]:
     return dict(sorted((NULL_LABEL if label is None else label, count) for label, count in counts.items()))
 
 
-def _changed_labels(ctx: Context, a: tuple[str, ManifestReader], b: tuple[str, ManifestReader], found: Classified,
-                    keys: list[str], column: str) -> pa.Table:
+def _changed_labels(a: tuple[ManifestReader, dict[str, int] | None], b: tuple[ManifestReader, dict[str, int] | None],
+                    found: Classified, keys: list[str], column: str) -> pa.Table:
     """Each row present on both sides whose values changed: its key (as text) and its label on each side.
 
-    A side's labels come from the cell hashes of its index when its label counts are kept (see
-    :func:`_labels_by_hash`), and the keys from the index's key columns: no Parquet row group is decoded.
-    Otherwise the rows are fetched."""
-    (id_a, reader_a), (id_b, reader_b) = a, b
+    A side's labels come from the cell hashes of its index when its label counts (given with its reader) are
+    known (see :func:`_labels_by_hash`), and the keys from the index's key columns: no Parquet row group is
+    decoded. Otherwise the rows are fetched."""
+    (reader_a, counts_a), (reader_b, counts_b) = a, b
     kh = found.kh_changed
     in_a = found.changed_a if found.changed_a is not None else reader_a.lookup(kh)
     in_b = found.changed_b if found.changed_b is not None else reader_b.lookup(kh)
-    labels_a = _labels_by_hash(reader_a, in_a, column, load_counts(ctx, id_a, column))
+    labels_a = _labels_by_hash(reader_a, in_a, column, counts_a)
     if labels_a is None:
         before = reader_a.fetch(kh, columns=[*keys, column], found=in_a)
         key_text, labels_a = key_strings(before, keys), _labels_of(before, column)
@@ -180,7 +183,7 @@ def _changed_labels(ctx: Context, a: tuple[str, ManifestReader], b: tuple[str, M
         side, found_on_side = (reader_a, in_a) if _rows_under(reader_a, in_a) <= _rows_under(reader_b, in_b) \
             else (reader_b, in_b)
         key_text = key_strings(side.fetch_keys(kh, found_on_side), keys)
-    labels_b = _labels_by_hash(reader_b, in_b, column, load_counts(ctx, id_b, column))
+    labels_b = _labels_by_hash(reader_b, in_b, column, counts_b)
     if labels_b is None:
         labels_b = _labels_of(reader_b.fetch(kh, columns=[column], found=in_b), column)
     return pa.table({"_key": key_text, "_label_a": labels_a, "_label_b": labels_b})

@@ -288,7 +288,12 @@ class ManifestReader:
         """How many visible rows hold each value of ``column`` (cast to ``as_type``; None for null), counted
         a batch at a time (:meth:`iter_rows`): memory is one row group, whatever the table's size."""
         counts: dict[Any, int] = {}
-        for batch in self.iter_rows([column], COUNT_BATCH_ROWS):
+        # Text is read as Parquet stores it (dictionary codes, where the writer encoded them so), not as one
+        # string per row: a label column of 10M rows counts in 0.15 s instead of 0.5-0.8 s.
+        kind = self.schema().field(column).type
+        as_codes = [column] if pa.types.is_string(kind) or pa.types.is_large_string(kind) \
+            or pa.types.is_binary(kind) or pa.types.is_large_binary(kind) else []
+        for batch in self.iter_rows([column], COUNT_BATCH_ROWS, read_dictionary=as_codes):
             _count_into(counts, batch.column(0), as_type)
         return counts
 
@@ -297,14 +302,17 @@ class ManifestReader:
         return np.sort(gather(self.rows_index(layer_no).rows, hidden_entries).astype(np.int64))
 
     def iter_rows(self, columns: list[str] | None, batch_rows: int,
-                  hidden_by_layer: list[np.ndarray] | None = None) -> Iterator[pa.RecordBatch]:
+                  hidden_by_layer: list[np.ndarray] | None = None,
+                  read_dictionary: Sequence[str] = ()) -> Iterator[pa.RecordBatch]:
         """Every visible row, in :meth:`read` order, as batches of at most ``batch_rows``: memory is one row
-        group whatever the snapshot's size. ``hidden_by_layer``: :meth:`hidden_entries`, if already known."""
-        for rows in self.iter_row_groups(columns, hidden_by_layer):
+        group whatever the snapshot's size. ``hidden_by_layer``: :meth:`hidden_entries`, if already known;
+        ``read_dictionary``: text columns to give as dictionary arrays (see :meth:`visible_row_groups`)."""
+        for rows in self.iter_row_groups(columns, hidden_by_layer, read_dictionary):
             yield from rows.to_batches(max_chunksize=batch_rows)
 
     def iter_row_groups(self, columns: list[str] | None = None,
-                        hidden_by_layer: list[np.ndarray] | None = None) -> Iterator[pa.Table]:
+                        hidden_by_layer: list[np.ndarray] | None = None,
+                        read_dictionary: Sequence[str] = ()) -> Iterator[pa.Table]:
         """Every visible row, in :meth:`read` order, one layer's row group (less its hidden rows) at a time.
         ``hidden_by_layer``: :meth:`hidden_entries`, if already known."""
         layers = self.manifest.layers
@@ -313,15 +321,16 @@ class ManifestReader:
         for n, layer in enumerate(layers):
             if layer.rows:
                 hidden = self.hidden_rows(n, hidden_by_layer[n]) if hidden_by_layer else np.zeros(0, np.int64)
-                yield from self.visible_row_groups(n, hidden, columns)
+                yield from self.visible_row_groups(n, hidden, columns, read_dictionary)
 
-    def visible_row_groups(self, layer_no: int, hidden: np.ndarray, columns: list[str] | None
-                           ) -> Iterator[pa.Table]:
+    def visible_row_groups(self, layer_no: int, hidden: np.ndarray, columns: list[str] | None,
+                           read_dictionary: Sequence[str] = ()) -> Iterator[pa.Table]:
         """Each row group of one layer's file without the sorted row positions ``hidden``, in file order:
         one row group is decoded at a time, so memory is one row group. (``ParquetFile.iter_batches`` over a
         whole file keeps allocating as it goes, about 13 bytes per row of the benchmark table with
-        pyarrow 26, so it is not used for whole files.)"""
-        parquet = pq.ParquetFile(self.layer_path(layer_no))
+        pyarrow 26, so it is not used for whole files.) The text columns ``read_dictionary`` names come as
+        dictionary arrays, undecoded (each row group's own dictionary)."""
+        parquet = pq.ParquetFile(self.layer_path(layer_no), read_dictionary=list(read_dictionary) or None)
         start = 0
         for group in range(parquet.num_row_groups):
             rows = parquet.read_row_group(group, columns=columns).replace_schema_metadata(None)
@@ -396,9 +405,13 @@ class ManifestReader:
 
 
 def _count_into(counts: dict[Any, int], values: pa.Array | pa.ChunkedArray, as_type: pa.DataType | None) -> None:
-    """Add how often each of ``values`` occurs to ``counts``."""
-    if as_type is not None and values.type != as_type:
-        values = values.cast(as_type)
+    """Add how often each of ``values`` occurs to ``counts`` (a dictionary array: counted by its codes, then the
+    few distinct values decoded; casting after counting adds up values that cast alike, as before it would)."""
     found = pc.value_counts(values)
-    for value, count in zip(found.field("values").to_pylist(), found.field("counts").to_pylist(), strict=True):
+    distinct = found.field("values")
+    if pa.types.is_dictionary(distinct.type):
+        distinct = distinct.dictionary_decode()
+    if as_type is not None and distinct.type != as_type:
+        distinct = distinct.cast(as_type)
+    for value, count in zip(distinct.to_pylist(), found.field("counts").to_pylist(), strict=True):
         counts[value] = counts.get(value, 0) + count

@@ -201,3 +201,22 @@ def test_labels_that_share_a_hash_are_read_from_the_rows(fresh: Callable[[], Reg
     assert [c for c in seen if c and "label" in c]  # read from the rows
     assert got["matrix"] == {one: {one: 1, other: 1}, other: {one: 1}}
     assert [(c["key"], c["from"], c["to"]) for c in got["changes"]] == [("k00", one, other), ("k01", other, one)]
+
+
+def test_the_first_label_diff_reads_the_older_sides_labels_from_the_index(fresh: Callable[[], Registry],
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no counts kept, the first label diff counts the older side's labels (one read of its label column)
+    before it looks at the changed rows, so their old labels come from the cell hashes: no fetch decodes the
+    older side's key and label columns (at 10M rows that fetch took 0.65 s of a 1.4 s label diff)."""
+    reg = fresh()
+    first = {k: ("cat" if i % 3 else "dog", i) for i, k in enumerate(KEYS)}
+    v1 = reg.commit(NAME, _table(first)).snapshot_id
+    v2 = reg.commit(NAME, _table({"k00": ("owl", 0), "k04": (None, 4), "k05": ("cat", 9), "new": ("dog", 1)}),
+                    mode="upsert").snapshot_id
+    seen = _fetched_columns(monkeypatch)
+    got = reg.label_diff(f"{NAME}@{v1}", f"{NAME}@{v2}").to_dict()
+    assert ["k", "label"] not in seen and seen.count(["label"]) <= 2  # the newer side's changed and added rows
+    b = {**first, "k00": ("owl", 0), "k04": (None, 4), "k05": ("cat", 9), "new": ("dog", 1)}
+    expected = _expected(first, b)
+    assert {k: got[k] for k in expected if k != "changes"} == {k: v for k, v in expected.items() if k != "changes"}
+    assert [(c["key"], c["from"], c["to"]) for c in got["changes"]] == expected["changes"]
