@@ -139,6 +139,19 @@ def create_home(path: Path | None = None, settings: Settings | None = None) -> R
     return paths
 
 
+def _prepare_models() -> None:
+    """Set up the catalog models' ORM mappings now, once per process (later calls cost nothing).
+
+    SQLAlchemy does it on the first ORM query otherwise: about 15 ms inside whichever operation ran first,
+    though it is opening work (a label diff in a fresh process spent a quarter of its time on it).
+    """
+    from sqlalchemy.orm import configure_mappers
+
+    import registry.models  # noqa: F401 - every catalog model is mapped before the set-up runs
+
+    configure_mappers()
+
+
 def open_context(home: Path, settings: Settings | None = None, check_schema: bool = True) -> Context:
     """Open the catalog and store of an existing home.
 
@@ -154,5 +167,6 @@ def open_context(home: Path, settings: Settings | None = None, check_schema: boo
     engine = make_engine(paths.database_url)
     if check_schema:
         check_up_to_date(engine)
+    _prepare_models()
     return Context(paths=paths, engine=engine, store=open_store(paths.storage_url, settings.storage, paths.cache_dir),
                    settings=settings)
