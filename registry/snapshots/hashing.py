@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["column_hash", "hash_table", "key_hash"]
+__all__ = ["column_hash", "hash_table", "is_text", "key_hash"]
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -170,7 +170,7 @@ def column_hash(column: pa.Array | pa.ChunkedArray, low_cardinality: bool | None
     if isinstance(column, pa.ChunkedArray):
         if column.num_chunks == 0:
             return np.zeros(0, np.uint64)
-        if low_cardinality is None and column.num_chunks > 1 and _is_text(column.type):
+        if low_cardinality is None and column.num_chunks > 1 and is_text(column.type):
             low_cardinality = _is_low_cardinality(column.slice(0, 4096).combine_chunks())
         return np.concatenate([column_hash(chunk, low_cardinality) for chunk in column.chunks])
     h = _mix(_value_words(column, low_cardinality) ^ np.uint64(0x5555555555555555))
@@ -180,7 +180,8 @@ def column_hash(column: pa.Array | pa.ChunkedArray, low_cardinality: bool | None
     return h
 
 
-def _is_text(t: pa.DataType) -> bool:
+def is_text(t: pa.DataType) -> bool:
+    """Whether ``t`` is a string or binary type of Parquet's byte-array kind (not a view type)."""
     return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t)
                 or pa.types.is_large_binary(t))
 

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from registry.arrays import arrow_array, union_sorted, unique_sorted
+from registry.snapshots.hashing import is_text
 from registry.snapshots.layers import IndexCache, LayerIndex, in_sorted
 from registry.snapshots.manifest import Manifest
 from registry.snapshots.mapped_reads import gather, read_part
@@ -290,9 +291,7 @@ class ManifestReader:
         counts: dict[Any, int] = {}
         # Text is read as Parquet stores it (dictionary codes, where the writer encoded them so), not as one
         # string per row: a label column of 10M rows counts in 0.15 s instead of 0.5-0.8 s.
-        kind = self.schema().field(column).type
-        as_codes = [column] if pa.types.is_string(kind) or pa.types.is_large_string(kind) \
-            or pa.types.is_binary(kind) or pa.types.is_large_binary(kind) else []
+        as_codes = [column] if is_text(self.schema().field(column).type) else []
         for batch in self.iter_rows([column], COUNT_BATCH_ROWS, read_dictionary=as_codes):
             _count_into(counts, batch.column(0), as_type)
         return counts
@@ -314,7 +313,8 @@ class ManifestReader:
                         hidden_by_layer: list[np.ndarray] | None = None,
                         read_dictionary: Sequence[str] = ()) -> Iterator[pa.Table]:
         """Every visible row, in :meth:`read` order, one layer's row group (less its hidden rows) at a time.
-        ``hidden_by_layer``: :meth:`hidden_entries`, if already known."""
+        ``hidden_by_layer``: :meth:`hidden_entries`, if already known; ``read_dictionary``: as for
+        :meth:`visible_row_groups`."""
         layers = self.manifest.layers
         if hidden_by_layer is None and len(layers) > 1:
             hidden_by_layer = self.hidden_entries()
