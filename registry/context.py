@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sqlalchemy.orm import configure_mappers
+
+import registry.models  # noqa: F401 - every catalog model is mapped before _prepare_models sets them up
 from registry.config import HOME_DIRNAME, RegistryPaths, Settings
 from registry.db import check_up_to_date, make_engine, upgrade
 from registry.errors import InvalidInput
@@ -145,10 +148,6 @@ def _prepare_models() -> None:
     SQLAlchemy does it on the first ORM query otherwise: about 15 ms inside whichever operation ran first,
     though it is opening work (a label diff in a fresh process spent a quarter of its time on it).
     """
-    from sqlalchemy.orm import configure_mappers
-
-    import registry.models  # noqa: F401 - every catalog model is mapped before the set-up runs
-
     configure_mappers()
 
 
