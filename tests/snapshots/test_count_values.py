@@ -13,9 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from registry import Registry
-from registry.snapshots.layer_reader import ManifestReader
-from registry.snapshots.manifest import load_manifest
 from tests.support.fresh_homes import fresh_registries
+from tests.support.readers import reader_of
 
 NAME = "counted"
 SCHEMA = pa.schema([("k", pa.int64()), ("label", pa.string()), ("tag", pa.binary()), ("n", pa.int32())])
@@ -34,16 +33,6 @@ def fresh(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPa
     yield from fresh_registries(tmp_path_factory, monkeypatch, NAME, "k")
 
 
-def _reader(reg: Registry) -> ManifestReader:
-    from registry.db import transaction
-    from registry.snapshots.history import resolve_ref
-
-    ctx = reg.ctx
-    with transaction(ctx.engine, readonly=True) as session:
-        _, snapshot = resolve_ref(session, NAME)
-    return ManifestReader(ctx.store, ctx.cache, load_manifest(ctx, snapshot))
-
-
 def _expected(table: pa.Table, column: str, as_type: pa.DataType | None) -> dict[Any, int]:
     values = table.column(column)
     if as_type is not None:
@@ -60,7 +49,7 @@ def test_counts_equal_a_count_of_the_rows_read(fresh: Callable[[], Registry], hi
         table = pa.Table.from_pylist([{"k": k, "label": v[0], "tag": v[1], "n": v[2]} for k, v in change.items()],
                                      schema=SCHEMA)
         reg.commit(NAME, table, mode="replace" if n == 0 else "upsert")
-    reader = _reader(reg)
+    reader = reader_of(reg, NAME)
     rows = reg.read(NAME)
     for column, as_type in (("label", None), ("label", pa.string()), ("tag", None), ("n", None), ("n", pa.string())):
         assert reader.count_values(column, as_type) == _expected(rows, column, as_type), (column, as_type)
@@ -82,5 +71,5 @@ def test_text_is_counted_by_its_dictionary_codes(fresh: Callable[[], Registry],
         real(counts, values, as_type)
 
     monkeypatch.setattr(layer_reader, "_count_into", spy)
-    assert _reader(reg).count_values("label", pa.string()) == {f"c{i}": 143 if i < 6 else 142 for i in range(7)}
+    assert reader_of(reg, NAME).count_values("label", pa.string()) == {f"c{i}": 143 if i < 6 else 142 for i in range(7)}
     assert kinds and all(pa.types.is_dictionary(kind) for kind in kinds)

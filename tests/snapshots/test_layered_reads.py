@@ -15,6 +15,7 @@ import pytest
 from registry import Registry
 from registry.snapshots import layer_reader
 from registry.snapshots.layer_reader import _visible_row_groups
+from tests.support.readers import reader_of
 
 NAME = "layered"
 
@@ -107,22 +108,14 @@ def _rows_object(path: Path) -> bool:
 
 def test_fetching_scattered_rows_keeps_one_row_group_at_a_time(reg: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
     """Rows fetched from many row groups, in any order and with repeats, are exactly the rows asked for."""
-    from registry.db import transaction
-    from registry.models import SnapshotRow
     from registry.snapshots import layers
     from registry.snapshots.hashing import key_hash
-    from registry.snapshots.layer_reader import ManifestReader
-    from registry.snapshots.manifest import load_manifest
 
     monkeypatch.setattr(layers.write_parquet_object, "__defaults__", (7, None))
     reg.create_dataset(NAME, "sample_id")
     table = _rows(range(200), "a")
     reg.commit(NAME, table)
-    with transaction(reg.ctx.engine, readonly=True) as session:
-        row = session.get(SnapshotRow, reg.show(NAME).id)
-        assert row is not None
-        session.expunge(row)
-    reader = ManifestReader(reg.ctx.store, reg.ctx.cache, load_manifest(reg.ctx, row))
+    reader = reader_of(reg, NAME)
     assert pq.ParquetFile(reader.layer_path(0)).metadata.num_row_groups > 20
     wanted = np.random.default_rng(3).choice(200, 60, replace=True)
     kh = key_hash(table, ["sample_id"])[wanted]

@@ -15,13 +15,12 @@ import pyarrow as pa
 import pytest
 
 from registry import Registry
-from registry.db import transaction
-from registry.models import SnapshotRow
 from registry.snapshots.layer_reader import ManifestReader
 from registry.snapshots.layers import BELOW_FILE
-from registry.snapshots.manifest import layer_names, load_manifest
+from registry.snapshots.manifest import layer_names
 from tests.support.collisions import colliding_keys
 from tests.support.helpers import labels_table
+from tests.support.readers import reader_of, snapshot_row
 
 NAME = "labels"
 A, B, _ = colliding_keys()
@@ -33,17 +32,6 @@ def _relabeled(table: pa.Table, rows: np.ndarray, seed: int) -> pa.Table:
     for r in rows.tolist():
         labels[r] = str(rng.choice(["cat", "dog", "owl", "fox"]))
     return table.set_column(1, "label", pa.array(labels))
-
-
-def _row(reg: Registry, ref: str) -> SnapshotRow:
-    with transaction(reg.ctx.engine, readonly=True) as session:
-        row = session.get(SnapshotRow, reg.show(ref).id)
-        assert row is not None
-        return row
-
-
-def _reader(reg: Registry, ref: str) -> ManifestReader:
-    return ManifestReader(reg.ctx.store, reg.ctx.cache, load_manifest(reg.ctx, _row(reg, ref)))
 
 
 def _history(tmp_path: Path) -> tuple[Registry, pa.Table, pa.Table]:
@@ -83,7 +71,7 @@ def _without_record(reg: Registry, layer: str) -> None:
 
 def test_the_commit_records_what_a_lookup_in_its_parent_finds(tmp_path: Path) -> None:
     reg, _v1, upsert = _history(tmp_path)
-    v1, v2 = _reader(reg, f"{NAME}@v1"), _row(reg, f"{NAME}@v2")
+    v1, v2 = reader_of(reg, f"{NAME}@v1"), snapshot_row(reg, f"{NAME}@v2")
     assert len(v1.manifest.layers) == 2  # so layer numbers are part of what is checked
     records = reg.ctx.cache.below(v2.change_sha256, layer_names(v1.manifest.layers))
     assert records is not None and len(records) == upsert.num_rows
@@ -101,8 +89,8 @@ def test_the_commit_records_what_a_lookup_in_its_parent_finds(tmp_path: Path) ->
 def test_diffs_of_parent_and_child_use_the_record_and_agree_with_lookups(tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     reg, _v1, _upsert = _history(tmp_path)
-    layer_v1 = _reader(reg, f"{NAME}@v1").manifest.layers[-1].rows
-    layer_v2 = _row(reg, f"{NAME}@v2").change_sha256
+    layer_v1 = reader_of(reg, f"{NAME}@v1").manifest.layers[-1].rows
+    layer_v2 = snapshot_row(reg, f"{NAME}@v2").change_sha256
     calls = _lookups(monkeypatch)
     forward, backward = reg.diff(f"{NAME}@v1", f"{NAME}@v2"), reg.diff(f"{NAME}@v2", f"{NAME}@v1")
     labels = reg.label_diff(f"{NAME}@v1", f"{NAME}@v2", "label")
@@ -124,9 +112,9 @@ def test_the_record_is_ignored_where_it_does_not_hold(tmp_path: Path, monkeypatc
     no record at all."""
     reg, _v1, _upsert = _history(tmp_path)
     expected = reg.diff(f"{NAME}@v1", f"{NAME}@v2")
-    layer_v2 = _row(reg, f"{NAME}@v2").change_sha256
+    layer_v2 = snapshot_row(reg, f"{NAME}@v2").change_sha256
     reg.compact(f"{NAME}@v1")
-    compacted = _reader(reg, f"{NAME}@v1")
+    compacted = reader_of(reg, f"{NAME}@v1")
     assert len(compacted.manifest.layers) == 1
     calls = _lookups(monkeypatch)
     assert reg.diff(f"{NAME}@v1", f"{NAME}@v2") == expected
@@ -144,7 +132,7 @@ def test_no_record_for_deletions_bulk_matches_or_alternate_ids(tmp_path: Path) -
     reg.commit(NAME, base, mode="replace", message="base")
 
     def recorded() -> bool:
-        return (reg.ctx.cache.folder / _row(reg, NAME).change_sha256 / f"{BELOW_FILE}.npy").exists()
+        return (reg.ctx.cache.folder / snapshot_row(reg, NAME).change_sha256 / f"{BELOW_FILE}.npy").exists()
 
     reg.commit(NAME, _relabeled(base.slice(0, 10), np.arange(3), seed=6), mode="upsert", message="plain")
     assert recorded()

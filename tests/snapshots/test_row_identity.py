@@ -16,14 +16,12 @@ import pyarrow as pa
 import pytest
 
 from registry import Registry
-from registry.db import transaction
 from registry.errors import InvalidInput
-from registry.models import SnapshotRow
 from registry.snapshots import diff as diff_module
 from registry.snapshots.hashing import key_hash
 from registry.snapshots.layer_reader import ManifestReader
-from registry.snapshots.manifest import load_manifest
 from tests.support.collisions import colliding_keys
+from tests.support.readers import reader_of
 
 A = "sample-0MMMMMMMM"
 B = "s0000422\\>-Bz);'"
@@ -162,11 +160,7 @@ def test_a_change_whose_row_hash_collides_is_still_a_change(reg: Registry) -> No
 
 def _reader(reg: Registry) -> ManifestReader:
     """The head of ``main``'s reader, with this registry's index cache."""
-    with transaction(reg.ctx.engine, readonly=True) as session:
-        row = session.get(SnapshotRow, reg.show(NAME).id)
-        assert row is not None
-        session.expunge(row)
-    return ManifestReader(reg.ctx.store, reg.ctx.cache, load_manifest(reg.ctx, row))
+    return reader_of(reg, NAME)
 
 
 def test_stored_ids_are_unique_per_key(signs: Registry) -> None:
