@@ -9,6 +9,7 @@ being written.
 from __future__ import annotations
 
 import json
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from registry.cli import output
+from registry.errors import Hint, InvalidInput
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
     from registry.config import Settings
 
 
-__all__ = ["AppFactory", "admin_token_text", "run_server", "serve", "server_options"]
+__all__ = ["AppFactory", "admin_token_text", "listen", "run_server", "serve", "server_options"]
 
 ADMIN_TOKEN = "admin"
 
@@ -36,7 +38,8 @@ def admin_token_text(secret: str) -> str:
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="Port to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port to listen on (0: any free port; the address printed is the one bound).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes.")
 @click.option("--bootstrap-admin", is_flag=True,
               help="Create an admin token named 'admin' if no active admin token exists, and print it once.")
@@ -50,14 +53,37 @@ def serve(ctx: click.Context, host: str, port: int, workers: int, bootstrap_admi
         output.say(admin_token_text(secret) if secret else "an admin token exists already; none created")
     settings = registry.ctx.settings
     registry.close()
-    url = f"http://{host}:{port}"
+    sock = listen(host, port)  # before printing: the address printed is the one bound, and is free
+    bound = sock.getsockname()[1]
+    url = f"http://[{host}]:{bound}" if ":" in host else f"http://{host}:{bound}"
     if as_json:
         output.say(json.dumps({"home": str(registry.home), "url": url, "api": f"{url}/api/v1",
                                "console": f"{url}/ui/", "admin_token": secret}))
     else:
         output.say(f"serving {registry.home} on {url} (API docs: /docs, console: /ui/)")
     sys.stdout.flush()
-    run_server(registry.home, settings, host=host, port=port, workers=workers)
+    run_server(registry.home, settings, sock=sock, workers=workers)
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host``:``port`` (0: a free port the system picks) for :func:`run_server`,
+    inheritable so that uvicorn's worker processes share it. Bound here, not by uvicorn, so that ``serve``
+    prints the port really bound and a taken port is a one-line error (exit 2) rather than a log line.
+
+    Raises:
+        InvalidInput: the address cannot be bound (taken, not this host's, or not permitted).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise InvalidInput(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                           hint=Hint("option", "port", "0")) from None
+    sock.set_inheritable(True)
+    return sock
 
 
 @dataclass(frozen=True)
@@ -75,21 +101,23 @@ class AppFactory:
         return create_app(self.home, self.settings)
 
 
-def run_server(home: Path, settings: Settings, *, host: str, port: int, workers: int) -> None:
-    """Serve the API over ``home`` with ``settings`` until stopped, as ``uvicorn.run`` does, except that the
-    app comes from a factory bound to those arguments (uvicorn.run takes only an import string for
-    several workers). Exits 3 when a single server failed to start, as uvicorn.run does."""
+def run_server(home: Path, settings: Settings, *, sock: socket.socket, workers: int) -> None:
+    """Serve the API over ``home`` with ``settings`` on the bound ``sock`` (see :func:`listen`) until
+    stopped, as ``uvicorn.run`` does, except that the app comes from a factory bound to those arguments
+    (uvicorn.run takes only an import string for several workers). Exits 3 when a single server failed to
+    start, as uvicorn.run does."""
     import uvicorn  # lazy: only `registry serve` needs the server
     from uvicorn.supervisors import Multiprocess  # lazy: only `registry serve` needs the server
 
+    host, port = sock.getsockname()[:2]
     config = uvicorn.Config(AppFactory(home, settings), factory=True, host=host, port=port,
                             workers=workers, log_level="info", **server_options(settings))
     server = uvicorn.Server(config)
     try:
         if workers > 1:
-            Multiprocess(config, sockets=[config.bind_socket()]).run()
+            Multiprocess(config, sockets=[sock]).run()
             return
-        server.run()
+        server.run(sockets=[sock])
     except KeyboardInterrupt:
         return
     if not server.started:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -174,23 +175,21 @@ def test_gate_status_and_qa(http: httpx.Client, reg: Registry) -> None:
     assert rows == {"columns": ["status"], "rows": [{"status": "passed"}]}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_registry_serve_bootstraps_an_admin(cli: Cli) -> None:
     assert cli("dataset", "create", "signs", "--key", "id").code == 0
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "registry.cli.main", "serve", "--port", str(port),
-                             "--bootstrap-admin"], cwd=cli.cwd, env={**cli.env(), "PYTHONUNBUFFERED": "1"},
+    proc = subprocess.Popen([sys.executable, "-m", "registry.cli.main", "serve", "--port", "0", "--bootstrap-admin"],
+                            cwd=cli.cwd, env={**cli.env(), "PYTHONUNBUFFERED": "1"},
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert proc.stdout is not None
-        lines = [proc.stdout.readline() for _ in range(2)]
+        lines = [proc.stdout.readline() for _ in range(3)]
         secret = lines[1].strip()
         assert "created admin token admin" in lines[0] and secret.startswith(TOKEN_PREFIX)
+        # --port 0: the line names the port the server bound, which is what the requests below reach
+        served = re.fullmatch(r"serving \S+ on http://127\.0\.0\.1:(\d+) \(API docs: /docs, console: /ui/\)\n",
+                              lines[2])
+        assert served is not None and int(served[1]) > 0, lines[2]
+        port = int(served[1])
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -209,3 +208,14 @@ def test_registry_serve_bootstraps_an_admin(cli: Cli) -> None:
     tokens = json.loads(cli("token", "list", "--json").stdout)
     assert [(t["name"], t["role"], t["active"]) for t in tokens] == [("admin", "admin", True)]
     assert secret not in json.dumps(tokens)
+
+
+def test_registry_serve_on_a_taken_port_says_so_and_exits_2(cli: Cli) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = cli("serve", "--port", str(port), "--json")
+    assert result.code == 2, result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "--port 0" in result.stderr
+    assert result.stdout == ""  # nothing claims to be serving

@@ -13,11 +13,9 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -31,6 +29,7 @@ from registry import Registry
 from registry.auth.tokens import create_token
 from registry.context import create_home
 from tests.support.api_support import ARROW, arrow_bytes
+from tests.support.serve_process import start_serve
 
 pytestmark = pytest.mark.postgres
 
@@ -41,32 +40,11 @@ MAX_ATTEMPTS = 60
 DATASET = "labels"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def _server(home: Path, env: dict[str, str], log: Path) -> Iterator[str]:
-    """``registry serve`` on a free loopback port as its own process; yields its base URL."""
-    port = _free_port()
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "registry.cli.main", "--home", str(home), "serve",
-                                 "--port", str(port), "--workers", "1"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
+    """``registry serve`` on a port of its own as its own process; yields its base URL."""
+    proc, url = start_serve(["--home", str(home)], cwd=home, env=env, log=log, serve_options=["--workers", "1"])
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, f"the server exited with {proc.returncode}: {log.read_text()}"
-            try:
-                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, f"the server did not start: {log.read_text()}"
-            time.sleep(0.1)
         yield url
     finally:
         proc.terminate()

@@ -7,8 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -29,7 +27,7 @@ from registry.errors import BreakingSchemaChange, InvalidInput, InvalidName, Que
 from registry.query import QueryLimits, run_query
 from tests.conftest import Cli
 from tests.support.audit_helpers import make_history
-from tests.support.hostile_support import free_port
+from tests.support.serve_process import start_serve
 
 SLOW_SQL = "SELECT count(*) FROM range(100000000000) a WHERE a.range % 7 = 3"
 
@@ -149,21 +147,9 @@ def test_serve_shuts_down_within_its_grace_period_during_a_query(cli: Cli) -> No
         secret, _ = create_token(ctx, "auditor", "auditor", actor="setup")
     finally:
         ctx.close()
-    port = free_port()
     env = {**cli.env(), "REGISTRY_API_SHUTDOWN_GRACE_SECONDS": "2", "REGISTRY_QUERY_TIMEOUT_SECONDS": "600"}
-    proc = subprocess.Popen([sys.executable, "-m", "registry.cli.main", "serve", "--port", str(port)], cwd=cli.cwd,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc, url = start_serve([], cwd=cli.cwd, env=env, log=cli.cwd / "serve.log")
     try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and proc.poll() is None
-            time.sleep(0.1)
         query = threading.Thread(target=lambda: _post_quietly(url, secret), daemon=True)
         query.start()
         time.sleep(1.5)  # the query is running

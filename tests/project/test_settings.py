@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import os
 import pickle
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -235,8 +236,13 @@ def test_the_app_factory_and_serve_leave_the_environment_alone(home: Path, monke
     assert dict(os.environ) == before
 
     served: list[tuple[Path, Settings]] = []
-    monkeypatch.setattr(serve_cmds, "run_server", lambda home, settings, **_kw: served.append((home, settings)))
-    result = CliRunner().invoke(cli, ["--home", str(home), "serve", "--workers", "2"])
+
+    def run_server(home: Path, settings: Settings, *, sock: socket.socket, workers: int) -> None:
+        sock.close()
+        served.append((home, settings))
+
+    monkeypatch.setattr(serve_cmds, "run_server", run_server)
+    result = CliRunner().invoke(cli, ["--home", str(home), "serve", "--port", "0", "--workers", "2"])
     assert result.exit_code == 0, result.output
     assert dict(os.environ) == before
     assert served and served[0][0] == home.resolve()

@@ -8,7 +8,6 @@ three stores: ``local`` (a folder), ``s3`` (a fresh bucket on moto's standalone 
 from __future__ import annotations
 
 import logging
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,21 +20,17 @@ STORES = ["local", "s3", "lakefs"]
 S3_KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class MotoS3:
     """moto's standalone S3 server in a thread; ``stop()`` closes its socket (connections are refused)
-    and ``start()`` serves again on the same port with the same buckets (moto keeps state in-process)."""
+    and ``start()`` serves again on the same port with the same buckets (moto keeps state in-process).
+    The first start binds port 0 (the system picks a free port, with no window for another process to
+    take it between choosing and binding); later starts bind the port it got."""
 
     def __init__(self) -> None:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        self.port = free_port()
+        self.port = 0
         self._cls = ThreadedMotoServer
         self._server: ThreadedMotoServer | None = None
 
@@ -46,6 +41,7 @@ class MotoS3:
     def start(self) -> MotoS3:
         self._server = self._cls(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
+        self.port = self._server.get_host_and_port()[1]
         return self
 
     def stop(self) -> None:

@@ -6,12 +6,13 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from tests.support.serve_process import start_serve
 
 MIB = 1 << 20
 LIMITS = {
@@ -38,12 +39,6 @@ def rss_budget(idle: int) -> int:
     decoded-input limit (an upload in Arrow, its normalized copy, the hashing and the written layer),
     plus :data:`RSS_MARGIN`."""
     return idle + 256 * MIB + 4 * int(LIMITS["REGISTRY_MAX_INPUT_BYTES"]) + RSS_MARGIN
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def memory(pid: int) -> tuple[int, int]:
@@ -97,28 +92,15 @@ class Server:
 
 
 def start_server(home: Path, cwd: Path, extra: dict[str, str] | None = None) -> Server:
-    """`registry serve` on a free loopback port over ``home`` with :data:`LIMITS`; uploads spool under
+    """`registry serve` on a loopback port of its own over ``home`` with :data:`LIMITS`; uploads spool under
     ``cwd/spool`` (its TMPDIR) so a test can see that none is left behind."""
     spool = cwd / "spool"
     spool.mkdir(exist_ok=True)
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
     env.update({**LIMITS, **(extra or {}), "REGISTRY_HOME": str(home), "TMPDIR": str(spool),
                 "PYTHONUNBUFFERED": "1"})
-    proc = subprocess.Popen([sys.executable, "-m", "registry.cli.main", "serve", "--port", str(port)], cwd=cwd,
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    server = Server(proc, f"http://127.0.0.1:{port}", spool)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(server.url + "/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            raise RuntimeError("registry serve did not come up")
-        time.sleep(0.1)
+    proc, url = start_serve([], cwd=cwd, env=env, log=cwd / "serve.log")
+    server = Server(proc, url, spool)
     server.idle_rss = memory(proc.pid)[0]
     return server
 
