@@ -21,6 +21,7 @@ from registry.errors import InvalidInput
 from registry.models import SnapshotRow
 from registry.quality.records import Ratings, latest_ratings, load_records
 from registry.refs import Ref
+from registry.snapshots.hashing import is_text
 from registry.snapshots.history import show
 from registry.snapshots.layer_reader import ManifestReader
 from registry.snapshots.manifest import load_manifest
@@ -47,6 +48,7 @@ class Subject:
     baseline_schema: list[dict[str, Any]] | None = None
     _readers: dict[str, ManifestReader] = field(default_factory=dict)
     _key_hashes: np.ndarray | None = None
+    _hidden: list[np.ndarray] | None = None
     _columns: dict[str, pa.ChunkedArray] = field(default_factory=dict)
     _others: dict[tuple[str, tuple[str, ...]], tuple[pa.Table, str]] = field(default_factory=dict)
     _records: dict[str | None, tuple[pa.Table, str]] = field(default_factory=dict)
@@ -86,16 +88,25 @@ class Subject:
             self._columns.update({c: table.column(c) for c in wanted})
         return pa.table({c: self._columns[c] for c in dict.fromkeys(names)})
 
-    def batches(self, names: Sequence[str]) -> Iterator[pa.Table]:
+    def batches(self, names: Sequence[str], as_codes: bool = False) -> Iterator[pa.Table]:
         """These columns of the snapshot a batch at a time (memory: one row group), or from the columns
-        another check already read."""
+        another check already read. ``as_codes``: text columns may come as dictionary arrays, as Parquet
+        stores them (see :meth:`ManifestReader.visible_row_groups`), or as plain text."""
         self.require(names)
         wanted = list(dict.fromkeys(names))
         if all(c in self._columns for c in wanted):
             yield pa.table({c: self._columns[c] for c in wanted})
             return
-        for batch in self.reader().iter_rows(wanted, BATCH_ROWS):
+        reader = self.reader()
+        codes = [c for c in wanted if as_codes and is_text(reader.schema().field(c).type)]
+        if self._hidden is None and len(reader.manifest.layers) > 1:
+            self._hidden = reader.hidden_entries()  # once per evaluation, not once per check
+        for batch in reader.iter_rows(wanted, BATCH_ROWS, self._hidden, read_dictionary=codes):
             yield pa.Table.from_batches([batch])
+
+    def stored_keys(self) -> list[str]:
+        """The key columns the snapshot's rows were committed with (never null: a commit refuses a null key)."""
+        return list(self.reader().manifest.key_columns)
 
     def key_hashes(self) -> np.ndarray:
         """The sorted key hashes of the snapshot's rows (from the key index, no row read)."""
