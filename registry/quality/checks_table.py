@@ -119,17 +119,14 @@ def max_changed_fraction(check: MaxChangedFraction, subject: Subject) -> Measure
                     "parent_rows": parent.rows})
 
 
-def _shares(column: pa.ChunkedArray | pa.Array) -> dict[Any, float]:
-    """Each value's share of the rows (nulls under the key None)."""
-    total = len(column)
-    counts = {vc["values"]: vc["counts"] for vc in pc.value_counts(column).to_pylist()}
-    if column.null_count:
-        counts[None] = column.null_count
+def _shares(counts: dict[Any, int]) -> dict[Any, float]:
+    """Each value's share of the rows, from how many rows hold each value (nulls under the key None)."""
+    total = sum(counts.values())
     return {value: n / total for value, n in counts.items()} if total else {}
 
 
 def class_balance(check: ClassBalance, subject: Subject) -> Measure:
-    shares = _shares(subject.columns([check.column]).column(check.column))
+    shares = _shares(subject.value_counts(check.column))
     ranked = sorted(shares.items(), key=lambda kv: -kv[1])
     details: dict[str, Any] = {"column": check.column, "shares": {str(k): round(v, 6) for k, v in ranked}}
     if not shares:
@@ -147,9 +144,9 @@ def class_balance(check: ClassBalance, subject: Subject) -> Measure:
 def distribution_shift(check: DistributionShift, subject: Subject) -> Measure:
     if subject.baseline is None:
         return Measure(True, None, f"<= {check.max_tvd:g}", {"note": "no earlier snapshot passed: nothing to compare"})
-    now = _shares(subject.columns([check.column]).column(check.column))
+    now = _shares(subject.value_counts(check.column))
     subject.require([check.column], subject.baseline_schema, f"{subject.dataset}@{subject.baseline.id[:12]}")
-    before = _shares(subject.baseline_columns([check.column]).column(check.column))
+    before = _shares(subject.value_counts(check.column, subject.baseline))
     gaps = {value: now.get(value, 0.0) - before.get(value, 0.0) for value in {*now, *before}}
     tvd = 0.5 * sum(abs(g) for g in gaps.values())
     moved = sorted(gaps.items(), key=lambda kv: -abs(kv[1]))[:EXAMPLES]

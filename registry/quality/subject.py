@@ -49,6 +49,7 @@ class Subject:
     _readers: dict[str, ManifestReader] = field(default_factory=dict)
     _key_hashes: np.ndarray | None = None
     _hidden: list[np.ndarray] | None = None
+    _counts: dict[tuple[str, str], dict[Any, int]] = field(default_factory=dict)
     _columns: dict[str, pa.ChunkedArray] = field(default_factory=dict)
     _others: dict[tuple[str, tuple[str, ...]], tuple[pa.Table, str]] = field(default_factory=dict)
     _records: dict[str | None, tuple[pa.Table, str]] = field(default_factory=dict)
@@ -114,9 +115,20 @@ class Subject:
             self._key_hashes, _ = self.reader().effective_index()
         return self._key_hashes
 
-    def baseline_columns(self, names: Sequence[str]) -> pa.Table:
-        assert self.baseline is not None
-        return self.reader(self.baseline).read(list(names))
+    def value_counts(self, column: str, snapshot: SnapshotRow | None = None) -> dict[Any, int]:
+        """How many rows of the snapshot (or ``snapshot``) hold each value of ``column`` (None: null), counted
+        a row group at a time, text by its dictionary codes (:meth:`ManifestReader.count_values`); once per
+        evaluation. The caller checks that ``snapshot`` has the column (this one's is checked here).
+
+        Raises:
+            InvalidInput: this snapshot has no ``column``.
+        """
+        if snapshot is None:
+            self.require([column])
+            snapshot = self.snapshot
+        if (snapshot.id, column) not in self._counts:
+            self._counts[snapshot.id, column] = self.reader(snapshot).count_values(column)
+        return self._counts[snapshot.id, column]
 
     def other(self, ref: str, columns: Sequence[str]) -> tuple[pa.Table, str]:
         """Columns of another dataset's snapshot (gold labels) and the ``NAME@ID`` they came from."""
