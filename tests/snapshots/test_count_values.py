@@ -55,31 +55,36 @@ def test_counts_equal_a_count_of_the_rows_read(fresh: Callable[[], Registry], hi
         assert reader.count_values(column, as_type) == _expected(rows, column, as_type), (column, as_type)
 
 
-def test_text_is_counted_by_its_dictionary_codes(fresh: Callable[[], Registry],
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """The label column reaches the counting as dictionary arrays, not one string per row."""
+@pytest.fixture
+def kinds(monkeypatch: pytest.MonkeyPatch) -> list[pa.DataType]:
+    """The type of every array :meth:`ManifestReader.count_values` counts, in order."""
     import registry.snapshots.layer_reader as layer_reader
 
-    reg = fresh()
-    reg.commit(NAME, pa.table({"k": list(range(1000)), "label": [f"c{i % 7}" for i in range(1000)],
-                               "tag": [b"t"] * 1000, "n": pa.array([1] * 1000, pa.int32())}))
-    kinds: list[pa.DataType] = []
+    seen: list[pa.DataType] = []
     real = layer_reader._count_into
 
     def spy(counts: dict[Any, int], values: Any, as_type: Any) -> None:
-        kinds.append(values.type)
+        seen.append(values.type)
         real(counts, values, as_type)
 
     monkeypatch.setattr(layer_reader, "_count_into", spy)
+    return seen
+
+
+def test_text_is_counted_by_its_dictionary_codes(fresh: Callable[[], Registry], kinds: list[pa.DataType]) -> None:
+    """The label column reaches the counting as dictionary arrays, not one string per row."""
+    reg = fresh()
+    reg.commit(NAME, pa.table({"k": list(range(1000)), "label": [f"c{i % 7}" for i in range(1000)],
+                               "tag": [b"t"] * 1000, "n": pa.array([1] * 1000, pa.int32())}))
     assert reader_of(reg, NAME).count_values("label", pa.string()) == {f"c{i}": 143 if i < 6 else 142 for i in range(7)}
     assert kinds and all(pa.types.is_dictionary(kind) for kind in kinds)
 
 
 def test_a_column_of_mostly_distinct_text_switches_to_plain_reads(fresh: Callable[[], Registry],
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 kinds: list[pa.DataType]) -> None:
     """Read as codes, a column of distinct values makes pyarrow build a dictionary of every value (7x a plain
     read): after one such row group, the rest of the layer comes as plain text, and the counts stay right."""
-    import registry.snapshots.layer_reader as layer_reader
     from registry.snapshots import layers
 
     monkeypatch.setattr(layers.write_parquet_object, "__defaults__", (100, None))
@@ -89,14 +94,6 @@ def test_a_column_of_mostly_distinct_text_switches_to_plain_reads(fresh: Callabl
                                "n": pa.array([1] * 1000, pa.int32())}))
     reg.commit(NAME, pa.table({"k": [0, 500], "label": ["id-0001", None], "tag": [b"t"] * 2,
                                "n": pa.array([1, 2], pa.int32())}), mode="upsert")
-    kinds: list[pa.DataType] = []
-    real = layer_reader._count_into
-
-    def spy(counts: dict[Any, int], values: Any, as_type: Any) -> None:
-        kinds.append(values.type)
-        real(counts, values, as_type)
-
-    monkeypatch.setattr(layer_reader, "_count_into", spy)
     reader = reader_of(reg, NAME)
     assert reader.count_values("label") == _expected(reg.read(NAME), "label", None)
     base_groups = kinds[:10]  # the base layer: 10 row groups of 100 rows
