@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -119,10 +120,20 @@ def max_changed_fraction(check: MaxChangedFraction, subject: Subject) -> Measure
                     "parent_rows": parent.rows})
 
 
+NAN = float("nan")
+"""The one key every NaN is counted under: NaN equals no NaN, so each counted batch's (or snapshot's) NaN
+would otherwise be a value of its own, and two snapshots' NaN shares would never meet."""
+
+
 def _shares(counts: dict[Any, int]) -> dict[Any, float]:
-    """Each value's share of the rows, from how many rows hold each value (nulls under the key None)."""
-    total = sum(counts.values())
-    return {value: n / total for value, n in counts.items()} if total else {}
+    """Each value's share of the rows, from how many rows hold each value (nulls under the key None, every
+    NaN under :data:`NAN`)."""
+    merged: dict[Any, int] = {}
+    for value, n in counts.items():
+        key = NAN if isinstance(value, float) and math.isnan(value) else value
+        merged[key] = merged.get(key, 0) + n
+    total = sum(merged.values())
+    return {value: n / total for value, n in merged.items()} if total else {}
 
 
 def class_balance(check: ClassBalance, subject: Subject) -> Measure:

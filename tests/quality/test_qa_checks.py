@@ -237,6 +237,21 @@ def test_distribution_shift_against_last_passed(reg: Registry) -> None:
     assert first is not None and ok["details"]["against"] == first.snapshot
 
 
+def test_nan_is_one_value_for_the_share_checks(reg: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NaN equals no NaN: counted a row group at a time (7 rows here), each group's NaN would be a value of
+    its own, and one snapshot's NaN share would never meet another's."""
+    from registry.snapshots import layers
+
+    monkeypatch.setattr(layers.write_parquet_object, "__defaults__", (7, None))
+    scores = [float("nan") if i % 2 else 1.0 for i in range(40)]
+    setup(reg, labels(["a"] * 40, {"score": scores}))
+    balance = evaluate(reg, {"check": "class_balance", "column": "score", "min_share": 0.5})
+    assert balance["passed"] and balance["details"]["shares"] == {"1.0": 0.5, "nan": 0.5}, balance
+    reg.commit("labels", labels(["b"] * 40, {"score": scores}))  # the same scores again: nothing moved
+    shift = evaluate(reg, {"check": "distribution_shift", "column": "score", "max_tvd": 0.0})
+    assert shift["passed"] and shift["metric"] == 0, shift
+
+
 def test_gold_accuracy(reg: Registry) -> None:
     setup(reg, labels(LABELS))
     # 8 of the 10 gold labels agree: s004 is a (gold says b), s080 is c (gold says b).
