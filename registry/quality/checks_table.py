@@ -55,7 +55,8 @@ def not_null(check: NotNull, subject: Subject) -> Measure:
     nulls = dict.fromkeys(check.columns, 0)
     # A key column holds no null: every commit refuses one (its rows are identified by their keys), and the
     # objects read are checked against their hashes, so it is not read (at 100M rows, seconds of decoding).
-    unread = [c for c in check.columns if c in subject.stored_keys()]
+    keys = subject.stored_keys()
+    unread = [c for c in check.columns if c in keys]
     wanted = [c for c in check.columns if c not in unread]
     if wanted:
         for batch in subject.batches(wanted, as_codes=True):  # a dictionary array's nulls are its codes'
