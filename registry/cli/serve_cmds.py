@@ -8,6 +8,7 @@ being written.
 
 from __future__ import annotations
 
+import errno
 import json
 import socket
 import sys
@@ -80,8 +81,12 @@ def listen(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
+        # A taken or privileged port: another port helps. Anything else (an unknown name, an address not
+        # this host's) is the host's fault.
+        port_fault = exc.errno in (errno.EADDRINUSE, errno.EACCES)
         raise InvalidInput(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
-                           hint=Hint("option", "port", "0")) from None
+                           hint=Hint("option", "port", "0") if port_fault else Hint("option", "host", "127.0.0.1")
+                           ) from None
     sock.set_inheritable(True)
     return sock
 

@@ -219,3 +219,6 @@ def test_registry_serve_on_a_taken_port_says_so_and_exits_2(cli: Cli) -> None:
     assert result.code == 2, result.stderr
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "--port 0" in result.stderr
     assert result.stdout == ""  # nothing claims to be serving
+    unknown = cli("serve", "--host", "192.0.2.1", "--port", "0")  # TEST-NET-1: not this host's
+    assert unknown.code == 2 and "cannot listen on 192.0.2.1:0" in unknown.stderr
+    assert "--host 127.0.0.1" in unknown.stderr and "--port 0" not in unknown.stderr
