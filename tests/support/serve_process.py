@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -18,7 +19,7 @@ import httpx
 __all__ = ["start_serve"]
 
 
-def start_serve(options: list[str], *, cwd: Path, env: dict[str, str], log: Path, serve_options: list[str] = (),
+def start_serve(options: Sequence[str], *, cwd: Path, env: dict[str, str], log: Path, serve_options: Sequence[str] = (),
                 timeout: float = 60) -> tuple[subprocess.Popen[bytes], str]:
     """Start ``registry <options> serve --port 0 --json <serve_options>`` and wait until it answers
     ``/readyz``; return the process and its base URL (``http://127.0.0.1:PORT``).
